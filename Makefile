@@ -1,0 +1,51 @@
+# The two commands a fresh machine needs: `make demo` and `make test`. Everything else is a step.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TEMPLATES := backend/gradio_diffusion_preview/templates/component/index.js
+FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js frontend/*.json frontend/shared/*)
+export HF_HUB_OFFLINE ?= 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: demo test bench setup frontend chromium lint clean
+
+demo: setup frontend
+	$(PY) demo/app.py
+
+test: setup frontend chromium
+	$(PY) -m ruff check backend demo tests bench examples
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/run.py
+
+setup: $(VENV)/.installed
+
+# torch is pinned to the local CPU wheel; anything that lets pip choose torch pulls GBs of CUDA.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[diffusers,test]"
+	touch $@
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+# Builds the Svelte frontend into backend/.../templates and the wheel into dist/.
+frontend: $(TEMPLATES)
+$(TEMPLATES): $(VENV)/.installed frontend/node_modules/.package-lock.json $(FRONTEND_SRC)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/gradio cc build --no-generate-docs
+	test -f $@ && test -f backend/gradio_diffusion_preview/templates/component/style.css
+
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+lint:
+	$(PY) -m ruff check backend demo tests bench examples
+	$(PY) -m ruff format --check backend demo tests bench examples
+
+clean:
+	rm -rf $(VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist

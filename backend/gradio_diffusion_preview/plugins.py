@@ -1,0 +1,228 @@
+"""The plugin registry: loads plugins and collects the backends they register.
+
+Third-party plugins come from the ``gradio_diffusion_preview`` entry-point group (limited by the
+``DIFFUSION_PREVIEW_PLUGINS`` allow-list when it is set), then the built-in backends load as
+default plugins in exactly the same way. A plugin that fails to load is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .backend import Backend
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT
+ALLOW_LIST_VARIABLE = "DIFFUSION_PREVIEW_PLUGINS"
+DEFAULT_PLUGINS = ("gradio_diffusion_preview.backends.diffusers.plugin",)
+BUILTIN_DISTRIBUTION = "gradio-diffusion-preview"
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin could not be loaded or raised while registering; the others still load."""
+
+
+class DuplicateBackendError(RuntimeError):
+    """Two plugins registered backends with the same id."""
+
+
+class UnknownBackendError(KeyError):
+    """No registered backend has the id asked for."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of its argument
+        return str(self.args[0])
+
+
+@dataclass
+class PluginInfo:
+    """One loaded plugin: its name, the distribution it came from, and its backends."""
+
+    name: str
+    distribution: str
+    version: str | None
+    backends: list[str] = field(default_factory=list)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def allowed_distributions() -> set[str] | None:
+    """The normalised allow-list from ``DIFFUSION_PREVIEW_PLUGINS``; None when unset (all)."""
+    raw = os.environ.get(ALLOW_LIST_VARIABLE)
+    if raw is None:
+        return None
+    return {_normalize(part) for part in raw.split(",") if part.strip()}
+
+
+class Registry:
+    """A plugin manager plus the backends its plugins registered."""
+
+    def __init__(self, load_entry_points: bool = True, default_plugins=DEFAULT_PLUGINS) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self.plugins: dict[str, PluginInfo] = {}
+        self._backends: dict[str, tuple[Backend, str]] | None = None
+        if load_entry_points:
+            self._load_entry_points()
+        for module_name in default_plugins:
+            self._load_default(module_name)
+        self.manager.check_pending()
+
+    def _load_entry_points(self) -> None:
+        allowed = allowed_distributions()
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = entry_point.dist
+            dist_name = dist.metadata["Name"] if dist else entry_point.value
+            if allowed is not None and _normalize(dist_name) not in allowed:
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as error:
+                warnings.warn(
+                    f"Plugin '{entry_point.name}' from {dist_name} failed to load and was "
+                    f"skipped: {type(error).__name__}: {error}",
+                    PluginLoadWarning, stacklevel=2,
+                )
+                continue
+            self.add_plugin(plugin, entry_point.name, dist_name, dist.version if dist else None)
+
+    def _load_default(self, module_name: str) -> None:
+        module = importlib.import_module(module_name)
+        version = importlib.metadata.version(BUILTIN_DISTRIBUTION) if _installed() else None
+        self.add_plugin(module, module_name, BUILTIN_DISTRIBUTION, version)
+
+    def add_plugin(
+        self, plugin: ModuleType | object, name: str, distribution: str = "(registered in code)",
+        version: str | None = None,
+    ) -> None:
+        """Register a plugin object (a module or any object with hook implementations)."""
+        self.manager.register(plugin, name=name)
+        self.plugins[name] = PluginInfo(name, distribution, version)
+        self._backends = None
+
+    def remove_plugin(self, name: str) -> None:
+        self.manager.unregister(name=name)
+        self.plugins.pop(name, None)
+        self._backends = None
+
+    def _collect(self) -> dict[str, tuple[Backend, str]]:
+        if self._backends is not None:
+            return self._backends
+        found: dict[str, tuple[Backend, str]] = {}
+        for info in self.plugins.values():
+            info.backends.clear()
+        for impl in self.manager.hook.register_backends.get_hookimpls():
+            plugin_name = impl.plugin_name
+            info = self.plugins.get(plugin_name) or PluginInfo(plugin_name, "(unknown)", None)
+
+            def register(backend: Backend, _info: PluginInfo = info) -> None:
+                if not isinstance(backend, Backend):
+                    raise TypeError(
+                        f"register() takes a gradio_diffusion_preview.Backend instance, got "
+                        f"{type(backend).__name__}"
+                    )
+                if backend.id in found:
+                    other = self.plugins.get(found[backend.id][1])
+                    raise DuplicateBackendError(
+                        f"Backend id '{backend.id}' is registered twice: by plugin "
+                        f"'{found[backend.id][1]}' (package {other.distribution if other else '?'})"
+                        f" and by plugin '{_info.name}' (package {_info.distribution}). "
+                        "Uninstall one of the packages, or limit plugins with "
+                        f"{ALLOW_LIST_VARIABLE}."
+                    )
+                found[backend.id] = (backend, _info.name)
+                _info.backends.append(backend.id)
+
+            try:
+                impl.function(register)
+            except DuplicateBackendError:
+                raise
+            except Exception as error:
+                warnings.warn(
+                    f"Plugin '{plugin_name}' ({info.distribution}) raised in register_backends "
+                    f"and was skipped: {type(error).__name__}: {error}",
+                    PluginLoadWarning, stacklevel=2,
+                )
+        self._backends = found
+        return found
+
+    def backends(self) -> dict[str, Backend]:
+        """All registered backends by id."""
+        return {bid: backend for bid, (backend, _) in self._collect().items()}
+
+    def get(self, backend_id: str) -> Backend:
+        """The backend with this id, or an ``UnknownBackendError`` listing the known ids."""
+        backends = self.backends()
+        if backend_id not in backends:
+            known = ", ".join(sorted(backends)) or "none"
+            raise UnknownBackendError(
+                f"No backend named '{backend_id}'. Registered backends: {known}. Install the "
+                "plugin that provides it (and check DIFFUSION_PREVIEW_PLUGINS if it is set)."
+            )
+        return backends[backend_id]
+
+    def describe(self, include_models: bool = True) -> list[dict[str, Any]]:
+        """Every plugin with its version and backends (models and capabilities included)."""
+        backends = self._collect()
+        result = []
+        for info in self.plugins.values():
+            described = []
+            for bid in info.backends:
+                entry = backends[bid][0].describe()
+                if include_models:
+                    entry["models"] = _models_of(backends[bid][0])
+                described.append(entry)
+            result.append({"name": info.name, "distribution": info.distribution,
+                           "version": info.version, "backends": described})
+        return result
+
+
+def _models_of(backend: Backend) -> list[dict[str, Any]] | str:
+    try:
+        return [model.model_dump() for model in backend.models()]
+    except Exception as error:  # listing models may need a network or a cache
+        return f"unavailable: {type(error).__name__}: {error}"
+
+
+def _installed() -> bool:
+    try:
+        importlib.metadata.version(BUILTIN_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+_default: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _default
+    if _default is None:
+        _default = Registry()
+    return _default
+
+
+def reset_registry() -> None:
+    """Forget the process-wide registry so the next use reloads plugins (for tests)."""
+    global _default
+    _default = None
+
+
+def get_backend(backend_id: str) -> Backend:
+    return get_registry().get(backend_id)
+
+
+def list_plugins(include_models: bool = True) -> list[dict[str, Any]]:
+    """Installed plugins, their versions, backends, models and capabilities, as JSON-ready data."""
+    return get_registry().describe(include_models)

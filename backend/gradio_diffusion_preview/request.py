@@ -1,0 +1,148 @@
+"""GenerationRequest, and its central validation against a backend's capabilities.
+
+Validation runs before any work starts. Every error is an ``InvalidRequest`` naming the field,
+the value, the rule and the backend, with a fix a person can act on. A valid request comes back
+resolved: model, size, steps, guidance and seed filled in from the backend's defaults.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 10_000
+
+
+class GenerationRequest(BaseModel):
+    """One text-to-image request. ``None`` means "the backend's default"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str
+    negative_prompt: str = ""
+    model: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    num_images: int = 1
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class InvalidRequest(ValueError):
+    """A request that breaks a rule; ``str()`` is the message to show a person."""
+
+    def __init__(self, backend: str, field: str, value: Any, rule: str, fix: str) -> None:
+        self.backend, self.field, self.value, self.rule, self.fix = backend, field, value, rule, fix
+        super().__init__(
+            f"Invalid request for backend '{backend}': {field}={value!r} is not allowed "
+            f"({rule}). Fix: {fix}"
+        )
+
+
+def build_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest:
+    """Build a request from loose fields (UI or API input), turning type errors into
+    ``InvalidRequest``s that name the field."""
+    try:
+        return GenerationRequest(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "request"
+        value = first.get("input")
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(GenerationRequest.model_fields)
+            raise InvalidRequest(
+                backend.id, field, value, "unknown request field",
+                f"use only these fields: {known}; backend-specific settings go in 'options'.",
+            ) from None
+        raise InvalidRequest(
+            backend.id, field, value, first["msg"], f"give {field} a value of the right type."
+        ) from None
+
+
+def validate_request(request: GenerationRequest, backend: Backend) -> GenerationRequest:
+    """Check ``request`` against ``backend.capabilities`` and return it with defaults filled."""
+    caps = backend.capabilities
+    bid = backend.id
+
+    def fail(field: str, value: Any, rule: str, fix: str) -> None:
+        raise InvalidRequest(bid, field, value, rule, fix)
+
+    if not request.prompt.strip():
+        fail("prompt", request.prompt, "the prompt is empty", "describe the image you want.")
+    if len(request.prompt) > MAX_PROMPT_CHARS:
+        fail("prompt", f"<{len(request.prompt)} characters>",
+             f"at most {MAX_PROMPT_CHARS} characters", "shorten the prompt.")
+    if request.negative_prompt and not caps.negative_prompt:
+        fail("negative_prompt", request.negative_prompt, "this backend has no negative prompt",
+             "leave negative_prompt empty.")
+
+    model = request.model or backend.default_model()
+    if model is None:
+        fail("model", request.model, "this backend has no default model", "name a model.")
+    if not caps.any_model:
+        offered = [m.id for m in backend.models()]
+        if model not in offered:
+            fail("model", model, "not one of the models this backend offers",
+                 f"choose one of: {', '.join(offered) or '(none listed)'}.")
+
+    low, high = caps.steps_range
+    steps = caps.default_steps if request.steps is None else request.steps
+    if not low <= steps <= high:
+        fail("steps", steps, f"steps must be from {low} to {high}",
+             f"use a number of steps from {low} to {high}.")
+
+    guidance = request.guidance
+    if guidance is not None and not caps.guidance:
+        fail("guidance", guidance, "this backend takes no guidance scale", "leave guidance unset.")
+    if guidance is None and caps.guidance:
+        guidance = caps.default_guidance
+    if guidance is not None:
+        g_low, g_high = caps.guidance_range
+        if not g_low <= guidance <= g_high:
+            fail("guidance", guidance, f"guidance must be from {g_low} to {g_high}",
+                 f"use a guidance scale from {g_low} to {g_high}.")
+
+    seed = request.seed
+    if seed is not None and not caps.seed:
+        fail("seed", seed, "this backend cannot be seeded", "leave seed unset.")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        fail("seed", seed, f"seeds are whole numbers from 0 to {MAX_SEED}",
+             f"use a seed from 0 to {MAX_SEED}, or none for a random one.")
+    if seed is None and caps.seed:
+        seed = secrets.randbelow(MAX_SEED + 1)
+
+    default_w, default_h = caps.default_size
+    width = default_w if request.width is None else request.width
+    height = default_h if request.height is None else request.height
+    for name, size in (("width", width), ("height", height)):
+        if not caps.min_size <= size <= caps.max_size:
+            fail(name, size, f"{name} must be from {caps.min_size} to {caps.max_size} pixels",
+                 f"use a {name} from {caps.min_size} to {caps.max_size}.")
+        if size % caps.size_multiple:
+            nearest = max(caps.min_size, round(size / caps.size_multiple) * caps.size_multiple)
+            fail(name, size, f"{name} must be a multiple of {caps.size_multiple}",
+                 f"use {nearest}.")
+
+    if not 1 <= request.num_images <= caps.max_batch:
+        fail("num_images", request.num_images, f"a batch holds 1 to {caps.max_batch} images",
+             f"ask for 1 to {caps.max_batch} images.")
+
+    unknown = sorted(set(request.options) - set(caps.options))
+    if unknown:
+        known = ", ".join(sorted(caps.options)) or "none"
+        fail(f"options.{unknown[0]}", request.options[unknown[0]],
+             "not an option this backend understands",
+             f"remove it; this backend's options are: {known}.")
+
+    return request.model_copy(update={
+        "model": model, "steps": steps, "guidance": guidance, "seed": seed,
+        "width": width, "height": height,
+    })

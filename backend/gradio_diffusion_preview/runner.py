@@ -1,0 +1,67 @@
+"""BackendRunner: drives a backend's ``generate`` on its own thread into an ``EventChannel``.
+
+The generation thread never waits for the consumer. An exception escaping a backend becomes a
+``Failed`` event naming the backend, so the server keeps serving. On cancel the runner stops
+pulling and closes the backend's generator, so its ``finally`` blocks run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+from .channel import EventChannel
+from .control import RunControl
+from .events import Failed, Finished, GenerationEvent, Step
+
+log = logging.getLogger(__name__)
+
+
+class BackendRunner:
+    """Runs one generation. Start it, read ``channel``, and ``stop()`` it when done."""
+
+    def __init__(
+        self, backend_id: str, events: Iterator[GenerationEvent], control: RunControl,
+        min_interval: float = 0.0,
+    ) -> None:
+        self.backend_id = backend_id
+        self.control = control
+        self.channel = EventChannel(min_interval)
+        self.steps_produced = 0
+        self._events = events
+        self._thread = threading.Thread(target=self._run, name=f"gdp-{backend_id}", daemon=True)
+
+    def start(self) -> BackendRunner:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel the run and wait (up to ``timeout``) for the backend to wind down."""
+        self.control.cancel()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            for event in self._events:
+                if self.control.cancelled:
+                    break
+                if isinstance(event, Step):
+                    self.steps_produced += 1
+                self.channel.put(event)
+                if isinstance(event, Finished | Failed):
+                    break
+        except Exception as error:  # a plugin's bug must not take the server down
+            log.exception("backend %r raised", self.backend_id)
+            self.channel.put(Failed(
+                f"Backend '{self.backend_id}' raised {type(error).__name__}: {error}. "
+                "This is a bug in the backend; report it to its authors.",
+            ))
+        finally:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("backend %r failed while closing", self.backend_id)
+            self.channel.close()

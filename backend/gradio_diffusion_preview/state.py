@@ -1,0 +1,53 @@
+"""The value of a DiffusionPreview: the state of one run.
+
+``RunState`` is what the project's backends and glue produce on the Python side (final images as
+PIL images). ``PreviewData`` is the wire form the browser and API clients receive (final images as
+downloadable files); it is the component's pydantic data model, so the API schema derives from it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import PIL.Image
+from gradio.data_classes import FileData, GradioModel
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["idle", "queued", "running", "done", "cancelled", "error"]
+
+
+class RunFields(BaseModel):
+    """The fields both forms share."""
+
+    run_id: str | None = Field(None, description="Identifies the run, e.g. to finish it early.")
+    status: RunStatus = "idle"
+    step: int = Field(0, description="Denoising steps done so far.")
+    total_steps: int = 0
+    preview: str | None = Field(
+        None, description="The latest preview as a small JPEG/WebP data URL (no file)."
+    )
+    elapsed: float = Field(0.0, description="Seconds since the run started.")
+    steps_per_second: float | None = None
+    eta: float | None = Field(None, description="Estimated seconds left.")
+    seeds: list[int] = Field(default_factory=list)
+    backend: str | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    message: str | None = Field(None, description="What went wrong, or a note about the run.")
+
+
+class RunState(RunFields):
+    """A run's state on the Python side; ``images`` are the final images once done."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    images: list[PIL.Image.Image] = Field(default_factory=list)
+
+
+class PreviewData(GradioModel, RunFields):
+    """A run's state as sent to the browser and API clients."""
+
+    images: list[FileData] = Field(
+        default_factory=list, description="The final images, full resolution, downloadable."
+    )
