@@ -1,0 +1,77 @@
+"""Shared fixtures: offline settings, Gradio apps served on loopback, and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import importlib.util  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable]:
+    """``serve(blocks) -> url``: launch a Blocks on loopback; closed after the test."""
+    launched = []
+
+    def _serve(blocks) -> str:
+        blocks.queue()
+        _, url, _ = blocks.launch(
+            server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+            quiet=True, show_error=True,
+        )
+        launched.append(blocks)
+        return url
+
+    yield _serve
+    for blocks in launched:
+        blocks.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (Playwright's own browser download fails here)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package.")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def output_dir(request) -> Path:
+    """A folder for this test's artefacts (screenshots) under test-output/."""
+    path = ROOT / "test-output" / request.node.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_demo_module():
+    """Import demo/app.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("demo_app", ROOT / "demo" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
