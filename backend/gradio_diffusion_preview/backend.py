@@ -75,7 +75,9 @@ class Backend(ABC):
         return listed[0].id if listed else None
 
     @abstractmethod
-    def generate(self, request: GenerationRequest, control: RunControl) -> Iterator[GenerationEvent]:
+    def generate(
+        self, request: GenerationRequest, control: RunControl
+    ) -> Iterator[GenerationEvent]:
         """Yield ``Started``, then ``Step`` events, then ``Finished`` or one ``Failed``.
 
         ``request`` has already been validated against ``capabilities`` and has its model,

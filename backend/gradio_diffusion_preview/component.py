@@ -112,7 +112,9 @@ class DiffusionPreview(Component):
         """
         return payload
 
-    def postprocess(self, value: RunState | PreviewData | FinalImage | list | None) -> PreviewData | None:
+    def postprocess(
+        self, value: RunState | PreviewData | FinalImage | list | None
+    ) -> PreviewData | None:
         """
         Parameters:
             value: a ``RunState``, a ``PreviewData``, or one or more final images.
@@ -145,7 +147,8 @@ class DiffusionPreview(Component):
         path = processing_utils.save_pil_to_cache(
             pil, cache_dir=self.GRADIO_CACHE, format=self.final_format
         )
-        return FileData(path=path, orig_name=Path(path).name, mime_type=f"image/{self.final_format}")
+        mime_type = f"image/{self.final_format}"
+        return FileData(path=path, orig_name=Path(path).name, mime_type=mime_type)
 
     def attach_run(self, run: Dependency) -> None:
         """Wire this component's Stop and "Use this preview" buttons to a run event.

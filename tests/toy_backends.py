@@ -1,0 +1,97 @@
+"""Small real backends for testing the component and the glue without a model."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import PIL.Image
+
+from gradio_diffusion_preview import (
+    Backend,
+    Capabilities,
+    Failed,
+    Finished,
+    ModelInfo,
+    Registry,
+    Started,
+    Step,
+    hookimpl,
+)
+
+
+class CountingBackend(Backend):
+    """Makes a flat-colour image; each step's preview is a different shade. Counts its steps."""
+
+    id = "counting"
+    display_name = "Counting (test)"
+    location = "local"
+    capabilities = Capabilities(finish_early=True, default_size=(64, 64), steps_range=(1, 500))
+
+    def __init__(self, step_seconds: float = 0.0) -> None:
+        self.step_seconds = step_seconds
+        self.steps_run = 0
+
+    def models(self):
+        return [ModelInfo(id="flat", name="Flat colour")]
+
+    def generate(self, request, control):
+        yield Started(request.steps, request.model, [request.seed + i for i in
+                      range(request.num_images)], request.width, request.height,
+                      request.num_images, preview_size=(16, 16))
+        for step in range(1, request.steps + 1):
+            if control.cancelled:
+                return
+            if self.step_seconds:
+                time.sleep(self.step_seconds)
+            self.steps_run += 1
+            shade = (step * 37) % 256
+            yield Step(step, request.steps, np.full((16, 16, 3), shade, np.uint8))
+            if control.finish_requested:
+                break
+        images = [PIL.Image.new("RGB", (request.width, request.height), (step % 256, 90, 200))
+                  for _ in range(request.num_images)]
+        seeds = [request.seed + i for i in range(request.num_images)]
+        yield Finished(images, seeds, early=step < request.steps)
+
+
+class FailingBackend(Backend):
+    """Reports a failure after one step, as the contract asks."""
+
+    id = "failing"
+    display_name = "Failing (test)"
+    location = "remote"
+    capabilities = Capabilities(any_model=True)
+
+    def generate(self, request, control):
+        yield Started(request.steps, request.model or "", [request.seed], request.width,
+                      request.height)
+        yield Step(1, request.steps)
+        yield Failed("The remote service answered 503. Fix: try again later.", "remote_error")
+
+
+class RaisingBackend(Backend):
+    """Breaks the contract by raising: the glue must turn that into an error state."""
+
+    id = "raising"
+    display_name = "Raising (test)"
+    location = "local"
+    capabilities = Capabilities(any_model=True)
+
+    def generate(self, request, control):
+        yield Started(request.steps, "x", [request.seed], request.width, request.height)
+        raise RuntimeError("boom")
+
+
+def registry_with(*backends: Backend) -> Registry:
+    """A registry holding just these backends, registered through a real plugin."""
+
+    class TestPlugin:
+        @hookimpl
+        def register_backends(self, register):
+            for backend in backends:
+                register(backend)
+
+    registry = Registry(load_entry_points=False, default_plugins=())
+    registry.add_plugin(TestPlugin(), "test-plugin")
+    return registry
