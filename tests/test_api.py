@@ -38,7 +38,7 @@ def test_gradio_client_receives_previews_then_a_downloadable_final_image(demo_ur
     assert previews and all(p.startswith("data:image/") for p in previews)
     assert final["status"] == "done", final["message"]
     assert final["step"] == final["total_steps"] == STEPS and final["seeds"] == [42]
-    with PIL.Image.open(final["images"][0]["path"]) as image:  # downloaded by the client
+    with PIL.Image.open(final["images"][0]) as image:  # the client downloads it to a path
         assert image.size == (64, 64)
 
 
