@@ -7,15 +7,21 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
 import shutil  # noqa: E402
+import site  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import sysconfig  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PLUGIN = ROOT / "examples" / "gdp-example-plugin"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -75,3 +81,20 @@ def load_demo_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def example_plugin() -> str:
+    """The example plugin installed (editable) into this environment like any third-party
+    plugin. `make setup` installs it; this covers a bare `pytest` on a fresh clone."""
+    try:
+        dist = importlib.metadata.distribution("gdp-example-plugin")
+        installed_here = EXAMPLE_PLUGIN.as_uri() in (dist.read_text("direct_url.json") or "")
+    except importlib.metadata.PackageNotFoundError:
+        installed_here = False
+    if not installed_here:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-build-isolation", "-e", str(EXAMPLE_PLUGIN)], check=True)
+        site.addsitedir(sysconfig.get_paths()["purelib"])  # reads the new .pth file
+        importlib.invalidate_caches()
+    return "gdp-example-plugin"

@@ -61,7 +61,7 @@ def allowed_distributions() -> set[str] | None:
     raw = os.environ.get(ALLOW_LIST_VARIABLE)
     if raw is None:
         return None
-    return {_normalize(part) for part in raw.split(",") if part.strip()}
+    return {_normalize(part.strip()) for part in raw.split(",") if part.strip()}
 
 
 class Registry:
@@ -94,6 +94,15 @@ class Registry:
                     PluginLoadWarning, stacklevel=2,
                 )
                 continue
+            if self.manager.has_plugin(entry_point.name):
+                other = self.plugins.get(entry_point.name)
+                warnings.warn(
+                    f"Plugin '{entry_point.name}' from {dist_name} was skipped: a plugin of that "
+                    f"name is already loaded from {other.distribution if other else '?'}. "
+                    "Plugin names (entry-point names) must be unique.",
+                    PluginLoadWarning, stacklevel=2,
+                )
+                continue
             self.add_plugin(plugin, entry_point.name, dist_name, dist.version if dist else None)
 
     def _load_default(self, module_name: str) -> None:
@@ -105,8 +114,27 @@ class Registry:
         self, plugin: ModuleType | object, name: str, distribution: str = "(registered in code)",
         version: str | None = None,
     ) -> None:
-        """Register a plugin object (a module or any object with hook implementations)."""
+        """Register a plugin object (a module or any object with hook implementations).
+
+        Raises ``pluggy.PluginValidationError`` naming the plugin and its package when it
+        implements a hook that does not exist (a misspelt hook would otherwise never be called).
+        """
         self.manager.register(plugin, name=name)
+        unknown = [
+            caller.name
+            for caller in self.manager.get_hookcallers(plugin) or []
+            if not caller.has_spec()
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and not impl.optionalhook
+        ]
+        if unknown:
+            self.manager.unregister(plugin)
+            known = ", ".join(_hook_names(self.manager))
+            raise pluggy.PluginValidationError(
+                plugin,
+                f"Plugin '{name}' ({distribution}) implements unknown hook '{unknown[0]}'. "
+                f"The hooks are: {known}. Check the spelling (see docs/plugins.md).",
+            )
         self.plugins[name] = PluginInfo(name, distribution, version)
         self._backends = None
 
@@ -124,24 +152,27 @@ class Registry:
         for impl in self.manager.hook.register_backends.get_hookimpls():
             plugin_name = impl.plugin_name
             info = self.plugins.get(plugin_name) or PluginInfo(plugin_name, "(unknown)", None)
+            staged: dict[str, Backend] = {}  # kept only if the whole hook call succeeds
 
-            def register(backend: Backend, _info: PluginInfo = info) -> None:
+            def register(
+                backend: Backend, _info: PluginInfo = info, _staged: dict = staged
+            ) -> None:
                 if not isinstance(backend, Backend):
                     raise TypeError(
                         f"register() takes a gradio_diffusion_preview.Backend instance, got "
                         f"{type(backend).__name__}"
                     )
-                if backend.id in found:
-                    other = self.plugins.get(found[backend.id][1])
+                if backend.id in found or backend.id in _staged:
+                    first = found[backend.id][1] if backend.id in found else _info.name
+                    other = self.plugins.get(first)
                     raise DuplicateBackendError(
                         f"Backend id '{backend.id}' is registered twice: by plugin "
-                        f"'{found[backend.id][1]}' (package {other.distribution if other else '?'})"
+                        f"'{first}' (package {other.distribution if other else '?'})"
                         f" and by plugin '{_info.name}' (package {_info.distribution}). "
                         "Uninstall one of the packages, or limit plugins with "
                         f"{ALLOW_LIST_VARIABLE}."
                     )
-                found[backend.id] = (backend, _info.name)
-                _info.backends.append(backend.id)
+                _staged[backend.id] = backend
 
             try:
                 impl.function(register)
@@ -153,6 +184,10 @@ class Registry:
                     f"and was skipped: {type(error).__name__}: {error}",
                     PluginLoadWarning, stacklevel=2,
                 )
+                continue
+            for backend_id, backend in staged.items():
+                found[backend_id] = (backend, plugin_name)
+                info.backends.append(backend_id)
         self._backends = found
         return found
 
@@ -192,6 +227,10 @@ def _models_of(backend: Backend) -> list[dict[str, Any]] | str:
         return [model.model_dump() for model in backend.models()]
     except Exception as error:  # listing models may need a network or a cache
         return f"unavailable: {type(error).__name__}: {error}"
+
+
+def _hook_names(manager: pluggy.PluginManager) -> list[str]:
+    return [name for name in dir(hookspecs) if manager.parse_hookspec_opts(hookspecs, name)]
 
 
 def _installed() -> bool:

@@ -8,7 +8,7 @@ resolved: model, size, steps, guidance and seed filled in from the backend's def
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -72,7 +72,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     caps = backend.capabilities
     bid = backend.id
 
-    def fail(field: str, value: Any, rule: str, fix: str) -> None:
+    def fail(field: str, value: Any, rule: str, fix: str) -> NoReturn:
         raise InvalidRequest(bid, field, value, rule, fix)
 
     if not request.prompt.strip():
@@ -84,14 +84,19 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
         fail("negative_prompt", request.negative_prompt, "this backend has no negative prompt",
              "leave negative_prompt empty.")
 
-    model = request.model or backend.default_model()
+    try:  # listing models may need a network or a cache; that must not crash the caller
+        model = request.model or backend.default_model()
+        offered = None if caps.any_model else [m.id for m in backend.models()]
+    except Exception as error:
+        fail("model", request.model, f"the backend could not list its models "
+             f"({type(error).__name__}: {error})",
+             "check the backend's setup or connection (`python -m gradio_diffusion_preview "
+             "plugins` shows what it lists), then try again.")
     if model is None:
         fail("model", request.model, "this backend has no default model", "name a model.")
-    if not caps.any_model:
-        offered = [m.id for m in backend.models()]
-        if model not in offered:
-            fail("model", model, "not one of the models this backend offers",
-                 f"choose one of: {', '.join(offered) or '(none listed)'}.")
+    if offered is not None and model not in offered:
+        fail("model", model, "not one of the models this backend offers",
+             f"choose one of: {', '.join(offered) or '(none listed)'}.")
 
     low, high = caps.steps_range
     steps = caps.default_steps if request.steps is None else request.steps

@@ -1,0 +1,365 @@
+"""The conformance kit: it passes backends that keep the contract (the example plugin, every
+built-in backend, a reference toy) and fails deliberately broken ones with messages that say
+which backend, what was expected and what was seen."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from gradio_diffusion_preview import (
+    Backend,
+    Capabilities,
+    Failed,
+    Finished,
+    ModelInfo,
+    Registry,
+    Started,
+    Step,
+)
+from gradio_diffusion_preview.testing import (
+    CHECKS,
+    ConformanceError,
+    check_backend,
+    check_batch,
+    check_cancel,
+    check_event_order,
+    check_failure,
+    check_final_images,
+    check_finish_early,
+    check_identity,
+    check_no_files,
+    check_previews,
+    check_seed,
+    check_steps,
+    check_stream,
+    run_backend,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "gdp-example-plugin"
+FAILING = {"options": {"explode": True}}
+
+
+class Toy(Backend):
+    """A backend that keeps the contract, unless told to break it in the named ways."""
+
+    id = "toy"
+    display_name = "Toy"
+    location = "local"
+    capabilities = Capabilities(
+        negative_prompt=False, guidance=False, size_multiple=8, min_size=16, max_size=256,
+        default_size=(32, 32), steps_range=(1, 50), default_steps=5, max_batch=2,
+        finish_early=True, options={"explode": "fail the run (a test of failures)"},
+    )
+
+    def __init__(self, *faults: str) -> None:
+        self.faults = set(faults)
+        self.release = threading.Event()  # lets a "hangs" run end when the test is over
+
+    def models(self):
+        return [ModelInfo(id="toy-1")]
+
+    def generate(self, request, control):
+        broken = self.faults.__contains__
+        steps, width, height = request.steps, request.width, request.height
+        seeds = [(request.seed or 0) + i for i in range(request.num_images)]
+        if request.options.get("explode"):
+            if broken("raises-on-failure"):
+                raise ValueError("kaboom")
+            yield Failed("The toy exploded, as asked. Remove the 'explode' option.",
+                         "invalid_request")
+            return
+        if broken("step-first"):
+            yield Step(1, steps)
+        yield Started(total_steps=steps + broken("wrong-total"), model=request.model,
+                      seeds=seeds, width=width, height=height, num_images=len(seeds),
+                      preview_size=(width // 2, height // 2))
+        rng = np.random.default_rng(None if broken("ignores-seed") else request.seed)
+        pixels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in seeds]
+        for step in range(1, steps + 1):
+            if control.cancelled and not broken("ignores-cancel"):
+                if broken("slow-cancel"):
+                    time.sleep(0.6)
+                if broken("finishes-after-cancel"):
+                    yield self._finished(pixels, seeds)
+                return
+            if control.finish_requested:
+                yield self._finished(pixels, seeds, early=True)
+                return
+            if broken("raises") and step == 2:
+                raise RuntimeError("CUDA error: device-side assert triggered")
+            if broken("hangs") and step == 2:
+                self.release.wait()
+                return
+            yield Step(step, steps, self._preview(pixels[0], step))
+        yield self._finished(pixels, seeds)
+        if broken("step-after-finish"):
+            yield Step(steps, steps)
+
+    def _preview(self, pixels, step):
+        preview = pixels[::2, ::2] // step
+        if self.faults & {"preview-size"}:
+            return preview[::2, ::2]
+        if self.faults & {"float-preview"}:
+            return preview / 255.0
+        if self.faults & {"preview-file"}:
+            path = Path(tempfile.gettempdir()) / f"toy-preview-{os.getpid()}-{step}.png"
+            PIL.Image.fromarray(preview).save(path)
+            path.unlink()
+        return preview
+
+    def _finished(self, pixels, seeds, early=False):
+        images = [PIL.Image.fromarray(p) for p in pixels]
+        if "final-size" in self.faults:
+            images = [image.resize((image.width // 2, image.height // 2)) for image in images]
+        if "one-image" in self.faults:
+            images, seeds = images[:1], seeds[:1]
+        return Finished(images, seeds, early=early)
+
+
+def expect(error: pytest.ExceptionInfo, check: str, expected: str, seen: str) -> None:
+    """The error names the toy backend and the check, and says what was expected and seen."""
+    assert isinstance(error.value, AssertionError)
+    assert error.value.backend == "toy" and error.value.check == check
+    assert expected in error.value.expected, error.value.expected
+    assert seen in error.value.seen, error.value.seen
+    message = str(error.value)
+    assert message.startswith(f"Backend 'toy' fails the {check} check: expected ")
+    assert "events: " in message or check in ("identity", "stream")
+
+
+# --- the kit passes what keeps the contract --------------------------------------------------
+
+
+def test_kit_passes_a_backend_that_keeps_the_contract():
+    report = check_backend(Toy(), failing_request=FAILING)
+    assert report.passed == list(CHECKS) and not report.skipped and not report.failed
+    assert "12 passed, 0 skipped, 0 failed" in str(report)
+
+
+def test_kit_passes_the_installed_example_plugin(example_plugin):
+    backend = Registry(default_plugins=()).get("example-fractal")
+    started = time.monotonic()
+    report = check_backend(backend, prompt="a red fox", steps=6, width=64, height=64,
+                           failing_request={"options": {"palette": "no-such-palette"}})
+    assert report.passed == list(CHECKS)
+    assert time.monotonic() - started < 5
+
+
+def test_example_plugins_own_suite_runs_the_kit_as_pytest_tests(example_plugin):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
+        cwd=EXAMPLE, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "28 passed" in result.stdout, result.stdout
+
+
+BUILTIN_BACKENDS = sorted(Registry(load_entry_points=False).backends())
+BUILTIN_REQUESTS = {
+    # backend id -> request fields for a quick run; needs: fixture values by name
+    "diffusers": lambda get: {"model": str(get("tiny_sd15")), "steps": 4},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15(tmp_path_factory) -> Path:
+    from gradio_diffusion_preview.backends.diffusers.tiny import build_tiny_pipeline
+
+    return build_tiny_pipeline("sd15", tmp_path_factory.mktemp("tiny") / "sd15")
+
+
+def test_every_builtin_backend_has_a_conformance_request():
+    assert BUILTIN_BACKENDS and set(BUILTIN_BACKENDS) == set(BUILTIN_REQUESTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_id", BUILTIN_BACKENDS)
+def test_kit_passes_every_builtin_backend(backend_id, request):
+    backend = Registry(load_entry_points=False).get(backend_id)
+    fields = BUILTIN_REQUESTS[backend_id](request.getfixturevalue)
+    report = check_backend(backend, **fields)
+    assert not report.failed
+    assert set(report.passed) | set(report.skipped) == set(CHECKS)
+
+
+# --- and fails what breaks it ----------------------------------------------------------------
+
+
+def test_wrong_order_fails_the_event_order_check():
+    with pytest.raises(ConformanceError) as error:
+        check_event_order(Toy("step-first"))
+    expect(error, "event_order", "Started as the first event", "Step 1/5")
+
+
+def test_an_event_after_finished_fails_the_event_order_check():
+    with pytest.raises(ConformanceError) as error:
+        check_event_order(Toy("step-after-finish"))
+    expect(error, "event_order", "nothing after the first Finished or Failed",
+           "Step 5/5 after Finished(1 image(s) 64x64")
+
+
+def test_raising_fails_with_the_exception_named():
+    with pytest.raises(ConformanceError) as error:
+        check_event_order(Toy("raises"))
+    expect(error, "event_order", "failures reported as a Failed(message, reason) event, never "
+           "raised", "generate raised RuntimeError: CUDA error: device-side assert triggered "
+           "(after Step 1/5 [32x32x3])")
+
+
+def test_raising_instead_of_failing_fails_the_failure_check():
+    with pytest.raises(ConformanceError) as error:
+        check_failure(Toy("raises-on-failure"), failing_request=FAILING)
+    expect(error, "failure", "never raised", "generate raised ValueError: kaboom")
+
+
+def test_a_run_that_hangs_fails_within_the_time_limit():
+    toy = Toy("hangs")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConformanceError) as error:
+            check_event_order(toy, timeout=0.5)
+    finally:
+        toy.release.set()
+    expect(error, "event_order", "each event within the time limit",
+           "stopped producing events without returning")
+    assert time.monotonic() - started < 5
+
+
+def test_ignoring_cancel_fails_the_cancel_check():
+    with pytest.raises(ConformanceError) as error:
+        check_cancel(Toy("ignores-cancel"), steps=10)
+    expect(error, "cancel", "at most one more Step after cancel() (sent after Step 2)",
+           "more: steps [3, 4, 5, 6]")
+    assert "<cancel()>" in str(error.value)
+
+
+def test_finishing_after_cancel_fails_the_cancel_check():
+    with pytest.raises(ConformanceError) as error:
+        check_cancel(Toy("finishes-after-cancel"))
+    expect(error, "cancel", "a cancelled run to simply stop yielding", "Finished(")
+
+
+def test_returning_slowly_after_cancel_fails_the_cancel_check():
+    with pytest.raises(ConformanceError) as error:
+        check_cancel(Toy("slow-cancel"), cancel_timeout=0.2)
+    expect(error, "cancel", "the generator to return within 0.2s of cancel()", "it took ")
+    assert float(error.value.seen.removeprefix("it took ").rstrip("s")) >= 0.6
+
+
+def test_wrong_total_steps_fails_the_steps_check():
+    with pytest.raises(ConformanceError) as error:
+        check_steps(Toy("wrong-total"), steps=4)
+    expect(error, "steps", "Started.total_steps to be the request's steps (4)",
+           "total_steps=5")
+
+
+def test_wrong_preview_size_fails_the_previews_check():
+    with pytest.raises(ConformanceError) as error:
+        check_previews(Toy("preview-size"), width=64, height=32)
+    expect(error, "previews", "previews of 32x16 (Started.preview_size)",
+           "Step 1: a 16x8 preview")
+
+
+def test_a_float_preview_fails_the_previews_check():
+    with pytest.raises(ConformanceError) as error:
+        check_previews(Toy("float-preview"))
+    expect(error, "previews", "dtype uint8", "dtype float64")
+
+
+def test_wrong_final_size_fails_the_final_images_check():
+    with pytest.raises(ConformanceError) as error:
+        check_final_images(Toy("final-size"), width=48, height=32)
+    expect(error, "final_images", "final images of the requested 48x32", "image 0 is 24x16")
+
+
+def test_too_few_images_fails_the_batch_check():
+    with pytest.raises(ConformanceError) as error:
+        check_batch(Toy("one-image"))
+    expect(error, "batch", "Finished.seeds to be the seeds Started announced ([1234, 1235])",
+           "[1234]")
+
+
+def test_ignoring_the_seed_fails_the_seed_check():
+    with pytest.raises(ConformanceError) as error:
+        check_seed(Toy("ignores-seed"))
+    expect(error, "seed", "seed 1234 to give the same image twice", "images that differ")
+
+
+def test_writing_previews_to_files_fails_the_no_files_check():
+    with pytest.raises(ConformanceError) as error:
+        check_no_files(Toy("preview-file"))
+    expect(error, "no_files", "a run of generate() to write no files",
+           str(Path(tempfile.gettempdir()) / f"toy-preview-{os.getpid()}-1.png"))
+
+
+def test_check_backend_reports_every_failure_at_once():
+    with pytest.raises(ConformanceError) as error:
+        check_backend(Toy("preview-size", "final-size"), failing_request=FAILING)
+    failed = {failure.check for failure in error.value.failures}
+    assert {"previews", "final_images", "stream"} <= failed
+    assert "cancel" not in failed and "event_order" not in failed
+    message = str(error.value)
+    assert message.startswith(f"Backend 'toy' fails the conformance check: expected every "
+                              f"check to pass; saw {len(failed)} failures")
+    assert all(str(failure) in message for failure in error.value.failures)
+    assert set(error.value.report.failed) == failed and "cancel" in error.value.report.passed
+
+
+def test_broken_identity_fails_the_identity_check():
+    class Nameless(Toy):
+        id = "my toy"
+
+    with pytest.raises(ConformanceError) as error:
+        check_identity(Nameless())
+    assert error.value.check == "identity" and "'my toy'" in error.value.seen
+
+    class Inconsistent(Toy):
+        capabilities = Capabilities(default_steps=200, steps_range=(1, 50))
+
+    with pytest.raises(ConformanceError) as error:
+        check_identity(Inconsistent())
+    expect(error, "identity", "defaults satisfy their own limits",
+           "default_steps 200 is outside steps_range (1, 50)")
+
+
+# --- what does not apply is skipped, with the reason -----------------------------------------
+
+
+def test_checks_that_do_not_apply_say_why():
+    class Minimal(Toy):
+        capabilities = Capabilities(cancel=False, finish_early=False, seed=False, max_batch=1,
+                                    guidance=False, negative_prompt=False, min_size=16)
+
+    backend = Minimal()
+    assert check_cancel(backend) == "capabilities.cancel is False"
+    assert check_finish_early(backend) == "capabilities.finish_early is False"
+    assert check_seed(backend) == "capabilities.seed is False"
+    assert check_batch(backend) == "capabilities.max_batch is 1"
+    assert "failing_request" in check_failure(backend)
+    report = check_backend(backend)
+    assert set(report.skipped) == {"cancel", "finish_early", "seed", "batch", "failure"}
+
+
+def test_a_failing_request_that_validation_rejects_is_a_usage_error():
+    with pytest.raises(ValueError, match="rejected by validation before it reaches backend "
+                       "'toy'.*num_images"):
+        check_failure(Toy(), failing_request={"num_images": 9})
+
+
+def test_the_stream_check_and_the_recording_are_usable_on_their_own():
+    assert check_stream(Toy(), num_images=2) is None
+    recording = run_backend(Toy(), steps=3, signal="finish_early", signal_after=1)
+    assert recording.finished.early and [s.step for s in recording.steps] == [1]
+    assert recording.trace().startswith("Started(total_steps=3, 64x64, seeds=[1234]")
