@@ -1,22 +1,55 @@
 """gradio-diffusion-preview: a Gradio component that streams text-to-image generation step by
 step, and a pluggy registry of image-generation backends.
 
-Heavy libraries (torch, diffusers) are imported only by the backends that use them.
+Names are imported on first use (PEP 562), so the registry, the CLI and plugins load without
+gradio, and heavy libraries (torch, diffusers) are imported only by the backends that use them.
 """
 
-from .backend import Backend, Capabilities, ModelInfo
-from .component import DiffusionPreview
-from .control import RunControl
-from .events import Failed, Finished, GenerationEvent, Started, Step
-from .hookspecs import hookimpl
-from .plugins import Registry, get_backend, get_registry, list_plugins
-from .request import GenerationRequest, InvalidRequest, validate_request
-from .state import PreviewData, RunState
-from .stream import cancel_run, finish_run, stream
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Backend": "backend", "Capabilities": "backend", "ModelInfo": "backend",
+    "DiffusionPreview": "component",
+    "RunControl": "control",
+    "Failed": "events", "Finished": "events", "GenerationEvent": "events", "Started": "events",
+    "Step": "events",
+    "hookimpl": "hookspecs",
+    "Registry": "plugins", "get_backend": "plugins", "get_registry": "plugins",
+    "list_plugins": "plugins",
+    "GenerationRequest": "request", "InvalidRequest": "request", "validate_request": "request",
+    "PreviewData": "state", "RunState": "state",
+    "cancel_run": "stream", "finish_run": "stream", "stream": "stream",
+}
 __all__ = [
     "Backend", "Capabilities", "DiffusionPreview", "Failed", "Finished", "GenerationEvent",
     "GenerationRequest", "InvalidRequest", "ModelInfo", "PreviewData", "Registry", "RunControl",
     "RunState", "Started", "Step", "cancel_run", "finish_run", "get_backend", "get_registry",
     "hookimpl", "list_plugins", "stream", "validate_request",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from .backend import Backend, Capabilities, ModelInfo
+    from .component import DiffusionPreview
+    from .control import RunControl
+    from .events import Failed, Finished, GenerationEvent, Started, Step
+    from .hookspecs import hookimpl
+    from .plugins import Registry, get_backend, get_registry, list_plugins
+    from .request import GenerationRequest, InvalidRequest, validate_request
+    from .state import PreviewData, RunState
+    from .stream import cancel_run, finish_run, stream
