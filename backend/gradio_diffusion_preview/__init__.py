@@ -21,7 +21,7 @@ _EXPORTS = {
     "list_plugins": "plugins",
     "GenerationRequest": "request", "InvalidRequest": "request", "validate_request": "request",
     "PreviewData": "state", "RunState": "state",
-    "cancel_run": "stream", "finish_run": "stream", "stream": "stream",
+    "cancel_run": "streaming", "finish_run": "streaming", "stream": "streaming",
 }
 __all__ = [
     "Backend", "Capabilities", "DiffusionPreview", "Failed", "Finished", "GenerationEvent",
@@ -52,4 +52,4 @@ if TYPE_CHECKING:
     from .plugins import Registry, get_backend, get_registry, list_plugins
     from .request import GenerationRequest, InvalidRequest, validate_request
     from .state import PreviewData, RunState
-    from .stream import cancel_run, finish_run, stream
+    from .streaming import cancel_run, finish_run, stream

@@ -14,7 +14,7 @@ from gradio.data_classes import FileData
 from gradio.events import Dependency, EventListener, Events
 
 from .state import PreviewData, RunState
-from .stream import cancel_run, finish_run
+from .streaming import cancel_run, finish_run
 
 if TYPE_CHECKING:
     from gradio.components import Timer

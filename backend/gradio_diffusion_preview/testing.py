@@ -907,7 +907,7 @@ def _signal_check(
 def _stream(
     backend: Backend, request: GenerationRequest, timeout: float, watch_files: bool = False,
 ) -> tuple[list, list[str]]:
-    from .stream import stream  # the kit is usable without importing Gradio until here
+    from .streaming import stream  # the kit is usable without importing Gradio until here
 
     states: list = []
     writes: list[str] = []
