@@ -1,0 +1,242 @@
+"""DiffusersBackend: runs any local diffusers text-to-image pipeline with step previews.
+
+Models are local folders or Hugging Face repo ids (from the local cache; see ``loading``).
+torch, diffusers and transformers are the ``[diffusers]`` extra and are imported only when a run
+starts, so importing this module (and registering the backend) stays cheap.
+
+Request options (all optional):
+
+- ``scheduler``: ``default`` (the model's own), ``euler``, ``euler_a``, ``dpm++``,
+  ``dpm++_karras``, ``ddim``, ``pndm``, ``lms``, ``unipc``; flow-matching models (SD3, Flux)
+  take ``default`` or ``euler``.
+- ``previewer``: ``latent_rgb`` (default), ``taesd`` (the family's tiny decoder from the local
+  cache), ``taesd:<folder or repo id>``, ``auto`` (taesd when available, else latent_rgb), ``none``.
+- ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``. ``dtype``: ``auto``,
+  ``float32``, ``float16``, ``bfloat16``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...backend import Backend, Capabilities, ModelInfo
+from ...events import Failed
+from .schedulers import SCHEDULERS, SchedulerChoiceError, canonical_name
+
+if TYPE_CHECKING:
+    from ...control import RunControl
+    from ...events import GenerationEvent
+    from ...request import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+PREVIEWERS = ("latent_rgb", "taesd", "auto", "none")
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+DTYPE_NAMES = ("auto", "float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16")
+INSTALL_HINT = "pip install 'gradio-diffusion-preview[diffusers]'"
+
+StepListener = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """A request's options, checked (but not yet resolved against the machine)."""
+
+    scheduler: str = "default"
+    previewer: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+
+
+class OptionError(ValueError):
+    pass
+
+
+def parse_options(options: dict[str, Any]) -> RunOptions:
+    """Check option values; raises ``OptionError`` naming the valid values."""
+    def text(name: str) -> str | None:
+        value = options.get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise OptionError(f"option '{name}' must be a string, got {value!r}")
+        return value.strip()
+
+    try:
+        scheduler = canonical_name(text("scheduler"))
+    except SchedulerChoiceError as error:
+        raise OptionError(str(error)) from None
+    previewer = text("previewer")
+    if previewer is not None:
+        previewer_key = previewer.lower()
+        if previewer_key.startswith("taesd:") and previewer[6:].strip():
+            previewer = "taesd:" + previewer[6:].strip()
+        elif previewer_key in PREVIEWERS:
+            previewer = previewer_key
+        else:
+            raise OptionError(f"unknown previewer {previewer!r}; use one of: "
+                              f"{', '.join(PREVIEWERS)}, or taesd:<folder or repo id>")
+    device = text("device")
+    if device is not None and device.lower().split(":")[0] not in DEVICE_NAMES:
+        raise OptionError(f"unknown device {device!r}; use one of: auto, cpu, cuda, cuda:N, mps")
+    dtype = text("dtype")
+    if dtype is not None and dtype.lower() not in DTYPE_NAMES:
+        raise OptionError(f"unknown dtype {dtype!r}; use one of: auto, float32, float16, "
+                          "bfloat16")
+    return RunOptions(scheduler, previewer, device, dtype)
+
+
+class DiffusersBackend(Backend):
+    """Local diffusers pipelines (SD 1.x/2.x, SDXL, SD3, Flux, ...) with x0 step previews."""
+
+    id = "diffusers"
+    display_name = "Local diffusers"
+    location = "local"
+    capabilities = Capabilities(
+        step_previews=True, negative_prompt=True, seed=True, guidance=True,
+        guidance_range=(0.0, 30.0), default_guidance=7.5, size_multiple=8, min_size=64,
+        max_size=2048, default_size=(512, 512), steps_range=(1, 150), default_steps=20,
+        max_batch=4, cancel=True, finish_early=True, any_model=True,
+        options={
+            "scheduler": "Sampler: " + ", ".join(SCHEDULERS) + " (flow-matching models such as "
+                         "SD3 and Flux: default or euler).",
+            "previewer": "Step previews: latent_rgb (default; a per-family latent-to-RGB "
+                         "projection), taesd (the family's tiny decoder, when its weights are "
+                         "on this machine), taesd:<folder or repo id>, auto, none.",
+            "device": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+            "dtype": "auto (float16/bfloat16 on a GPU, float32 on the CPU), float32, "
+                     "float16 or bfloat16.",
+        },
+    )
+
+    def __init__(
+        self,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        previewer: str = "latent_rgb",
+        cache_size: int = 2,
+        models: Sequence[str] | None = None,
+        preview_max_side: int = 512,
+    ) -> None:
+        """
+        Parameters:
+            device: default device for runs ("auto", "cpu", "cuda", "cuda:1", "mps").
+            dtype: default dtype ("auto", "float32", "float16", "bfloat16").
+            previewer: default previewer ("latent_rgb", "taesd", "auto", "none").
+            cache_size: how many loaded pipelines to keep (least recently used go first).
+            models: the models to list; by default the diffusers pipelines in the Hugging Face
+                cache and the tiny demo pipelines, if built.
+            preview_max_side: the longest side of a preview, in pixels.
+        """
+        parse_options({"device": device, "dtype": dtype, "previewer": previewer})
+        self.device = device
+        self.dtype = dtype
+        self.previewer = previewer
+        self.cache_size = cache_size
+        self.preview_max_side = preview_max_side
+        self._listed = list(models) if models is not None else None
+        self.step_listeners: list[StepListener] = []
+        """Called as ``listener(step, total_steps)`` on the generation thread after every step
+        (before the cancel check); for monitoring and tests. Keep them fast."""
+        self._state_lock = threading.Lock()
+        self._active = 0
+        self._cache_obj = None
+        self._tiny_obj = None
+
+    # Heavy state is created on first use so that constructing the backend imports no torch.
+    @property
+    def _cache(self):
+        with self._state_lock:
+            if self._cache_obj is None:
+                from .loading import PipelineCache
+
+                self._cache_obj = PipelineCache(self.cache_size)
+            return self._cache_obj
+
+    @property
+    def _tiny(self):
+        with self._state_lock:
+            if self._tiny_obj is None:
+                from .loading import TinyDecoderCache
+
+                self._tiny_obj = TinyDecoderCache()
+            return self._tiny_obj
+
+    @property
+    def active_runs(self) -> int:
+        """Runs whose generation thread is still working."""
+        return self._active
+
+    def loaded_models(self) -> list[tuple[str, str, str]]:
+        """(model, device, dtype) of the pipelines held in the cache, oldest first."""
+        return [] if self._cache_obj is None else self._cache_obj.keys()
+
+    def unload(self) -> None:
+        """Unload every cached pipeline (a running one finishes first)."""
+        if self._cache_obj is not None:
+            self._cache_obj.evict()
+
+    def models(self) -> Sequence[ModelInfo]:
+        if self._listed is not None:
+            return [ModelInfo(id=model) for model in self._listed]
+        found = [ModelInfo(id=repo, description="Hugging Face cache")
+                 for repo in _cached_pipelines()]
+        from .tiny import KINDS, default_tiny_model_dir, is_built
+
+        for kind in KINDS:
+            folder = default_tiny_model_dir(kind)
+            if is_built(folder):
+                found.append(ModelInfo(id=str(folder), name=f"tiny-{kind}",
+                                       description="random weights, for demos and tests"))
+        return found
+
+    def generate(
+        self, request: GenerationRequest, control: RunControl
+    ) -> Iterator[GenerationEvent]:
+        try:
+            options = parse_options(request.options)
+        except OptionError as error:
+            yield Failed(f"Backend 'diffusers' cannot run this request: {error}.",
+                         "invalid_request")
+            return
+        try:
+            from .run import PipelineRun
+        except ImportError as error:
+            yield Failed(
+                f"The diffusers backend needs torch, diffusers and transformers ({error}). "
+                f"Install them with: {INSTALL_HINT}", "backend_error",
+            )
+            return
+        yield from PipelineRun(self, request, control, options).events()
+
+    def _run_began(self) -> None:
+        with self._state_lock:
+            self._active += 1
+
+    def _run_ended(self) -> None:
+        with self._state_lock:
+            self._active -= 1
+
+
+def _cached_pipelines() -> list[str]:
+    """Repo ids in the Hugging Face cache that hold a diffusers pipeline (model_index.json)."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir()
+    except Exception:  # no cache yet, or unreadable
+        return []
+    repos = []
+    for repo in sorted(info.repos, key=lambda item: item.repo_id):
+        if repo.repo_type != "model":
+            continue
+        if any(Path(file.file_name).name == "model_index.json"
+               for revision in repo.revisions for file in revision.files):
+            repos.append(repo.repo_id)
+    return repos

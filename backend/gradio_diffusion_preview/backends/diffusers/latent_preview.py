@@ -1,0 +1,332 @@
+"""Step previews from a latent estimate of the final image (x0), made cheaply and on the device.
+
+Two previewers, after ComfyUI's design (a previewer per concern, chosen by a setting):
+
+- ``LatentRGBPreviewer`` (the default): each latent pixel's channels are mapped to RGB by a fixed
+  per-family linear map (``RGB_FACTORS``), a matrix product on the device. The result is at
+  latent resolution (1/8 of the image side), so a 512 px image gives a 64 px preview, which is all
+  a progress view needs and costs microseconds.
+- ``TinyDecoderPreviewer``: a TAESD-family tiny decoder (diffusers ``AutoencoderTiny``:
+  madebyollin/taesd, taesdxl, taesd3, taef1) when its weights are on this machine. Sharper, full
+  resolution, but a small network run per preview, so it runs on the consumer's thread, only for
+  the newest step (see ``PendingPreview``), never on the generation thread.
+
+A batch becomes one preview: the images tiled in a grid (``preview_geometry``), scaled down on the
+device to fit ``max_side``. The run declares that size up front and every preview has exactly it.
+
+All latents here are in the space the denoiser works in (what diffusers pipelines hold in
+``latents``: the VAE latent times ``scaling_factor``, minus ``shift_factor`` first for SD3/Flux),
+which is the space the published factors and the TAESD decoders expect.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Family = Literal["sd1", "sdxl", "sd3", "flux", "unknown"]
+FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
+
+# Latent -> RGB factors: rows are latent channels, columns R, G, B; the optional bias is added
+# after the projection. The projection lands in [-1, 1], mapped to [0, 1] for display.
+#
+# Source of every matrix: ComfyUI, comfy/latent_formats.py (classes SD15, SDXL, SD3, Flux), as
+# published at https://github.com/Comfy-Org/ComfyUI/blob/75399d78ddcc01f46f9b94521b29f1fe8a90ed53/comfy/latent_formats.py
+# (GPL-3.0 project; these are numeric constants fitted to each VAE, reproduced as data).
+# SD 1.x/2.x share one VAE, so SD 2.x uses the SD 1.x factors.
+RGB_FACTORS: dict[Family, tuple[list[list[float]], list[float] | None]] = {
+    # ComfyUI latent_formats.SD15.latent_rgb_factors (no bias).
+    "sd1": ([
+        [0.3512, 0.2297, 0.3227],
+        [0.3250, 0.4974, 0.2350],
+        [-0.2829, 0.1762, 0.2721],
+        [-0.2120, -0.2616, -0.7177],
+    ], None),
+    # ComfyUI latent_formats.SDXL.latent_rgb_factors and latent_rgb_factors_bias.
+    "sdxl": ([
+        [0.3651, 0.4232, 0.4341],
+        [-0.2533, -0.0042, 0.1068],
+        [0.1076, 0.1111, -0.0362],
+        [-0.3165, -0.2492, -0.2188],
+    ], [0.1084, -0.0175, -0.0011]),
+    # ComfyUI latent_formats.SD3.latent_rgb_factors and latent_rgb_factors_bias (16 channels).
+    "sd3": ([
+        [-0.0922, -0.0175, 0.0749],
+        [0.0311, 0.0633, 0.0954],
+        [0.1994, 0.0927, 0.0458],
+        [0.0856, 0.0339, 0.0902],
+        [0.0587, 0.0272, -0.0496],
+        [-0.0006, 0.1104, 0.0309],
+        [0.0978, 0.0306, 0.0427],
+        [-0.0042, 0.1038, 0.1358],
+        [-0.0194, 0.0020, 0.0669],
+        [-0.0488, 0.0130, -0.0268],
+        [0.0922, 0.0988, 0.0951],
+        [-0.0278, 0.0524, -0.0542],
+        [0.0332, 0.0456, 0.0895],
+        [-0.0069, -0.0030, -0.0810],
+        [-0.0596, -0.0465, -0.0293],
+        [-0.1448, -0.1463, -0.1189],
+    ], [0.2394, 0.2135, 0.1925]),
+    # ComfyUI latent_formats.Flux.latent_rgb_factors and latent_rgb_factors_bias (16 channels,
+    # applied after unpacking Flux's 2x2 patch tokens back to a 16-channel latent image).
+    "flux": ([
+        [-0.0346, 0.0244, 0.0681],
+        [0.0034, 0.0210, 0.0687],
+        [0.0275, -0.0668, -0.0433],
+        [-0.0174, 0.0160, 0.0617],
+        [0.0859, 0.0721, 0.0329],
+        [0.0004, 0.0383, 0.0115],
+        [0.0405, 0.0861, 0.0915],
+        [-0.0236, -0.0185, -0.0259],
+        [-0.0245, 0.0250, 0.1180],
+        [0.1008, 0.0755, -0.0421],
+        [-0.0515, 0.0201, 0.0011],
+        [0.0428, -0.0012, -0.0036],
+        [0.0817, 0.0765, 0.0749],
+        [-0.1264, -0.0522, -0.1103],
+        [-0.0280, -0.0881, -0.0499],
+        [-0.1262, -0.0982, -0.0778],
+    ], [-0.0329, -0.0718, -0.0851]),
+}
+
+# Tiny decoders by family (Hugging Face repo ids of madebyollin's TAESD family, in diffusers form).
+TAESD_REPOS: dict[Family, str] = {
+    "sd1": "madebyollin/taesd",
+    "sdxl": "madebyollin/taesdxl",
+    "sd3": "madebyollin/taesd3",
+    "flux": "madebyollin/taef1",
+}
+
+DEFAULT_PREVIEW_MAX_SIDE = 512
+
+
+def family_of(pipe: Any) -> Family:
+    """The latent family of a loaded diffusers pipeline, judged from its denoiser's structure."""
+    transformer = getattr(pipe, "transformer", None)
+    if transformer is not None:
+        name = type(transformer).__name__
+        if name == "FluxTransformer2DModel":
+            return "flux"
+        if name == "SD3Transformer2DModel":
+            return "sd3"
+        return "unknown"
+    unet = getattr(pipe, "unet", None)
+    vae = getattr(pipe, "vae", None)
+    if unet is None or vae is None or getattr(vae.config, "latent_channels", 4) != 4:
+        return "unknown"
+    if getattr(unet.config, "addition_embed_type", None) == "text_time":
+        return "sdxl"
+    return "sd1"
+
+
+def latent_channels_of(pipe: Any) -> int:
+    vae = getattr(pipe, "vae", None)
+    return int(getattr(getattr(vae, "config", None), "latent_channels", 4) or 4)
+
+
+def unpack_flux_latents(latents: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tensor:
+    """Flux packs each 2x2 patch of a ``C``-channel latent into one token of ``4C`` values,
+    ordered (channel, row in patch, column in patch). Undo it: ``(B, h/2*w/2, 4C)`` to
+    ``(B, C, h, w)``."""
+    batch, tokens, packed = latents.shape
+    if tokens != (latent_h // 2) * (latent_w // 2) or packed % 4:
+        raise ValueError(f"packed latents {tuple(latents.shape)} do not match a "
+                         f"{latent_w}x{latent_h} latent")
+    grid = latents.view(batch, latent_h // 2, latent_w // 2, packed // 4, 2, 2)
+    return grid.permute(0, 3, 1, 4, 2, 5).reshape(batch, packed // 4, latent_h, latent_w)
+
+
+@dataclass(frozen=True)
+class PreviewGeometry:
+    """How a batch is laid out in one preview: ``cols`` x ``rows`` tiles of ``tile`` (w, h)
+    pixels, scaled to ``size`` (w, h) so that no side exceeds the maximum."""
+
+    tile: tuple[int, int]
+    cols: int
+    rows: int
+    size: tuple[int, int]
+
+
+def preview_geometry(
+    tile_w: int, tile_h: int, count: int, max_side: int = DEFAULT_PREVIEW_MAX_SIDE,
+) -> PreviewGeometry:
+    """A near-square grid for ``count`` tiles (2 side by side, 3-4 in a 2x2 grid, ...)."""
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    width, height = cols * tile_w, rows * tile_h
+    if max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    return PreviewGeometry((tile_w, tile_h), cols, rows, (width, height))
+
+
+def tile_to_uint8(images: torch.Tensor, geometry: PreviewGeometry) -> torch.Tensor:
+    """``(B, h, w, 3)`` images in [0, 1] -> one ``(H, W, 3)`` uint8 tensor of ``geometry.size``,
+    on the images' device. A single image that needs no scaling is converted in place."""
+    batch, h, w, _ = images.shape
+    slots = geometry.cols * geometry.rows
+    if slots == 1:
+        canvas = images[0]
+    else:
+        if batch < slots:
+            images = torch.cat([images, images.new_zeros(slots - batch, h, w, 3)])
+        grid = images[:slots].reshape(geometry.rows, geometry.cols, h, w, 3)
+        canvas = grid.permute(0, 2, 1, 3, 4).reshape(geometry.rows * h, geometry.cols * w, 3)
+    width, height = geometry.size
+    if canvas.shape[:2] != (height, width):
+        chw = canvas.permute(2, 0, 1).unsqueeze(0).float()
+        canvas = F.interpolate(chw, size=(height, width), mode="area")[0].permute(1, 2, 0)
+    return canvas.mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class PendingPreview:
+    """A preview whose pixels may not be ready yet. ``result()`` returns the ``HxWx3`` uint8
+    array; it is called on the consumer's thread, so any waiting (a device copy finishing, a tiny
+    decoder running) happens there and never on the generation thread."""
+
+    def __init__(self, array: np.ndarray | None = None, host: torch.Tensor | None = None,
+                 ready: Any = None, work: Any = None) -> None:
+        self._array, self._host, self._ready, self._work = array, host, ready, work
+
+    def result(self) -> np.ndarray:
+        if self._array is None:
+            if self._work is not None:
+                with torch.inference_mode():
+                    self._array = _to_numpy(self._work())
+                self._work = None
+            else:
+                if self._ready is not None:
+                    self._ready.synchronize()
+                self._array = self._host.numpy()
+                self._host = self._ready = None
+        return self._array
+
+
+def _to_numpy(pixels: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(pixels.cpu().numpy())
+
+
+def hand_off(pixels: torch.Tensor) -> PendingPreview:
+    """Start moving a small uint8 preview off the device without waiting for it: on CUDA a
+    non-blocking copy into pinned memory and an event to wait on later; elsewhere a plain copy
+    (CPU: none at all)."""
+    if pixels.device.type == "cuda":
+        host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(pixels, non_blocking=True)
+        ready = torch.cuda.Event()
+        ready.record()
+        return PendingPreview(host=host, ready=ready)
+    return PendingPreview(array=_to_numpy(pixels.contiguous()))
+
+
+class LatentRGBPreviewer:
+    """Projects a latent image to RGB with a family's published linear factors.
+
+    Families without published factors fall back to the factors for their channel count (4: SD
+    1.x, 16: SD3), or, for other counts, to the first three channels, each standardised.
+    """
+
+    name = "latent_rgb"
+    upscale = 1
+
+    def __init__(self, family: Family, channels: int) -> None:
+        if family not in RGB_FACTORS:
+            family = {4: "sd1", 16: "sd3"}.get(channels, "unknown")
+        self.family: Family = family
+        self.channels = channels
+        if family in RGB_FACTORS:
+            factors, bias = RGB_FACTORS[family]
+            if len(factors) != channels:
+                raise ValueError(f"{family} factors are for {len(factors)} latent channels, "
+                                 f"got {channels}")
+            self._weight = torch.tensor(factors, dtype=torch.float32)  # (C, 3)
+            self._bias = torch.tensor(bias or [0.0, 0.0, 0.0], dtype=torch.float32)
+        else:
+            self._weight = self._bias = None
+        self._on: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def rgb(self, latents: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w)`` latents -> ``(B, h, w, 3)`` RGB in [0, 1], on the same device.
+
+        A matrix product over the channel axis lands directly in the pixel-interleaved layout
+        an image array needs (cheaper than a 1x1 convolution with so few channels)."""
+        if latents.shape[1] != self.channels:
+            raise ValueError(f"expected {self.channels} latent channels, got {latents.shape[1]}")
+        pixels = latents.permute(0, 2, 3, 1)
+        if self._weight is None:
+            first = pixels[..., :3].float()
+            mean = first.mean(dim=(1, 2), keepdim=True)
+            std = first.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+            return ((first - mean) / std / 4 + 0.5).clamp_(0, 1)
+        key = (latents.device, latents.dtype)
+        if key not in self._on:
+            self._on[key] = (self._weight.to(latents.device, latents.dtype),
+                             self._bias.to(latents.device, latents.dtype))
+        weight, bias = self._on[key]
+        return (pixels @ weight).add_(bias).add_(1).mul_(0.5).clamp_(0, 1)
+
+    def preview(self, latents: torch.Tensor, geometry: PreviewGeometry) -> PendingPreview:
+        return hand_off(tile_to_uint8(self.rgb(latents), geometry))
+
+
+class TinyDecoderPreviewer:
+    """Decodes previews with a TAESD-family ``AutoencoderTiny``, on the consumer's thread."""
+
+    name = "taesd"
+    upscale = 8
+
+    def __init__(self, decoder: Any, source: str) -> None:
+        self.decoder = decoder
+        self.source = source
+        self.upscale = 2 ** (len(decoder.config.decoder_block_out_channels) - 1)
+
+    def rgb(self, latents: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w)`` latents -> ``(B, 8h, 8w, 3)`` RGB in [0, 1]."""
+        decoded = self.decoder.decode(latents.to(self.decoder.dtype), return_dict=False)[0]
+        return decoded.float().add_(1).mul_(0.5).clamp_(0, 1).permute(0, 2, 3, 1)
+
+    def preview(self, latents: torch.Tensor, geometry: PreviewGeometry) -> PendingPreview:
+        snapshot = latents.detach().clone()  # the pipeline moves on; keep this step's estimate
+
+        def work() -> torch.Tensor:
+            return tile_to_uint8(self.rgb(snapshot), geometry)
+
+        return PendingPreview(work=work)
+
+
+@dataclass
+class PreviewPlan:
+    """Everything one run needs to turn an x0 estimate into a preview of a fixed size."""
+
+    previewer: LatentRGBPreviewer | TinyDecoderPreviewer
+    geometry: PreviewGeometry
+    latent_size: tuple[int, int]  # (w, h) of the latent image
+    packed: bool = False
+
+    @classmethod
+    def create(cls, previewer, width: int, height: int, count: int, vae_scale_factor: int,
+               packed: bool = False, max_side: int = DEFAULT_PREVIEW_MAX_SIDE) -> PreviewPlan:
+        if packed:  # Flux rounds the latent down to whole 2x2 patches
+            latent_w = 2 * (width // (vae_scale_factor * 2))
+            latent_h = 2 * (height // (vae_scale_factor * 2))
+        else:
+            latent_w, latent_h = width // vae_scale_factor, height // vae_scale_factor
+        tile = (latent_w * previewer.upscale, latent_h * previewer.upscale)
+        geometry = preview_geometry(tile[0], tile[1], count, max_side)
+        return cls(previewer, geometry, (latent_w, latent_h), packed)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.geometry.size
+
+    def preview(self, x0: torch.Tensor) -> PendingPreview:
+        latents = x0.detach()
+        if self.packed or latents.ndim == 3:
+            latents = unpack_flux_latents(latents, self.latent_size[1], self.latent_size[0])
+        return self.previewer.preview(latents, self.geometry)

@@ -1,0 +1,341 @@
+"""The local diffusers backend, on real (tiny, random-weight) SD 1.x and SDXL pipelines that are
+built once per session, saved to disk and loaded back with ``from_pretrained``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gradio_diffusion_preview import (
+    Failed,
+    Finished,
+    GenerationRequest,
+    RunControl,
+    Started,
+    Step,
+    validate_request,
+)
+from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
+from gradio_diffusion_preview.backends.diffusers.tiny import KINDS, build_tiny_pipeline
+
+pytestmark = pytest.mark.slow
+SIZE = {"width": 64, "height": 64}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, str]:
+    base = tmp_path_factory.getbasetemp()
+    return {kind: str(build_tiny_pipeline(kind, base / f"tiny-{kind}")) for kind in KINDS}
+
+
+@pytest.fixture(scope="module")
+def backend() -> DiffusersBackend:
+    return DiffusersBackend(cache_size=2)
+
+
+@pytest.fixture(params=KINDS)
+def model(request, tiny_models) -> str:
+    return tiny_models[request.param]
+
+
+def resolve(backend, **fields) -> GenerationRequest:
+    fields = {"prompt": "a red fox in the snow", "steps": 4, "seed": 7, **SIZE, **fields}
+    return validate_request(GenerationRequest(**fields), backend)
+
+
+def run(backend, control: RunControl | None = None, **fields) -> list:
+    return list(backend.generate(resolve(backend, **fields), control or RunControl()))
+
+
+def finished(events) -> Finished:
+    assert isinstance(events[-1], Finished), events[-1]
+    return events[-1]
+
+
+class Counter:
+    """Counts denoising iterations through the backend's step-listener hook."""
+
+    def __init__(self, backend) -> None:
+        self.count = 0
+        self.at_signal: int | None = None
+        self.backend = backend
+
+    def __call__(self, iteration: int, total: int) -> None:
+        self.count += 1
+
+    def __enter__(self):
+        self.backend.step_listeners.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.backend.step_listeners.remove(self)
+
+    def mark(self) -> None:
+        self.at_signal = self.count
+
+    @property
+    def after_signal(self) -> int:
+        return self.count - self.at_signal
+
+
+def test_importing_the_package_and_registering_the_backend_imports_no_torch():
+    code = (
+        "import sys, gradio_diffusion_preview as g\n"
+        "backend = g.get_backend('diffusers')\n"
+        "g.list_plugins()\n"
+        "assert backend.display_name == 'Local diffusers'\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_capabilities_describe_the_backend():
+    backend = DiffusersBackend()
+    caps = backend.capabilities
+    assert (backend.id, backend.display_name, backend.location) == \
+        ("diffusers", "Local diffusers", "local")
+    assert caps.any_model and caps.finish_early and caps.step_previews and caps.cancel
+    assert caps.negative_prompt and caps.seed and caps.guidance
+    assert caps.size_multiple == 8 and caps.max_batch == 4
+    assert set(caps.options) == {"scheduler", "previewer", "device", "dtype"}
+
+
+def test_a_preview_of_the_declared_size_at_every_step(backend, model):
+    events = run(backend, model=model, steps=8, width=64, height=96)
+    started, steps = events[0], [e for e in events if isinstance(e, Step)]
+    assert isinstance(started, Started)
+    assert started.total_steps == 8 and started.preview_size == (8, 12)
+    assert [s.step for s in steps] == list(range(1, 9))
+    for step in steps:
+        assert step.total_steps == 8
+        assert isinstance(step.preview, np.ndarray) and step.preview.dtype == np.uint8
+        assert step.preview.shape == (12, 8, 3)
+    final = finished(events)
+    assert [image.size for image in final.images] == [(64, 96)]
+    assert final.seeds == [7] and not final.early
+    assert final.metadata["previewer"] == "latent_rgb"
+
+
+def test_the_same_seed_gives_the_same_image_and_another_seed_another(backend, model):
+    first = finished(run(backend, model=model, seed=11)).images[0]
+    again = finished(run(backend, model=model, seed=11)).images[0]
+    other = finished(run(backend, model=model, seed=12)).images[0]
+    assert np.array_equal(np.asarray(first), np.asarray(again))
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+def test_a_batch_of_two_gives_two_images_and_one_tiled_preview(backend, model):
+    events = run(backend, model=model, num_images=2, seed=20)
+    started = events[0]
+    assert started.num_images == 2 and started.seeds == [20, 21]
+    assert started.preview_size == (16, 8)
+    previews = [e.preview for e in events if isinstance(e, Step)]
+    assert previews and all(p.shape == (8, 16, 3) for p in previews)
+    final = finished(events)
+    assert final.seeds == [20, 21] and len(final.images) == 2
+    assert all(image.size == (64, 64) for image in final.images)
+    # Each image comes from its own seed: the second is (nearly) the single image of seed 21.
+    single = finished(run(backend, model=model, seed=21)).images[0]
+    difference = np.abs(np.asarray(final.images[1], int) - np.asarray(single, int))
+    assert difference.max() <= 2
+
+
+def test_cancel_stops_the_pipeline_within_one_step(backend, model):
+    control = RunControl()
+    with Counter(backend) as counter:
+        events = []
+        for event in backend.generate(resolve(backend, model=model, steps=40), control):
+            events.append(event)
+            if isinstance(event, Step) and event.step == 3:
+                counter.mark()
+                control.cancel()
+    assert counter.after_signal <= 1
+    assert not any(isinstance(e, Finished | Failed) for e in events)
+    assert backend.active_runs == 0
+
+
+def test_closing_the_generator_stops_the_pipeline(backend, model):
+    """What happens when a client disconnects: Gradio closes the handler's generator."""
+    control = RunControl()
+    with Counter(backend) as counter:
+        events = backend.generate(resolve(backend, model=model, steps=40), control)
+        for event in events:
+            if isinstance(event, Step) and event.step == 2:
+                counter.mark()
+                break
+        events.close()  # returns once the pipeline thread has stopped
+        assert counter.after_signal <= 1
+        assert backend.active_runs == 0  # the pipeline thread has ended
+
+
+def test_finish_early_decodes_the_current_estimate(backend, model):
+    control = RunControl()
+    with Counter(backend) as counter:
+        events = []
+        for event in backend.generate(resolve(backend, model=model, steps=30), control):
+            events.append(event)
+            if isinstance(event, Step) and event.step == 3:
+                counter.mark()
+                control.finish_early()
+        assert counter.after_signal <= 1
+    final = finished(events)
+    assert final.early
+    assert [image.size for image in final.images] == [(64, 64)]
+    assert final.metadata["steps_done"] <= 4
+
+
+def test_a_model_missing_from_the_cache_fails_offline_with_the_fix(backend, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    events = run(backend, model="gdp-tests/not-a-real-model")
+    assert len(events) == 1 and isinstance(events[0], Failed)
+    failed = events[0]
+    assert failed.reason == "model_not_found"
+    assert "'gdp-tests/not-a-real-model' is not in the local Hugging Face cache" in failed.message
+    assert "HF_HUB_OFFLINE=1" in failed.message
+    assert "hf download gdp-tests/not-a-real-model" in failed.message
+    assert "local folder" in failed.message
+
+
+def test_a_missing_folder_is_reported_as_not_found(backend, tmp_path):
+    failed = run(backend, model=str(tmp_path / "nowhere"))[-1]
+    assert isinstance(failed, Failed) and failed.reason == "model_not_found"
+    assert "does not exist" in failed.message
+    (tmp_path / "empty").mkdir()
+    failed = run(backend, model=str(tmp_path / "empty"))[-1]
+    assert failed.reason == "model_not_found" and "model_index.json" in failed.message
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ({"scheduler": "warp-drive"}, ["unknown scheduler", "euler_a", "dpm++"]),
+    ({"previewer": "crystal-ball"}, ["unknown previewer", "latent_rgb", "taesd"]),
+    ({"dtype": "int4"}, ["unknown dtype", "bfloat16"]),
+    ({"device": "tpu"}, ["unknown device", "cuda"]),
+])
+def test_bad_option_values_fail_with_the_valid_choices(backend, tiny_models, options, words):
+    failed = run(backend, model=tiny_models["sd15"], options=options)[-1]
+    assert isinstance(failed, Failed) and failed.reason == "invalid_request"
+    assert all(word in failed.message for word in words), failed.message
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_absent_device_is_refused(backend, tiny_models):
+    failed = run(backend, model=tiny_models["sd15"], options={"device": "cuda"})[-1]
+    assert failed.reason == "invalid_request" and "not available" in failed.message
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "euler_a", "dpm++", "dpm++_karras", "ddim",
+                                       "pndm", "unipc"])
+def test_each_scheduler_runs_with_a_preview_per_step(backend, tiny_models, scheduler):
+    events = run(backend, model=tiny_models["sd15"], steps=5, options={"scheduler": scheduler})
+    assert events[0].total_steps == 5
+    assert [e.step for e in events if isinstance(e, Step)] == [1, 2, 3, 4, 5]
+    final = finished(events)
+    expected = {"euler": "EulerDiscrete", "euler_a": "EulerAncestral", "dpm++": "DPMSolver",
+                "dpm++_karras": "DPMSolver", "ddim": "DDIM", "pndm": "PNDM", "unipc": "UniPC"}
+    assert final.metadata["scheduler"].startswith(expected[scheduler])
+
+
+def test_the_lms_scheduler_runs_or_says_what_it_needs(backend, tiny_models):
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        failed = run(backend, model=tiny_models["sd15"], options={"scheduler": "lms"})[-1]
+        assert failed.reason == "invalid_request" and "pip install scipy" in failed.message
+    else:
+        finished(run(backend, model=tiny_models["sd15"], options={"scheduler": "lms"}))
+
+
+def test_negative_prompt_and_guidance_change_the_image(backend, model):
+    plain = finished(run(backend, model=model, seed=3)).images[0]
+    negative = finished(run(backend, model=model, seed=3, negative_prompt="blurry")).images[0]
+    guided = finished(run(backend, model=model, seed=3, guidance=2.0)).images[0]
+    assert not np.array_equal(np.asarray(plain), np.asarray(negative))
+    assert not np.array_equal(np.asarray(plain), np.asarray(guided))
+
+
+def test_a_tiny_decoder_from_a_local_folder_previews_at_full_size(backend, tiny_models,
+                                                                   tmp_path):
+    from diffusers import AutoencoderTiny
+
+    folder = tmp_path / "taesd-random"
+    AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4,
+    ).save_pretrained(folder)
+    events = run(backend, model=tiny_models["sd15"], num_images=2,
+                 options={"previewer": f"taesd:{folder}"})
+    assert events[0].preview_size == (128, 64)
+    previews = [e.preview for e in events if isinstance(e, Step) and e.preview is not None]
+    assert previews and all(p.shape == (64, 128, 3) for p in previews)
+    assert finished(events).metadata["previewer"] == f"taesd ({folder})"
+
+
+def test_taesd_without_local_weights_falls_back_to_latent_rgb(backend, tiny_models):
+    final = finished(run(backend, model=tiny_models["sd15"], options={"previewer": "taesd"}))
+    assert final.metadata["previewer"].startswith("latent_rgb (")
+    assert "hf download madebyollin/taesd" in final.metadata["previewer"]
+
+
+def test_previews_can_be_switched_off(backend, tiny_models):
+    events = run(backend, model=tiny_models["sd15"], options={"previewer": "none"})
+    assert events[0].preview_size is None
+    assert all(e.preview is None for e in events if isinstance(e, Step))
+
+
+def test_out_of_memory_is_reported_with_the_sizes_and_the_backend_recovers(backend, model):
+    def exhaust(iteration: int, total: int) -> None:
+        if iteration == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    backend.step_listeners.append(exhaust)
+    try:
+        events = run(backend, model=model, num_images=2, steps=9)
+    finally:
+        backend.step_listeners.remove(exhaust)
+    failed = events[-1]
+    assert isinstance(failed, Failed) and failed.reason == "out_of_memory"
+    for words in ("64x64 x 2 image(s)", "9 steps", "cpu", "float32", "Try a smaller size"):
+        assert words in failed.message, failed.message
+    # the other cached pipeline was unloaded to make room; this one stays
+    assert [key[0] for key in backend.loaded_models()] == [str(Path(model).resolve())]
+    assert finished(run(backend, model=model)).images[0].size == (64, 64)
+
+
+def test_concurrent_requests_to_one_pipeline_are_serialised(backend, tiny_models):
+    model = tiny_models["sd15"]
+    expected = {seed: np.asarray(finished(run(backend, model=model, seed=seed)).images[0])
+                for seed in (31, 32)}
+    results: dict[int, np.ndarray] = {}
+
+    def worker(seed: int) -> None:
+        results[seed] = np.asarray(finished(run(backend, model=model, seed=seed)).images[0])
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in (31, 32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(np.array_equal(results[seed], expected[seed]) for seed in (31, 32))
+
+
+def test_loaded_pipelines_are_kept_in_a_small_lru_cache(tiny_models):
+    backend = DiffusersBackend(cache_size=1)
+    finished(run(backend, model=tiny_models["sd15"], steps=2))
+    finished(run(backend, model=tiny_models["sdxl"], steps=2))
+    assert [key[0] for key in backend.loaded_models()] == [tiny_models["sdxl"]]
+    assert backend.loaded_models()[0][1:] == ("cpu", "float32")
+
+
+def test_the_conformance_kit_passes(backend, model):
+    from gradio_diffusion_preview.testing import check_backend
+
+    report = check_backend(backend, model=model, steps=5, **SIZE)
+    assert not report.failed and not report.skipped, str(report)

@@ -1,0 +1,70 @@
+"""A client that goes away stops the diffusers pipeline: a real Gradio server on loopback, a real
+(tiny) pipeline, and gradio_client's ``job.cancel()``."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+
+import gradio_diffusion_preview as gdp
+from gradio_diffusion_preview.backends.diffusers.tiny import build_tiny_pipeline
+
+pytestmark = pytest.mark.slow
+STEPS = 150  # the most the backend allows
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15(tmp_path_factory) -> str:
+    return str(build_tiny_pipeline("sd15", tmp_path_factory.getbasetemp() / "tiny-sd15"))
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_cancelling_the_client_job_stops_the_pipeline(serve, tiny_sd15):
+    backend = gdp.get_backend("diffusers")
+    iterations: list[int] = []
+
+    def count(iteration: int, total: int) -> None:
+        iterations.append(iteration)
+
+    backend.step_listeners.append(count)
+
+    def generate(prompt: str, steps: float):
+        for state in gdp.stream("diffusers", model=tiny_sd15, prompt=prompt, steps=int(steps),
+                                width=64, height=64, seed=5, min_interval=0.0):
+            yield {"status": state.status, "step": state.step, "total": state.total_steps,
+                   "has_preview": state.preview is not None, "message": state.message}
+
+    with gr.Blocks() as demo:
+        prompt = gr.Textbox()
+        steps = gr.Number()
+        output = gr.JSON()
+        gr.Button("Generate").click(generate, [prompt, steps], output, api_name="generate")
+
+    try:
+        client = Client(serve(demo), verbose=False)
+        job = client.submit("a lighthouse", STEPS, api_name="/generate")
+        wait_for(lambda: len(job.outputs()) >= 4 or job.done(), 120, "a few streamed updates")
+        assert not job.done(), f"the run ended early: {job.status()}, {job.outputs()}"
+        assert any(update["has_preview"] for update in job.outputs())
+        job.cancel()
+        cancelled_at = len(iterations)
+        wait_for(lambda: backend.active_runs == 0, 30, "the pipeline to stop")
+        assert len(iterations) < STEPS / 2, f"ran {len(iterations)} of {STEPS} steps"
+        stopped_after = len(iterations) - cancelled_at
+        assert stopped_after <= 20, f"{stopped_after} steps ran after the cancel"
+
+        # The server and the backend still serve the next request.
+        final = client.predict("a harbour", 3, api_name="/generate")
+        assert final["status"] == "done" and final["step"] == 3, final
+    finally:
+        backend.step_listeners.remove(count)
