@@ -32,24 +32,25 @@ _active: dict[str, RunControl] = {}
 _active_lock = threading.Lock()
 
 
+def _control_of(run_id: str | None) -> RunControl | None:
+    with _active_lock:
+        return _active.get(run_id or "")
+
+
 def finish_run(run_id: str | None) -> bool:
     """Ask a running run to finish now with its current estimate; False if it is not running."""
-    with _active_lock:
-        control = _active.get(run_id or "")
-    if control is None:
-        return False
-    control.finish_early()
-    return True
+    control = _control_of(run_id)
+    if control is not None:
+        control.finish_early()
+    return control is not None
 
 
 def cancel_run(run_id: str | None) -> bool:
     """Cancel a running run by id; False if it is not running."""
-    with _active_lock:
-        control = _active.get(run_id or "")
-    if control is None:
-        return False
-    control.cancel()
-    return True
+    control = _control_of(run_id)
+    if control is not None:
+        control.cancel()
+    return control is not None
 
 
 def stream(
