@@ -68,3 +68,45 @@ def test_cancelling_the_client_job_stops_the_pipeline(serve, tiny_sd15):
         assert final["status"] == "done" and final["step"] == 3, final
     finally:
         backend.step_listeners.remove(count)
+
+
+@pytest.mark.browser
+def test_closing_the_browser_tab_stops_the_pipeline(serve, browser, tiny_sd15):
+    """A real disconnect: the page that started the run closes, Gradio closes the handler's
+    generator, and the pipeline stops long before its last step."""
+    backend = gdp.get_backend("diffusers")
+    iterations: list[int] = []
+
+    def count_and_pace(iteration: int, total: int) -> None:
+        iterations.append(iteration)
+        time.sleep(0.05)  # on the generation thread: the run lasts long enough to close mid-run
+
+    backend.step_listeners.append(count_and_pace)
+
+    def generate(prompt: str):
+        yield from gdp.stream("diffusers", model=tiny_sd15, prompt=prompt, steps=STEPS,
+                              width=64, height=64, seed=5, min_interval=0.0)
+
+    with gr.Blocks() as demo:
+        prompt = gr.Textbox(value="a lighthouse", label="Prompt")
+        preview = gdp.DiffusionPreview()
+        gr.Button("Generate").click(generate, prompt, preview)
+    try:
+        page = browser.new_page()
+        page.goto(serve(demo))
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.wait_for_function(
+            """() => {
+                const text = document.querySelector('[data-testid=progress-text]')?.textContent;
+                const match = /step (\\d+)/.exec(text || "");
+                return match && Number(match[1]) >= 3;
+            }""",
+            timeout=60_000,
+        )
+        page.close()
+        closed_at = len(iterations)
+        wait_for(lambda: backend.active_runs == 0, 30, "the pipeline to stop after the tab closed")
+        assert len(iterations) < STEPS / 2, f"ran {len(iterations)} of {STEPS} steps"
+        assert len(iterations) - closed_at <= 20, "the pipeline ran on after the disconnect"
+    finally:
+        backend.step_listeners.clear()
