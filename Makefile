@@ -13,8 +13,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 demo: setup frontend
 	$(PY) demo/app.py
 
-test: setup frontend chromium
-	$(PY) -m ruff check backend demo tests bench examples
+test: setup frontend chromium lint
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 bench: setup
@@ -45,8 +44,9 @@ $(TEMPLATES): $(VENV)/.installed frontend/node_modules/.package-lock.json $(FRON
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-lint:
+lint: setup
 	$(PY) -m ruff check backend demo tests bench examples
+	$(PY) -m ruff format --check backend demo tests bench examples
 
 clean:
 	rm -rf $(VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist

@@ -95,8 +95,9 @@ def machine() -> list[str]:
 def sd_scheduler():
     from diffusers import EulerDiscreteScheduler
 
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
-                                       beta_schedule="scaled_linear")
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+    )
     scheduler.set_timesteps(20)
     return scheduler
 
@@ -108,8 +109,11 @@ def bench_frames(results: dict[str, dict[str, list[float] | None]]) -> None:
     torch.manual_seed(0)
     taesd = AutoencoderTiny().eval()  # madebyollin/taesd's architecture
     vae = AutoencoderKL(  # Stable Diffusion's VAE architecture
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
     ).eval()
     with tempfile.TemporaryDirectory(prefix="gdp-bench-cache-") as cache:
         for label, (h, w) in SIZES.items():
@@ -166,8 +170,9 @@ def bench_frame_size(h: int, w: int, taesd, vae, cache: str) -> dict[str, list[f
 
     with torch.inference_mode():
         tiny_plan = PreviewPlan.create(TinyDecoderPreviewer(taesd, "random"), w * 8, h * 8, 1, 8)
-        row["taesd"] = timed(lambda: encode_preview(tiny_plan.preview(x0).result()),
-                             3 if h <= 64 else 1, warmup=0)
+        row["taesd"] = timed(
+            lambda: encode_preview(tiny_plan.preview(x0).result()), 3 if h <= 64 else 1, warmup=0
+        )
         row["full_vae"] = None
         if h <= 64 or FULL:
             vae.decode(torch.randn(1, 4, 16, 16))  # warm up the kernels on a small latent
@@ -175,12 +180,15 @@ def bench_frame_size(h: int, w: int, taesd, vae, cache: str) -> dict[str, list[f
 
     # A decoded image compresses far better than noise: encode a smooth one.
     noise_image = PIL.Image.fromarray(
-        np.random.default_rng(0).integers(0, 255, (h // 4, w // 4, 3), dtype=np.uint8))
+        np.random.default_rng(0).integers(0, 255, (h // 4, w // 4, 3), dtype=np.uint8)
+    )
     image = noise_image.resize((w * 8, h * 8), PIL.Image.BICUBIC)
     row["webp_file"] = timed(
-        lambda: processing_utils.save_pil_to_cache(image, cache, format="webp"), 5)
+        lambda: processing_utils.save_pil_to_cache(image, cache, format="webp"), 5
+    )
     row["png_file"] = timed(
-        lambda: processing_utils.save_pil_to_cache(image, cache, format="png"), 5)
+        lambda: processing_utils.save_pil_to_cache(image, cache, format="png"), 5
+    )
     return row
 
 
@@ -195,22 +203,31 @@ def bench_generation(results: dict[str, list[float]]) -> None:
 
     model = str(build_tiny_pipeline("sd15", default_tiny_model_dir("sd15")))
     backend = DiffusersBackend()
-    fields = {"prompt": "a lighthouse", "model": model, "steps": GEN_STEPS, "seed": 1,
-              "width": GEN_SIZE, "height": GEN_SIZE}
+    fields = {
+        "prompt": "a lighthouse",
+        "model": model,
+        "steps": GEN_STEPS,
+        "seed": 1,
+        "width": GEN_SIZE,
+        "height": GEN_SIZE,
+    }
 
     def direct(previewer: str) -> Callable[[], None]:
         request = validate_request(
-            GenerationRequest(**fields, options={"previewer": previewer}), backend)
+            GenerationRequest(**fields, options={"previewer": previewer}), backend
+        )
 
         def go() -> None:
             events = list(backend.generate(request, RunControl()))
             assert isinstance(events[-1], Finished), events[-1]
+
         return go
 
     def through_stream(min_interval: float) -> Callable[[], None]:
         def go() -> None:
             states = list(stream(backend, min_interval=min_interval, **fields))
             assert states[-1].status == "done", states[-1].message
+
         return go
 
     modes = {
@@ -235,8 +252,9 @@ def bench_generation(results: dict[str, list[float]]) -> None:
 def write_report(frames, generation, started: float) -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     labels = list(SIZES)
-    previews = {label: "x".join(str(int(v)) for v in frames[label]["preview_size"])
-                for label in labels}
+    previews = {
+        label: "x".join(str(int(v)) for v in frames[label]["preview_size"]) for label in labels
+    }
 
     def row(name: str, key: str, thread: str) -> str:
         cells = " | ".join(fmt(frames[label].get(key)) for label in labels)
@@ -252,34 +270,43 @@ def write_report(frames, generation, started: float) -> str:
         f"- Date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         *machine(),
         f"- Load average while measuring: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min)"
-        if load else "- Load average: unknown",
+        if load
+        else "- Load average: unknown",
         f"- Whole benchmark: {time.monotonic() - started:.0f} s",
         "",
         "## Cost of one preview frame",
         "",
-        "Preview sizes: " + ", ".join(f"{label}: {previews[label]} px" for label in labels)
+        "Preview sizes: "
+        + ", ".join(f"{label}: {previews[label]} px" for label in labels)
         + " (latent resolution; one tile per image).",
         "",
         f"| Per frame (ms) | {' | '.join(labels)} | Thread |",
         f"|---|{'---|' * len(labels)}---|",
         row("x0 estimate (scheduler step wrapper)", "x0", "generation"),
-        row("Latent-to-RGB preview: projection, tile, uint8, copy off the device", "rgb",
-            "generation"),
-        row("**Step callback total** (x0 + preview + latest-wins hand-off)", "callback",
-            "generation"),
+        row(
+            "Latent-to-RGB preview: projection, tile, uint8, copy off the device",
+            "rgb",
+            "generation",
+        ),
+        row(
+            "**Step callback total** (x0 + preview + latest-wins hand-off)",
+            "callback",
+            "generation",
+        ),
         row("JPEG data URL of the preview (`encode_preview`)", "encode", "consumer"),
-        row("**One preview end to end** (callback + materialise + data URL)", "end_to_end",
-            "both"),
-        row("TAESD-architecture tiny decoder, full resolution, + data URL", "taesd",
-            "consumer"),
+        row("**One preview end to end** (callback + materialise + data URL)", "end_to_end", "both"),
+        row("TAESD-architecture tiny decoder, full resolution, + data URL", "taesd", "consumer"),
         row('Full VAE decode per step (AUTOMATIC1111 "Full")', "full_vae", "generation"),
         row("`gr.Image`-style frame: WebP encode + hash + file write", "webp_file", "consumer"),
         row("`gr.Image`-style frame: PNG encode + hash + file write", "png_file", "consumer"),
         "",
     ]
     if not FULL:
-        lines += ["The SDXL-size full VAE decode is not measured by default (it takes minutes "
-                  "on a CPU); `BENCH_FULL=1 .venv/bin/python bench/run.py` measures it.", ""]
+        lines += [
+            "The SDXL-size full VAE decode is not measured by default (it takes minutes "
+            "on a CPU); `BENCH_FULL=1 .venv/bin/python bench/run.py` measures it.",
+            "",
+        ]
     lines += [
         "## Generation with and without previews",
         "",
@@ -300,8 +327,10 @@ def write_report(frames, generation, started: float) -> str:
     }
     for key, name in names.items():
         runs = generation[key]
-        lines.append(f"| {name} | {min(runs):.0f} | {statistics.median(runs):.0f} | "
-                     f"{max(runs):.0f} | {100 * (min(runs) - none) / none:+.1f}% |")
+        lines.append(
+            f"| {name} | {min(runs):.0f} | {statistics.median(runs):.0f} | "
+            f"{max(runs):.0f} | {100 * (min(runs) - none) / none:+.1f}% |"
+        )
     lines += [
         "",
         f"The step callback adds about {fmt(frames[labels[0]]['callback'])} ms to a step "

@@ -36,13 +36,18 @@ def default_model() -> str:
     return str(build_tiny_pipeline("sd15", default_tiny_model_dir("sd15")))
 
 
-def generate(backend_id, model, prompt, negative_prompt, steps, guidance, seed, width, height,
-             num_images):
+def generate(
+    backend_id, model, prompt, negative_prompt, steps, guidance, seed, width, height, num_images
+):
     """Stream one run into the DiffusionPreview, sending only what the backend supports."""
     registry = get_registry()
     fields = {
-        "prompt": prompt, "model": model or None, "steps": int(steps), "width": int(width),
-        "height": int(height), "num_images": int(num_images),
+        "prompt": prompt,
+        "model": model or None,
+        "steps": int(steps),
+        "width": int(width),
+        "height": int(height),
+        "num_images": int(num_images),
         "seed": None if seed is None or seed < 0 else int(seed),
     }
     if backend_id in registry.backends():
@@ -63,12 +68,14 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                prompt = gr.Textbox(label="Prompt", value="a red lighthouse on a cliff at dusk",
-                                    lines=2)
+                prompt = gr.Textbox(
+                    label="Prompt", value="a red lighthouse on a cliff at dusk", lines=2
+                )
                 negative = gr.Textbox(label="Negative prompt", value="")
                 backend = gr.Dropdown(choices, value=DEFAULT_BACKEND, label="Backend")
-                model_box = gr.Dropdown([model], value=model, label="Model",
-                                        allow_custom_value=True)
+                model_box = gr.Dropdown(
+                    [model], value=model, label="Model", allow_custom_value=True
+                )
                 with gr.Row():
                     steps = gr.Slider(1, 150, value=30, step=1, label="Steps")
                     guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
@@ -82,8 +89,18 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                 gr.Markdown(RANDOM_WEIGHTS_NOTE)
             with gr.Column(scale=2):
                 preview = DiffusionPreview(label="Generation", height=512)
-        inputs = [backend, model_box, prompt, negative, steps, guidance, seed, width, height,
-                  num_images]
+        inputs = [
+            backend,
+            model_box,
+            prompt,
+            negative,
+            steps,
+            guidance,
+            seed,
+            width,
+            height,
+            num_images,
+        ]
         run = button.click(generate, inputs, preview, api_name="generate")
         prompt.submit(generate, inputs, preview, api_name=False)
         preview.attach_run(run)

@@ -24,8 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN = ROOT / "examples" / "gdp-example-plugin"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
 ]
 
 
@@ -43,8 +48,11 @@ def serve() -> Iterator[Callable]:
     def _serve(blocks) -> str:
         blocks.queue()
         _, url, _ = blocks.launch(
-            server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
-            quiet=True, show_error=True,
+            server_name="127.0.0.1",
+            server_port=free_port(),
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=True,
         )
         launched.append(blocks)
         return url
@@ -93,8 +101,20 @@ def example_plugin() -> str:
     except importlib.metadata.PackageNotFoundError:
         installed_here = False
     if not installed_here:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                        "--no-build-isolation", "-e", str(EXAMPLE_PLUGIN)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "-e",
+                str(EXAMPLE_PLUGIN),
+            ],
+            check=True,
+        )
         site.addsitedir(sysconfig.get_paths()["purelib"])  # reads the new .pth file
         importlib.invalidate_caches()
     return "gdp-example-plugin"

@@ -25,16 +25,26 @@ def demo_url(serve, demo_module):
 
 def request_args(demo_module, seed=42):
     # backend, model, prompt, negative prompt, steps, guidance, seed, width, height, images
-    return ("diffusers", demo_module.default_model(), "a red lighthouse", "", STEPS, 7.5, seed,
-            64, 64, 1)
+    return (
+        "diffusers",
+        demo_module.default_model(),
+        "a red lighthouse",
+        "",
+        STEPS,
+        7.5,
+        seed,
+        64,
+        64,
+        1,
+    )
 
 
 def test_gradio_client_receives_previews_then_a_downloadable_final_image(demo_url, demo_module):
-    job = Client(demo_url, verbose=False).submit(*request_args(demo_module),
-                                                 api_name="/generate")
+    job = Client(demo_url, verbose=False).submit(*request_args(demo_module), api_name="/generate")
     final = job.result(timeout=120)
-    previews = [out["preview"] for out in job.outputs()
-                if out["status"] == "running" and out["preview"]]
+    previews = [
+        out["preview"] for out in job.outputs() if out["status"] == "running" and out["preview"]
+    ]
     assert previews and all(p.startswith("data:image/") for p in previews)
     assert final["status"] == "done", final["message"]
     assert final["step"] == final["total_steps"] == STEPS and final["seeds"] == [42]
@@ -44,8 +54,9 @@ def test_gradio_client_receives_previews_then_a_downloadable_final_image(demo_ur
 
 def test_rest_api_streams_server_sent_events_and_the_image_url_fetches(demo_url, demo_module):
     with httpx.Client(base_url=demo_url, timeout=120) as http:
-        posted = http.post("/gradio_api/call/generate",
-                           json={"data": list(request_args(demo_module, seed=7))})
+        posted = http.post(
+            "/gradio_api/call/generate", json={"data": list(request_args(demo_module, seed=7))}
+        )
         assert posted.status_code == 200, posted.text
         event_id = posted.json()["event_id"]
         events = []

@@ -32,8 +32,13 @@ def registry(example_plugin, monkeypatch):
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gradio_diffusion_preview", *args],
-                          capture_output=True, text=True, env=env or ENV, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gradio_diffusion_preview", *args],
+        capture_output=True,
+        text=True,
+        env=env or ENV,
+        timeout=120,
+    )
 
 
 class Offline(Backend):
@@ -90,8 +95,10 @@ def test_models_that_cannot_be_listed_show_unavailable_instead_of_crashing(regis
     assert "    models:  unavailable: ConnectionError: api.example.com unreachable\n" in out
     assert main(["plugins", "--json"]) == 0
     [offline] = [p for p in json.loads(capsys.readouterr().out) if p["name"] == "offline"]
-    assert offline["backends"][0]["models"] == \
-        "unavailable: ConnectionError: api.example.com unreachable"
+    assert (
+        offline["backends"][0]["models"]
+        == "unavailable: ConnectionError: api.example.com unreachable"
+    )
 
 
 def test_a_plugin_that_breaks_is_a_warning_on_stderr(registry, capsys):
@@ -101,8 +108,10 @@ def test_a_plugin_that_breaks_is_a_warning_on_stderr(registry, capsys):
     registry.add_plugin(plugin(broken), "broken", "gdp-broken")
     assert main(["plugins"]) == 0
     captured = capsys.readouterr()
-    assert "warning: Plugin 'broken' (gdp-broken) raised in register_backends and was " \
+    assert (
+        "warning: Plugin 'broken' (gdp-broken) raised in register_backends and was "
         "skipped: RuntimeError: no licence key\n" in captured.err
+    )
     assert "example-fractal" in captured.out
 
 
@@ -117,11 +126,14 @@ def test_duplicate_backend_ids_exit_1_with_the_error(registry, capsys):
     assert "gdp-example-plugin" in captured.err and "gdp-copy" in captured.err
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    ([], "error: name a command, e.g. `python -m gradio_diffusion_preview plugins`"),
-    (["plugin"], "error: argument COMMAND: invalid choice: 'plugin' (choose from plugins)"),
-    (["plugins", "--jsn"], "error: unrecognized arguments: --jsn"),
-])
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        ([], "error: name a command, e.g. `python -m gradio_diffusion_preview plugins`"),
+        (["plugin"], "error: argument COMMAND: invalid choice: 'plugin' (choose from plugins)"),
+        (["plugins", "--jsn"], "error: unrecognized arguments: --jsn"),
+    ],
+)
 def test_bad_usage_exits_2_with_a_clear_message(argv, says, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -154,8 +166,13 @@ def test_console_script_prints_text_and_honours_the_allow_list(example_plugin):
     script = Path(sys.executable).with_name("gradio-diffusion-preview")
     if not script.exists():
         pytest.skip("the console script is installed by `pip install -e .` (make setup)")
-    result = subprocess.run([str(script), "plugins"], capture_output=True, text=True,
-                            env={**ENV, ALLOW_LIST_VARIABLE: ""}, timeout=120)
+    result = subprocess.run(
+        [str(script), "plugins"],
+        capture_output=True,
+        text=True,
+        env={**ENV, ALLOW_LIST_VARIABLE: ""},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "gdp-example-plugin" not in result.stdout
     assert "gradio-diffusion-preview " in result.stdout and "  backend diffusers: " in result.stdout

@@ -18,16 +18,40 @@ def component(tmp_path, monkeypatch):
 def test_api_info_is_derived_from_the_data_model(component):
     info = component.api_info()
     fields = info["properties"]
-    for name in ("status", "step", "total_steps", "preview", "eta", "steps_per_second",
-                 "images", "seeds", "backend", "model", "message", "run_id"):
+    for name in (
+        "status",
+        "step",
+        "total_steps",
+        "preview",
+        "eta",
+        "steps_per_second",
+        "images",
+        "seeds",
+        "backend",
+        "model",
+        "message",
+        "run_id",
+    ):
         assert name in fields, name
-    assert set(fields["status"]["enum"]) == {"idle", "queued", "running", "done", "cancelled",
-                                             "error"}
+    assert set(fields["status"]["enum"]) == {
+        "idle",
+        "queued",
+        "running",
+        "done",
+        "cancelled",
+        "error",
+    }
 
 
 def test_data_model_round_trips_through_json():
-    data = PreviewData(status="running", step=3, total_steps=10, preview="data:image/jpeg;base64,",
-                       seeds=[7], eta=1.5)
+    data = PreviewData(
+        status="running",
+        step=3,
+        total_steps=10,
+        preview="data:image/jpeg;base64,",
+        seeds=[7],
+        eta=1.5,
+    )
     assert PreviewData.model_validate_json(data.model_dump_json()) == data
 
 
@@ -42,8 +66,9 @@ def test_postprocess_none_is_none(component):
 
 def test_postprocess_run_state_saves_final_images_as_files(component):
     images = [PIL.Image.new("RGB", (32, 24), (10, 20, 30)), PIL.Image.new("RGB", (32, 24))]
-    state = RunState(status="done", step=5, total_steps=5, images=images, seeds=[1, 2],
-                     backend="b", model="m")
+    state = RunState(
+        status="done", step=5, total_steps=5, images=images, seeds=[1, 2], backend="b", model="m"
+    )
     data = component.postprocess(state)
     assert isinstance(data, PreviewData)
     assert data.status == "done" and data.seeds == [1, 2] and data.backend == "b"
@@ -55,11 +80,13 @@ def test_postprocess_run_state_saves_final_images_as_files(component):
 
 
 def test_postprocess_running_state_writes_no_file(component):
-    data = component.postprocess(RunState(status="running", step=1, total_steps=5,
-                                          preview="data:image/jpeg;base64,AAAA"))
+    data = component.postprocess(
+        RunState(status="running", step=1, total_steps=5, preview="data:image/jpeg;base64,AAAA")
+    )
     assert data.images == [] and data.preview.startswith("data:image/jpeg")
     assert not Path(component.GRADIO_CACHE).exists() or not any(
-        Path(component.GRADIO_CACHE).rglob("*.*"))
+        Path(component.GRADIO_CACHE).rglob("*.*")
+    )
 
 
 def test_postprocess_preview_data_passes_through(component):
@@ -72,9 +99,14 @@ def test_postprocess_plain_pil_image_is_a_done_run(component):
     assert data.status == "done" and len(data.images) == 1
 
 
-@pytest.mark.parametrize("array", [
-    np.zeros((8, 8, 3), np.uint8), np.ones((8, 8, 3), np.float32) * 0.5, np.zeros((8, 8), np.uint8),
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((8, 8, 3), np.uint8),
+        np.ones((8, 8, 3), np.float32) * 0.5,
+        np.zeros((8, 8), np.uint8),
+    ],
+)
 def test_postprocess_numpy_array_is_a_done_run(component, array):
     data = component.postprocess(array)
     with PIL.Image.open(data.images[0].path) as saved:

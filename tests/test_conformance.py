@@ -57,9 +57,17 @@ class Toy(Backend):
     display_name = "Toy"
     location = "local"
     capabilities = Capabilities(
-        negative_prompt=False, guidance=False, size_multiple=8, min_size=16, max_size=256,
-        default_size=(32, 32), steps_range=(1, 50), default_steps=5, max_batch=2,
-        finish_early=True, options={"explode": "fail the run (a test of failures)"},
+        negative_prompt=False,
+        guidance=False,
+        size_multiple=8,
+        min_size=16,
+        max_size=256,
+        default_size=(32, 32),
+        steps_range=(1, 50),
+        default_steps=5,
+        max_batch=2,
+        finish_early=True,
+        options={"explode": "fail the run (a test of failures)"},
     )
 
     def __init__(self, *faults: str) -> None:
@@ -76,14 +84,21 @@ class Toy(Backend):
         if request.options.get("explode"):
             if broken("raises-on-failure"):
                 raise ValueError("kaboom")
-            yield Failed("The toy exploded, as asked. Remove the 'explode' option.",
-                         "invalid_request")
+            yield Failed(
+                "The toy exploded, as asked. Remove the 'explode' option.", "invalid_request"
+            )
             return
         if broken("step-first"):
             yield Step(1, steps)
-        yield Started(total_steps=steps + broken("wrong-total"), model=request.model,
-                      seeds=seeds, width=width, height=height, num_images=len(seeds),
-                      preview_size=(width // 2, height // 2))
+        yield Started(
+            total_steps=steps + broken("wrong-total"),
+            model=request.model,
+            seeds=seeds,
+            width=width,
+            height=height,
+            num_images=len(seeds),
+            preview_size=(width // 2, height // 2),
+        )
         rng = np.random.default_rng(None if broken("ignores-seed") else request.seed)
         pixels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in seeds]
         for step in range(1, steps + 1):
@@ -150,8 +165,14 @@ def test_kit_passes_a_backend_that_keeps_the_contract():
 def test_kit_passes_the_installed_example_plugin(example_plugin):
     backend = Registry(default_plugins=()).get("example-fractal")
     started = time.monotonic()
-    report = check_backend(backend, prompt="a red fox", steps=6, width=64, height=64,
-                           failing_request={"options": {"palette": "no-such-palette"}})
+    report = check_backend(
+        backend,
+        prompt="a red fox",
+        steps=6,
+        width=64,
+        height=64,
+        failing_request={"options": {"palette": "no-such-palette"}},
+    )
     assert report.passed == list(CHECKS)
     assert time.monotonic() - started < 5
 
@@ -159,7 +180,10 @@ def test_kit_passes_the_installed_example_plugin(example_plugin):
 def test_example_plugins_own_suite_runs_the_kit_as_pytest_tests(example_plugin):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
-        cwd=EXAMPLE, capture_output=True, text=True, timeout=120,
+        cwd=EXAMPLE,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -206,16 +230,24 @@ def test_wrong_order_fails_the_event_order_check():
 def test_an_event_after_finished_fails_the_event_order_check():
     with pytest.raises(ConformanceError) as error:
         check_event_order(Toy("step-after-finish"))
-    expect(error, "event_order", "nothing after the first Finished or Failed",
-           "Step 5/5 after Finished(1 image(s) 64x64")
+    expect(
+        error,
+        "event_order",
+        "nothing after the first Finished or Failed",
+        "Step 5/5 after Finished(1 image(s) 64x64",
+    )
 
 
 def test_raising_fails_with_the_exception_named():
     with pytest.raises(ConformanceError) as error:
         check_event_order(Toy("raises"))
-    expect(error, "event_order", "failures reported as a Failed(message, reason) event, never "
-           "raised", "generate raised RuntimeError: CUDA error: device-side assert triggered "
-           "(after Step 1/5 [32x32x3])")
+    expect(
+        error,
+        "event_order",
+        "failures reported as a Failed(message, reason) event, never raised",
+        "generate raised RuntimeError: CUDA error: device-side assert triggered "
+        "(after Step 1/5 [32x32x3])",
+    )
 
 
 def test_raising_instead_of_failing_fails_the_failure_check():
@@ -232,16 +264,24 @@ def test_a_run_that_hangs_fails_within_the_time_limit():
             check_event_order(toy, timeout=0.5)
     finally:
         toy.release.set()
-    expect(error, "event_order", "each event within the time limit",
-           "stopped producing events without returning")
+    expect(
+        error,
+        "event_order",
+        "each event within the time limit",
+        "stopped producing events without returning",
+    )
     assert time.monotonic() - started < 5
 
 
 def test_ignoring_cancel_fails_the_cancel_check():
     with pytest.raises(ConformanceError) as error:
         check_cancel(Toy("ignores-cancel"), steps=10)
-    expect(error, "cancel", "at most one more Step after cancel() (sent after Step 2)",
-           "more: steps [3, 4, 5, 6]")
+    expect(
+        error,
+        "cancel",
+        "at most one more Step after cancel() (sent after Step 2)",
+        "more: steps [3, 4, 5, 6]",
+    )
     assert "<cancel()>" in str(error.value)
 
 
@@ -261,15 +301,13 @@ def test_returning_slowly_after_cancel_fails_the_cancel_check():
 def test_wrong_total_steps_fails_the_steps_check():
     with pytest.raises(ConformanceError) as error:
         check_steps(Toy("wrong-total"), steps=4)
-    expect(error, "steps", "Started.total_steps to be the request's steps (4)",
-           "total_steps=5")
+    expect(error, "steps", "Started.total_steps to be the request's steps (4)", "total_steps=5")
 
 
 def test_wrong_preview_size_fails_the_previews_check():
     with pytest.raises(ConformanceError) as error:
         check_previews(Toy("preview-size"), width=64, height=32)
-    expect(error, "previews", "previews of 32x16 (Started.preview_size)",
-           "Step 1: a 16x8 preview")
+    expect(error, "previews", "previews of 32x16 (Started.preview_size)", "Step 1: a 16x8 preview")
 
 
 def test_a_float_preview_fails_the_previews_check():
@@ -287,8 +325,9 @@ def test_wrong_final_size_fails_the_final_images_check():
 def test_too_few_images_fails_the_batch_check():
     with pytest.raises(ConformanceError) as error:
         check_batch(Toy("one-image"))
-    expect(error, "batch", "Finished.seeds to be the seeds Started announced ([1234, 1235])",
-           "[1234]")
+    expect(
+        error, "batch", "Finished.seeds to be the seeds Started announced ([1234, 1235])", "[1234]"
+    )
 
 
 def test_ignoring_the_seed_fails_the_seed_check():
@@ -300,8 +339,12 @@ def test_ignoring_the_seed_fails_the_seed_check():
 def test_writing_previews_to_files_fails_the_no_files_check():
     with pytest.raises(ConformanceError) as error:
         check_no_files(Toy("preview-file"))
-    expect(error, "no_files", "a run of generate() to write no files",
-           str(Path(tempfile.gettempdir()) / f"toy-preview-{os.getpid()}-1.png"))
+    expect(
+        error,
+        "no_files",
+        "a run of generate() to write no files",
+        str(Path(tempfile.gettempdir()) / f"toy-preview-{os.getpid()}-1.png"),
+    )
 
 
 def test_check_backend_reports_every_failure_at_once():
@@ -311,8 +354,10 @@ def test_check_backend_reports_every_failure_at_once():
     assert {"previews", "final_images", "stream"} <= failed
     assert "cancel" not in failed and "event_order" not in failed
     message = str(error.value)
-    assert message.startswith(f"Backend 'toy' fails the conformance check: expected every "
-                              f"check to pass; saw {len(failed)} failures")
+    assert message.startswith(
+        f"Backend 'toy' fails the conformance check: expected every "
+        f"check to pass; saw {len(failed)} failures"
+    )
     assert all(str(failure) in message for failure in error.value.failures)
     assert set(error.value.report.failed) == failed and "cancel" in error.value.report.passed
 
@@ -330,8 +375,12 @@ def test_broken_identity_fails_the_identity_check():
 
     with pytest.raises(ConformanceError) as error:
         check_identity(Inconsistent())
-    expect(error, "identity", "defaults satisfy their own limits",
-           "default_steps 200 is outside steps_range (1, 50)")
+    expect(
+        error,
+        "identity",
+        "defaults satisfy their own limits",
+        "default_steps 200 is outside steps_range (1, 50)",
+    )
 
 
 # --- what does not apply is skipped, with the reason -----------------------------------------
@@ -339,8 +388,15 @@ def test_broken_identity_fails_the_identity_check():
 
 def test_checks_that_do_not_apply_say_why():
     class Minimal(Toy):
-        capabilities = Capabilities(cancel=False, finish_early=False, seed=False, max_batch=1,
-                                    guidance=False, negative_prompt=False, min_size=16)
+        capabilities = Capabilities(
+            cancel=False,
+            finish_early=False,
+            seed=False,
+            max_batch=1,
+            guidance=False,
+            negative_prompt=False,
+            min_size=16,
+        )
 
     backend = Minimal()
     assert check_cancel(backend) == "capabilities.cancel is False"
@@ -353,8 +409,9 @@ def test_checks_that_do_not_apply_say_why():
 
 
 def test_a_failing_request_that_validation_rejects_is_a_usage_error():
-    with pytest.raises(ValueError, match="rejected by validation before it reaches backend "
-                       "'toy'.*num_images"):
+    with pytest.raises(
+        ValueError, match="rejected by validation before it reaches backend 'toy'.*num_images"
+    ):
         check_failure(Toy(), failing_request={"num_images": 9})
 
 

@@ -100,8 +100,11 @@ def test_importing_the_package_and_registering_the_backend_imports_no_torch():
 def test_capabilities_describe_the_backend():
     backend = DiffusersBackend()
     caps = backend.capabilities
-    assert (backend.id, backend.display_name, backend.location) == \
-        ("diffusers", "Local diffusers", "local")
+    assert (backend.id, backend.display_name, backend.location) == (
+        "diffusers",
+        "Local diffusers",
+        "local",
+    )
     assert caps.any_model and caps.finish_early and caps.step_previews and caps.cancel
     assert caps.negative_prompt and caps.seed and caps.guidance
     assert caps.size_multiple == 8 and caps.max_batch == 4
@@ -213,12 +216,15 @@ def test_a_missing_folder_is_reported_as_not_found(backend, tmp_path):
     assert failed.reason == "model_not_found" and "model_index.json" in failed.message
 
 
-@pytest.mark.parametrize(("options", "words"), [
-    ({"scheduler": "warp-drive"}, ["unknown scheduler", "euler_a", "dpm++"]),
-    ({"previewer": "crystal-ball"}, ["unknown previewer", "latent_rgb", "taesd"]),
-    ({"dtype": "int4"}, ["unknown dtype", "bfloat16"]),
-    ({"device": "tpu"}, ["unknown device", "cuda"]),
-])
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"scheduler": "warp-drive"}, ["unknown scheduler", "euler_a", "dpm++"]),
+        ({"previewer": "crystal-ball"}, ["unknown previewer", "latent_rgb", "taesd"]),
+        ({"dtype": "int4"}, ["unknown dtype", "bfloat16"]),
+        ({"device": "tpu"}, ["unknown device", "cuda"]),
+    ],
+)
 def test_bad_option_values_fail_with_the_valid_choices(backend, tiny_models, options, words):
     failed = run(backend, model=tiny_models["sd15"], options=options)[-1]
     assert isinstance(failed, Failed) and failed.reason == "invalid_request"
@@ -231,15 +237,23 @@ def test_an_absent_device_is_refused(backend, tiny_models):
     assert failed.reason == "invalid_request" and "not available" in failed.message
 
 
-@pytest.mark.parametrize("scheduler", ["euler", "euler_a", "dpm++", "dpm++_karras", "ddim",
-                                       "pndm", "unipc"])
+@pytest.mark.parametrize(
+    "scheduler", ["euler", "euler_a", "dpm++", "dpm++_karras", "ddim", "pndm", "unipc"]
+)
 def test_each_scheduler_runs_with_a_preview_per_step(backend, tiny_models, scheduler):
     events = run(backend, model=tiny_models["sd15"], steps=5, options={"scheduler": scheduler})
     assert events[0].total_steps == 5
     assert [e.step for e in events if isinstance(e, Step)] == [1, 2, 3, 4, 5]
     final = finished(events)
-    expected = {"euler": "EulerDiscrete", "euler_a": "EulerAncestral", "dpm++": "DPMSolver",
-                "dpm++_karras": "DPMSolver", "ddim": "DDIM", "pndm": "PNDM", "unipc": "UniPC"}
+    expected = {
+        "euler": "EulerDiscrete",
+        "euler_a": "EulerAncestral",
+        "dpm++": "DPMSolver",
+        "dpm++_karras": "DPMSolver",
+        "ddim": "DDIM",
+        "pndm": "PNDM",
+        "unipc": "UniPC",
+    }
     assert final.metadata["scheduler"].startswith(expected[scheduler])
 
 
@@ -261,17 +275,20 @@ def test_negative_prompt_and_guidance_change_the_image(backend, model):
     assert not np.array_equal(np.asarray(plain), np.asarray(guided))
 
 
-def test_a_tiny_decoder_from_a_local_folder_previews_at_full_size(backend, tiny_models,
-                                                                   tmp_path):
+def test_a_tiny_decoder_from_a_local_folder_previews_at_full_size(backend, tiny_models, tmp_path):
     from diffusers import AutoencoderTiny
 
     folder = tmp_path / "taesd-random"
     AutoencoderTiny(
-        encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-        num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4,
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+        latent_channels=4,
     ).save_pretrained(folder)
-    events = run(backend, model=tiny_models["sd15"], num_images=2,
-                 options={"previewer": f"taesd:{folder}"})
+    events = run(
+        backend, model=tiny_models["sd15"], num_images=2, options={"previewer": f"taesd:{folder}"}
+    )
     assert events[0].preview_size == (128, 64)
     previews = [e.preview for e in events if isinstance(e, Step) and e.preview is not None]
     assert previews and all(p.shape == (64, 128, 3) for p in previews)
@@ -311,8 +328,10 @@ def test_out_of_memory_is_reported_with_the_sizes_and_the_backend_recovers(backe
 
 def test_concurrent_requests_to_one_pipeline_are_serialised(backend, tiny_models):
     model = tiny_models["sd15"]
-    expected = {seed: np.asarray(finished(run(backend, model=model, seed=seed)).images[0])
-                for seed in (31, 32)}
+    expected = {
+        seed: np.asarray(finished(run(backend, model=model, seed=seed)).images[0])
+        for seed in (31, 32)
+    }
     results: dict[int, np.ndarray] = {}
 
     def worker(seed: int) -> None:

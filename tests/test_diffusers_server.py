@@ -39,10 +39,23 @@ def test_cancelling_the_client_job_stops_the_pipeline(serve, tiny_sd15):
     backend.step_listeners.append(count)
 
     def generate(prompt: str, steps: float):
-        for state in gdp.stream("diffusers", model=tiny_sd15, prompt=prompt, steps=int(steps),
-                                width=64, height=64, seed=5, min_interval=0.0):
-            yield {"status": state.status, "step": state.step, "total": state.total_steps,
-                   "has_preview": state.preview is not None, "message": state.message}
+        for state in gdp.stream(
+            "diffusers",
+            model=tiny_sd15,
+            prompt=prompt,
+            steps=int(steps),
+            width=64,
+            height=64,
+            seed=5,
+            min_interval=0.0,
+        ):
+            yield {
+                "status": state.status,
+                "step": state.step,
+                "total": state.total_steps,
+                "has_preview": state.preview is not None,
+                "message": state.message,
+            }
 
     with gr.Blocks() as demo:
         prompt = gr.Textbox()
@@ -84,8 +97,16 @@ def test_closing_the_browser_tab_stops_the_pipeline(serve, browser, tiny_sd15):
     backend.step_listeners.append(count_and_pace)
 
     def generate(prompt: str):
-        yield from gdp.stream("diffusers", model=tiny_sd15, prompt=prompt, steps=STEPS,
-                              width=64, height=64, seed=5, min_interval=0.0)
+        yield from gdp.stream(
+            "diffusers",
+            model=tiny_sd15,
+            prompt=prompt,
+            steps=STEPS,
+            width=64,
+            height=64,
+            seed=5,
+            min_interval=0.0,
+        )
 
     with gr.Blocks() as demo:
         prompt = gr.Textbox(value="a lighthouse", label="Prompt")

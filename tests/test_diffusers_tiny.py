@@ -23,9 +23,13 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
     return {kind: str(build_tiny_pipeline(kind, base / f"tiny-{kind}")) for kind in KINDS}
 
 
-@pytest.mark.parametrize(("kind", "pipeline_class"), [
-    ("sd15", "StableDiffusionPipeline"), ("sdxl", "StableDiffusionXLPipeline"),
-])
+@pytest.mark.parametrize(
+    ("kind", "pipeline_class"),
+    [
+        ("sd15", "StableDiffusionPipeline"),
+        ("sdxl", "StableDiffusionXLPipeline"),
+    ],
+)
 def test_tiny_pipelines_load_back_like_any_saved_model(tiny_models, kind, pipeline_class):
     import torch
     from diffusers import DiffusionPipeline
@@ -39,8 +43,13 @@ def test_tiny_pipelines_load_back_like_any_saved_model(tiny_models, kind, pipeli
         assert type(pipe.text_encoder_2).__name__ == "CLIPTextModelWithProjection"
         assert pipe.unet.config.addition_embed_type == "text_time"
     pipe.set_progress_bar_config(disable=True)
-    image = pipe("a cat", num_inference_steps=10, height=64, width=64,
-                 generator=torch.Generator().manual_seed(0)).images[0]
+    image = pipe(
+        "a cat",
+        num_inference_steps=10,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(0),
+    ).images[0]
     assert image.size == (64, 64)
 
 

@@ -8,8 +8,12 @@ import torch
 
 from gradio_diffusion_preview.backends.diffusers.x0 import X0Tracker, parameterisation_of
 
-SD_SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-               "num_train_timesteps": 1000}
+SD_SCHEDULE = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+}
 STOCHASTIC = ("EulerAncestral", "DDPM", "LCM")
 
 
@@ -21,8 +25,11 @@ def steps_with_reference(scheduler, steps: int = 4, channels: int = 4):
     for t in scheduler.timesteps[:steps]:
         scheduler.scale_model_input(sample, t)  # as pipelines do (sets the step index)
         model_output = torch.randn_like(sample)
-        extra = {"generator": torch.Generator().manual_seed(0)} \
-            if type(scheduler).__name__.startswith(STOCHASTIC) else {}
+        extra = (
+            {"generator": torch.Generator().manual_seed(0)}
+            if type(scheduler).__name__.startswith(STOCHASTIC)
+            else {}
+        )
         out = scheduler.step(model_output, t, sample, return_dict=True, **extra)
         reference = getattr(out, "pred_original_sample", None)
         if reference is None:
@@ -33,19 +40,22 @@ def steps_with_reference(scheduler, steps: int = 4, channels: int = 4):
         sample = out.prev_sample
 
 
-@pytest.mark.parametrize(("name", "config", "kind"), [
-    ("EulerDiscreteScheduler", {}, "sigma"),
-    ("EulerDiscreteScheduler", {"prediction_type": "v_prediction"}, "sigma"),
-    ("EulerAncestralDiscreteScheduler", {}, "sigma"),
-    ("DDIMScheduler", {"clip_sample": False}, "alpha"),
-    ("DDIMScheduler", {"clip_sample": False, "prediction_type": "v_prediction"}, "alpha"),
-    ("DDPMScheduler", {"clip_sample": False}, "alpha"),
-    ("DPMSolverMultistepScheduler", {}, "alpha"),
-    ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, "alpha"),
-    ("DPMSolverMultistepScheduler", {"prediction_type": "v_prediction"}, "alpha"),
-    ("UniPCMultistepScheduler", {}, "alpha"),
-    ("LCMScheduler", {}, "alpha"),
-])
+@pytest.mark.parametrize(
+    ("name", "config", "kind"),
+    [
+        ("EulerDiscreteScheduler", {}, "sigma"),
+        ("EulerDiscreteScheduler", {"prediction_type": "v_prediction"}, "sigma"),
+        ("EulerAncestralDiscreteScheduler", {}, "sigma"),
+        ("DDIMScheduler", {"clip_sample": False}, "alpha"),
+        ("DDIMScheduler", {"clip_sample": False, "prediction_type": "v_prediction"}, "alpha"),
+        ("DDPMScheduler", {"clip_sample": False}, "alpha"),
+        ("DPMSolverMultistepScheduler", {}, "alpha"),
+        ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, "alpha"),
+        ("DPMSolverMultistepScheduler", {"prediction_type": "v_prediction"}, "alpha"),
+        ("UniPCMultistepScheduler", {}, "alpha"),
+        ("LCMScheduler", {}, "alpha"),
+    ],
+)
 def test_x0_matches_the_schedulers_own_prediction(name, config, kind):
     import diffusers
 

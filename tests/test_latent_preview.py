@@ -58,10 +58,15 @@ def test_preview_is_a_uint8_rgb_array_at_latent_resolution(family):
 
 
 @pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux"])
-@pytest.mark.parametrize(("colour", "expected_hue"), [
-    ((0.85, 0.15, 0.15), 0), ((0.15, 0.75, 0.2), 124), ((0.2, 0.25, 0.85), 235),
-    ((0.9, 0.8, 0.1), 53),
-])
+@pytest.mark.parametrize(
+    ("colour", "expected_hue"),
+    [
+        ((0.85, 0.15, 0.15), 0),
+        ((0.15, 0.75, 0.2), 124),
+        ((0.2, 0.25, 0.85), 235),
+        ((0.9, 0.8, 0.1), 53),
+    ],
+)
 def test_a_latent_made_from_a_colour_previews_as_that_colour(family, colour, expected_hue):
     previewer = LatentRGBPreviewer(family, CHANNELS[family])
     geometry = preview_geometry(8, 8, 1)
@@ -123,7 +128,7 @@ def test_a_batch_is_tiled_into_one_preview(count, cols, rows):
     assert array.shape == (6 * rows, 8 * cols, 3) and plan.size == (8 * cols, 6 * rows)
     for index, colour in enumerate(colours):
         row, col = divmod(index, cols)
-        tile = array[row * 6:(row + 1) * 6, col * 8:(col + 1) * 8]
+        tile = array[row * 6 : (row + 1) * 6, col * 8 : (col + 1) * 8]
         assert np.allclose(tile.reshape(-1, 3).mean(0), np.array(colour) * 255, atol=2)
     if count == 3:  # the empty slot is black
         assert array[6:, 8:].max() == 0
@@ -157,8 +162,11 @@ def test_tiny_decoder_previews_at_image_resolution_on_the_consumer_side():
 
     torch.manual_seed(0)
     decoder = AutoencoderTiny(
-        encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-        num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4,
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+        latent_channels=4,
     ).eval()
     previewer = TinyDecoderPreviewer(decoder, "random")
     plan = PreviewPlan.create(previewer, 64, 32, 2, 8)

@@ -22,8 +22,9 @@ def test_a_run_of_100_preview_frames_writes_no_file_to_the_gradio_cache(
     registry = registry_with(CountingBackend(step_seconds=0.01))
 
     def run(prompt):
-        yield from stream("counting", registry=registry, prompt=prompt, steps=150, seed=1,
-                          min_interval=0)
+        yield from stream(
+            "counting", registry=registry, prompt=prompt, steps=150, seed=1, min_interval=0
+        )
 
     with gr.Blocks() as app:
         prompt = gr.Textbox()

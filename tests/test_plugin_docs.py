@@ -46,25 +46,29 @@ def test_plugin_hooks_are_documented(hook):
 def test_plugin_hooks_have_tests(hook):
     tests = set()
     for path in (ROOT / "tests").glob("test_*.py"):
-        tests |= {node.name for node in ast.walk(ast.parse(path.read_text()))
-                  if isinstance(node, ast.FunctionDef)}
-    assert any(name.startswith(f"test_hook_{hook}") for name in tests), \
+        tests |= {
+            node.name
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.FunctionDef)
+        }
+    assert any(name.startswith(f"test_hook_{hook}") for name in tests), (
         f"no test named test_hook_{hook}... in tests/"
+    )
 
 
 def test_every_conformance_check_is_documented():
     guide = GUIDE.read_text()
     for check in testing.CHECKS:
         assert f"| `check_{check}` |" in guide, f"check_{check} is missing from the table"
-    for name in ("check_backend", "BackendConformanceTests", "ConformanceError",
-                 "failing_request"):
+    for name in ("check_backend", "BackendConformanceTests", "ConformanceError", "failing_request"):
         assert name in guide
 
 
 def test_the_guides_code_is_the_example_plugins_code():
     """A block under ``<!-- excerpt: path -->`` must appear verbatim in that file."""
-    excerpts = re.findall(r"<!-- excerpt: (\S+) -->\n```\w*\n(.*?)\n```", GUIDE.read_text(),
-                          flags=re.S)
+    excerpts = re.findall(
+        r"<!-- excerpt: (\S+) -->\n```\w*\n(.*?)\n```", GUIDE.read_text(), flags=re.S
+    )
     assert len(excerpts) >= 5
     for path, block in excerpts:
         assert block in (ROOT / path).read_text(), f"docs/plugins.md is out of date with {path}"

@@ -59,7 +59,8 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
         (info / "entry_points.txt").write_text(
-            f"[gradio_diffusion_preview]\n{entry_point or module} = {module}\n")
+            f"[gradio_diffusion_preview]\n{entry_point or module} = {module}\n"
+        )
         importlib.invalidate_caches()
         modules.append(module)
         return module
@@ -107,8 +108,14 @@ class Toy(Backend):
         return [ModelInfo(id="toy-1")]
 
     def generate(self, request, control):
-        yield Started(total_steps=request.steps, model=request.model, seeds=[request.seed],
-                      width=request.width, height=request.height, preview_size=(4, 4))
+        yield Started(
+            total_steps=request.steps,
+            model=request.model,
+            seeds=[request.seed],
+            width=request.width,
+            height=request.height,
+            preview_size=(4, 4),
+        )
         for step in range(1, request.steps + 1):
             yield Step(step, request.steps, np.zeros((4, 4, 3), np.uint8))
         import PIL.Image
@@ -142,8 +149,7 @@ def test_hook_register_backends():
     [described] = registry.describe()
     assert described["distribution"] == "gdp-two" and described["version"] == "1.2.3"
     assert [b["id"] for b in described["backends"]] == ["toy", "other-toy"]
-    assert described["backends"][0]["models"] == [
-        {"id": "toy-1", "name": None, "description": ""}]
+    assert described["backends"][0]["models"] == [{"id": "toy-1", "name": None, "description": ""}]
 
     registry.remove_plugin("two")
     assert registry.backends() == {}
@@ -151,8 +157,12 @@ def test_hook_register_backends():
 
 def test_unknown_backend_error_lists_the_registered_ids():
     registry = Registry(load_entry_points=False, default_plugins=())
-    registry.add_plugin(type("P", (), {"register_backends": hookimpl(
-        staticmethod(lambda register: register(Toy())))})(), "p")
+    registry.add_plugin(
+        type(
+            "P", (), {"register_backends": hookimpl(staticmethod(lambda register: register(Toy())))}
+        )(),
+        "p",
+    )
     with pytest.raises(UnknownBackendError) as info:
         registry.get("nope")
     message = str(info.value)
@@ -173,9 +183,13 @@ def test_default_plugins_register_like_third_party_ones(no_allow_list):
 
 
 def test_example_plugin_is_discovered_through_its_installed_entry_point(
-        example_plugin, no_allow_list):
-    [entry_point] = [ep for ep in importlib.metadata.entry_points(
-        group="gradio_diffusion_preview") if ep.name == "example"]
+    example_plugin, no_allow_list
+):
+    [entry_point] = [
+        ep
+        for ep in importlib.metadata.entry_points(group="gradio_diffusion_preview")
+        if ep.name == "example"
+    ]
     assert entry_point.dist.metadata["Name"] == "gdp-example-plugin"
 
     registry = Registry(default_plugins=())
@@ -192,8 +206,11 @@ def test_example_plugin_uses_only_public_names():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith("gradio_diffusion_preview") for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 \
-                    and node.module.startswith("gradio_diffusion_preview"):
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and node.module.startswith("gradio_diffusion_preview")
+            ):
                 assert node.module == "gradio_diffusion_preview", f"{path}: {node.module}"
                 names = {alias.name for alias in node.names}
                 assert names <= public, f"{path} imports private {names - public}"
@@ -223,17 +240,34 @@ def test_a_backend_whose_models_cannot_be_listed_shows_unavailable():
             raise ConnectionError("no network")
 
     registry = Registry(load_entry_points=False, default_plugins=())
-    registry.add_plugin(type("P", (), {"register_backends": hookimpl(
-        staticmethod(lambda register: register(Offline())))})(), "p")
+    registry.add_plugin(
+        type(
+            "P",
+            (),
+            {"register_backends": hookimpl(staticmethod(lambda register: register(Offline())))},
+        )(),
+        "p",
+    )
     [plugin] = registry.describe()
     assert plugin["backends"][0]["models"] == "unavailable: ConnectionError: no network"
     assert "models" not in registry.describe(include_models=False)[0]["backends"][0]
 
 
 def test_example_plugin_generates_through_the_component(example_plugin, no_allow_list):
-    states = list(stream(EXAMPLE_BACKEND, registry=Registry(default_plugins=()),
-                         prompt="a lighthouse in a storm", model="julia", steps=6, width=64,
-                         height=96, seed=11, num_images=2, min_interval=0.0))
+    states = list(
+        stream(
+            EXAMPLE_BACKEND,
+            registry=Registry(default_plugins=()),
+            prompt="a lighthouse in a storm",
+            model="julia",
+            steps=6,
+            width=64,
+            height=96,
+            seed=11,
+            num_images=2,
+            min_interval=0.0,
+        )
+    )
     last = states[-1]
     assert last.status == "done", last.message
     assert [s.step for s in states if s.status == "running"][-1] == 6
@@ -250,13 +284,16 @@ def test_example_plugin_generates_through_the_component(example_plugin, no_allow
 # --- the allow-list --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "loaded"), [
-    (None, True),                                       # unset: every plugin
-    ("", False),                                        # empty: no third-party plugin
-    ("gdp-example-plugin", True),                       # named
-    ("  GDP_Example.Plugin , something-else", True),    # names are normalised
-    ("something-else", False),                          # others only
-])
+@pytest.mark.parametrize(
+    ("value", "loaded"),
+    [
+        (None, True),  # unset: every plugin
+        ("", False),  # empty: no third-party plugin
+        ("gdp-example-plugin", True),  # named
+        ("  GDP_Example.Plugin , something-else", True),  # names are normalised
+        ("something-else", False),  # others only
+    ],
+)
 def test_allow_list_variable(example_plugin, monkeypatch, value, loaded):
     if value is None:
         monkeypatch.delenv(ALLOW_LIST_VARIABLE, raising=False)
@@ -293,7 +330,8 @@ def test_duplicate_backend_ids_name_both_packages(make_dist, example_plugin, no_
 
 
 def test_a_plugin_that_fails_to_import_is_skipped_with_a_warning(
-        make_dist, example_plugin, no_allow_list):
+    make_dist, example_plugin, no_allow_list
+):
     make_dist("gdp-broken-import", "raise ImportError('needs libfrobnicate')\n")
     with pytest.warns(PluginLoadWarning) as caught:
         registry = Registry(default_plugins=())
@@ -304,9 +342,11 @@ def test_a_plugin_that_fails_to_import_is_skipped_with_a_warning(
 
 
 def test_a_plugin_that_raises_while_registering_is_skipped_with_a_warning(
-        make_dist, example_plugin, no_allow_list):
-    make_dist("gdp-broken-register",
-              plugin_module("half", then="raise RuntimeError('no licence key')"))
+    make_dist, example_plugin, no_allow_list
+):
+    make_dist(
+        "gdp-broken-register", plugin_module("half", then="raise RuntimeError('no licence key')")
+    )
     registry = Registry(default_plugins=())
     with pytest.warns(PluginLoadWarning) as caught:
         backends = registry.backends()
@@ -319,16 +359,22 @@ def test_a_plugin_that_raises_while_registering_is_skipped_with_a_warning(
 
 
 def test_registering_something_that_is_not_a_backend_is_a_warning(make_dist, no_allow_list):
-    make_dist("gdp-not-a-backend", '''
+    make_dist(
+        "gdp-not-a-backend",
+        """
     from gradio_diffusion_preview import hookimpl
 
     @hookimpl
     def register_backends(register):
         register("diffusers-but-a-string")
-    ''')
+    """,
+    )
     registry = Registry(default_plugins=())
-    with pytest.warns(PluginLoadWarning, match=r"takes a gradio_diffusion_preview\.Backend "
-                      r"instance, got str"):
+    with pytest.warns(
+        PluginLoadWarning,
+        match=r"takes a gradio_diffusion_preview\.Backend "
+        r"instance, got str",
+    ):
         registry.backends()
 
 
@@ -355,13 +401,16 @@ def test_a_misspelt_hook_in_a_plugin_added_in_code_fails_loudly():
 
 
 def test_a_hook_with_a_wrong_argument_name_fails_loudly(make_dist, no_allow_list):
-    make_dist("gdp-wrong-arg", '''
+    make_dist(
+        "gdp-wrong-arg",
+        """
     from gradio_diffusion_preview import hookimpl
 
     @hookimpl
     def register_backends(registry):
         pass
-    ''')
+    """,
+    )
     with pytest.raises(pluggy.PluginValidationError, match="registry"):
         Registry(default_plugins=())
 

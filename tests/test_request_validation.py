@@ -26,8 +26,13 @@ class Full(Backend):
     display_name = "Full"
     location = "local"
     capabilities = Capabilities(
-        size_multiple=8, min_size=64, max_size=1024, steps_range=(1, 50), max_batch=2,
-        guidance_range=(1.0, 20.0), options={"sampler": "euler or ddim"},
+        size_multiple=8,
+        min_size=64,
+        max_size=1024,
+        steps_range=(1, 50),
+        max_batch=2,
+        guidance_range=(1.0, 20.0),
+        options={"sampler": "euler or ddim"},
     )
 
     def models(self):
@@ -41,9 +46,15 @@ class Plain(Full):
     """Takes no negative prompt, no guidance, no seed and no options."""
 
     id = "plain"
-    capabilities = Capabilities(negative_prompt=False, guidance=False, seed=False,
-                                size_multiple=64, min_size=128, max_size=512,
-                                default_size=(256, 256))
+    capabilities = Capabilities(
+        negative_prompt=False,
+        guidance=False,
+        seed=False,
+        size_multiple=64,
+        min_size=128,
+        max_size=512,
+        default_size=(256, 256),
+    )
 
 
 class Offline(Full):
@@ -66,63 +77,197 @@ BACKENDS = {b.id: b for b in (Full(), Plain(), Offline(), Unlisted())}
 # (backend, request fields, field, value as shown, part of the rule, part of the fix)
 BAD_REQUESTS = [
     ("full", {"prompt": ""}, "prompt", "''", "the prompt is empty", "describe the image"),
-    ("full", {"prompt": " \n\t"}, "prompt", "' \\n\\t'", "the prompt is empty",
-     "describe the image"),
-    ("full", {"prompt": "x" * (MAX_PROMPT_CHARS + 1)}, "prompt",
-     f"'<{MAX_PROMPT_CHARS + 1} characters>'", f"at most {MAX_PROMPT_CHARS} characters",
-     "shorten the prompt"),
-    ("plain", {"negative_prompt": "blurry"}, "negative_prompt", "'blurry'",
-     "this backend has no negative prompt", "leave negative_prompt empty"),
-    ("full", {"model": "huge"}, "model", "'huge'", "not one of the models this backend offers",
-     "choose one of: base, turbo"),
-    ("offline", {"model": "base"}, "model", "'base'",
-     "could not list its models (ConnectionError: api.example.com unreachable)",
-     "python -m gradio_diffusion_preview plugins"),
+    (
+        "full",
+        {"prompt": " \n\t"},
+        "prompt",
+        "' \\n\\t'",
+        "the prompt is empty",
+        "describe the image",
+    ),
+    (
+        "full",
+        {"prompt": "x" * (MAX_PROMPT_CHARS + 1)},
+        "prompt",
+        f"'<{MAX_PROMPT_CHARS + 1} characters>'",
+        f"at most {MAX_PROMPT_CHARS} characters",
+        "shorten the prompt",
+    ),
+    (
+        "plain",
+        {"negative_prompt": "blurry"},
+        "negative_prompt",
+        "'blurry'",
+        "this backend has no negative prompt",
+        "leave negative_prompt empty",
+    ),
+    (
+        "full",
+        {"model": "huge"},
+        "model",
+        "'huge'",
+        "not one of the models this backend offers",
+        "choose one of: base, turbo",
+    ),
+    (
+        "offline",
+        {"model": "base"},
+        "model",
+        "'base'",
+        "could not list its models (ConnectionError: api.example.com unreachable)",
+        "python -m gradio_diffusion_preview plugins",
+    ),
     ("unlisted", {}, "model", "None", "this backend has no default model", "name a model"),
-    ("full", {"steps": 0}, "steps", "0", "steps must be from 1 to 50",
-     "use a number of steps from 1 to 50"),
-    ("full", {"steps": 51}, "steps", "51", "steps must be from 1 to 50",
-     "use a number of steps from 1 to 50"),
-    ("full", {"steps": "many"}, "steps", "'many'", "valid integer",
-     "give steps a value of the right type"),
-    ("plain", {"guidance": 7.5}, "guidance", "7.5", "this backend takes no guidance scale",
-     "leave guidance unset"),
-    ("full", {"guidance": 0.5}, "guidance", "0.5", "guidance must be from 1.0 to 20.0",
-     "use a guidance scale from 1.0 to 20.0"),
-    ("full", {"guidance": math.nan}, "guidance", "nan", "guidance must be from 1.0 to 20.0",
-     "use a guidance scale from 1.0 to 20.0"),
-    ("full", {"seed": -1}, "seed", "-1", f"seeds are whole numbers from 0 to {MAX_SEED}",
-     "or none for a random one"),
-    ("full", {"seed": MAX_SEED + 1}, "seed", str(MAX_SEED + 1),
-     f"seeds are whole numbers from 0 to {MAX_SEED}", f"use a seed from 0 to {MAX_SEED}"),
+    (
+        "full",
+        {"steps": 0},
+        "steps",
+        "0",
+        "steps must be from 1 to 50",
+        "use a number of steps from 1 to 50",
+    ),
+    (
+        "full",
+        {"steps": 51},
+        "steps",
+        "51",
+        "steps must be from 1 to 50",
+        "use a number of steps from 1 to 50",
+    ),
+    (
+        "full",
+        {"steps": "many"},
+        "steps",
+        "'many'",
+        "valid integer",
+        "give steps a value of the right type",
+    ),
+    (
+        "plain",
+        {"guidance": 7.5},
+        "guidance",
+        "7.5",
+        "this backend takes no guidance scale",
+        "leave guidance unset",
+    ),
+    (
+        "full",
+        {"guidance": 0.5},
+        "guidance",
+        "0.5",
+        "guidance must be from 1.0 to 20.0",
+        "use a guidance scale from 1.0 to 20.0",
+    ),
+    (
+        "full",
+        {"guidance": math.nan},
+        "guidance",
+        "nan",
+        "guidance must be from 1.0 to 20.0",
+        "use a guidance scale from 1.0 to 20.0",
+    ),
+    (
+        "full",
+        {"seed": -1},
+        "seed",
+        "-1",
+        f"seeds are whole numbers from 0 to {MAX_SEED}",
+        "or none for a random one",
+    ),
+    (
+        "full",
+        {"seed": MAX_SEED + 1},
+        "seed",
+        str(MAX_SEED + 1),
+        f"seeds are whole numbers from 0 to {MAX_SEED}",
+        f"use a seed from 0 to {MAX_SEED}",
+    ),
     ("plain", {"seed": 42}, "seed", "42", "this backend cannot be seeded", "leave seed unset"),
     ("full", {"width": 100}, "width", "100", "width must be a multiple of 8", "use 96"),
     ("plain", {"height": 300}, "height", "300", "height must be a multiple of 64", "use 320"),
-    ("full", {"height": 32}, "height", "32", "height must be from 64 to 1024 pixels",
-     "use a height from 64 to 1024"),
-    ("full", {"width": 4096}, "width", "4096", "width must be from 64 to 1024 pixels",
-     "use a width from 64 to 1024"),
-    ("full", {"width": "wide"}, "width", "'wide'", "valid integer",
-     "give width a value of the right type"),
-    ("full", {"num_images": 0}, "num_images", "0", "a batch holds 1 to 2 images",
-     "ask for 1 to 2 images"),
-    ("full", {"num_images": 3}, "num_images", "3", "a batch holds 1 to 2 images",
-     "ask for 1 to 2 images"),
-    ("full", {"options": {"sampler": "euler", "cfg_rescale": 0.7}}, "options.cfg_rescale",
-     "0.7", "not an option this backend understands", "this backend's options are: sampler"),
-    ("plain", {"options": {"sampler": "euler"}}, "options.sampler", "'euler'",
-     "not an option this backend understands", "this backend's options are: none"),
-    ("full", {"options": "sampler=euler"}, "options", "'sampler=euler'", "valid dictionary",
-     "give options a value of the right type"),
-    ("full", {"cfg": 7}, "cfg", "7", "unknown request field",
-     "use only these fields: prompt, negative_prompt, model, steps"),
+    (
+        "full",
+        {"height": 32},
+        "height",
+        "32",
+        "height must be from 64 to 1024 pixels",
+        "use a height from 64 to 1024",
+    ),
+    (
+        "full",
+        {"width": 4096},
+        "width",
+        "4096",
+        "width must be from 64 to 1024 pixels",
+        "use a width from 64 to 1024",
+    ),
+    (
+        "full",
+        {"width": "wide"},
+        "width",
+        "'wide'",
+        "valid integer",
+        "give width a value of the right type",
+    ),
+    (
+        "full",
+        {"num_images": 0},
+        "num_images",
+        "0",
+        "a batch holds 1 to 2 images",
+        "ask for 1 to 2 images",
+    ),
+    (
+        "full",
+        {"num_images": 3},
+        "num_images",
+        "3",
+        "a batch holds 1 to 2 images",
+        "ask for 1 to 2 images",
+    ),
+    (
+        "full",
+        {"options": {"sampler": "euler", "cfg_rescale": 0.7}},
+        "options.cfg_rescale",
+        "0.7",
+        "not an option this backend understands",
+        "this backend's options are: sampler",
+    ),
+    (
+        "plain",
+        {"options": {"sampler": "euler"}},
+        "options.sampler",
+        "'euler'",
+        "not an option this backend understands",
+        "this backend's options are: none",
+    ),
+    (
+        "full",
+        {"options": "sampler=euler"},
+        "options",
+        "'sampler=euler'",
+        "valid dictionary",
+        "give options a value of the right type",
+    ),
+    (
+        "full",
+        {"cfg": 7},
+        "cfg",
+        "7",
+        "unknown request field",
+        "use only these fields: prompt, negative_prompt, model, steps",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("backend_id", "fields", "field", "shown", "rule", "fix"), BAD_REQUESTS,
-                         ids=[f"{b}-{f}-{i}" for i, (b, _, f, *_) in enumerate(BAD_REQUESTS)])
+@pytest.mark.parametrize(
+    ("backend_id", "fields", "field", "shown", "rule", "fix"),
+    BAD_REQUESTS,
+    ids=[f"{b}-{f}-{i}" for i, (b, _, f, *_) in enumerate(BAD_REQUESTS)],
+)
 def test_bad_request_is_refused_with_field_value_rule_backend_and_fix(
-        backend_id, fields, field, shown, rule, fix):
+    backend_id, fields, field, shown, rule, fix
+):
     backend = BACKENDS[backend_id]
     with pytest.raises(InvalidRequest) as info:
         validate_request(build_request(backend, {"prompt": "a red fox", **fields}), backend)
@@ -130,8 +275,9 @@ def test_bad_request_is_refused_with_field_value_rule_backend_and_fix(
     assert (error.backend, error.field) == (backend_id, field)
     assert rule in error.rule and fix in error.fix
     message = str(error)
-    assert message.startswith(f"Invalid request for backend '{backend_id}': {field}={shown} "
-                              f"is not allowed (")
+    assert message.startswith(
+        f"Invalid request for backend '{backend_id}': {field}={shown} is not allowed ("
+    )
     assert rule in message and f"Fix: {error.fix}" in message
 
 
@@ -149,10 +295,11 @@ def test_a_valid_request_comes_back_resolved_with_the_backends_defaults():
     unseeded = validate_request(GenerationRequest(prompt="a red fox"), plain)
     assert unseeded.seed is None and unseeded.guidance is None
     assert (unseeded.width, unseeded.height) == (256, 256)
-    kept = validate_request(GenerationRequest(prompt="a fox", model="turbo", seed=0,
-                                              steps=1, width=64, height=1024), full)
-    assert (kept.model, kept.seed, kept.steps, kept.width, kept.height) == \
-        ("turbo", 0, 1, 64, 1024)
+    kept = validate_request(
+        GenerationRequest(prompt="a fox", model="turbo", seed=0, steps=1, width=64, height=1024),
+        full,
+    )
+    assert (kept.model, kept.seed, kept.steps, kept.width, kept.height) == ("turbo", 0, 1, 64, 1024)
 
 
 def test_stream_turns_an_invalid_request_into_an_error_state_not_an_exception():
@@ -161,4 +308,5 @@ def test_stream_turns_an_invalid_request_into_an_error_state_not_an_exception():
     assert state.status == "error" and state.backend == "full"
     assert state.message == (
         "Invalid request for backend 'full': steps=500 is not allowed (steps must be from 1 to "
-        "50). Fix: use a number of steps from 1 to 50.")
+        "50). Fix: use a number of steps from 1 to 50."
+    )

@@ -21,8 +21,17 @@ def registry(counting):
 
 def test_a_run_streams_previews_progress_and_final_images(registry, counting):
     counting.step_seconds = 0.01
-    states = list(stream("counting", registry=registry, prompt="p", steps=12, seed=5,
-                         num_images=2, min_interval=0))
+    states = list(
+        stream(
+            "counting",
+            registry=registry,
+            prompt="p",
+            steps=12,
+            seed=5,
+            num_images=2,
+            min_interval=0,
+        )
+    )
     running = [s for s in states if s.status == "running" and s.step > 0]
     assert [s.step for s in running] == sorted(s.step for s in running)
     assert len({s.preview for s in running}) >= 3
@@ -85,8 +94,7 @@ def test_finish_run_ends_early_with_the_current_estimate(registry, counting):
 
 
 def test_min_interval_coalesces_frames_but_not_the_generation(registry, counting):
-    states = list(stream("counting", registry=registry, prompt="p", steps=300,
-                         min_interval=0.5))
+    states = list(stream("counting", registry=registry, prompt="p", steps=300, min_interval=0.5))
     assert counting.steps_run == 300
     assert len([s for s in states if s.status == "running"]) < 20
     assert states[-1].status == "done"

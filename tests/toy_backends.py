@@ -36,9 +36,15 @@ class CountingBackend(Backend):
         return [ModelInfo(id="flat", name="Flat colour")]
 
     def generate(self, request, control):
-        yield Started(request.steps, request.model, [request.seed + i for i in
-                      range(request.num_images)], request.width, request.height,
-                      request.num_images, preview_size=(16, 16))
+        yield Started(
+            request.steps,
+            request.model,
+            [request.seed + i for i in range(request.num_images)],
+            request.width,
+            request.height,
+            request.num_images,
+            preview_size=(16, 16),
+        )
         for step in range(1, request.steps + 1):
             if control.cancelled:
                 return
@@ -49,8 +55,10 @@ class CountingBackend(Backend):
             yield Step(step, request.steps, np.full((16, 16, 3), shade, np.uint8))
             if control.finish_requested:
                 break
-        images = [PIL.Image.new("RGB", (request.width, request.height), (step % 256, 90, 200))
-                  for _ in range(request.num_images)]
+        images = [
+            PIL.Image.new("RGB", (request.width, request.height), (step % 256, 90, 200))
+            for _ in range(request.num_images)
+        ]
         seeds = [request.seed + i for i in range(request.num_images)]
         yield Finished(images, seeds, early=step < request.steps)
 
@@ -64,8 +72,9 @@ class FailingBackend(Backend):
     capabilities = Capabilities(any_model=True)
 
     def generate(self, request, control):
-        yield Started(request.steps, request.model or "", [request.seed], request.width,
-                      request.height)
+        yield Started(
+            request.steps, request.model or "", [request.seed], request.width, request.height
+        )
         yield Step(1, request.steps)
         yield Failed("The remote service answered 503. Fix: try again later.", "remote_error")
 

@@ -39,19 +39,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description="gradio-diffusion-preview: a Gradio component that streams "
+        prog=PROG,
+        description="gradio-diffusion-preview: a Gradio component that streams "
         "text-to-image generation step by step, and its registry of backend plugins.",
     )
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     plugins = commands.add_parser(
-        "plugins", help="list installed plugins, their backends, models and capabilities",
+        "plugins",
+        help="list installed plugins, their backends, models and capabilities",
         description="List installed plugins with their versions, the backends they register, "
         "and each backend's models and capabilities. DIFFUSION_PREVIEW_PLUGINS limits which "
         "third-party plugins load (comma-separated package names; empty loads none).",
     )
     plugins.add_argument("--json", action="store_true", help="print JSON (list_plugins())")
-    plugins.add_argument("--no-models", dest="models", action="store_false",
-                         help="do not list models (listing may need a network or a cache)")
+    plugins.add_argument(
+        "--no-models",
+        dest="models",
+        action="store_false",
+        help="do not list models (listing may need a network or a cache)",
+    )
     plugins.set_defaults(run=_plugins)
     return parser
 
@@ -94,8 +100,9 @@ def write_plugins(plugins: list[dict[str, Any]], out: TextIO) -> None:
         if not plugin["backends"]:
             out.write("  (registers no backends)\n")
         for backend in plugin["backends"]:
-            out.write(f"  backend {backend['id']}: {backend['display_name']} "
-                      f"({backend['location']})\n")
+            out.write(
+                f"  backend {backend['id']}: {backend['display_name']} ({backend['location']})\n"
+            )
             if "models" in backend:
                 out.write(f"    models:  {_models(backend['models'])}\n")
             for line in _capabilities(backend["capabilities"]):
@@ -110,10 +117,31 @@ def _models(models: list[dict[str, Any]] | str) -> str:
 
 
 def _capabilities(caps: dict[str, Any]) -> list[str]:
-    yes = [name for name in ("step_previews", "negative_prompt", "seed", "guidance", "cancel",
-                             "finish_early", "any_model") if caps.get(name)]
-    no = [name for name in ("step_previews", "negative_prompt", "seed", "guidance", "cancel",
-                            "finish_early") if not caps.get(name)]
+    yes = [
+        name
+        for name in (
+            "step_previews",
+            "negative_prompt",
+            "seed",
+            "guidance",
+            "cancel",
+            "finish_early",
+            "any_model",
+        )
+        if caps.get(name)
+    ]
+    no = [
+        name
+        for name in (
+            "step_previews",
+            "negative_prompt",
+            "seed",
+            "guidance",
+            "cancel",
+            "finish_early",
+        )
+        if not caps.get(name)
+    ]
     width, height = caps["default_size"]
     low, high = caps["steps_range"]
     lines = [
@@ -121,8 +149,7 @@ def _capabilities(caps: dict[str, Any]) -> list[str]:
         f"cannot:  {', '.join(no) or '-'}",
         f"size:    {caps['min_size']}-{caps['max_size']} px, multiples of "
         f"{caps['size_multiple']}, default {width}x{height}",
-        f"steps:   {low}-{high}, default {caps['default_steps']}; batch up to "
-        f"{caps['max_batch']}",
+        f"steps:   {low}-{high}, default {caps['default_steps']}; batch up to {caps['max_batch']}",
     ]
     if caps.get("guidance"):
         g_low, g_high = caps["guidance_range"]

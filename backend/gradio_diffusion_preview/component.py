@@ -98,9 +98,20 @@ class DiffusionPreview(Component):
         self.show_finish_button = show_finish_button
         self.final_format = final_format
         super().__init__(
-            label=label, every=every, inputs=inputs, show_label=show_label, container=container,
-            scale=scale, min_width=min_width, interactive=interactive, visible=visible,
-            elem_id=elem_id, elem_classes=elem_classes, render=render, key=key, value=value,
+            label=label,
+            every=every,
+            inputs=inputs,
+            show_label=show_label,
+            container=container,
+            scale=scale,
+            min_width=min_width,
+            interactive=interactive,
+            visible=visible,
+            elem_id=elem_id,
+            elem_classes=elem_classes,
+            render=render,
+            key=key,
+            value=value,
         )
 
     def preprocess(self, payload: PreviewData | None) -> PreviewData | None:

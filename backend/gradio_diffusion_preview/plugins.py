@@ -91,7 +91,8 @@ class Registry:
                 warnings.warn(
                     f"Plugin '{entry_point.name}' from {dist_name} failed to load and was "
                     f"skipped: {type(error).__name__}: {error}",
-                    PluginLoadWarning, stacklevel=2,
+                    PluginLoadWarning,
+                    stacklevel=2,
                 )
                 continue
             if self.manager.has_plugin(entry_point.name):
@@ -100,7 +101,8 @@ class Registry:
                     f"Plugin '{entry_point.name}' from {dist_name} was skipped: a plugin of that "
                     f"name is already loaded from {other.distribution if other else '?'}. "
                     "Plugin names (entry-point names) must be unique.",
-                    PluginLoadWarning, stacklevel=2,
+                    PluginLoadWarning,
+                    stacklevel=2,
                 )
                 continue
             self.add_plugin(plugin, entry_point.name, dist_name, dist.version if dist else None)
@@ -111,7 +113,10 @@ class Registry:
         self.add_plugin(module, module_name, BUILTIN_DISTRIBUTION, version)
 
     def add_plugin(
-        self, plugin: ModuleType | object, name: str, distribution: str = "(registered in code)",
+        self,
+        plugin: ModuleType | object,
+        name: str,
+        distribution: str = "(registered in code)",
         version: str | None = None,
     ) -> None:
         """Register a plugin object (a module or any object with hook implementations).
@@ -182,7 +187,8 @@ class Registry:
                 warnings.warn(
                     f"Plugin '{plugin_name}' ({info.distribution}) raised in register_backends "
                     f"and was skipped: {type(error).__name__}: {error}",
-                    PluginLoadWarning, stacklevel=2,
+                    PluginLoadWarning,
+                    stacklevel=2,
                 )
                 continue
             for backend_id, backend in staged.items():
@@ -217,8 +223,14 @@ class Registry:
                 if include_models:
                     entry["models"] = _models_of(backends[bid][0])
                 described.append(entry)
-            result.append({"name": info.name, "distribution": info.distribution,
-                           "version": info.version, "backends": described})
+            result.append(
+                {
+                    "name": info.name,
+                    "distribution": info.distribution,
+                    "version": info.version,
+                    "backends": described,
+                }
+            )
         return result
 
 

@@ -59,7 +59,10 @@ def build_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest
         if first["type"] == "extra_forbidden":
             known = ", ".join(GenerationRequest.model_fields)
             raise InvalidRequest(
-                backend.id, field, value, "unknown request field",
+                backend.id,
+                field,
+                value,
+                "unknown request field",
                 f"use only these fields: {known}; backend-specific settings go in 'options'.",
             ) from None
         raise InvalidRequest(
@@ -78,31 +81,50 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     if not request.prompt.strip():
         fail("prompt", request.prompt, "the prompt is empty", "describe the image you want.")
     if len(request.prompt) > MAX_PROMPT_CHARS:
-        fail("prompt", f"<{len(request.prompt)} characters>",
-             f"at most {MAX_PROMPT_CHARS} characters", "shorten the prompt.")
+        fail(
+            "prompt",
+            f"<{len(request.prompt)} characters>",
+            f"at most {MAX_PROMPT_CHARS} characters",
+            "shorten the prompt.",
+        )
     if request.negative_prompt and not caps.negative_prompt:
-        fail("negative_prompt", request.negative_prompt, "this backend has no negative prompt",
-             "leave negative_prompt empty.")
+        fail(
+            "negative_prompt",
+            request.negative_prompt,
+            "this backend has no negative prompt",
+            "leave negative_prompt empty.",
+        )
 
     try:  # listing models may need a network or a cache; that must not crash the caller
         model = request.model or backend.default_model()
         offered = None if caps.any_model else [m.id for m in backend.models()]
     except Exception as error:
-        fail("model", request.model, f"the backend could not list its models "
-             f"({type(error).__name__}: {error})",
-             "check the backend's setup or connection (`python -m gradio_diffusion_preview "
-             "plugins` shows what it lists), then try again.")
+        fail(
+            "model",
+            request.model,
+            f"the backend could not list its models ({type(error).__name__}: {error})",
+            "check the backend's setup or connection (`python -m gradio_diffusion_preview "
+            "plugins` shows what it lists), then try again.",
+        )
     if model is None:
         fail("model", request.model, "this backend has no default model", "name a model.")
     if offered is not None and model not in offered:
-        fail("model", model, "not one of the models this backend offers",
-             f"choose one of: {', '.join(offered) or '(none listed)'}.")
+        fail(
+            "model",
+            model,
+            "not one of the models this backend offers",
+            f"choose one of: {', '.join(offered) or '(none listed)'}.",
+        )
 
     low, high = caps.steps_range
     steps = caps.default_steps if request.steps is None else request.steps
     if not low <= steps <= high:
-        fail("steps", steps, f"steps must be from {low} to {high}",
-             f"use a number of steps from {low} to {high}.")
+        fail(
+            "steps",
+            steps,
+            f"steps must be from {low} to {high}",
+            f"use a number of steps from {low} to {high}.",
+        )
 
     guidance = request.guidance
     if guidance is not None and not caps.guidance:
@@ -112,15 +134,23 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     if guidance is not None:
         g_low, g_high = caps.guidance_range
         if not g_low <= guidance <= g_high:
-            fail("guidance", guidance, f"guidance must be from {g_low} to {g_high}",
-                 f"use a guidance scale from {g_low} to {g_high}.")
+            fail(
+                "guidance",
+                guidance,
+                f"guidance must be from {g_low} to {g_high}",
+                f"use a guidance scale from {g_low} to {g_high}.",
+            )
 
     seed = request.seed
     if seed is not None and not caps.seed:
         fail("seed", seed, "this backend cannot be seeded", "leave seed unset.")
     if seed is not None and not 0 <= seed <= MAX_SEED:
-        fail("seed", seed, f"seeds are whole numbers from 0 to {MAX_SEED}",
-             f"use a seed from 0 to {MAX_SEED}, or none for a random one.")
+        fail(
+            "seed",
+            seed,
+            f"seeds are whole numbers from 0 to {MAX_SEED}",
+            f"use a seed from 0 to {MAX_SEED}, or none for a random one.",
+        )
     if seed is None and caps.seed:
         seed = secrets.randbelow(MAX_SEED + 1)
 
@@ -129,25 +159,43 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     height = default_h if request.height is None else request.height
     for name, size in (("width", width), ("height", height)):
         if not caps.min_size <= size <= caps.max_size:
-            fail(name, size, f"{name} must be from {caps.min_size} to {caps.max_size} pixels",
-                 f"use a {name} from {caps.min_size} to {caps.max_size}.")
+            fail(
+                name,
+                size,
+                f"{name} must be from {caps.min_size} to {caps.max_size} pixels",
+                f"use a {name} from {caps.min_size} to {caps.max_size}.",
+            )
         if size % caps.size_multiple:
             nearest = max(caps.min_size, round(size / caps.size_multiple) * caps.size_multiple)
-            fail(name, size, f"{name} must be a multiple of {caps.size_multiple}",
-                 f"use {nearest}.")
+            fail(
+                name, size, f"{name} must be a multiple of {caps.size_multiple}", f"use {nearest}."
+            )
 
     if not 1 <= request.num_images <= caps.max_batch:
-        fail("num_images", request.num_images, f"a batch holds 1 to {caps.max_batch} images",
-             f"ask for 1 to {caps.max_batch} images.")
+        fail(
+            "num_images",
+            request.num_images,
+            f"a batch holds 1 to {caps.max_batch} images",
+            f"ask for 1 to {caps.max_batch} images.",
+        )
 
     unknown = sorted(set(request.options) - set(caps.options))
     if unknown:
         known = ", ".join(sorted(caps.options)) or "none"
-        fail(f"options.{unknown[0]}", request.options[unknown[0]],
-             "not an option this backend understands",
-             f"remove it; this backend's options are: {known}.")
+        fail(
+            f"options.{unknown[0]}",
+            request.options[unknown[0]],
+            "not an option this backend understands",
+            f"remove it; this backend's options are: {known}.",
+        )
 
-    return request.model_copy(update={
-        "model": model, "steps": steps, "guidance": guidance, "seed": seed,
-        "width": width, "height": height,
-    })
+    return request.model_copy(
+        update={
+            "model": model,
+            "steps": steps,
+            "guidance": guidance,
+            "seed": seed,
+            "width": width,
+            "height": height,
+        }
+    )

@@ -22,7 +22,10 @@ class BackendRunner:
     """Runs one generation. Start it, read ``channel``, and ``stop()`` it when done."""
 
     def __init__(
-        self, backend_id: str, events: Iterator[GenerationEvent], control: RunControl,
+        self,
+        backend_id: str,
+        events: Iterator[GenerationEvent],
+        control: RunControl,
         min_interval: float = 0.0,
     ) -> None:
         self.backend_id = backend_id
@@ -53,10 +56,12 @@ class BackendRunner:
                     break
         except Exception as error:  # a plugin's bug must not take the server down
             log.exception("backend %r raised", self.backend_id)
-            self.channel.put(Failed(
-                f"Backend '{self.backend_id}' raised {type(error).__name__}: {error}. "
-                "This is a bug in the backend; report it to its authors.",
-            ))
+            self.channel.put(
+                Failed(
+                    f"Backend '{self.backend_id}' raised {type(error).__name__}: {error}. "
+                    "This is a bug in the backend; report it to its authors.",
+                )
+            )
         finally:
             close = getattr(self._events, "close", None)
             if close is not None:

@@ -69,12 +69,14 @@ def stream(
     """
     backend_id = backend if isinstance(backend, str) else backend.id
     try:
-        backend_obj = (registry or get_registry()).get(backend) if isinstance(backend, str) \
-            else backend
+        backend_obj = (
+            (registry or get_registry()).get(backend) if isinstance(backend, str) else backend
+        )
         if isinstance(request, GenerationRequest):
             request = request.model_dump()
-        resolved = validate_request(build_request(backend_obj, {**(request or {}), **fields}),
-                                    backend_obj)
+        resolved = validate_request(
+            build_request(backend_obj, {**(request or {}), **fields}), backend_obj
+        )
     except (InvalidRequest, UnknownBackendError) as error:
         yield RunState(status="error", backend=backend_id, message=str(error))
         return
@@ -82,16 +84,25 @@ def stream(
 
 
 def _run(
-    backend: Backend, request: GenerationRequest, min_interval: float, preview_max_side: int,
+    backend: Backend,
+    request: GenerationRequest,
+    min_interval: float,
+    preview_max_side: int,
 ) -> Iterator[RunState]:
     run_id = uuid.uuid4().hex
     control = RunControl()
     with _active_lock:
         _active[run_id] = control
     state = RunState(
-        run_id=run_id, status="running", total_steps=request.steps or 0, backend=backend.id,
-        model=request.model, width=request.width, height=request.height,
-        seeds=[request.seed] if request.seed is not None else [], message="Starting…",
+        run_id=run_id,
+        status="running",
+        total_steps=request.steps or 0,
+        backend=backend.id,
+        model=request.model,
+        width=request.width,
+        height=request.height,
+        seeds=[request.seed] if request.seed is not None else [],
+        message="Starting…",
     )
     clock = ProgressClock()
     runner = BackendRunner(backend.id, backend.generate(request, control), control, min_interval)
@@ -110,14 +121,7 @@ def _run(
             if state.status in ("done", "error"):
                 return
         if state.status == "running":
-            stopped = control.cancelled or control.finish_requested
-            state = state.model_copy(update={
-                "status": "cancelled" if stopped else "error", "elapsed": clock.elapsed,
-                "message": "Cancelled." if stopped else
-                f"Backend '{backend.id}' stopped without a result or an error; report this "
-                "to its authors.",
-            })
-            yield state
+            yield _ended_without_result(state, backend.id, control, clock)
     finally:
         control.cancel()
         with _active_lock:
@@ -125,33 +129,72 @@ def _run(
         runner.stop(timeout=1.0)
 
 
+def _ended_without_result(
+    state: RunState, backend_id: str, control: RunControl, clock: ProgressClock
+) -> RunState:
+    """The last state of a run whose backend stopped yielding without Finished or Failed."""
+    if control.cancelled or control.finish_requested:
+        status, message = "cancelled", "Cancelled."
+    else:
+        status = "error"
+        message = (
+            f"Backend '{backend_id}' stopped without a result or an error; "
+            "report this to its authors."
+        )
+    return state.model_copy(update={"status": status, "message": message, "elapsed": clock.elapsed})
+
+
 def _apply(state: RunState, event, clock: ProgressClock, preview_max_side: int) -> RunState:
     if isinstance(event, Started):
-        return state.model_copy(update={
-            "total_steps": event.total_steps, "model": event.model, "seeds": list(event.seeds),
-            "width": event.width, "height": event.height, "message": None,
-            "elapsed": clock.elapsed,
-        })
+        return state.model_copy(
+            update={
+                "total_steps": event.total_steps,
+                "model": event.model,
+                "seeds": list(event.seeds),
+                "width": event.width,
+                "height": event.height,
+                "message": None,
+                "elapsed": clock.elapsed,
+            }
+        )
     if isinstance(event, Step):
         clock.step(event.step)
         preview = state.preview
         if event.preview is not None:
             preview = encode_preview(event.preview, preview_max_side)
-        return state.model_copy(update={
-            "step": event.step, "total_steps": event.total_steps, "preview": preview,
-            "elapsed": clock.elapsed, "steps_per_second": clock.steps_per_second(),
-            "eta": clock.eta(event.total_steps), "message": None,
-        })
+        return state.model_copy(
+            update={
+                "step": event.step,
+                "total_steps": event.total_steps,
+                "preview": preview,
+                "elapsed": clock.elapsed,
+                "steps_per_second": clock.steps_per_second(),
+                "eta": clock.eta(event.total_steps),
+                "message": None,
+            }
+        )
     if isinstance(event, Finished):
-        message = f"Finished early at step {state.step} of {state.total_steps}." \
-            if event.early else None
-        return state.model_copy(update={
-            "status": "done", "images": list(event.images), "seeds": list(event.seeds),
-            "step": state.step if event.early else state.total_steps, "eta": 0.0,
-            "elapsed": clock.elapsed, "message": message,
-        })
+        message = (
+            f"Finished early at step {state.step} of {state.total_steps}." if event.early else None
+        )
+        return state.model_copy(
+            update={
+                "status": "done",
+                "images": list(event.images),
+                "seeds": list(event.seeds),
+                "step": state.step if event.early else state.total_steps,
+                "eta": 0.0,
+                "elapsed": clock.elapsed,
+                "message": message,
+            }
+        )
     if isinstance(event, Failed):
-        return state.model_copy(update={
-            "status": "error", "message": event.message, "elapsed": clock.elapsed, "eta": None,
-        })
+        return state.model_copy(
+            update={
+                "status": "error",
+                "message": event.message,
+                "elapsed": clock.elapsed,
+                "eta": None,
+            }
+        )
     raise TypeError(f"unknown event {event!r}")

@@ -48,9 +48,23 @@ from .suite import CHECKS as CHECKS
 from .suite import BackendConformanceTests, check_backend
 
 __all__ = [
-    "BackendConformanceTests", "ConformanceError", "ConformanceReport", "Recording",
-    "check_backend", "check_batch", "check_cancel", "check_event_order", "check_failure",
-    "check_final_images", "check_finish_early", "check_identity", "check_no_files",
-    "check_previews", "check_seed", "check_steps", "check_stream", "default_fields",
+    "BackendConformanceTests",
+    "ConformanceError",
+    "ConformanceReport",
+    "Recording",
+    "check_backend",
+    "check_batch",
+    "check_cancel",
+    "check_event_order",
+    "check_failure",
+    "check_final_images",
+    "check_finish_early",
+    "check_identity",
+    "check_no_files",
+    "check_previews",
+    "check_seed",
+    "check_steps",
+    "check_stream",
+    "default_fields",
     "run_backend",
 ]

@@ -21,7 +21,10 @@ from .report import describe_event
 
 
 def check_event_order(
-    backend: Backend, *, recording: Recording | None = None, timeout: float = DEFAULT_TIMEOUT,
+    backend: Backend,
+    *,
+    recording: Recording | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
     """Started, then Steps, then Finished or one Failed, then the generator returns; nothing
@@ -31,7 +34,10 @@ def check_event_order(
 
 
 def check_steps(
-    backend: Backend, *, recording: Recording | None = None, timeout: float = DEFAULT_TIMEOUT,
+    backend: Backend,
+    *,
+    recording: Recording | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
     """Started.total_steps is the request's steps; Steps count up from 1 to it, each carrying
@@ -42,7 +48,10 @@ def check_steps(
 
 
 def check_previews(
-    backend: Backend, *, recording: Recording | None = None, timeout: float = DEFAULT_TIMEOUT,
+    backend: Backend,
+    *,
+    recording: Recording | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
     """Every preview is an in-memory PIL image or ``HxWx3`` ``uint8`` array of the size that
@@ -54,7 +63,10 @@ def check_previews(
 
 
 def check_final_images(
-    backend: Backend, *, recording: Recording | None = None, timeout: float = DEFAULT_TIMEOUT,
+    backend: Backend,
+    *,
+    recording: Recording | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
     """Started and Finished describe the request (model, size, number of images, seed) and
@@ -74,15 +86,27 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
     ``allow_failed``, and the end of a cancelled run is left to the cancel check."""
     if rec.error is not None:
         where = f"after {describe_event(rec.events[-1])}" if rec.events else "before any event"
-        fail_check(rec, check, "failures reported as a Failed(message, reason) event, never "
-                   "raised", f"generate raised {type(rec.error).__name__}: {rec.error} ({where})")
+        fail_check(
+            rec,
+            check,
+            "failures reported as a Failed(message, reason) event, never raised",
+            f"generate raised {type(rec.error).__name__}: {rec.error} ({where})",
+        )
     if rec.timed_out:
-        fail_check(rec, check, "each event within the time limit (timeout=...)",
-                   "the backend stopped producing events without returning")
+        fail_check(
+            rec,
+            check,
+            "each event within the time limit (timeout=...)",
+            "the backend stopped producing events without returning",
+        )
     for event in rec.events:
         if not isinstance(event, Started | Step | Finished | Failed):
-            fail_check(rec, check, "only Started, Step, Finished and Failed events",
-                       f"a {type(event).__name__}")
+            fail_check(
+                rec,
+                check,
+                "only Started, Step, Finished and Failed events",
+                f"a {type(event).__name__}",
+            )
     if not rec.events:
         fail_check(rec, check, "Started, then Steps, then Finished or Failed", "no events at all")
     first = rec.events[0]
@@ -99,12 +123,20 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
     if rec.signal == "cancel":
         return  # the cancel check judges the end of a cancelled run
     if not ends:
-        fail_check(rec, check, "the run to end with Finished or Failed",
-                   "the generator returned without either" if rec.ended else "no end")
+        fail_check(
+            rec,
+            check,
+            "the run to end with Finished or Failed",
+            "the generator returned without either" if rec.ended else "no end",
+        )
     if len(rec.events) > ends[0] + 1:
-        fail_check(rec, check, "nothing after the first Finished or Failed",
-                   f"{describe_event(rec.events[ends[0] + 1])} after "
-                   f"{describe_event(rec.events[ends[0]])}")
+        fail_check(
+            rec,
+            check,
+            "nothing after the first Finished or Failed",
+            f"{describe_event(rec.events[ends[0] + 1])} after "
+            f"{describe_event(rec.events[ends[0]])}",
+        )
     if not rec.ended:
         fail_check(rec, check, "the generator to return after its last event", "it kept running")
     if isinstance(rec.events[-1], Failed) and not allow_failed:
@@ -117,26 +149,38 @@ def expect_steps(rec: Recording, check: str) -> None:
     if started is None:
         fail_check(rec, check, "a Started event", "none")
     if started.total_steps != rec.request.steps:
-        fail_check(rec, check, f"Started.total_steps to be the request's steps "
-                   f"({rec.request.steps})", f"total_steps={started.total_steps}")
+        fail_check(
+            rec,
+            check,
+            f"Started.total_steps to be the request's steps ({rec.request.steps})",
+            f"total_steps={started.total_steps}",
+        )
     numbers = [s.step for s in steps]
     for s in steps:
         if s.total_steps != started.total_steps:
-            fail_check(rec, check, f"every Step.total_steps to be {started.total_steps}, as "
-                       "Started said", f"Step {s.step} with total_steps={s.total_steps}")
+            fail_check(
+                rec,
+                check,
+                f"every Step.total_steps to be {started.total_steps}, as Started said",
+                f"Step {s.step} with total_steps={s.total_steps}",
+            )
     if any(not isinstance(n, int) or not 1 <= n <= started.total_steps for n in numbers):
-        fail_check(rec, check, f"step numbers from 1 to {started.total_steps}",
-                   f"steps {numbers}")
+        fail_check(rec, check, f"step numbers from 1 to {started.total_steps}", f"steps {numbers}")
     if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
         fail_check(rec, check, "step numbers that increase", f"steps {numbers}")
     finished = rec.finished
     if finished is not None and not finished.early and started.total_steps:
         if not numbers:
-            fail_check(rec, check, f"Step events (1..{started.total_steps}) before Finished",
-                       "none")
+            fail_check(
+                rec, check, f"Step events (1..{started.total_steps}) before Finished", "none"
+            )
         if numbers[-1] != started.total_steps:
-            fail_check(rec, check, f"the last Step before Finished to be "
-                       f"{started.total_steps}", f"the last was {numbers[-1]}")
+            fail_check(
+                rec,
+                check,
+                f"the last Step before Finished to be {started.total_steps}",
+                f"the last was {numbers[-1]}",
+            )
 
 
 def expect_previews(rec: Recording) -> None:
@@ -149,41 +193,77 @@ def expect_previews(rec: Recording) -> None:
     sent = [s for s in rec.steps if s.preview is not None]
     if declared is None:
         if sent:
-            fail_check(rec, check, "no previews, as Started.preview_size is None",
-                       f"a preview on Step {sent[0].step}")
+            fail_check(
+                rec,
+                check,
+                "no previews, as Started.preview_size is None",
+                f"a preview on Step {sent[0].step}",
+            )
         return
     if not rec.capabilities.step_previews:
-        fail_check(rec, check, "Started.preview_size=None, as capabilities.step_previews is "
-                   "False", f"preview_size={declared}")
-    if (not isinstance(declared, tuple | list) or len(declared) != 2
-            or not all(isinstance(n, int) and n > 0 for n in declared)):
-        fail_check(rec, check, "Started.preview_size to be (width, height) in pixels",
-                   repr(declared))
+        fail_check(
+            rec,
+            check,
+            "Started.preview_size=None, as capabilities.step_previews is False",
+            f"preview_size={declared}",
+        )
+    if (
+        not isinstance(declared, tuple | list)
+        or len(declared) != 2
+        or not all(isinstance(n, int) and n > 0 for n in declared)
+    ):
+        fail_check(
+            rec, check, "Started.preview_size to be (width, height) in pixels", repr(declared)
+        )
     if rec.steps and not sent:
-        fail_check(rec, check, f"previews, as Started.preview_size is {tuple(declared)}",
-                   "no Step with a preview")
+        fail_check(
+            rec,
+            check,
+            f"previews, as Started.preview_size is {tuple(declared)}",
+            "no Step with a preview",
+        )
     width, height = declared
     for s in sent:
         preview = s.preview
         if isinstance(preview, PIL.Image.Image):
             if getattr(preview, "filename", None):
-                fail_check(rec, check, "previews made in memory",
-                           f"Step {s.step}'s preview was read from {preview.filename}")
+                fail_check(
+                    rec,
+                    check,
+                    "previews made in memory",
+                    f"Step {s.step}'s preview was read from {preview.filename}",
+                )
             size = preview.size
         elif isinstance(preview, np.ndarray):
             if isinstance(preview, np.memmap) or isinstance(preview.base, np.memmap):
-                fail_check(rec, check, "previews made in memory",
-                           f"Step {s.step}'s preview is a memory-mapped file")
+                fail_check(
+                    rec,
+                    check,
+                    "previews made in memory",
+                    f"Step {s.step}'s preview is a memory-mapped file",
+                )
             if preview.ndim != 3 or preview.shape[2] != 3 or preview.dtype != np.uint8:
-                fail_check(rec, check, "a preview array of shape (height, width, 3) and dtype "
-                           "uint8", f"Step {s.step}: shape {preview.shape}, dtype {preview.dtype}")
+                fail_check(
+                    rec,
+                    check,
+                    "a preview array of shape (height, width, 3) and dtype uint8",
+                    f"Step {s.step}: shape {preview.shape}, dtype {preview.dtype}",
+                )
             size = (preview.shape[1], preview.shape[0])
         else:
-            fail_check(rec, check, "previews that are PIL images or HxWx3 uint8 numpy arrays",
-                       f"Step {s.step}: a {type(preview).__name__}")
+            fail_check(
+                rec,
+                check,
+                "previews that are PIL images or HxWx3 uint8 numpy arrays",
+                f"Step {s.step}: a {type(preview).__name__}",
+            )
         if tuple(size) != (width, height):
-            fail_check(rec, check, f"previews of {width}x{height} (Started.preview_size)",
-                       f"Step {s.step}: a {size[0]}x{size[1]} preview")
+            fail_check(
+                rec,
+                check,
+                f"previews of {width}x{height} (Started.preview_size)",
+                f"Step {s.step}: a {size[0]}x{size[1]} preview",
+            )
 
 
 def expect_final_images(rec: Recording, check: str) -> None:
@@ -192,32 +272,61 @@ def expect_final_images(rec: Recording, check: str) -> None:
     req, started, finished = rec.request, rec.started, rec.finished
     if finished is None:
         failed = rec.failed
-        fail_check(rec, check, "Finished for a valid request",
-                   f"Failed: {failed.message}" if failed else "no Finished event")
+        fail_check(
+            rec,
+            check,
+            "Finished for a valid request",
+            f"Failed: {failed.message}" if failed else "no Finished event",
+        )
     if started is not None:
         if (started.width, started.height) != (req.width, req.height):
-            fail_check(rec, check, f"Started to announce {req.width}x{req.height}",
-                       f"{started.width}x{started.height}")
+            fail_check(
+                rec,
+                check,
+                f"Started to announce {req.width}x{req.height}",
+                f"{started.width}x{started.height}",
+            )
         if started.num_images != req.num_images or len(started.seeds) != req.num_images:
-            fail_check(rec, check, f"Started to announce {req.num_images} image(s) with one "
-                       "seed each", f"num_images={started.num_images}, seeds={started.seeds}")
+            fail_check(
+                rec,
+                check,
+                f"Started to announce {req.num_images} image(s) with one seed each",
+                f"num_images={started.num_images}, seeds={started.seeds}",
+            )
         if req.seed is not None and started.seeds and started.seeds[0] != req.seed:
-            fail_check(rec, check, f"the first seed to be the request's seed ({req.seed})",
-                       f"seeds={started.seeds}")
+            fail_check(
+                rec,
+                check,
+                f"the first seed to be the request's seed ({req.seed})",
+                f"seeds={started.seeds}",
+            )
         if finished.seeds != started.seeds:
-            fail_check(rec, check, f"Finished.seeds to be the seeds Started announced "
-                       f"({started.seeds})", f"{finished.seeds}")
+            fail_check(
+                rec,
+                check,
+                f"Finished.seeds to be the seeds Started announced ({started.seeds})",
+                f"{finished.seeds}",
+            )
     images = finished.images
     if not isinstance(images, list) or len(images) != req.num_images:
         count = len(images) if isinstance(images, list) else type(images).__name__
         fail_check(rec, check, f"{req.num_images} final image(s) in a list", f"{count}")
     if len(finished.seeds) != len(images):
-        fail_check(rec, check, "one seed per final image",
-                   f"{len(images)} images, seeds {finished.seeds}")
+        fail_check(
+            rec, check, "one seed per final image", f"{len(images)} images, seeds {finished.seeds}"
+        )
     for index, image in enumerate(images):
         if not isinstance(image, PIL.Image.Image):
-            fail_check(rec, check, "final images that are PIL images",
-                       f"image {index}: {type(image).__name__}")
+            fail_check(
+                rec,
+                check,
+                "final images that are PIL images",
+                f"image {index}: {type(image).__name__}",
+            )
         if image.size != (req.width, req.height):
-            fail_check(rec, check, f"final images of the requested {req.width}x{req.height}",
-                       f"image {index} is {image.width}x{image.height}")
+            fail_check(
+                rec,
+                check,
+                f"final images of the requested {req.width}x{req.height}",
+                f"image {index} is {image.width}x{image.height}",
+            )

@@ -17,8 +17,12 @@ from .report import ConformanceError, describe_states
 
 
 def check_no_files(
-    backend: Backend, *, recording: Recording | None = None, timeout: float = DEFAULT_TIMEOUT,
-    allow_writes_under: Sequence[str | os.PathLike] = (), **fields: Any,
+    backend: Backend,
+    *,
+    recording: Recording | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_writes_under: Sequence[str | os.PathLike] = (),
+    **fields: Any,
 ) -> None:
     """Neither a run of ``generate`` nor the whole ``stream()`` path opens a file for writing
     (previews live in memory). Model caches (Hugging Face, torch) and ``allow_writes_under``
@@ -26,14 +30,18 @@ def check_no_files(
     rec = recording if recording is not None and recording.watched else None
     rec = rec or run_backend(backend, timeout=timeout, watch_files=True, **fields)
     expect_event_order(rec, "no_files")
-    expect_no_writes(rec.backend, "a run of generate()", rec.writes, allow_writes_under,
-                     rec.trace())
+    expect_no_writes(
+        rec.backend, "a run of generate()", rec.writes, allow_writes_under, rec.trace()
+    )
     states, writes = record_stream(backend, rec.request, timeout, watch_files=True)
     expect_no_writes(rec.backend, "stream()", writes, allow_writes_under, describe_states(states))
 
 
 def expect_no_writes(
-    backend: str, what: str, writes: list[str], allowed: Sequence[str | os.PathLike],
+    backend: str,
+    what: str,
+    writes: list[str],
+    allowed: Sequence[str | os.PathLike],
     trace: str,
 ) -> None:
     """Fail the no-files check if ``what`` opened for writing a file it may not write."""
@@ -41,5 +49,9 @@ def expect_no_writes(
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise ConformanceError(
-            backend, "no_files", f"{what} to write no files (previews stay in memory)",
-            f"files opened for writing: {shown}", trace)
+            backend,
+            "no_files",
+            f"{what} to write no files (previews stay in memory)",
+            f"files opened for writing: {shown}",
+            trace,
+        )

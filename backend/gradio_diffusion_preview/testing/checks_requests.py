@@ -23,7 +23,10 @@ NO_SUCH_MODEL = "gdp-conformance/no-such-model"
 
 
 def check_seed(
-    backend: Backend, *, recording: Recording | None = None, timeout: float = DEFAULT_TIMEOUT,
+    backend: Backend,
+    *,
+    recording: Recording | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> str | None:
     """The same seed gives the same images again; the next seed gives different ones."""
@@ -41,18 +44,28 @@ def check_seed(
         difference = largest_pixel_difference(a, b)
         if difference:
             raise ConformanceError(
-                first.backend, "seed", f"seed {request['seed']} to give the same image twice",
-                f"images that differ by up to {difference} (of 255) per pixel", again.trace())
+                first.backend,
+                "seed",
+                f"seed {request['seed']} to give the same image twice",
+                f"images that differ by up to {difference} (of 255) per pixel",
+                again.trace(),
+            )
     if not largest_pixel_difference(first.finished.images[0], other.finished.images[0]):
         raise ConformanceError(
-            first.backend, "seed", f"seeds {request['seed']} and {other_seed} to give "
-            "different images", "identical images: is the seed passed to the generator?",
-            other.trace())
+            first.backend,
+            "seed",
+            f"seeds {request['seed']} and {other_seed} to give different images",
+            "identical images: is the seed passed to the generator?",
+            other.trace(),
+        )
     return None
 
 
 def check_batch(
-    backend: Backend, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any,
+    backend: Backend,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    **fields: Any,
 ) -> str | None:
     """A batch of two gives two images at the requested size with two different seeds."""
     if backend.capabilities.max_batch < 2:
@@ -66,8 +79,11 @@ def check_batch(
 
 
 def check_failure(
-    backend: Backend, *, failing_request: dict[str, Any] | None = None,
-    timeout: float = DEFAULT_TIMEOUT, **fields: Any,
+    backend: Backend,
+    *,
+    failing_request: dict[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    **fields: Any,
 ) -> str | None:
     """A request that passes validation but that the backend cannot run ends in one Failed
     event with a message and a known reason, not an exception.
@@ -78,8 +94,10 @@ def check_failure(
     """
     if failing_request is None:
         if not backend.capabilities.any_model:
-            return ("pass failing_request=... (request fields that pass validation but make "
-                    "generate fail, e.g. a bad value for one of its options)")
+            return (
+                "pass failing_request=... (request fields that pass validation but make "
+                "generate fail, e.g. a bad value for one of its options)"
+            )
         failing_request = {"model": NO_SUCH_MODEL}
     merged = {**default_fields(backend), **fields, **failing_request}
     try:
@@ -94,14 +112,26 @@ def check_failure(
     expect_event_order(rec, "failure", allow_failed=True)
     failed = rec.failed
     if failed is None:
-        fail_check(rec, "failure", f"a Failed event for the failing request {failing_request}",
-                   "Finished" if rec.finished else "no Failed event")
+        fail_check(
+            rec,
+            "failure",
+            f"a Failed event for the failing request {failing_request}",
+            "Finished" if rec.finished else "no Failed event",
+        )
     if not isinstance(failed.message, str) or not failed.message.strip():
-        fail_check(rec, "failure", "Failed.message to say what went wrong and how to fix it",
-                   repr(failed.message))
+        fail_check(
+            rec,
+            "failure",
+            "Failed.message to say what went wrong and how to fix it",
+            repr(failed.message),
+        )
     if failed.reason not in get_args(FailureReason):
-        fail_check(rec, "failure", f"Failed.reason to be one of {get_args(FailureReason)}",
-                   repr(failed.reason))
+        fail_check(
+            rec,
+            "failure",
+            f"Failed.reason to be one of {get_args(FailureReason)}",
+            repr(failed.reason),
+        )
     return None
 
 

@@ -17,7 +17,10 @@ from .report import ConformanceError, backend_name, describe_states
 
 
 def check_stream(
-    backend: Backend, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any,
+    backend: Backend,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    **fields: Any,
 ) -> None:
     """``stream(backend, ...)``, the path the component uses, yields RunStates that end "done"
     with the requested images and carry previews only as in-memory data URLs."""
@@ -27,7 +30,10 @@ def check_stream(
 
 
 def record_stream(
-    backend: Backend, request: GenerationRequest, timeout: float, watch_files: bool = False,
+    backend: Backend,
+    request: GenerationRequest,
+    timeout: float,
+    watch_files: bool = False,
 ) -> tuple[list, list[str]]:
     """Every RunState ``stream()`` yields for ``request`` within ``timeout`` seconds, and (with
     ``watch_files``) the files opened for writing meanwhile."""
@@ -46,12 +52,20 @@ def record_stream(
                     continue
                 if kind == "raised":
                     raise ConformanceError(
-                        backend_name(backend), "stream", "stream() to report problems as states",
-                        f"it raised {type(item).__name__}: {item}", describe_states(states))
+                        backend_name(backend),
+                        "stream",
+                        "stream() to report problems as states",
+                        f"it raised {type(item).__name__}: {item}",
+                        describe_states(states),
+                    )
                 if kind == "timeout":
                     raise ConformanceError(
-                        backend_name(backend), "stream", f"stream() to end within {timeout:.0f}s",
-                        "it did not", describe_states(states))
+                        backend_name(backend),
+                        "stream",
+                        f"stream() to end within {timeout:.0f}s",
+                        "it did not",
+                        describe_states(states),
+                    )
                 break
         finally:
             puller.close()
@@ -60,6 +74,7 @@ def record_stream(
 
 def expect_stream_states(backend: str, request: GenerationRequest, states: list) -> None:
     """The rules of ``check_stream``, on the states of one stream of ``request``."""
+
     def fail(expected: str, seen: str) -> NoReturn:
         raise ConformanceError(backend, "stream", expected, seen, describe_states(states))
 
@@ -69,9 +84,12 @@ def expect_stream_states(backend: str, request: GenerationRequest, states: list)
     if last.status != "done":
         fail("the last state to be 'done'", f"'{last.status}': {last.message}")
     if len(last.images) != request.num_images or any(
-            image.size != (request.width, request.height) for image in last.images):
-        fail(f"{request.num_images} image(s) of {request.width}x{request.height}",
-             ", ".join(f"{i.width}x{i.height}" for i in last.images) or "no images")
+        image.size != (request.width, request.height) for image in last.images
+    ):
+        fail(
+            f"{request.num_images} image(s) of {request.width}x{request.height}",
+            ", ".join(f"{i.width}x{i.height}" for i in last.images) or "no images",
+        )
     for state in states:
         if state.preview is not None and not state.preview.startswith("data:image/"):
             fail("previews as in-memory data URLs", f"{state.preview[:60]!r}")

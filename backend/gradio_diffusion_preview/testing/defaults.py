@@ -24,7 +24,10 @@ def default_fields(backend: Backend) -> dict[str, Any]:
     size = min(-(-size // caps.size_multiple) * caps.size_multiple, caps.max_size)
     low, high = caps.steps_range
     fields: dict[str, Any] = {
-        "prompt": DEFAULT_PROMPT, "steps": min(max(5, low), high), "width": size, "height": size,
+        "prompt": DEFAULT_PROMPT,
+        "steps": min(max(5, low), high),
+        "width": size,
+        "height": size,
     }
     if caps.seed:
         fields["seed"] = 1234

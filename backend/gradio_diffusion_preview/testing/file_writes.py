@@ -30,7 +30,8 @@ def _audit(event: str, args: tuple) -> None:
         if path is None or isinstance(path, int):
             return
         writing = (isinstance(flags, int) and flags & _WRITE_FLAGS) or (
-            isinstance(mode, str) and any(letter in mode for letter in "wax+"))
+            isinstance(mode, str) and any(letter in mode for letter in "wax+")
+        )
         if not writing:
             return
         path = os.path.abspath(os.fsdecode(path))
@@ -65,8 +66,11 @@ def model_cache_dirs() -> list[str]:
     home = Path.home()
     xdg = Path(os.environ.get("XDG_CACHE_HOME", home / ".cache"))
     dirs = [xdg / "huggingface", xdg / "torch"]
-    dirs += [Path(os.environ[name]) for name in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME")
-             if os.environ.get(name)]
+    dirs += [
+        Path(os.environ[name])
+        for name in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME")
+        if os.environ.get(name)
+    ]
     return [str(path.resolve()) for path in dirs]
 
 
@@ -74,5 +78,11 @@ def forbidden_writes(writes: list[str], allowed: Sequence[str | os.PathLike]) ->
     """The written paths, sorted and once each, that are neither devices (``/dev``, ``/proc``)
     nor under a model cache or one of the ``allowed`` folders."""
     exempt = model_cache_dirs() + [str(Path(p).resolve()) for p in allowed]
-    return sorted({p for p in writes if not p.startswith(("/dev/", "/proc/"))
-                   and not any(p == d or p.startswith(d + os.sep) for d in exempt)})
+    return sorted(
+        {
+            p
+            for p in writes
+            if not p.startswith(("/dev/", "/proc/"))
+            and not any(p == d or p.startswith(d + os.sep) for d in exempt)
+        }
+    )

@@ -31,8 +31,10 @@ class Puller:
                     if iterator is None:
                         made = self._make()
                         if made is None:
-                            raise TypeError("generate returned None instead of an iterator of "
-                                            "events (is it missing its `yield`s?)")
+                            raise TypeError(
+                                "generate returned None instead of an iterator of "
+                                "events (is it missing its `yield`s?)"
+                            )
                         iterator = iter(made)
                     item = next(iterator)
                 except StopIteration:
@@ -63,8 +65,7 @@ class Puller:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:
-                if self._answers.get(timeout=max(deadline - time.monotonic(), 0.0))[0] \
-                        == "closed":
+                if self._answers.get(timeout=max(deadline - time.monotonic(), 0.0))[0] == "closed":
                     return
             except queue.Empty:
                 return

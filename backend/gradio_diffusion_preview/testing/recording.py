@@ -92,16 +92,28 @@ def fail_check(recording: Recording, check: str, expected: str, seen: str) -> No
 
 
 def run_backend(
-    backend: Backend, *, timeout: float = DEFAULT_TIMEOUT, signal: str | None = None,
-    signal_after: int = DEFAULT_CANCEL_AFTER, signal_timeout: float | None = None,
-    watch_files: bool = False, **fields: Any,
+    backend: Backend,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    signal: str | None = None,
+    signal_after: int = DEFAULT_CANCEL_AFTER,
+    signal_timeout: float | None = None,
+    watch_files: bool = False,
+    **fields: Any,
 ) -> Recording:
     """Validate the request made of ``fields`` (over ``default_fields``) and run it, recording
     every event. ``signal`` ("cancel" or "finish_early") is sent once Step ``signal_after`` has
     arrived; the run then has ``signal_timeout`` seconds (by default about three step times, at
     least one second) to end. With ``watch_files`` the files opened for writing are recorded."""
-    return record_run(backend, resolve_request(backend, fields), timeout, signal, signal_after,
-                      signal_timeout, watch_files)
+    return record_run(
+        backend,
+        resolve_request(backend, fields),
+        timeout,
+        signal,
+        signal_after,
+        signal_timeout,
+        watch_files,
+    )
 
 
 def resolve_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest:
@@ -112,15 +124,22 @@ def resolve_request(backend: Backend, fields: dict[str, Any]) -> GenerationReque
         return validate_request(build_request(backend, merged), backend)
     except InvalidRequest as error:
         raise ConformanceError(
-            backend_name(backend), "request", "the kit's request to pass validation (pass "
+            backend_name(backend),
+            "request",
+            "the kit's request to pass validation (pass "
             "request fields this backend accepts, e.g. prompt=..., steps=..., width=..., "
-            "height=...)", str(error),
+            "height=...)",
+            str(error),
         ) from None
 
 
 def record_run(
-    backend: Backend, request: GenerationRequest, timeout: float, signal: str | None = None,
-    signal_after: int = DEFAULT_CANCEL_AFTER, signal_timeout: float | None = None,
+    backend: Backend,
+    request: GenerationRequest,
+    timeout: float,
+    signal: str | None = None,
+    signal_after: int = DEFAULT_CANCEL_AFTER,
+    signal_timeout: float | None = None,
     watch_files: bool = False,
 ) -> Recording:
     """Run an already validated ``request``; the arguments are those of ``run_backend``."""
@@ -135,8 +154,9 @@ def record_run(
             while True:
                 wait = timeout - (time.monotonic() - t0)
                 if rec.signal_limit is not None:  # a run told to stop gets less patience
-                    wait = min(wait, rec.signal_time + 2 * rec.signal_limit + 1.0
-                               - (time.monotonic() - t0))
+                    wait = min(
+                        wait, rec.signal_time + 2 * rec.signal_limit + 1.0 - (time.monotonic() - t0)
+                    )
                 kind, item = puller.next(wait)
                 now = time.monotonic() - t0
                 if kind == "timeout":
@@ -152,16 +172,21 @@ def record_run(
                     extra -= 1
                 elif isinstance(item, Finished | Failed):
                     extra = EXTRA_PULLS
-                elif (signal and isinstance(item, Step) and item.step >= signal_after
-                      and rec.signal is None):
+                elif (
+                    signal
+                    and isinstance(item, Step)
+                    and item.step >= signal_after
+                    and rec.signal is None
+                ):
                     if signal == "cancel":
                         control.cancel()
                     else:
                         control.finish_early()
                     rec.signal, rec.signal_index = signal, len(rec.events) - 1
                     rec.signal_time = time.monotonic() - t0
-                    rec.signal_limit = signal_timeout if signal_timeout is not None \
-                        else step_time_limit(rec)
+                    rec.signal_limit = (
+                        signal_timeout if signal_timeout is not None else step_time_limit(rec)
+                    )
                     extra = EXTRA_PULLS + 1
                 if extra == 0 or len(rec.events) >= limit:
                     rec.end_time = now
@@ -173,7 +198,8 @@ def record_run(
 
 def step_time_limit(rec: Recording) -> float:
     """About three step times (the slowest seen so far), at least one second."""
-    times = [t for e, t in zip(rec.events, rec.times, strict=False)
-             if isinstance(e, Step | Started)]
+    times = [
+        t for e, t in zip(rec.events, rec.times, strict=False) if isinstance(e, Step | Started)
+    ]
     intervals = [b - a for a, b in zip(times, times[1:], strict=False)]
     return max(1.0, 3 * max(intervals, default=0.0))

@@ -22,7 +22,12 @@ class ConformanceError(AssertionError):
     """
 
     def __init__(
-        self, backend: str, check: str, expected: str, seen: str, events: str | None = None,
+        self,
+        backend: str,
+        check: str,
+        expected: str,
+        seen: str,
+        events: str | None = None,
         failures: Sequence[ConformanceError] = (),
     ) -> None:
         self.backend, self.check, self.expected, self.seen = backend, check, expected, seen
@@ -44,8 +49,10 @@ class ConformanceReport:
     failed: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        lines = [f"Conformance of backend '{self.backend}': {len(self.passed)} passed, "
-                 f"{len(self.skipped)} skipped, {len(self.failed)} failed"]
+        lines = [
+            f"Conformance of backend '{self.backend}': {len(self.passed)} passed, "
+            f"{len(self.skipped)} skipped, {len(self.failed)} failed"
+        ]
         lines += [f"  passed  {name}" for name in self.passed]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
         lines += [f"  FAILED  {name}" for name in self.failed]
@@ -60,20 +67,30 @@ def backend_name(backend: Any) -> str:
 def describe_event(event: Any) -> str:
     """One short phrase for an event, e.g. ``Step 2/8 [32x32x3]``."""
     if isinstance(event, Started):
-        preview = (f", preview {event.preview_size[0]}x{event.preview_size[1]}"
-                   if event.preview_size else "")
-        return (f"Started(total_steps={event.total_steps}, {event.width}x{event.height}, "
-                f"seeds={event.seeds}{preview})")
+        preview = (
+            f", preview {event.preview_size[0]}x{event.preview_size[1]}"
+            if event.preview_size
+            else ""
+        )
+        return (
+            f"Started(total_steps={event.total_steps}, {event.width}x{event.height}, "
+            f"seeds={event.seeds}{preview})"
+        )
     if isinstance(event, Step):
         if event.preview is None:
             return f"Step {event.step}/{event.total_steps}"
         preview = event.preview
-        size = (f"{preview.width}x{preview.height}" if isinstance(preview, PIL.Image.Image)
-                else "x".join(str(n) for n in getattr(preview, "shape", ())) or "?")
+        size = (
+            f"{preview.width}x{preview.height}"
+            if isinstance(preview, PIL.Image.Image)
+            else "x".join(str(n) for n in getattr(preview, "shape", ())) or "?"
+        )
         return f"Step {event.step}/{event.total_steps} [{size}]"
     if isinstance(event, Finished):
-        sizes = ", ".join(f"{i.width}x{i.height}" if isinstance(i, PIL.Image.Image)
-                          else type(i).__name__ for i in event.images)
+        sizes = ", ".join(
+            f"{i.width}x{i.height}" if isinstance(i, PIL.Image.Image) else type(i).__name__
+            for i in event.images
+        )
         early = ", early" if event.early else ""
         return f"Finished({len(event.images)} image(s) {sizes}, seeds={event.seeds}{early})"
     if isinstance(event, Failed):

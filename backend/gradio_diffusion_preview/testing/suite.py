@@ -22,17 +22,32 @@ from .recording import Recording, record_run, resolve_request, run_backend
 from .report import ConformanceError, ConformanceReport, backend_name
 
 CHECKS = (
-    "identity", "event_order", "steps", "previews", "final_images", "seed", "no_files", "batch",
-    "cancel", "finish_early", "failure", "stream",
+    "identity",
+    "event_order",
+    "steps",
+    "previews",
+    "final_images",
+    "seed",
+    "no_files",
+    "batch",
+    "cancel",
+    "finish_early",
+    "failure",
+    "stream",
 )
 """Every check's name, in the order ``check_backend`` runs them."""
 
 
 def check_backend(
-    backend: Backend, *, failing_request: dict[str, Any] | None = None,
-    cancel_after: int = DEFAULT_CANCEL_AFTER, cancel_timeout: float | None = None,
-    timeout: float = DEFAULT_TIMEOUT, allow_writes_under: Sequence[str | os.PathLike] = (),
-    skip: Sequence[str] = (), **fields: Any,
+    backend: Backend,
+    *,
+    failing_request: dict[str, Any] | None = None,
+    cancel_after: int = DEFAULT_CANCEL_AFTER,
+    cancel_timeout: float | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_writes_under: Sequence[str | os.PathLike] = (),
+    skip: Sequence[str] = (),
+    **fields: Any,
 ) -> ConformanceReport:
     """Run every check on ``backend`` with the request made of ``fields``; raise one
     ``ConformanceError`` listing every failure, or return the report (passed and skipped).
@@ -78,15 +93,22 @@ def check_backend(
         attempt("previews", lambda: check_previews(backend, **shared))
         attempt("final_images", lambda: check_final_images(backend, **shared))
         attempt("seed", lambda: check_seed(backend, **shared))
-        attempt("no_files", lambda: check_no_files(
-            backend, allow_writes_under=allow_writes_under, **shared))
+        attempt(
+            "no_files",
+            lambda: check_no_files(backend, allow_writes_under=allow_writes_under, **shared),
+        )
     attempt("batch", lambda: check_batch(backend, timeout=timeout, **fields))
-    signal_args = {"cancel_after": cancel_after, "cancel_timeout": cancel_timeout,
-                   "timeout": timeout}
+    signal_args = {
+        "cancel_after": cancel_after,
+        "cancel_timeout": cancel_timeout,
+        "timeout": timeout,
+    }
     attempt("cancel", lambda: check_cancel(backend, **signal_args, **fields))
     attempt("finish_early", lambda: check_finish_early(backend, **signal_args, **fields))
-    attempt("failure", lambda: check_failure(
-        backend, failing_request=failing_request, timeout=timeout, **fields))
+    attempt(
+        "failure",
+        lambda: check_failure(backend, failing_request=failing_request, timeout=timeout, **fields),
+    )
     attempt("stream", lambda: check_stream(backend, timeout=timeout, **fields))
     return conclude(report, failures)
 
@@ -100,7 +122,9 @@ def conclude(report: ConformanceReport, failures: list[ConformanceError]) -> Con
         error = failures[0]
     else:
         error = ConformanceError(
-            report.backend, "conformance", "every check to pass",
+            report.backend,
+            "conformance",
+            "every check to pass",
             f"{len(failures)} failures ({', '.join(report.failed)})\n\n"
             + "\n\n".join(str(f) for f in failures),
             failures=failures,
@@ -144,8 +168,12 @@ class BackendConformanceTests:
         return backend, cache[key]
 
     def _signal_args(self) -> dict[str, Any]:
-        return {"cancel_after": self.cancel_after, "cancel_timeout": self.cancel_timeout,
-                "timeout": self.timeout, **self.request_fields()}
+        return {
+            "cancel_after": self.cancel_after,
+            "cancel_timeout": self.cancel_timeout,
+            "timeout": self.timeout,
+            **self.request_fields(),
+        }
 
     @staticmethod
     def _skip_if(reason: str | None) -> None:
@@ -178,8 +206,9 @@ class BackendConformanceTests:
         self._skip_if(check_seed(backend, recording=rec, timeout=self.timeout))
 
     def test_batch(self) -> None:
-        self._skip_if(check_batch(self.make_backend(), timeout=self.timeout,
-                                  **self.request_fields()))
+        self._skip_if(
+            check_batch(self.make_backend(), timeout=self.timeout, **self.request_fields())
+        )
 
     def test_cancel(self) -> None:
         self._skip_if(check_cancel(self.make_backend(), **self._signal_args()))
@@ -188,13 +217,20 @@ class BackendConformanceTests:
         self._skip_if(check_finish_early(self.make_backend(), **self._signal_args()))
 
     def test_failure(self) -> None:
-        self._skip_if(check_failure(self.make_backend(), failing_request=self.failing_request,
-                                    timeout=self.timeout, **self.request_fields()))
+        self._skip_if(
+            check_failure(
+                self.make_backend(),
+                failing_request=self.failing_request,
+                timeout=self.timeout,
+                **self.request_fields(),
+            )
+        )
 
     def test_no_files(self) -> None:
         backend, rec = self._main()
-        check_no_files(backend, recording=rec, timeout=self.timeout,
-                       allow_writes_under=self.allow_writes_under)
+        check_no_files(
+            backend, recording=rec, timeout=self.timeout, allow_writes_under=self.allow_writes_under
+        )
 
     def test_stream(self) -> None:
         check_stream(self.make_backend(), timeout=self.timeout, **self.request_fields())

@@ -39,8 +39,9 @@ def test_previews_form_from_noise_towards_the_final_image():
     events = run(steps=8)
     final = np.asarray(events[-1].images[0], dtype=float)
     half = final.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3))
-    distances = [np.abs(e.preview.astype(float) - half).mean()
-                 for e in events if isinstance(e, Step)]
+    distances = [
+        np.abs(e.preview.astype(float) - half).mean() for e in events if isinstance(e, Step)
+    ]
     assert all(b < a for a, b in zip(distances, distances[1:], strict=False))
     assert distances[-1] < 1.0
 

@@ -59,6 +59,7 @@ class OptionError(ValueError):
 
 def parse_options(options: dict[str, Any]) -> RunOptions:
     """Check option values; raises ``OptionError`` naming the valid values."""
+
     def text(name: str) -> str | None:
         value = options.get(name)
         if value is None or value == "":
@@ -79,15 +80,16 @@ def parse_options(options: dict[str, Any]) -> RunOptions:
         elif previewer_key in PREVIEWERS:
             previewer = previewer_key
         else:
-            raise OptionError(f"unknown previewer {previewer!r}; use one of: "
-                              f"{', '.join(PREVIEWERS)}, or taesd:<folder or repo id>")
+            raise OptionError(
+                f"unknown previewer {previewer!r}; use one of: "
+                f"{', '.join(PREVIEWERS)}, or taesd:<folder or repo id>"
+            )
     device = text("device")
     if device is not None and device.lower().split(":")[0] not in DEVICE_NAMES:
         raise OptionError(f"unknown device {device!r}; use one of: auto, cpu, cuda, cuda:N, mps")
     dtype = text("dtype")
     if dtype is not None and dtype.lower() not in DTYPE_NAMES:
-        raise OptionError(f"unknown dtype {dtype!r}; use one of: auto, float32, float16, "
-                          "bfloat16")
+        raise OptionError(f"unknown dtype {dtype!r}; use one of: auto, float32, float16, bfloat16")
     return RunOptions(scheduler, previewer, device, dtype)
 
 
@@ -98,19 +100,31 @@ class DiffusersBackend(Backend):
     display_name = "Local diffusers"
     location = "local"
     capabilities = Capabilities(
-        step_previews=True, negative_prompt=True, seed=True, guidance=True,
-        guidance_range=(0.0, 30.0), default_guidance=7.5, size_multiple=8, min_size=64,
-        max_size=2048, default_size=(512, 512), steps_range=(1, 150), default_steps=20,
-        max_batch=4, cancel=True, finish_early=True, any_model=True,
+        step_previews=True,
+        negative_prompt=True,
+        seed=True,
+        guidance=True,
+        guidance_range=(0.0, 30.0),
+        default_guidance=7.5,
+        size_multiple=8,
+        min_size=64,
+        max_size=2048,
+        default_size=(512, 512),
+        steps_range=(1, 150),
+        default_steps=20,
+        max_batch=4,
+        cancel=True,
+        finish_early=True,
+        any_model=True,
         options={
             "scheduler": "Sampler: " + ", ".join(SCHEDULERS) + " (flow-matching models such as "
-                         "SD3 and Flux: default or euler).",
+            "SD3 and Flux: default or euler).",
             "previewer": "Step previews: latent_rgb (default; a per-family latent-to-RGB "
-                         "projection), taesd (the family's tiny decoder, when its weights are "
-                         "on this machine), taesd:<folder or repo id>, auto, none.",
+            "projection), taesd (the family's tiny decoder, when its weights are "
+            "on this machine), taesd:<folder or repo id>, auto, none.",
             "device": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
             "dtype": "auto (float16/bfloat16 on a GPU, float32 on the CPU), float32, "
-                     "float16 or bfloat16.",
+            "float16 or bfloat16.",
         },
     )
 
@@ -185,15 +199,21 @@ class DiffusersBackend(Backend):
     def models(self) -> Sequence[ModelInfo]:
         if self._listed is not None:
             return [ModelInfo(id=model) for model in self._listed]
-        found = [ModelInfo(id=repo, description="Hugging Face cache")
-                 for repo in _cached_pipelines()]
+        found = [
+            ModelInfo(id=repo, description="Hugging Face cache") for repo in _cached_pipelines()
+        ]
         from .tiny import KINDS, default_tiny_model_dir, is_built
 
         for kind in KINDS:
             folder = default_tiny_model_dir(kind)
             if is_built(folder):
-                found.append(ModelInfo(id=str(folder), name=f"tiny-{kind}",
-                                       description="random weights, for demos and tests"))
+                found.append(
+                    ModelInfo(
+                        id=str(folder),
+                        name=f"tiny-{kind}",
+                        description="random weights, for demos and tests",
+                    )
+                )
         return found
 
     def generate(
@@ -202,15 +222,17 @@ class DiffusersBackend(Backend):
         try:
             options = parse_options(request.options)
         except OptionError as error:
-            yield Failed(f"Backend 'diffusers' cannot run this request: {error}.",
-                         "invalid_request")
+            yield Failed(
+                f"Backend 'diffusers' cannot run this request: {error}.", "invalid_request"
+            )
             return
         try:
             from .run import PipelineRun
         except ImportError as error:
             yield Failed(
                 f"The diffusers backend needs torch, diffusers and transformers ({error}). "
-                f"Install them with: {INSTALL_HINT}", "backend_error",
+                f"Install them with: {INSTALL_HINT}",
+                "backend_error",
             )
             return
         yield from PipelineRun(self, request, control, options).events()
@@ -236,7 +258,10 @@ def _cached_pipelines() -> list[str]:
     for repo in sorted(info.repos, key=lambda item: item.repo_id):
         if repo.repo_type != "model":
             continue
-        if any(Path(file.file_name).name == "model_index.json"
-               for revision in repo.revisions for file in revision.files):
+        if any(
+            Path(file.file_name).name == "model_index.json"
+            for revision in repo.revisions
+            for file in revision.files
+        ):
             repos.append(repo.repo_id)
     return repos

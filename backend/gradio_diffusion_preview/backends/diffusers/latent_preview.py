@@ -41,58 +41,70 @@ FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 # SD 1.x/2.x share one VAE, so SD 2.x uses the SD 1.x factors.
 RGB_FACTORS: dict[Family, tuple[list[list[float]], list[float] | None]] = {
     # ComfyUI latent_formats.SD15.latent_rgb_factors (no bias).
-    "sd1": ([
-        [0.3512, 0.2297, 0.3227],
-        [0.3250, 0.4974, 0.2350],
-        [-0.2829, 0.1762, 0.2721],
-        [-0.2120, -0.2616, -0.7177],
-    ], None),
+    "sd1": (
+        [
+            [0.3512, 0.2297, 0.3227],
+            [0.3250, 0.4974, 0.2350],
+            [-0.2829, 0.1762, 0.2721],
+            [-0.2120, -0.2616, -0.7177],
+        ],
+        None,
+    ),
     # ComfyUI latent_formats.SDXL.latent_rgb_factors and latent_rgb_factors_bias.
-    "sdxl": ([
-        [0.3651, 0.4232, 0.4341],
-        [-0.2533, -0.0042, 0.1068],
-        [0.1076, 0.1111, -0.0362],
-        [-0.3165, -0.2492, -0.2188],
-    ], [0.1084, -0.0175, -0.0011]),
+    "sdxl": (
+        [
+            [0.3651, 0.4232, 0.4341],
+            [-0.2533, -0.0042, 0.1068],
+            [0.1076, 0.1111, -0.0362],
+            [-0.3165, -0.2492, -0.2188],
+        ],
+        [0.1084, -0.0175, -0.0011],
+    ),
     # ComfyUI latent_formats.SD3.latent_rgb_factors and latent_rgb_factors_bias (16 channels).
-    "sd3": ([
-        [-0.0922, -0.0175, 0.0749],
-        [0.0311, 0.0633, 0.0954],
-        [0.1994, 0.0927, 0.0458],
-        [0.0856, 0.0339, 0.0902],
-        [0.0587, 0.0272, -0.0496],
-        [-0.0006, 0.1104, 0.0309],
-        [0.0978, 0.0306, 0.0427],
-        [-0.0042, 0.1038, 0.1358],
-        [-0.0194, 0.0020, 0.0669],
-        [-0.0488, 0.0130, -0.0268],
-        [0.0922, 0.0988, 0.0951],
-        [-0.0278, 0.0524, -0.0542],
-        [0.0332, 0.0456, 0.0895],
-        [-0.0069, -0.0030, -0.0810],
-        [-0.0596, -0.0465, -0.0293],
-        [-0.1448, -0.1463, -0.1189],
-    ], [0.2394, 0.2135, 0.1925]),
+    "sd3": (
+        [
+            [-0.0922, -0.0175, 0.0749],
+            [0.0311, 0.0633, 0.0954],
+            [0.1994, 0.0927, 0.0458],
+            [0.0856, 0.0339, 0.0902],
+            [0.0587, 0.0272, -0.0496],
+            [-0.0006, 0.1104, 0.0309],
+            [0.0978, 0.0306, 0.0427],
+            [-0.0042, 0.1038, 0.1358],
+            [-0.0194, 0.0020, 0.0669],
+            [-0.0488, 0.0130, -0.0268],
+            [0.0922, 0.0988, 0.0951],
+            [-0.0278, 0.0524, -0.0542],
+            [0.0332, 0.0456, 0.0895],
+            [-0.0069, -0.0030, -0.0810],
+            [-0.0596, -0.0465, -0.0293],
+            [-0.1448, -0.1463, -0.1189],
+        ],
+        [0.2394, 0.2135, 0.1925],
+    ),
     # ComfyUI latent_formats.Flux.latent_rgb_factors and latent_rgb_factors_bias (16 channels,
     # applied after unpacking Flux's 2x2 patch tokens back to a 16-channel latent image).
-    "flux": ([
-        [-0.0346, 0.0244, 0.0681],
-        [0.0034, 0.0210, 0.0687],
-        [0.0275, -0.0668, -0.0433],
-        [-0.0174, 0.0160, 0.0617],
-        [0.0859, 0.0721, 0.0329],
-        [0.0004, 0.0383, 0.0115],
-        [0.0405, 0.0861, 0.0915],
-        [-0.0236, -0.0185, -0.0259],
-        [-0.0245, 0.0250, 0.1180],
-        [0.1008, 0.0755, -0.0421],
-        [-0.0515, 0.0201, 0.0011],
-        [0.0428, -0.0012, -0.0036],
-        [0.0817, 0.0765, 0.0749],
-        [-0.1264, -0.0522, -0.1103],
-        [-0.0280, -0.0881, -0.0499],
-        [-0.1262, -0.0982, -0.0778],
-    ], [-0.0329, -0.0718, -0.0851]),
+    "flux": (
+        [
+            [-0.0346, 0.0244, 0.0681],
+            [0.0034, 0.0210, 0.0687],
+            [0.0275, -0.0668, -0.0433],
+            [-0.0174, 0.0160, 0.0617],
+            [0.0859, 0.0721, 0.0329],
+            [0.0004, 0.0383, 0.0115],
+            [0.0405, 0.0861, 0.0915],
+            [-0.0236, -0.0185, -0.0259],
+            [-0.0245, 0.0250, 0.1180],
+            [0.1008, 0.0755, -0.0421],
+            [-0.0515, 0.0201, 0.0011],
+            [0.0428, -0.0012, -0.0036],
+            [0.0817, 0.0765, 0.0749],
+            [-0.1264, -0.0522, -0.1103],
+            [-0.0280, -0.0881, -0.0499],
+            [-0.1262, -0.0982, -0.0778],
+        ],
+        [-0.0329, -0.0718, -0.0851],
+    ),
 }
 
 # Tiny decoders by family (Hugging Face repo ids of madebyollin's TAESD family, in diffusers form).
@@ -136,8 +148,9 @@ def unpack_flux_latents(latents: torch.Tensor, latent_h: int, latent_w: int) -> 
     ``(B, C, h, w)``."""
     batch, tokens, packed = latents.shape
     if tokens != (latent_h // 2) * (latent_w // 2) or packed % 4:
-        raise ValueError(f"packed latents {tuple(latents.shape)} do not match a "
-                         f"{latent_w}x{latent_h} latent")
+        raise ValueError(
+            f"packed latents {tuple(latents.shape)} do not match a {latent_w}x{latent_h} latent"
+        )
     grid = latents.view(batch, latent_h // 2, latent_w // 2, packed // 4, 2, 2)
     return grid.permute(0, 3, 1, 4, 2, 5).reshape(batch, packed // 4, latent_h, latent_w)
 
@@ -154,7 +167,10 @@ class PreviewGeometry:
 
 
 def preview_geometry(
-    tile_w: int, tile_h: int, count: int, max_side: int = DEFAULT_PREVIEW_MAX_SIDE,
+    tile_w: int,
+    tile_h: int,
+    count: int,
+    max_side: int = DEFAULT_PREVIEW_MAX_SIDE,
 ) -> PreviewGeometry:
     """A near-square grid for ``count`` tiles (2 side by side, 3-4 in a 2x2 grid, ...)."""
     cols = math.ceil(math.sqrt(count))
@@ -190,8 +206,13 @@ class PendingPreview:
     array; it is called on the consumer's thread, so any waiting (a device copy finishing, a tiny
     decoder running) happens there and never on the generation thread."""
 
-    def __init__(self, array: np.ndarray | None = None, host: torch.Tensor | None = None,
-                 ready: Any = None, work: Any = None) -> None:
+    def __init__(
+        self,
+        array: np.ndarray | None = None,
+        host: torch.Tensor | None = None,
+        ready: Any = None,
+        work: Any = None,
+    ) -> None:
         self._array, self._host, self._ready, self._work = array, host, ready, work
 
     def result(self) -> np.ndarray:
@@ -243,8 +264,9 @@ class LatentRGBPreviewer:
         if family in RGB_FACTORS:
             factors, bias = RGB_FACTORS[family]
             if len(factors) != channels:
-                raise ValueError(f"{family} factors are for {len(factors)} latent channels, "
-                                 f"got {channels}")
+                raise ValueError(
+                    f"{family} factors are for {len(factors)} latent channels, got {channels}"
+                )
             self._weight = torch.tensor(factors, dtype=torch.float32)  # (C, 3)
             self._bias = torch.tensor(bias or [0.0, 0.0, 0.0], dtype=torch.float32)
         else:
@@ -266,8 +288,10 @@ class LatentRGBPreviewer:
             return ((first - mean) / std / 4 + 0.5).clamp_(0, 1)
         key = (latents.device, latents.dtype)
         if key not in self._on:
-            self._on[key] = (self._weight.to(latents.device, latents.dtype),
-                             self._bias.to(latents.device, latents.dtype))
+            self._on[key] = (
+                self._weight.to(latents.device, latents.dtype),
+                self._bias.to(latents.device, latents.dtype),
+            )
         weight, bias = self._on[key]
         return (pixels @ weight).add_(bias).add_(1).mul_(0.5).clamp_(0, 1)
 
@@ -310,8 +334,16 @@ class PreviewPlan:
     packed: bool = False
 
     @classmethod
-    def create(cls, previewer, width: int, height: int, count: int, vae_scale_factor: int,
-               packed: bool = False, max_side: int = DEFAULT_PREVIEW_MAX_SIDE) -> PreviewPlan:
+    def create(
+        cls,
+        previewer,
+        width: int,
+        height: int,
+        count: int,
+        vae_scale_factor: int,
+        packed: bool = False,
+        max_side: int = DEFAULT_PREVIEW_MAX_SIDE,
+    ) -> PreviewPlan:
         if packed:  # Flux rounds the latent down to whole 2x2 patches
             latent_w = 2 * (width // (vae_scale_factor * 2))
             latent_h = 2 * (height // (vae_scale_factor * 2))

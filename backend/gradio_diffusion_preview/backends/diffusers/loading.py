@@ -32,9 +32,13 @@ from .latent_preview import Family, family_of, latent_channels_of
 log = logging.getLogger(__name__)
 
 DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
 }
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -60,8 +64,12 @@ def hub_offline() -> bool:
 
 
 def _looks_like_path(model: str) -> bool:
-    return (model.startswith(("/", "./", "../", "~", "\\")) or model.count("/") > 1
-            or bool(re.match(r"^[A-Za-z]:[\\/]", model)) or not _REPO_ID.match(model))
+    return (
+        model.startswith(("/", "./", "../", "~", "\\"))
+        or model.count("/") > 1
+        or bool(re.match(r"^[A-Za-z]:[\\/]", model))
+        or not _REPO_ID.match(model)
+    )
 
 
 def _not_cached_message(model: str, reason: str) -> str:
@@ -142,17 +150,26 @@ def resolve_device(requested: str | None) -> torch.device:
         raise OptionValueError(
             f"device {requested!r} is not a device name; use auto, cpu, cuda, cuda:N or mps"
         ) from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": bool(getattr(torch.backends, "mps", None)
-                             and torch.backends.mps.is_available())}
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+    }
     if not available.get(device.type, False):
         have = ", ".join(kind for kind, ok in available.items() if ok)
-        raise OptionValueError(f"device {requested!r} is not available on this machine "
-                               f"(available: {have}); use auto or one of those")
-    if device.type == "cuda" and device.index is not None \
-            and device.index >= torch.cuda.device_count():
-        raise OptionValueError(f"device {requested!r} does not exist: this machine has "
-                               f"{torch.cuda.device_count()} CUDA device(s)")
+        raise OptionValueError(
+            f"device {requested!r} is not available on this machine "
+            f"(available: {have}); use auto or one of those"
+        )
+    if (
+        device.type == "cuda"
+        and device.index is not None
+        and device.index >= torch.cuda.device_count()
+    ):
+        raise OptionValueError(
+            f"device {requested!r} does not exist: this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s)"
+        )
     return device
 
 
@@ -163,8 +180,9 @@ def resolve_dtype(
     name = (requested or "auto").strip().lower()
     if name != "auto":
         if name not in DTYPES:
-            raise OptionValueError(f"dtype {requested!r} is unknown; use auto, float32, float16 "
-                                   "or bfloat16")
+            raise OptionValueError(
+                f"dtype {requested!r} is unknown; use auto, float32, float16 or bfloat16"
+            )
         dtype = DTYPES[name]
         if device.type == "cpu" and dtype == torch.float16:
             log.warning("float16 on the CPU is slow and often unsupported; consider float32")
@@ -179,14 +197,19 @@ def resolve_dtype(
 
 def is_out_of_memory(error: BaseException) -> bool:
     """True for CUDA/MPS/CPU allocation failures, whatever type torch gives them."""
-    kinds = tuple(kind for kind in (getattr(torch, "OutOfMemoryError", None),
-                                    getattr(torch.cuda, "OutOfMemoryError", None)) if kind)
+    kinds = tuple(
+        kind
+        for kind in (
+            getattr(torch, "OutOfMemoryError", None),
+            getattr(torch.cuda, "OutOfMemoryError", None),
+        )
+        if kind
+    )
     if isinstance(error, MemoryError) or (kinds and isinstance(error, kinds)):
         return True
     text = str(error).lower()
     return isinstance(error, RuntimeError) and (
-        "out of memory" in text or "can't allocate memory" in text
-        or "failed to allocate" in text
+        "out of memory" in text or "can't allocate memory" in text or "failed to allocate" in text
     )
 
 
@@ -273,10 +296,14 @@ def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype)
     pipe.set_progress_bar_config(disable=True)
     return LoadedPipeline(
         key=(source.model, str(device), str(dtype).removeprefix("torch.")),
-        pipe=pipe, device=device, dtype=dtype, family=family_of(pipe),
+        pipe=pipe,
+        device=device,
+        dtype=dtype,
+        family=family_of(pipe),
         latent_channels=latent_channels_of(pipe),
         vae_scale_factor=int(getattr(pipe, "vae_scale_factor", 8) or 8),
-        call_parameters=parameters, base_scheduler=pipe.scheduler,
+        call_parameters=parameters,
+        base_scheduler=pipe.scheduler,
     )
 
 
@@ -293,8 +320,7 @@ class PipelineCache:
         with self._lock:
             return list(self._entries)
 
-    def get(self, key: tuple[str, str, str],
-            load: Callable[[], LoadedPipeline]) -> LoadedPipeline:
+    def get(self, key: tuple[str, str, str], load: Callable[[], LoadedPipeline]) -> LoadedPipeline:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -349,13 +375,19 @@ class TinyDecoderCache:
             from diffusers import AutoencoderTiny
 
             try:
-                decoder = AutoencoderTiny.from_pretrained(
-                    source, local_files_only=True, **dtype_argument(dtype)
-                ).to(device).eval()
+                decoder = (
+                    AutoencoderTiny.from_pretrained(
+                        source, local_files_only=True, **dtype_argument(dtype)
+                    )
+                    .to(device)
+                    .eval()
+                )
             except Exception as error:  # not cached, not a folder, not a tiny autoencoder
-                why = (f"tiny decoder '{source}' is not available locally "
-                       f"({type(error).__name__}); download it with `hf download {source}` "
-                       "or pass a folder with 'taesd:<folder>'")
+                why = (
+                    f"tiny decoder '{source}' is not available locally "
+                    f"({type(error).__name__}); download it with `hf download {source}` "
+                    "or pass a folder with 'taesd:<folder>'"
+                )
                 self._missing[key] = why
                 return None, why
             self._decoders[key] = decoder

@@ -79,8 +79,13 @@ class _PendingStep(Step):
 class PipelineRun:
     """Runs one request. Iterate ``events()`` exactly once."""
 
-    def __init__(self, backend: DiffusersBackend, request: GenerationRequest,
-                 control: RunControl, options: RunOptions) -> None:
+    def __init__(
+        self,
+        backend: DiffusersBackend,
+        request: GenerationRequest,
+        control: RunControl,
+        options: RunOptions,
+    ) -> None:
         self.backend = backend
         self.request = request
         self.control = control
@@ -171,7 +176,8 @@ class PipelineRun:
                 log.exception("diffusers run failed")
                 failure = Failed(
                     f"The diffusers backend failed running '{self.request.model}': "
-                    f"{type(error).__name__}: {error}", "backend_error",
+                    f"{type(error).__name__}: {error}",
+                    "backend_error",
                 )
         finally:
             if failure is not None:
@@ -201,41 +207,66 @@ class PipelineRun:
         previewer, previewer_name = self._previewer(entry)
         if previewer is not None:
             self._plan = PreviewPlan.create(
-                previewer, width, height, count, entry.vae_scale_factor,
-                packed=entry.family == "flux", max_side=self.backend.preview_max_side,
+                previewer,
+                width,
+                height,
+                count,
+                entry.vae_scale_factor,
+                packed=entry.family == "flux",
+                max_side=self.backend.preview_max_side,
             )
         seeds = [(int(request.seed or 0) + index) % SEED_MODULUS for index in range(count)]
         kwargs = self._call_arguments(entry, seeds, width, height)
         pipe.scheduler = scheduler
         try:
-            self.channel.put(Started(
-                total_steps=self.total_steps, model=request.model or "", seeds=seeds,
-                width=width, height=height, num_images=count,
-                preview_size=self._plan.size if self._plan else None,
-            ))
+            self.channel.put(
+                Started(
+                    total_steps=self.total_steps,
+                    model=request.model or "",
+                    seeds=seeds,
+                    width=width,
+                    height=height,
+                    num_images=count,
+                    preview_size=self._plan.size if self._plan else None,
+                )
+            )
             images = pipe(**kwargs).images
         finally:
             pipe.scheduler = entry.base_scheduler
             self._tracker.clear()
-        self.channel.put(Finished(
-            images=list(images), seeds=seeds, early=self.early,
-            metadata={
-                "backend": "diffusers", "model": request.model, "pipeline": type(pipe).__name__,
-                "family": entry.family, "scheduler": type(scheduler).__name__,
-                "steps": request.steps, "steps_done": self.steps_done,
-                "guidance": request.guidance, "prompt": request.prompt,
-                "negative_prompt": request.negative_prompt, "width": width, "height": height,
-                "device": str(entry.device), "dtype": str(entry.dtype).removeprefix("torch."),
-                "previewer": previewer_name,
-            },
-        ))
+        self.channel.put(
+            Finished(
+                images=list(images),
+                seeds=seeds,
+                early=self.early,
+                metadata={
+                    "backend": "diffusers",
+                    "model": request.model,
+                    "pipeline": type(pipe).__name__,
+                    "family": entry.family,
+                    "scheduler": type(scheduler).__name__,
+                    "steps": request.steps,
+                    "steps_done": self.steps_done,
+                    "guidance": request.guidance,
+                    "prompt": request.prompt,
+                    "negative_prompt": request.negative_prompt,
+                    "width": width,
+                    "height": height,
+                    "device": str(entry.device),
+                    "dtype": str(entry.dtype).removeprefix("torch."),
+                    "previewer": previewer_name,
+                },
+            )
+        )
 
-    def _call_arguments(self, entry: LoadedPipeline, seeds: list[int], width: int,
-                        height: int) -> dict[str, Any]:
+    def _call_arguments(
+        self, entry: LoadedPipeline, seeds: list[int], width: int, height: int
+    ) -> dict[str, Any]:
         request, accepts = self.request, entry.call_parameters
         if request.negative_prompt and "negative_prompt" not in accepts:
-            raise OptionValueError(f"{type(entry.pipe).__name__} takes no negative prompt; "
-                                   "leave negative_prompt empty")
+            raise OptionValueError(
+                f"{type(entry.pipe).__name__} takes no negative prompt; leave negative_prompt empty"
+            )
         wanted: dict[str, Any] = {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt or None,
@@ -250,8 +281,9 @@ class PipelineRun:
             "callback_on_step_end": self._on_step,
             "callback_on_step_end_tensor_inputs": ["latents"],
         }
-        return {name: value for name, value in wanted.items()
-                if name in accepts and value is not None}
+        return {
+            name: value for name, value in wanted.items() if name in accepts and value is not None
+        }
 
     def _previewer(self, entry: LoadedPipeline):
         choice = self.options.previewer or self.backend.previewer
@@ -266,12 +298,13 @@ class PipelineRun:
                 if decoder is not None and channels == entry.latent_channels:
                     return TinyDecoderPreviewer(decoder, source), f"taesd ({source})"
                 if decoder is not None:
-                    why = (f"tiny decoder '{source}' is for {channels}-channel latents, the "
-                           f"model has {entry.latent_channels}")
+                    why = (
+                        f"tiny decoder '{source}' is for {channels}-channel latents, the "
+                        f"model has {entry.latent_channels}"
+                    )
             if choice != "auto":
                 log.warning("previewer %r unavailable, using latent_rgb: %s", choice, why)
-            return (LatentRGBPreviewer(entry.family, entry.latent_channels),
-                    f"latent_rgb ({why})")
+            return (LatentRGBPreviewer(entry.family, entry.latent_channels), f"latent_rgb ({why})")
         return LatentRGBPreviewer(entry.family, entry.latent_channels), "latent_rgb"
 
     def _on_step(self, pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict:
@@ -310,8 +343,11 @@ class PipelineRun:
 
     def _oom_message(self, entry: LoadedPipeline | None, error: BaseException) -> str:
         request = self.request
-        where = (f"on {entry.device} ({str(entry.dtype).removeprefix('torch.')})" if entry
-                 else f"while loading '{request.model}'")
+        where = (
+            f"on {entry.device} ({str(entry.dtype).removeprefix('torch.')})"
+            if entry
+            else f"while loading '{request.model}'"
+        )
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return (
             f"Out of memory generating {request.width}x{request.height} x {request.num_images} "

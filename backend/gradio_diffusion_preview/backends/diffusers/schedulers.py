@@ -15,8 +15,11 @@ SCHEDULERS: dict[str, tuple[str | None, dict[str, Any], str]] = {
     "euler": ("EulerDiscreteScheduler", {}, "Euler"),
     "euler_a": ("EulerAncestralDiscreteScheduler", {}, "Euler ancestral"),
     "dpm++": ("DPMSolverMultistepScheduler", {}, "DPM-Solver++ 2M"),
-    "dpm++_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True},
-                     "DPM-Solver++ 2M with Karras sigmas"),
+    "dpm++_karras": (
+        "DPMSolverMultistepScheduler",
+        {"use_karras_sigmas": True},
+        "DPM-Solver++ 2M with Karras sigmas",
+    ),
     "ddim": ("DDIMScheduler", {}, "DDIM"),
     "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "PNDM (PLMS)"),
     "lms": ("LMSDiscreteScheduler", {}, "LMS"),
@@ -26,8 +29,15 @@ FLOW_SCHEDULERS: dict[str, str | None] = {
     "default": None,
     "euler": "FlowMatchEulerDiscreteScheduler",
 }
-ALIASES = {"dpmpp": "dpm++", "dpmpp_2m": "dpm++", "dpm++_2m": "dpm++", "euler_ancestral": "euler_a",
-           "plms": "pndm", "dpmpp_2m_karras": "dpm++_karras", "dpm++_2m_karras": "dpm++_karras"}
+ALIASES = {
+    "dpmpp": "dpm++",
+    "dpmpp_2m": "dpm++",
+    "dpm++_2m": "dpm++",
+    "euler_ancestral": "euler_a",
+    "plms": "pndm",
+    "dpmpp_2m_karras": "dpm++_karras",
+    "dpm++_2m_karras": "dpm++_karras",
+}
 
 
 class SchedulerChoiceError(ValueError):

@@ -58,8 +58,10 @@ def build_tiny_pipeline(kind: TinyKind, folder: Path | str | None = None, seed: 
     if is_built(folder):
         return folder
     if folder.is_dir() and any(folder.iterdir()) and not (folder / "tiny_build.json").exists():
-        raise FileExistsError(f"{folder} already holds something that is not a tiny pipeline; "
-                              "build into a new or empty folder")
+        raise FileExistsError(
+            f"{folder} already holds something that is not a tiny pipeline; "
+            "build into a new or empty folder"
+        )
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
@@ -124,9 +126,17 @@ def _text_config(vocab_size: int, **overrides):
     from transformers import CLIPTextConfig
 
     fields = dict(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_attention_heads=4,
-        num_hidden_layers=2, max_position_embeddings=MODEL_MAX_LENGTH, layer_norm_eps=1e-5,
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_act="gelu",
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=MODEL_MAX_LENGTH,
+        layer_norm_eps=1e-5,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        hidden_act="gelu",
     )
     fields.update(overrides)
     return CLIPTextConfig(**fields)
@@ -137,10 +147,16 @@ def _make_vae():
 
     # Four blocks: 8x spatial downsampling and 4 latent channels, like the released SD VAEs.
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-        block_out_channels=(8, 16, 16, 16), norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        sample_size=64, mid_block_add_attention=False,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        block_out_channels=(8, 16, 16, 16),
+        norm_num_groups=8,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=64,
+        mid_block_add_attention=False,
     )
 
 
@@ -159,34 +175,58 @@ def _make_pipeline(kind: TinyKind, tokenizer_dir: Path, seed: int):
     text_encoder = CLIPTextModel(_text_config(vocab_size)).eval()
     vae = _make_vae()
     scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        num_train_timesteps=1000, timestep_spacing="leading", steps_offset=1,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        timestep_spacing="leading",
+        steps_offset=1,
     )
     common_unet = dict(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), norm_num_groups=32,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        norm_num_groups=32,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
     )
     if kind == "sd15":
         unet = UNet2DConditionModel(**common_unet, cross_attention_dim=32, attention_head_dim=8)
         return StableDiffusionPipeline(
-            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-            scheduler=scheduler, safety_checker=None, feature_extractor=None,
-            image_encoder=None, requires_safety_checker=False,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            image_encoder=None,
+            requires_safety_checker=False,
         )
     # SDXL: the UNet attends to both encoders' hidden states concatenated (32 + 32) and adds
     # the pooled projection (32) plus six size/crop numbers embedded in 8 dims each (48).
     tokenizer_2, _ = _make_tokenizer(tokenizer_dir / "two", pad_token="!")
     text_encoder_2 = CLIPTextModelWithProjection(_text_config(vocab_size, projection_dim=32)).eval()
     unet = UNet2DConditionModel(
-        **common_unet, cross_attention_dim=64, attention_head_dim=(2, 4),
-        use_linear_projection=True, transformer_layers_per_block=(1, 1),
-        addition_embed_type="text_time", addition_time_embed_dim=8,
+        **common_unet,
+        cross_attention_dim=64,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        transformer_layers_per_block=(1, 1),
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=32 + 6 * 8,
     )
     vae.register_to_config(scaling_factor=0.13025)
     return StableDiffusionXLPipeline(
-        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True,
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
     )

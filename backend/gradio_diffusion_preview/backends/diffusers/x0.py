@@ -46,8 +46,11 @@ Parameterisation = Literal["alpha", "sigma", "edm", "flow"]
 def parameterisation_of(scheduler: Any) -> Parameterisation | None:
     """How ``scheduler`` relates samples, noise levels and model outputs, or None if unknown."""
     config = scheduler.config
-    if ("FlowMatch" in type(scheduler).__name__ or config.get("use_flow_sigmas")
-            or config.get("prediction_type") == "flow_prediction"):
+    if (
+        "FlowMatch" in type(scheduler).__name__
+        or config.get("use_flow_sigmas")
+        or config.get("prediction_type") == "flow_prediction"
+    ):
         return "flow"
     if hasattr(scheduler, "precondition_outputs") and hasattr(scheduler, "sigmas"):
         return "edm"
@@ -91,8 +94,10 @@ class X0Tracker:
             try:
                 self._latest = self.estimate(model_output, timestep, sample)
             except Exception:  # a preview must never break a run
-                log.exception("x0 estimate failed for %s; previews show the noisy latent",
-                              type(self.scheduler).__name__)
+                log.exception(
+                    "x0 estimate failed for %s; previews show the noisy latent",
+                    type(self.scheduler).__name__,
+                )
                 self._failed = True
                 self._latest = None
         return result
@@ -106,8 +111,9 @@ class X0Tracker:
         sigma = self.scheduler.sigmas[index - 1]  # step() has already advanced the index
         return float(sigma) if sigma.device.type == "cpu" else sigma
 
-    def estimate(self, model_output: torch.Tensor, timestep: Any,
-                 sample: torch.Tensor) -> torch.Tensor | None:
+    def estimate(
+        self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor
+    ) -> torch.Tensor | None:
         if self.kind is None:
             self.kind = parameterisation_of(self.scheduler)
         kind = self.kind

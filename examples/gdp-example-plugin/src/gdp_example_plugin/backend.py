@@ -52,10 +52,16 @@ class FractalBackend(Backend):
 
     def models(self) -> list[ModelInfo]:
         return [
-            ModelInfo(id="mandelbrot", name="Mandelbrot set",
-                      description="A view into the Mandelbrot set picked by the prompt."),
-            ModelInfo(id="julia", name="Julia set",
-                      description="A Julia set whose constant the prompt and seed pick."),
+            ModelInfo(
+                id="mandelbrot",
+                name="Mandelbrot set",
+                description="A view into the Mandelbrot set picked by the prompt.",
+            ),
+            ModelInfo(
+                id="julia",
+                name="Julia set",
+                description="A Julia set whose constant the prompt and seed pick.",
+            ),
         ]
 
     def generate(
@@ -63,8 +69,9 @@ class FractalBackend(Backend):
     ) -> Iterator[GenerationEvent]:
         # The request is validated and resolved: model, steps, seed, width and height are set.
         # Options are the backend's own business, so a bad value is reported here, as an event.
-        palette = request.options.get("palette") or fractal.palette_for(request.prompt,
-                                                                       request.model)
+        palette = request.options.get("palette") or fractal.palette_for(
+            request.prompt, request.model
+        )
         if palette not in fractal.PALETTES:
             yield Failed(
                 f"Unknown palette {palette!r} for backend '{self.id}'. Choose one of: "
@@ -84,16 +91,25 @@ class FractalBackend(Backend):
         steps, width, height = request.steps, request.width, request.height
         seeds = [(request.seed + i) % 2**32 for i in range(request.num_images)]
         yield Started(
-            total_steps=steps, model=request.model, seeds=seeds, width=width, height=height,
-            num_images=len(seeds), preview_size=(width // 2, height // 2),
+            total_steps=steps,
+            model=request.model,
+            seeds=seeds,
+            width=width,
+            height=height,
+            num_images=len(seeds),
+            preview_size=(width // 2, height // 2),
         )
-        finals = [fractal.render(request.model, request.prompt, seed, width, height, palette)
-                  for seed in seeds]
+        finals = [
+            fractal.render(request.model, request.prompt, seed, width, height, palette)
+            for seed in seeds
+        ]
         starts = [fractal.noise(seed, width, height) for seed in seeds]
 
         def estimate(step: int) -> list:
-            return [fractal.denoised(final, start, step / steps)
-                    for final, start in zip(finals, starts, strict=True)]
+            return [
+                fractal.denoised(final, start, step / steps)
+                for final, start in zip(finals, starts, strict=True)
+            ]
 
         for step in range(1, steps + 1):
             # Once per step: stop at once on cancel; on "finish early" the current estimate is
@@ -113,5 +129,7 @@ class FractalBackend(Backend):
     def _finished(self, images: list, seeds: list[int], palette: str, early: bool) -> Finished:
         return Finished(
             images=[PIL.Image.fromarray(fractal.to_uint8(image)) for image in images],
-            seeds=seeds, metadata={"palette": palette}, early=early,
+            seeds=seeds,
+            metadata={"palette": palette},
+            early=early,
         )

@@ -41,7 +41,12 @@ def palette_for(prompt: str, model: str) -> str:
 
 
 def render(
-    model: str, prompt: str, seed: int, width: int, height: int, palette: str,
+    model: str,
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    palette: str,
 ) -> np.ndarray:
     """The finished picture as an ``HxWx3`` float array in [-1, 1]."""
     digest = prompt_digest(prompt, model)
@@ -109,7 +114,12 @@ def half_size(image: np.ndarray) -> np.ndarray:
 
 
 def _grid(
-    cx: float, cy: float, view_width: float, width: int, height: int, aspect: float,
+    cx: float,
+    cy: float,
+    view_width: float,
+    width: int,
+    height: int,
+    aspect: float,
 ) -> np.ndarray:
     xs = np.linspace(cx - view_width / 2, cx + view_width / 2, width)
     half_height = view_width * aspect / 2
