@@ -8,11 +8,12 @@ folder or cached Hugging Face repo id for real images.
 
 from __future__ import annotations
 
+import json
 import os
 
 import gradio as gr
 
-from gradio_diffusion_preview import DiffusionPreview, get_registry, stream
+from gradio_diffusion_preview import DiffusionPreview, RunState, get_registry, stream
 
 DEFAULT_BACKEND = "diffusers"
 INTRO = """# gradio-diffusion-preview
@@ -37,9 +38,24 @@ def default_model() -> str:
 
 
 def generate(
-    backend_id, model, prompt, negative_prompt, steps, guidance, seed, width, height, num_images
+    backend_id,
+    model,
+    prompt,
+    negative_prompt,
+    steps,
+    guidance,
+    seed,
+    width,
+    height,
+    num_images,
+    options_json="{}",
 ):
     """Stream one run into the DiffusionPreview, sending only what the backend supports."""
+    try:
+        options = parse_options(options_json)
+    except ValueError as error:
+        yield RunState(status="error", backend=backend_id, message=str(error))
+        return
     registry = get_registry()
     fields = {
         "prompt": prompt,
@@ -49,6 +65,7 @@ def generate(
         "height": int(height),
         "num_images": int(num_images),
         "seed": None if seed is None or seed < 0 else int(seed),
+        "options": options,
     }
     if backend_id in registry.backends():
         caps = registry.get(backend_id).capabilities
@@ -57,6 +74,26 @@ def generate(
         if caps.negative_prompt and negative_prompt:
             fields["negative_prompt"] = negative_prompt
     yield from stream(backend_id, **fields)
+
+
+def parse_options(text: str | None) -> dict:
+    """The backend options typed as JSON; a ValueError names the problem and the fix."""
+    if not text or not text.strip():
+        return {}
+    example = 'e.g. {"scheduler": "euler_a"}'
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"Backend options are not valid JSON ({error.msg} at line {error.lineno}, "
+            f"column {error.colno}). Fix: write a JSON object, {example}."
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"Backend options must be a JSON object, not {type(value).__name__}. "
+            f"Fix: write name-value pairs in braces, {example}."
+        )
+    return value
 
 
 def build_demo(model: str | None = None) -> gr.Blocks:
@@ -71,6 +108,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                 prompt = gr.Textbox(
                     label="Prompt", value="a red lighthouse on a cliff at dusk", lines=2
                 )
+                button = gr.Button("Generate", variant="primary")
                 negative = gr.Textbox(label="Negative prompt", value="")
                 backend = gr.Dropdown(choices, value=DEFAULT_BACKEND, label="Backend")
                 model_box = gr.Dropdown(
@@ -85,7 +123,18 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                 with gr.Row():
                     seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: random")
                     num_images = gr.Slider(1, 4, value=1, step=1, label="Images")
-                button = gr.Button("Generate", variant="primary")
+                with gr.Accordion("Backend options", open=False):
+                    options = gr.Code(
+                        value="{}",
+                        language="json",
+                        label="Options (JSON)",
+                        lines=3,
+                    )
+                    gr.Markdown(
+                        'Backend-specific settings, e.g. `{"scheduler": "euler_a"}` or '
+                        '`{"previewer": "taesd"}` for *Local diffusers*. '
+                        "`python -m gradio_diffusion_preview plugins` lists them all."
+                    )
                 gr.Markdown(RANDOM_WEIGHTS_NOTE)
             with gr.Column(scale=2):
                 preview = DiffusionPreview(label="Generation", height=512)
@@ -100,22 +149,29 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             width,
             height,
             num_images,
+            options,
         ]
         run = button.click(generate, inputs, preview, api_name="generate")
         prompt.submit(generate, inputs, preview, api_name=False)
         preview.attach_run(run)
-        backend.change(_models_for, backend, model_box, api_name=False)
+        backend.change(_controls_for, backend, [model_box, guidance, negative], api_name=False)
     return demo
 
 
-def _models_for(backend_id: str):
+def _controls_for(backend_id: str):
+    """The chosen backend's models, and only the controls it supports."""
     backend = get_registry().get(backend_id)
     try:
         models = [m.id for m in backend.models()]
     except Exception:  # listing may need a network; the user can still type a model
         models = []
     default = backend.default_model() if models else None
-    return gr.Dropdown(choices=models, value=default)
+    caps = backend.capabilities
+    return (
+        gr.Dropdown(choices=models, value=default),
+        gr.Slider(visible=caps.guidance),
+        gr.Textbox(visible=caps.negative_prompt),
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def test_gradio_client_receives_previews_then_a_downloadable_final_image(demo_ur
 def test_rest_api_streams_server_sent_events_and_the_image_url_fetches(demo_url, demo_module):
     with httpx.Client(base_url=demo_url, timeout=120) as http:
         posted = http.post(
-            "/gradio_api/call/generate", json={"data": list(request_args(demo_module, seed=7))}
+            "/gradio_api/call/generate", json={"data": [*request_args(demo_module, seed=7), "{}"]}
         )
         assert posted.status_code == 200, posted.text
         event_id = posted.json()["event_id"]
@@ -76,3 +76,16 @@ def test_rest_api_streams_server_sent_events_and_the_image_url_fetches(demo_url,
         image = http.get(final["images"][0]["url"])
         assert image.status_code == 200 and image.headers["content-type"].startswith("image/")
         assert PIL.Image.open(io.BytesIO(image.content)).size == (64, 64)
+
+
+def test_bad_backend_options_get_clear_errors_and_good_ones_are_honoured(demo_url, demo_module):
+    client = Client(demo_url, verbose=False)
+    args = request_args(demo_module)
+    broken_json = client.predict(*args, "{scheduler: euler}", api_name="/generate")
+    assert broken_json["status"] == "error"
+    assert "not valid JSON" in broken_json["message"] and "Fix:" in broken_json["message"]
+    unknown = client.predict(*args, '{"sampler": "euler"}', api_name="/generate")
+    assert unknown["status"] == "error" and "options.sampler" in unknown["message"]
+    assert "scheduler" in unknown["message"]  # the fix lists the backend's real options
+    honoured = client.predict(*args, '{"scheduler": "euler_a"}', api_name="/generate")
+    assert honoured["status"] == "done", honoured["message"]
