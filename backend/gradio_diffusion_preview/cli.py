@@ -116,32 +116,12 @@ def _models(models: list[dict[str, Any]] | str) -> str:
     return ", ".join(m["id"] for m in models) or "(none listed)"
 
 
+FEATURES = ("step_previews", "negative_prompt", "seed", "guidance", "cancel", "finish_early")
+
+
 def _capabilities(caps: dict[str, Any]) -> list[str]:
-    yes = [
-        name
-        for name in (
-            "step_previews",
-            "negative_prompt",
-            "seed",
-            "guidance",
-            "cancel",
-            "finish_early",
-            "any_model",
-        )
-        if caps.get(name)
-    ]
-    no = [
-        name
-        for name in (
-            "step_previews",
-            "negative_prompt",
-            "seed",
-            "guidance",
-            "cancel",
-            "finish_early",
-        )
-        if not caps.get(name)
-    ]
+    yes = [name for name in (*FEATURES, "any_model") if caps.get(name)]
+    no = [name for name in FEATURES if not caps.get(name)]
     width, height = caps["default_size"]
     low, high = caps["steps_range"]
     lines = [
