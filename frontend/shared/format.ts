@@ -1,4 +1,5 @@
-// Small pure helpers for the progress line.
+// Small pure helpers for the text the component shows.
+import type { FileData } from "@gradio/client";
 
 export function format_rate(steps_per_second: number | null): string | null {
 	if (steps_per_second == null || !isFinite(steps_per_second)) return null;
@@ -28,4 +29,9 @@ export function format_elapsed(elapsed: number): string {
 export function grid_columns(columns: number | null, count: number): number {
 	if (columns != null && columns > 0) return Math.floor(columns);
 	return Math.max(1, Math.min(count, 4));
+}
+
+// The file name a final image downloads as.
+export function download_name(file: FileData, index: number): string {
+	return file.orig_name || `image-${index + 1}.png`;
 }
