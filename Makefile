@@ -42,7 +42,7 @@ $(TEMPLATES): $(VENV)/.installed frontend/node_modules/.package-lock.json $(FRON
 	test -f $@ && test -f backend/gradio_diffusion_preview/templates/component/style.css
 
 chromium:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: setup
 	$(PY) -m ruff check backend demo tests bench examples

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 
+import gradio as gr
 import numpy as np
 import PIL.Image
 import pytest
@@ -357,4 +358,24 @@ def test_invalid_request_shows_the_message_as_an_alert(browser, serve):
     generate(page, prompt="raise")
     expect_text(page.get_by_test_id("status-message"), "The run failed")
     expect(page.get_by_text("the handler itself failed").first).to_be_visible()
+    page.close()
+
+
+def test_examples_show_a_thumbnail_of_the_final_image(browser, serve, tmp_path):
+    """Example.svelte: a DiffusionPreview in gr.Examples shows its final image as a thumbnail,
+    and choosing the example shows it in the component."""
+    path = tmp_path / "example.png"
+    PIL.Image.new("RGB", (48, 32), (30, 160, 90)).save(path)
+    with gr.Blocks() as app:
+        preview = DiffusionPreview(label="Generation")
+        gr.Examples([[str(path)]], inputs=[preview])
+    page = open_app(browser, serve(app))
+    thumbnail = page.locator(".example.has-image img").first
+    thumbnail.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth === 48", arg=thumbnail.element_handle()
+    )
+    thumbnail.click()
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    assert not page.errors
     page.close()
