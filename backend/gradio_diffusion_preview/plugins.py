@@ -20,6 +20,7 @@ import pluggy
 
 from . import hookspecs
 from .backend import Backend
+from .hookspecs import hookimpl
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 ALLOW_LIST_VARIABLE = "DIFFUSION_PREVIEW_PLUGINS"
@@ -143,6 +144,18 @@ class Registry:
             )
         self.plugins[name] = PluginInfo(name, distribution, version)
         self._backends = None
+
+    def add_backends(self, *backends: Backend, name: str = "app") -> None:
+        """Register backend instances made in code (e.g. a remote endpoint configured by the
+        app) through a plugin named ``name``, exactly as a package's plugin would."""
+
+        class _CodePlugin:
+            @hookimpl
+            def register_backends(self, register) -> None:
+                for backend in backends:
+                    register(backend)
+
+        self.add_plugin(_CodePlugin(), name)
 
     def remove_plugin(self, name: str) -> None:
         self.manager.unregister(name=name)
