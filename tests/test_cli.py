@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gradio_diffusion_preview import Backend, hookimpl, list_plugins
+from gradio_diffusion_preview import Availability, Backend, hookimpl, list_plugins
 from gradio_diffusion_preview.cli import main
 from gradio_diffusion_preview.plugins import ALLOW_LIST_VARIABLE, get_registry, reset_registry
 
@@ -193,3 +193,37 @@ def test_console_script_prints_text_and_honours_the_allow_list(example_plugin):
     assert result.returncode == 0, result.stderr
     assert "gdp-example-plugin" not in result.stdout
     assert "gradio-diffusion-preview " in result.stdout and "  backend diffusers: " in result.stdout
+
+
+def test_a_remote_backends_endpoint_is_shown_without_its_secrets(registry, capsys):
+    from gradio_diffusion_preview.endpoints import Endpoint
+
+    endpoint = Endpoint(
+        id="studio",
+        kind="a1111",
+        url="http://127.0.0.1:7861",
+        username="ann",
+        password="pw-canary",
+        token="tok-canary",
+    )
+
+    class Remote(Offline):
+        id = "studio"
+
+        def models(self):
+            return []
+
+        def availability(self):
+            return Availability(state="unavailable", message="Cannot reach http://127.0.0.1:7861.")
+
+        def describe(self):
+            return {**super().describe(), "endpoint": endpoint.public()}
+
+    registry.add_backends(Remote(), name="remote")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "    endpoint: http://127.0.0.1:7861; user ann, password set; token set\n" in out
+    assert "    status:  unavailable: Cannot reach http://127.0.0.1:7861.\n" in out
+    assert main(["plugins", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "canary" not in out and '"password": "set"' in out

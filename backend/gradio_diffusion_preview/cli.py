@@ -109,6 +109,9 @@ def write_plugins(plugins: list[dict[str, Any]], out: TextIO, problems: Sequence
             out.write(
                 f"  backend {backend['id']}: {backend['display_name']} ({backend['location']})\n"
             )
+            endpoint = backend.get("endpoint")
+            if endpoint:
+                out.write(f"    endpoint: {_endpoint(endpoint)}\n")
             availability = backend.get("availability") or {}
             if availability.get("state", "usable") != "usable":
                 out.write(
@@ -129,6 +132,17 @@ def _models(models: list[dict[str, Any]] | str) -> str:
     if isinstance(models, str):  # "unavailable: ..." when listing failed
         return models
     return ", ".join(m["id"] for m in models) or "(none listed)"
+
+
+def _endpoint(endpoint: dict[str, Any]) -> str:
+    """A remote endpoint's configuration, as ``Endpoint.public()`` gives it (no secrets)."""
+    parts = [str(endpoint.get("url", "?"))]
+    if endpoint.get("username"):
+        parts.append(f"user {endpoint['username']}, password {endpoint.get('password')}")
+    parts.append(f"token {endpoint.get('token', 'not set')}")
+    if endpoint.get("models"):
+        parts.append(f"models {', '.join(endpoint['models'])}")
+    return "; ".join(parts)
 
 
 def _model_lines(models: list[dict[str, Any]] | str) -> list[str]:
