@@ -56,6 +56,7 @@ from gradio_diffusion_preview.testing import (
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "gdp-example-plugin"
+HTTP_EXAMPLE = ROOT / "examples" / "http-image-service"
 FAILING = {"options": {"explode": True}}
 
 
@@ -341,6 +342,24 @@ def test_kit_requests_stay_within_a_models_own_limits():
     assert default_fields(backend, "toy-1")["steps"] == 5
     report = check_backend(backend, failing_request=FAILING)
     assert report.passed == list(CHECKS)
+
+
+def test_the_http_example_passes_the_kit_against_a_server_its_fixture_starts():
+    """examples/http-image-service, the plugin guide's backend without previews, runs its own
+    tests: the kit as pytest tests against an image service on a free loopback port."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(HTTP_EXAMPLE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "29 passed, 4 skipped" in result.stdout, result.stdout
+    assert "SKIPPED [2] " in result.stdout and "check_cancel_at_start checks its cancel" in (
+        result.stdout
+    )
 
 
 BUILTIN_BACKENDS = sorted(Registry(load_entry_points=False).backends())
