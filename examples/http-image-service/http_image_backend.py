@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import PIL.Image
@@ -32,6 +33,9 @@ from gradio_diffusion_preview import (
     Status,
 )
 from gradio_diffusion_preview.events import FailureReason
+
+if TYPE_CHECKING:
+    import httpx
 
 URL_VARIABLE = "EXAMPLE_IMAGE_SERVICE_URL"
 
@@ -85,7 +89,9 @@ class HttpImageBackend(Backend):
         max_batch=4,
     )
 
-    def __init__(self, url: str | None = None, token: str | None = None, timeout=60.0) -> None:
+    def __init__(
+        self, url: str | None = None, token: str | None = None, timeout: float = 60.0
+    ) -> None:
         self.url = (url if url is not None else os.environ.get(URL_VARIABLE, "")).rstrip("/")
         self.token, self.timeout = token, timeout
         # Blocking HTTP calls run here; a cancelled run's call finishes on its own, unread.
@@ -158,7 +164,7 @@ class HttpImageBackend(Backend):
                 "remote_error",
             ) from None
 
-    def _call(self, method: str, path: str, **kwargs):
+    def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
         """One HTTP call; any failure becomes a ``ServiceError`` with its reason."""
         import httpx  # imported when first needed, not when the plugin loads
 

@@ -20,10 +20,10 @@ from .recording import Recording, fail_check, record_run, resolve_request, step_
 from .report import describe_event
 
 CANCEL_FIX = (
-    "check control.cancelled once per step and before every wait, and wait with "
-    "control.wait_cancelled(seconds) (it wakes at once on cancel) instead of time.sleep or a "
-    "blocking call; run a blocking call (an HTTP request) on a worker thread and wait for it "
-    "with control.wait_cancelled in short slices; then return without Finished or Failed"
+    "check control.cancelled once per step or wait, and wait with "
+    "control.wait_cancelled(seconds) (it wakes at once on cancel), never time.sleep; run a "
+    "blocking call (an HTTP request) on a worker thread and wait for it in short "
+    "control.wait_cancelled slices; then return, with no Finished or Failed"
 )
 FINISH_FIX = (
     "check control.finish_requested once per step and answer it with your current estimate "
