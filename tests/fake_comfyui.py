@@ -42,6 +42,7 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,12 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 from aiohttp import web
+
+from gradio_diffusion_preview import Failed, Finished, Status, Step
+from gradio_diffusion_preview.backends.comfyui.backend import ComfyUIBackend
+from gradio_diffusion_preview.control import RunControl
+from gradio_diffusion_preview.endpoints import Endpoint
+from gradio_diffusion_preview.request import build_request, validate_request
 
 PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4
 PREVIEW_METHODS = ("auto", "latent2rgb", "taesd")  # the ones that make previews
@@ -196,6 +203,7 @@ class FakeComfyUI:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._messages: asyncio.Queue | None = None
         self._stopping = False
+        self._backends: list[ComfyUIBackend] = []
 
     # -- life --------------------------------------------------------------------------------
 
@@ -207,7 +215,15 @@ class FakeComfyUI:
         threading.Thread(target=self._worker, daemon=True, name="fake-comfy-worker").start()
         return self
 
+    def backend(self, **fields: Any) -> ComfyUIBackend:
+        """A backend for this server (see ``comfy_backend``), closed when the server stops."""
+        made = comfy_backend(self.url, **fields)
+        self._backends.append(made)
+        return made
+
     def stop(self) -> None:
+        for made in self._backends:
+            made.close()
         self._stopping = True
         with self.not_empty:
             self.interrupt_flag = True
@@ -239,6 +255,8 @@ class FakeComfyUI:
         try:
             loop.run_forever()
         finally:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
             loop.run_until_complete(runner.cleanup())
             loop.close()
 
@@ -1015,3 +1033,61 @@ class OtherClient:
     def close(self) -> None:
         self._socket.close()
         self._thread.join(5)
+
+
+# -- driving a ComfyUI backend against it ----------------------------------------------------
+
+REQUEST = {"prompt": "a red fox", "steps": 4, "width": 64, "height": 64, "seed": 7}
+
+
+def comfy_backend(url: str, **fields: Any) -> ComfyUIBackend:
+    """A backend for the ComfyUI at ``url`` (endpoint id 'studio', a short deadline)."""
+    return ComfyUIBackend(
+        Endpoint(**{"id": "studio", "kind": "comfyui", "url": url, "timeout": 20, **fields})
+    )
+
+
+def run(
+    backend: ComfyUIBackend,
+    on_event: Callable[[Any, RunControl], None] | None = None,
+    **fields: Any,
+) -> list:
+    """Validate the request (``REQUEST`` with ``fields`` over it), run it to its end and return
+    its events; ``on_event(event, control)`` sees each as it comes (to press Stop, say)."""
+    request = validate_request(build_request(backend, {**REQUEST, **fields}), backend)
+    control = RunControl()
+    events = []
+    for event in backend.generate(request, control):
+        events.append(event)
+        if on_event is not None:
+            on_event(event, control)
+    return events
+
+
+def steps(events: list) -> list[Step]:
+    return [event for event in events if isinstance(event, Step)]
+
+
+def statuses(events: list) -> list[Status]:
+    return [event for event in events if isinstance(event, Status)]
+
+
+def finished(events: list) -> Finished:
+    assert isinstance(events[-1], Finished), events[-1]
+    return events[-1]
+
+
+def failed(events: list) -> Failed:
+    assert isinstance(events[-1], Failed), events[-1]
+    return events[-1]
+
+
+def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Wait for ``condition()`` to be truthy and return it (for what happens on a thread)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("the condition did not come true in time")

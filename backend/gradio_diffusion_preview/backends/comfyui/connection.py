@@ -44,12 +44,13 @@ class EventSocket:
         self.headers = auth_headers(endpoint)
         self.where = f"the ComfyUI server of backend '{backend_id}'"
         self._connection: ClientConnection | None = None
+        self._stack = contextlib.ExitStack()
 
     def open(self, timeout: float) -> None:
         """Connect (or reconnect) and announce that we read previews with metadata."""
         self.close()
         try:
-            self._connection = connect(
+            connection = connect(
                 self.url,
                 additional_headers=self.headers or None,
                 open_timeout=max(0.1, timeout),
@@ -57,6 +58,7 @@ class EventSocket:
                 max_size=MAX_FRAME_BYTES,
                 compression=None,
             )
+            self._connection = self._stack.enter_context(connection)  # closed by close()
             self._connection.send(json.dumps(FEATURE_FLAGS))
         except InvalidStatus as error:
             raise _refused(self.where, error.response.status_code) from None
@@ -89,11 +91,10 @@ class EventSocket:
         return parse_frame(frame)
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            # closing a broken socket may fail in many ways; it is gone either way
-            with contextlib.suppress(Exception):
-                connection.close()
+        self._connection = None
+        # closing a broken socket may fail in many ways; it is gone either way
+        with contextlib.suppress(Exception):
+            self._stack.close()
 
 
 def _refused(where: str, status: int) -> ComfyError:

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 POLL = 0.25
 """The longest the run waits on the socket before checking Stop and the deadline again."""
-QUEUE_REFRESH = 1.0
+QUEUE_REFRESH = 0.5
 """The least time between two ``GET /queue`` calls (its answer holds every queued graph)."""
 ABANDON_TIMEOUT = 3.0
 """How long taking our prompt off the server may take, on a thread of its own."""
