@@ -206,25 +206,34 @@ def test_models_are_the_servers_checkpoints(fake):
 
 USER_WORKFLOW = {
     "10": {
-        "class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sdxl_base.safetensors"}
+        "class_type": "CheckpointLoaderSimple",
+        "inputs": {"ckpt_name": "sdxl_base.safetensors"},
     },
     "11": {"class_type": "CLIPTextEncode", "inputs": {"text": "PROMPT", "clip": ["10", 1]}},
     "12": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["10", 1]}},
     "13": {
-        "class_type": "EmptyLatentImage", "inputs": {"width": 128, "height": 96, "batch_size": 1}
+        "class_type": "EmptyLatentImage",
+        "inputs": {"width": 128, "height": 96, "batch_size": 1},
     },
     "14": {
         "class_type": "KSampler",
         "inputs": {
-            "model": ["10", 0], "seed": 5, "steps": 6, "cfg": 4.5, "sampler_name": "ddim",
-            "scheduler": "simple", "positive": ["11", 0], "negative": ["12", 0],
-            "latent_image": ["13", 0], "denoise": 1.0,
+            "model": ["10", 0],
+            "seed": 5,
+            "steps": 6,
+            "cfg": 4.5,
+            "sampler_name": "ddim",
+            "scheduler": "simple",
+            "positive": ["11", 0],
+            "negative": ["12", 0],
+            "latent_image": ["13", 0],
+            "denoise": 1.0,
         },
     },
     "15": {"class_type": "VAEDecode", "inputs": {"samples": ["14", 0], "vae": ["10", 2]}},
     "16": {"class_type": "PreviewImage", "inputs": {"images": ["15", 0]}},
     "17": {"class_type": "SaveImage", "inputs": {"images": ["15", 0], "filename_prefix": "mine"}},
-}  # fmt: skip
+}
 MARKS = {
     "prompt": "11.text",
     "seed": "14.seed",

@@ -109,7 +109,7 @@ class ComfyClient:
         data = _json(response)
         if not isinstance(data, dict) or data.get("prompt_id") != prompt_id:
             raise ComfyError(
-                f"{_cap(self.where)} answered the prompt with {_sample(response)}, not a "
+                f"{sentence(self.where)} answered the prompt with {_sample(response)}, not a "
                 "prompt id. Fix: check that the backend's address is a ComfyUI server.",
                 "remote_error",
             )
@@ -165,7 +165,7 @@ class ComfyClient:
                 return image.convert("RGB")
         except Exception:  # Pillow raises many kinds for bytes that are not an image
             raise ComfyError(
-                f"{_cap(self.where)} sent {len(response.content)} bytes that are not an image "
+                f"{sentence(self.where)} sent {len(response.content)} bytes that are not an image "
                 f"for the final image '{params['filename']}'. Fix: check the ComfyUI server "
                 "(its output folder and logs).",
                 "remote_error",
@@ -177,7 +177,7 @@ class ComfyClient:
         node = data.get(class_type) if isinstance(data, dict) else None
         if not isinstance(node, dict):
             raise ComfyError(
-                f"{_cap(self.where)} has no node '{class_type}'. Fix: check the server's "
+                f"{sentence(self.where)} has no node '{class_type}'. Fix: check the server's "
                 "ComfyUI version and custom nodes.",
                 "remote_error",
             )
@@ -188,7 +188,7 @@ class ComfyClient:
             if choices is not None:
                 return choices
         raise ComfyError(
-            f"{_cap(self.where)} describes no list input '{input_name}' for '{class_type}'.",
+            f"{sentence(self.where)} describes no list input '{input_name}' for '{class_type}'.",
             "remote_error",
         )
 
@@ -218,7 +218,7 @@ class ComfyClient:
             ) from None
         except httpx.TimeoutException:
             raise ComfyError(
-                f"{_cap(self.where)} did not answer {method} {path} within {limit:.0f} s.",
+                f"{sentence(self.where)} did not answer {method} {path} within {limit:.0f} s.",
                 "timeout",
             ) from None
         except httpx.HTTPError as error:
@@ -238,30 +238,35 @@ class ComfyClient:
         if status < 400:
             return
         if status in (401, 403):
-            hint = ORIGIN_HINT if status == 403 else "a proxy in front of ComfyUI wants credentials"
-            raise ComfyError(
-                f"{_cap(self.where)} refused {path} (HTTP {status}): {hint}. Fix: set the "
-                "endpoint's token or user and password for the proxy, or start ComfyUI with "
-                "--enable-cors-header if its origin check is what refuses.",
-                "unauthorized",
-            )
+            raise refused(self.where, path, status)
         if status == 404:
             raise ComfyError(
-                f"{_cap(self.where)} has no {path} (HTTP 404). Fix: check that the backend's "
+                f"{sentence(self.where)} has no {path} (HTTP 404). Fix: check that the backend's "
                 "address is a ComfyUI server (and its path, behind a proxy).",
                 "remote_error",
             )
         if status == 429:
-            raise ComfyError(f"{_cap(self.where)} is rate limiting (HTTP 429).", "rate_limited")
+            raise ComfyError(f"{sentence(self.where)} is rate limiting (HTTP 429).", "rate_limited")
         if status == 503:
             raise ComfyError(
-                f"{_cap(self.where)} is unavailable (HTTP 503). Fix: try again later.",
+                f"{sentence(self.where)} is unavailable (HTTP 503). Fix: try again later.",
                 "unavailable",
             )
         raise ComfyError(
-            f"{_cap(self.where)} failed {path} with HTTP {status}: {_sample(response)}.",
+            f"{sentence(self.where)} failed {path} with HTTP {status}: {_sample(response)}.",
             "remote_error",
         )
+
+
+def refused(where: str, what: str, status: int) -> ComfyError:
+    """The ``ComfyError`` for an HTTP 401 or 403 answer to ``what``."""
+    hint = ORIGIN_HINT if status == 403 else "a proxy in front of ComfyUI wants credentials"
+    return ComfyError(
+        f"{sentence(where)} refused {what} (HTTP {status}): {hint}. Fix: set the endpoint's "
+        "token or user and password for the proxy, or start ComfyUI with --enable-cors-header "
+        "if its origin check is what refuses.",
+        "unauthorized",
+    )
 
 
 def refused_prompt(backend_id: str, body: Any, model_inputs: set[tuple[str, str]]) -> ComfyError:
@@ -356,5 +361,6 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _cap(text: str) -> str:
+def sentence(text: str) -> str:
+    """``text`` with a capital first letter, to begin a sentence."""
     return text[:1].upper() + text[1:]

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from .client import ORIGIN_HINT, ComfyError, auth_headers
+from .client import ComfyError, auth_headers, refused, sentence
 from .messages import FEATURE_FLAGS, Frame, parse_frame
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class EventSocket:
             raise _refused(self.where, error.response.status_code) from None
         except InvalidHandshake as error:
             raise ComfyError(
-                f"{self.where[0].upper()}{self.where[1:]} did not open a websocket at /ws "
+                f"{sentence(self.where)} did not open a websocket at /ws "
                 f"({error}). Fix: check that the backend's address is a ComfyUI server, and "
                 "that a proxy in front of it passes websockets through.",
                 "remote_error",
@@ -99,15 +99,9 @@ class EventSocket:
 
 def _refused(where: str, status: int) -> ComfyError:
     if status in (401, 403):
-        hint = ORIGIN_HINT if status == 403 else "a proxy in front of ComfyUI wants credentials"
-        return ComfyError(
-            f"{where[0].upper()}{where[1:]} refused the websocket (HTTP {status}): {hint}. Fix: "
-            "set the endpoint's token or user and password for the proxy, or start ComfyUI "
-            "with --enable-cors-header if its origin check is what refuses.",
-            "unauthorized",
-        )
+        return refused(where, "the websocket", status)
     return ComfyError(
-        f"{where[0].upper()}{where[1:]} refused the websocket at /ws (HTTP {status}). Fix: check "
-        "that the backend's address is a ComfyUI server.",
+        f"{sentence(where)} refused the websocket at /ws (HTTP {status}). Fix: check that the "
+        "backend's address is a ComfyUI server.",
         "unavailable" if status in (502, 503, 504) else "remote_error",
     )

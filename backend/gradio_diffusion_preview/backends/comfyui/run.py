@@ -209,8 +209,8 @@ class ComfyRun:
         if kind == "status":
             self.queue_stale = True
             return
-        if kind == "feature_flags":
-            return
+        if kind in ("feature_flags", "progress_state"):
+            return  # progress_state repeats progress, per node, on newer servers
         prompt_id = message.prompt_id
         if prompt_id is not None and prompt_id != self.prompt_id:
             return  # not ours (a socket carries only its client's prompts, but be sure)
@@ -227,7 +227,8 @@ class ComfyRun:
         elif kind == "execution_cached":
             self.running = True
             nodes = data.get("nodes")
-            self.cached.update(str(node) for node in nodes if isinstance(node, str | int))
+            if isinstance(nodes, list):
+                self.cached.update(str(node) for node in nodes if isinstance(node, str | int))
         elif kind == "executing":
             self.running = True
             node = data.get("node")
@@ -343,7 +344,11 @@ class ComfyRun:
         if now - self.queue_checked < QUEUE_REFRESH:
             return
         self.queue_checked, self.queue_stale = now, False
-        place = self.client.queue_place(self.prompt_id, timeout=min(5.0, self._left()))
+        try:
+            place = self.client.queue_place(self.prompt_id, timeout=min(5.0, self._left()))
+        except ComfyError as error:  # the position is a nicety; the socket tells the rest
+            log.info("ComfyUI backend %r: no queue position: %s", self.backend.id, error)
+            return
         if place.running:
             return
         if place.pending_ahead is None:
