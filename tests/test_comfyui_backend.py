@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import numpy as np
 import PIL.Image
@@ -135,7 +136,7 @@ def test_stop_interrupts_our_running_prompt_and_no_other(fake, other):
 
 def test_stop_while_queued_deletes_our_prompt_and_interrupts_nothing(fake, other):
     fake.knobs.step_delay = 0.02
-    theirs = other.submit(graph("theirs", steps=25))
+    theirs = other.submit(graph("theirs", steps=40))
     eventually(lambda: fake.running)
 
     def stop_when_queued(event, control):
@@ -264,3 +265,24 @@ def test_a_users_workflow_runs_with_the_request_at_its_marked_inputs(fake, tmp_p
     saved = fake.history[done.metadata["prompt_id"]]["outputs"]["17"]["images"][0]
     on_server = PIL.Image.open(io.BytesIO(fake.files[("output", "", saved["filename"])]))
     assert np.array_equal(np.asarray(done.images[0]), np.asarray(on_server))
+
+
+def test_two_runs_at_once_on_one_backend_each_get_their_own_steps(fake):
+    fake.knobs.step_delay = 0.02
+    backend = fake.backend()
+    results = {}
+
+    def generate(seed):
+        results[seed] = run(backend, seed=seed, steps=6)
+
+    threads = [threading.Thread(target=generate, args=(seed,)) for seed in (101, 102)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    for events in results.values():
+        assert [s.step for s in steps(events)] == [1, 2, 3, 4, 5, 6]
+        assert all(s.preview is not None for s in steps(events))
+    assert sorted(finished(events).seeds[0] for events in results.values()) == [101, 102]
+    waited = [any(s.phase == "queued" for s in statuses(events)) for events in results.values()]
+    assert sorted(waited) == [False, True]  # one ran first, the other waited for it
