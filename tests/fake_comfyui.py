@@ -672,19 +672,9 @@ class FakeComfyUI:
             signature = signatures[node_id]
             if signature in self.cache:
                 results[node_id], ui = self.cache[signature]
-                if ui and self.client_id is not None:
-                    self.send_sync(
-                        "executed",
-                        {
-                            "node": node_id,
-                            "display_node": node_id,
-                            "output": ui,
-                            "prompt_id": prompt_id,
-                        },
-                        self.client_id,
-                    )
-                if ui:
+                if ui:  # replayed from the cache
                     ui_outputs[node_id] = ui
+                    self._executed(node_id, ui, prompt_id)
                 continue
             self.last_node_id = node_id
             if self.client_id is not None:
@@ -735,22 +725,17 @@ class FakeComfyUI:
             results[node_id] = result
             if ui:
                 ui_outputs[node_id] = ui
-                if self.client_id is not None:
-                    self.send_sync(
-                        "executed",
-                        {
-                            "node": node_id,
-                            "display_node": node_id,
-                            "output": ui,
-                            "prompt_id": prompt_id,
-                        },
-                        self.client_id,
-                    )
+                self._executed(node_id, ui, prompt_id)
             executed.append(node_id)
         else:
             add_message("execution_success", {"prompt_id": prompt_id}, False)
         self.last_node_id = None
         return success, messages, ui_outputs
+
+    def _executed(self, node_id: str, ui: dict, prompt_id: str) -> None:
+        if self.client_id is not None:
+            data = {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": prompt_id}
+            self.send_sync("executed", data, self.client_id)
 
     def _signature(self, prompt: dict, node_id: str) -> Any:
         node = prompt[node_id]
