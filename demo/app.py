@@ -2,42 +2,66 @@
 
 Runs offline on a fresh machine: its default model is a tiny Stable-Diffusion-1.x-structured
 pipeline with RANDOM weights that it builds locally, so it shows the mechanics (a preview of
-every step, progress, cancel, download), not pretty pictures. Point "Model" at any local diffusers
-folder or cached Hugging Face repo id for real images.
+every step, progress, cancel, download), not pretty pictures. It is safe to put on the public
+internet: visitors choose among the models of its catalogue (demo/catalogue.toml, or the file
+named by DIFFUSION_PREVIEW_CATALOGUE), within its limits, waiting their turn fairly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
 import gradio as gr
 
 from gradio_diffusion_preview import DiffusionPreview, RunState, get_registry, stream
+from gradio_diffusion_preview.policy import Policy, catalogue_choices
 
-DEFAULT_BACKEND = "diffusers"
 INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
 Stop, and the final images to download. Backends are plugins; pick one below.
 """
 RANDOM_WEIGHTS_NOTE = (
     "**Default model: a tiny pipeline with random weights**, built on this machine so the demo "
-    "runs offline. It shows the streaming, not real pictures: name a local diffusers folder or a "
-    "cached repo id in *Model* for real images."
+    "runs offline. It shows the streaming, not real pictures: list real models in the demo's "
+    "catalogue (demo/catalogue.toml) for real images."
 )
+CATALOGUE = Path(__file__).with_name("catalogue.toml")
+TINY_PREFIX = "tiny:"
 
 
 def default_model() -> str:
     """The tiny random-weight SD 1.x pipeline, built on first use (a few seconds)."""
+    return _tiny_model("sd15")
+
+
+def demo_policy(model: str | None = None) -> Policy:
+    """The demo's policy from its catalogue file; ``model`` (or DIFFUSION_PREVIEW_DEMO_MODEL)
+    replaces the tiny entry's model, and ``tiny:<kind>`` models are built here."""
+    path = os.environ.get("DIFFUSION_PREVIEW_CATALOGUE") or CATALOGUE
+    policy = Policy.from_file(path)
+    model = model or os.environ.get("DIFFUSION_PREVIEW_DEMO_MODEL")
+    for index, entry in enumerate(policy.catalogue):
+        if entry.model and entry.model.startswith(TINY_PREFIX):
+            real = model or _tiny_model(entry.model.removeprefix(TINY_PREFIX))
+            policy.catalogue[index] = replace(entry, model=real)
+    return policy
+
+
+def _tiny_model(kind: str) -> str:
     from gradio_diffusion_preview.backends.diffusers.tiny import (
         build_tiny_pipeline,
         default_tiny_model_dir,
     )
 
-    return str(build_tiny_pipeline("sd15", default_tiny_model_dir("sd15")))
+    return str(build_tiny_pipeline(kind, default_tiny_model_dir(kind)))
 
 
 def generate(
+    policy,
     backend_id,
     model,
     prompt,
@@ -50,36 +74,44 @@ def generate(
     num_images,
     options_json="{}",
 ):
-    """Stream one run into the DiffusionPreview, sending only what the backend supports."""
+    """Stream one run into the DiffusionPreview, sending only what the backend supports.
+
+    The values arrive as sent (the event does not preprocess them), so that every malformed
+    one is refused by the request validation naming its field, and the policy checks them."""
     try:
         options = parse_options(options_json)
     except ValueError as error:
-        yield RunState(status="error", backend=backend_id, message=str(error))
+        yield RunState(status="error", message=str(error), reason="invalid_request")
         return
     registry = get_registry()
     fields = {
         "prompt": prompt,
         "model": model or None,
-        "steps": int(steps),
-        "width": int(width),
-        "height": int(height),
-        "num_images": int(num_images),
-        "seed": None if seed is None or seed < 0 else int(seed),
+        "steps": steps,
+        "width": width,
+        "height": height,
+        "num_images": num_images,
+        "seed": None if seed is None or seed == -1 else seed,
         "options": options,
     }
-    if backend_id in registry.backends():
+    if isinstance(backend_id, str) and backend_id in registry.backends():
         caps = registry.get(backend_id).capabilities
         if caps.guidance:
-            fields["guidance"] = float(guidance)
+            fields["guidance"] = guidance
         if caps.negative_prompt and negative_prompt:
             fields["negative_prompt"] = negative_prompt
-    yield from stream(backend_id, **fields)
+    yield from stream(str(backend_id), policy=policy, **fields)
 
 
 def parse_options(text: str | None) -> dict:
     """The backend options typed as JSON; a ValueError names the problem and the fix."""
-    if not text or not text.strip():
+    if text is None or (isinstance(text, str) and not text.strip()):
         return {}
+    if not isinstance(text, str):
+        raise ValueError(
+            f"Backend options must be JSON text, not {type(text).__name__}. "
+            'Fix: send a JSON object as text, e.g. "{}".'
+        )
     example = 'e.g. {"scheduler": "euler_a"}'
     try:
         value = json.loads(text)
@@ -96,11 +128,18 @@ def parse_options(text: str | None) -> dict:
     return value
 
 
-def build_demo(model: str | None = None) -> gr.Blocks:
-    """The demo Blocks; ``model`` overrides the default tiny model."""
-    model = model or os.environ.get("DIFFUSION_PREVIEW_DEMO_MODEL") or default_model()
+def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blocks:
+    """The demo Blocks under ``policy`` (by default the demo's catalogue; ``model`` replaces
+    its tiny model)."""
+    policy = policy or demo_policy(model)
+    limits = policy.limits
     backends = get_registry().backends()
-    choices = [(backend.display_name, backend_id) for backend_id, backend in backends.items()]
+    choices = [
+        (backends[backend_id].display_name if backend_id in backends else backend_id, backend_id)
+        for backend_id in policy.backends()
+    ]
+    first = policy.catalogue[0]
+    models = catalogue_choices(policy, first.backend)
     with gr.Blocks(title="gradio-diffusion-preview") as demo:
         gr.Markdown(INTRO)
         with gr.Row():
@@ -110,19 +149,20 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                 )
                 button = gr.Button("Generate", variant="primary")
                 negative = gr.Textbox(label="Negative prompt", value="")
-                backend = gr.Dropdown(choices, value=DEFAULT_BACKEND, label="Backend")
-                model_box = gr.Dropdown(
-                    [model], value=model, label="Model", allow_custom_value=True
-                )
+                backend = gr.Dropdown(choices, value=first.backend, label="Backend")
+                model_box = gr.Dropdown(models, value=first.id, label="Model")
                 with gr.Row():
-                    steps = gr.Slider(1, 150, value=30, step=1, label="Steps")
-                    guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
+                    steps = gr.Slider(
+                        1, limits.max_steps, value=min(30, limits.max_steps), step=1, label="Steps"
+                    )
+                    guidance = gr.Slider(0, 30, value=7.5, step=0.5, label="Guidance")
                 with gr.Row():
-                    width = gr.Slider(64, 1024, value=256, step=64, label="Width")
-                    height = gr.Slider(64, 1024, value=256, step=64, label="Height")
+                    side = min(256, limits.max_side)
+                    width = gr.Slider(64, limits.max_side, value=side, step=64, label="Width")
+                    height = gr.Slider(64, limits.max_side, value=side, step=64, label="Height")
                 with gr.Row():
                     seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: random")
-                    num_images = gr.Slider(1, 4, value=1, step=1, label="Images")
+                    num_images = gr.Slider(1, limits.max_images, value=1, step=1, label="Images")
                 with gr.Accordion("Backend options", open=False):
                     options = gr.Code(
                         value="{}",
@@ -137,7 +177,9 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                     )
                 gr.Markdown(RANDOM_WEIGHTS_NOTE)
             with gr.Column(scale=2):
-                preview = DiffusionPreview(label="Generation", height=512)
+                preview = DiffusionPreview(
+                    label="Generation", height=512, keep_images_for=policy.image_max_age
+                )
         inputs = [
             backend,
             model_box,
@@ -151,30 +193,40 @@ def build_demo(model: str | None = None) -> gr.Blocks:
             num_images,
             options,
         ]
-        run = button.click(generate, inputs, preview, api_name="generate")
-        prompt.submit(generate, inputs, preview, api_name=False)
+        # Our fair queue (see fair_queue) orders runs per backend and answers "busy" when full;
+        # Gradio's concurrency only has to let every waiting run reach it.
+        run_event = {
+            "fn": partial(generate, policy),
+            "inputs": inputs,
+            "outputs": preview,
+            "preprocess": False,
+            "concurrency_limit": sum(
+                policy.slots.get(b, 1) + policy.max_queue for b in policy.backends()
+            ),
+            "concurrency_id": "generate",
+        }
+        run = button.click(**run_event, api_name="generate")
+        prompt.submit(**run_event, api_name=False)
         preview.attach_run(run)
-        backend.change(_controls_for, backend, [model_box, guidance, negative], api_name=False)
+        backend.change(
+            partial(_controls_for, policy), backend, [model_box, guidance, negative], api_name=False
+        )
     return demo
 
 
-def _controls_for(backend_id: str):
-    """The chosen backend's models, and only the controls it supports."""
+def _controls_for(policy: Policy, backend_id: str):
+    """The chosen backend's catalogue models, and only the controls it supports."""
     backend = get_registry().get(backend_id)
-    try:
-        models = [m.id for m in backend.models()]
-    except Exception:  # listing may need a network; the user can still type a model
-        models = []
-    default = backend.default_model() if models else None
+    models = catalogue_choices(policy, backend_id)
     caps = backend.capabilities
     return (
-        gr.Dropdown(choices=models, value=default),
+        gr.Dropdown(choices=models, value=models[0][1] if models else None),
         gr.Slider(visible=caps.guidance),
         gr.Textbox(visible=caps.negative_prompt),
     )
 
 
 if __name__ == "__main__":
-    build_demo().queue(default_concurrency_limit=2).launch(
+    build_demo().queue(max_size=64).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     )

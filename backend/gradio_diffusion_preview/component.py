@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gradio
 import numpy as np
 import PIL.Image
 from gradio import processing_utils
@@ -13,6 +14,8 @@ from gradio.components.base import Component
 from gradio.data_classes import FileData
 from gradio.events import Dependency, EventListener, Events
 
+from .image_retention import ImageRetention
+from .ownership import session_of
 from .state import PreviewData, RunState
 from .streaming import cancel_run, finish_run
 
@@ -60,6 +63,7 @@ class DiffusionPreview(Component):
         show_stop_button: bool = True,
         show_finish_button: bool = True,
         final_format: str = "png",
+        keep_images_for: float | None = None,
         interactive: bool | None = None,
         visible: bool = True,
         elem_id: str | None = None,
@@ -84,6 +88,9 @@ class DiffusionPreview(Component):
             show_finish_button: show a "Use this preview" button while a run is active
                 (dispatches "finish"); only useful with backends that can finish early.
             final_format: file format of final images: "png" (lossless, default) or "webp".
+            keep_images_for: seconds a final image file stays in Gradio's cache before it is
+                removed (None: kept until the server stops). Public apps set it, e.g. to
+                ``policy.image_max_age``, so the disk does not fill over weeks.
             interactive: unused (the component is an output); kept for Gradio compatibility.
             visible: whether the component is visible.
             elem_id: an HTML id for the component.
@@ -97,6 +104,7 @@ class DiffusionPreview(Component):
         self.show_stop_button = show_stop_button
         self.show_finish_button = show_finish_button
         self.final_format = final_format
+        self.retention = None if keep_images_for is None else ImageRetention(keep_images_for)
         super().__init__(
             label=label,
             every=every,
@@ -158,6 +166,8 @@ class DiffusionPreview(Component):
         path = processing_utils.save_pil_to_cache(
             pil, cache_dir=self.GRADIO_CACHE, format=self.final_format
         )
+        if self.retention is not None:
+            self.retention.keep(path)
         mime_type = f"image/{self.final_format}"
         return FileData(path=path, orig_name=Path(path).name, mime_type=mime_type)
 
@@ -165,9 +175,12 @@ class DiffusionPreview(Component):
         """Wire this component's Stop and "Use this preview" buttons to a run event.
 
         ``run`` is the event that streams into this component, e.g. ``button.click(...)``.
+        The handlers act only on runs of the caller's own session (see ``ownership``) and are
+        kept off the API page.
         """
-        self.stop(fn=_cancel_shown_run, inputs=self, outputs=None, cancels=[run], queue=False)
-        self.finish(fn=_finish_shown_run, inputs=self, outputs=None, queue=False)
+        hidden = {"outputs": None, "queue": False, "api_visibility": "private"}
+        self.stop(fn=_cancel_shown_run, inputs=self, cancels=[run], **hidden)
+        self.finish(fn=_finish_shown_run, inputs=self, **hidden)
 
     def example_payload(self) -> Any:
         return PreviewData(status="done", step=20, total_steps=20).model_dump()
@@ -188,11 +201,13 @@ def _array_to_pil(array: np.ndarray) -> PIL.Image.Image:
     return PIL.Image.fromarray(array)
 
 
-def _cancel_shown_run(shown: PreviewData | None) -> None:
-    if shown is not None:
-        cancel_run(shown.run_id)
+def _cancel_shown_run(shown: PreviewData | None, request: gradio.Request) -> None:
+    session = session_of(request)
+    if shown is not None and session is not None:
+        cancel_run(shown.run_id, session)
 
 
-def _finish_shown_run(shown: PreviewData | None) -> None:
-    if shown is not None:
-        finish_run(shown.run_id)
+def _finish_shown_run(shown: PreviewData | None, request: gradio.Request) -> None:
+    session = session_of(request)
+    if shown is not None and session is not None:
+        finish_run(shown.run_id, session)

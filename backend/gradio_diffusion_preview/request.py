@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 10_000
+MAX_NEGATIVE_PROMPT_CHARS = 10_000
 
 
 class GenerationRequest(BaseModel):
@@ -115,6 +116,14 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             f"<{len(request.prompt)} characters>",
             f"at most {MAX_PROMPT_CHARS} characters",
             "shorten the prompt.",
+        )
+
+    if len(request.negative_prompt) > MAX_NEGATIVE_PROMPT_CHARS:
+        fail(
+            "negative_prompt",
+            f"<{len(request.negative_prompt)} characters>",
+            f"at most {MAX_NEGATIVE_PROMPT_CHARS} characters",
+            "shorten the negative prompt.",
         )
 
     availability = backend.availability()

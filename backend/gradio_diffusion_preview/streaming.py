@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backend import Backend
 from .control import RunControl
 from .events import Failed, Finished, GenerationEvent, Started, Status, Step
+from .ownership import current_session
 from .plugins import Registry, UnknownBackendError, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE, InvalidPreview, encode_previews
 from .progress import RUN_DURATIONS, ProgressClock
@@ -25,29 +26,38 @@ from .request import GenerationRequest, RunRefused, build_request, validate_requ
 from .runner import BackendRunner
 from .state import RunState
 
+if TYPE_CHECKING:
+    from .policy import Policy
+
 DEFAULT_MIN_INTERVAL = 0.05
 HEARTBEAT_SECONDS = 1.0
 
-_active: dict[str, RunControl] = {}
+_active: dict[str, tuple[RunControl, str | None]] = {}
 _active_lock = threading.Lock()
 
 
-def _control_of(run_id: str | None) -> RunControl | None:
+def _control_of(run_id: str | None, session: str | None) -> RunControl | None:
+    """The run's control; with ``session``, only if that Gradio session started the run."""
     with _active_lock:
-        return _active.get(run_id or "")
+        control, owner = _active.get(run_id or "", (None, None))
+    if session is not None and owner != session:
+        return None
+    return control
 
 
-def finish_run(run_id: str | None) -> bool:
-    """Ask a running run to finish now with its current estimate; False if it is not running."""
-    control = _control_of(run_id)
+def finish_run(run_id: str | None, session: str | None = None) -> bool:
+    """Ask a running run to finish now with its current estimate; False if it is not running
+    (or, with ``session``, not that Gradio session's run: see ``ownership``)."""
+    control = _control_of(run_id, session)
     if control is not None:
         control.finish_early()
     return control is not None
 
 
-def cancel_run(run_id: str | None) -> bool:
-    """Cancel a running run by id; False if it is not running."""
-    control = _control_of(run_id)
+def cancel_run(run_id: str | None, session: str | None = None) -> bool:
+    """Cancel a running run by id; False if it is not running (or, with ``session``, not that
+    Gradio session's run)."""
+    control = _control_of(run_id, session)
     if control is not None:
         control.cancel()
     return control is not None
@@ -60,21 +70,36 @@ def stream(
     registry: Registry | None = None,
     min_interval: float = DEFAULT_MIN_INTERVAL,
     preview_max_side: int = DEFAULT_MAX_SIDE,
+    policy: Policy | None = None,
     **fields: Any,
 ) -> Iterator[RunState]:
     """Run ``request`` (or the request made of ``fields``) on ``backend`` and yield its states.
 
     ``backend`` is a registered id or a ``Backend`` instance. Bad input never raises: it ends
     the stream with an ``error`` state whose message names the problem and the fix, and whose
-    ``reason`` says what kind of failure it is.
+    ``reason`` says what kind of failure it is. With a ``policy`` (for a visitor's request in
+    a public app) the request's ``model`` names a catalogue entry, and the policy's limits,
+    fair queue and time limit apply (see ``policy``); without one, anything goes.
     """
+    if isinstance(request, GenerationRequest):
+        request = request.model_dump()
+    if policy is not None:
+        from .guarded import stream_guarded
+
+        yield from stream_guarded(
+            backend if isinstance(backend, str) else backend.id,
+            {**(request or {}), **fields},
+            policy,
+            registry or get_registry(),
+            min_interval,
+            preview_max_side,
+        )
+        return
     backend_id = backend if isinstance(backend, str) else backend.id
     try:
         backend_obj = (
             (registry or get_registry()).get(backend) if isinstance(backend, str) else backend
         )
-        if isinstance(request, GenerationRequest):
-            request = request.model_dump()
         resolved = validate_request(
             build_request(backend_obj, {**(request or {}), **fields}), backend_obj
         )
@@ -92,7 +117,7 @@ def stream(
             status="error", backend=backend_id, message=str(error), reason="invalid_request"
         )
         return
-    yield from _run(backend_obj, resolved, min_interval, preview_max_side)
+    yield from _run(backend_obj, resolved, min_interval, preview_max_side, current_session())
 
 
 def _run(
@@ -100,11 +125,15 @@ def _run(
     request: GenerationRequest,
     min_interval: float,
     preview_max_side: int,
+    owner: str | None = None,
+    time_limit: float | None = None,
 ) -> Iterator[RunState]:
+    """The states of one validated run, owned by the Gradio session ``owner`` (if any) and
+    ended with reason ``timeout`` after ``time_limit`` seconds (if given)."""
     run_id = uuid.uuid4().hex
     control = RunControl()
     with _active_lock:
-        _active[run_id] = control
+        _active[run_id] = (control, owner)
     state = RunState(
         run_id=run_id,
         status="running",
@@ -123,6 +152,9 @@ def _run(
         yield state
         while True:
             event = runner.channel.get(timeout=HEARTBEAT_SECONDS)
+            if time_limit is not None and run.clock.elapsed > time_limit:
+                yield _timed_out(state, time_limit, run.clock)
+                return
             if event is None and not runner.channel.closed:
                 state = run.tick(state)
             elif event is None:
@@ -139,6 +171,20 @@ def _run(
         with _active_lock:
             _active.pop(run_id, None)
         runner.stop(timeout=1.0)
+
+
+def _timed_out(state: RunState, time_limit: float, clock: ProgressClock) -> RunState:
+    return state.model_copy(
+        update={
+            "status": "error",
+            "message": f"The run took longer than this app's limit of {time_limit:g} s and was "
+            "stopped. Fix: ask for fewer steps, a smaller size or fewer images.",
+            "reason": "timeout",
+            "elapsed": clock.elapsed,
+            "phase": None,
+            "eta": None,
+        }
+    )
 
 
 def _ended_without_result(

@@ -1,0 +1,161 @@
+"""FairQueue: runs wait for a backend's slots first come, first served, with a true position.
+
+Gradio's own queue orders events, not backends: one event serving several backends cannot give
+each its own concurrency. So ``stream`` (under a ``Policy``) takes a ``Ticket`` here: a run waits
+in its backend's line (its position and the line's length shown to the visitor), starts when it is
+at the head and a slot is free, and leaves the line or frees its slot however it ends (finished,
+failed, cancelled, timed out, the tab closed). A full line, or a session that already has a run,
+is refused at once with reason ``busy`` instead of an hour's wait.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from .request import RunRefused
+
+DEFAULT_RUN_SECONDS = 30.0
+"""The assumed length of a run before any has finished, for the retry time of a busy answer."""
+
+
+class Busy(RunRefused):
+    """Refused because the server or this session is busy; ``retry_after`` says when to retry."""
+
+    reason = "busy"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Ticket:
+    """One run's place in its backend's line; ``leave()`` it when the run ends (idempotent)."""
+
+    def __init__(self, queue: FairQueue, backend: str, session: str | None) -> None:
+        self.queue, self.backend, self.session = queue, backend, session
+        self.running = False
+        self.left = False
+
+    @property
+    def position(self) -> int:
+        """1-based place among the runs waiting for this backend; 0 once running."""
+        return self.queue._position(self)
+
+    @property
+    def waiting(self) -> int:
+        """How many runs wait for this backend now."""
+        return self.queue._waiting_count(self.backend)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for a slot; True once the run may start."""
+        return self.queue._admit(self, timeout)
+
+    def leave(self) -> None:
+        self.queue._leave(self)
+
+
+class FairQueue:
+    """Lines of waiting runs, one per backend, each served by ``slots(backend)`` runs at once."""
+
+    def __init__(
+        self, slots: Callable[[str], int], max_waiting: int = 16, runs_per_session: int = 1
+    ) -> None:
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self.runs_per_session = runs_per_session
+        self._cond = threading.Condition()
+        self._lines: dict[str, deque[Ticket]] = {}
+        self._running: dict[str, int] = {}
+        self._sessions: dict[str, int] = {}
+
+    def join(
+        self, backend: str, session: str | None, expected_seconds: float | None = None
+    ) -> Ticket:
+        """A ticket at the end of ``backend``'s line; raises ``Busy`` when the line is full or
+        ``session`` already has ``runs_per_session`` runs waiting or running."""
+        with self._cond:
+            if session is not None and self._sessions.get(session, 0) >= self.runs_per_session:
+                raise Busy(
+                    "You already have a run going; wait for it to finish or stop it, then "
+                    "try again.",
+                )
+            line = self._lines.setdefault(backend, deque())
+            if len(line) >= self.max_waiting:
+                raise Busy(*self._busy_answer(backend, len(line), expected_seconds))
+            ticket = Ticket(self, backend, session)
+            line.append(ticket)
+            if session is not None:
+                self._sessions[session] = self._sessions.get(session, 0) + 1
+            return ticket
+
+    def _busy_answer(
+        self, backend: str, waiting: int, expected_seconds: float | None
+    ) -> tuple[str, float]:
+        slots = max(1, self.slots(backend))
+        per_run = expected_seconds or DEFAULT_RUN_SECONDS
+        retry = float(max(1, math.ceil((waiting + slots) / slots * per_run)))
+        return (
+            f"The server is busy ({waiting} runs are waiting for this model); try again in "
+            f"about {retry:.0f} s.",
+            retry,
+        )
+
+    def active(self, backend: str | None = None) -> tuple[int, int]:
+        """(running, waiting) runs, for one backend or all."""
+        with self._cond:
+            names = [backend] if backend else list(self._lines)
+            return (
+                sum(self._running.get(name, 0) for name in names),
+                sum(len(self._lines.get(name, ())) for name in names),
+            )
+
+    def _position(self, ticket: Ticket) -> int:
+        with self._cond:
+            if ticket.running or ticket.left:
+                return 0
+            return self._lines[ticket.backend].index(ticket) + 1
+
+    def _waiting_count(self, backend: str) -> int:
+        with self._cond:
+            return len(self._lines.get(backend, ()))
+
+    def _admit(self, ticket: Ticket, timeout: float | None) -> bool:
+        with self._cond:
+            if ticket.running:
+                return True
+            if ticket.left:
+                return False
+            line = self._lines[ticket.backend]
+
+            def may_start() -> bool:
+                return line[0] is ticket and self._running.get(ticket.backend, 0) < self.slots(
+                    ticket.backend
+                )
+
+            if not self._cond.wait_for(may_start, timeout):
+                return False
+            line.popleft()
+            self._running[ticket.backend] = self._running.get(ticket.backend, 0) + 1
+            ticket.running = True
+            self._cond.notify_all()  # the next in line may start too, if a slot is left
+            return True
+
+    def _leave(self, ticket: Ticket) -> None:
+        with self._cond:
+            if ticket.left:
+                return
+            ticket.left = True
+            if ticket.running:
+                self._running[ticket.backend] -= 1
+            else:
+                self._lines[ticket.backend].remove(ticket)
+            if ticket.session is not None:
+                count = self._sessions.get(ticket.session, 0) - 1
+                if count > 0:
+                    self._sessions[ticket.session] = count
+                else:
+                    self._sessions.pop(ticket.session, None)
+            self._cond.notify_all()

@@ -1,0 +1,256 @@
+"""Policy: what a visitor of a public app may ask for, and how much of the server one run may use.
+
+An app hands a ``Policy`` to the glue (``stream(..., policy=policy)``). With it, a visitor picks
+an entry of the app's **catalogue** (an id and a friendly label standing for a backend, a model and
+the options the app fixes, such as a device); model paths, devices and dtypes never come from a
+visitor. Requests are held to **limits** (prompt and negative prompt length, steps, size, batch, a
+time limit per run); runs wait their turn in a first-come-first-served queue per backend
+(``fair_queue``), one active run per session, with a maximum queue size answered as ``busy``.
+Without a policy ``stream`` behaves as before: the Python API stays fully open to the app's code.
+
+    policy = Policy.from_file("catalogue.toml")       # or Policy(catalogue=[CatalogueEntry(...)])
+    button.click(lambda p, m: stream("diffusers", prompt=p, model=m, policy=policy), ...)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import tomllib
+
+from .fair_queue import FairQueue
+from .request import GenerationRequest, InvalidRequest, build_request
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One choice a visitor can make: ``id`` (what the API takes as ``model``) and ``label``
+    (what the UI shows) stand for ``backend`` + ``model`` + the app's fixed ``options``.
+
+    ``visitor_options`` names the request options a visitor may set (e.g. ``scheduler``); any
+    other option a visitor sends is refused, and ``options`` (the app's) always win.
+    """
+
+    id: str
+    backend: str
+    model: str | None = None
+    label: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    visitor_options: tuple[str, ...] = ("scheduler",)
+
+    @property
+    def title(self) -> str:
+        return self.label or self.id
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one visitor's run may ask for; each bound is checked before the backend's own."""
+
+    max_prompt_chars: int = 1000
+    max_negative_prompt_chars: int = 1000
+    max_steps: int = 50
+    max_side: int = 1024
+    max_images: int = 4
+    time_limit: float = 300.0
+    """Seconds a run may take (waiting in the queue excluded); then it ends with reason timeout."""
+
+
+NUMBER_FIELDS = ("steps", "guidance", "seed", "width", "height", "num_images")
+DEFAULT_SLOTS = 1
+"""Runs a backend may do at once unless the policy says otherwise (one pipeline, one run)."""
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:\\|~/|/)(?:[^\s'\"`,;()<>]+)")
+
+
+@dataclass
+class Policy:
+    """The rules of a public app; see the module docstring. Defaults suit a public Space."""
+
+    catalogue: list[CatalogueEntry]
+    limits: Limits = field(default_factory=Limits)
+    runs_per_session: int = 1
+    max_queue: int = 16
+    """Runs that may wait per backend; one more is answered busy with a retry time."""
+    slots: dict[str, int] = field(default_factory=dict)
+    """Runs each backend may do at once (backend id -> count; others: ``DEFAULT_SLOTS``)."""
+    image_max_age: float = 3600.0
+    """Seconds a final image file stays in the cache before it is removed."""
+
+    def __post_init__(self) -> None:
+        if not self.catalogue:
+            raise ValueError("Policy: the catalogue is empty; add at least one CatalogueEntry.")
+        ids = [entry.id for entry in self.catalogue]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"Policy: catalogue ids must be unique; repeated: {duplicates}.")
+        if self.runs_per_session < 1 or self.max_queue < 0:
+            raise ValueError("Policy: runs_per_session must be >= 1 and max_queue >= 0.")
+        self.queue = FairQueue(
+            slots=lambda backend: self.slots.get(backend, DEFAULT_SLOTS),
+            max_waiting=self.max_queue,
+            runs_per_session=self.runs_per_session,
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> Policy:
+        """A policy from a TOML or JSON file: ``[[catalogue]]`` tables (id, backend, model,
+        label, options, visitor_options), an optional ``[limits]`` table, and the top-level
+        ``runs_per_session``, ``max_queue``, ``slots`` and ``image_max_age``."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        return cls.from_dict({**data, **overrides})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+        data = dict(data)
+        entries = [
+            CatalogueEntry(
+                **{
+                    **entry,
+                    "visitor_options": tuple(entry.get("visitor_options", ("scheduler",))),
+                }
+            )
+            for entry in data.pop("catalogue", [])
+        ]
+        limits = Limits(**data.pop("limits", {}))
+        return cls(catalogue=entries, limits=limits, **data)
+
+    # -- the catalogue ------------------------------------------------------------------------
+
+    def entries_for(self, backend: str | None = None) -> list[CatalogueEntry]:
+        return [e for e in self.catalogue if backend is None or e.backend == backend]
+
+    def backends(self) -> list[str]:
+        """The backends the catalogue uses, in catalogue order."""
+        return list(dict.fromkeys(entry.backend for entry in self.catalogue))
+
+    def entry(self, backend: str, choice: Any) -> CatalogueEntry:
+        """The entry a visitor chose (by id or label) for ``backend``; ``None`` picks the
+        backend's first entry. Anything else is refused with the same message, whatever it
+        names (a path that exists or not), so the refusal tells nothing about the server."""
+        entries = self.entries_for(backend)
+        if not entries:
+            offered = ", ".join(self.backends())
+            raise InvalidRequest(
+                backend,
+                "backend",
+                backend,
+                "not a backend this app offers",
+                f"choose one of: {offered}.",
+            )
+        if choice is None or choice == "":
+            return entries[0]
+        for entry in entries:
+            if choice in (entry.id, entry.label):
+                return entry
+        raise InvalidRequest(
+            backend,
+            "model",
+            _shown(choice),
+            "not one of this app's models",
+            f"choose one of: {', '.join(e.id for e in entries)}.",
+        )
+
+    # -- a visitor's request ------------------------------------------------------------------
+
+    def admit(
+        self, entry: CatalogueEntry, backend: Backend, fields: Mapping[str, Any]
+    ) -> GenerationRequest:
+        """The request to run for a visitor's ``fields`` on ``entry``: typed (a wrong type is
+        refused naming the field), held to the limits, with the entry's real model and fixed
+        options in place. Raises ``InvalidRequest`` naming the field and the rule."""
+        options = fields.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise InvalidRequest(
+                backend.id,
+                "options",
+                _shown(options),
+                "options must be an object of name-value pairs",
+                'send e.g. {"scheduler": "euler_a"}, or {}.',
+            )
+        for name in options:
+            if name not in entry.visitor_options:
+                allowed = ", ".join(entry.visitor_options) or "none"
+                raise InvalidRequest(
+                    backend.id,
+                    f"options.{name}",
+                    _shown(options[name]),
+                    "not an option visitors may set in this app",
+                    f"remove it; options you may set: {allowed}.",
+                )
+        for name in NUMBER_FIELDS:
+            if isinstance(fields.get(name), bool):
+                raise InvalidRequest(
+                    backend.id,
+                    name,
+                    fields[name],
+                    "a number, not true or false",
+                    f"send {name} as a number.",
+                )
+        request = build_request(
+            backend,
+            {**fields, "model": entry.model, "options": {**options, **entry.options}},
+        )
+        limits = self.limits
+        for name, bound in (
+            ("prompt", limits.max_prompt_chars),
+            ("negative_prompt", limits.max_negative_prompt_chars),
+        ):
+            text = getattr(request, name)
+            if len(text) > bound:
+                raise InvalidRequest(
+                    backend.id,
+                    name,
+                    f"<{len(text)} characters>",
+                    f"at most {bound} characters in this app",
+                    f"shorten the {name.replace('_', ' ')}.",
+                )
+        for name, bound, unit in (
+            ("steps", limits.max_steps, "steps"),
+            ("width", limits.max_side, "pixels"),
+            ("height", limits.max_side, "pixels"),
+            ("num_images", limits.max_images, "images"),
+        ):
+            value = getattr(request, name)
+            if value is not None and value > bound:
+                raise InvalidRequest(
+                    backend.id,
+                    name,
+                    value,
+                    f"at most {bound} {unit} in this app",
+                    f"use {bound} or fewer.",
+                )
+        return request
+
+    def scrub(self, text: str | None, entry: CatalogueEntry | None = None) -> str | None:
+        """``text`` with the entry's model shown as its catalogue id and every other absolute
+        path (model folders, caches, home folders) replaced, so no server path reaches a
+        visitor."""
+        if not text:
+            return text
+        if entry is not None and entry.model:
+            own = re.compile(rf"(?<![\w/.-]){re.escape(entry.model)}(?![\w/.-])")
+            text = own.sub(entry.id, text)
+        return _ABSOLUTE_PATH.sub("<server path>", text)
+
+
+def _shown(value: Any, limit: int = 80) -> Any:
+    """A visitor's value as it may be echoed back: long text cut short."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
+
+
+def catalogue_choices(policy: Policy, backend: str) -> list[tuple[str, str]]:
+    """(label, id) pairs of a backend's entries, for a dropdown."""
+    return [(entry.title, entry.id) for entry in policy.entries_for(backend)]
