@@ -54,6 +54,15 @@ class BackendRunner:
                 self.channel.put(event)
                 if isinstance(event, Finished | Failed):
                     break
+        except MemoryError:  # out of memory is the request's size, not the backend's bug
+            log.exception("backend %r ran out of memory", self.backend_id)
+            self.channel.put(
+                Failed(
+                    f"Backend '{self.backend_id}' ran out of memory. Fix: ask for a smaller "
+                    "size or fewer images.",
+                    "out_of_memory",
+                )
+            )
         except Exception as error:  # a plugin's bug must not take the server down
             log.exception("backend %r raised", self.backend_id)
             self.channel.put(
