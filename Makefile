@@ -8,7 +8,7 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test bench setup frontend chromium lint clean
+.PHONY: demo test bench soak setup frontend chromium lint clean
 
 demo: setup frontend
 	$(PY) demo/app.py
@@ -18,6 +18,10 @@ test: setup frontend chromium lint
 
 bench: setup
 	$(PY) bench/run.py
+
+# 1,000 runs from 16 concurrent clients with random cancels and disconnects (docs/reliability.md).
+soak: setup
+	$(PY) bench/soak.py --runs 1000
 
 setup: $(VENV)/.installed
 

@@ -59,7 +59,7 @@ plausible = {
 }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.fixed_dictionaries({}, optional=plausible))
 def test_any_visitor_request_ends_in_one_final_state_within_the_limits(fields):
     policy = make_policy()
@@ -79,7 +79,7 @@ def test_any_visitor_request_ends_in_one_final_state_within_the_limits(fields):
         assert max(final.width, final.height) <= LIMITS.max_side
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     steps=st.one_of(st.none(), st.integers(-5, 600)),
     guidance=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
