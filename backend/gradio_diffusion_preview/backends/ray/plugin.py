@@ -1,0 +1,21 @@
+"""The built-in ray plugin: one backend per Ray Serve application configured on the server
+(endpoints of kind ``ray``), or one named ``ray`` that says how to configure one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...backend import Backend
+from ...hookspecs import hookimpl
+
+
+@hookimpl
+def register_backends(register: Callable[[Backend], None]) -> None:
+    from ...endpoints import endpoints_of
+    from .backend import KIND, RayBackend  # ray itself stays unimported until a run
+
+    endpoints = endpoints_of(KIND)
+    for endpoint in endpoints:
+        register(RayBackend(endpoint))
+    if not endpoints:
+        register(RayBackend())
