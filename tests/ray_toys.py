@@ -4,6 +4,7 @@
 and, given ``options.tag``, reports every step it makes, the replica it ran on and when it
 ended to the ``StepLog`` actor, so the tests count steps on the replica side. ``options.delay``
 is the seconds per step; ``options.crash_at`` makes the replica's process exit at that step.
+``steps_run`` counts the steps of every run, for tests that host it without Serve.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class ReplicaCountingBackend(Backend):
         },
     )
 
+    def __init__(self) -> None:
+        self.steps_run = 0
+
     def models(self):
         return [ModelInfo(id="flat", name="Flat colour")]
 
@@ -102,6 +106,7 @@ class ReplicaCountingBackend(Backend):
                     return
                 if options.get("crash_at") == step:
                     os._exit(1)
+                self.steps_run += 1
                 if log is not None:
                     ray.get(log.step.remote(tag, replica))
                 yield Step(step, request.steps, np.full((16, 16, 3), step * 37 % 256, np.uint8))

@@ -162,14 +162,16 @@ def warm_up(backend: Backend, model: str) -> None:
     caps = backend.capabilities_for(model)
     side = -(-caps.min_size // caps.size_multiple) * caps.size_multiple
     fields = {"prompt": "warm-up", "model": model, "steps": caps.steps_range[0], "seed": 0}
-    request = validate_request(
-        build_request(backend, {**fields, "width": side, "height": side}), backend
-    )
+    failure = f"Warming up model '{model}' on backend '{backend.id}' failed"
+    try:
+        request = validate_request(
+            build_request(backend, {**fields, "width": side, "height": side}), backend
+        )
+    except RunRefused as error:
+        raise ValueError(f"{failure}: {error}") from None
     for event in backend.generate(request, RunControl()):
         if isinstance(event, Failed):
-            raise ValueError(
-                f"Warming up model '{model}' on backend '{backend.id}' failed: {event.message}"
-            )
+            raise ValueError(f"{failure}: {event.message}")
     log.info("replica warmed up model %r", model)
 
 
