@@ -287,7 +287,7 @@ def test_ray_backend_from_the_environment(monkeypatch):
 def test_ray_backends_from_the_endpoints_file_show_in_the_cli(monkeypatch, tmp_path, capsys):
     endpoints = tmp_path / "endpoints.json"
     entries = [
-        {"id": "gpu-pool", "kind": "ray", "url": "ray://head:10001", "options": {"app": "pool"}},
+        {"id": "gpu-pool", "kind": "ray", "url": "auto", "options": {"app": "pool"}},
         {"id": "other", "kind": "a1111", "url": "http://127.0.0.1:7860"},
     ]
     endpoints.write_text(json.dumps({"endpoints": entries}))
@@ -306,7 +306,15 @@ def test_ray_backends_from_the_endpoints_file_show_in_the_cli(monkeypatch, tmp_p
         reset_registry()
     printed = capsys.readouterr().out
     assert "backend gpu-pool: diffusers on Ray Serve (pool) (remote)" in printed
-    assert "endpoint: ray://head:10001" in printed
+    assert "endpoint: auto" in printed
+
+
+def test_ray_client_addresses_are_refused_with_the_fix():
+    backend = RayBackend.for_app("pool", address="ray://head:10001")
+    availability = backend.availability()
+    assert availability.state == "unavailable"
+    assert "do not work through Ray Client" in availability.message
+    assert "set the url to auto" in availability.message
 
 
 def test_without_ray_installed_the_backend_says_how_to_install_it(monkeypatch):

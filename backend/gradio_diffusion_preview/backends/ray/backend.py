@@ -10,7 +10,8 @@ a local run. Stop cancels the Serve call; "Use this preview" reaches the replica
 Serve's failures become ``Failed`` events (``failures``).
 
 Configured on the server like the remote endpoints (``gradio_diffusion_preview.endpoints``),
-kind ``ray``: ``url`` is the Ray address (``auto``, or ``ray://head:10001``), and ``options``
+kind ``ray``: ``url`` is the Ray address (``auto``: the cluster whose node this process runs on;
+Serve's streaming handles do not work through Ray Client, ``ray://``), and ``options``
 may name the ``app`` (default ``diffusion-preview``) and the ``backend`` it hosts (default
 ``diffusers``; its locally installed capabilities stand in until the replicas answer).
 """
@@ -51,8 +52,13 @@ INSTALL_HINT = "pip install 'gradio-diffusion-preview[ray]'"
 NOT_CONFIGURED = (
     "No Ray Serve application is configured. Fix: start one with `python -m "
     "gradio_diffusion_preview serve run diffusers` (docs/scaling.md), then set "
-    "DIFFUSION_PREVIEW_RAY_URL=auto (or the cluster's ray:// address) where the Gradio app runs, "
+    "DIFFUSION_PREVIEW_RAY_URL=auto where the Gradio app runs (on a node of the Ray cluster), "
     'or add an endpoint of kind "ray" to the DIFFUSION_PREVIEW_ENDPOINTS file.'
+)
+RAY_CLIENT = (
+    "Serve's streaming handles do not work through Ray Client (the endpoint's url is {url!r}). "
+    "Fix: run the Gradio app on a node of the Ray cluster (`ray start --address=<head>:6379` "
+    "on its machine) and set the url to auto."
 )
 
 
@@ -139,6 +145,10 @@ class RayBackend(Backend):
     def availability(self) -> Availability:
         if self.endpoint is None:
             return Availability(state="not_configured", message=NOT_CONFIGURED)
+        if self.endpoint.url.startswith("ray://"):
+            return Availability(
+                state="unavailable", message=RAY_CLIENT.format(url=self.endpoint.url)
+            )
         if importlib.util.find_spec("ray") is None:
             return Availability(
                 state="unavailable",

@@ -3,7 +3,8 @@ handle, the finish-early actor), made on first use and kept.
 
 A process holds one Ray connection. When it already has one (``ray.init`` in the app, or a test's
 local instance) that one is used whatever the address; otherwise ``ray.init(address)`` connects,
-to ``"auto"`` (the cluster this machine belongs to, or ``RAY_ADDRESS``) or ``"ray://host:10001"``.
+to ``"auto"`` (the cluster this machine is a node of, or ``RAY_ADDRESS``) or ``"<head>:6379"``.
+Ray Client (``ray://``) is refused earlier: Serve's streaming handles do not work through it.
 Handles and the actor belong to one Ray session and are made again after a reconnect.
 """
 
