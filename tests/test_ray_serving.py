@@ -309,6 +309,17 @@ def test_ray_backends_from_the_endpoints_file_show_in_the_cli(monkeypatch, tmp_p
     assert "endpoint: auto" in printed
 
 
+def test_an_unreadable_endpoints_file_is_explained_by_the_ray_backend(monkeypatch, tmp_path):
+    endpoints = tmp_path / "endpoints.json"
+    endpoints.write_text("{not json")
+    monkeypatch.setenv("DIFFUSION_PREVIEW_ENDPOINTS", str(endpoints))
+    registry = Registry(load_entry_points=False)
+    availability = registry.get("ray").availability()
+    assert availability.state == "not_configured" and "is not valid json" in availability.message
+    last = list(stream("ray", registry=registry, prompt="x"))[-1]
+    assert last.status == "error" and last.message == availability.message
+
+
 def test_ray_client_addresses_are_refused_with_the_fix():
     backend = RayBackend.for_app("pool", address="ray://head:10001")
     availability = backend.availability()

@@ -69,15 +69,17 @@ class RayBackend(Backend):
     display_name = "Ray Serve"
     location = "remote"
 
-    def __init__(self, endpoint: Endpoint | None = None) -> None:
+    def __init__(self, endpoint: Endpoint | None = None, *, problem: str | None = None) -> None:
         """
         Parameters:
             endpoint: the application to call (kind ``ray``): ``url`` the Ray address,
                 ``options`` ``app`` and ``backend``; ``models`` limits the models offered,
                 ``timeout`` bounds a run, ``connect_timeout`` a description call. ``None``
                 registers a backend that says how to configure one.
+            problem: why the configuration could not be read (shown as its availability).
         """
         self.endpoint = endpoint
+        self.problem = problem
         options = endpoint.options if endpoint else {}
         self.app = str(options.get("app") or DEFAULT_APP)
         self.hosted = str(options.get("backend") or "diffusers")
@@ -143,6 +145,8 @@ class RayBackend(Backend):
         return _local_capabilities(self.hosted)
 
     def availability(self) -> Availability:
+        if self.problem:
+            return Availability(state="not_configured", message=self.problem)
         if self.endpoint is None:
             return Availability(state="not_configured", message=NOT_CONFIGURED)
         if self.endpoint.url.startswith("ray://"):
@@ -194,7 +198,7 @@ class RayBackend(Backend):
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
         if self._connection is None or self.endpoint is None:
-            yield Failed(NOT_CONFIGURED, "unavailable")
+            yield Failed(self.problem or NOT_CONFIGURED, "unavailable")
             return
         try:
             handle = self._connection.handle()

@@ -1,5 +1,6 @@
 """The built-in ray plugin: one backend per Ray Serve application configured on the server
-(endpoints of kind ``ray``), or one named ``ray`` that says how to configure one."""
+(endpoints of kind ``ray``), or one named ``ray`` that says how to configure one, or what is
+wrong with a configuration that cannot be read (the app keeps serving)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from ...hookspecs import hookimpl
 
 @hookimpl
 def register_backends(register: Callable[[Backend], None]) -> None:
-    from ...endpoints import endpoints_of
+    from ...endpoints import EndpointConfigError, endpoints_of
     from .backend import KIND, RayBackend  # ray itself stays unimported until a run
 
-    endpoints = endpoints_of(KIND)
+    try:
+        endpoints = endpoints_of(KIND)
+    except EndpointConfigError as error:
+        register(RayBackend(problem=str(error)))
+        return
     for endpoint in endpoints:
         register(RayBackend(endpoint))
     if not endpoints:
