@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/ray_hop.py     # alone: prints the rows as a table and as JSON
 
-``measure()`` returns the rows for the benchmark driver: ``{figure, this_project, baseline,
+``make bench`` (``bench/run.py``) runs it and writes ``markdown(rows)`` into docs/benchmarks.md.
+``measure()`` returns the rows: ``{figure, this_project, baseline,
 ratio, target, met, unit, note}``. It starts a local Ray instance (loopback, 2 CPUs, no
 dashboard) with one Serve replica hosting ``FrameBackend`` (this module is also the plugin the
 replica loads), and measures:
@@ -236,14 +237,29 @@ def measure() -> list[dict]:
     return rows
 
 
+def markdown(rows: list[dict]) -> list[str]:
+    """The section of docs/benchmarks.md that ``bench/run.py`` (``make bench``) writes."""
+    lines = [
+        "## The Ray Serve hop",
+        "",
+        "A preview's latency from the backend yielding it to the caller holding it, through the "
+        "`ray` backend (one local Serve replica on loopback) beside the same backend in-process; "
+        "and what each wire format costs per item (`bench/ray_hop.py`). Medians.",
+        "",
+        "| Figure | This project | Baseline | Ratio | Target | Met | Unit | Note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = ["" if row[key] is None else str(row[key]) for key in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def main() -> int:
     import json
 
     rows = measure()
-    print("| Figure | This project | Baseline | Ratio | Target | Met | Unit | Note |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(str(row[key]) for key in row) + " |")
+    print("\n".join(markdown(rows)))
     json.dump(rows, sys.stdout, indent=2)
     print()
     return 0
