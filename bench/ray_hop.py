@@ -21,6 +21,7 @@ replica loads), and measures:
 
 from __future__ import annotations
 
+import datetime
 import os
 import statistics
 import sys
@@ -174,10 +175,20 @@ def measure() -> list[dict]:
     from gradio_diffusion_preview.serving import ServeSettings, run
 
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"
-        )
+    for attempt in range(2 if started_here else 0):
+        # Ray gives a new node a fixed 30 s to register; a loaded machine can miss it once.
+        try:
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                log_to_driver=False,
+                _node_ip_address="127.0.0.1",
+            )
+            break
+        except Exception as error:
+            if attempt or "timed out during startup" not in str(error):
+                raise
+            ray.shutdown()
     rows = []
     try:
         run(
@@ -245,6 +256,9 @@ def markdown(rows: list[dict]) -> list[str]:
         "A preview's latency from the backend yielding it to the caller holding it, through the "
         "`ray` backend (one local Serve replica on loopback) beside the same backend in-process; "
         "and what each wire format costs per item (`bench/ray_hop.py`). Medians.",
+        "",
+        f"- Measured: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, load average "
+        f"{os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores",
         "",
         "| Figure | This project | Baseline | Ratio | Target | Met | Unit | Note |",
         "|---|---|---|---|---|---|---|---|",
