@@ -6,7 +6,7 @@ two Serve applications reused by every test.
   config`` prints (started first, so the replica loads while the toy tests run);
 - ``toy``: ``ray_toys.ReplicaCountingBackend`` on two replicas (one run each, one queued run),
   deployed from Python with ``serving.run``; it reports its steps to the ``StepLog`` actor, so
-  the tests count them on the replica side.
+  the tests count them on the replica side, and its paced steps feed the widget in Chromium.
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ def test_cli_serve_run_deploys_an_app_the_backend_reaches(cluster, example_plugi
         ray_serve.delete("cli-fractal")
 
 
-# --- the tiny diffusers app: the conformance kit, the widget in Chromium --------------------
+# --- the tiny diffusers app: the mirrored backend, the conformance kit -----------------------
 
 
 def test_the_ray_backend_mirrors_the_hosted_backend(tiny, cluster):
@@ -320,12 +320,18 @@ def test_conformance_kit_passes_for_the_ray_backend(tiny):
     wait_until(lambda: ray.get(signals.pending.remote()) == 0, 10, "finish-early waits released")
 
 
+# --- the widget in Chromium, fed by the toy app -----------------------------------------------
+
+
 @pytest.mark.browser
-def test_previews_stream_through_ray_into_the_widget(browser, serve, tiny, output_dir):
+def test_previews_stream_through_ray_into_the_widget(browser, serve, toy, output_dir):
     import gradio as gr
 
+    two_replicas()
+
     def generate_run(prompt):
-        yield from stream(tiny, prompt=prompt, steps=24, width=128, height=128, seed=5)
+        # Paced steps: a loaded machine still paints several of them (a fast run may not).
+        yield from stream(toy, prompt=prompt, steps=16, seed=5, options={"delay": 0.15})
 
     with gr.Blocks() as app:
         prompt = gr.Textbox(label="Prompt")
@@ -340,6 +346,6 @@ def test_previews_stream_through_ray_into_the_widget(browser, serve, tiny, outpu
     seen = page.evaluate("window.__preview_watch")
     assert seen["final_after"] >= 3, f"only {seen['final_after']} distinct previews painted"
     assert seen["broken"] == 0
-    assert progress_steps(page) == (24, 24)
+    assert progress_steps(page) == (16, 16)
     assert not page.errors
     page.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import PIL.Image
@@ -199,7 +200,9 @@ def replica_run(server: BackendServer, request: dict, stop_after_steps: int | No
                 break
         return items
 
-    return asyncio.run(collect())
+    # On a thread of its own: a session's Playwright keeps an event loop running on this one.
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, collect()).result()
 
 
 @pytest.fixture(scope="module")
