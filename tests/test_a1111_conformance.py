@@ -22,8 +22,8 @@ def fake_server():
 @pytest.fixture(autouse=True)
 def idle_server(fake_server):
     """A cancelled run's job is stopped by the backend once it runs, a step or so later; the
-    next check starts when it has gone, so that its run is not queued behind it (the kit does
-    not accept Status events yet, and a queued run rightly yields one)."""
+    next check starts when it has gone, so that each check sees its own run from the start
+    rather than one queued behind the last check's leftovers."""
     fake_server.wait_idle()
 
 

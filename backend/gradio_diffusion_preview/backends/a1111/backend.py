@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...backend import MODEL_LIST_SECONDS, Availability, Backend, Capabilities, ModelInfo
 from ...endpoints import ENDPOINTS_FILE_VARIABLE, Endpoint
+from ...events import Failed
 from .client import A1111Client, RemoteFailure, public_url
 from .protocol import checkpoint_stem
 from .reaper import Reaper
@@ -234,6 +235,9 @@ class A1111Backend(Backend):
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
+        if self._client is None:  # a caller that skipped validation
+            yield Failed(self.availability().message, "unavailable")
+            return
         from .run import Txt2ImgRun
 
         yield from Txt2ImgRun(self, request, control).events()
