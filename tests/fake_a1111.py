@@ -195,6 +195,8 @@ class FakeA1111:
         self.jobs: list[Job] = []
         self.interrupts: list[Interrupt] = []
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: set[str | None] = set()
+        """Every ``Authorization`` header the server was sent (None: a request without one)."""
         self.state = _State()
         self.current_task: str | None = None
         self.pending_tasks: dict[str, float] = {}
@@ -662,6 +664,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with fake._lock:
             fake.requests.append((method, path))
+            fake.authorizations.add(self.headers.get("Authorization"))
         try:
             if path.startswith("/sdapi/"):
                 if not fake.api:

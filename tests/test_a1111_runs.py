@@ -234,7 +234,7 @@ def test_the_run_asks_for_a_preview_every_step_and_the_server_restores_its_setti
 
 def test_stream_relays_the_queue_place_previews_and_final_images(fake):
     backend = make_backend(fake.url)
-    other = OtherClient(fake, "a blue whale", steps=10)
+    other = OtherClient(fake, "a blue whale", steps=25)  # 1 s: we arrive while it runs
     wait_for(lambda: fake.current_task == other.task_id, what="the other job to start")
     states = list(stream(backend, prompt="a red fox", steps=8, width=64, height=64, seed=3))
     queued = [s for s in states if s.phase == "queued"]
