@@ -10,7 +10,7 @@ import sys
 import pytest
 from fake_a1111 import FakeA1111, make_backend
 
-from gradio_diffusion_preview import stream
+from gradio_diffusion_preview import Failed, GenerationRequest, RunControl, stream
 from gradio_diffusion_preview.backends.a1111.backend import A1111Backend
 from gradio_diffusion_preview.backends.a1111.client import public_url
 from gradio_diffusion_preview.cli import main
@@ -116,6 +116,20 @@ def test_a_username_without_its_password_needs_the_password(environment):
     assert availability.state == "needs_token" and "set NOPE" in availability.message
     [state] = list(stream(backend, prompt="a fox"))
     assert state.status == "error" and state.reason == "unauthorized"
+
+
+def test_a_backend_that_cannot_run_fails_a_run_given_to_it_directly(environment):
+    """App code calling generate() itself, past validation: one Failed event, no exception."""
+    request = GenerationRequest(prompt="a fox", width=64, height=64, steps=4, seed=1)
+    [failed] = list(A1111Backend().generate(request, RunControl()))
+    assert isinstance(failed, Failed) and failed.reason == "unavailable"
+    assert "DIFFUSION_PREVIEW_A1111_URL" in failed.message
+    environment.delenv("NOPE", raising=False)
+    endpoint = Endpoint(
+        id="studio", kind="a1111", url="http://127.0.0.1:1", username="ann", password_env="NOPE"
+    )
+    [failed] = list(A1111Backend(endpoint).generate(request, RunControl()))
+    assert failed.reason == "unauthorized" and "set NOPE" in failed.message
 
 
 @pytest.mark.parametrize(

@@ -235,8 +235,10 @@ class A1111Backend(Backend):
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
-        if self._client is None:  # a caller that skipped validation
-            yield Failed(self.availability().message, "unavailable")
+        availability = self.availability()  # checked by validation too; cheap, no network
+        if not availability.usable:
+            reason = "unauthorized" if availability.state == "needs_token" else "unavailable"
+            yield Failed(availability.message, reason)
             return
         from .run import Txt2ImgRun
 

@@ -18,7 +18,6 @@ hundredths of a second at a time, so a cancel returns at once whatever the netwo
 from __future__ import annotations
 
 import queue
-import secrets
 import threading
 import time
 import uuid
@@ -104,8 +103,6 @@ class Txt2ImgRun:
             yield _failed(failure)
             return
         request = self.request
-        if request.seed is None:  # validation fills it in; a caller who skipped it gets one
-            request = self.request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
         seeds = [request.seed + n for n in range(request.num_images)]
         yield Started(
             total_steps=self.total,
