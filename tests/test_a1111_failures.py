@@ -163,6 +163,9 @@ def test_a_server_that_takes_the_connection_but_never_answers_times_out():
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # never accepted: connects succeed, reads wait forever
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        listing = make_backend(url, timeout=1.0)
+        with pytest.raises(ModelListingError, match="did not answer /sdapi/v1/sd-models in time"):
+            listing.list_models()  # the listing too waits no longer than the endpoint's timeout
         backend = make_backend(url, models=["v1-5-pruned-emaonly"], timeout=1.0)
         started = time.monotonic()
         failed = failure_of(record(backend, make_request(backend)))

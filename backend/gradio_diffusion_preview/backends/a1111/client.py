@@ -24,7 +24,8 @@ INSTALL_HINT = "pip install 'gradio-diffusion-preview[a1111]'"
 MAX_ANSWER_BYTES = 256 * 2**20
 """The largest answer read (a batch of eight 2048 px PNGs is about 130 MiB as base64)."""
 SMALL_CALL_SECONDS = 30.0
-"""Read timeout of the short calls (listings, progress, interrupt)."""
+"""Read timeout of the short calls (listings, progress, interrupt), or the endpoint's
+``timeout`` when that is shorter."""
 
 
 class RemoteFailure(Exception):
@@ -128,7 +129,9 @@ class A1111Client:
                     base_url=endpoint.url,
                     auth=auth,
                     headers=headers,
-                    timeout=httpx.Timeout(SMALL_CALL_SECONDS, connect=endpoint.connect_timeout),
+                    timeout=httpx.Timeout(
+                        min(SMALL_CALL_SECONDS, endpoint.timeout), connect=endpoint.connect_timeout
+                    ),
                     follow_redirects=False,
                     trust_env=False,
                 )
