@@ -20,6 +20,7 @@ import gc
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -181,13 +182,21 @@ def cache_files(cache: Path) -> list[Path]:
     return [path for path in cache.rglob("*") if path.is_file()] if cache.exists() else []
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float = 30.0) -> dict:
     """Run the soak; returns its figures and ``problems`` (empty when it passed)."""
     rng = random.Random(seed)
     policy, registry = soak_policy(), soak_registry()
     app = build_app(policy, registry)
     app.queue(max_size=64)
-    _, url, _ = app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    _, url, _ = app.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
     process = psutil.Process()
     try:
         config = httpx.get(f"{url.rstrip('/')}/config").json()

@@ -169,7 +169,7 @@ def test_demo_stop_mid_run_shows_cancelled_and_server_keeps_serving(
 ):
     page = open_app(browser, serve(demo_blocks))
     set_demo_size(page)
-    set_number(page, "Steps", 150)
+    set_number(page, "Steps", 50)  # the demo policy's most
     generate(page)
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
     step, total = progress_steps(page)
@@ -198,14 +198,14 @@ def test_demo_stop_mid_run_shows_cancelled_and_server_keeps_serving(
 def test_demo_use_this_preview_finishes_early_with_a_final_image(browser, serve, demo_blocks):
     page = open_app(browser, serve(demo_blocks))
     set_demo_size(page)
-    set_number(page, "Steps", 150)
+    set_number(page, "Steps", 50)  # the demo policy's most
     generate(page)
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
 
     page.get_by_role("button", name="Use this preview", exact=True).click()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     step, total = progress_steps(page)
-    assert 0 < step < total == 150
+    assert 0 < step < total == 50
     assert "Finished early" in page.get_by_test_id("status-message").inner_text()
     check_download(page)
     assert not page.errors

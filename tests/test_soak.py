@@ -37,7 +37,9 @@ def test_100_disconnects_leave_no_run_thread_or_memory_behind(soak):
     policy, registry = soak.soak_policy(), soak.soak_registry()
     app = soak.build_app(policy, registry)
     app.queue()
-    _, url, _ = app.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    _, url, _ = app.launch(
+        server_name="127.0.0.1", server_port=soak.free_port(), prevent_thread_lock=True, quiet=True
+    )
     from gradio_diffusion_preview import streaming
 
     def settled() -> bool:
