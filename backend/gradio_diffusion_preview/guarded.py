@@ -62,11 +62,18 @@ def stream_guarded(
             ticket.session,
             policy.limits.time_limit,
         ):
-            yield state.model_copy(
-                update={"model": entry.id, "message": policy.scrub(state.message, entry)}
-            )
+            yield _shown(state, entry, policy)
     finally:
         ticket.leave()
+
+
+def _shown(state: RunState, entry: CatalogueEntry, policy: Policy) -> RunState:
+    """The state as a visitor sees it: the model by its catalogue id, no server path."""
+    update: dict[str, Any] = {"model": entry.id, "message": policy.scrub(state.message, entry)}
+    params = getattr(state, "params", None)  # the run's settings, labelling its images
+    if params is not None:
+        update["params"] = params.model_copy(update={"model": entry.id})
+    return state.model_copy(update=update)
 
 
 def _wait_turn(
