@@ -9,7 +9,8 @@ this process. Each of ``--clients`` threads is one visitor (its own session) tha
 either waits for the result (gradio_client), cancels mid-run (``job.cancel()``), or disconnects
 mid-run (closes its event stream over raw HTTP, as a closed tab does). At the end it checks that
 no run was lost (every awaited run ended done or was answered busy), none is stuck (the queue is
-empty, no run is registered, no generation thread is left), no preview became a file, and
+empty, no run is registered, no generation thread is left), no value but a finished run's wrote
+a file (previews travel as data URLs), and
 memory stayed within ``--memory-bound`` MB of its level after warm-up; it prints the figures.
 """
 
@@ -25,7 +26,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -112,6 +112,17 @@ def build_app(policy: Policy, registry: Registry) -> gr.Blocks:
     with gr.Blocks() as app:
         prompt, steps, seed = gr.Textbox(), gr.Number(), gr.Number()
         preview = DiffusionPreview(keep_images_for=policy.image_max_age)
+        preview.files_written = Counter()  # by the status of the value that wrote them
+        postprocess = preview.postprocess
+
+        def counted(value):
+            data = postprocess(value)
+            if data is not None and data.images:
+                preview.files_written[data.status] += len(data.images)
+            return data
+
+        preview.postprocess = counted
+        app.soak_preview = preview
         run = gr.Button().click(
             generate,
             [prompt, steps, seed],
@@ -178,10 +189,6 @@ def gdp_threads() -> int:
     return sum(1 for thread in threading.enumerate() if thread.name.startswith("gdp-"))
 
 
-def cache_files(cache: Path) -> list[Path]:
-    return [path for path in cache.rglob("*") if path.is_file()] if cache.exists() else []
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -205,12 +212,11 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
             for i, dep in enumerate(config["dependencies"])
             if dep.get("api_name") == "generate"
         )
-        cache = Path(app.GRADIO_CACHE)
         warm = Counter()
         one_visitor(url, fn_index, [None] * 4, warm, threading.Lock(), rng)  # imports, caches
         gc.collect()
         baseline = process.memory_info().rss
-        files_before = set(cache_files(cache))
+        app.soak_preview.files_written.clear()
         outcomes: Counter = Counter()
         lock = threading.Lock()
         pending = [None] * runs
@@ -241,7 +247,7 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
             time.sleep(0.05)
         gc.collect()
         final_rss = process.memory_info().rss
-        new_files = [path for path in cache_files(cache) if path not in files_before]
+        written = app.soak_preview.files_written
         figures = {
             "runs": runs,
             "clients": clients,
@@ -254,8 +260,8 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
             "memory_growth_from_start_mb": round((final_rss - baseline) / 2**20, 1),
             "memory_peak_growth_mb": round((peak - baseline) / 2**20, 1),
             "memory_growth_after_warm_up_mb": round((final_rss - (warmed or baseline)) / 2**20, 1),
-            "new_cache_files": len(new_files),
-            "preview_files": sum(1 for path in new_files if not path.name.startswith("image")),
+            "final_image_files": written["done"],
+            "preview_files": sum(n for status, n in written.items() if status != "done"),
         }
     finally:
         app.close()
