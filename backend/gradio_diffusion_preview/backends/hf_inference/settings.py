@@ -10,11 +10,9 @@ discovery (see ``tokens``), so no file or printout holds it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -208,24 +206,15 @@ def _models_from_ids(text: str) -> list[dict[str, Any]]:
 
 
 def _read_file(path: str) -> dict[str, Any]:
-    from ...endpoints import _toml  # the same TOML reader as the endpoints file
+    from ...endpoints import read_config_file  # the same reader as the endpoints file
 
-    file = Path(path).expanduser()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SettingsError(
-            f"{CONFIG_FILE_VARIABLE} names '{path}', which cannot be read "
-            f"({type(error).__name__}). Fix: point it at a TOML or JSON settings file."
-        ) from None
-    try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else _toml().loads(text)
-    except ValueError as error:
-        raise SettingsError(
-            f"The hf-inference settings file '{path}' is not valid "
-            f"{file.suffix.lstrip('.') or 'TOML'}: {error}. Fix: see "
-            "docs/backends/hf-inference.md for its format."
-        ) from None
+    data = read_config_file(
+        path,
+        variable=CONFIG_FILE_VARIABLE,
+        what="hf-inference settings file",
+        docs="docs/backends/hf-inference.md",
+        error=SettingsError,
+    )
     if not isinstance(data, dict):
         raise SettingsError(f"The settings file '{path}' must hold a table of settings.")
     return data
