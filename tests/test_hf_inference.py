@@ -9,6 +9,7 @@ through gradio_client in test_hf_inference_api.py.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -320,6 +321,22 @@ def test_the_token_comes_from_the_environment_and_is_never_described(router, mon
     described = json.dumps(backend.describe())
     assert router.token not in described + repr(backend)
     assert backend.describe()["endpoint"]["token"] == "set (from HF_TOKEN)"
+
+
+def test_the_plugins_command_says_where_the_token_comes_from_but_never_prints_it():
+    canary = "hf_canary" + "0123456789abcdef" * 2
+    environ = {**os.environ, "HF_TOKEN": canary, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gradio_diffusion_preview", "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert canary not in result.stdout + result.stderr
+    listed = json.loads(result.stdout)
+    assert '"set (from HF_TOKEN)"' in json.dumps(listed) and '"offline"' in json.dumps(listed)
 
 
 # --- models ----------------------------------------------------------------------------------
