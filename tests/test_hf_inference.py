@@ -56,6 +56,9 @@ SERVED = {
 }
 SMALL = {"width": 256, "height": 256}
 SDXL_SMALL = {"width": 512, "height": 512}  # SDXL's own minimum
+STOP_BOUND = 3.0
+"""Stop ends a run in 3 to 50 ms here (five runs at load 20); the tests' bound leaves room
+for a loaded machine and is still far below the 30 s a stalled request would take."""
 
 
 @pytest.fixture
@@ -218,12 +221,11 @@ def test_a_rate_limit_within_the_bound_is_waited_out(router):
 
 def test_waits_share_one_budget_and_the_last_fails_with_retry_after(router):
     router.script(SCHNELL, loading(0.6), loading(0.6), loading(0.6))
-    t0 = time.monotonic()
     events = run(backend_for(router, max_wait=1.0), model=SCHNELL, **SMALL)
     failed = events[-1]
     assert isinstance(failed, Failed) and failed.reason == "unavailable"
     assert failed.retry_after == 0.6 and "loading model" in failed.message
-    assert len(router.posts()) == 2 and time.monotonic() - t0 < 2.0
+    assert len(router.posts()) == 2, "the third wait was not taken"
 
 
 # --- Stop, the deadline, a dead router --------------------------------------------------------
@@ -236,13 +238,13 @@ def test_stop_mid_request_ends_the_run_within_a_second_and_aborts_the_request(ro
     time.sleep(0.2)  # the request is in flight, the server silent
     stopped = time.monotonic()
     run_.control.cancel()
-    run_.thread.join(2.0)
-    assert run_.returned_at is not None and run_.returned_at - stopped < 1.0
+    run_.thread.join(STOP_BOUND)
+    assert run_.returned_at is not None and run_.returned_at - stopped < STOP_BOUND
     assert [type(e) for e in run_.events] == [Started, Status], "a stopped run just stops"
     # The HTTP request itself was aborted (the server saw the client hang up) and the call's
     # thread ended: nothing is left waiting on the server.
-    wait_until(lambda: router.disconnects, timeout=2.0)
-    wait_until(lambda: not call_threads(), timeout=2.0)
+    wait_until(lambda: router.disconnects, timeout=10.0)
+    wait_until(lambda: not call_threads(), timeout=10.0)
     router.release()  # had an answer come now, nobody would read it
     time.sleep(0.2)
     assert [type(e) for e in run_.events] == [Started, Status]
@@ -254,8 +256,8 @@ def test_stop_while_waiting_for_a_loading_model_ends_at_once(router):
     wait_until(lambda: any(getattr(e, "phase", None) == "loading" for e in run_.events))
     stopped = time.monotonic()
     run_.control.cancel()
-    run_.thread.join(2.0)
-    assert run_.returned_at is not None and run_.returned_at - stopped < 1.0
+    run_.thread.join(STOP_BOUND)
+    assert run_.returned_at is not None and run_.returned_at - stopped < STOP_BOUND
     assert len(router.posts()) == 1
 
 
@@ -266,8 +268,8 @@ def test_the_deadline_is_kept_on_our_own_clock(router):
     took = time.monotonic() - t0
     failed = events[-1]
     assert isinstance(failed, Failed) and failed.reason == "timeout"
-    assert "within 1 s" in failed.message and 0.9 < took < 2.0
-    wait_until(lambda: router.disconnects, timeout=2.0)
+    assert "within 1 s" in failed.message and 0.9 < took < 6.0  # not the 30 s stall
+    wait_until(lambda: router.disconnects, timeout=10.0)
 
 
 def test_a_router_that_refuses_connections_is_unavailable(router):
