@@ -51,10 +51,10 @@ def test_a_loading_model_shows_its_estimate_then_the_image(page, router, output_
 
 
 def test_a_rate_limit_is_waited_out_or_failed_with_when_to_retry(page, router, output_dir):
-    router.script(SCHNELL, rate_limited(retry_after="2"), image())
+    router.script(SCHNELL, rate_limited(retry_after="4"), image())
     generate(page)
     status = page.get_by_test_id("status-message")
-    expect(status).to_contain_text("rate-limited this app; trying again in 2 s", timeout=TIMEOUT_MS)
+    expect(status).to_contain_text("rate-limited this app; trying again in 4 s", timeout=TIMEOUT_MS)
     expect(page.get_by_label("Last state")).to_have_value("running queued null null")
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
 
