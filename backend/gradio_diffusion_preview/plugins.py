@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "gradio_diffusion_preview.backends.diffusers.plugin",
     "gradio_diffusion_preview.backends.a1111.plugin",
     "gradio_diffusion_preview.backends.comfyui.plugin",
+    "gradio_diffusion_preview.backends.hf_inference.plugin",
     "gradio_diffusion_preview.backends.ray.plugin",
 )
 BUILTIN_DISTRIBUTION = "gradio-diffusion-preview"
