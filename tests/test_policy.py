@@ -323,3 +323,13 @@ def test_saving_the_same_file_again_renews_its_age(tmp_path):
     retention.keep(path)
     now[0] = 12
     assert retention.sweep() == 0 and path.exists()
+
+
+def test_unset_fields_take_defaults_held_to_the_limits(registry):
+    # CountingBackend defaults to 20 steps; found by the property test: defaults escaped limits
+    policy = make_policy(limits=Limits(max_steps=8, max_side=32))
+    final = last(stream("counting", prompt="a", model="flat", registry=registry, policy=policy))
+    assert final.status == "error" and "width=64" in final.message  # min_size 64 > 32: refused
+    policy = make_policy(limits=Limits(max_steps=8))
+    final = last(stream("counting", prompt="a", model="flat", registry=registry, policy=policy))
+    assert final.status == "done" and final.total_steps == 8, final.message

@@ -40,6 +40,7 @@ def stream_guarded(
         entry = policy.entry(backend_id, fields.get("model"))
         backend = registry.get(entry.backend)
         request = validate_request(policy.admit(entry, backend, fields), backend)
+        policy.check_limits(backend.id, request)  # the defaults filled in, too
         expected = RUN_DURATIONS.expected(backend.id, request.model)
         ticket = policy.queue.join(backend.id, current_session(), expected)
     except (RunRefused, UnknownBackendError) as error:

@@ -201,6 +201,25 @@ class Policy:
             backend,
             {**fields, "model": entry.model, "options": {**options, **entry.options}},
         )
+        self.check_limits(backend.id, request)
+        return self._bounded_defaults(request, backend)
+
+    def _bounded_defaults(self, request: GenerationRequest, backend: Backend) -> GenerationRequest:
+        """Fields the visitor left unset take the model's defaults, held to the limits (a
+        backend defaulting to 1024 px under a 512 px limit runs at 512)."""
+        caps = backend.capabilities_for(request.model)
+        limits, update = self.limits, {}
+        if request.steps is None and caps.default_steps > limits.max_steps:
+            update["steps"] = limits.max_steps
+        for index, name in enumerate(("width", "height")):
+            if getattr(request, name) is None and caps.default_size[index] > limits.max_side:
+                update[name] = max(
+                    caps.min_size, limits.max_side // caps.size_multiple * caps.size_multiple
+                )
+        return request.model_copy(update=update) if update else request
+
+    def check_limits(self, backend_id: str, request: GenerationRequest) -> None:
+        """Refuse a (typed or resolved) request beyond the limits, naming the field and rule."""
         limits = self.limits
         for name, bound in (
             ("prompt", limits.max_prompt_chars),
@@ -209,7 +228,7 @@ class Policy:
             text = getattr(request, name)
             if len(text) > bound:
                 raise InvalidRequest(
-                    backend.id,
+                    backend_id,
                     name,
                     f"<{len(text)} characters>",
                     f"at most {bound} characters in this app",
@@ -224,13 +243,12 @@ class Policy:
             value = getattr(request, name)
             if value is not None and value > bound:
                 raise InvalidRequest(
-                    backend.id,
+                    backend_id,
                     name,
                     value,
                     f"at most {bound} {unit} in this app",
                     f"use {bound} or fewer.",
                 )
-        return request
 
     def scrub(self, text: str | None, entry: CatalogueEntry | None = None) -> str | None:
         """``text`` with the entry's model shown as its catalogue id and every other absolute
