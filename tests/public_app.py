@@ -84,11 +84,20 @@ class Visitor:
                 if line.startswith("data:"):
                     yield json.loads(line[5:])
 
-    def call(self, fn_index: int, data: list) -> httpx.Response:
-        """A direct (unqueued) call, as the page makes for Stop."""
+    def call_for_run(self, fn_index: int, run_id: str) -> httpx.Response:
+        """A direct (unqueued) call about a run, as the page makes for Stop: the run id goes
+        as the event's data, and as the component's value if the handler takes it."""
+        config = self.http.get("/config").json()
+        dep = next(d for i, d in enumerate(config["dependencies"]) if d.get("id", i) == fn_index)
+        value = {"run_id": run_id, "status": "running"}
         return self.http.post(
             "/gradio_api/run/predict",
-            json={"data": data, "fn_index": fn_index, "session_hash": self.session},
+            json={
+                "data": [value] if dep["inputs"] else [],
+                "event_data": {"run_id": run_id},
+                "fn_index": fn_index,
+                "session_hash": self.session,
+            },
         )
 
     def close(self) -> None:

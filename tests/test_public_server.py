@@ -61,10 +61,10 @@ def test_a_visitor_cannot_stop_someone_elses_run(app_url):
     stop = intruder.fn_index(event="stop")
     finish = intruder.fn_index(event="finish")
     for fn in (stop, finish):
-        answer = intruder.call(fn, [{"run_id": run_id, "status": "running"}])
+        answer = intruder.call_for_run(fn, run_id)
         assert answer.status_code == 200, answer.text
         # the same answer for a run id that does not exist: nothing to probe
-        other = intruder.call(fn, [{"run_id": "0" * 32, "status": "running"}])
+        other = intruder.call_for_run(fn, "0" * 32)
         assert other.json()["data"] == answer.json()["data"]
     final = job.result(timeout=60)
     assert final["status"] == "done" and final["step"] == 60, final["message"]
@@ -77,7 +77,7 @@ def test_a_visitor_can_stop_their_own_run(app_url):
     run_id = first_state(job, "running")["run_id"]
     me = Visitor(app_url, "me")
     me.session = owner.session_hash
-    answer = me.call(me.fn_index(event="finish"), [{"run_id": run_id, "status": "running"}])
+    answer = me.call_for_run(me.fn_index(event="finish"), run_id)
     assert answer.status_code == 200, answer.text
     final = job.result(timeout=60)
     assert final["status"] == "done" and final["step"] < 200, final
