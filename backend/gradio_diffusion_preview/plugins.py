@@ -27,6 +27,7 @@ ALLOW_LIST_VARIABLE = "DIFFUSION_PREVIEW_PLUGINS"
 DEFAULT_PLUGINS = (
     "gradio_diffusion_preview.backends.diffusers.plugin",
     "gradio_diffusion_preview.backends.remote_gradio.plugin",
+    "gradio_diffusion_preview.backends.comfyui.plugin",
 )
 BUILTIN_DISTRIBUTION = "gradio-diffusion-preview"
 
