@@ -443,7 +443,7 @@ def subprocess_remote():
 @pytest.mark.slow
 def test_the_backend_passes_the_conformance_kit(subprocess_remote):
     # steps long enough for "Use this preview" to reach the remote within one step
-    url, _ = subprocess_remote(step_seconds=0.3, models="flat,no-such-model")
+    url, _ = subprocess_remote(step_seconds=0.6, models="flat,no-such-model")
     backend = RemoteGradioBackend(
         Endpoint(id="remote-kit", kind="gradio", url=url, models=["flat", "no-such-model"])
     )

@@ -47,12 +47,18 @@ class RemoteGradioBackend(Backend):
         self.display_name = endpoint.display_name or f"Gradio app at {safe_url(endpoint.url)}"
         self._lock = threading.Lock()
         self._session: Session | None = None
-        steps = self.settings.mode == "preview"  # until the app is asked, assume no steps
+        # Until the app has been asked, claim nothing it may not do (no steps unless the mode
+        # says so, no seed, guidance, negative prompt or batch).
+        steps = self.settings.mode == "preview"
         try:
             self._configured = Capabilities(
                 **{
                     "step_events": steps,
                     "step_previews": steps,
+                    "negative_prompt": False,
+                    "seed": False,
+                    "guidance": False,
+                    "max_batch": 1,
                     "finish_early": False,
                     **self.settings.capabilities,
                 }

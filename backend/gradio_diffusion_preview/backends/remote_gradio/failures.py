@@ -65,7 +65,7 @@ def classify(
     if isinstance(error, AppError):
         message = error.message or str(error)
         return RemoteFailure(f"The Gradio app at {where} failed: {message}", "remote_error")
-    if isinstance(error, AuthenticationError):
+    if isinstance(error, AuthenticationError) or str(error).startswith("Could not login"):
         return RemoteFailure(
             f"The Gradio app at {where} refused the login ({error}). Fix: set the endpoint's "
             "username and password (DIFFUSION_PREVIEW_GRADIO_USER and "

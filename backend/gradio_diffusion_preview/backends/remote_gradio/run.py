@@ -187,15 +187,19 @@ class RemoteRun:
 
     def _relay(self, values: Sequence[Any]) -> Iterator[GenerationEvent]:
         """Relay a remote DiffusionPreview's states; of a burst of new steps, only the newest
-        step's preview is decoded (the others would be coalesced away downstream anyway)."""
+        preview is decoded (the others would be coalesced away downstream anyway), on the step
+        that carried it."""
         where = self.session.where
         values = [self.session.api.pick(raw) for raw in values]
         for value in values:
             _check_state(value, where)
         newest, highest = -1, self.last_step
         for index, value in enumerate(values):
-            if isinstance(value.get("step"), int) and value["step"] > highest:
-                newest, highest = index, value["step"]
+            step = value.get("step")
+            if isinstance(step, int) and step > highest:
+                highest = step
+                if value.get("preview") or value.get("previews"):
+                    newest = index
         for index, value in enumerate(values):
             if isinstance(value.get("run_id"), str):
                 self.remote_run_id = value["run_id"]
@@ -374,16 +378,21 @@ def _stop_soon(session: Session, client: Client, job: Job, run_id: str | None) -
 
     The remote DiffusionPreview's Stop for the run stops it within a step; cancelling the job
     closes the remote handler at its next yield, or takes the job out of the remote queue.
-    The client goes back for reuse only once the cancel is done, as a late cancel would stop
+    Both are sent at once (Stop is a queued event, slower to arrive than the cancel's one
+    POST). The client goes back for reuse only once both are done, as a late cancel would stop
     whatever runs next on its session."""
 
     def stop() -> None:
-        _call(client, session.api.stop_api, run_id)
+        stopping = threading.Thread(
+            target=_call, args=(client, session.api.stop_api, run_id), daemon=True
+        )
+        stopping.start()
         with contextlib.suppress(Exception):
             job.cancel()
         with contextlib.suppress(Exception):
             concurrent.futures.wait([job.future], timeout=STOP_WAIT_SECONDS)
-        session.release(client, reusable=job.done())
+        stopping.join(STOP_WAIT_SECONDS)
+        session.release(client, reusable=job.done() and not stopping.is_alive())
 
     threading.Thread(target=stop, name="gdp-gradio-stop", daemon=True).start()
 
