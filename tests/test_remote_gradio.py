@@ -104,7 +104,7 @@ def test_stop_cancels_the_remote_run_within_one_step(serve):
             control.cancel()
     returned_after = time.monotonic() - cancelled_at
     assert not [e for e in events if isinstance(e, Finished | Failed)], kinds(events)
-    assert returned_after < 0.5, returned_after
+    assert returned_after < 2, returned_after  # at once; generous for a loaded machine
     time.sleep(2.5)  # two and a half remote steps: a remote run still going would move on
     # the step under way when Stop arrived may complete; no other step starts
     assert counting.steps_run - at_cancel <= 1, (at_cancel, counting.steps_run)
