@@ -371,6 +371,8 @@ def test_endpoints_from_the_environment_and_a_file_each_become_a_backend(tmp_pat
     monkeypatch.setenv("DIFFUSION_PREVIEW_GRADIO_URL", "owner/space")
     backends = Registry(load_entry_points=False).backends()
     assert isinstance(backends["gradio"], RemoteGradioBackend)
+    assert backends["gradio"].display_name == "Space owner/space"
+    assert backends["studio"].display_name == "Remote Gradio app (studio)"  # not its address
     assert backends["studio"].settings.api_name == "/generate"
     assert isinstance(backends["broken"], UnconfiguredGradioBackend)
     assert "options.mode" in backends["broken"].availability().message
@@ -393,7 +395,7 @@ def test_the_plugins_cli_shows_the_configuration_state(monkeypatch, capsys):
         plugins.reset_registry()
         assert cli.main(["plugins", "--no-models"]) == 0
         out = capsys.readouterr().out
-        assert "  backend gradio: Gradio app at http://127.0.0.1:7861 (remote)\n" in out
+        assert "  backend gradio: Remote Gradio app (remote)\n" in out
         assert "    endpoint: http://127.0.0.1:7861; token set\n" in out
         assert CANARY not in out
     finally:

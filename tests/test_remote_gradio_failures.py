@@ -54,7 +54,9 @@ def expect_error(state: RunState, reason: str, *phrases: str) -> None:
 def test_an_unreachable_app_fails_fast_as_unavailable():
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
-    expect_error(last_state(gradio_backend(url)), "unavailable", "cannot be reached", url)
+    state = last_state(gradio_backend(url))
+    expect_error(state, "unavailable", "cannot be reached", "backend 'remote'")
+    assert url not in state.message  # visitors read it: no address of the server's machines
     listed = RemoteGradioBackend(Endpoint(id="r", kind="gradio", url=url, models=["m"]))
     rec = run_backend(listed)  # models configured: the run itself finds out
     assert rec.failed.reason == "unavailable" and "cannot be reached" in rec.failed.message

@@ -196,7 +196,7 @@ def _preview_events(
 
 
 def _config(where: str, problem: str, fix: str) -> RemoteFailure:
-    return RemoteFailure(f"The Gradio app at {where} {problem}. Fix: {fix}.", "unavailable")
+    return RemoteFailure(f"The Gradio app {where} {problem}. Fix: {fix}.", "unavailable")
 
 
 def _listed(named: Mapping[str, Any]) -> str:
@@ -408,7 +408,7 @@ def _models(
             ModelInfo(
                 id=APP_MODEL,
                 name="The app's model",
-                description=f"whatever {api_name} of the Gradio app at {where} runs",
+                description=f"whatever {api_name} of the Gradio app {where} runs",
             ),
         )
     parameter = next(p for p in parameters if p.name == inputs["model"])

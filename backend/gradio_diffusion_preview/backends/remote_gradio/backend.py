@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ...backend import Availability, Backend, Capabilities, ModelInfo
 from ...endpoints import Endpoint, EndpointConfigError
 from ...events import Failed
-from .failures import RemoteFailure, safe_url
+from .failures import RemoteFailure, is_space
 from .settings import GradioSettings, parse_settings
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class RemoteGradioBackend(Backend):
         self.settings: GradioSettings = parse_settings(endpoint)
         self.endpoint = endpoint
         self.id = endpoint.id
-        self.display_name = endpoint.display_name or f"Gradio app at {safe_url(endpoint.url)}"
+        self.display_name = endpoint.display_name or default_name(endpoint)
         self._lock = threading.Lock()
         self._session: Session | None = None
         # Until the app has been asked, claim nothing it may not do (no steps unless the mode
@@ -137,6 +137,13 @@ class RemoteGradioBackend(Backend):
         if session is not None:
             described["remote_api"] = {"api_name": session.api.api_name, "mode": session.api.mode}
         return described
+
+
+def default_name(endpoint: Endpoint) -> str:
+    """The name people see: a Space by its id, an app by its backend id, never its address."""
+    if is_space(endpoint.url):
+        return f"Space {endpoint.url}"
+    return "Remote Gradio app" if endpoint.id == "gradio" else f"Remote Gradio app ({endpoint.id})"
 
 
 class UnconfiguredGradioBackend(Backend):

@@ -33,7 +33,7 @@ from gradio_client.utils import encode_file_path
 
 from ...endpoints import Endpoint
 from .api import RemoteApi, detect
-from .failures import RemoteFailure, classify, protocol_message, safe_url
+from .failures import RemoteFailure, classify, protocol_message, scrubbed, where_of
 from .settings import GradioSettings
 
 SUPPORTED_PROTOCOLS = ("sse_v1", "sse_v2", "sse_v2.1", "sse_v3")
@@ -58,7 +58,7 @@ class Session:
         self, endpoint: Endpoint, settings: GradioSettings, client: Client, api: RemoteApi
     ) -> None:
         self.endpoint, self.settings, self.api = endpoint, settings, api
-        self.where = safe_url(endpoint.url)
+        self.where = where_of(endpoint)
         self._idle: list[Client] = [client]
         self._lock = threading.Lock()
         self._closed = False
@@ -98,7 +98,7 @@ class Session:
         path = file.get("path")
         if not isinstance(path, str) or not path:
             raise RemoteFailure(
-                f"The Gradio app at {self.where} returned a file with no path ({_short(file)}).",
+                f"The Gradio app {self.where} returned a file with no path ({_short(file)}).",
                 "remote_error",
             )
         url = client.src_prefixed + "file=" + encode_file_path(path)
@@ -117,7 +117,7 @@ class Session:
                 size += len(chunk)
                 if size > MAX_IMAGE_BYTES:
                     raise RemoteFailure(
-                        f"The Gradio app at {self.where} returned an image over "
+                        f"The Gradio app {self.where} returned an image over "
                         f"{MAX_IMAGE_BYTES // 2**20} MiB.",
                         "remote_error",
                     )
@@ -130,17 +130,17 @@ def connect(endpoint: Endpoint, settings: GradioSettings) -> Session:
     client = open_client(endpoint, settings)
     try:
         info = client.view_api(print_info=False, return_format="dict")
-        api = detect(info, settings, safe_url(endpoint.url), endpoint.models, client.config)
+        api = detect(info, settings, where_of(endpoint), endpoint.models, client.config)
     except Exception as error:
         _close(client)
-        raise _without(classify(error, safe_url(endpoint.url), stage="connect"), endpoint) from None
+        raise scrubbed(classify(error, where_of(endpoint), stage="connect"), endpoint) from None
     return Session(endpoint, settings, client, api)
 
 
 def open_client(endpoint: Endpoint, settings: GradioSettings) -> Client:
     """A new client of the endpoint's app (see the module docstring); raises
     ``RemoteFailure`` when it cannot connect or speaks a protocol the client cannot."""
-    where = safe_url(endpoint.url)
+    where = where_of(endpoint)
     token = endpoint.secret_token()
     password = endpoint.secret_password()
     auth = (endpoint.username, password or "") if endpoint.username else None
@@ -156,7 +156,7 @@ def open_client(endpoint: Endpoint, settings: GradioSettings) -> Client:
             analytics_enabled=False,
         )
     except Exception as error:
-        raise _without(classify(error, where, stage="connect"), endpoint) from None
+        raise scrubbed(classify(error, where, stage="connect"), endpoint) from None
     protocol = str(client.protocol)
     if protocol not in SUPPORTED_PROTOCOLS:
         _close(client)
@@ -169,16 +169,6 @@ def _close(client: Client) -> None:
     """Stop the client's heartbeat thread (its worker threads end with it)."""
     with contextlib.suppress(Exception):
         client.close()
-
-
-def _without(failure: RemoteFailure, endpoint: Endpoint) -> RemoteFailure:
-    """The failure with the endpoint's full address (which may hold a password) and its
-    secrets taken out."""
-    message = failure.message.replace(endpoint.url, safe_url(endpoint.url))
-    for secret in (endpoint.secret_token(), endpoint.secret_password()):
-        if secret:
-            message = message.replace(secret, "**********")
-    return RemoteFailure(message, failure.reason, failure.retry_after)
 
 
 def _short(value: Any, limit: int = 120) -> str:

@@ -33,7 +33,7 @@ from ...events import (
     Status,
     Step,
 )
-from .failures import RemoteFailure, classify, describe
+from .failures import RemoteFailure, classify, describe, safe_url, scrubbed, where_of
 from .values import decode_data_url, final_images, fit, resized
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class RemoteRun:
         except Exception as error:
             session.release(client, reusable=False)
             self.backend.forget_session(session)
-            yield classify(error, session.where).as_failed()
+            yield self._failure(error).as_failed()
             return
         self.session, self.client, self.job = session, client, job
         lost = False
@@ -91,7 +91,7 @@ class RemoteRun:
             try:
                 yield from self._follow()
             except Exception as error:  # a bad value, a file that would not fetch
-                failure = classify(error, session.where)
+                failure = self._failure(error)
                 lost = failure.reason in ("unavailable", "unauthorized")
                 yield failure.as_failed()
         finally:
@@ -102,6 +102,10 @@ class RemoteRun:
                 session.release(client)
             else:
                 _stop_soon(session, client, job, self.remote_run_id)
+
+    def _failure(self, error: BaseException) -> RemoteFailure:
+        """The failure for ``error``, without the endpoint's address or secrets."""
+        return scrubbed(classify(error, where_of(self.backend.endpoint)), self.backend.endpoint)
 
     def _started(self) -> Started:
         request = self.request
@@ -146,7 +150,7 @@ class RemoteRun:
                 yield status
             if time.monotonic() > deadline:
                 yield Failed(
-                    f"The Gradio app at {where} did not finish within {timeout:g} s (the "
+                    f"The Gradio app {where} did not finish within {timeout:g} s (the "
                     "endpoint's timeout); its run was stopped. Fix: raise the endpoint's "
                     "timeout, or check the remote app.",
                     "timeout",
@@ -166,7 +170,7 @@ class RemoteRun:
             yield from self._relay([result])
             if not self.remote_over:
                 yield Failed(
-                    f"The Gradio app at {where} ended the run without a final image or an error.",
+                    f"The Gradio app {where} ended the run without a final image or an error.",
                     "remote_error",
                 )
             return
@@ -248,20 +252,20 @@ class RemoteRun:
         if status == "error":
             reason = value.get("reason")
             return Failed(
-                f"The Gradio app at {where} failed: {value.get('message') or 'no message'}",
+                f"The Gradio app {where} failed: {value.get('message') or 'no message'}",
                 reason if reason in FAILURE_REASONS else "remote_error",
                 _number(value.get("retry_after")),
             )
         if status == "cancelled":
             return Failed(
-                f"The run was cancelled at the Gradio app at {where} (by the app or its "
+                f"The run was cancelled at the Gradio app {where} (by the app or its "
                 "owner). Fix: try again.",
                 "remote_error",
             )
         files = value.get("images") or []
         if not files:
             raise RemoteFailure(
-                f"The Gradio app at {where} finished the run without any image.", "remote_error"
+                f"The Gradio app {where} finished the run without any image.", "remote_error"
             )
         images = self._images(files)
         seeds = [s for s in value.get("seeds") or [] if isinstance(s, int)]
@@ -277,7 +281,7 @@ class RemoteRun:
 
     def _metadata(self, value: dict[str, Any] | None = None) -> dict[str, Any]:
         metadata: dict[str, Any] = {
-            "remote": self.session.where,
+            "remote": safe_url(self.backend.endpoint.url),
             "api_name": self.session.api.api_name,
         }
         if value:
@@ -350,13 +354,13 @@ def _check_state(value: Any, where: str) -> None:
     ):
         error = value if isinstance(value, Exception) else value[0]
         raise RemoteFailure(
-            f"A value from the Gradio app at {where} could not be read ({describe(error)}).",
+            f"A value from the Gradio app {where} could not be read ({describe(error)}).",
             "remote_error",
         )
     if not isinstance(value, dict) or not isinstance(value.get("status"), str):
         text = repr(value)
         raise RemoteFailure(
-            f"The Gradio app at {where} sent a value that is not a DiffusionPreview state: "
+            f"The Gradio app {where} sent a value that is not a DiffusionPreview state: "
             f"{type(value).__name__} {text[:80]}{'…' if len(text) > 80 else ''}. Fix: set "
             'options.mode = "image" for an endpoint that returns an image, or point '
             "options.output at its DiffusionPreview output.",

@@ -103,7 +103,7 @@ def _not_an_image(where: str, what: str, value: Any) -> RemoteFailure:
         "docs/backends/remote-gradio.md)"
     )
     return RemoteFailure(
-        f"The Gradio app at {where} sent {what} that is not an image: {type(value).__name__} "
+        f"The Gradio app {where} sent {what} that is not an image: {type(value).__name__} "
         f"{text}. Fix: {fix}.",
         "remote_error",
     )
