@@ -98,17 +98,28 @@ def red_image(width: int = 64, height: int = 64) -> PIL.Image.Image:
 
 
 def image_app(
-    delay: float = 0.3, *, concurrency_limit: int | None = 1, gallery: bool = False
+    delay: float = 0.3,
+    *,
+    concurrency_limit: int | None = 1,
+    gallery: bool = False,
+    seeded: bool = False,
+    refuse: str | None = None,
 ) -> gr.Blocks:
     """The common text-to-image Space: /infer(prompt, seed, width, height) returns an image
-    (or a gallery of one) after ``delay`` seconds, reporting progress on the way."""
+    (or a gallery of one) after ``delay`` seconds, reporting progress on the way. ``seeded``:
+    the image's blue depends on the seed, as a model's output does; ``refuse``: the prompt
+    that the app answers with its own error."""
 
     def infer(prompt: str, seed: float, width: float, height: float, progress=PROGRESS):
+        if refuse is not None and prompt == refuse:
+            raise gr.Error("This app refuses that prompt.")
         for step in progress.tqdm(range(4), desc="Denoising", unit="steps"):
             time.sleep(delay / 4)
             if step == 1:
                 yield None  # an intermediate value, as streaming Spaces send
         image = red_image(int(width), int(height))
+        if seeded:
+            image = PIL.Image.new("RGB", image.size, (200, 30, int(seed) * 37 % 256))
         yield [image] if gallery else image
 
     with gr.Blocks() as demo:
