@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -135,6 +136,19 @@ def image_app(
             api_name="infer",
             concurrency_limit=concurrency_limit,
         )
+    return demo
+
+
+def hanging_app(release: threading.Event) -> gr.Blocks:
+    """An image app whose /hang blocks until ``release`` is set (at most 30 s), deaf to any
+    cancel, as a handler stuck in native code is."""
+
+    def hang(prompt: str):
+        release.wait(30)
+        return red_image()
+
+    with gr.Blocks() as demo:
+        gr.Button().click(hang, gr.Textbox(label="Prompt"), gr.Image(), api_name="hang")
     return demo
 
 

@@ -44,7 +44,8 @@ def remote_steps():
 
 @pytest.fixture
 def demo_backend(serve, demo_module):
-    backend = gradio_backend(serve(demo_module.build_demo()))
+    # generous: the first run loads the pipeline, on a machine shared with others
+    backend = gradio_backend(serve(demo_module.build_demo()), timeout=300)
     assert [m.id for m in backend.list_models()] == [demo_module.default_model()]
     api = backend.session().api
     assert (api.api_name, api.mode) == ("/generate", "preview")
@@ -54,7 +55,7 @@ def demo_backend(serve, demo_module):
 
 def test_the_demos_previews_are_relayed_then_its_final_image(demo_backend, remote_steps):
     seen, _ = remote_steps
-    rec = run_backend(demo_backend, steps=10, seed=11, width=64, height=64, timeout=120)
+    rec = run_backend(demo_backend, steps=10, seed=11, width=64, height=64, timeout=300)
     assert rec.finished is not None, rec.trace()
     previews = [np.asarray(s.preview) for s in rec.steps if s.preview is not None]
     distinct = [p for i, p in enumerate(previews) if all((p != q).any() for q in previews[:i])]
@@ -81,5 +82,5 @@ def test_stop_reaches_the_demos_pipeline_within_one_step(demo_backend, remote_st
     time.sleep(2.5)  # three remote steps: a pipeline still running would have moved on
     assert len(seen) - at_stop <= 1, (at_stop, len(seen))
     delay["seconds"] = 0.0
-    rec = run_backend(demo_backend, steps=3, timeout=120)  # and the demo still serves
+    rec = run_backend(demo_backend, steps=3, timeout=300)  # and the demo still serves
     assert rec.finished is not None, rec.trace()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from conftest import free_port
 from gradio_client import Client
-from remote_gradio_apps import image_app, preview_app, red_image
+from remote_gradio_apps import hanging_app, image_app, preview_app
 from test_remote_gradio import gradio_backend, subprocess_remote  # noqa: F401 (a fixture)
 from toy_backends import CountingBackend, WaitingBackend
 
@@ -123,15 +123,8 @@ def test_a_run_stalled_past_the_deadline_times_out_and_stops_the_remote_run(serv
 
 def test_a_silent_remote_times_out(serve):
     release = threading.Event()
-
-    def hang(prompt: str):
-        release.wait(30)
-        return red_image()
-
-    with gr.Blocks() as app:
-        gr.Button().click(hang, gr.Textbox(label="Prompt"), gr.Image(), api_name="hang")
     try:
-        rec = run_backend(gradio_backend(serve(app), timeout=1.0), timeout=20)
+        rec = run_backend(gradio_backend(serve(hanging_app(release)), timeout=1.0), timeout=20)
         assert rec.failed.reason == "timeout", rec.trace()
     finally:
         release.set()

@@ -17,7 +17,7 @@ import time
 import gradio as gr
 import httpx
 import pytest
-from remote_gradio_apps import preview_app, red_image
+from remote_gradio_apps import hanging_app, preview_app, red_image
 from test_remote_gradio import gradio_backend
 from toy_backends import CountingBackend
 
@@ -50,14 +50,7 @@ def thread_errors(monkeypatch) -> list[BaseException]:
 def hanging_url(serve):
     """An image app whose handler blocks until released, deaf to any cancel."""
     release = threading.Event()
-
-    def hang(prompt: str):
-        release.wait(30)
-        return red_image()
-
-    with gr.Blocks() as app:
-        gr.Button().click(hang, gr.Textbox(label="Prompt"), gr.Image(), api_name="hang")
-    yield serve(app)
+    yield serve(hanging_app(release))
     release.set()
 
 
