@@ -148,10 +148,13 @@ def test_the_app_killed_mid_run_fails_the_run_and_the_next_run_reconnects(
     assert isinstance(failed, Failed) and failed.reason == "unavailable", events[-1]
     assert "dropped during the run" in failed.message and "Fix:" in failed.message
     assert time.monotonic() - killed_at < 5
-    subprocess_remote(port=port, step_seconds=0.02)  # the app is back
-    assert isinstance(
-        list(backend.generate(request.model_copy(update={"steps": 3}), RunControl()))[-1], Finished
-    )
+    back = preview_app(CountingBackend()).queue()  # the app is back, on the same address
+    back.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        again = list(backend.generate(request.model_copy(update={"steps": 3}), RunControl()))
+        assert isinstance(again[-1], Finished), again[-1]
+    finally:
+        back.close()
 
 
 # --- configuration and garbage ----------------------------------------------------------------
