@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
     "gradio_diffusion_preview.backends.remote_gradio.plugin",
     "gradio_diffusion_preview.backends.a1111.plugin",
     "gradio_diffusion_preview.backends.comfyui.plugin",
+    "gradio_diffusion_preview.backends.hf_inference.plugin",
     "gradio_diffusion_preview.backends.ray.plugin",
 )
 BUILTIN_DISTRIBUTION = "gradio-diffusion-preview"
