@@ -86,7 +86,7 @@ def preview_app(
             api_name="generate",
             concurrency_limit=concurrency_limit,
         )
-        preview.attach_run(run)
+        preview.attach_run(run, api_visibility="public")  # its own runs only
     return demo
 
 

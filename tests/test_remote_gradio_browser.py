@@ -24,7 +24,7 @@ def local_app(backend) -> gr.Blocks:
         prompt = gr.Textbox(label="Prompt")
         button = gr.Button("Generate")
         preview = DiffusionPreview(label="Generation")
-        preview.attach_run(button.click(run, prompt, preview))
+        preview.attach_run(button.click(run, prompt, preview), api_visibility="public")
     return app
 
 

@@ -171,14 +171,15 @@ class DiffusionPreview(Component):
         mime_type = f"image/{self.final_format}"
         return FileData(path=path, orig_name=Path(path).name, mime_type=mime_type)
 
-    def attach_run(self, run: Dependency) -> None:
+    def attach_run(self, run: Dependency, api_visibility: str = "private") -> None:
         """Wire this component's Stop and "Use this preview" buttons to a run event.
 
         ``run`` is the event that streams into this component, e.g. ``button.click(...)``.
         The handlers act only on runs of the caller's own session (see ``ownership``) and are
-        kept off the API page.
+        kept off the API page; ``api_visibility="public"`` lists them there, so API clients
+        (such as the ``gradio`` remote backend) can stop or finish their own runs.
         """
-        hidden = {"outputs": None, "queue": False, "api_visibility": "private"}
+        hidden = {"outputs": None, "queue": False, "api_visibility": api_visibility}
         self.stop(fn=_cancel_shown_run, inputs=self, cancels=[run], **hidden)
         self.finish(fn=_finish_shown_run, inputs=self, **hidden)
 
