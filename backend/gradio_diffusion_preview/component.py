@@ -118,7 +118,8 @@ class DiffusionPreview(Component):
             container: whether to draw the component in a padded container.
             scale: relative width compared to neighbours in a Row.
             min_width: minimum width in pixels.
-            height: height of the preview area (pixels or CSS size), like gr.Image.
+            height: height of the preview area (pixels or CSS size); the progress bar and
+                generation info go below it, so the images keep their size when they appear.
             width: width of the component (pixels or CSS size), like gr.Image.
             columns: columns of the final-image grid; by default one per image, up to 4.
             show_stop_button: show a Stop button while a run is active (dispatches "stop").
