@@ -24,7 +24,10 @@ from .hookspecs import hookimpl
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 ALLOW_LIST_VARIABLE = "DIFFUSION_PREVIEW_PLUGINS"
-DEFAULT_PLUGINS = ("gradio_diffusion_preview.backends.diffusers.plugin",)
+DEFAULT_PLUGINS = (
+    "gradio_diffusion_preview.backends.diffusers.plugin",
+    "gradio_diffusion_preview.backends.comfyui.plugin",
+)
 BUILTIN_DISTRIBUTION = "gradio-diffusion-preview"
 
 
