@@ -40,9 +40,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable]:
-    """``serve(blocks) -> url``: launch a Blocks on loopback; closed after the test."""
+def _serving() -> Iterator[Callable]:
     launched = []
 
     def _serve(blocks) -> str:
@@ -60,6 +58,18 @@ def serve() -> Iterator[Callable]:
     yield _serve
     for blocks in launched:
         blocks.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable]:
+    """``serve(blocks) -> url``: launch a Blocks on loopback; closed after the test."""
+    yield from _serving()
+
+
+@pytest.fixture(scope="module")
+def serve_module() -> Iterator[Callable]:
+    """Like ``serve``, for module fixtures: apps that several tests share (one launch each)."""
+    yield from _serving()
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,25 @@ pytestmark = pytest.mark.browser
 FINAL_FILES = re.compile(r".*/gradio_api/file=.*\.(png|webp)$")
 
 
+@pytest.fixture(scope="module")
+def toy_url(serve_module) -> str:
+    """One app, shared: the toy backend at 128x96."""
+    return serve_module(backend_app(ToyBackend(), width=128, height=96))
+
+
+@pytest.fixture(scope="module")
+def counting(serve_module) -> tuple[str, CountingBackend]:
+    """One app, shared: a counting backend, 0.05 s a step (and the backend, to count steps)."""
+    backend = CountingBackend(step_seconds=0.05)
+    return serve_module(backend_app(backend)), backend
+
+
+RECTS_JS = """els => els.map(el => {
+  const r = el.getBoundingClientRect();
+  return { x: r.x, y: r.y, width: r.width, height: r.height };
+})"""
+
+
 def box(locator) -> dict:
     bounds = locator.bounding_box()
     assert bounds is not None
@@ -50,8 +69,8 @@ def box(locator) -> dict:
 # --- the full-size viewer --------------------------------------------------------------------
 
 
-def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(browser, serve):
-    page = open_app(browser, serve(backend_app(ToyBackend(), width=128, height=96)))
+def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(browser, toy_url):
+    page = open_app(browser, toy_url)
     set_number(page, "Images", 2)
     set_number(page, "Steps", 4)
     generate(page, "a lighthouse at dusk")
@@ -95,9 +114,9 @@ def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(br
 
 
 def test_downloaded_png_carries_its_settings_and_is_named_after_prompt_and_seed(
-    browser, serve, tmp_path
+    browser, toy_url, tmp_path
 ):
-    page = open_app(browser, serve(backend_app(ToyBackend(), width=128, height=96)))
+    page = open_app(browser, toy_url)
     page.get_by_label("Negative prompt", exact=True).fill("blurry, low quality")
     set_number(page, "Steps", 4)
     set_number(page, "Seed", 1234)
@@ -204,12 +223,13 @@ def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(browser,
 def test_a_batch_shows_one_tile_per_image_from_first_preview_to_final(browser, serve):
     page = open_app(browser, serve(backend_app(BatchPreviewBackend(step_seconds=0.1))))
     set_number(page, "Images", 3)
-    set_number(page, "Steps", 10)
+    set_number(page, "Steps", 30)
     generate(page)
     previews = page.get_by_test_id("preview-image")
     previews.first.wait_for(timeout=TIMEOUT_MS)
     expect(previews).to_have_count(3)
-    boxes = [box(previews.nth(i)) for i in range(3)]
+    boxes = previews.evaluate_all(RECTS_JS)  # all three at once, before the run ends
+    assert len(boxes) == 3, boxes
     assert len({round(b["x"]) for b in boxes}) == 3, "three tiles side by side"
     finals = page.get_by_test_id("final-image")
     expect(finals).to_have_count(3, timeout=TIMEOUT_MS)
@@ -271,9 +291,9 @@ def test_all_text_meets_wcag_aa_contrast(browser, serve, output_dir, dark):
     page.close()
 
 
-def test_escape_stops_a_run_while_the_component_has_focus(browser, serve):
-    backend = CountingBackend(step_seconds=0.05)
-    page = open_app(browser, serve(backend_app(backend)))
+def test_escape_stops_a_run_while_the_component_has_focus(browser, counting):
+    url, backend = counting
+    page = open_app(browser, url)
     set_number(page, "Steps", 400)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
@@ -291,8 +311,8 @@ def test_escape_stops_a_run_while_the_component_has_focus(browser, serve):
     page.close()
 
 
-def test_progress_is_announced_and_exposed_as_a_progressbar(browser, serve):
-    page = open_app(browser, serve(backend_app(CountingBackend(step_seconds=0.05))))
+def test_progress_is_announced_and_exposed_as_a_progressbar(browser, counting):
+    page = open_app(browser, counting[0])
     live = page.get_by_test_id("live-status")
     set_number(page, "Steps", 40)
     generate(page)
@@ -380,9 +400,9 @@ def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(browser, serv
     page.close()
 
 
-def test_use_this_preview_never_shows_cancelled(browser, serve):
-    page = open_app(browser, serve(backend_app(CountingBackend(step_seconds=0.1))))
-    set_number(page, "Steps", 60)
+def test_use_this_preview_never_shows_cancelled(browser, counting):
+    page = open_app(browser, counting[0])
+    set_number(page, "Steps", 120)
     page.evaluate(probe("view_log"))
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
@@ -449,8 +469,8 @@ def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
     page.close()
 
 
-def test_recent_results_stay_in_a_strip_and_open_full_size(browser, serve):
-    page = open_app(browser, serve(backend_app(ToyBackend(), width=64, height=64)))
+def test_recent_results_stay_in_a_strip_and_open_full_size(browser, toy_url):
+    page = open_app(browser, toy_url)
     set_number(page, "Steps", 3)
     generate(page, "first lighthouse")
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
