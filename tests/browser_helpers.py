@@ -230,6 +230,19 @@ def backend_app(
     return app
 
 
+def warm_demo() -> gr.Blocks:
+    """The demo's Blocks, with its default model loaded first by a one-step run: the first run
+    of a test then waits on no model loading (which takes minutes on a loaded machine)."""
+    from conftest import load_demo_module
+
+    demo = load_demo_module()
+    for _ in stream(
+        "diffusers", model=demo.default_model(), prompt="warm-up", steps=1, width=64, height=64
+    ):
+        pass
+    return demo.build_demo()
+
+
 def choose_backend(page, backend_id: str) -> None:
     page.get_by_label("Backend").click()
     page.get_by_role("option", name=backend_id, exact=True).click()

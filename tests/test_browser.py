@@ -27,8 +27,8 @@ from browser_helpers import (
     probe,
     progress_steps,
     set_number,
+    warm_demo,
 )
-from conftest import load_demo_module
 from playwright.sync_api import expect
 
 from gradio_diffusion_preview import DiffusionPreview
@@ -47,7 +47,7 @@ def set_demo_size(page, side: int = 128) -> None:
 
 @pytest.fixture(scope="module")
 def demo_blocks():
-    return load_demo_module().build_demo()
+    return warm_demo()
 
 
 def test_demo_paints_previews_then_final_image_with_download(

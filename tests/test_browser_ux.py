@@ -29,8 +29,8 @@ from browser_helpers import (
     set_number,
     view_of,
     wait_view,
+    warm_demo,
 )
-from conftest import load_demo_module
 from playwright.sync_api import expect
 from toy_backends import BatchPreviewBackend, CountingBackend, WaitingBackend
 
@@ -156,7 +156,7 @@ def test_downloaded_png_carries_its_settings_and_is_named_after_prompt_and_seed(
 
 
 def test_reuse_fills_the_demos_inputs_with_the_seed_and_settings(browser, serve):
-    page = open_app(browser, serve(load_demo_module().build_demo()))
+    page = open_app(browser, serve(warm_demo()))
     for label in ("Width", "Height"):
         set_number(page, label, 128)
     set_number(page, "Steps", 3)
