@@ -208,6 +208,15 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
         run = button.click(**run_event, api_name="generate")
         prompt.submit(**run_event, api_name=False)
         preview.attach_run(run)
+        preview.attach_reuse(
+            prompt=prompt,
+            negative_prompt=negative,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            width=width,
+            height=height,
+        )
         backend.change(
             partial(_controls_for, policy), backend, [model_box, guidance, negative], api_name=False
         )
