@@ -8,7 +8,7 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test bench setup frontend chromium lint clean
+.PHONY: demo test bench setup frontend chromium lint clean train-shapes
 
 demo: setup frontend
 	$(PY) demo/app.py
@@ -18,6 +18,11 @@ test: setup frontend chromium lint
 
 bench: setup
 	$(PY) bench/run.py
+
+# Retrains the bundled shapes model from scratch into the package (about an hour on 2 CPU cores).
+SHAPES_MODEL := backend/gradio_diffusion_preview/bundled/shapes/model
+train-shapes: setup
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_MODEL)
 
 setup: $(VENV)/.installed
 
@@ -45,8 +50,8 @@ chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: setup
-	$(PY) -m ruff check backend demo tests bench examples
-	$(PY) -m ruff format --check backend demo tests bench examples
+	$(PY) -m ruff check backend demo tests bench examples training
+	$(PY) -m ruff format --check backend demo tests bench examples training
 
 clean:
 	rm -rf $(VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist
