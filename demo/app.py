@@ -1,9 +1,9 @@
 """The gradio-diffusion-preview demo: type a prompt, pick a backend and model, watch every step.
 
-Runs offline on a fresh machine: its default model is a tiny Stable-Diffusion-1.x-structured
-pipeline with RANDOM weights that it builds locally, so it shows the mechanics (a preview of
-every step, progress, cancel, download), not pretty pictures. Point "Model" at any local diffusers
-folder or cached Hugging Face repo id for real images.
+Runs offline on a fresh machine: its default model is the bundled shapes model, a tiny
+Stable-Diffusion-structured pipeline trained in the repository (training/train_shapes.py) that
+draws a shape in a colour on a background, 64x64 ("a red circle on a blue background"). Point
+"Model" at any local diffusers folder or cached Hugging Face repo id for other pictures.
 """
 
 from __future__ import annotations
@@ -20,21 +20,21 @@ INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
 Stop, and the final images to download. Backends are plugins; pick one below.
 """
-RANDOM_WEIGHTS_NOTE = (
-    "**Default model: a tiny pipeline with random weights**, built on this machine so the demo "
-    "runs offline. It shows the streaming, not real pictures: name a local diffusers folder or a "
-    "cached repo id in *Model* for real images."
+DEFAULT_PROMPT = "a yellow star on a purple background"
+DEFAULT_MODEL_NOTE = (
+    "**Default model: the bundled shapes model** (64x64), trained in this repository: a circle, "
+    "square, triangle, star or heart in red, orange, yellow, green, blue, purple, white or black "
+    "on a background of another of those colours, optionally small or big, on the left/right, at "
+    "the top/bottom or in the middle. Try *a small white heart at the top of a black "
+    "background*. Name a local diffusers folder or a cached repo id in *Model* for anything else."
 )
 
 
 def default_model() -> str:
-    """The tiny random-weight SD 1.x pipeline, built on first use (a few seconds)."""
-    from gradio_diffusion_preview.backends.diffusers.tiny import (
-        build_tiny_pipeline,
-        default_tiny_model_dir,
-    )
+    """The bundled shapes model (shipped in the package: nothing to build or download)."""
+    from gradio_diffusion_preview.bundled.shapes import model_dir
 
-    return str(build_tiny_pipeline("sd15", default_tiny_model_dir("sd15")))
+    return str(model_dir())
 
 
 def generate(
@@ -97,7 +97,7 @@ def parse_options(text: str | None) -> dict:
 
 
 def build_demo(model: str | None = None) -> gr.Blocks:
-    """The demo Blocks; ``model`` overrides the default tiny model."""
+    """The demo Blocks; ``model`` overrides the default (bundled shapes) model."""
     model = model or os.environ.get("DIFFUSION_PREVIEW_DEMO_MODEL") or default_model()
     backends = get_registry().backends()
     choices = [(backend.display_name, backend_id) for backend_id, backend in backends.items()]
@@ -105,9 +105,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                prompt = gr.Textbox(
-                    label="Prompt", value="a red lighthouse on a cliff at dusk", lines=2
-                )
+                prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=2)
                 button = gr.Button("Generate", variant="primary")
                 negative = gr.Textbox(label="Negative prompt", value="")
                 backend = gr.Dropdown(choices, value=DEFAULT_BACKEND, label="Backend")
@@ -118,8 +116,8 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                     steps = gr.Slider(1, 150, value=30, step=1, label="Steps")
                     guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
                 with gr.Row():
-                    width = gr.Slider(64, 1024, value=256, step=64, label="Width")
-                    height = gr.Slider(64, 1024, value=256, step=64, label="Height")
+                    width = gr.Slider(64, 1024, value=64, step=64, label="Width")
+                    height = gr.Slider(64, 1024, value=64, step=64, label="Height")
                 with gr.Row():
                     seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: random")
                     num_images = gr.Slider(1, 4, value=1, step=1, label="Images")
@@ -135,7 +133,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                         '`{"previewer": "taesd"}` for *Local diffusers*. '
                         "`python -m gradio_diffusion_preview plugins` lists them all."
                     )
-                gr.Markdown(RANDOM_WEIGHTS_NOTE)
+                gr.Markdown(DEFAULT_MODEL_NOTE)
             with gr.Column(scale=2):
                 preview = DiffusionPreview(label="Generation", height=512)
         inputs = [

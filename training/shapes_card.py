@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -116,6 +117,20 @@ def _parameters(folder: Path) -> dict[str, float]:
     return counts
 
 
+def _shipped(t: dict, rows: list[dict]) -> str:
+    """Which checkpoint ships: the weight average at the best learning-curve evaluation."""
+    trained = t.get("trained_steps") or max(
+        (r["step"] for r in rows if r.get("stage") == "denoiser"), default=t["steps"]
+    )
+    planned = t.get("planned_steps", trained)
+    stopped = "" if trained >= planned else f" (of {planned} planned; the run was stopped)"
+    return (
+        f"{trained} batches were trained{stopped}; what ships is the weight average (EMA) at "
+        f"batch {t['steps']}, the best of the learning-curve evaluations "
+        f"({t['denoiser_minutes']} min of denoiser training to get there)."
+    )
+
+
 def write_card(folder: Path, training: dict, evaluation: dict | None, curve_path: Path) -> None:
     rows = read_curve(curve_path)
     vae_rows = [r for r in rows if r.get("stage") == "vae_check"]
@@ -193,7 +208,8 @@ real pictures forming, offline.
 ## How it was trained
 
 `training/train_shapes.py` in the repository, seed {t["seed"]}: `{t["command"]}`
-({t["total_minutes"]} minutes on {t["machine"]}; {t["software"]}).
+({t["total_minutes"]} minutes to the shipped checkpoint on {t["machine"]}; the machine has
+{os.cpu_count()} CPU cores, shared with other work during the run; {t["software"]}).
 
 - **Data**: pictures drawn with Pillow from {trained} of the {trained + held} (shape, colour,
   background) combinations; half name a size and half a position. The prompt is empty 10% of
@@ -203,10 +219,9 @@ real pictures forming, offline.
   {t["vae_steps"]} batches of {t["vae_batch"]} fresh drawings ({t["vae_minutes"]} min), L1
   reconstruction + KL + a linear latent-to-colour read-out. {vae_note}
 - **Denoiser**: UNet ({params["unet"]:.2f} M) and CLIP text encoder
-  ({params["text_encoder"]:.2f} M) trained together for {t["steps"]} batches of {t["batch"]}
-  ({t["denoiser_minutes"]} min) on {t["images"]} encoded drawings: v-prediction, cosine noise
-  schedule, Min-SNR-5 loss weighting, AdamW (one-cycle, peak lr {t["lr"]}); the weight average
-  (EMA 0.999) is what ships.
+  ({params["text_encoder"]:.2f} M) trained together on {t["images"]} encoded drawings, batches
+  of {t["batch"]}: v-prediction, cosine noise schedule, Min-SNR-5 loss weighting, AdamW
+  (warm-up, cosine decay, peak lr {t["lr"]}). {_shipped(t, rows)}
 - Weights are float16 safetensors, {megabytes:.1f} MB in all.
 - `latent_rgb.json`: latent-to-RGB factors fitted by least squares on the autoencoder; the
   diffusers backend's `latent_rgb` step previewer uses them for this model.

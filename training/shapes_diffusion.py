@@ -40,6 +40,22 @@ class Ema:
                 kept.lerp_(new, 1 - decay)
 
 
+def warmup_cosine(optimiser, steps: int, warmup: float = 0.05, floor: float = 0.1):
+    """Learning rate: a linear warm-up over ``warmup`` of the steps, then a cosine decay to
+    ``floor`` times the peak."""
+    import math
+
+    ramp = max(1, round(warmup * steps))
+
+    def factor(step: int) -> float:
+        if step < ramp:
+            return (step + 1) / ramp
+        progress = (step - ramp) / max(1, steps - ramp)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+
+
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
     ids = tokenizer(
         prompts,
@@ -73,9 +89,7 @@ def train_denoiser(
     alphas = scheduler.alphas_cumprod.float()
     params = [*unet.parameters(), *text_encoder.parameters()]
     optimiser = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=lr, total_steps=steps, pct_start=0.05, final_div_factor=10
-    )
+    schedule = warmup_cosine(optimiser, steps)
     ema = Ema([unet, text_encoder], ema_decay)
     history: list[dict] = []
     started, window = time.monotonic(), []

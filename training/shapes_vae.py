@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from shapes_data import draw_batch, images_to_tensor
+from shapes_diffusion import warmup_cosine
 
 KL_WEIGHT = 1e-4
 READOUT_WEIGHT = 0.5
@@ -36,9 +37,7 @@ def train_vae(
     readout = torch.nn.Conv2d(vae.config.latent_channels, 3, 1)
     params = [*vae.parameters(), *readout.parameters()]
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=lr, total_steps=steps, pct_start=0.05
-    )
+    schedule = warmup_cosine(optimiser, steps, floor=0.05)
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     history, started = [], time.monotonic()
     vae.train()

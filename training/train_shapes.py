@@ -17,6 +17,7 @@ so the run can be repeated with ``--steps``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import random
@@ -62,7 +63,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, help="size --steps to this many minutes")
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--guidance", type=float, default=7.5, help="for the learning curve")
+    parser.add_argument("--eval-limit", type=int, help="final evaluation: first N prompts only")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; on a shared, busy CPU one thread is many times faster than two "
+        "(the threads of a step wait for each other), and the count is part of reproducibility",
+    )
     parser.add_argument("--skip-final-eval", action="store_true")
+    parser.add_argument(
+        "--finish",
+        action="store_true",
+        help="only evaluate the checkpoint saved in --out and write its card (after a run was "
+        "stopped early: the best checkpoint so far is a complete model)",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,9 +90,17 @@ def log_to(path: Path):
     return log
 
 
-def curve_evaluator(tokenizer, vae, scheduler, guidance: float):
+def quality(row: dict) -> float:
+    """How close a learning-curve row comes to the bar: its worst attribute, relative to the bar
+    for it (1.0 = exactly at the bar), plus a little of the mean to break ties."""
+    relative = [row[name] / bar for name, bar in shapes_eval.REQUIRED.items()]
+    return min(relative) + 0.01 * sum(relative) / len(relative)
+
+
+def curve_evaluator(tokenizer, vae, scheduler, guidance: float, checkpoint=None):
     """What the learning curve records: the held-out evaluation prompts drawn by the weight
-    average in one batch (same seeds as the backend evaluation), judged."""
+    average in one batch (same seeds as the backend evaluation), judged. ``checkpoint(averaged,
+    step, row)`` is called with each evaluated row (to keep the best model so far)."""
     scenes = shapes_eval.evaluation_scenes()
     prompts = [prompt_for(scene) for scene in scenes]
 
@@ -100,7 +123,10 @@ def curve_evaluator(tokenizer, vae, scheduler, guidance: float):
                 generator=generators,
             ).images
         result = shapes_eval.score(scenes, images)
-        return {**result.summary(), "eval_seconds": round(time.monotonic() - began, 1)}
+        row = {**result.summary(), "eval_seconds": round(time.monotonic() - began, 1)}
+        if checkpoint:
+            row.update(checkpoint(averaged, step, row))
+        return row
 
     return evaluate
 
@@ -129,6 +155,9 @@ def prepare_out(folder: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.finish:
+        return finish(args.out, args.skip_final_eval, args.eval_limit)
     torch.manual_seed(args.seed)
     prepare_out(args.out)
     log_path = args.out / "learning_curve.jsonl"
@@ -155,8 +184,45 @@ def main(argv=None) -> int:
     steps = args.steps
     if args.minutes:
         steps = size_steps(args, unet, text_encoder, tokenizer, scheduler, latents, scenes)
+    (args.out / "latent_rgb.json").write_text(
+        json.dumps({"factors": factors, "bias": bias, "fitted_on": "scaled VAE latent means"})
+    )
+    training = {
+        "seed": args.seed,
+        "command": " ".join(["python", "training/train_shapes.py", *sys.argv[1:]]),
+        "vae_steps": args.vae_steps,
+        "vae_batch": args.vae_batch,
+        "images": args.images,
+        "planned_steps": steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "vae_minutes": round(vae_minutes, 1),
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} CPU threads, no GPU",
+        "software": f"Python {platform.python_version()}, torch {torch.__version__}",
+    }
     denoiser_began = time.monotonic()
-    ema, _ = train_denoiser(
+    best = {"quality": -1.0}
+
+    def checkpoint(averaged, step: int, row: dict) -> dict:
+        """Save the weight average over the folder's model when it is the best so far, with
+        what it took to get there, so a stopped run still leaves a complete model."""
+        if quality(row) <= best["quality"]:
+            return {"saved": False}
+        best["quality"] = quality(row)
+        unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
+        pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
+        pipe.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
+        minutes = (time.monotonic() - denoiser_began) / 60
+        training.update(
+            steps=step,
+            denoiser_minutes=round(minutes, 1),
+            total_minutes=round((time.monotonic() - began) / 60, 1),
+        )
+        (args.out / "training.json").write_text(json.dumps(training, indent=1))
+        return {"saved": True}
+
+    train_denoiser(
         unet,
         text_encoder,
         tokenizer,
@@ -168,38 +234,22 @@ def main(argv=None) -> int:
         batch=args.batch,
         lr=args.lr,
         eval_every=args.eval_every,
-        evaluate=curve_evaluator(tokenizer, vae, scheduler, args.guidance),
+        evaluate=curve_evaluator(tokenizer, vae, scheduler, args.guidance, checkpoint),
         log=log,
     )
-    denoiser_minutes = (time.monotonic() - denoiser_began) / 60
-
-    pipe = assemble(tokenizer, ema.copies[1], vae, ema.copies[0], scheduler).to(torch.float16)
-    pipe.save_pretrained(args.out, safe_serialization=True)
-    (args.out / "latent_rgb.json").write_text(
-        json.dumps({"factors": factors, "bias": bias, "fitted_on": "scaled VAE latent means"})
-    )
-    training = {
-        "seed": args.seed,
-        "command": " ".join(["python", "training/train_shapes.py", *sys.argv[1:]]),
-        "vae_steps": args.vae_steps,
-        "vae_batch": args.vae_batch,
-        "images": args.images,
-        "steps": steps,
-        "batch": args.batch,
-        "lr": args.lr,
-        "vae_minutes": round(vae_minutes, 1),
-        "denoiser_minutes": round(denoiser_minutes, 1),
-        "total_minutes": round((time.monotonic() - began) / 60, 1),
-        "machine": f"{platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} CPU threads, no GPU",
-        "software": f"Python {platform.python_version()}, torch {torch.__version__}",
-    }
+    training["trained_steps"] = steps
     (args.out / "training.json").write_text(json.dumps(training, indent=1))
+    return finish(args.out, args.skip_final_eval, args.eval_limit)
+
+
+def finish(folder: Path, skip_eval: bool = False, eval_limit: int | None = None) -> int:
+    """Evaluate the saved (best) checkpoint through the diffusers backend and write its card."""
+    training = json.loads((folder / "training.json").read_text())
     evaluation = None
-    if not args.skip_final_eval:
-        evaluation = json.loads(final_evaluation(args.out))
-        (args.out / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
-    write_card(args.out, training, evaluation, log_path)
+    if not skip_eval:
+        evaluation = json.loads(final_evaluation(folder, eval_limit))
+        (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
+    write_card(folder, training, evaluation, folder / "learning_curve.jsonl")
     print(json.dumps({"training": training, "evaluation": evaluation}, indent=1))
     return 0
 
@@ -214,14 +264,15 @@ def check_reconstructions(vae, latents: torch.Tensor, scenes: list) -> dict:
     return {"images": result.images, **result.summary()}
 
 
-def final_evaluation(folder: Path) -> str:
+def final_evaluation(folder: Path, limit: int | None = None) -> str:
     """The evaluation module's JSON, for the saved folder, through the diffusers backend."""
     import contextlib
     import io
 
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
-        shapes_eval.main(["--model", str(folder), "--json"])
+        limit_args = ["--limit", str(limit)] if limit else []
+        shapes_eval.main(["--model", str(folder), "--json", *limit_args])
     return captured.getvalue().strip().splitlines()[-1]
 
 

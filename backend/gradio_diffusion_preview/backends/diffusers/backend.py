@@ -145,7 +145,7 @@ class DiffusersBackend(Backend):
             previewer: default previewer ("latent_rgb", "taesd", "auto", "none").
             cache_size: how many loaded pipelines to keep (least recently used go first).
             models: the models to list; by default the diffusers pipelines in the Hugging Face
-                cache and the tiny demo pipelines, if built.
+                cache, the bundled shapes model and the tiny demo pipelines, if built.
             preview_max_side: the longest side of a preview, in pixels.
         """
         parse_options({"device": device, "dtype": dtype, "previewer": previewer})
@@ -202,6 +202,17 @@ class DiffusersBackend(Backend):
         found = [
             ModelInfo(id=repo, description="Hugging Face cache") for repo in _cached_pipelines()
         ]
+        from ...bundled.shapes import model_dir
+
+        if (model_dir() / "model_index.json").is_file():
+            found.append(
+                ModelInfo(
+                    id=str(model_dir()),
+                    name="shapes (bundled)",
+                    description="a shape in a colour on a background, 64x64: "
+                    "'a red circle on a blue background'",
+                )
+            )
         from .tiny import KINDS, default_tiny_model_dir, is_built
 
         for kind in KINDS:
