@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gradio_diffusion_preview import Backend, hookimpl, list_plugins
+from gradio_diffusion_preview import Availability, Backend, hookimpl, list_plugins
 from gradio_diffusion_preview.cli import main
 from gradio_diffusion_preview.plugins import ALLOW_LIST_VARIABLE, get_registry, reset_registry
 
@@ -67,7 +67,7 @@ def test_plugins_prints_plugins_backends_models_and_capabilities(registry, capsy
     assert "gdp-example-plugin 0.1.0  [plugin: example]\n" in out
     assert "  backend example-fractal: Example: procedural fractals (local)\n" in out
     assert "    models:  mandelbrot, julia\n" in out
-    assert "    can:     step_previews, seed, cancel, finish_early\n" in out
+    assert "    can:     step_events, step_previews, seed, cancel, finish_early\n" in out
     assert "    cannot:  negative_prompt, guidance\n" in out
     assert "    size:    64-1024 px, multiples of 8, default 512x512\n" in out
     assert "    steps:   1-100, default 20; batch up to 4\n" in out
@@ -92,38 +92,55 @@ def test_models_that_cannot_be_listed_show_unavailable_instead_of_crashing(regis
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "gdp-offline (version unknown)  [plugin: offline]\n" in out
-    assert "    models:  unavailable: ConnectionError: api.example.com unreachable\n" in out
+    unavailable = (
+        "unavailable: Backend 'offline' could not list its models: ConnectionError: "
+        "api.example.com unreachable"
+    )
+    assert f"    models:  {unavailable}\n" in out
     assert main(["plugins", "--json"]) == 0
     [offline] = [p for p in json.loads(capsys.readouterr().out) if p["name"] == "offline"]
-    assert (
-        offline["backends"][0]["models"]
-        == "unavailable: ConnectionError: api.example.com unreachable"
-    )
+    assert offline["backends"][0]["models"] == unavailable
 
 
-def test_a_plugin_that_breaks_is_a_warning_on_stderr(registry, capsys):
+def test_a_plugin_that_breaks_is_a_problem_line_and_a_warning_with_json(registry, capsys):
     def broken(register):
         raise RuntimeError("no licence key")
 
     registry.add_plugin(plugin(broken), "broken", "gdp-broken")
+    said = (
+        "Plugin 'broken' (gdp-broken) raised in register_backends and was skipped: "
+        "RuntimeError: no licence key\n"
+    )
     assert main(["plugins"]) == 0
     captured = capsys.readouterr()
-    assert (
-        "warning: Plugin 'broken' (gdp-broken) raised in register_backends and was "
-        "skipped: RuntimeError: no licence key\n" in captured.err
-    )
-    assert "example-fractal" in captured.out
+    assert f"problem: {said}" in captured.out and "example-fractal" in captured.out
+    assert main(["plugins", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {said}" in captured.err
+    assert json.loads(captured.out)
 
 
-def test_duplicate_backend_ids_exit_1_with_the_error(registry, capsys):
+def test_duplicate_backend_ids_disable_only_the_second_and_say_so(registry, capsys):
     from gdp_example_plugin.backend import FractalBackend
 
-    registry.add_plugin(plugin(lambda register: register(FractalBackend())), "copy", "gdp-copy")
-    assert main(["plugins"]) == 1
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err.startswith("error: Backend id 'example-fractal' is registered twice")
-    assert "gdp-example-plugin" in captured.err and "gdp-copy" in captured.err
+    class Other(Offline):
+        id = "copy-own"
+
+        def models(self):
+            return []
+
+    def copy(register):
+        register(FractalBackend())
+        register(Other())
+
+    registry.add_plugin(plugin(copy), "copy", "gdp-copy")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "problem: Backend id 'example-fractal' from plugin 'copy' (package gdp-copy) was "
+        "disabled: plugin 'example' (package gdp-example-plugin) already registered it." in out
+    )
+    assert "  backend copy-own:" in out  # the clashing plugin's other backend still loads
 
 
 @pytest.mark.parametrize(
@@ -176,3 +193,37 @@ def test_console_script_prints_text_and_honours_the_allow_list(example_plugin):
     assert result.returncode == 0, result.stderr
     assert "gdp-example-plugin" not in result.stdout
     assert "gradio-diffusion-preview " in result.stdout and "  backend diffusers: " in result.stdout
+
+
+def test_a_remote_backends_endpoint_is_shown_without_its_secrets(registry, capsys):
+    from gradio_diffusion_preview.endpoints import Endpoint
+
+    endpoint = Endpoint(
+        id="studio",
+        kind="a1111",
+        url="http://127.0.0.1:7861",
+        username="ann",
+        password="pw-canary",
+        token="tok-canary",
+    )
+
+    class Remote(Offline):
+        id = "studio"
+
+        def models(self):
+            return []
+
+        def availability(self):
+            return Availability(state="unavailable", message="Cannot reach http://127.0.0.1:7861.")
+
+        def describe(self):
+            return {**super().describe(), "endpoint": endpoint.public()}
+
+    registry.add_backends(Remote(), name="remote")
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "    endpoint: http://127.0.0.1:7861; user ann, password set; token set\n" in out
+    assert "    status:  unavailable: Cannot reach http://127.0.0.1:7861.\n" in out
+    assert main(["plugins", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "canary" not in out and '"password": "set"' in out

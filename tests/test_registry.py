@@ -34,7 +34,6 @@ from gradio_diffusion_preview import (
 from gradio_diffusion_preview.plugins import (
     ALLOW_LIST_VARIABLE,
     DEFAULT_PLUGINS,
-    DuplicateBackendError,
     PluginLoadWarning,
     UnknownBackendError,
     reset_registry,
@@ -149,7 +148,9 @@ def test_hook_register_backends():
     [described] = registry.describe()
     assert described["distribution"] == "gdp-two" and described["version"] == "1.2.3"
     assert [b["id"] for b in described["backends"]] == ["toy", "other-toy"]
-    assert described["backends"][0]["models"] == [{"id": "toy-1", "name": None, "description": ""}]
+    assert described["backends"][0]["models"] == [
+        {"id": "toy-1", "name": None, "description": "", "defaults": None}
+    ]
 
     registry.remove_plugin("two")
     assert registry.backends() == {}
@@ -249,7 +250,9 @@ def test_a_backend_whose_models_cannot_be_listed_shows_unavailable():
         "p",
     )
     [plugin] = registry.describe()
-    assert plugin["backends"][0]["models"] == "unavailable: ConnectionError: no network"
+    assert plugin["backends"][0]["models"] == (
+        "unavailable: Backend 'offline' could not list its models: ConnectionError: no network"
+    )
     assert "models" not in registry.describe(include_models=False)[0]["backends"][0]
 
 
@@ -318,15 +321,29 @@ def test_allow_list_limits_throwaway_plugins_too(make_dist, monkeypatch, example
 # --- plugins that break --------------------------------------------------------------------
 
 
-def test_duplicate_backend_ids_name_both_packages(make_dist, example_plugin, no_allow_list):
+def test_duplicate_backend_ids_disable_only_the_second_naming_both_packages(
+    make_dist, example_plugin, no_allow_list
+):
     make_dist("gdp-copycat", plugin_module(EXAMPLE_BACKEND))
     registry = Registry(default_plugins=())
-    with pytest.raises(DuplicateBackendError) as info:
-        registry.backends()
-    message = str(info.value)
-    assert f"Backend id '{EXAMPLE_BACKEND}' is registered twice" in message
-    assert "gdp-example-plugin" in message and "gdp-copycat" in message
-    assert ALLOW_LIST_VARIABLE in message  # the way out
+    with pytest.warns(PluginLoadWarning) as caught:
+        backends = registry.backends()
+    assert EXAMPLE_BACKEND in backends
+    [message] = [str(w.message) for w in caught if "gdp-copycat" in str(w.message)]
+    assert f"Backend id '{EXAMPLE_BACKEND}'" in message and "was disabled" in message
+    assert "gdp-example-plugin" in message and ALLOW_LIST_VARIABLE in message
+    assert registry.problems == [message]
+    owner = next(p for p in registry.plugins.values() if EXAMPLE_BACKEND in p.backends)
+    assert owner.distribution in ("gdp-example-plugin", "gdp-copycat")
+
+
+def test_built_in_backends_keep_their_ids(make_dist, example_plugin, no_allow_list):
+    make_dist("gdp-impostor", plugin_module("diffusers"))
+    with pytest.warns(PluginLoadWarning, match="gdp-impostor"):
+        registry = Registry()
+        backends = registry.backends()
+    assert type(backends["diffusers"]).__module__.startswith("gradio_diffusion_preview.")
+    assert "diffusers" in registry.plugins[DEFAULT_PLUGINS[0]].backends
 
 
 def test_a_plugin_that_fails_to_import_is_skipped_with_a_warning(

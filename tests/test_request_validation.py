@@ -8,10 +8,13 @@ import math
 import pytest
 
 from gradio_diffusion_preview import (
+    Availability,
     Backend,
+    BackendUnavailable,
     Capabilities,
     GenerationRequest,
     InvalidRequest,
+    ModelDefaults,
     ModelInfo,
     stream,
     validate_request,
@@ -108,14 +111,6 @@ BAD_REQUESTS = [
         "'huge'",
         "not one of the models this backend offers",
         "choose one of: base, turbo",
-    ),
-    (
-        "offline",
-        {"model": "base"},
-        "model",
-        "'base'",
-        "could not list its models (ConnectionError: api.example.com unreachable)",
-        "python -m gradio_diffusion_preview plugins",
     ),
     ("unlisted", {}, "model", "None", "this backend has no default model", "name a model"),
     (
@@ -310,3 +305,109 @@ def test_stream_turns_an_invalid_request_into_an_error_state_not_an_exception():
         "Invalid request for backend 'full': steps=500 is not allowed (steps must be from 1 to "
         "50). Fix: use a number of steps from 1 to 50."
     )
+    assert state.reason == "invalid_request"
+
+
+# --- per-model defaults and limits ------------------------------------------------------------
+
+
+class WithTurbo(Full):
+    """A backend whose 'turbo' model wants 1 to 4 steps, no guidance and no negative prompt."""
+
+    id = "with-turbo"
+
+    def models(self):
+        return [
+            ModelInfo(id="base"),
+            ModelInfo(
+                id="turbo",
+                defaults=ModelDefaults(
+                    default_steps=1,
+                    steps_range=(1, 4),
+                    guidance=False,
+                    negative_prompt=False,
+                    default_size=(256, 256),
+                ),
+            ),
+        ]
+
+
+def test_a_model_brings_its_own_defaults():
+    backend = WithTurbo()
+    base = validate_request(GenerationRequest(prompt="a fox"), backend)
+    turbo = validate_request(GenerationRequest(prompt="a fox", model="turbo"), backend)
+    assert (base.steps, base.guidance, base.width) == (20, 7.5, 512)
+    assert (turbo.steps, turbo.guidance, turbo.width, turbo.height) == (1, None, 256, 256)
+    assert backend.capabilities_for("turbo").steps_range == (1, 4)
+    assert backend.capabilities_for("base") == backend.capabilities
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"steps": 8}, "steps must be from 1 to 4 for model 'turbo'"),
+        ({"guidance": 3.0}, "model 'turbo' takes no guidance scale"),
+        ({"negative_prompt": "blur"}, "model 'turbo' takes no negative prompt"),
+    ],
+)
+def test_a_models_own_limits_are_named_as_the_models(fields, says):
+    with pytest.raises(InvalidRequest) as error:
+        validate_request(GenerationRequest(prompt="a fox", model="turbo", **fields), WithTurbo())
+    assert says in str(error.value)
+    validate_request(GenerationRequest(prompt="a fox", model="base", **fields), WithTurbo())
+
+
+def test_model_defaults_that_break_their_own_limits_are_refused_when_applied():
+    with pytest.raises(ValueError, match="default_steps 8 is outside"):
+        Capabilities().for_model(ModelDefaults(default_steps=8, steps_range=(1, 4)))
+
+
+# --- a backend that cannot run now ----------------------------------------------------------
+
+
+def test_a_failed_model_listing_is_unavailable_not_an_invalid_request():
+    with pytest.raises(BackendUnavailable) as error:
+        validate_request(GenerationRequest(prompt="a fox"), Offline())
+    assert error.value.reason == "unavailable"
+    assert "Backend 'offline' could not list its models: ConnectionError: api.example.com" in (
+        str(error.value)
+    )
+    assert "model=None" not in str(error.value)
+    [state] = stream(Offline(), prompt="a fox", model="base")
+    assert state.status == "error" and state.reason == "unavailable"
+
+
+def test_availability_is_checked_before_the_run_with_the_reason():
+    class NeedsToken(Full):
+        id = "needs-token"
+
+        def availability(self):
+            return Availability(state="needs_token", message="Set HF_TOKEN.")
+
+    [state] = stream(NeedsToken(), prompt="a fox")
+    assert (state.status, state.reason, state.message) == ("error", "unauthorized", "Set HF_TOKEN.")
+
+
+def test_model_listings_are_reused_for_a_while_and_failures_remembered_briefly(monkeypatch):
+    calls = []
+
+    class Counting(Full):
+        id = "counting-list"
+
+        def models(self):
+            calls.append(1)
+            if len(calls) == 2:
+                raise ConnectionError("flaky")
+            return [ModelInfo(id="base")]
+
+    backend = Counting()
+    for _ in range(3):
+        validate_request(GenerationRequest(prompt="a fox"), backend)
+    assert len(calls) == 1
+    backend.forget_models()
+    with pytest.raises(BackendUnavailable, match="flaky"):
+        validate_request(GenerationRequest(prompt="a fox"), backend)
+    with pytest.raises(BackendUnavailable, match="flaky"):  # remembered, not asked again
+        validate_request(GenerationRequest(prompt="a fox"), backend)
+    assert len(calls) == 2
+    assert backend.list_models(max_age=0)[0].id == "base" and len(calls) == 3

@@ -4,9 +4,18 @@ stops the backend when the consumer goes away."""
 import time
 
 import pytest
-from toy_backends import CountingBackend, FailingBackend, RaisingBackend, registry_with
+from toy_backends import (
+    BadPreviewBackend,
+    BatchPreviewBackend,
+    CountingBackend,
+    FailingBackend,
+    RaisingBackend,
+    WaitingBackend,
+    registry_with,
+)
 
-from gradio_diffusion_preview import finish_run, stream
+from gradio_diffusion_preview import Failed, Status, finish_run, stream
+from gradio_diffusion_preview.progress import RUN_DURATIONS
 
 
 @pytest.fixture
@@ -98,3 +107,88 @@ def test_min_interval_coalesces_frames_but_not_the_generation(registry, counting
     assert counting.steps_run == 300
     assert len([s for s in states if s.status == "running"]) < 20
     assert states[-1].status == "done"
+
+
+# --- backends that wait, failures with reasons, batches, broken previews ----------------------
+
+
+def test_a_waiting_backend_streams_its_phase_position_and_service_eta():
+    backend = WaitingBackend(
+        [
+            (Status("queued", "In the queue", position=3, queue_size=7, eta=30.0), 0.05),
+            (Status("loading", eta=20.0), 0.05),
+            (Status("generating"), 0.05),
+        ]
+    )
+    states = list(stream(backend, prompt="p", steps=20, min_interval=0))
+    phases = [(s.phase, s.queue_position, s.queue_size) for s in states if s.phase]
+    assert phases == [("queued", 3, 7), ("loading", None, None), ("generating", None, None)]
+    queued = next(s for s in states if s.phase == "queued")
+    assert queued.message == "In the queue" and 29.0 < queued.eta <= 30.0
+    loading = next(s for s in states if s.phase == "loading")
+    assert loading.message == "Loading the model…"
+    assert all(s.step == 0 for s in states)  # nobody fakes steps
+    final = states[-1]
+    assert final.status == "done" and final.phase is None and len(final.images) == 1
+
+
+def test_a_waiting_runs_eta_is_learned_from_recent_runs_and_counts_down():
+    RUN_DURATIONS.clear()
+    backend = WaitingBackend([(Status("generating"), 2.3)])
+    first = list(stream(backend, prompt="p", model="m1"))
+    assert all(s.eta is None for s in first if s.phase)  # nothing to learn from yet
+    second = [s for s in stream(backend, prompt="p", model="m1") if s.phase]
+    etas = [s.eta for s in second]
+    assert len(etas) >= 3 and all(eta is not None for eta in etas)
+    assert etas == sorted(etas, reverse=True) and etas[0] - etas[-1] > 1.0
+    assert 1.5 < etas[0] <= first[-1].elapsed + 0.1
+    other_model = [s for s in stream(backend, prompt="p", model="m2") if s.phase]
+    assert other_model[0].eta is None  # learned per backend and model
+
+
+def test_cancelling_a_waiting_run_returns_at_once():
+    backend = WaitingBackend([(Status("generating"), 30.0)])
+    states = stream(backend, prompt="p")
+    for state in states:
+        if state.phase == "generating":
+            break
+    began = time.monotonic()
+    states.close()
+    assert backend.returned and time.monotonic() - began < 1.5
+
+
+def test_a_failure_reaches_the_state_with_its_reason_and_retry_after():
+    backend = WaitingBackend(failure=Failed("Rate limited. Fix: wait.", "rate_limited", 42.0))
+    final = list(stream(backend, prompt="p"))[-1]
+    assert (final.status, final.reason, final.retry_after) == ("error", "rate_limited", 42.0)
+    assert final.message == "Rate limited. Fix: wait."
+
+
+def test_a_batch_previewed_image_by_image_streams_one_preview_per_image():
+    registry = registry_with(BatchPreviewBackend())
+    states = list(
+        stream(
+            "batch-preview", registry=registry, prompt="p", steps=4, num_images=3, min_interval=0
+        )
+    )
+    running = [s for s in states if s.status == "running" and s.step > 0]
+    assert running and all(s.preview is None and len(s.previews) == 3 for s in running)
+    assert len(set(running[-1].previews)) == 3
+    assert all(p.startswith("data:image/jpeg;base64,") for p in running[-1].previews)
+    assert states[-1].status == "done" and len(states[-1].images) == 3
+
+
+def test_a_preview_that_is_not_an_image_fails_only_that_run(registry):
+    backend = BadPreviewBackend()
+    states = list(stream(backend, prompt="p", steps=6, min_interval=0))
+    final = states[-1]
+    assert final.status == "error" and final.reason == "backend_error"
+    assert "'bad-preview' sent a preview that is not an image at step " in final.message
+    assert "float64 array" in final.message and "uint8" in final.message
+    assert list(stream("counting", registry=registry, prompt="p", steps=2))[-1].status == "done"
+
+
+def test_an_unknown_backend_and_a_refused_request_carry_invalid_request(registry):
+    (unknown,) = stream("nope", registry=registry, prompt="p")
+    (invalid,) = stream("counting", registry=registry, prompt="p", steps=0)
+    assert unknown.reason == invalid.reason == "invalid_request"

@@ -15,6 +15,7 @@ from gradio_diffusion_preview import (
     ModelInfo,
     Registry,
     Started,
+    Status,
     Step,
     hookimpl,
 )
@@ -90,6 +91,74 @@ class RaisingBackend(Backend):
     def generate(self, request, control):
         yield Started(request.steps, "x", [request.seed], request.width, request.height)
         raise RuntimeError("boom")
+
+
+class WaitingBackend(Backend):
+    """Like a remote image API: no steps, only Status events while it waits, then the image.
+
+    ``waits`` is a list of ``(Status, seconds)``; each status is yielded, then the backend waits
+    that long (waking at once on cancel), as a backend polling a service would.
+    """
+
+    id = "waiting"
+    display_name = "Waiting (test)"
+    location = "remote"
+    capabilities = Capabilities(
+        step_events=False, step_previews=False, default_size=(64, 64), any_model=True
+    )
+
+    def __init__(self, waits=None, failure: Failed | None = None) -> None:
+        self.waits = waits or [(Status("generating"), 0.05)]
+        self.failure = failure
+        self.returned = False
+
+    def models(self):
+        return [ModelInfo(id="m")]
+
+    def generate(self, request, control):
+        try:
+            yield Started(
+                request.steps, request.model or "m", [request.seed], request.width, request.height
+            )
+            for status, seconds in self.waits:
+                yield status
+                if control.wait_cancelled(seconds):
+                    return
+            if self.failure is not None:
+                yield self.failure
+                return
+            image = PIL.Image.new("RGB", (request.width, request.height), (10, 200, 30))
+            yield Finished([image], [request.seed])
+        finally:
+            self.returned = True
+
+
+class BatchPreviewBackend(CountingBackend):
+    """Previews every image of a batch on its own, each a different shade."""
+
+    id = "batch-preview"
+
+    def generate(self, request, control):
+        for event in super().generate(request, control):
+            if isinstance(event, Step):
+                tiles = [
+                    np.full((16, 16, 3), (event.step * 20 + 60 * index) % 256, np.uint8)
+                    for index in range(request.num_images)
+                ]
+                event = Step(event.step, event.total_steps, tiles)
+            yield event
+
+
+class BadPreviewBackend(CountingBackend):
+    """Sends float arrays as previews from step 3: a plugin bug the glue must contain."""
+
+    id = "bad-preview"
+
+    def generate(self, request, control):
+        for event in super().generate(request, control):
+            if isinstance(event, Step) and event.step >= 3:
+                event = Step(event.step, event.total_steps, np.zeros((16, 16, 3), np.float64))
+            yield event
 
 
 def registry_with(*backends: Backend) -> Registry:

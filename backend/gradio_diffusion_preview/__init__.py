@@ -11,7 +11,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
+    "Availability": "backend",
     "Backend": "backend",
+    "ModelDefaults": "backend",
+    "ModelListingError": "backend",
+    "Status": "events",
+    "BackendUnavailable": "request",
+    "RunRefused": "request",
     "Capabilities": "backend",
     "ModelInfo": "backend",
     "DiffusionPreview": "component",
@@ -36,7 +42,9 @@ _EXPORTS = {
     "stream": "streaming",
 }
 __all__ = [
+    "Availability",
     "Backend",
+    "BackendUnavailable",
     "Capabilities",
     "DiffusionPreview",
     "Failed",
@@ -44,12 +52,16 @@ __all__ = [
     "GenerationEvent",
     "GenerationRequest",
     "InvalidRequest",
+    "ModelDefaults",
     "ModelInfo",
+    "ModelListingError",
     "PreviewData",
     "Registry",
     "RunControl",
+    "RunRefused",
     "RunState",
     "Started",
+    "Status",
     "Step",
     "cancel_run",
     "finish_run",
@@ -75,12 +87,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .backend import Backend, Capabilities, ModelInfo
+    from .backend import (
+        Availability,
+        Backend,
+        Capabilities,
+        ModelDefaults,
+        ModelInfo,
+        ModelListingError,
+    )
     from .component import DiffusionPreview
     from .control import RunControl
-    from .events import Failed, Finished, GenerationEvent, Started, Step
+    from .events import Failed, Finished, GenerationEvent, Started, Status, Step
     from .hookspecs import hookimpl
     from .plugins import Registry, get_backend, get_registry, list_plugins
-    from .request import GenerationRequest, InvalidRequest, validate_request
+    from .request import (
+        BackendUnavailable,
+        GenerationRequest,
+        InvalidRequest,
+        RunRefused,
+        validate_request,
+    )
     from .state import PreviewData, RunState
     from .streaming import cancel_run, finish_run, stream

@@ -1,23 +1,58 @@
 """The backend contract: what every image-generation backend declares and implements.
 
 A backend is an object with an identity (``id``, ``display_name``, ``location``), a
-``Capabilities`` record that the central request validation reads, a list of models, and a
+``Capabilities`` record that the central request validation reads, a list of models (each of
+which may carry its own defaults and limits, ``ModelDefaults``), and a
 ``generate(request, control)`` generator of events (see ``events``). Subclass ``Backend`` and
 register an instance from a plugin's ``register_backends`` hook.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from .control import RunControl
     from .events import GenerationEvent
     from .request import GenerationRequest
+
+MODEL_LIST_SECONDS = 60.0
+"""How long a backend's model listing is reused before ``models()`` is called again."""
+FAILED_LIST_SECONDS = 10.0
+"""How long a failed listing is remembered, so a dead service is not asked on every request."""
+
+
+class ModelDefaults(BaseModel):
+    """A model's own defaults and limits, over its backend's ``Capabilities``.
+
+    Each field left ``None`` inherits the backend's value. Turbo and schnell models, for
+    example, want 1 to 4 steps and no guidance: ``ModelDefaults(default_steps=1,
+    steps_range=(1, 4), default_guidance=0.0)``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_steps: int | None = None
+    steps_range: tuple[int, int] | None = None
+    guidance: bool | None = None
+    default_guidance: float | None = None
+    guidance_range: tuple[float, float] | None = None
+    negative_prompt: bool | None = None
+    default_size: tuple[int, int] | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    size_multiple: int | None = None
+    max_batch: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields this model sets, by name."""
+        return self.model_dump(exclude_none=True)
 
 
 class ModelInfo(BaseModel):
@@ -28,6 +63,9 @@ class ModelInfo(BaseModel):
     id: str
     name: str | None = None
     description: str = ""
+    defaults: ModelDefaults | None = None
+    """The model's own defaults and limits (steps, guidance, size), when they differ from the
+    backend's."""
 
 
 class Capabilities(BaseModel):
@@ -35,6 +73,9 @@ class Capabilities(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    step_events: bool = True
+    """True when ``generate`` yields a ``Step`` per denoising step. A backend that waits on a
+    service reporting no steps sets False and yields ``Status`` events instead."""
     step_previews: bool = True
     negative_prompt: bool = True
     seed: bool = True
@@ -55,6 +96,64 @@ class Capabilities(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
     """Backend-specific request options this backend understands: name -> description."""
 
+    @model_validator(mode="after")
+    def _defaults_within_limits(self) -> Capabilities:
+        low, high = self.steps_range
+        problems = []
+        if not 1 <= low <= high:
+            problems.append(f"steps_range {self.steps_range} must be 1 <= low <= high")
+        elif not low <= self.default_steps <= high:
+            problems.append(f"default_steps {self.default_steps} is outside {self.steps_range}")
+        g_low, g_high = self.guidance_range
+        if g_low > g_high:
+            problems.append(f"guidance_range {self.guidance_range} must be low <= high")
+        elif self.guidance and not g_low <= self.default_guidance <= g_high:
+            problems.append(
+                f"default_guidance {self.default_guidance} is outside {self.guidance_range}"
+            )
+        if self.min_size > self.max_size:
+            problems.append(f"min_size {self.min_size} is above max_size {self.max_size}")
+        elif not all(self.min_size <= side <= self.max_size for side in self.default_size):
+            problems.append(
+                f"default_size {self.default_size} is outside {self.min_size}..{self.max_size}"
+            )
+        if self.step_previews and not self.step_events:
+            problems.append("step_previews=True needs step_events=True (previews ride on Steps)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def for_model(self, defaults: ModelDefaults | None) -> Capabilities:
+        """These capabilities with a model's own defaults and limits applied."""
+        if defaults is None or not defaults.overrides():
+            return self
+        return Capabilities.model_validate({**self.model_dump(), **defaults.overrides()})
+
+
+AvailabilityState = Literal["usable", "needs_token", "offline", "not_configured", "unavailable"]
+
+
+class Availability(BaseModel):
+    """Whether a backend can run now, and if not, why: for people (``message``, naming the
+    fix) and for code (``state``). Checked before a run starts and shown by the CLI."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: AvailabilityState = "usable"
+    message: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "usable"
+
+
+USABLE = Availability()
+
+
+class ModelListingError(RuntimeError):
+    """A backend could not list its models (a service down, no token, no cache); ``str()``
+    names the backend and the cause."""
+
 
 class Backend(ABC):
     """Base class for image-generation backends. Subclasses set the class attributes and
@@ -66,23 +165,76 @@ class Backend(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     def models(self) -> Sequence[ModelInfo]:
-        """The models this backend offers; may do I/O, so it is called only when needed."""
+        """The models this backend offers; may do I/O. Callers use ``list_models``, which
+        reuses a listing for a short while, so this is not called on every request."""
         return []
+
+    def list_models(self, max_age: float = MODEL_LIST_SECONDS) -> list[ModelInfo]:
+        """``models()``, reused for up to ``max_age`` seconds; raises ``ModelListingError``
+        (remembered for a few seconds) when the listing fails."""
+        with _listing_lock:
+            cached = self.__dict__.get("_gdp_listing")
+        now = time.monotonic()
+        if cached is not None:
+            taken, result = cached
+            fresh = max_age if isinstance(result, list) else min(max_age, FAILED_LIST_SECONDS)
+            if now - taken < fresh:
+                if isinstance(result, ModelListingError):
+                    raise result
+                return list(result)
+        try:
+            result: list[ModelInfo] | ModelListingError = list(self.models())
+        except Exception as error:
+            result = ModelListingError(
+                f"Backend '{self.id}' could not list its models: {type(error).__name__}: {error}"
+            )
+        with _listing_lock:
+            self.__dict__["_gdp_listing"] = (now, result)
+        if isinstance(result, ModelListingError):
+            raise result
+        return list(result)
+
+    def forget_models(self) -> None:
+        """Drop the reused listing, so the next ``list_models`` asks ``models()`` again."""
+        with _listing_lock:
+            self.__dict__.pop("_gdp_listing", None)
+
+    def availability(self) -> Availability:
+        """Whether this backend can run now (a token set, online, configured). It must be
+        cheap and make no network calls: it is asked before every run and by the demo."""
+        return USABLE
 
     def default_model(self) -> str | None:
         """The model used when a request names none: the first listed, by default."""
-        listed = self.models()
+        listed = self.list_models()
         return listed[0].id if listed else None
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        """The listed model with this id, or ``None``. Backends that accept models they do
+        not list (``any_model``) may override this to describe them (e.g. from their name)."""
+        try:
+            listed = self.list_models()
+        except ModelListingError:
+            return None
+        return next((info for info in listed if info.id == model), None)
+
+    def capabilities_for(self, model: str | None) -> Capabilities:
+        """The capabilities that hold for ``model``: the backend's, with the model's own
+        defaults and limits applied."""
+        info = self.model_info(model) if model else None
+        return self.capabilities.for_model(info.defaults if info else None)
 
     @abstractmethod
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
-        """Yield ``Started``, then ``Step`` events, then ``Finished`` or one ``Failed``.
+        """Yield ``Started``, then ``Step`` (and/or ``Status``) events, then ``Finished`` or
+        one ``Failed``.
 
-        ``request`` has already been validated against ``capabilities`` and has its model,
-        size, steps and seed filled in. Check ``control.cancelled`` at least once per step and
-        return promptly when it is set. Report failures as a ``Failed`` event, not an exception.
+        ``request`` has already been validated against ``capabilities_for(model)`` and has its
+        model, size, steps and seed filled in. Check ``control.cancelled`` at least once per
+        step, and wait with ``control.wait_cancelled(seconds)`` instead of sleeping, so a
+        cancel returns promptly. Report failures as a ``Failed`` event, not an exception.
         """
 
     def describe(self) -> dict:
@@ -91,5 +243,9 @@ class Backend(ABC):
             "id": self.id,
             "display_name": self.display_name,
             "location": self.location,
+            "availability": self.availability().model_dump(mode="json"),
             "capabilities": self.capabilities.model_dump(mode="json"),
         }
+
+
+_listing_lock = threading.Lock()

@@ -2,8 +2,9 @@
 
 Lists the installed plugins with their versions, the backends they register, and each backend's
 models and capabilities: as text for people, as JSON (the data ``list_plugins()`` returns) for
-scripts. Warnings about plugins that failed to load go to stderr. Bad usage exits with 2, a
-registry that cannot load (two plugins claiming one backend id, a misspelt hook) with 1.
+scripts. Plugins or backends that were skipped or disabled (a plugin that failed to load, two
+plugins claiming one backend id) are listed as problems; with ``--json`` they go to stderr as
+warnings. Bad usage exits with 2, a registry that cannot load (a misspelt hook) with 1.
 """
 
 from __future__ import annotations
@@ -65,22 +66,28 @@ def _parser() -> argparse.ArgumentParser:
 def _plugins(args: argparse.Namespace) -> int:
     from pluggy import PluginValidationError
 
-    from .plugins import DuplicateBackendError, list_plugins
+    from .plugins import get_registry
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            data = list_plugins(include_models=args.models)
-        except (DuplicateBackendError, PluginValidationError) as error:
+            registry = get_registry()
+            data = registry.describe(include_models=args.models)
+        except PluginValidationError as error:
             _print_warnings(caught)
             print(f"error: {error}", file=sys.stderr)
             return 1
-    _print_warnings(caught)
+    problems = registry.problems
+    # The registry's problems are part of the listing (as text) or warnings (with --json);
+    # any other warning goes to stderr.
+    _print_warnings([w for w in caught if str(w.message) not in problems])
     if args.json:
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        write_plugins(data, sys.stdout)
+        write_plugins(data, sys.stdout, problems)
     return 0
 
 
@@ -89,11 +96,10 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
         print(f"warning: {warning.message}", file=sys.stderr)
 
 
-def write_plugins(plugins: list[dict[str, Any]], out: TextIO) -> None:
-    """Write ``list_plugins()`` data as text for people."""
+def write_plugins(plugins: list[dict[str, Any]], out: TextIO, problems: Sequence[str] = ()) -> None:
+    """Write ``list_plugins()`` data, and the registry's problems, as text for people."""
     if not plugins:
         out.write("No plugins loaded.\n")
-        return
     for plugin in plugins:
         version = plugin["version"] or "(version unknown)"
         out.write(f"{plugin['distribution']} {version}  [plugin: {plugin['name']}]\n")
@@ -103,11 +109,23 @@ def write_plugins(plugins: list[dict[str, Any]], out: TextIO) -> None:
             out.write(
                 f"  backend {backend['id']}: {backend['display_name']} ({backend['location']})\n"
             )
+            endpoint = backend.get("endpoint")
+            if endpoint:
+                out.write(f"    endpoint: {_endpoint(endpoint)}\n")
+            availability = backend.get("availability") or {}
+            if availability.get("state", "usable") != "usable":
+                out.write(
+                    f"    status:  {availability['state']}: {availability.get('message', '')}\n"
+                )
             if "models" in backend:
                 out.write(f"    models:  {_models(backend['models'])}\n")
+                for line in _model_lines(backend["models"]):
+                    out.write(f"      {line}\n")
             for line in _capabilities(backend["capabilities"]):
                 out.write(f"    {line}\n")
         out.write("\n")
+    for problem in problems:
+        out.write(f"problem: {problem}\n")
 
 
 def _models(models: list[dict[str, Any]] | str) -> str:
@@ -116,7 +134,39 @@ def _models(models: list[dict[str, Any]] | str) -> str:
     return ", ".join(m["id"] for m in models) or "(none listed)"
 
 
-FEATURES = ("step_previews", "negative_prompt", "seed", "guidance", "cancel", "finish_early")
+def _endpoint(endpoint: dict[str, Any]) -> str:
+    """A remote endpoint's configuration, as ``Endpoint.public()`` gives it (no secrets)."""
+    parts = [str(endpoint.get("url", "?"))]
+    if endpoint.get("username"):
+        parts.append(f"user {endpoint['username']}, password {endpoint.get('password')}")
+    parts.append(f"token {endpoint.get('token', 'not set')}")
+    if endpoint.get("models"):
+        parts.append(f"models {', '.join(endpoint['models'])}")
+    return "; ".join(parts)
+
+
+def _model_lines(models: list[dict[str, Any]] | str) -> list[str]:
+    """One line per model that carries its own defaults and limits."""
+    if isinstance(models, str):
+        return []
+    lines = []
+    for model in models:
+        own = {k: v for k, v in (model.get("defaults") or {}).items() if v is not None}
+        if own:
+            described = ", ".join(f"{name}={value}" for name, value in own.items())
+            lines.append(f"model {model['id']}: {described}")
+    return lines
+
+
+FEATURES = (
+    "step_events",
+    "step_previews",
+    "negative_prompt",
+    "seed",
+    "guidance",
+    "cancel",
+    "finish_early",
+)
 
 
 def _capabilities(caps: dict[str, Any]) -> list[str]:

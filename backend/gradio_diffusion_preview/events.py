@@ -1,14 +1,17 @@
 """The events a backend's ``generate`` yields, in this fixed order:
 
-``Started`` once, then ``Step`` for each denoising step (with a preview when the backend can make
-one), then either ``Finished`` with the final images or a single ``Failed``. A cancelled run simply
-stops yielding. Everything downstream (coalescing, progress, the component) reads only these types.
+``Started`` once; then, as the run goes, ``Step`` for each denoising step (with a preview when the
+backend can make one) and ``Status`` while it waits (queued at a service, loading a model, a
+remote generation that reports no steps); then either ``Finished`` with the final images or a
+single ``Failed``. A cancelled run simply stops yielding. Everything downstream (coalescing,
+progress, the component) reads only these types.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import PIL.Image
@@ -16,13 +19,27 @@ import PIL.Image
 PreviewImage = PIL.Image.Image | np.ndarray
 """A preview: a PIL image or an ``HxWx3`` ``uint8`` array (cheaper to hand over from a tensor)."""
 
+Phase = Literal["queued", "loading", "generating", "fetching"]
+"""What a waiting run is doing: queued at the service, the service loading the model,
+generating (with no steps to report), fetching the result."""
+PHASES: tuple[str, ...] = get_args(Phase)
+
 FailureReason = Literal[
     "invalid_request",
     "model_not_found",
+    "unauthorized",
+    "rate_limited",
+    "busy",
+    "unavailable",
+    "timeout",
+    "content_filtered",
     "out_of_memory",
     "remote_error",
     "backend_error",
 ]
+"""Why a run failed, for callers that act on it (retry, ask for a token, pick another model).
+See docs/plugins.md for when a backend uses each."""
+FAILURE_REASONS: tuple[str, ...] = get_args(FailureReason)
 
 
 @dataclass(frozen=True)
@@ -36,16 +53,38 @@ class Started:
     height: int
     num_images: int = 1
     preview_size: tuple[int, int] | None = None
-    """(width, height) of every preview this run will send; ``None`` when it sends none."""
+    """(width, height) of every preview image this run will send; ``None`` when it sends none.
+    With one preview per image of a batch, each of them has this size."""
 
 
 @dataclass(frozen=True)
 class Step:
-    """Denoising step ``step`` (1-based) of ``total_steps`` is done."""
+    """Denoising step ``step`` (1-based) of ``total_steps`` is done.
+
+    ``preview`` is one image for the whole run (a batch tiled into one, if the backend likes),
+    or a list with one image per image of the batch, so each can be shown forming.
+    """
 
     step: int
     total_steps: int
-    preview: PreviewImage | None = None
+    preview: PreviewImage | Sequence[PreviewImage] | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """What a run that waits is doing; yield it after ``Started`` as often as it changes.
+
+    Backends that call a service which reports no denoising steps (an HTTP image API, a queue)
+    yield these instead of inventing ``Step`` events, and declare ``step_events=False``.
+    ``position`` (1-based) and ``queue_size`` are the run's place in the service's queue and
+    ``eta`` the service's own estimate of the seconds left, each only when the service says.
+    """
+
+    phase: Phase
+    message: str = ""
+    position: int | None = None
+    queue_size: int | None = None
+    eta: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,10 +100,13 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
-    """The run failed. ``message`` names the problem and the fix, for a person to read."""
+    """The run failed. ``message`` names the problem and the fix, for a person to read;
+    ``reason`` says what kind of failure it is, for code; ``retry_after`` (seconds), when
+    known, says when trying again may succeed (rate limits, a model loading, a busy queue)."""
 
     message: str
     reason: FailureReason = "backend_error"
+    retry_after: float | None = None
 
 
-GenerationEvent = Started | Step | Finished | Failed
+GenerationEvent = Started | Step | Status | Finished | Failed

@@ -20,10 +20,14 @@ import pluggy
 
 from . import hookspecs
 from .backend import Backend
+from .hookspecs import hookimpl
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 ALLOW_LIST_VARIABLE = "DIFFUSION_PREVIEW_PLUGINS"
-DEFAULT_PLUGINS = ("gradio_diffusion_preview.backends.diffusers.plugin",)
+DEFAULT_PLUGINS = (
+    "gradio_diffusion_preview.backends.diffusers.plugin",
+    "gradio_diffusion_preview.backends.comfyui.plugin",
+)
 BUILTIN_DISTRIBUTION = "gradio-diffusion-preview"
 
 
@@ -32,7 +36,8 @@ class PluginLoadWarning(UserWarning):
 
 
 class DuplicateBackendError(RuntimeError):
-    """Two plugins registered backends with the same id."""
+    """Kept for compatibility: two backends with one id no longer raise; the second is
+    disabled with a ``PluginLoadWarning`` and listed in ``Registry.problems``."""
 
 
 class UnknownBackendError(KeyError):
@@ -72,6 +77,8 @@ class Registry:
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self._backends: dict[str, tuple[Backend, str]] | None = None
+        self._load_problems: list[str] = []
+        self._collect_problems: list[str] = []
         if load_entry_points:
             self._load_entry_points()
         for module_name in default_plugins:
@@ -88,21 +95,19 @@ class Registry:
             try:
                 plugin = entry_point.load()
             except Exception as error:
-                warnings.warn(
+                self._warn(
                     f"Plugin '{entry_point.name}' from {dist_name} failed to load and was "
                     f"skipped: {type(error).__name__}: {error}",
-                    PluginLoadWarning,
-                    stacklevel=2,
+                    at_load=True,
                 )
                 continue
             if self.manager.has_plugin(entry_point.name):
                 other = self.plugins.get(entry_point.name)
-                warnings.warn(
+                self._warn(
                     f"Plugin '{entry_point.name}' from {dist_name} was skipped: a plugin of that "
                     f"name is already loaded from {other.distribution if other else '?'}. "
                     "Plugin names (entry-point names) must be unique.",
-                    PluginLoadWarning,
-                    stacklevel=2,
+                    at_load=True,
                 )
                 continue
             self.add_plugin(plugin, entry_point.name, dist_name, dist.version if dist else None)
@@ -143,6 +148,18 @@ class Registry:
         self.plugins[name] = PluginInfo(name, distribution, version)
         self._backends = None
 
+    def add_backends(self, *backends: Backend, name: str = "app") -> None:
+        """Register backend instances made in code (e.g. a remote endpoint configured by the
+        app) through a plugin named ``name``, exactly as a package's plugin would."""
+
+        class _CodePlugin:
+            @hookimpl
+            def register_backends(self, register) -> None:
+                for backend in backends:
+                    register(backend)
+
+        self.add_plugin(_CodePlugin(), name)
+
     def remove_plugin(self, name: str) -> None:
         self.manager.unregister(name=name)
         self.plugins.pop(name, None)
@@ -152,9 +169,15 @@ class Registry:
         if self._backends is not None:
             return self._backends
         found: dict[str, tuple[Backend, str]] = {}
+        self._collect_problems = []
         for info in self.plugins.values():
             info.backends.clear()
-        for impl in self.manager.hook.register_backends.get_hookimpls():
+        # Built-in plugins first, so they keep their ids whatever third-party packages claim.
+        impls = sorted(
+            self.manager.hook.register_backends.get_hookimpls(),
+            key=lambda impl: self._distribution(impl.plugin_name) != BUILTIN_DISTRIBUTION,
+        )
+        for impl in impls:
             plugin_name = impl.plugin_name
             info = self.plugins.get(plugin_name) or PluginInfo(plugin_name, "(unknown)", None)
             staged: dict[str, Backend] = {}  # kept only if the whole hook call succeeds
@@ -168,27 +191,16 @@ class Registry:
                         f"{type(backend).__name__}"
                     )
                 if backend.id in found or backend.id in _staged:
-                    first = found[backend.id][1] if backend.id in found else _info.name
-                    other = self.plugins.get(first)
-                    raise DuplicateBackendError(
-                        f"Backend id '{backend.id}' is registered twice: by plugin "
-                        f"'{first}' (package {other.distribution if other else '?'})"
-                        f" and by plugin '{_info.name}' (package {_info.distribution}). "
-                        "Uninstall one of the packages, or limit plugins with "
-                        f"{ALLOW_LIST_VARIABLE}."
-                    )
+                    self._clash(backend.id, found, _info)
+                    return
                 _staged[backend.id] = backend
 
             try:
                 impl.function(register)
-            except DuplicateBackendError:
-                raise
             except Exception as error:
-                warnings.warn(
+                self._warn(
                     f"Plugin '{plugin_name}' ({info.distribution}) raised in register_backends "
-                    f"and was skipped: {type(error).__name__}: {error}",
-                    PluginLoadWarning,
-                    stacklevel=2,
+                    f"and was skipped: {type(error).__name__}: {error}"
                 )
                 continue
             for backend_id, backend in staged.items():
@@ -196,6 +208,32 @@ class Registry:
                 info.backends.append(backend_id)
         self._backends = found
         return found
+
+    def _distribution(self, plugin_name: str) -> str | None:
+        info = self.plugins.get(plugin_name)
+        return info.distribution if info else None
+
+    def _clash(self, backend_id: str, found: dict, second: PluginInfo) -> None:
+        """A second registration of ``backend_id``: disabled, with a warning naming both."""
+        first = self.plugins.get(found[backend_id][1]) if backend_id in found else second
+        first_name = first.name if first else "?"
+        first_dist = first.distribution if first else "?"
+        self._warn(
+            f"Backend id '{backend_id}' from plugin '{second.name}' (package "
+            f"{second.distribution}) was disabled: plugin '{first_name}' (package "
+            f"{first_dist}) already registered it. The other backends still load. Fix: "
+            f"uninstall one of the packages, or limit plugins with {ALLOW_LIST_VARIABLE}."
+        )
+
+    def _warn(self, message: str, at_load: bool = False) -> None:
+        (self._load_problems if at_load else self._collect_problems).append(message)
+        warnings.warn(message, PluginLoadWarning, stacklevel=3)
+
+    @property
+    def problems(self) -> list[str]:
+        """Why plugins or backends were skipped or disabled (each also given as a warning)."""
+        self._collect()
+        return [*self._load_problems, *self._collect_problems]
 
     def backends(self) -> dict[str, Backend]:
         """All registered backends by id."""
@@ -219,7 +257,7 @@ class Registry:
         for info in self.plugins.values():
             described = []
             for bid in info.backends:
-                entry = backends[bid][0].describe()
+                entry = _describe(backends[bid][0])
                 if include_models:
                     entry["models"] = _models_of(backends[bid][0])
                 described.append(entry)
@@ -236,9 +274,26 @@ class Registry:
 
 def _models_of(backend: Backend) -> list[dict[str, Any]] | str:
     try:
-        return [model.model_dump() for model in backend.models()]
+        return [model.model_dump(mode="json") for model in backend.list_models()]
     except Exception as error:  # listing models may need a network or a cache
-        return f"unavailable: {type(error).__name__}: {error}"
+        return f"unavailable: {error}"
+
+
+def _describe(backend: Backend) -> dict[str, Any]:
+    """``backend.describe()``, which a third-party backend may break, never raising."""
+    try:
+        return backend.describe()
+    except Exception as error:
+        return {
+            "id": backend.id,
+            "display_name": getattr(backend, "display_name", backend.id),
+            "location": getattr(backend, "location", "?"),
+            "availability": {
+                "state": "unavailable",
+                "message": f"describe() raised {type(error).__name__}: {error}",
+            },
+            "capabilities": backend.capabilities.model_dump(mode="json"),
+        }
 
 
 def _hook_names(manager: pluggy.PluginManager) -> list[str]:

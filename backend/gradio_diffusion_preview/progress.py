@@ -1,8 +1,16 @@
-"""ProgressClock: elapsed time, steps per second and ETA for one run, from step timestamps."""
+"""Progress figures for one run: elapsed time, steps per second and the ETA.
+
+``ProgressClock`` measures a run that reports steps. A run that only waits (a remote service
+reporting no steps) gets its ETA from the service when it gives one, and otherwise from how long
+this process's recent runs of the same backend and model took (``RunDurations``).
+"""
 
 from __future__ import annotations
 
+import statistics
+import threading
 import time
+from collections import deque
 
 
 class ProgressClock:
@@ -14,6 +22,7 @@ class ProgressClock:
         self._start = clock()
         self._first_step: tuple[int, float] | None = None
         self._last_step: tuple[int, float] | None = None
+        self._service_eta: tuple[float, float] | None = None
 
     def step(self, step: int) -> None:
         now = self._clock()
@@ -38,3 +47,44 @@ class ProgressClock:
         if rate is None or self._last_step is None:
             return None
         return max(0.0, (total_steps - self._last_step[0]) / rate)
+
+    def service_said(self, eta: float | None) -> None:
+        """The service's own estimate of the seconds left, as of now (None: it gave none)."""
+        self._service_eta = None if eta is None else (max(0.0, eta), self._clock())
+
+    def wait_eta(self, expected_duration: float | None) -> float | None:
+        """The seconds left for a run that only waits: the service's estimate counted down,
+        else a typical run's duration minus the time spent; None when neither is known."""
+        if self._service_eta is not None:
+            eta, said_at = self._service_eta
+            return max(0.0, eta - (self._clock() - said_at))
+        if expected_duration is None:
+            return None
+        return max(0.0, expected_duration - self.elapsed)
+
+
+class RunDurations:
+    """How long this process's recent finished runs took, per backend and model."""
+
+    def __init__(self, keep: int = 5) -> None:
+        self.keep = keep
+        self._runs: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, backend: str, model: str | None, seconds: float) -> None:
+        with self._lock:
+            self._runs.setdefault((backend, model or ""), deque(maxlen=self.keep)).append(seconds)
+
+    def expected(self, backend: str, model: str | None) -> float | None:
+        """The median of the recent runs' durations; None before the first run."""
+        with self._lock:
+            runs = list(self._runs.get((backend, model or ""), ()))
+        return statistics.median(runs) if runs else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runs.clear()
+
+
+RUN_DURATIONS = RunDurations()
+"""The process-wide record that ``stream`` keeps and reads."""

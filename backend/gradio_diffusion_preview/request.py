@@ -1,8 +1,10 @@
 """GenerationRequest, and its central validation against a backend's capabilities.
 
-Validation runs before any work starts. Every error is an ``InvalidRequest`` naming the field,
-the value, the rule and the backend, with a fix a person can act on. A valid request comes back
-resolved: model, size, steps, guidance and seed filled in from the backend's defaults.
+Validation runs before any work starts, against the capabilities that hold for the requested
+model (the backend's, with the model's own defaults and limits applied). Every error is an
+``InvalidRequest`` naming the field, the value, the rule and the backend, with a fix a person can
+act on; a backend that cannot run now is a ``BackendUnavailable``. A valid request comes back
+resolved: model, size, steps, guidance and seed filled in from the model's or backend's defaults.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .backend import ModelListingError
+
 if TYPE_CHECKING:
     from .backend import Backend
+    from .events import FailureReason
 
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 10_000
@@ -36,7 +41,15 @@ class GenerationRequest(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class InvalidRequest(ValueError):
+class RunRefused(Exception):
+    """A run refused before it started; ``str()`` is the message to show a person and
+    ``reason`` the failure reason (see ``events.FailureReason``) for code."""
+
+    reason: FailureReason = "invalid_request"
+    retry_after: float | None = None
+
+
+class InvalidRequest(RunRefused, ValueError):
     """A request that breaks a rule; ``str()`` is the message to show a person."""
 
     def __init__(self, backend: str, field: str, value: Any, rule: str, fix: str) -> None:
@@ -45,6 +58,18 @@ class InvalidRequest(ValueError):
             f"Invalid request for backend '{backend}': {field}={value!r} is not allowed "
             f"({rule}). Fix: {fix}"
         )
+
+
+class BackendUnavailable(RunRefused):
+    """The backend cannot run now (no token, offline, not configured, its model listing
+    failed); the request itself may be fine."""
+
+    def __init__(self, backend: str, message: str, reason: FailureReason = "unavailable") -> None:
+        self.backend, self.reason = backend, reason
+        super().__init__(message)
+
+
+_AVAILABILITY_REASONS: dict[str, FailureReason] = {"needs_token": "unauthorized"}
 
 
 def build_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest:
@@ -71,8 +96,12 @@ def build_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest
 
 
 def validate_request(request: GenerationRequest, backend: Backend) -> GenerationRequest:
-    """Check ``request`` against ``backend.capabilities`` and return it with defaults filled."""
-    caps = backend.capabilities
+    """Check ``request`` against the backend and the capabilities that hold for its model
+    (``backend.capabilities_for``), and return it with defaults filled.
+
+    Raises ``InvalidRequest`` for a request that breaks a rule, and ``BackendUnavailable`` when
+    the backend cannot run now (its ``availability()``, or a model listing that failed).
+    """
     bid = backend.id
 
     def fail(field: str, value: Any, rule: str, fix: str) -> NoReturn:
@@ -87,25 +116,24 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             f"at most {MAX_PROMPT_CHARS} characters",
             "shorten the prompt.",
         )
-    if request.negative_prompt and not caps.negative_prompt:
-        fail(
-            "negative_prompt",
-            request.negative_prompt,
-            "this backend has no negative prompt",
-            "leave negative_prompt empty.",
+
+    availability = backend.availability()
+    if not availability.usable:
+        raise BackendUnavailable(
+            bid,
+            availability.message or f"Backend '{bid}' cannot run now ({availability.state}).",
+            _AVAILABILITY_REASONS.get(availability.state, "unavailable"),
         )
 
     try:  # listing models may need a network or a cache; that must not crash the caller
         model = request.model or backend.default_model()
-        offered = None if caps.any_model else [m.id for m in backend.models()]
-    except Exception as error:
-        fail(
-            "model",
-            request.model,
-            f"the backend could not list its models ({type(error).__name__}: {error})",
-            "check the backend's setup or connection (`python -m gradio_diffusion_preview "
-            "plugins` shows what it lists), then try again.",
-        )
+        offered = None if backend.capabilities.any_model else [m.id for m in backend.list_models()]
+    except ModelListingError as error:
+        raise BackendUnavailable(
+            bid,
+            f"{error}. Fix: check the backend's setup or connection (`python -m "
+            "gradio_diffusion_preview plugins` shows what it lists), then try again.",
+        ) from None
     if model is None:
         fail("model", request.model, "this backend has no default model", "name a model.")
     if offered is not None and model not in offered:
@@ -115,6 +143,23 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             "not one of the models this backend offers",
             f"choose one of: {', '.join(offered) or '(none listed)'}.",
         )
+    caps = backend.capabilities_for(model)
+    # Limits a model sets itself are named as the model's, so the fix is clear.
+    own = backend.model_info(model)
+    own_fields = set(own.defaults.overrides()) if own and own.defaults else set()
+
+    def scope(*fields: str) -> str:
+        return f" for model '{model}'" if own_fields & set(fields) else ""
+
+    if request.negative_prompt and not caps.negative_prompt:
+        fail(
+            "negative_prompt",
+            request.negative_prompt,
+            f"model '{model}' takes no negative prompt"
+            if "negative_prompt" in own_fields
+            else "this backend has no negative prompt",
+            "leave negative_prompt empty.",
+        )
 
     low, high = caps.steps_range
     steps = caps.default_steps if request.steps is None else request.steps
@@ -122,13 +167,20 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
         fail(
             "steps",
             steps,
-            f"steps must be from {low} to {high}",
+            f"steps must be from {low} to {high}{scope('steps_range')}",
             f"use a number of steps from {low} to {high}.",
         )
 
     guidance = request.guidance
     if guidance is not None and not caps.guidance:
-        fail("guidance", guidance, "this backend takes no guidance scale", "leave guidance unset.")
+        fail(
+            "guidance",
+            guidance,
+            f"model '{model}' takes no guidance scale"
+            if "guidance" in own_fields
+            else "this backend takes no guidance scale",
+            "leave guidance unset.",
+        )
     if guidance is None and caps.guidance:
         guidance = caps.default_guidance
     if guidance is not None:
@@ -137,7 +189,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             fail(
                 "guidance",
                 guidance,
-                f"guidance must be from {g_low} to {g_high}",
+                f"guidance must be from {g_low} to {g_high}{scope('guidance_range')}",
                 f"use a guidance scale from {g_low} to {g_high}.",
             )
 
@@ -162,20 +214,24 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             fail(
                 name,
                 size,
-                f"{name} must be from {caps.min_size} to {caps.max_size} pixels",
+                f"{name} must be from {caps.min_size} to {caps.max_size} pixels"
+                f"{scope('min_size', 'max_size')}",
                 f"use a {name} from {caps.min_size} to {caps.max_size}.",
             )
         if size % caps.size_multiple:
             nearest = max(caps.min_size, round(size / caps.size_multiple) * caps.size_multiple)
             fail(
-                name, size, f"{name} must be a multiple of {caps.size_multiple}", f"use {nearest}."
+                name,
+                size,
+                f"{name} must be a multiple of {caps.size_multiple}{scope('size_multiple')}",
+                f"use {nearest}.",
             )
 
     if not 1 <= request.num_images <= caps.max_batch:
         fail(
             "num_images",
             request.num_images,
-            f"a batch holds 1 to {caps.max_batch} images",
+            f"a batch holds 1 to {caps.max_batch} images{scope('max_batch')}",
             f"ask for 1 to {caps.max_batch} images.",
         )
 

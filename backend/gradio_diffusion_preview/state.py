@@ -13,6 +13,8 @@ import PIL.Image
 from gradio.data_classes import FileData, GradioModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from .events import FailureReason, Phase
+
 RunStatus = Literal["idle", "queued", "running", "done", "cancelled", "error"]
 
 
@@ -26,6 +28,20 @@ class RunFields(BaseModel):
     preview: str | None = Field(
         None, description="The latest preview as a small JPEG/WebP data URL (no file)."
     )
+    previews: list[str] = Field(
+        default_factory=list,
+        description="One preview data URL per image of a batch, when the backend previews "
+        "each image (``preview`` is then null).",
+    )
+    phase: Phase | None = Field(
+        None,
+        description="What a waiting run is doing (queued at the service, loading, generating "
+        "with no steps to report, fetching); null while steps are reported.",
+    )
+    queue_position: int | None = Field(
+        None, description="The run's place in the service's queue (1 = next), when it says."
+    )
+    queue_size: int | None = Field(None, description="The service's queue length, when it says.")
     elapsed: float = Field(0.0, description="Seconds since the run started.")
     steps_per_second: float | None = None
     eta: float | None = Field(None, description="Estimated seconds left.")
@@ -35,6 +51,15 @@ class RunFields(BaseModel):
     width: int | None = None
     height: int | None = None
     message: str | None = Field(None, description="What went wrong, or a note about the run.")
+    reason: FailureReason | None = Field(
+        None,
+        description="Why the run failed, for code: invalid_request, model_not_found, "
+        "unauthorized, rate_limited, busy, unavailable, timeout, content_filtered, "
+        "out_of_memory, remote_error or backend_error.",
+    )
+    retry_after: float | None = Field(
+        None, description="Seconds after which trying again may succeed, when known."
+    )
 
 
 class RunState(RunFields):

@@ -17,11 +17,11 @@ from typing import Any
 
 from .backend import Backend
 from .control import RunControl
-from .events import Failed, Finished, Started, Step
+from .events import Failed, Finished, GenerationEvent, Started, Status, Step
 from .plugins import Registry, UnknownBackendError, get_registry
-from .preview_encoding import DEFAULT_MAX_SIDE, encode_preview
-from .progress import ProgressClock
-from .request import GenerationRequest, InvalidRequest, build_request, validate_request
+from .preview_encoding import DEFAULT_MAX_SIDE, InvalidPreview, encode_previews
+from .progress import RUN_DURATIONS, ProgressClock
+from .request import GenerationRequest, RunRefused, build_request, validate_request
 from .runner import BackendRunner
 from .state import RunState
 
@@ -65,7 +65,8 @@ def stream(
     """Run ``request`` (or the request made of ``fields``) on ``backend`` and yield its states.
 
     ``backend`` is a registered id or a ``Backend`` instance. Bad input never raises: it ends
-    the stream with an ``error`` state whose message names the problem and the fix.
+    the stream with an ``error`` state whose message names the problem and the fix, and whose
+    ``reason`` says what kind of failure it is.
     """
     backend_id = backend if isinstance(backend, str) else backend.id
     try:
@@ -77,8 +78,19 @@ def stream(
         resolved = validate_request(
             build_request(backend_obj, {**(request or {}), **fields}), backend_obj
         )
-    except (InvalidRequest, UnknownBackendError) as error:
-        yield RunState(status="error", backend=backend_id, message=str(error))
+    except RunRefused as error:
+        yield RunState(
+            status="error",
+            backend=backend_id,
+            message=str(error),
+            reason=error.reason,
+            retry_after=error.retry_after,
+        )
+        return
+    except UnknownBackendError as error:
+        yield RunState(
+            status="error", backend=backend_id, message=str(error), reason="invalid_request"
+        )
         return
     yield from _run(backend_obj, resolved, min_interval, preview_max_side)
 
@@ -104,7 +116,7 @@ def _run(
         seeds=[request.seed] if request.seed is not None else [],
         message="Starting…",
     )
-    clock = ProgressClock()
+    run = _RunProgress(backend.id, request.model, preview_max_side)
     runner = BackendRunner(backend.id, backend.generate(request, control), control, min_interval)
     runner.start()
     try:
@@ -112,16 +124,16 @@ def _run(
         while True:
             event = runner.channel.get(timeout=HEARTBEAT_SECONDS)
             if event is None and not runner.channel.closed:
-                state = state.model_copy(update={"elapsed": clock.elapsed})
+                state = run.tick(state)
             elif event is None:
                 break
             else:
-                state = _apply(state, event, clock, preview_max_side)
+                state = run.apply(state, event)
             yield state
             if state.status in ("done", "error"):
                 return
         if state.status == "running":
-            yield _ended_without_result(state, backend.id, control, clock)
+            yield _ended_without_result(state, backend.id, control, run.clock)
     finally:
         control.cancel()
         with _active_lock:
@@ -134,67 +146,143 @@ def _ended_without_result(
 ) -> RunState:
     """The last state of a run whose backend stopped yielding without Finished or Failed."""
     if control.cancelled or control.finish_requested:
-        status, message = "cancelled", "Cancelled."
+        status, message, reason = "cancelled", "Cancelled.", None
     else:
-        status = "error"
+        status, reason = "error", "backend_error"
         message = (
             f"Backend '{backend_id}' stopped without a result or an error; "
             "report this to its authors."
         )
-    return state.model_copy(update={"status": status, "message": message, "elapsed": clock.elapsed})
+    return state.model_copy(
+        update={
+            "status": status,
+            "message": message,
+            "reason": reason,
+            "elapsed": clock.elapsed,
+            "phase": None,
+        }
+    )
 
 
-def _apply(state: RunState, event, clock: ProgressClock, preview_max_side: int) -> RunState:
-    if isinstance(event, Started):
-        return state.model_copy(
-            update={
-                "total_steps": event.total_steps,
-                "model": event.model,
-                "seeds": list(event.seeds),
-                "width": event.width,
-                "height": event.height,
-                "message": None,
-                "elapsed": clock.elapsed,
-            }
-        )
-    if isinstance(event, Step):
-        clock.step(event.step)
-        preview = state.preview
-        if event.preview is not None:
-            preview = encode_preview(event.preview, preview_max_side)
-        return state.model_copy(
-            update={
-                "step": event.step,
-                "total_steps": event.total_steps,
-                "preview": preview,
-                "elapsed": clock.elapsed,
-                "steps_per_second": clock.steps_per_second(),
-                "eta": clock.eta(event.total_steps),
-                "message": None,
-            }
-        )
-    if isinstance(event, Finished):
-        message = (
-            f"Finished early at step {state.step} of {state.total_steps}." if event.early else None
-        )
-        return state.model_copy(
-            update={
-                "status": "done",
-                "images": list(event.images),
-                "seeds": list(event.seeds),
-                "step": state.step if event.early else state.total_steps,
-                "eta": 0.0,
-                "elapsed": clock.elapsed,
-                "message": message,
-            }
-        )
-    if isinstance(event, Failed):
+PHASE_TEXT = {
+    "queued": "Queued at the service…",
+    "loading": "Loading the model…",
+    "generating": "Generating…",
+    "fetching": "Fetching the result…",
+}
+
+
+class _RunProgress:
+    """Turns one run's events into its states: steps, waiting phases, ETAs, the end."""
+
+    def __init__(self, backend_id: str, model: str | None, preview_max_side: int) -> None:
+        self.backend_id, self.model = backend_id, model
+        self.preview_max_side = preview_max_side
+        self.clock = ProgressClock()
+
+    def tick(self, state: RunState) -> RunState:
+        """A heartbeat with no event: the elapsed time, and a waiting run's ETA counted down."""
+        update: dict[str, Any] = {"elapsed": self.clock.elapsed}
+        if state.phase is not None:
+            update["eta"] = self._wait_eta()
+        return state.model_copy(update=update)
+
+    def _wait_eta(self) -> float | None:
+        return self.clock.wait_eta(RUN_DURATIONS.expected(self.backend_id, self.model))
+
+    def apply(self, state: RunState, event: GenerationEvent) -> RunState:
+        clock = self.clock
+        if isinstance(event, Started):
+            return state.model_copy(
+                update={
+                    "total_steps": event.total_steps,
+                    "model": event.model,
+                    "seeds": list(event.seeds),
+                    "width": event.width,
+                    "height": event.height,
+                    "message": None,
+                    "elapsed": clock.elapsed,
+                }
+            )
+        if isinstance(event, Status):
+            clock.service_said(event.eta)
+            return state.model_copy(
+                update={
+                    "phase": event.phase,
+                    "message": event.message or PHASE_TEXT.get(event.phase),
+                    "queue_position": event.position,
+                    "queue_size": event.queue_size,
+                    "elapsed": clock.elapsed,
+                    "eta": self._wait_eta(),
+                }
+            )
+        if isinstance(event, Step):
+            clock.step(event.step)
+            preview, previews = state.preview, state.previews
+            if event.preview is not None:
+                try:
+                    preview, previews = encode_previews(event.preview, self.preview_max_side)
+                except InvalidPreview as error:
+                    return self._failed(
+                        state,
+                        Failed(
+                            f"Backend '{self.backend_id}' sent a preview that is not an image at "
+                            f"step {event.step}: {error}. This is a bug in the backend; report "
+                            "it to its authors.",
+                            "backend_error",
+                        ),
+                    )
+            return state.model_copy(
+                update={
+                    "step": event.step,
+                    "total_steps": event.total_steps,
+                    "preview": preview,
+                    "previews": previews,
+                    "phase": None,
+                    "queue_position": None,
+                    "queue_size": None,
+                    "elapsed": clock.elapsed,
+                    "steps_per_second": clock.steps_per_second(),
+                    "eta": clock.eta(event.total_steps),
+                    "message": None,
+                }
+            )
+        if isinstance(event, Finished):
+            if not event.early:
+                RUN_DURATIONS.record(self.backend_id, self.model, clock.elapsed)
+            message = (
+                f"Finished early at step {state.step} of {state.total_steps}."
+                if event.early
+                else None
+            )
+            return state.model_copy(
+                update={
+                    "status": "done",
+                    "images": list(event.images),
+                    "seeds": list(event.seeds),
+                    # a run that reported no steps (a service that only waits) claims none
+                    "step": state.step if event.early or not state.step else state.total_steps,
+                    "phase": None,
+                    "queue_position": None,
+                    "queue_size": None,
+                    "eta": 0.0,
+                    "elapsed": clock.elapsed,
+                    "message": message,
+                }
+            )
+        if isinstance(event, Failed):
+            return self._failed(state, event)
+        raise TypeError(f"unknown event {event!r}")
+
+    def _failed(self, state: RunState, event: Failed) -> RunState:
         return state.model_copy(
             update={
                 "status": "error",
                 "message": event.message,
-                "elapsed": clock.elapsed,
+                "reason": event.reason,
+                "retry_after": event.retry_after,
+                "phase": None,
+                "elapsed": self.clock.elapsed,
                 "eta": None,
             }
         )
-    raise TypeError(f"unknown event {event!r}")

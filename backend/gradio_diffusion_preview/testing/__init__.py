@@ -19,27 +19,32 @@ Every check runs the backend for real, on a worker thread with a time limit (as 
 does), and raises ``ConformanceError``, an ``AssertionError`` that names the backend, the check,
 what was expected, what was seen and the events the backend yielded. A check that does not apply
 to a backend (``check_cancel`` on one that declares ``cancel=False``) returns the reason instead
-of ``None``. Request fields are those of ``GenerationRequest``; by default the kit asks for a
-small, short, seeded run (see ``default_fields``), so tiny models check in seconds on a CPU.
+of ``None``. Backends that wait on a service and report no steps (``step_events=False``) are
+checked on their Status events and on a cancel sent right after Started. Request fields are
+those of ``GenerationRequest``; by default the kit asks for a small, short, seeded run within
+the model's limits (see ``default_fields``), so tiny models check in seconds on a CPU.
 
 Import from this package; its modules are how the kit is organised, not its interface:
 ``suite`` (all checks at once), ``checks_*`` (the checks, by what they look at),
-``recording`` and ``puller`` (running a backend), ``file_writes`` (watching for files),
-``report`` (errors and messages) and ``defaults``.
+``recording`` and ``puller`` (running a backend), ``file_writes`` and ``network_calls``
+(watching what a backend touches), ``report`` (errors and messages) and ``defaults``.
 """
 
 from __future__ import annotations
 
 # Names given as "X as X" are public too, though not in __all__ (as in the single module).
-from .checks_events import check_event_order, check_final_images, check_previews, check_steps
+from .checks_events import check_event_order, check_final_images, check_steps
 from .checks_files import check_no_files
 from .checks_identity import check_identity
+from .checks_previews import check_previews
 from .checks_requests import NO_SUCH_MODEL as NO_SUCH_MODEL
 from .checks_requests import check_batch, check_failure, check_seed
-from .checks_signals import check_cancel, check_finish_early
+from .checks_signals import check_cancel, check_cancel_at_start, check_finish_early
+from .checks_status import check_status
 from .checks_stream import check_stream
 from .defaults import DEFAULT_CANCEL_AFTER as DEFAULT_CANCEL_AFTER
 from .defaults import DEFAULT_PROMPT as DEFAULT_PROMPT
+from .defaults import DEFAULT_START_CANCEL_TIMEOUT as DEFAULT_START_CANCEL_TIMEOUT
 from .defaults import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from .defaults import default_fields
 from .recording import Recording, run_backend
@@ -55,6 +60,7 @@ __all__ = [
     "check_backend",
     "check_batch",
     "check_cancel",
+    "check_cancel_at_start",
     "check_event_order",
     "check_failure",
     "check_final_images",
@@ -63,6 +69,7 @@ __all__ = [
     "check_no_files",
     "check_previews",
     "check_seed",
+    "check_status",
     "check_steps",
     "check_stream",
     "default_fields",

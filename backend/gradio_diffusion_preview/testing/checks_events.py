@@ -1,5 +1,5 @@
-"""The checks that read one ordinary run: the order of its events, its step numbers, its
-previews and its final images.
+"""The checks that read one ordinary run: the order of its events, its step numbers and its
+final images (its previews and its Status events have modules of their own).
 
 Each public ``check_*`` makes a run (or reads the ``recording`` it is given, so that several
 checks can share one); the ``expect_*`` functions hold the rules, and the other checks reuse
@@ -8,13 +8,13 @@ them on the runs they make.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import numpy as np
 import PIL.Image
 
 from ..backend import Backend
-from ..events import Failed, Finished, Started, Step
+from ..events import FAILURE_REASONS, Failed, Finished, Started, Status, Step
 from .defaults import DEFAULT_TIMEOUT
 from .recording import Recording, fail_check, run_backend
 from .report import describe_event
@@ -27,8 +27,9 @@ def check_event_order(
     timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
-    """Started, then Steps, then Finished or one Failed, then the generator returns; nothing
-    raised, nothing after the end, no run without an end, no event of another type."""
+    """Started, then Steps and Status events, then Finished or one Failed (with a known reason
+    and a ``retry_after`` that is None or a finite number >= 0), then the generator returns;
+    nothing raised, nothing after the end, no run without an end, no event of another type."""
     rec = recording or run_backend(backend, timeout=timeout, **fields)
     expect_event_order(rec, "event_order", allow_failed=True)
 
@@ -41,25 +42,12 @@ def check_steps(
     **fields: Any,
 ) -> None:
     """Started.total_steps is the request's steps; Steps count up from 1 to it, each carrying
-    the same total; a run that finishes normally ends on the last step."""
+    the same total; a run that finishes normally ends on the last step. A backend whose
+    capabilities say ``step_events=False`` needs send no Steps, but any it sends keep these
+    rules."""
     rec = recording or run_backend(backend, timeout=timeout, **fields)
     expect_event_order(rec, "steps")
     expect_steps(rec, "steps")
-
-
-def check_previews(
-    backend: Backend,
-    *,
-    recording: Recording | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    **fields: Any,
-) -> None:
-    """Every preview is an in-memory PIL image or ``HxWx3`` ``uint8`` array of the size that
-    Started.preview_size declared; a run that declares previews sends some; one that declares
-    none (or whose capabilities say step_previews=False) sends none."""
-    rec = recording or run_backend(backend, timeout=timeout, **fields)
-    expect_event_order(rec, "previews")
-    expect_previews(rec)
 
 
 def check_final_images(
@@ -100,22 +88,36 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             "the backend stopped producing events without returning",
         )
     for event in rec.events:
-        if not isinstance(event, Started | Step | Finished | Failed):
+        if not isinstance(event, Started | Step | Status | Finished | Failed):
             fail_check(
                 rec,
                 check,
-                "only Started, Step, Finished and Failed events",
+                "only Started, Step, Status, Finished and Failed events",
                 f"a {type(event).__name__}",
             )
     if not rec.events:
-        fail_check(rec, check, "Started, then Steps, then Finished or Failed", "no events at all")
+        fail_check(
+            rec,
+            check,
+            "Started, then Steps or Status events, then Finished or Failed",
+            "no events at all",
+        )
     first = rec.events[0]
     if isinstance(first, Failed):
         body = []
     elif isinstance(first, Started):
         body = rec.events[1:]
     else:
-        fail_check(rec, check, "Started as the first event", describe_event(first))
+        fail_check(
+            rec,
+            check,
+            "Started as the first event",
+            describe_event(first),
+            fix="yield Started before any Step or Status: a run queued at a service yields "
+            "Started, then Status('queued', ...)"
+            if isinstance(first, Status)
+            else None,
+        )
     started_twice = [e for e in body if isinstance(e, Started)]
     if started_twice:
         fail_check(rec, check, "Started exactly once, first", "a second Started")
@@ -139,8 +141,46 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
         )
     if not rec.ended:
         fail_check(rec, check, "the generator to return after its last event", "it kept running")
-    if isinstance(rec.events[-1], Failed) and not allow_failed:
-        fail_check(rec, check, "a valid request to finish", f"Failed: {rec.events[-1].message}")
+    if isinstance(rec.events[-1], Failed):
+        expect_failure_well_formed(rec, check, rec.events[-1])
+        if not allow_failed:
+            fail_check(rec, check, "a valid request to finish", f"Failed: {rec.events[-1].message}")
+
+
+def expect_failure_well_formed(rec: Recording, check: str, failed: Failed) -> None:
+    """A Failed event says what went wrong for a person, why for code (a known reason) and,
+    at most, when to try again (``retry_after``: None or seconds, finite and >= 0)."""
+    if not isinstance(failed.message, str) or not failed.message.strip():
+        fail_check(
+            rec,
+            check,
+            "Failed.message to say what went wrong and how to fix it",
+            repr(failed.message),
+        )
+    if failed.reason not in FAILURE_REASONS:
+        fail_check(
+            rec,
+            check,
+            f"Failed.reason to be one of {', '.join(FAILURE_REASONS)}",
+            repr(failed.reason),
+            fix="pick the reason that says what a caller can do (see the table of failure "
+            "reasons in docs/plugins.md); backend_error when nothing else fits",
+        )
+    retry = failed.retry_after
+    if retry is not None and (
+        isinstance(retry, bool)
+        or not isinstance(retry, int | float)
+        or not math.isfinite(retry)
+        or retry < 0
+    ):
+        fail_check(
+            rec,
+            check,
+            "Failed.retry_after to be None or a finite number of seconds >= 0",
+            repr(retry),
+            fix="pass the seconds the service asked to wait (e.g. its Retry-After header), "
+            "or None when it did not say",
+        )
 
 
 def expect_steps(rec: Recording, check: str) -> None:
@@ -168,11 +208,19 @@ def expect_steps(rec: Recording, check: str) -> None:
         fail_check(rec, check, f"step numbers from 1 to {started.total_steps}", f"steps {numbers}")
     if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
         fail_check(rec, check, "step numbers that increase", f"steps {numbers}")
+    if not rec.capabilities.step_events:
+        return  # a backend that waits on a service need not report every step, or any
     finished = rec.finished
     if finished is not None and not finished.early and started.total_steps:
         if not numbers:
             fail_check(
-                rec, check, f"Step events (1..{started.total_steps}) before Finished", "none"
+                rec,
+                check,
+                f"Step events (1..{started.total_steps}) before Finished",
+                "none",
+                fix="yield Step(step, total_steps) after each step; a backend that waits on a "
+                "service reporting no steps declares Capabilities(step_events=False, "
+                "step_previews=False) and yields Status events instead",
             )
         if numbers[-1] != started.total_steps:
             fail_check(
@@ -180,89 +228,6 @@ def expect_steps(rec: Recording, check: str) -> None:
                 check,
                 f"the last Step before Finished to be {started.total_steps}",
                 f"the last was {numbers[-1]}",
-            )
-
-
-def expect_previews(rec: Recording) -> None:
-    """The rules of ``check_previews``."""
-    check = "previews"
-    started = rec.started
-    if started is None:
-        return
-    declared = started.preview_size
-    sent = [s for s in rec.steps if s.preview is not None]
-    if declared is None:
-        if sent:
-            fail_check(
-                rec,
-                check,
-                "no previews, as Started.preview_size is None",
-                f"a preview on Step {sent[0].step}",
-            )
-        return
-    if not rec.capabilities.step_previews:
-        fail_check(
-            rec,
-            check,
-            "Started.preview_size=None, as capabilities.step_previews is False",
-            f"preview_size={declared}",
-        )
-    if (
-        not isinstance(declared, tuple | list)
-        or len(declared) != 2
-        or not all(isinstance(n, int) and n > 0 for n in declared)
-    ):
-        fail_check(
-            rec, check, "Started.preview_size to be (width, height) in pixels", repr(declared)
-        )
-    if rec.steps and not sent:
-        fail_check(
-            rec,
-            check,
-            f"previews, as Started.preview_size is {tuple(declared)}",
-            "no Step with a preview",
-        )
-    width, height = declared
-    for s in sent:
-        preview = s.preview
-        if isinstance(preview, PIL.Image.Image):
-            if getattr(preview, "filename", None):
-                fail_check(
-                    rec,
-                    check,
-                    "previews made in memory",
-                    f"Step {s.step}'s preview was read from {preview.filename}",
-                )
-            size = preview.size
-        elif isinstance(preview, np.ndarray):
-            if isinstance(preview, np.memmap) or isinstance(preview.base, np.memmap):
-                fail_check(
-                    rec,
-                    check,
-                    "previews made in memory",
-                    f"Step {s.step}'s preview is a memory-mapped file",
-                )
-            if preview.ndim != 3 or preview.shape[2] != 3 or preview.dtype != np.uint8:
-                fail_check(
-                    rec,
-                    check,
-                    "a preview array of shape (height, width, 3) and dtype uint8",
-                    f"Step {s.step}: shape {preview.shape}, dtype {preview.dtype}",
-                )
-            size = (preview.shape[1], preview.shape[0])
-        else:
-            fail_check(
-                rec,
-                check,
-                "previews that are PIL images or HxWx3 uint8 numpy arrays",
-                f"Step {s.step}: a {type(preview).__name__}",
-            )
-        if tuple(size) != (width, height):
-            fail_check(
-                rec,
-                check,
-                f"previews of {width}x{height} (Started.preview_size)",
-                f"Step {s.step}: a {size[0]}x{size[1]} preview",
             )
 
 

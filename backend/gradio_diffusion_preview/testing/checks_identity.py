@@ -1,25 +1,32 @@
-"""The identity check: a backend's id, names, capabilities and models are well formed and
-consistent, before the kit runs it at all (the registry, the CLI and the UI read them)."""
+"""The identity check: a backend's id, names, capabilities, availability and models are well
+formed and consistent, before the kit runs it at all (the registry, the CLI and the UI read
+them)."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from typing import NoReturn
 
-from ..backend import Backend, Capabilities, ModelInfo
-from .report import ConformanceError, backend_name
+from ..backend import Availability, Backend, Capabilities, ModelDefaults, ModelInfo
+from .network_calls import watch_network
+from .report import ConformanceError, backend_name, validation_message
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 """What a backend id may look like: users type it."""
+AVAILABILITY_SECONDS = 1.0
+"""The most one ``availability()`` call may take: it is asked before every run."""
 
 
 def check_identity(backend: Backend) -> None:
-    """The backend's identity, capabilities and models are well formed and consistent."""
+    """The backend's identity, capabilities and models are well formed and consistent;
+    ``availability()`` answers an ``Availability`` quickly, without raising or using the
+    network; each model's own defaults fit the backend's capabilities."""
     bid = backend_name(backend)
 
-    def fail(expected: str, seen: str) -> NoReturn:
-        raise ConformanceError(bid, "identity", expected, seen)
+    def fail(expected: str, seen: str, fix: str | None = None) -> NoReturn:
+        raise ConformanceError(bid, "identity", expected, seen, fix=fix)
 
     if not isinstance(backend, Backend):
         fail("an instance of gradio_diffusion_preview.Backend", type(backend).__name__)
@@ -42,6 +49,7 @@ def check_identity(backend: Backend) -> None:
     problems = capability_problems(caps)
     if problems:
         fail("capabilities whose defaults satisfy their own limits", "; ".join(problems))
+    check_availability(backend, fail)
     try:
         models = list(backend.models())
         default = backend.default_model()
@@ -54,6 +62,8 @@ def check_identity(backend: Backend) -> None:
     if wrong:
         fail("models() to return ModelInfo objects", repr(wrong[0]))
     ids = [m.id for m in models]
+    if any(not isinstance(i, str) or not i.strip() for i in ids):
+        fail("every model id to be a non-empty string", repr(ids))
     if len(set(ids)) != len(ids):
         fail("models() to list each model id once", ", ".join(ids))
     if not models and not caps.any_model:
@@ -64,10 +74,78 @@ def check_identity(backend: Backend) -> None:
         )
     if default is not None and not caps.any_model and default not in ids:
         fail(f"default_model() to be one of the listed models ({', '.join(ids)})", repr(default))
+    for model in models:
+        check_model_defaults(backend, model, fail)
     try:
         json.dumps(backend.describe())
     except (TypeError, ValueError) as error:
         fail("describe() to be JSON-serialisable (the CLI prints it)", str(error))
+
+
+def check_availability(backend: Backend, fail) -> None:
+    """``availability()`` returns an ``Availability`` within a second, raises nothing, makes
+    no network call, and says why (and how to fix it) when the backend is not usable."""
+    calls: list[str] = []
+    started = time.monotonic()
+    try:
+        with watch_network(calls):
+            availability = backend.availability()
+    except Exception as error:
+        fail(
+            "availability() to answer without raising (it is asked before every run)",
+            f"{type(error).__name__}: {error}",
+            fix="return Availability(state, message) for every case you can detect cheaply",
+        )
+    took = time.monotonic() - started
+    if not isinstance(availability, Availability):
+        fail(
+            "availability() to return a gradio_diffusion_preview.Availability",
+            f"a {type(availability).__name__}: {availability!r}",
+        )
+    if calls:
+        fail(
+            "availability() to make no network calls (it is asked before every run)",
+            ", ".join(calls[:3]),
+            fix="decide from configuration alone (a URL set, a token present); report a "
+            "service that cannot be reached as Failed(reason='unavailable') in generate, or "
+            "as an error from models()",
+        )
+    if took > AVAILABILITY_SECONDS:
+        fail(
+            f"availability() to answer within {AVAILABILITY_SECONDS:g}s (it is asked before "
+            "every run)",
+            f"it took {took:.1f}s",
+        )
+    if not availability.usable and not availability.message.strip():
+        fail(
+            "an Availability that is not usable to say why and how to fix it in its message",
+            f"state={availability.state!r}, message=''",
+        )
+
+
+def check_model_defaults(backend: Backend, model: ModelInfo, fail) -> None:
+    """A model's own defaults are a ``ModelDefaults`` that fits the backend's capabilities
+    (validation applies them to every request for that model)."""
+    defaults = model.defaults
+    if defaults is None:
+        return
+    if not isinstance(defaults, ModelDefaults):
+        fail(
+            f"model '{model.id}''s defaults to be a ModelDefaults or None",
+            f"a {type(defaults).__name__}",
+        )
+    try:
+        caps = backend.capabilities_for(model.id)
+    except ValueError as error:
+        fail(
+            f"model '{model.id}''s defaults to fit the backend's capabilities",
+            validation_message(error),
+            fix="give the model a complete set of its own limits: a steps_range with a "
+            "default_steps inside it, a default_size within min_size..max_size, and so on",
+        )
+    problems = capability_problems(caps)
+    if problems:
+        fail(f"model '{model.id}''s defaults to satisfy their own limits", "; ".join(problems))
 
 
 def capability_problems(caps: Capabilities) -> list[str]:

@@ -4,16 +4,15 @@ validation but cannot run (``check_failure``)."""
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import PIL.Image
 
 from ..backend import Backend
-from ..events import FailureReason
 from ..request import InvalidRequest, build_request, validate_request
-from .checks_events import expect_event_order, expect_finished_run
-from .defaults import DEFAULT_TIMEOUT, default_fields
+from .checks_events import expect_event_order, expect_failure_well_formed, expect_finished_run
+from .defaults import DEFAULT_TIMEOUT, capabilities_for_run, default_fields
 from .recording import Recording, fail_check, record_run, run_backend
 from .report import ConformanceError, backend_name
 
@@ -70,6 +69,8 @@ def check_batch(
     """A batch of two gives two images at the requested size with two different seeds."""
     if backend.capabilities.max_batch < 2:
         return "capabilities.max_batch is 1"
+    if capabilities_for_run(backend, fields.get("model")).max_batch < 2:
+        return "the model's own max_batch is 1"
     rec = run_backend(backend, timeout=timeout, **{**fields, "num_images": 2})
     expect_finished_run(rec, "batch")
     seeds = rec.finished.seeds
@@ -86,7 +87,7 @@ def check_failure(
     **fields: Any,
 ) -> str | None:
     """A request that passes validation but that the backend cannot run ends in one Failed
-    event with a message and a known reason, not an exception.
+    event with a message, a known reason and a sound ``retry_after``, not an exception.
 
     ``failing_request`` holds the fields that make it fail, over the other ``fields`` (for
     example ``{"options": {"style": "no-such-style"}}``). Without it, a backend that accepts any
@@ -99,7 +100,8 @@ def check_failure(
                 "generate fail, e.g. a bad value for one of its options)"
             )
         failing_request = {"model": NO_SUCH_MODEL}
-    merged = {**default_fields(backend), **fields, **failing_request}
+    merged = {**fields, **failing_request}
+    merged = {**default_fields(backend, merged.get("model")), **merged}
     try:
         request = validate_request(build_request(backend, merged), backend)
     except InvalidRequest as error:
@@ -118,20 +120,7 @@ def check_failure(
             f"a Failed event for the failing request {failing_request}",
             "Finished" if rec.finished else "no Failed event",
         )
-    if not isinstance(failed.message, str) or not failed.message.strip():
-        fail_check(
-            rec,
-            "failure",
-            "Failed.message to say what went wrong and how to fix it",
-            repr(failed.message),
-        )
-    if failed.reason not in get_args(FailureReason):
-        fail_check(
-            rec,
-            "failure",
-            f"Failed.reason to be one of {get_args(FailureReason)}",
-            repr(failed.reason),
-        )
+    expect_failure_well_formed(rec, "failure", failed)
     return None
 
 

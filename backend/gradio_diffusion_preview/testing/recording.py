@@ -14,15 +14,18 @@ from typing import Any, NoReturn
 
 from ..backend import Backend, Capabilities
 from ..control import RunControl
-from ..events import Failed, Finished, GenerationEvent, Started, Step
-from ..request import GenerationRequest, InvalidRequest, build_request, validate_request
-from .defaults import DEFAULT_CANCEL_AFTER, DEFAULT_TIMEOUT, default_fields
+from ..events import Failed, Finished, GenerationEvent, Started, Status, Step
+from ..request import GenerationRequest, InvalidRequest, RunRefused, build_request, validate_request
+from .defaults import DEFAULT_CANCEL_AFTER, DEFAULT_TIMEOUT, capabilities_for_run, default_fields
 from .file_writes import watch_writes
 from .puller import Puller
-from .report import ConformanceError, backend_name, describe_event
+from .report import ConformanceError, backend_name, describe_event, validation_message
 
 EXTRA_PULLS = 3
 """Events pulled after a terminal event or a signal, to see whether more come."""
+MAX_EVENTS = 5000
+"""Events of any kind recorded before a run is judged a runaway; other limits count no Status
+events, as a backend polling a service may send many."""
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Recording:
     backend: str
     request: GenerationRequest
     capabilities: Capabilities
+    """The capabilities that hold for the request's model."""
     events: list[GenerationEvent] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     """Seconds from the call to ``generate`` to each event."""
@@ -43,7 +47,7 @@ class Recording:
     signal: str | None = None
     """"cancel" or "finish_early" when the run was sent that signal..."""
     signal_index: int | None = None
-    """...after the event at this index..."""
+    """...after the event at this index (a Step, or Started when sent right after it)..."""
     signal_time: float | None = None
     """...at this time (seconds from the call)..."""
     signal_limit: float | None = None
@@ -61,6 +65,10 @@ class Recording:
     @property
     def steps(self) -> list[Step]:
         return [e for e in self.events if isinstance(e, Step)]
+
+    @property
+    def statuses(self) -> list[Status]:
+        return [e for e in self.events if isinstance(e, Status)]
 
     @property
     def finished(self) -> Finished | None:
@@ -86,9 +94,11 @@ class Recording:
         return ", ".join(words) or "<nothing>"
 
 
-def fail_check(recording: Recording, check: str, expected: str, seen: str) -> NoReturn:
+def fail_check(
+    recording: Recording, check: str, expected: str, seen: str, fix: str | None = None
+) -> NoReturn:
     """Raise the ``ConformanceError`` of ``check`` for this run, with its events."""
-    raise ConformanceError(recording.backend, check, expected, seen, recording.trace())
+    raise ConformanceError(recording.backend, check, expected, seen, recording.trace(), fix=fix)
 
 
 def run_backend(
@@ -103,8 +113,9 @@ def run_backend(
 ) -> Recording:
     """Validate the request made of ``fields`` (over ``default_fields``) and run it, recording
     every event. ``signal`` ("cancel" or "finish_early") is sent once Step ``signal_after`` has
-    arrived; the run then has ``signal_timeout`` seconds (by default about three step times, at
-    least one second) to end. With ``watch_files`` the files opened for writing are recorded."""
+    arrived (right after Started when ``signal_after`` is 0); the run then has
+    ``signal_timeout`` seconds (by default about three step times, at least one second) to
+    end. With ``watch_files`` the files opened for writing are recorded."""
     return record_run(
         backend,
         resolve_request(backend, fields),
@@ -117,20 +128,34 @@ def run_backend(
 
 
 def resolve_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest:
-    """The validated request made of ``fields`` over ``default_fields``; a request the backend
-    rejects is the caller's mistake, reported as a failure of the "request" check."""
-    merged = {**default_fields(backend), **fields}
+    """The validated request made of ``fields`` over ``default_fields`` (for the model asked
+    for); a request the backend rejects, or a backend that cannot run now, is reported as a
+    failure of the "request" check."""
+    merged = {**default_fields(backend, fields.get("model")), **fields}
     try:
         return validate_request(build_request(backend, merged), backend)
     except InvalidRequest as error:
-        raise ConformanceError(
-            backend_name(backend),
-            "request",
-            "the kit's request to pass validation (pass "
-            "request fields this backend accepts, e.g. prompt=..., steps=..., width=..., "
-            "height=...)",
-            str(error),
-        ) from None
+        expected, fix = (
+            "the kit's request to pass validation",
+            "pass request fields this backend accepts, e.g. prompt=..., steps=..., width=..., "
+            "height=...",
+        )
+        seen = str(error)
+    except RunRefused as error:
+        expected, fix = (
+            "the backend to be usable for the kit's runs",
+            "configure the backend in the test (a token, a server started by a fixture) so "
+            "that availability() is usable and models() lists its models",
+        )
+        seen = f"{error.reason}: {error}"
+    except ValueError as error:  # a model's defaults that do not fit the capabilities
+        expected, fix = (
+            "capabilities_for(model) to apply the model's defaults",
+            "make the model's ModelDefaults fit within the backend's capabilities "
+            "(a steps_range needs a default_steps inside it, and so on)",
+        )
+        seen = validation_message(error)
+    raise ConformanceError(backend_name(backend), "request", expected, seen, fix=fix)
 
 
 def record_run(
@@ -144,8 +169,14 @@ def record_run(
 ) -> Recording:
     """Run an already validated ``request``; the arguments are those of ``run_backend``."""
     control = RunControl()
-    rec = Recording(backend_name(backend), request, backend.capabilities, watched=watch_files)
+    rec = Recording(
+        backend_name(backend),
+        request,
+        capabilities_for_run(backend, request.model),
+        watched=watch_files,
+    )
     limit = max(4 * (request.steps or 1) + 10, 20)  # events: enough to see a runaway backend
+    counted = 0  # events other than Status (a backend polling a service may send many)
     with watch_writes(rec.writes, watch_files):
         t0 = time.monotonic()
         puller = Puller(lambda: backend.generate(request, control), rec.backend)
@@ -168,16 +199,12 @@ def record_run(
                     break
                 rec.events.append(item)
                 rec.times.append(now)
+                counted += not isinstance(item, Status)
                 if extra is not None:
                     extra -= 1
                 elif isinstance(item, Finished | Failed):
                     extra = EXTRA_PULLS
-                elif (
-                    signal
-                    and isinstance(item, Step)
-                    and item.step >= signal_after
-                    and rec.signal is None
-                ):
+                elif signal and rec.signal is None and signal_point(item, signal_after):
                     if signal == "cancel":
                         control.cancel()
                     else:
@@ -188,12 +215,19 @@ def record_run(
                         signal_timeout if signal_timeout is not None else step_time_limit(rec)
                     )
                     extra = EXTRA_PULLS + 1
-                if extra == 0 or len(rec.events) >= limit:
+                if extra == 0 or counted >= limit or len(rec.events) >= MAX_EVENTS:
                     rec.end_time = now
                     break
         finally:
             puller.close(wait=0.0 if rec.timed_out else 2.0)
     return rec
+
+
+def signal_point(event: Any, after: int) -> bool:
+    """Whether a signal meant for "after Step ``after``" (0: right after Started) is due."""
+    if after <= 0:
+        return isinstance(event, Started)
+    return isinstance(event, Step) and isinstance(event.step, int) and event.step >= after
 
 
 def step_time_limit(rec: Recording) -> float:

@@ -12,11 +12,12 @@ from typing import Any
 
 import PIL.Image
 
-from ..events import Failed, Finished, Started, Step
+from ..events import Failed, Finished, Started, Status, Step
 
 
 class ConformanceError(AssertionError):
-    """A backend broke the contract: ``backend``, ``check``, ``expected`` and ``seen`` say how.
+    """A backend broke the contract: ``backend``, ``check``, ``expected`` and ``seen`` say how,
+    and ``fix``, when the kit knows the usual cause, what to change.
 
     When raised by ``check_backend`` it sums up several failures: ``failures`` holds each one.
     """
@@ -29,11 +30,15 @@ class ConformanceError(AssertionError):
         seen: str,
         events: str | None = None,
         failures: Sequence[ConformanceError] = (),
+        fix: str | None = None,
     ) -> None:
         self.backend, self.check, self.expected, self.seen = backend, check, expected, seen
+        self.fix = fix
         self.failures = list(failures)
         self.report: ConformanceReport | None = None  # set by check_backend
         message = f"Backend '{backend}' fails the {check} check: expected {expected}; saw {seen}."
+        if fix:
+            message += f"\n    fix: {fix}"
         if events:
             message += f"\n    events: {events}"
         super().__init__(message)
@@ -80,12 +85,22 @@ def describe_event(event: Any) -> str:
         if event.preview is None:
             return f"Step {event.step}/{event.total_steps}"
         preview = event.preview
-        size = (
-            f"{preview.width}x{preview.height}"
-            if isinstance(preview, PIL.Image.Image)
-            else "x".join(str(n) for n in getattr(preview, "shape", ())) or "?"
-        )
+        if isinstance(preview, list | tuple):
+            size = ", ".join(describe_image(p) for p in preview) or "empty list"
+        else:
+            size = describe_image(preview)
         return f"Step {event.step}/{event.total_steps} [{size}]"
+    if isinstance(event, Status):
+        where = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("position", event.position),
+                ("queue_size", event.queue_size),
+                ("eta", event.eta),
+            )
+            if value is not None
+        ]
+        return f"Status({', '.join([repr(event.phase), *where])})"
     if isinstance(event, Finished):
         sizes = ", ".join(
             f"{i.width}x{i.height}" if isinstance(i, PIL.Image.Image) else type(i).__name__
@@ -98,9 +113,25 @@ def describe_event(event: Any) -> str:
     return f"<{type(event).__name__}>"
 
 
+def describe_image(image: Any) -> str:
+    """``WxH`` for a PIL image, the shape for an array (``HxWxC``), else the type's name."""
+    if isinstance(image, PIL.Image.Image):
+        return f"{image.width}x{image.height}"
+    shape = getattr(image, "shape", None)
+    return "x".join(str(n) for n in shape) if shape else type(image).__name__
+
+
 def describe_states(states: list) -> str:
     """The RunStates ``stream()`` yielded, one ``status@step/total`` each."""
     words = [f"{s.status}@{s.step}/{s.total_steps}" for s in states]
     if len(words) > 12:
         words = [*words[:6], "...", *words[-4:]]
     return ", ".join(words) or "<no states>"
+
+
+def validation_message(error: ValueError) -> str:
+    """The messages of a pydantic ValidationError (or a ValueError), without its boilerplate."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors())
+    return str(error)

@@ -11,11 +11,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..backend import Backend
-from .checks_events import check_event_order, check_final_images, check_previews, check_steps
+from .checks_events import check_event_order, check_final_images, check_steps
 from .checks_files import check_no_files
 from .checks_identity import check_identity
+from .checks_previews import check_previews
 from .checks_requests import check_batch, check_failure, check_seed
-from .checks_signals import check_cancel, check_finish_early
+from .checks_signals import check_cancel, check_cancel_at_start, check_finish_early
+from .checks_status import check_status
 from .checks_stream import check_stream
 from .defaults import DEFAULT_CANCEL_AFTER, DEFAULT_TIMEOUT
 from .recording import Recording, record_run, resolve_request, run_backend
@@ -25,12 +27,14 @@ CHECKS = (
     "identity",
     "event_order",
     "steps",
+    "status",
     "previews",
     "final_images",
     "seed",
     "no_files",
     "batch",
     "cancel",
+    "cancel_at_start",
     "finish_early",
     "failure",
     "stream",
@@ -53,7 +57,8 @@ def check_backend(
     ``ConformanceError`` listing every failure, or return the report (passed and skipped).
 
     ``skip`` names checks not to run (see ``CHECKS``). The main run is shared by the checks
-    that only read it, so a full check costs about eight short runs.
+    that only read it, so a full check costs about nine short runs (one of them cancelled
+    right after Started).
     """
     unknown = sorted(set(skip) - set(CHECKS))
     if unknown:
@@ -84,12 +89,13 @@ def check_backend(
     main = record_run(backend, request, timeout, watch_files="no_files" not in skip)
     shared = {"recording": main, "timeout": timeout}
     attempt("event_order", lambda: check_event_order(backend, **shared))
-    dependent = ("steps", "previews", "final_images", "seed", "no_files")
+    dependent = ("steps", "status", "previews", "final_images", "seed", "no_files")
     if "event_order" in report.failed:
         for name in dependent:
             report.skipped[name] = "not run: the event order check failed"
     else:
         attempt("steps", lambda: check_steps(backend, **shared))
+        attempt("status", lambda: check_status(backend, **shared))
         attempt("previews", lambda: check_previews(backend, **shared))
         attempt("final_images", lambda: check_final_images(backend, **shared))
         attempt("seed", lambda: check_seed(backend, **shared))
@@ -104,6 +110,12 @@ def check_backend(
         "timeout": timeout,
     }
     attempt("cancel", lambda: check_cancel(backend, **signal_args, **fields))
+    attempt(
+        "cancel_at_start",
+        lambda: check_cancel_at_start(
+            backend, cancel_timeout=cancel_timeout, reference=main, timeout=timeout, **fields
+        ),
+    )
     attempt("finish_early", lambda: check_finish_early(backend, **signal_args, **fields))
     attempt(
         "failure",
@@ -193,6 +205,10 @@ class BackendConformanceTests:
         backend, rec = self._main()
         check_steps(backend, recording=rec)
 
+    def test_status(self) -> None:
+        backend, rec = self._main()
+        check_status(backend, recording=rec)
+
     def test_previews(self) -> None:
         backend, rec = self._main()
         check_previews(backend, recording=rec)
@@ -212,6 +228,18 @@ class BackendConformanceTests:
 
     def test_cancel(self) -> None:
         self._skip_if(check_cancel(self.make_backend(), **self._signal_args()))
+
+    def test_cancel_at_start(self) -> None:
+        backend, rec = self._main()
+        self._skip_if(
+            check_cancel_at_start(
+                backend,
+                cancel_timeout=self.cancel_timeout,
+                reference=rec,
+                timeout=self.timeout,
+                **self.request_fields(),
+            )
+        )
 
     def test_finish_early(self) -> None:
         self._skip_if(check_finish_early(self.make_backend(), **self._signal_args()))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...backend import Backend, Capabilities, ModelInfo
 from ...events import Failed
+from .model_defaults import defaults_for
 from .schedulers import SCHEDULERS, SchedulerChoiceError, canonical_name
 
 if TYPE_CHECKING:
@@ -198,9 +199,10 @@ class DiffusersBackend(Backend):
 
     def models(self) -> Sequence[ModelInfo]:
         if self._listed is not None:
-            return [ModelInfo(id=model) for model in self._listed]
+            return [ModelInfo(id=model, defaults=defaults_for(model)) for model in self._listed]
         found = [
-            ModelInfo(id=repo, description="Hugging Face cache") for repo in _cached_pipelines()
+            ModelInfo(id=repo, description="Hugging Face cache", defaults=defaults_for(repo))
+            for repo in _cached_pipelines()
         ]
         from ...bundled.shapes import model_dir
 
@@ -226,6 +228,18 @@ class DiffusersBackend(Backend):
                     )
                 )
         return found
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        """The listed model, or any model this backend can load, with the defaults and limits
+        its name and pipeline class call for (see ``model_defaults``)."""
+        listed = super().model_info(model)
+        if listed is not None and listed.defaults is not None:
+            return listed
+        defaults = defaults_for(model)
+        if listed is None and defaults is None:
+            return None
+        base = listed or ModelInfo(id=model)
+        return base.model_copy(update={"defaults": defaults})
 
     def generate(
         self, request: GenerationRequest, control: RunControl

@@ -1,0 +1,69 @@
+"""The status check: the Status events a run sends while it waits (queued at a service, a model
+loading, a remote generation that reports no steps) are well formed, so the component can show
+them: a known phase, a queue place and size that make sense, an ETA in seconds, a text."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..backend import Backend
+from ..events import PHASES, Status
+from .checks_events import expect_event_order
+from .defaults import DEFAULT_TIMEOUT
+from .recording import Recording, fail_check, run_backend
+
+CHECK = "status"
+
+
+def check_status(
+    backend: Backend,
+    *,
+    recording: Recording | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    **fields: Any,
+) -> None:
+    """Every Status comes after Started and before the end, with ``phase`` one of
+    ``events.PHASES``, ``message`` a str, ``position`` an int >= 1, ``queue_size`` an int >= 0
+    and not below ``position``, ``eta`` a finite number of seconds >= 0 (each of the last three
+    may be None). A run may send no Status at all."""
+    rec = recording or run_backend(backend, timeout=timeout, **fields)
+    expect_event_order(rec, CHECK, allow_failed=True)
+    for index, status in enumerate(rec.statuses, start=1):
+        problem = status_problem(status)
+        if problem:
+            expected, seen = problem
+            fail_check(rec, CHECK, expected, f"Status #{index}: {seen}")
+
+
+def status_problem(status: Status) -> tuple[str, str] | None:
+    """What is wrong with one Status, as (expected, seen); None when it is well formed."""
+    if status.phase not in PHASES:
+        return f"Status.phase to be one of {', '.join(PHASES)}", f"phase={status.phase!r}"
+    if not isinstance(status.message, str):
+        return "Status.message to be a str ('' for the phase's own text)", (
+            f"message={status.message!r}"
+        )
+    position, size, eta = status.position, status.queue_size, status.eta
+    if position is not None and (not is_int(position) or position < 1):
+        return "Status.position to be None or an int >= 1 (1 = next)", f"position={position!r}"
+    if size is not None and (not is_int(size) or size < 0):
+        return "Status.queue_size to be None or an int >= 0", f"queue_size={size!r}"
+    if position is not None and size is not None and size < position:
+        return (
+            "Status.queue_size to be at least Status.position (the run is in the queue)",
+            f"position={position}, queue_size={size}",
+        )
+    if eta is not None and (
+        isinstance(eta, bool)
+        or not isinstance(eta, int | float)
+        or not math.isfinite(eta)
+        or eta < 0
+    ):
+        return "Status.eta to be None or a finite number of seconds >= 0", f"eta={eta!r}"
+    return None
+
+
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (``True`` is an int to Python, not a queue position)."""
+    return isinstance(value, int) and not isinstance(value, bool)

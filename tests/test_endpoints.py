@@ -1,0 +1,82 @@
+"""Remote endpoints are configured on the server (code, environment, a file), never by a
+request, and their secrets never show."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gradio_diffusion_preview.endpoints import (
+    ENDPOINTS_FILE_VARIABLE,
+    Endpoint,
+    EndpointConfigError,
+    endpoints_of,
+)
+
+
+def test_one_endpoint_per_kind_from_the_environment():
+    environ = {
+        "DIFFUSION_PREVIEW_A1111_URL": "http://127.0.0.1:7861/",
+        "DIFFUSION_PREVIEW_A1111_USER": "ann",
+        "DIFFUSION_PREVIEW_A1111_PASSWORD": "s3cret-canary",
+    }
+    [endpoint] = endpoints_of("a1111", environ)
+    assert (endpoint.id, endpoint.url, endpoint.username) == (
+        "a1111",
+        "http://127.0.0.1:7861",
+        "ann",
+    )
+    assert endpoints_of("comfyui", environ) == []
+    assert "s3cret-canary" not in repr(endpoint) and "s3cret-canary" not in str(endpoint.public())
+
+
+def test_endpoints_from_a_toml_file_with_secrets_by_variable_name(tmp_path, monkeypatch):
+    file = tmp_path / "endpoints.toml"
+    file.write_text(
+        '[[endpoints]]\nid = "studio"\nkind = "comfyui"\nurl = "http://127.0.0.1:8188"\n'
+        'models = ["sd15.safetensors"]\n\n'
+        '[[endpoints]]\nid = "space"\nkind = "gradio"\nurl = "someone/space"\n'
+        'token_env = "SPACE_TOKEN"\n'
+    )
+    monkeypatch.setenv("SPACE_TOKEN", "hf_canary")
+    environ = {ENDPOINTS_FILE_VARIABLE: str(file)}
+    [studio] = endpoints_of("comfyui", environ)
+    [space] = endpoints_of("gradio", environ)
+    assert studio.models == ["sd15.safetensors"] and studio.secret_token() is None
+    assert space.secret_token() == "hf_canary"
+    assert space.public()["token"] == "set" and "hf_canary" not in json.dumps(space.public())
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("not = [toml", "is not valid toml"),
+        ('[[other]]\nid = "x"', "has no list named 'endpoints'"),
+        ('[[endpoints]]\nid = "Bad Id"\nkind = "a1111"\nurl = "http://x"', "endpoint 1: id:"),
+        ('[[endpoints]]\nid = "x"\nkind = "a1111"', "endpoint 1: url: Field required"),
+        ('[[endpoints]]\nid = "x"\nkind = "a1111"\nurl = "http://x"\nport = 3', "port"),
+        (
+            '[[endpoints]]\nid = "x"\nkind = "a1111"\nurl = "http://a"\n'
+            '[[endpoints]]\nid = "x"\nkind = "a1111"\nurl = "http://b"',
+            "uses the id 'x' twice",
+        ),
+    ],
+)
+def test_a_wrong_endpoints_file_is_a_clear_error(tmp_path, content, says):
+    file = tmp_path / "endpoints.toml"
+    file.write_text(content)
+    with pytest.raises(EndpointConfigError, match="Fix:") as error:
+        endpoints_of("a1111", {ENDPOINTS_FILE_VARIABLE: str(file)})
+    assert says in str(error.value)
+
+
+def test_a_missing_endpoints_file_is_a_clear_error(tmp_path):
+    with pytest.raises(EndpointConfigError, match="cannot be read"):
+        endpoints_of("a1111", {ENDPOINTS_FILE_VARIABLE: str(tmp_path / "none.json")})
+
+
+def test_a_token_given_in_code_is_sent_as_is_and_never_printed():
+    endpoint = Endpoint(id="x", kind="gradio", url="http://127.0.0.1:1", token="hf_code_canary")
+    assert endpoint.secret_token() == "hf_code_canary"
+    assert "hf_code_canary" not in repr(endpoint) + str(endpoint.public())
