@@ -113,7 +113,7 @@ def build_demo(model: str | None = None) -> gr.Blocks:
                     [model], value=model, label="Model", allow_custom_value=True
                 )
                 with gr.Row():
-                    steps = gr.Slider(1, 150, value=30, step=1, label="Steps")
+                    steps = gr.Slider(1, 150, value=20, step=1, label="Steps")
                     guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
                 with gr.Row():
                     width = gr.Slider(64, 1024, value=64, step=64, label="Width")

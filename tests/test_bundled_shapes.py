@@ -179,7 +179,9 @@ def test_model_folder_is_small_safetensors_with_card_and_preview_factors():
     folder = model_dir()
     files = [path for path in folder.rglob("*") if path.is_file()]
     assert sum(path.stat().st_size for path in files) <= MAX_MODEL_BYTES
-    weights = [path.relative_to(folder).as_posix() for path in files if "model" in path.name]
+    weights = [
+        path.relative_to(folder).as_posix() for path in files if path.suffix == ".safetensors"
+    ]
     assert sorted(weights) == [
         "text_encoder/model.safetensors",
         "unet/diffusion_pytorch_model.safetensors",
@@ -194,6 +196,17 @@ def test_model_folder_is_small_safetensors_with_card_and_preview_factors():
     assert (folder / "learning_curve.png").is_file()
     factors = json.loads((folder / "latent_rgb.json").read_text())
     assert len(factors["factors"]) == 4 and len(factors["bias"]) == 3
+
+
+def test_backend_lists_the_model_with_its_own_defaults():
+    from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
+
+    backend = DiffusersBackend()
+    listed = {model.id: model for model in backend.models()}[str(model_dir())]
+    assert listed.name == "shapes (bundled)"
+    capabilities = backend.capabilities_for(str(model_dir()))
+    assert capabilities.default_size == (MODEL_SIZE, MODEL_SIZE)
+    assert (capabilities.default_steps, capabilities.default_guidance) == (20, 7.5)
 
 
 @pytest.mark.slow

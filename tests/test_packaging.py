@@ -36,6 +36,7 @@ REQUIRED_IN_WHEEL = [
         f"{PACKAGE}/bundled/shapes/model/{name}"
         for name in (
             "model_index.json",
+            "diffusion_preview.json",
             "latent_rgb.json",
             "README.md",
             "scheduler/scheduler_config.json",

@@ -90,7 +90,7 @@ def _table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        if "shape" not in r:
+        if r.get("stage") != "denoiser" or "shape" not in r:
             continue
         cells = [f"{r[name]:.0%}" for name in ("colour", "background", "shape", "size", "position")]
         lines.append(

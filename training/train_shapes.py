@@ -73,6 +73,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-final-eval", action="store_true")
     parser.add_argument(
+        "--card-only",
+        action="store_true",
+        help="only (re)write the card of the model in --out from its recorded files",
+    )
+    parser.add_argument(
         "--finish",
         action="store_true",
         help="only evaluate the checkpoint saved in --out and write its card (after a run was "
@@ -156,8 +161,8 @@ def prepare_out(folder: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.finish:
-        return finish(args.out, args.skip_final_eval, args.eval_limit)
+    if args.finish or args.card_only:
+        return finish(args.out, args.skip_final_eval, args.eval_limit, args.card_only)
     torch.manual_seed(args.seed)
     prepare_out(args.out)
     log_path = args.out / "learning_curve.jsonl"
@@ -242,11 +247,25 @@ def main(argv=None) -> int:
     return finish(args.out, args.skip_final_eval, args.eval_limit)
 
 
-def finish(folder: Path, skip_eval: bool = False, eval_limit: int | None = None) -> int:
-    """Evaluate the saved (best) checkpoint through the diffusers backend and write its card."""
+def write_model_defaults(folder: Path) -> None:
+    """``diffusion_preview.json``: the size it was trained at and the settings it was evaluated
+    with, which the diffusers backend offers as this model's defaults."""
+    defaults = {"default_size": [64, 64], "default_steps": 20, "default_guidance": 7.5}
+    (folder / "diffusion_preview.json").write_text(json.dumps({"defaults": defaults}, indent=1))
+
+
+def finish(
+    folder: Path, skip_eval: bool = False, eval_limit: int | None = None, card_only: bool = False
+) -> int:
+    """Evaluate the saved (best) checkpoint through the diffusers backend and write its card
+    (``card_only``: with the evaluation already recorded in ``evaluation.json``, if any)."""
     training = json.loads((folder / "training.json").read_text())
+    write_model_defaults(folder)
     evaluation = None
-    if not skip_eval:
+    recorded = folder / "evaluation.json"
+    if card_only and recorded.is_file():
+        evaluation = json.loads(recorded.read_text())
+    elif not skip_eval and not card_only:
         evaluation = json.loads(final_evaluation(folder, eval_limit))
         (folder / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
     write_card(folder, training, evaluation, folder / "learning_curve.jsonl")

@@ -213,6 +213,7 @@ class DiffusersBackend(Backend):
                     name="shapes (bundled)",
                     description="a shape in a colour on a background, 64x64: "
                     "'a red circle on a blue background'",
+                    defaults=defaults_for(str(model_dir())),
                 )
             )
         from .tiny import KINDS, default_tiny_model_dir, is_built
