@@ -117,6 +117,10 @@ def _parameters(folder: Path) -> dict[str, float]:
     return counts
 
 
+def _decoder_note(t: dict) -> str:
+    return f"; {t['decoder_note']}" if t.get("decoder_note") else ""
+
+
 def _shipped(t: dict, rows: list[dict]) -> str:
     """Which checkpoint ships: the weight average at the best learning-curve evaluation."""
     trained = t.get("trained_steps") or max(
@@ -134,12 +138,20 @@ def _shipped(t: dict, rows: list[dict]) -> str:
 def write_card(folder: Path, training: dict, evaluation: dict | None, curve_path: Path) -> None:
     rows = read_curve(curve_path)
     vae_rows = [r for r in rows if r.get("stage") == "vae_check"]
-    vae_note = (
-        f"Its reconstructions of {vae_rows[-1]['images']} drawings are judged right in shape "
-        f"{vae_rows[-1]['shape']:.1%} of the time (the ceiling for the whole model)."
-        if vae_rows
-        else ""
-    )
+    vae_note = ""
+    if vae_rows:
+        first, last = vae_rows[0], vae_rows[-1]
+        vae_note = (
+            f"Its reconstructions of {last['images']} drawings are judged right in colour "
+            f"{last['colour']:.1%}, background {last['background']:.1%} and shape "
+            f"{last['shape']:.1%} of the time (the ceiling for the whole model)"
+        )
+        if len(vae_rows) > 1:
+            vae_note += (
+                f"; before the decoder's fine-tuning: {first['colour']:.1%}, "
+                f"{first['background']:.1%} and {first['shape']:.1%}"
+            )
+        vae_note += "."
     plot_curve(rows, folder / "learning_curve.png")
     params = _parameters(folder)
     megabytes = sum(f.stat().st_size for f in folder.rglob("*.safetensors")) / 1e6
@@ -217,7 +229,9 @@ real pictures forming, offline.
   training, in any part of the model.
 - **Autoencoder** ({params["vae"]:.2f} M parameters; 64 px -> 16 x 16 x 4 latents):
   {t["vae_steps"]} batches of {t["vae_batch"]} fresh drawings ({t["vae_minutes"]} min), L1
-  reconstruction + KL + a linear latent-to-colour read-out. {vae_note}
+  reconstruction + KL + a linear latent-to-colour read-out; then the decoder alone (the
+  encoder, so the latent space, frozen) for {t.get("decoder_steps", 0)} batches
+  ({t.get("decoder_minutes", 0)} min{_decoder_note(t)}). {vae_note}
 - **Denoiser**: UNet ({params["unet"]:.2f} M) and CLIP text encoder
   ({params["text_encoder"]:.2f} M) trained together on {t["images"]} encoded drawings, batches
   of {t["batch"]}: v-prediction, cosine noise schedule, Min-SNR-5 loss weighting, AdamW
