@@ -117,6 +117,11 @@ def _parameters(folder: Path) -> dict[str, float]:
     return counts
 
 
+def _limits(t: dict) -> str:
+    """What limited this run and what would close the gap, when the trainer recorded it."""
+    return f"\n**What limited it.** {t['limits']}\n" if t.get("limits") else ""
+
+
 def _decoder_note(t: dict) -> str:
     return f"; {t['decoder_note']}" if t.get("decoder_note") else ""
 
@@ -243,7 +248,7 @@ real pictures forming, offline.
 ## Evaluation
 
 {result} Reproduce with `python -m gradio_diffusion_preview.bundled.shapes.evaluate`.
-
+{_limits(t)}
 Learning curve: the weight average drawing the same held-out prompts (one batch, same seeds)
 during training; `learning_curve.jsonl` has every logged step.
 

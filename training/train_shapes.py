@@ -85,6 +85,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-final-eval", action="store_true")
     parser.add_argument(
+        "--limits",
+        help="with --finish or --card-only: what limited the run and what would close the gap, "
+        "recorded in training.json and the card",
+    )
+    parser.add_argument(
         "--card-only",
         action="store_true",
         help="only (re)write the card of the model in --out from its recorded files",
@@ -176,6 +181,10 @@ def main(argv=None) -> int:
     if args.decoder_only:
         return decoder_only(args)
     if args.finish or args.card_only:
+        if args.limits:
+            recorded = json.loads((args.out / "training.json").read_text())
+            recorded["limits"] = args.limits
+            (args.out / "training.json").write_text(json.dumps(recorded, indent=1))
         return finish(args.out, args.skip_final_eval, args.eval_limit, args.card_only)
     torch.manual_seed(args.seed)
     prepare_out(args.out)
