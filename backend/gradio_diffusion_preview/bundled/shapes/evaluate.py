@@ -132,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     generate(prompts[:1], args.model, args.steps, args.guidance)  # load once, untimed
     images, seconds = generate(prompts, args.model, args.steps, args.guidance)
     result = score(scenes, images)
+    pairs = zip(scenes, images, strict=True)
+    judged = [asdict(verdict(scene, judge(image))) for scene, image in pairs]
     per_image = sorted(seconds)[len(seconds) // 2]
     report = {
         "prompts": result.images,
@@ -140,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds_per_image_median": round(per_image, 3),
         "seconds_per_image_max": round(max(seconds), 3),
         "passes": result.passes() and per_image < MAX_SECONDS_PER_IMAGE,
+        "verdicts": [{"prompt": p, **v} for p, v in zip(prompts, judged, strict=True)],
     }
     if args.json:
         print(json.dumps(report))
