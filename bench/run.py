@@ -18,7 +18,8 @@ SDXL-size latent (4x128x128, 1024 px):
 The decoders have random weights with the released architectures (the cost of a convolution
 does not depend on its weights); no weights are downloaded. Then a real generation with the
 tiny SD 1.x-structure pipeline, previews on every step versus none, consumed straight from the
-backend and through ``stream()`` (which also encodes each preview).
+backend and through ``stream()`` (which also encodes each preview). Last, the Ray Serve hop
+(``ray_hop.py``): a preview's added latency through the ``ray`` backend beside in-process.
 """
 
 from __future__ import annotations
@@ -249,6 +250,23 @@ def bench_generation(results: dict[str, list[float]]) -> None:
             results.setdefault(name, []).extend(timed(go, 1, warmup=0))
 
 
+def bench_ray_hop() -> list[str]:
+    """The Ray Serve hop's section (``ray_hop.py``), or why it was not measured."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return [
+            "## The Ray Serve hop",
+            "",
+            "Not measured: Ray Serve is not installed (`pip install "
+            "'gradio-diffusion-preview[ray]'`).",
+            "",
+        ]
+    import ray_hop  # bench/ is on sys.path when this file runs as a script
+
+    return ray_hop.markdown(ray_hop.measure())
+
+
 def write_report(frames, generation, started: float) -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     labels = list(SIZES)
@@ -380,7 +398,8 @@ def main() -> int:
     generation: dict[str, list[float]] = {}
     bench_frames(frames)
     bench_generation(generation)
-    report = write_report(frames, generation, started)
+    ray_hop = bench_ray_hop()
+    report = write_report(frames, generation, started) + "\n" + "\n".join(ray_hop)
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(report)
     print(report)
