@@ -371,6 +371,7 @@ BUILTIN_KIT_ELSEWHERE = {
     # backend id -> the test (function or class) that runs the kit on it where its service runs
     "a1111": "test_a1111_conformance.py::TestA1111Conformance",
     "comfyui": "test_comfyui_conformance.py::test_the_comfyui_backend_passes_the_conformance_kit",
+    "gradio": "test_remote_gradio.py::test_the_backend_passes_the_conformance_kit",
     "hf-inference": "test_hf_inference.py::test_the_conformance_kit_passes",
     "ray": "test_ray.py::test_conformance_kit_passes_for_the_ray_backend",
 }
