@@ -8,7 +8,7 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test bench soak setup frontend chromium lint clean
+.PHONY: demo test bench soak setup frontend chromium lint clean train-shapes
 
 demo: setup frontend
 	$(PY) demo/app.py
@@ -23,6 +23,18 @@ bench: setup
 # memory after warm-up within 60 MB: Gradio's own ~55 KB per run, measured with a plain app, plus margin.
 soak: setup
 	$(PY) bench/soak.py --runs 1000 --memory-bound 60
+
+# Retrains the bundled shapes model from scratch into the package, as it was made: the denoiser
+# run, the decoder's fine-tuning (done beside it), then the evaluation and card (about an hour of
+# one CPU core; the shipped run had about a third of one, on a shared machine).
+SHAPES_MODEL := backend/gradio_diffusion_preview/bundled/shapes/model
+SHAPES_RUN := --vae-steps 450 --images 12000 --batch 32 --steps 1494 --eval-every 400
+train-shapes: setup
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_MODEL) $(SHAPES_RUN) \
+		--decoder-steps 0 --skip-final-eval
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_MODEL) --decoder-only \
+		--decoder-steps 600
+	nice -n 10 $(PY) training/train_shapes.py --out $(SHAPES_MODEL) --finish
 
 setup: $(VENV)/.installed
 

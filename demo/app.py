@@ -1,10 +1,11 @@
 """The gradio-diffusion-preview demo: type a prompt, pick a backend and model, watch every step.
 
-Runs offline on a fresh machine: its default model is a tiny Stable-Diffusion-1.x-structured
-pipeline with RANDOM weights that it builds locally, so it shows the mechanics (a preview of
-every step, progress, cancel, download), not pretty pictures. It is safe to put on the public
-internet: visitors choose among the models of its catalogue (demo/catalogue.toml, or the file
-named by DIFFUSION_PREVIEW_CATALOGUE), within its limits, waiting their turn fairly.
+Runs offline on a fresh machine: its default model is the bundled shapes model, a tiny
+Stable-Diffusion-structured pipeline trained in the repository (training/train_shapes.py) that
+draws a shape in a colour on a background, 64x64 ("a red circle on a blue background"). It is
+safe to put on the public internet: visitors choose among the models of its catalogue
+(demo/catalogue.toml, or the file named by DIFFUSION_PREVIEW_CATALOGUE), within its limits,
+waiting their turn fairly.
 """
 
 from __future__ import annotations
@@ -24,30 +25,41 @@ INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
 Stop, and the final images to download. Backends are plugins; pick one below.
 """
-RANDOM_WEIGHTS_NOTE = (
-    "**Default model: a tiny pipeline with random weights**, built on this machine so the demo "
-    "runs offline. It shows the streaming, not real pictures: list real models in the demo's "
-    "catalogue (demo/catalogue.toml) for real images."
+DEFAULT_PROMPT = "a yellow star on a purple background"
+DEFAULT_MODEL_NOTE = (
+    "**Default model: the bundled shapes model** (64x64), trained in this repository on a "
+    "shared CPU: it asks for a circle, square, triangle, star or heart in red, orange, yellow, "
+    "green, blue, purple, white or black on a background of another of those colours. It gets "
+    "the background and colours mostly right and the shape rarely (its model card has the "
+    "figures). List real models in the demo's catalogue (demo/catalogue.toml) for real images."
 )
 CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TINY_PREFIX = "tiny:"
+BUNDLED_SHAPES = "bundled:shapes"
 
 
 def default_model() -> str:
-    """The tiny random-weight SD 1.x pipeline, built on first use (a few seconds)."""
-    return _tiny_model("sd15")
+    """The bundled shapes model (shipped in the package: nothing to build or download)."""
+    from gradio_diffusion_preview.bundled.shapes import model_dir
+
+    return str(model_dir())
 
 
 def demo_policy(model: str | None = None) -> Policy:
-    """The demo's policy from its catalogue file; ``model`` (or DIFFUSION_PREVIEW_DEMO_MODEL)
-    replaces the tiny entry's model, and ``tiny:<kind>`` models are built here."""
+    """The demo's policy from its catalogue file. Models the demo provides itself are resolved
+    here: ``bundled:shapes`` (the shipped model) and ``tiny:<kind>`` (a random-weight test
+    pipeline built on first use); ``model`` (or DIFFUSION_PREVIEW_DEMO_MODEL) replaces them."""
     path = os.environ.get("DIFFUSION_PREVIEW_CATALOGUE") or CATALOGUE
     policy = Policy.from_file(path)
     model = model or os.environ.get("DIFFUSION_PREVIEW_DEMO_MODEL")
     for index, entry in enumerate(policy.catalogue):
-        if entry.model and entry.model.startswith(TINY_PREFIX):
+        if entry.model == BUNDLED_SHAPES:
+            real = model or default_model()
+        elif entry.model and entry.model.startswith(TINY_PREFIX):
             real = model or _tiny_model(entry.model.removeprefix(TINY_PREFIX))
-            policy.catalogue[index] = replace(entry, model=real)
+        else:
+            continue
+        policy.catalogue[index] = replace(entry, model=real)
     return policy
 
 
@@ -144,20 +156,19 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                prompt = gr.Textbox(
-                    label="Prompt", value="a red lighthouse on a cliff at dusk", lines=2
-                )
+                prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=2)
                 button = gr.Button("Generate", variant="primary")
                 negative = gr.Textbox(label="Negative prompt", value="")
                 backend = gr.Dropdown(choices, value=first.backend, label="Backend")
                 model_box = gr.Dropdown(models, value=first.id, label="Model")
+                availability = gr.Markdown(availability_note(first.backend))
                 with gr.Row():
                     steps = gr.Slider(
-                        1, limits.max_steps, value=min(30, limits.max_steps), step=1, label="Steps"
+                        1, limits.max_steps, value=min(20, limits.max_steps), step=1, label="Steps"
                     )
                     guidance = gr.Slider(0, 30, value=7.5, step=0.5, label="Guidance")
                 with gr.Row():
-                    side = min(256, limits.max_side)
+                    side = min(64, limits.max_side)
                     width = gr.Slider(64, limits.max_side, value=side, step=64, label="Width")
                     height = gr.Slider(64, limits.max_side, value=side, step=64, label="Height")
                 with gr.Row():
@@ -175,7 +186,7 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
                         '`{"previewer": "taesd"}` for *Local diffusers*. '
                         "`python -m gradio_diffusion_preview plugins` lists them all."
                     )
-                gr.Markdown(RANDOM_WEIGHTS_NOTE)
+                gr.Markdown(DEFAULT_MODEL_NOTE)
             with gr.Column(scale=2):
                 preview = DiffusionPreview(
                     label="Generation", height=512, keep_images_for=policy.image_max_age
@@ -218,7 +229,10 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
             height=height,
         )
         backend.change(
-            partial(_controls_for, policy), backend, [model_box, guidance, negative], api_name=False
+            partial(_controls_for, policy),
+            backend,
+            [model_box, guidance, negative, availability],
+            api_name=False,
         )
     return demo
 
@@ -232,7 +246,19 @@ def _controls_for(policy: Policy, backend_id: str):
         gr.Dropdown(choices=models, value=models[0][1] if models else None),
         gr.Slider(visible=caps.guidance),
         gr.Textbox(visible=caps.negative_prompt),
+        availability_note(backend_id),
     )
+
+
+def availability_note(backend_id: str) -> str:
+    """Why the backend cannot run here (no token, offline, not configured), shown as soon as it
+    is chosen so nobody waits for a run that must fail; empty when it can run. The backend's
+    own message says what the server's owner can do about it and holds no secret."""
+    availability = get_registry().get(backend_id).availability()
+    if availability.state == "usable":
+        return ""
+    state = availability.state.replace("_", " ")
+    return f"**Not available on this server ({state}):** {availability.message}"
 
 
 if __name__ == "__main__":

@@ -84,9 +84,10 @@ class Visitor:
                 if line.startswith("data:"):
                     yield json.loads(line[5:])
 
-    def call_for_run(self, fn_index: int, run_id: str) -> httpx.Response:
+    def call_for_run(self, fn_index: int, run_id: str | None) -> httpx.Response:
         """A direct (unqueued) call about a run, as the page makes for Stop: the run id goes
-        as the event's data, and as the component's value if the handler takes it."""
+        as the event's data, and as the component's value if the handler takes it; with
+        ``run_id=None``, no event data, as an API client calls it."""
         config = self.http.get("/config").json()
         dep = next(d for i, d in enumerate(config["dependencies"]) if d.get("id", i) == fn_index)
         value = {"run_id": run_id, "status": "running"}
@@ -94,7 +95,7 @@ class Visitor:
             "/gradio_api/run/predict",
             json={
                 "data": [value] if dep["inputs"] else [],
-                "event_data": {"run_id": run_id},
+                "event_data": {"run_id": run_id} if run_id is not None else None,
                 "fn_index": fn_index,
                 "session_hash": self.session,
             },

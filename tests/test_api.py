@@ -27,7 +27,7 @@ def request_args(demo_module, seed=42):
     # backend, model, prompt, negative prompt, steps, guidance, seed, width, height, images
     return (
         "diffusers",
-        "tiny-sd15",  # the demo catalogue's id for its tiny pipeline
+        "shapes",  # the demo catalogue's id for its tiny pipeline
         "a red lighthouse",
         "",
         STEPS,

@@ -19,7 +19,7 @@ SIDE = 64
 # backend, model, prompt, negative prompt, steps, guidance, seed, width, height, images, options
 GOOD = {
     "backend": "diffusers",
-    "model": "tiny-sd15",
+    "model": "shapes",
     "prompt": "a red lighthouse",
     "negative_prompt": "",
     "steps": STEPS,
@@ -75,7 +75,7 @@ def test_a_good_request_runs_and_names_the_model_by_its_catalogue_id(client, pol
     final = job.result(timeout=120)
     assert final["status"] == "done", final["message"]
     for value in job.outputs():
-        assert value["model"] in (None, "tiny-sd15")
+        assert value["model"] in (None, "shapes")
         assert_no_server_path(value, policy)
 
 
@@ -116,7 +116,7 @@ def test_any_folder_as_model_gets_one_refusal_that_maps_nothing(client, model):
     shown = final["message"].replace("'<server path>'", "M").replace(repr(model), "M")
     assert shown == (
         "Invalid request for backend 'diffusers': model=M is not allowed (not one of this "
-        "app's models). Fix: choose one of: tiny-sd15."
+        "app's models). Fix: choose one of: shapes."
     )
 
 
@@ -181,8 +181,8 @@ BAD_INPUTS = [
     ("prompt", ["a"]),
     ("negative_prompt", "x" * 1001),
     ("negative_prompt", 5),
-    ("model", "../tiny-sd15"),
-    ("model", "tiny-sd15 "),
+    ("model", "../shapes"),
+    ("model", "shapes "),
     ("model", 5),
     ("model", "C:\\Windows"),
     ("backend", "nope"),
@@ -273,3 +273,19 @@ def test_the_ui_limits_agree_with_the_policy(demo_url, policy):
     assert sliders["Steps"] == limits.max_steps
     assert sliders["Width"] == sliders["Height"] == limits.max_side
     assert sliders["Images"] == limits.max_images
+
+
+def test_the_demo_offers_inference_models_and_says_why_they_cannot_run_before_a_run(
+    demo_module, policy, monkeypatch
+):
+    assert [e.id for e in policy.entries_for("hf-inference")] == ["flux-schnell", "sdxl"]
+    assert demo_module.availability_note("diffusers") == ""
+    note = demo_module.availability_note("hf-inference")  # the tests run with HF_HUB_OFFLINE=1
+    assert (
+        note.startswith("**Not available on this server (offline):**") and "HF_HUB_OFFLINE" in note
+    )
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
+    note = demo_module.availability_note("hf-inference")  # read when chosen, not at start
+    assert note.startswith("**Not available on this server (needs token):**") and "HF_TOKEN" in note

@@ -31,6 +31,25 @@ REQUIRED_IN_WHEEL = [
     f"{PACKAGE}/templates/component/style.css",
     f"{PACKAGE}/templates/example/index.js",
     f"{PACKAGE}/py.typed",
+    # the bundled shapes model (issue #9): weights, configs, tokenizer, preview factors, card
+    *(
+        f"{PACKAGE}/bundled/shapes/model/{name}"
+        for name in (
+            "model_index.json",
+            "diffusion_preview.json",
+            "latent_rgb.json",
+            "README.md",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors",
+            "tokenizer/tokenizer.json",
+            "tokenizer/tokenizer_config.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+        )
+    ),
 ]
 # What a clean checkout does not have: build outputs, environments, caches.
 NOT_IN_CHECKOUT = {
@@ -180,6 +199,15 @@ def test_wheel_built_from_clean_checkout_installs_and_mounts(tmp_path, browser, 
     python = fresh_venv(venv, wheel, tmp_path)
     located = run([str(python), "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"])
     assert Path(located.stdout.strip()).resolve().is_relative_to(venv.resolve()), located.stdout
+    bundled = run(
+        [
+            str(python),
+            "-c",
+            "from gradio_diffusion_preview.bundled.shapes import model_dir; "
+            "print(model_dir()); print((model_dir() / 'model_index.json').is_file())",
+        ]
+    ).stdout.split()
+    assert Path(bundled[0]).resolve().is_relative_to(venv.resolve()) and bundled[1] == "True"
 
     port = free_port()
     app = tmp_path / "app.py"

@@ -84,6 +84,25 @@ def test_a_visitor_can_stop_their_own_run(app_url):
     me.close()
 
 
+def test_a_stop_that_names_no_run_acts_on_the_callers_own_runs_only(app_url):
+    """API clients cannot send event data: a Stop or finish without a run id means "my runs"."""
+    owner = Client(app_url, verbose=False)
+    job = owner.submit("a", "flat", 200, api_name="/generate")
+    first_state(job, "running")
+    intruder = Visitor(app_url, "intruder")
+    for event in ("stop", "finish"):
+        answer = intruder.call_for_run(intruder.fn_index(event=event), None)
+        assert answer.status_code == 200, answer.text
+    me = Visitor(app_url, "me")
+    me.session = owner.session_hash
+    answer = me.call_for_run(me.fn_index(event="finish"), None)
+    assert answer.status_code == 200, answer.text
+    final = job.result(timeout=60)
+    assert final["status"] == "done" and 0 < final["step"] < 200, final
+    intruder.close()
+    me.close()
+
+
 def test_runs_wait_in_arrival_order_with_their_position_and_a_full_line_is_busy(app_url, policy):
     clients = [Client(app_url, verbose=False) for _ in range(5)]
     first = clients[0].submit("a", "flat", 40, api_name="/generate")

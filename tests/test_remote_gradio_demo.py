@@ -47,7 +47,7 @@ def demo_backend(serve, demo_module):
     # generous: the first run loads the pipeline, on a machine shared with others
     backend = gradio_backend(serve(demo_module.build_demo()), timeout=300)
     # the demo offers its catalogue's ids, never a server path (docs/reliability.md)
-    assert [m.id for m in backend.list_models()] == ["tiny-sd15"]
+    assert [m.id for m in backend.list_models()] == ["shapes"]
     api = backend.session().api
     assert (api.api_name, api.mode) == ("/generate", "preview")
     # the demo's Stop and finish handlers are private (issue #10): no finish early through the

@@ -21,7 +21,7 @@ from .image_retention import ImageRetention
 from .ownership import session_of
 from .preview_fit import fit_preview
 from .state import GenerationParams, PreviewData, RunState
-from .streaming import cancel_run, finish_run
+from .streaming import cancel_run, finish_run, runs_of_session
 
 if TYPE_CHECKING:
     from gradio.components import Timer
@@ -362,13 +362,22 @@ def _run_id_of(evt: EventData) -> str | None:
     return run_id if isinstance(run_id, str) else None
 
 
+def _runs_meant(evt: EventData, session: str) -> list[str]:
+    """The run the browser named, or, when a caller names none (an API client calling the
+    endpoint, which cannot send event data), every run of the caller's own session."""
+    run_id = _run_id_of(evt)
+    return [run_id] if run_id is not None else runs_of_session(session)
+
+
 def _cancel_shown_run(evt: EventData, request: gradio.Request) -> None:
     session = session_of(request)
     if session is not None:
-        cancel_run(_run_id_of(evt), session)
+        for run_id in _runs_meant(evt, session):
+            cancel_run(run_id, session)
 
 
 def _finish_shown_run(evt: EventData, request: gradio.Request) -> None:
     session = session_of(request)
     if session is not None:
-        finish_run(_run_id_of(evt), session)
+        for run_id in _runs_meant(evt, session):
+            finish_run(run_id, session)

@@ -46,6 +46,12 @@ def _control_of(run_id: str | None, session: str | None) -> RunControl | None:
     return control
 
 
+def runs_of_session(session: str) -> list[str]:
+    """The ids of the runs that Gradio session started and that are still running."""
+    with _active_lock:
+        return [run_id for run_id, (_, owner) in _active.items() if owner == session]
+
+
 def finish_run(run_id: str | None, session: str | None = None) -> bool:
     """Ask a running run to finish now with its current estimate; False if it is not running
     (or, with ``session``, not that Gradio session's run: see ``ownership``)."""

@@ -151,7 +151,7 @@ class DiffusersBackend(Backend):
                 "none"); None: "auto" on a GPU, "latent_rgb" on the CPU.
             cache_size: how many loaded pipelines to keep (least recently used go first).
             models: the models to list; by default the diffusers pipelines in the Hugging Face
-                cache and the tiny demo pipelines, if built.
+                cache, the bundled shapes model and the tiny demo pipelines, if built.
             preview_max_side: the longest side of a preview, in pixels.
         """
         parse_options({"device": device, "dtype": dtype, "previewer": previewer})
@@ -209,6 +209,18 @@ class DiffusersBackend(Backend):
             ModelInfo(id=repo, description="Hugging Face cache", defaults=defaults_for(repo))
             for repo in _cached_pipelines()
         ]
+        from ...bundled.shapes import model_dir
+
+        if (model_dir() / "model_index.json").is_file():
+            found.append(
+                ModelInfo(
+                    id=str(model_dir()),
+                    name="shapes (bundled)",
+                    description="a shape in a colour on a background, 64x64: "
+                    "'a red circle on a blue background'",
+                    defaults=defaults_for(str(model_dir())),
+                )
+            )
         from .tiny import KINDS, default_tiny_model_dir, is_built
 
         for kind in KINDS:

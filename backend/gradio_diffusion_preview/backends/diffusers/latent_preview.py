@@ -14,6 +14,10 @@ Two previewers, after ComfyUI's design (a previewer per concern, chosen by a set
 A batch becomes one preview: the images tiled in a grid (``preview_geometry``), scaled down on the
 device to fit ``max_side``. The run declares that size up front and every preview has exactly it.
 
+A model may ship its own factors: a ``latent_rgb.json`` next to its ``model_index.json``, holding
+``{"factors": [[r, g, b], ...one row per latent channel], "bias": [r, g, b]}`` in the same
+convention as ``RGB_FACTORS`` (``read_rgb_factors``). They take precedence over the family's.
+
 All latents here are in the space the denoiser works in (what diffusers pipelines hold in
 ``latents``: the VAE latent times ``scaling_factor``, minus ``shift_factor`` first for SD3/Flux),
 which is the space the published factors and the TAESD decoders expect.
@@ -21,15 +25,21 @@ which is the space the published factors and the TAESD decoders expect.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+log = logging.getLogger(__name__)
+
 Family = Literal["sd1", "sdxl", "sd3", "flux", "unknown"]
+Factors = tuple[list[list[float]], list[float] | None]
 FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 
 # Latent -> RGB factors: rows are latent channels, columns R, G, B; the optional bias is added
@@ -44,7 +54,7 @@ FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 #   https://github.com/Comfy-Org/ComfyUI/blob/75399d78ddcc01f46f9b94521b29f1fe8a90ed53/comfy/latent_formats.py
 #   the only source found with these numbers (stable-diffusion.cpp's SD3 matrix is another fit).
 # SD 1.x/2.x share one VAE, so SD 2.x uses the SD 1.x factors.
-RGB_FACTORS: dict[Family, tuple[list[list[float]], list[float] | None]] = {
+RGB_FACTORS: dict[Family, Factors] = {
     # stable-diffusion.cpp sd_latent_rgb_proj (= ComfyUI SD15.latent_rgb_factors; no bias).
     "sd1": (
         [
@@ -112,6 +122,8 @@ RGB_FACTORS: dict[Family, tuple[list[list[float]], list[float] | None]] = {
     ),
 }
 
+MODEL_FACTORS_FILE = "latent_rgb.json"
+
 # Tiny decoders by family (Hugging Face repo ids of madebyollin's TAESD family, in diffusers form).
 TAESD_REPOS: dict[Family, str] = {
     "sd1": "madebyollin/taesd",
@@ -121,6 +133,26 @@ TAESD_REPOS: dict[Family, str] = {
 }
 
 DEFAULT_PREVIEW_MAX_SIDE = 512
+
+
+def read_rgb_factors(path: str | Path) -> Factors | None:
+    """A model's own latent-to-RGB factors from its ``latent_rgb.json`` (see the module
+    docstring), or None when the file is absent or malformed (logged: a preview must never stop
+    a model from loading)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        factors = [[float(value) for value in row] for row in data["factors"]]
+        bias = data.get("bias")
+        bias = None if bias is None else [float(value) for value in bias]
+        if not factors or any(len(row) != 3 for row in factors) or (bias and len(bias) != 3):
+            raise ValueError("factors need 3 columns (R, G, B), bias 3 values")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("ignoring %s: %s", path, error)
+        return None
+    return factors, bias
 
 
 def family_of(pipe: Any) -> Family:
@@ -252,7 +284,8 @@ def hand_off(pixels: torch.Tensor) -> PendingPreview:
 
 
 class LatentRGBPreviewer:
-    """Projects a latent image to RGB with a family's published linear factors.
+    """Projects a latent image to RGB with a family's published linear factors, or with the
+    model's own (``model_factors``, from its ``latent_rgb.json``) when it ships them.
 
     Families without published factors fall back to the factors for their channel count (4: SD
     1.x, 16: SD3), or, for other counts, to the first three channels, each standardised.
@@ -261,13 +294,21 @@ class LatentRGBPreviewer:
     name = "latent_rgb"
     upscale = 1
 
-    def __init__(self, family: Family, channels: int) -> None:
+    def __init__(self, family: Family, channels: int, model_factors: Factors | None = None) -> None:
         if family not in RGB_FACTORS:
             family = {4: "sd1", 16: "sd3"}.get(channels, "unknown")
         self.family: Family = family
         self.channels = channels
-        if family in RGB_FACTORS:
-            factors, bias = RGB_FACTORS[family]
+        if model_factors and len(model_factors[0]) != channels:
+            log.warning(
+                "ignoring the model's latent_rgb factors: %d rows for %d latent channels",
+                len(model_factors[0]),
+                channels,
+            )
+            model_factors = None
+        chosen = model_factors or RGB_FACTORS.get(family)
+        if chosen is not None:
+            factors, bias = chosen
             if len(factors) != channels:
                 raise ValueError(
                     f"{family} factors are for {len(factors)} latent channels, got {channels}"

@@ -27,7 +27,14 @@ from typing import Any
 
 import torch
 
-from .latent_preview import Family, family_of, latent_channels_of
+from .latent_preview import (
+    MODEL_FACTORS_FILE,
+    Factors,
+    Family,
+    family_of,
+    latent_channels_of,
+    read_rgb_factors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -236,11 +243,22 @@ class LoadedPipeline:
     vae_scale_factor: int
     call_parameters: frozenset[str]
     base_scheduler: Any
+    rgb_factors: Factors | None = None  # the model's own latent_rgb.json, if it ships one
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def model(self) -> str:
         return self.key[0]
+
+
+def model_rgb_factors(source: ModelSource) -> Factors | None:
+    """The latent-to-RGB factors a model ships in its folder (or its cached repo), if any."""
+    if Path(source.location).is_dir():
+        return read_rgb_factors(Path(source.location) / MODEL_FACTORS_FILE)
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source.location, MODEL_FACTORS_FILE)
+    return read_rgb_factors(cached) if isinstance(cached, str) else None
 
 
 def dtype_argument(dtype: torch.dtype) -> dict[str, torch.dtype]:
@@ -304,6 +322,7 @@ def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype)
         vae_scale_factor=int(getattr(pipe, "vae_scale_factor", 8) or 8),
         call_parameters=parameters,
         base_scheduler=pipe.scheduler,
+        rgb_factors=model_rgb_factors(source),
     )
 
 

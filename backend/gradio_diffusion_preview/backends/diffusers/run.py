@@ -315,8 +315,8 @@ class PipelineRun:
                     )
             if choice != "auto":
                 log.warning("previewer %r unavailable, using latent_rgb: %s", choice, why)
-            return (LatentRGBPreviewer(entry.family, entry.latent_channels), f"latent_rgb ({why})")
-        return LatentRGBPreviewer(entry.family, entry.latent_channels), "latent_rgb"
+            return _projection(entry), f"latent_rgb ({why})"
+        return _projection(entry), "latent_rgb"
 
     def _on_step(self, pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict:
         """The step callback: runs on the generation thread after every denoising iteration.
@@ -378,3 +378,8 @@ class PipelineRun:
             self.backend._cache.evict(keep=entry.key if entry is not None else None)
         elif thoroughly:
             release_memory(entry.device if entry is not None else None)
+
+
+def _projection(entry: LoadedPipeline) -> LatentRGBPreviewer:
+    """The latent-to-RGB previewer: the model's own factors if it ships them, else its family's."""
+    return LatentRGBPreviewer(entry.family, entry.latent_channels, entry.rgb_factors)
