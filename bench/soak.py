@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import psutil  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 
 from gradio_diffusion_preview import (  # noqa: E402
     Backend,
@@ -177,8 +178,11 @@ def one_visitor(url: str, fn_index: int, runs: list, outcomes: Counter, lock, rn
                 job.cancel()
                 outcome = "cancelled"
             else:
-                final = client.submit("a", steps, seed, api_name="/generate").result(timeout=120)
-                outcome = final["status"] if final["status"] == "done" else final["reason"]
+                job = client.submit("a", steps, seed, api_name="/generate")
+                try:
+                    outcome = job.result(timeout=120)["status"]
+                except AppError:  # a failed run: its error state is the job's last output
+                    outcome = job.outputs()[-1]["reason"]
         except Exception as error:  # a lost run: counted, and the soak fails
             outcome = f"lost: {type(error).__name__}: {error}"[:120]
         with lock:

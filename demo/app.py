@@ -18,7 +18,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from gradio_diffusion_preview import DiffusionPreview, RunState, get_registry, stream
+from gradio_diffusion_preview import (
+    DiffusionPreview,
+    RunState,
+    get_registry,
+    raise_failed,
+    stream,
+)
 from gradio_diffusion_preview.policy import Policy, catalogue_choices
 
 INTRO = """# gradio-diffusion-preview
@@ -93,7 +99,9 @@ def generate(
     try:
         options = parse_options(options_json)
     except ValueError as error:
-        yield RunState(status="error", message=str(error), reason="invalid_request")
+        refused = RunState(status="error", message=str(error), reason="invalid_request")
+        yield refused
+        raise_failed(refused)  # an API call ends as an error, like stream's refusals
         return
     registry = get_registry()
     fields = {

@@ -7,6 +7,7 @@ import json
 import httpx
 import PIL.Image
 import pytest
+from api_results import final_state
 from conftest import load_demo_module
 from gradio_client import Client
 
@@ -81,10 +82,10 @@ def test_rest_api_streams_server_sent_events_and_the_image_url_fetches(demo_url,
 def test_bad_backend_options_get_clear_errors_and_good_ones_are_honoured(demo_url, demo_module):
     client = Client(demo_url, verbose=False)
     args = request_args(demo_module)
-    broken_json = client.predict(*args, "{scheduler: euler}", api_name="/generate")
+    broken_json = final_state(client.submit(*args, "{scheduler: euler}", api_name="/generate"))
     assert broken_json["status"] == "error"
     assert "not valid JSON" in broken_json["message"] and "Fix:" in broken_json["message"]
-    unknown = client.predict(*args, '{"sampler": "euler"}', api_name="/generate")
+    unknown = final_state(client.submit(*args, '{"sampler": "euler"}', api_name="/generate"))
     assert unknown["status"] == "error" and "options.sampler" in unknown["message"]
     assert "scheduler" in unknown["message"]  # the fix lists the backend's real options
     honoured = client.predict(*args, '{"scheduler": "euler_a"}', api_name="/generate")

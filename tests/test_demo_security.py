@@ -9,6 +9,7 @@ import math
 
 import httpx
 import pytest
+from api_results import final_state
 from conftest import load_demo_module
 from gradio_client import Client
 from public_app import launched
@@ -83,8 +84,8 @@ def test_a_good_request_runs_and_names_the_model_by_its_catalogue_id(client, pol
 
 
 def test_the_largest_job_the_old_ui_allowed_is_refused(client, policy):
-    final = client.predict(
-        *args(steps=150, width=1024, height=1024, num_images=4), api_name="/generate"
+    final = final_state(
+        client.submit(*args(steps=150, width=1024, height=1024, num_images=4), api_name="/generate")
     )
     assert final["status"] == "error" and final["reason"] == "invalid_request"
     assert (
@@ -101,7 +102,7 @@ def test_the_demos_runs_have_a_time_limit_and_a_bounded_fair_queue(policy, demo_
 
 
 def test_a_huge_negative_prompt_is_refused_quickly(client):
-    final = client.predict(*args(negative_prompt="x" * 200_000), api_name="/generate")
+    final = final_state(client.submit(*args(negative_prompt="x" * 200_000), api_name="/generate"))
     assert final["status"] == "error" and "negative_prompt=" in final["message"]
     assert len(final["message"]) < 400
 
@@ -111,7 +112,7 @@ def test_a_huge_negative_prompt_is_refused_quickly(client):
 
 @pytest.mark.parametrize("model", ["/", "/etc", "/no/such/folder", "/root/.cache/huggingface"])
 def test_any_folder_as_model_gets_one_refusal_that_maps_nothing(client, model):
-    final = client.predict(*args(model=model), api_name="/generate")
+    final = final_state(client.submit(*args(model=model), api_name="/generate"))
     assert final["status"] == "error"
     shown = final["message"].replace("'<server path>'", "M").replace(repr(model), "M")
     assert shown == (
@@ -124,7 +125,7 @@ def test_any_folder_as_model_gets_one_refusal_that_maps_nothing(client, model):
     "options", ['{"device": "cuda"}', '{"dtype": "float16"}', '{"previewer": "taesd:/root"}']
 )
 def test_device_dtype_and_paths_are_not_the_visitors(client, options):
-    final = client.predict(*args(options=options), api_name="/generate")
+    final = final_state(client.submit(*args(options=options), api_name="/generate"))
     assert final["status"] == "error" and "not an option visitors may set" in final["message"]
 
 
@@ -209,7 +210,7 @@ def expected_field(field: str, value) -> str:
 
 @pytest.mark.parametrize("field, value", BAD_INPUTS)
 def test_bad_input_through_gradio_client_names_the_field(client, policy, field, value):
-    final = client.predict(*args(**{field: value}), api_name="/generate")
+    final = final_state(client.submit(*args(**{field: value}), api_name="/generate"))
     assert final["status"] == "error", (field, value, final)
     assert final["reason"] == "invalid_request", final
     assert expected_field(field, value) in final["message"], final["message"]
@@ -251,12 +252,12 @@ def test_bad_numbers_over_raw_http_name_the_field(demo_url, policy, name):
         if kind == "refused":  # JSON with NaN may be refused as a whole: fine, and clear
             assert "json" in str(data).lower() or "nan" in str(data).lower(), data
         else:
-            assert kind == "complete", (kind, data)
-            final = data[0]
-            assert final["status"] == "error" and final["reason"] == "invalid_request", final
+            assert kind == "error", (kind, data)  # the event's error carries the reason
+            message = data["error"]
+            assert message.endswith("(reason: invalid_request)"), message
             field = name.split()[1].replace("images", "num_images")
-            assert f"{field}=" in final["message"], final["message"]
-            assert_no_server_path(final, policy)
+            assert f"{field}=" in message, message
+            assert_no_server_path({"message": message}, policy)
         # the server serves the next request
         kind, data = sse_final(http, json.dumps({"data": args()}))
         assert kind == "complete" and data[0]["status"] == "done", data

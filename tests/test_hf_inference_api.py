@@ -9,6 +9,7 @@ import secrets
 
 import httpx
 import pytest
+from api_results import final_state
 from conftest import free_port
 from fake_hf_router import (
     black_image,
@@ -62,7 +63,9 @@ def client(router):
 
 
 def generate(client: Client, model: str = FLAKY):
-    return client.predict("a lighthouse at dusk", model, 256, 256, 7, api_name="/generate")
+    return final_state(
+        client.submit("a lighthouse at dusk", model, 256, 256, 7, api_name="/generate")
+    )
 
 
 @pytest.mark.parametrize(
@@ -199,7 +202,7 @@ def test_the_token_appears_nowhere(serve, canary, canary_router, caplog, capfd):
     # server); then it takes the canary and the run succeeds.
     router.token, router.echo_token_in_errors = "hf_another" + secrets.token_hex(8), True
     failing = client.submit("a lighthouse", SCHNELL, 256, 256, 7, api_name="/generate")
-    failed = failing.result(timeout=30)
+    failed = final_state(failing, 30)
     router.token = canary
     succeeding = client.submit("a lighthouse", SCHNELL, 256, 256, 8, api_name="/generate")
     done = succeeding.result(timeout=30)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from api_results import final_state
 from gradio_client import Client
 from public_app import Visitor, build_app, launched
 from toy_backends import CountingBackend, registry_with
@@ -112,7 +113,7 @@ def test_runs_wait_in_arrival_order_with_their_position_and_a_full_line_is_busy(
         job = client.submit("a", "flat", 2, api_name="/generate")
         first_state(job, "queued")  # joined the line before the next one arrives
         waiting.append(job)
-    refused = clients[4].submit("a", "flat", 2, api_name="/generate").result(timeout=30)
+    refused = final_state(clients[4].submit("a", "flat", 2, api_name="/generate"), 30)
     assert refused["status"] == "error" and refused["reason"] == "busy"
     assert refused["retry_after"] > 0 and "try again in about" in refused["message"]
 
@@ -129,7 +130,7 @@ def test_one_active_run_per_session(app_url):
     client = Client(app_url, verbose=False)
     job = client.submit("a", "flat", 40, api_name="/generate")
     first_state(job, "running")
-    second = client.submit("a", "flat", 2, api_name="/generate").result(timeout=30)
+    second = final_state(client.submit("a", "flat", 2, api_name="/generate"), 30)
     assert second["status"] == "error" and second["reason"] == "busy"
     assert "already have a run" in second["message"]
     assert job.result(timeout=60)["status"] == "done"

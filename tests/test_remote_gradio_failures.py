@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import gradio as gr
 import httpx
 import pytest
+from api_results import final_state
 from conftest import free_port
 from gradio_client import Client
 from remote_gradio_apps import hanging_app, image_app, preview_app
@@ -282,7 +283,7 @@ def test_a_failed_remote_run_releases_the_local_slot_for_the_next_run(serve):
         out = DiffusionPreview()
         gr.Button().click(generate, which, out, api_name="generate", concurrency_limit=1)
     client = Client(serve(local), verbose=False, download_files=False, token=False)
-    failed = client.predict("stalling", api_name="/generate")
+    failed = final_state(client.submit("stalling", api_name="/generate"))
     assert failed["status"] == "error" and failed["reason"] == "timeout", failed
     done = client.submit("working", api_name="/generate").result(timeout=30)
     assert done["status"] == "done" and done["images"], done

@@ -38,7 +38,9 @@ _EXPORTS = {
     "PreviewData": "state",
     "RunState": "state",
     "cancel_run": "streaming",
+    "failure_text": "streaming",
     "finish_run": "streaming",
+    "raise_failed": "streaming",
     "stream": "streaming",
 }
 __all__ = [
@@ -64,11 +66,13 @@ __all__ = [
     "Status",
     "Step",
     "cancel_run",
+    "failure_text",
     "finish_run",
     "get_backend",
     "get_registry",
     "hookimpl",
     "list_plugins",
+    "raise_failed",
     "stream",
     "validate_request",
 ]
@@ -108,4 +112,4 @@ if TYPE_CHECKING:
         validate_request,
     )
     from .state import PreviewData, RunState
-    from .streaming import cancel_run, finish_run, stream
+    from .streaming import cancel_run, failure_text, finish_run, raise_failed, stream

@@ -82,12 +82,54 @@ def stream(
 ) -> Iterator[RunState]:
     """Run ``request`` (or the request made of ``fields``) on ``backend`` and yield its states.
 
-    ``backend`` is a registered id or a ``Backend`` instance. Bad input never raises: it ends
-    the stream with an ``error`` state whose message names the problem and the fix, and whose
-    ``reason`` says what kind of failure it is. With a ``policy`` (for a visitor's request in
-    a public app) the request's ``model`` names a catalogue entry, and the policy's limits,
-    fair queue and time limit apply (see ``policy``); without one, anything goes.
+    ``backend`` is a registered id or a ``Backend`` instance. Bad input and failed runs end the
+    stream with an ``error`` state whose message names the problem and the fix, and whose
+    ``reason`` says what kind of failure it is. Iterated by Python code, the stream never
+    raises; inside a Gradio event it then raises ``gradio.Error`` carrying the message and
+    reason (see ``raise_failed``), so an API call ends as an error while the component keeps
+    showing the failed run. With a ``policy`` (for a visitor's request in a public app) the
+    request's ``model`` names a catalogue entry, and the policy's limits, fair queue and time
+    limit apply (see ``policy``); without one, anything goes.
     """
+    for state in _states(
+        backend, request, registry, min_interval, preview_max_side, policy, fields
+    ):
+        yield state
+        if state.status == "error":
+            raise_failed(state)
+
+
+def failure_text(state: RunState) -> str:
+    """A failed run's message with its reason and when to retry, e.g. "Too many requests.
+    (reason: rate_limited, retry after 30 s)": the text of the error an API call ends with."""
+    details = [f"reason: {state.reason or 'backend_error'}"]
+    if state.retry_after is not None:
+        details.append(f"retry after {state.retry_after:g} s")
+    return f"{state.message or 'The run failed.'} ({', '.join(details)})"
+
+
+def raise_failed(state: RunState) -> None:
+    """Inside a Gradio event, raise ``gradio.Error(failure_text(state))`` for a failed run's
+    last state: Gradio then ends the event as an error (``gradio_client`` raises ``AppError``
+    with that text, the REST stream sends an ``error`` event, ``.success()`` listeners do not
+    run). The error is not shown as a notice, since the component shows the run in place.
+    Outside a Gradio event (plain Python) it does nothing."""
+    if current_session() is None:
+        return
+    import gradio
+
+    raise gradio.Error(failure_text(state), visible=False, print_exception=False)
+
+
+def _states(
+    backend: str | Backend,
+    request: GenerationRequest | dict[str, Any] | None,
+    registry: Registry | None,
+    min_interval: float,
+    preview_max_side: int,
+    policy: Policy | None,
+    fields: dict[str, Any],
+) -> Iterator[RunState]:
     if isinstance(request, GenerationRequest):
         request = request.model_dump()
     if policy is not None:
