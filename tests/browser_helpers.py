@@ -181,11 +181,14 @@ def backend_app(
     options: dict | None = None,
     spacer: int = 0,
     watch_change: bool = False,
+    watch_success: bool = False,
     **component,
 ) -> gr.Blocks:
     """A small app around ``backends``: Prompt, Negative prompt, Backend, Steps, Seed, Images,
     Generate, and a DiffusionPreview (its keyword arguments: ``component``) with Stop, "Use
-    this preview" and reuse wired. ``spacer`` pixels of empty space go above the preview."""
+    this preview" and reuse wired. ``spacer`` pixels of empty space go above the preview;
+    ``watch_change``/``watch_success`` add a "Last status"/"Last success" box that the
+    component's change event / the run's ``.success()`` fills."""
     registry = registry_with(*backends)
     ids = [backend.id for backend in backends]
 
@@ -218,15 +221,17 @@ def backend_app(
         if spacer:
             gr.HTML(f'<div style="height: {spacer}px"></div>')
         preview = DiffusionPreview(label="Generation", **component)
-        preview.attach_run(
-            button.click(run, [prompt, negative, backend, steps, seed, images], preview)
-        )
+        run_event = button.click(run, [prompt, negative, backend, steps, seed, images], preview)
+        preview.attach_run(run_event)
         preview.attach_reuse(prompt=prompt, negative_prompt=negative, seed=seed, steps=steps)
         if watch_change:
             last_status = gr.Textbox(label="Last status")
             preview.change(
                 lambda value: value.status if value else "none", preview, last_status, queue=False
             )
+        if watch_success:
+            last_success = gr.Textbox(label="Last success")
+            run_event.success(lambda p: p, prompt, last_success, queue=False)
     return app
 
 

@@ -360,13 +360,22 @@ def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(
     page.close()
 
 
-def test_an_error_shows_its_reason_and_when_to_try_again(browser, serve):
+def test_an_error_shows_its_reason_and_when_to_try_again_in_place(browser, serve):
+    """A failed run ends its event as an error (for API callers), yet the component shows it
+    in place: message, reason, retry countdown, the previous images (dimmed) and the inputs
+    kept, no extra error notice; the app's ``.success()`` listener does not run for it."""
     backend = WaitingBackend(
         waits=[(Status("generating"), 0.05)],
         failure=Failed("Too many requests. Fix: wait a little.", "rate_limited", retry_after=12),
     )
-    page = open_app(browser, serve(backend_app(backend)))
-    generate(page)
+    page = open_app(browser, serve(backend_app(ToyBackend(), backend, watch_success=True)))
+    set_number(page, "Steps", 3)
+    generate(page, "a first try")
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    expect_value(page.get_by_label("Last success"), "a first try")
+
+    choose_backend(page, "waiting")
+    generate(page, "a second try")
     alert = page.get_by_role("alert")
     alert.wait_for(timeout=TIMEOUT_MS)
     expect(alert).to_contain_text("Rate limited")
@@ -376,6 +385,12 @@ def test_an_error_shows_its_reason_and_when_to_try_again(browser, serve):
     assert 10 <= first <= 12
     page.wait_for_timeout(1_300)
     assert seconds_in(retry.inner_text()) < first
+    assert page.get_by_test_id("tile").count() == 1, "the previous image stays on the stage"
+    assert "dimmed" in page.get_by_test_id("tile-grid").get_attribute("class")
+    expect_value(page.get_by_label("Prompt", exact=True), "a second try")
+    expect_value(page.get_by_label("Last success"), "a first try")
+    assert page.get_by_test_id("toast-body").count() == 0, "no notice repeats the message"
+    assert not page.errors
     page.close()
 
 

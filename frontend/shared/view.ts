@@ -99,12 +99,12 @@ export function view_message(
 		case "cancelled":
 			return "Cancelled";
 		case "error":
+			// A run that failed sends its last state, then ends its event as an error (which
+			// carries no message to the page): the state's message is the one to show.
 			return (
-				(loading?.status === "error"
-					? loading?.message
-					: value?.status === "error"
-						? value.message
-						: null) || "The run failed; the error notice has the details."
+				(value?.status === "error" ? value.message : null) ||
+				(loading?.status === "error" ? loading?.message : null) ||
+				"The run failed; the error notice has the details."
 			);
 		case "done":
 			return value?.message ?? "";

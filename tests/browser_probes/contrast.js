@@ -57,6 +57,8 @@
         }
         bg = over(rgba(s.backgroundColor), bg);
       }
+      // Fully transparent (Gradio's hidden status tracker, say): nobody sees it.
+      if (opacity === 0) continue;
       let fg = over(rgba(style.color), bg);
       if (under !== null) {
         fg = over([...fg, opacity], under);
