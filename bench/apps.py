@@ -109,8 +109,8 @@ def ours_app(log: StepLog) -> gr.Blocks:
                 for step in paced(self.rate, total, stamps):
                     if control.cancelled:
                         return
-                    yield Step(step, total, preview_frame(step, total))
-                yield Finished([PIL.Image.fromarray(preview_frame(total, total))], [0])
+                    yield Step(step, total, preview_frame(step, total, self.token))
+                yield Finished([PIL.Image.fromarray(preview_frame(total, total, self.token))], [0])
             finally:
                 log.write(self.token, stamps)
 
@@ -140,7 +140,7 @@ def image_app(log: StepLog, fmt: str) -> gr.Blocks:
         stamps: list[tuple[int, float]] = []
         try:
             for step in paced(rate, steps, stamps):
-                yield upscaled(preview_frame(step, steps))
+                yield upscaled(preview_frame(step, steps, token))
         finally:
             log.write(token, stamps)
 
@@ -161,7 +161,7 @@ def comfy_app(log: StepLog) -> gr.Blocks:
         try:
             for step in paced(rate, steps, stamps):
                 path = folder / f"{token}-{step}.jpg"
-                upscaled(preview_frame(step, steps)).save(path, format="JPEG", quality=95)
+                upscaled(preview_frame(step, steps, token)).save(path, format="JPEG", quality=95)
                 yield str(path)
         finally:
             log.write(token, stamps)
@@ -201,8 +201,8 @@ def a1111_app(log: StepLog):
         try:
             for step in paced(rate, steps, stamps):
                 if step % A1111_EVERY == 0:
-                    live.set(token, step, upscaled(preview_frame(step, steps)), step / steps)
-            return upscaled(preview_frame(steps, steps))
+                    live.set(token, step, upscaled(preview_frame(step, steps, token)), step / steps)
+            return upscaled(preview_frame(steps, steps, token))
         finally:
             log.write(token, stamps)
 

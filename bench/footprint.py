@@ -55,7 +55,7 @@ def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[l
             "files",
             max(preview_files, 0),
             {label: theirs["files"]} if theirs else {},
-            f"{ours['files']} files in all, one final image per run",
+            f"{ours['files']} files in all for {ours['runs']} runs (their final images)",
             "none",
             preview_files <= 0,
         ),

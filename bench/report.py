@@ -107,8 +107,8 @@ def write_report(
 ) -> str:
     cores = os.cpu_count() or 1
     shared = load > SHARED_LOAD * cores
-    frames = data["frames"]["frames"]
-    callback = frame_cost.fmt(frames[next(iter(frames))]["callback"])
+    frames = data.get("frames", {}).get("frames")
+    callback = frame_cost.fmt(frames[next(iter(frames))]["callback"]) if frames else "n/a"
     lines = [
         "# Benchmarks",
         "",
@@ -140,9 +140,11 @@ def write_report(
         *summary(rows),
         "",
         *gpu_section(gpu, when),
-        frame_cost.section(frames),
-        overhead.section(data["overhead"]["generation"], callback, tiny),
     ]
+    if frames:
+        lines.append(frame_cost.section(frames))
+    if "overhead" in data:
+        lines.append(overhead.section(data["overhead"]["generation"], callback, tiny))
     lines += [
         "## How the previews are made",
         "",

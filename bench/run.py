@@ -22,6 +22,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,20 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pool.start(("ours", "image-webp") if args.tiny else APP_KINDS)
         for name, script in (("bytes", wire_bytes), ("server_cost", server_cost)):
-            print(f"== {name}", flush=True)
-            got, data[name] = script.measure(pool, args.tiny)
-            rows += got
-        image_kind = data["bytes"]["cheapest_image"]
+            rows += attempt(name, lambda script=script: script.measure(pool, args.tiny), data)
+        image_kind = data.get("bytes", {}).get("cheapest_image", "image-webp")
         for name, script in (("paint", paint), ("load", load), ("footprint", footprint)):
-            print(f"== {name}", flush=True)
-            got, data[name] = script.measure(pool, args.tiny, image_kind)
-            rows += got
+            rows += attempt(
+                name, lambda script=script: script.measure(pool, args.tiny, image_kind), data
+            )
     finally:
         pool.close()
     for name, script in (("frames", frame_cost), ("overhead", overhead)):  # with no apps running
-        print(f"== {name}", flush=True)
-        got, data[name] = script.measure(None, args.tiny)
-        rows += got
+        rows += attempt(name, lambda script=script: script.measure(None, args.tiny), data)
     load_after = os.getloadavg()
     gpu = json.loads(GPU_RESULTS.read_text()) if GPU_RESULTS.exists() else None
     when = datetime.datetime.now().astimezone()
@@ -95,6 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.monotonic() - started:.0f} s"
     )
     return 0
+
+
+def attempt(name: str, measure, data: dict[str, dict]) -> list[Row]:
+    """One question's rows; a failure becomes a row saying so (the other questions still run)."""
+    print(f"== {name}", flush=True)
+    try:
+        rows, data[name] = measure()
+        return rows
+    except Exception as error:  # noqa: BLE001 - reported in the results, never hidden
+        traceback.print_exc()
+        return [Row(name, f"{name}: the benchmark failed", "", None, note=f"{error!r}"[:300])]
 
 
 def machine_line() -> str:

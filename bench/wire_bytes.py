@@ -29,9 +29,16 @@ def measure(pool, tiny: bool = False) -> tuple[list[Row], dict]:
     figures: dict[str, float | None] = {}
     frames: dict[str, int] = {}
     for kind in kinds:
-        server = pool.get(kind)
-        run = asyncio.run(run_clients(server.url, [f"bytes-{kind}"], RATE, steps, kind == "a1111"))
-        figures[kind], frames[kind] = per_frame(run[0]), len(run[0].frames)
+        print(f"bytes: {kind}", flush=True)
+        try:
+            server = pool.get(kind)
+            run = asyncio.run(
+                run_clients(server.url, [f"bytes-{kind}"], RATE, steps, kind == "a1111")
+            )
+            figures[kind], frames[kind] = per_frame(run[0]), len(run[0].frames)
+        except Exception as error:  # noqa: BLE001 - one app failing leaves the others' figures
+            print(f"bytes: {kind} failed: {error!r}", flush=True)
+            figures[kind], frames[kind] = None, 0
     image = {kind: figures[kind] for kind in IMAGE_KINDS if kind in figures}
     cheapest = min(image, key=lambda kind: image[kind] or float("inf"))
     ours = figures["ours"]
