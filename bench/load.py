@@ -16,7 +16,7 @@ import time
 from loopback import lags_ms, run_clients
 from rows import Row, percentile
 
-CLIENTS, RATE, STEPS = 32, 50.0, 100
+CLIENTS, RATE, STEPS = 32, 50.0, 50
 
 
 def scenario(server, clients: int, rate: float, steps: int) -> dict:

@@ -19,7 +19,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 import traceback
@@ -58,40 +57,54 @@ def main(argv: list[str] | None = None) -> int:
         pool.start(("ours", "image-webp") if args.tiny else APP_KINDS)
         for name, script in (("bytes", wire_bytes), ("server_cost", server_cost)):
             rows += attempt(name, lambda script=script: script.measure(pool, args.tiny), data)
+            write_results(args, rows, data, load_before, started, complete=False)
         image_kind = data.get("bytes", {}).get("cheapest_image", "image-webp")
         for name, script in (("paint", paint), ("load", load), ("footprint", footprint)):
             rows += attempt(
                 name, lambda script=script: script.measure(pool, args.tiny, image_kind), data
             )
+            write_results(args, rows, data, load_before, started, complete=False)
     finally:
         pool.close()
     for name, script in (("frames", frame_cost), ("overhead", overhead)):  # with no apps running
         rows += attempt(name, lambda script=script: script.measure(None, args.tiny), data)
-    load_after = os.getloadavg()
+        if name == "frames":
+            write_results(args, rows, data, load_before, started, complete=False)
+    report = write_results(args, rows, data, load_before, started, complete=True)
+    print(report)
+    print(f"wrote docs/benchmarks.md and bench/results.json in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def write_results(args, rows: list[Row], data: dict, load_before, started: float, complete: bool):
+    """Writes docs/benchmarks.md and bench/results.json (after every question, so a run that
+    is stopped still leaves what it measured, marked incomplete)."""
+    load_now = os.getloadavg()
     gpu = json.loads(GPU_RESULTS.read_text()) if GPU_RESULTS.exists() else None
     when = datetime.datetime.now().astimezone()
-    report = write_report(
-        rows, data, gpu, when, max(load_before[0], load_after[0]), started, args.tiny
-    )
+    load_avg = max(load_before[0], load_now[0])
+    report = write_report(rows, data, gpu, when, load_avg, started, args.tiny)
+    if not complete:
+        report = report.replace(
+            "## Summary\n",
+            "## Summary\n\n> **Incomplete run**: it was stopped before every question was "
+            "measured; the rows below are those it finished.\n",
+        )
     out = args.out or ROOT
     (out / "docs").mkdir(parents=True, exist_ok=True)
     (out / "bench").mkdir(parents=True, exist_ok=True)
     (out / "docs" / "benchmarks.md").write_text(report)
     results = {
         "date": when.isoformat(timespec="minutes"),
-        "machine": platform.node() and machine_line(),
-        "load_average": max(load_before[0], load_after[0]),
+        "machine": machine_line(),
+        "load_average": load_avg,
         "tiny": args.tiny,
+        "complete": complete,
         "rows": [row.as_dict() for row in rows] + (gpu or {}).get("rows", []),
         "gpu": {key: value for key, value in (gpu or {}).items() if key != "rows"} or None,
     }
     (out / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(report)
-    print(
-        f"wrote docs/benchmarks.md and bench/results.json in {out} in "
-        f"{time.monotonic() - started:.0f} s"
-    )
-    return 0
+    return report
 
 
 def attempt(name: str, measure, data: dict[str, dict]) -> list[Row]:
