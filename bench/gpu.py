@@ -64,6 +64,15 @@ TINY = {
     "attention_head_dim": 8,
 }
 
+SD_VAE = {  # Stable Diffusion's VAE architecture
+    "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+}
+TINY_VAE = {**SD_VAE, "block_out_channels": (8, 16, 16, 16), "layers_per_block": 1}
+
 
 class Model:
     """A random-weight UNet and the inputs of one guided step."""
@@ -180,7 +189,9 @@ def timed_ms(fn, repeats: int, sync) -> list[float]:
     return times
 
 
-def measure_size(label: str, config: dict, device, dtype, steps: int, repeats: int) -> list[Row]:
+def measure_size(
+    label: str, config: dict, device, dtype, steps: int, repeats: int, tiny: bool = False
+) -> list[Row]:
     import torch
     from diffusers import AutoencoderKL, AutoencoderTiny
 
@@ -206,13 +217,7 @@ def measure_size(label: str, config: dict, device, dtype, steps: int, repeats: i
     with torch.inference_mode():
         taesd = AutoencoderTiny().to(device, dtype).eval()
         tiny_ms = timed_ms(lambda: taesd.decode(latent), 5, sync)
-        vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
-            layers_per_block=2,
-            latent_channels=4,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-        ).to(device, dtype)
+        vae = AutoencoderKL(**(TINY_VAE if tiny else SD_VAE)).to(device, dtype)
         full_ms = timed_ms(lambda: vae.decode(latent), 3, sync)
     callback = statistics.median(callback_ms)
     step_ms = min(none) / steps
@@ -270,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, config in sizes.items():
         print(f"gpu: {label}", flush=True)
         steps, repeats = (3, 1) if args.tiny else (STEPS, REPEATS)
-        rows += measure_size(label, config, device, dtype, steps, repeats)
+        rows += measure_size(label, config, device, dtype, steps, repeats, args.tiny)
         if cuda:
             torch.cuda.empty_cache()
     result = {
