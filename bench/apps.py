@@ -261,7 +261,9 @@ def main() -> None:
     for path, handler in routes:
         app.post(path)(handler)
     app = gr.mount_gradio_app(app, demo, path="")
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    # Keep idle connections open through a long run under load, as a browser's are (uvicorn's
+    # default of 5 s closes them under clients that are about to reuse them).
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", timeout_keep_alive=120)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from loopback import run_clients
+from loopback import failures, run_clients
 from rows import Row
 
 CLIENTS, RUNS, STEPS, RATE = 4, 5, 50, 16.0
@@ -21,19 +21,19 @@ CLIENTS, RUNS, STEPS, RATE = 4, 5, 50, 16.0
 def scenario(server, clients: int, runs: int, steps: int) -> dict:
     asyncio.run(run_clients(server.url, ["warm-up"], RATE, steps))
     files, rss = server.cache_files(), server.rss_mb()
-    frames = 0
+    frames, failed = 0, []
     for run in range(runs):
         tokens = [f"footprint-{run}-{i}" for i in range(clients)]
-        frames += sum(
-            len(result.frames)
-            for result in asyncio.run(run_clients(server.url, tokens, RATE, steps))
-        )
+        results = asyncio.run(run_clients(server.url, tokens, RATE, steps))
+        frames += sum(len(result.frames) for result in results)
+        failed += [result for result in results if result.error]
     return {
         "frames": frames,
         "steps": clients * runs * steps,
         "runs": clients * runs,
         "files": server.cache_files() - files,
         "memory_mb": server.rss_mb() - rss,
+        "failed": failures(failed),
     }
 
 
@@ -68,6 +68,6 @@ def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[l
             "",
             "< 5 MB",
             ours["memory_mb"] < 5,
-            "resident memory of the server process after a warm-up run and after",
+            "resident memory of the server process after a warm-up run and after" + ours["failed"],
         ),
     ], results

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from loopback import lags_ms, run_clients
+from loopback import failures, lags_ms, run_clients
 from rows import Row, percentile
 
 CLIENTS, RATE, STEPS = 32, 50.0, 50
@@ -36,6 +36,7 @@ def scenario(server, clients: int, rate: float, steps: int) -> dict:
         "cpu_ms_per_frame": 1000 * cpu / frames if frames else None,
         "cpu_ms_per_step": 1000 * cpu / (clients * steps),
         "arrival_p95_ms": percentile(lags, 0.95),
+        "failed": failures(runs),
     }
 
 
@@ -69,5 +70,7 @@ def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[l
         f"ours sends at most 20 frames/s per client (latest wins); arrival p95 ours "
         f"{ours['arrival_p95_ms'] or 0:.0f} ms"
         + (f", (a) {theirs['arrival_p95_ms'] or 0:.0f} ms" if theirs else "")
+        + ours["failed"]
+        + (f" (a){theirs['failed']}" if theirs and theirs["failed"] else "")
     )
     return out, results

@@ -152,6 +152,7 @@ class ClientRun:
     preview_bytes: int = 0  # bytes of the messages, files and polls that carried previews
     total_bytes: int = 0  # everything received for the run
     files: int = 0
+    error: str | None = None  # why the client's run failed (its frames are then partial)
 
 
 def header_bytes(response: httpx.Response) -> int:
@@ -297,11 +298,20 @@ async def run_clients(
     """``len(tokens)`` clients running one generation each, all at once."""
     limits = httpx.Limits(max_connections=4 * len(tokens) + 8)
     async with httpx.AsyncClient(headers=BROWSER_HEADERS, timeout=120, limits=limits) as http:
-        return list(
-            await asyncio.gather(
-                *(run_client(http, base, token, rate, steps, poll) for token in tokens)
-            )
+        got = await asyncio.gather(
+            *(run_client(http, base, token, rate, steps, poll) for token in tokens),
+            return_exceptions=True,
         )
+    return [
+        run if isinstance(run, ClientRun) else ClientRun(token, error=repr(run)[:200])
+        for token, run in zip(tokens, got, strict=True)
+    ]
+
+
+def failures(runs: list[ClientRun]) -> str:
+    """A note naming how many clients failed and the first reason, or ""."""
+    failed = [run for run in runs if run.error]
+    return f"; {len(failed)} client(s) failed: {failed[0].error}" if failed else ""
 
 
 def lags_ms(runs: list[ClientRun], steps: dict[str, dict[int, float]]) -> list[list[float]]:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from frames import step_of_mark
-from loopback import lags_ms, run_clients
+from loopback import failures, lags_ms, run_clients
 from rows import Row, percentile
 
 CHROMIUM = "/usr/bin/chromium"
@@ -108,12 +108,16 @@ def painted(page, server, token: str, rate: float, steps: int, others: int) -> d
         if step in mine:
             paints.append(at / 1000 - mine[step])
     background_lags = lags_ms(background, times)
-    return {
+    result = {
         "paint_ms": [1000 * lag for lag in paints],
         "painted": len(paints),
         "arrival_ms": [lag for lags in background_lags for lag in lags],
         "backlog": [lags[-1] - lags[0] > BACKLOG_MS for lags in background_lags if lags],
+        "failed": failures(background) if others and len(background) == others else "",
     }
+    if others and len(background) != others:
+        result["failed"] = f"; the {others} other clients did not finish"
+    return result
 
 
 def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[list[Row], dict]:
@@ -156,6 +160,7 @@ def summary(results: dict[str, dict]) -> dict[str, dict]:
             "arrival_p95_ms": percentile(result["arrival_ms"], 0.95),
             "arrival_max_ms": max(result["arrival_ms"], default=None),
             "clients_with_backlog": sum(result["backlog"]),
+            "failed": result["failed"],
         }
         for key, result in results.items()
     }
@@ -200,6 +205,8 @@ def rows(results, kinds, rates, client_counts) -> list[Row]:
                         if theirs
                         else ""
                     )
+                    + ours["failed"]
+                    + (f" (a){theirs['failed']}" if theirs and theirs["failed"] else "")
                     if clients > 1
                     else ""
                 )

@@ -18,23 +18,11 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 
+from frame_cost import timed
 from rows import Row
 
 FORMATS = ("webp", "jpeg", "png")
-
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    """Milliseconds per call, ``repeats`` times after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def measure(pool=None, tiny: bool = False) -> tuple[list[Row], dict]:

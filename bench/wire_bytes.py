@@ -35,6 +35,8 @@ def measure(pool, tiny: bool = False) -> tuple[list[Row], dict]:
             run = asyncio.run(
                 run_clients(server.url, [f"bytes-{kind}"], RATE, steps, kind == "a1111")
             )
+            if run[0].error:
+                raise RuntimeError(run[0].error)
             figures[kind], frames[kind] = per_frame(run[0]), len(run[0].frames)
         except Exception as error:  # noqa: BLE001 - one app failing leaves the others' figures
             print(f"bytes: {kind} failed: {error!r}", flush=True)
