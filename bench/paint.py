@@ -117,6 +117,8 @@ def painted(page, server, token: str, rate: float, steps: int, others: int) -> d
     }
     if others and len(background) != others:
         result["failed"] = f"; the {others} other clients did not finish"
+    if len(mine) < steps:
+        result["failed"] += f"; the page's own run logged {len(mine)} of {steps} steps in time"
     return result
 
 
@@ -205,11 +207,11 @@ def rows(results, kinds, rates, client_counts) -> list[Row]:
                         if theirs
                         else ""
                     )
-                    + ours["failed"]
-                    + (f" (a){theirs['failed']}" if theirs and theirs["failed"] else "")
                     if clients > 1
                     else ""
                 )
+                + ours["failed"]
+                + (f" (a){theirs['failed']}" if theirs and theirs["failed"] else "")
             )
             out.append(
                 Row(
