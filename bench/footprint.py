@@ -1,10 +1,11 @@
 """Question 5: footprint over 1,000 preview frames: files the server writes and how much its
 memory grows, this project against baseline (a).
 
-After a warm-up run, 4 clients each run 5 generations of 50 steps at 16 steps/s (every step is a
-frame: below this project's one frame per 0.05 s), 1,000 frames in all. Counted: files added to
-the app's Gradio cache folder (each run's final image is one file for this project; the previews
-should add none) and the server process's resident memory before and after.
+After a warm-up round at the same concurrency, 4 clients each run 5 generations of 50 steps at
+16 steps/s (every step is a frame: below this project's one frame per 0.05 s), 1,000 frames in
+all. Counted: files added to the app's Gradio cache folder (each run's final image is one file
+for this project; the previews should add none) and the server process's resident memory
+before and after.
 Targets: no files for previews; memory growth under 5 MB.
 """
 
@@ -19,7 +20,8 @@ CLIENTS, RUNS, STEPS, RATE = 4, 5, 50, 16.0
 
 
 def scenario(server, clients: int, runs: int, steps: int) -> dict:
-    asyncio.run(run_clients(server.url, ["warm-up"], RATE, steps))
+    # Warm up at the same concurrency, so thread stacks and allocator arenas are already there.
+    asyncio.run(run_clients(server.url, [f"warm-up-{i}" for i in range(clients)], RATE, steps))
     files, rss = server.cache_files(), server.rss_mb()
     frames, failed = 0, []
     for run in range(runs):
