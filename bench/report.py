@@ -145,6 +145,7 @@ def write_report(
         lines.append(frame_cost.section(frames))
     if "overhead" in data:
         lines.append(overhead.section(data["overhead"]["generation"], callback, tiny))
+    lines += data.get("ray_hop", {}).get("lines", [])
     lines += [
         "## How the previews are made",
         "",

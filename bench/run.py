@@ -7,8 +7,9 @@ and writes docs/benchmarks.md and bench/results.json (the same rows, each with `
 
 One script per question (each has ``measure(pool, tiny) -> (rows, data)``):
 ``wire_bytes`` (1, bytes per frame), ``server_cost`` (2), ``paint`` (3, Chromium),
-``load`` (4, 32 clients), ``footprint`` (5, 1,000 frames), ``overhead`` (6) and ``frame_cost``
-(the per-frame costs inside the process). ``gpu.py`` (7) runs on a GPU machine and leaves
+``load`` (4, 32 clients), ``footprint`` (5, 1,000 frames), ``overhead`` (6), ``frame_cost``
+(the per-frame costs inside the process) and ``ray_hop`` (the Ray Serve hop, when Ray is
+installed). ``gpu.py`` (7) runs on a GPU machine and leaves
 bench/gpu_results.json, whose dated figures every later run keeps in the report.
 The apps under load are served on loopback only (``apps.py``, ``loopback.py``).
 """
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             write_results(args, rows, data, load_before, started, complete=False)
     finally:
         pool.close()
+    if not args.tiny:  # Ray's start alone takes seconds
+        data["ray_hop"] = {"lines": ray_hop_section()}
     for name, script in (("frames", frame_cost), ("overhead", overhead)):  # with no apps running
         rows += attempt(name, lambda script=script: script.measure(None, args.tiny), data)
         if name == "frames":
@@ -105,6 +108,28 @@ def write_results(args, rows: list[Row], data: dict, load_before, started: float
     }
     (out / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return report
+
+
+def ray_hop_section() -> list[str]:
+    """The Ray Serve hop's section (``ray_hop.py``), or why it was not measured."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return [
+            "## The Ray Serve hop",
+            "",
+            "Not measured: Ray Serve is not installed (`pip install "
+            "'gradio-diffusion-preview[ray]'`).",
+            "",
+        ]
+    print("== ray_hop", flush=True)
+    try:
+        import ray_hop
+
+        return ray_hop.markdown(ray_hop.measure())
+    except Exception as error:  # noqa: BLE001 - reported in the report, never hidden
+        traceback.print_exc()
+        return ["## The Ray Serve hop", "", f"The benchmark failed: {error!r}"[:300], ""]
 
 
 def attempt(name: str, measure, data: dict[str, dict]) -> list[Row]:

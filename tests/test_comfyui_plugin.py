@@ -10,6 +10,7 @@ import pytest
 from fake_comfyui import FakeComfyUI
 
 from gradio_diffusion_preview import stream
+from gradio_diffusion_preview.backends.comfyui.backend import ComfyUIBackend
 from gradio_diffusion_preview.cli import main
 from gradio_diffusion_preview.endpoints import ENDPOINTS_FILE_VARIABLE
 from gradio_diffusion_preview.plugins import ALLOW_LIST_VARIABLE, get_registry, reset_registry
@@ -98,7 +99,8 @@ def test_endpoints_in_a_file_are_one_backend_each_and_a_bad_one_is_explained(
     assert backends["studio"].availability().usable
     custom = backends["custom"].availability()
     assert custom.state == "not_configured" and "does not mark 'steps'" in custom.message
-    assert "comfyui" not in backends and "other" not in backends
+    assert "comfyui" not in backends  # endpoints are configured: no "how to configure" one
+    assert not isinstance(backends["other"], ComfyUIBackend)  # the a1111 plugin's endpoint
     file.write_text("{not json")
     broken = fresh_registry().get("comfyui").availability()
     assert broken.state == "not_configured" and "is not valid json" in broken.message

@@ -368,8 +368,12 @@ BUILTIN_REQUESTS = {
     "diffusers": lambda get: {"model": str(get("tiny_sd15")), "steps": 4},
 }
 BUILTIN_KIT_ELSEWHERE = {
-    # backend id -> the test that runs the kit on it where its service runs
+    # backend id -> the test (function or class) that runs the kit on it where its service runs
+    "a1111": "test_a1111_conformance.py::TestA1111Conformance",
     "comfyui": "test_comfyui_conformance.py::test_the_comfyui_backend_passes_the_conformance_kit",
+    "gradio": "test_remote_gradio.py::test_the_backend_passes_the_conformance_kit",
+    "hf-inference": "test_hf_inference.py::test_the_conformance_kit_passes",
+    "ray": "test_ray.py::test_conformance_kit_passes_for_the_ray_backend",
 }
 
 
@@ -385,7 +389,8 @@ def test_every_builtin_backend_has_a_conformance_request():
     assert set(BUILTIN_BACKENDS) == set(BUILTIN_REQUESTS) | set(BUILTIN_KIT_ELSEWHERE)
     for where in BUILTIN_KIT_ELSEWHERE.values():
         module, test = where.split("::")
-        assert f"def {test}(" in (Path(__file__).parent / module).read_text(), where
+        source = (Path(__file__).parent / module).read_text()
+        assert f"def {test}(" in source or f"class {test}(" in source, where
 
 
 @pytest.mark.slow

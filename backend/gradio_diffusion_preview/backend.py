@@ -152,7 +152,11 @@ USABLE = Availability()
 
 class ModelListingError(RuntimeError):
     """A backend could not list its models (a service down, no token, no cache); ``str()``
-    names the backend and the cause."""
+    names the backend and the cause. ``reason`` is the failure reason a run refused for it
+    gets: the cause's own ``reason`` attribute when it has one (a refused login is
+    ``unauthorized``), else ``unavailable``."""
+
+    reason: str = "unavailable"
 
 
 class Backend(ABC):
@@ -188,6 +192,11 @@ class Backend(ABC):
             result = ModelListingError(
                 f"Backend '{self.id}' could not list its models: {type(error).__name__}: {error}"
             )
+            from .events import FAILURE_REASONS
+
+            reason = getattr(error, "reason", None)
+            if reason in FAILURE_REASONS:  # not any .reason (urllib's is a message)
+                result.reason = reason
         with _listing_lock:
             self.__dict__["_gdp_listing"] = (now, result)
         if isinstance(result, ModelListingError):

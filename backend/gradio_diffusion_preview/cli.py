@@ -1,10 +1,13 @@
-"""The command line: ``python -m gradio_diffusion_preview plugins [--json] [--no-models]``.
+"""The command line: ``python -m gradio_diffusion_preview plugins [--json] [--no-models]`` and
+``python -m gradio_diffusion_preview serve {config,run} [BACKEND] [options]``.
 
-Lists the installed plugins with their versions, the backends they register, and each backend's
-models and capabilities: as text for people, as JSON (the data ``list_plugins()`` returns) for
-scripts. Plugins or backends that were skipped or disabled (a plugin that failed to load, two
-plugins claiming one backend id) are listed as problems; with ``--json`` they go to stderr as
-warnings. Bad usage exits with 2, a registry that cannot load (a misspelt hook) with 1.
+``plugins`` lists the installed plugins with their versions, the backends they register, and
+each backend's models and capabilities: as text for people, as JSON (the data ``list_plugins()``
+returns) for scripts. Plugins or backends that were skipped or disabled (a plugin that failed to
+load, two plugins claiming one backend id) are listed as problems; with ``--json`` they go to
+stderr as warnings. ``serve`` prints the Ray Serve config file that hosts a backend on a pool of
+replicas, or runs it (``serving``; docs/scaling.md). Bad usage exits with 2, a registry that
+cannot load (a misspelt hook) with 1.
 """
 
 from __future__ import annotations
@@ -60,7 +63,114 @@ def _parser() -> argparse.ArgumentParser:
         help="do not list models (listing may need a network or a cache)",
     )
     plugins.set_defaults(run=_plugins)
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="host a backend on Ray Serve replicas: print the Serve config, or run it",
+        description="Host a registered backend on a pool of Ray Serve replicas (pip install "
+        "'gradio-diffusion-preview[ray]'). 'config' prints a Serve config file (for `serve "
+        "run`, `serve deploy` or a KubeRay RayService); 'run' runs it on the Ray cluster. The "
+        "Gradio app reaches it through the 'ray' backend (docs/scaling.md).",
+    )
+    serve.add_argument("action", choices=("config", "run"), help="print the config, or run it")
+    serve.add_argument(
+        "backend", nargs="?", default="diffusers", help="the backend to host (default: diffusers)"
+    )
+    serve.add_argument("--app", default=None, help="the Serve application's name")
+    replicas = serve.add_mutually_exclusive_group()
+    replicas.add_argument("--replicas", type=int, default=None, help="a fixed number (default 1)")
+    replicas.add_argument(
+        "--autoscale", type=int, nargs=2, metavar=("MIN", "MAX"), help="autoscale between these"
+    )
+    serve.add_argument(
+        "--target-ongoing-requests",
+        type=float,
+        default=None,
+        help="with --autoscale: runs in flight per replica to aim for (default 1)",
+    )
+    for flag, kind, text in (
+        ("--max-ongoing-requests", int, "runs one replica works on at once (default 1)"),
+        ("--max-queued-requests", int, "runs that may wait for a replica; -1: no bound (default)"),
+        ("--num-gpus", float, "GPUs per replica (default 1; 0 on CPU machines)"),
+        ("--num-cpus", float, "CPUs per replica (default 1)"),
+        ("--retry-after", float, "seconds a run refused by a full queue is told to wait"),
+    ):
+        serve.add_argument(flag, type=kind, default=None, help=text)
+    serve.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument for the backend on each replica; VALUE is read as JSON when "
+        "it parses, e.g. --option device=cuda --option 'models=[\"/models/sd15\"]'",
+    )
+    serve.add_argument(
+        "--plugin", action="append", default=[], metavar="MODULE", help="an extra plugin module"
+    )
+    serve.add_argument(
+        "--warmup",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model each replica loads before it takes runs",
+    )
+    serve.add_argument("--preview-format", choices=("array", "jpeg"), default=None)
+    serve.add_argument("--image-format", choices=("array", "png"), default=None)
+    serve.add_argument(
+        "--address", default=None, help="run: the Ray cluster (default: RAY_ADDRESS, else local)"
+    )
+    serve.add_argument(
+        "--non-blocking",
+        action="store_true",
+        help="run: deploy and return, leaving the application on the cluster",
+    )
+    serve.set_defaults(run=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serving.options import settings_from_arguments
+
+    try:
+        settings = settings_from_arguments(args)
+    except ValueError as error:
+        print(f"{PROG} serve: error: {error}", file=sys.stderr)
+        return 2
+    if args.action == "config":
+        sys.stdout.write(settings.config_yaml())
+        return 0
+    try:
+        from .serving.app import run
+    except ImportError as error:
+        print(
+            f"error: `serve run` needs Ray Serve ({error}). Fix: pip install "
+            "'gradio-diffusion-preview[ray]'",
+            file=sys.stderr,
+        )
+        return 1
+    import ray
+
+    where = args.address or os.environ.get("RAY_ADDRESS")
+    if args.non_blocking and not where and not ray.is_initialized():
+        print(
+            f"{PROG} serve: error: --non-blocking needs a running Ray cluster: a new local one "
+            "would stop when this command returns. Fix: start one (`ray start --head`) and "
+            "pass --address auto (or set RAY_ADDRESS).",
+            file=sys.stderr,
+        )
+        return 2
+    where = where or ("this process's Ray" if ray.is_initialized() else "a new local Ray")
+    print(
+        f"Serving backend '{settings.backend}' as the Ray Serve application '{settings.app}' "
+        f"on {where}. The Gradio app reaches it through the 'ray' backend "
+        "(DIFFUSION_PREVIEW_RAY_URL=auto; docs/scaling.md).",
+        file=sys.stderr,
+    )
+    run(settings, address=args.address, blocking=not args.non_blocking)
+    return 0
 
 
 def _plugins(args: argparse.Namespace) -> int:

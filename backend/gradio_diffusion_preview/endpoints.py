@@ -124,21 +124,13 @@ def _from_environment(kind: str, environ: dict[str, str]) -> Endpoint | None:
 def _from_file(path: str | None) -> list[Endpoint]:
     if not path:
         return []
-    file = Path(path).expanduser()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as error:
-        raise EndpointConfigError(
-            f"{ENDPOINTS_FILE_VARIABLE} names '{path}', which cannot be read "
-            f"({type(error).__name__}). Fix: point it at a TOML or JSON file of endpoints."
-        ) from None
-    try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else _toml().loads(text)
-    except ValueError as error:
-        raise EndpointConfigError(
-            f"The endpoints file '{path}' is not valid {file.suffix.lstrip('.') or 'TOML'}: "
-            f"{error}. Fix: see docs/remote.md for its format."
-        ) from None
+    data = read_config_file(
+        path,
+        variable=ENDPOINTS_FILE_VARIABLE,
+        what="endpoints file",
+        docs="docs/remote.md",
+        error=EndpointConfigError,
+    )
     entries = data.get("endpoints") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise EndpointConfigError(
@@ -156,15 +148,40 @@ def _from_file(path: str | None) -> list[Endpoint]:
     return endpoints
 
 
-def _toml():
+def read_config_file(
+    path: str, *, variable: str, what: str, docs: str, error: type[Exception]
+) -> Any:
+    """The data of a TOML (or, by a .json name, JSON) configuration file named by the
+    environment variable ``variable``; raises ``error`` naming the problem and the fix (``docs``:
+    where its format is described) when the file cannot be read or parsed."""
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as problem:
+        raise error(
+            f"{variable} names '{path}', which cannot be read ({type(problem).__name__}). "
+            f"Fix: point it at a TOML or JSON {what}."
+        ) from None
+    try:
+        if file.suffix.lower() == ".json":
+            return json.loads(text)
+        return _toml(what, error).loads(text)
+    except ValueError as problem:
+        raise error(
+            f"The {what} '{path}' is not valid {file.suffix.lstrip('.') or 'TOML'}: {problem}. "
+            f"Fix: see {docs} for its format."
+        ) from None
+
+
+def _toml(what: str = "endpoints file", error: type[Exception] = EndpointConfigError):
     try:
         import tomllib  # Python 3.11+
     except ImportError:
         try:
             import tomli as tomllib
         except ImportError:
-            raise EndpointConfigError(
-                "Reading a TOML endpoints file needs Python 3.11 or `pip install tomli`; "
+            raise error(
+                f"Reading a TOML {what} needs Python 3.11 or `pip install tomli`; "
                 "or write the file as JSON (a .json name)."
             ) from None
     return tomllib

@@ -26,7 +26,11 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT
 ALLOW_LIST_VARIABLE = "DIFFUSION_PREVIEW_PLUGINS"
 DEFAULT_PLUGINS = (
     "gradio_diffusion_preview.backends.diffusers.plugin",
+    "gradio_diffusion_preview.backends.remote_gradio.plugin",
+    "gradio_diffusion_preview.backends.a1111.plugin",
     "gradio_diffusion_preview.backends.comfyui.plugin",
+    "gradio_diffusion_preview.backends.hf_inference.plugin",
+    "gradio_diffusion_preview.backends.ray.plugin",
 )
 BUILTIN_DISTRIBUTION = "gradio-diffusion-preview"
 

@@ -133,6 +133,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             bid,
             f"{error}. Fix: check the backend's setup or connection (`python -m "
             "gradio_diffusion_preview plugins` shows what it lists), then try again.",
+            error.reason,  # type: ignore[arg-type]
         ) from None
     if model is None:
         fail("model", request.model, "this backend has no default model", "name a model.")

@@ -1,0 +1,116 @@
+"""One ``text_to_image`` call, on its own thread, that can be abandoned at any moment.
+
+The call uses huggingface_hub's ``AsyncInferenceClient`` (the same ``text_to_image`` as
+``InferenceClient``, with the same request and errors) on a private event loop in a daemon
+thread. The run's generator never blocks on it: it polls ``finished`` and its own
+``RunControl``. ``cancel()`` cancels the task, which aborts the HTTP request and closes the
+client's own connection pool (``async with``), so a stopped run leaves no request behind; a
+result that arrives after that is dropped with the thread.
+
+Why not the sync ``InferenceClient``: it sends through huggingface_hub's shared session, so an
+in-flight request could only be abandoned (its thread waits for the server), never aborted.
+The synchronous steps inside ``text_to_image`` (the Hub look-ups that "auto" routing does) still
+run to their end before a cancel takes effect; they touch no per-run state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import PIL.Image
+from pydantic import SecretStr
+
+from .tokens import resolve_token
+
+_numbers = itertools.count(1)
+
+
+class MissingToken(RuntimeError):
+    """No token was given in code or found by huggingface_hub's discovery."""
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """What to ask for: ``model`` is a repo id (routed by ``provider``) or an http(s) URL
+    (POSTed as is by the hf-inference protocol); ``arguments`` are ``text_to_image``'s."""
+
+    model: str
+    provider: str | None
+    arguments: dict[str, Any]
+    bill_to: str | None = None
+    needs_token: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class InferenceCall:
+    """Runs ``spec`` once; read ``image`` or ``error`` after ``finished`` is set."""
+
+    def __init__(self, spec: CallSpec, token: SecretStr | None, timeout: float) -> None:
+        self.spec = spec
+        self.timeout = timeout
+        self.finished = threading.Event()
+        self.image: PIL.Image.Image | None = None
+        self.error: BaseException | None = None
+        self.token_used: str | None = None
+        self._code_token = token
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._cancelled = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"gdp-hf-inference-call-{next(_numbers)}", daemon=True
+        )
+
+    def start(self) -> InferenceCall:
+        self._thread.start()
+        return self
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def cancel(self) -> None:
+        """Abort the request (from any thread); the thread then ends on its own."""
+        with self._lock:
+            self._cancelled = True
+            loop, task = self._loop, self._task
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the call is over
+                loop.call_soon_threadsafe(task.cancel)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as error:  # reported to the run, which classifies it
+            self.error = error
+        finally:
+            self.finished.set()
+
+    async def _main(self) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        token = resolve_token(self._code_token)
+        self.token_used = token
+        if token is None and self.spec.needs_token:
+            raise MissingToken("no Hugging Face token was given or found")
+        from huggingface_hub import AsyncInferenceClient
+
+        async with AsyncInferenceClient(
+            provider=self.spec.provider,
+            token=token,
+            timeout=self.timeout,
+            bill_to=self.spec.bill_to,
+            headers=self.spec.headers or None,
+        ) as client:
+            image = await client.text_to_image(model=self.spec.model, **self.spec.arguments)
+        image.load()  # decode here, off the run's thread; the bytes stay in memory
+        self.image = image if image.mode == "RGB" else image.convert("RGB")

@@ -1,0 +1,26 @@
+"""The built-in ray plugin: one backend per Ray Serve application configured on the server
+(endpoints of kind ``ray``), or one named ``ray`` that says how to configure one, or what is
+wrong with a configuration that cannot be read (the app keeps serving)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...backend import Backend
+from ...hookspecs import hookimpl
+
+
+@hookimpl
+def register_backends(register: Callable[[Backend], None]) -> None:
+    from ...endpoints import EndpointConfigError, endpoints_of
+    from .backend import KIND, RayBackend  # ray itself stays unimported until a run
+
+    try:
+        endpoints = endpoints_of(KIND)
+    except EndpointConfigError as error:
+        register(RayBackend(problem=str(error)))
+        return
+    for endpoint in endpoints:
+        register(RayBackend(endpoint))
+    if not endpoints:
+        register(RayBackend())

@@ -1,0 +1,36 @@
+"""The built-in remote Gradio plugin: one backend per configured endpoint of kind "gradio".
+
+Endpoints come from ``DIFFUSION_PREVIEW_GRADIO_URL`` (and ``_TOKEN``, ``_USER``, ``_PASSWORD``)
+and from the file named by ``DIFFUSION_PREVIEW_ENDPOINTS`` (see ``endpoints``). With none, one
+backend named ``gradio`` is registered whose availability says how to configure it; an endpoint
+configured wrongly is registered the same way, with what is wrong and the fix. Registering
+makes no network call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...backend import Backend
+from ...hookspecs import hookimpl
+
+KIND = "gradio"
+
+
+@hookimpl
+def register_backends(register: Callable[[Backend], None]) -> None:
+    from ...endpoints import EndpointConfigError, endpoints_of
+    from .backend import RemoteGradioBackend, UnconfiguredGradioBackend
+
+    try:
+        endpoints = endpoints_of(KIND)
+    except EndpointConfigError as error:
+        register(UnconfiguredGradioBackend(KIND, str(error)))
+        return
+    if not endpoints:
+        register(UnconfiguredGradioBackend(KIND))
+    for endpoint in endpoints:
+        try:
+            register(RemoteGradioBackend(endpoint))
+        except EndpointConfigError as error:
+            register(UnconfiguredGradioBackend(endpoint.id, str(error)))

@@ -1,0 +1,109 @@
+"""Images out of the values a remote Gradio app returns, in memory.
+
+Previews arrive as data URLs (a remote ``DiffusionPreview``'s ``preview`` and ``previews``) and
+are decoded without touching a file. Final images arrive as files: gradio_client gives a
+``FileData`` dict (``{"path", "url", ...}``) with ``download_files=False`` and a local path
+with downloads on; a gallery gives a list of ``{"image": FileData, "caption": ...}``. Anything
+else is not an image, and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import PIL.Image
+
+from .failures import RemoteFailure
+
+FileFetcher = Callable[[dict[str, Any]], bytes]
+
+
+def decode_data_url(url: Any, where: str) -> PIL.Image.Image:
+    """An RGB image from a ``data:image/...;base64,...`` URL; ``RemoteFailure`` otherwise."""
+    if not isinstance(url, str) or not url.startswith("data:image/") or "," not in url:
+        raise _not_an_image(where, "a preview", url)
+    header, payload = url.split(",", 1)
+    try:
+        data = base64.b64decode(payload, validate=True) if header.endswith(";base64") else b""
+        return _open(data).convert("RGB")
+    except (binascii.Error, ValueError, OSError, PIL.Image.DecompressionBombError):
+        raise _not_an_image(where, "a preview", url) from None
+
+
+def fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """``size`` scaled down, keeping its shape, so neither side exceeds ``max_side``."""
+    width, height = size
+    if max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resized(image: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
+    """``image`` at ``size`` (previews are relayed at the size the run announced)."""
+    return image if image.size == size else image.resize(size, PIL.Image.Resampling.BILINEAR)
+
+
+def final_images(
+    value: Any, fetch: FileFetcher, where: str, downloads: str | None = None
+) -> list[PIL.Image.Image]:
+    """The images in one output value: a FileData dict, a local path under ``downloads`` (the
+    client's download folder, when it downloads), a data URL, a list (a gallery) of those, or
+    a DiffusionPreview state (its ``images``)."""
+    if isinstance(value, dict) and isinstance(value.get("status"), str) and "images" in value:
+        value = value["images"]
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise _not_an_image(where, "the final value", value)
+    return [_image(item, fetch, where, downloads) for item in items]
+
+
+def _image(item: Any, fetch: FileFetcher, where: str, downloads: str | None) -> PIL.Image.Image:
+    if isinstance(item, dict) and "image" in item and "path" not in item:
+        item = item["image"]  # a gallery entry: {"image": FileData, "caption": ...}
+    try:
+        if isinstance(item, dict) and isinstance(item.get("path"), str):
+            return _open(fetch(item))
+        if isinstance(item, str) and item.startswith("data:image/"):
+            return decode_data_url(item, where)
+        if isinstance(item, str) and downloads and _inside(item, downloads):
+            return _open(Path(item).read_bytes())
+    except (ValueError, OSError, PIL.Image.DecompressionBombError):
+        pass
+    raise _not_an_image(where, "the final value", item)
+
+
+def _inside(path: str, folder: str) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def _open(data: bytes) -> PIL.Image.Image:
+    """A fully loaded image from bytes; raises ``OSError``/``ValueError`` for anything else."""
+    image = PIL.Image.open(io.BytesIO(data))
+    image.load()
+    return image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
+
+
+def _not_an_image(where: str, what: str, value: Any) -> RemoteFailure:
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:80] + "…"
+    fix = (
+        "the remote app's previews are broken; report it to its owner"
+        if what == "a preview"
+        else "point options.output at the output holding the image (see "
+        "docs/backends/remote-gradio.md)"
+    )
+    return RemoteFailure(
+        f"The Gradio app {where} sent {what} that is not an image: {type(value).__name__} "
+        f"{text}. Fix: {fix}.",
+        "remote_error",
+    )

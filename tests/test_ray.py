@@ -1,0 +1,351 @@
+"""The ray backend against a real local Ray Serve: one Ray instance on loopback for the module,
+two Serve applications reused by every test.
+
+- ``tiny``: the diffusers backend with the tiny random-weight pipeline, one replica, deployed by
+  Ray's own ``serve run`` from the config file that ``python -m gradio_diffusion_preview serve
+  config`` prints (started first, so the replica loads while the toy tests run);
+- ``toy``: ``ray_toys.ReplicaCountingBackend`` on two replicas (one run each, one queued run),
+  deployed from Python with ``serving.run``; it reports its steps to the ``StepLog`` actor, so
+  the tests count them on the replica side, and its paced steps feed the widget in Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import ray
+from ray import serve as ray_serve
+from ray_toys import NAMESPACE, STEP_LOG, StepLog
+from test_browser import TIMEOUT_MS, WATCH_PREVIEWS_JS, generate, open_app, progress_steps
+
+from gradio_diffusion_preview import DiffusionPreview, cancel_run, stream
+from gradio_diffusion_preview.backends.ray.backend import RayBackend
+from gradio_diffusion_preview.cli import main
+from gradio_diffusion_preview.serving import ServeSettings, run
+from gradio_diffusion_preview.testing import check_backend
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parent
+TOY_STEP = 0.2  # seconds per step of the toy runs that must still be going when a test acts
+DEPLOY_TIMEOUT = 240.0
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Poll ``condition`` (Serve's state has no event to await) until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def app_status(name: str) -> str | None:
+    status = ray_serve.status().applications.get(name)
+    return status.status if status else None
+
+
+def running_replicas(app: str) -> int:
+    status = ray_serve.status().applications.get(app)
+    if status is None:
+        return 0
+    return sum(d.replica_states.get("RUNNING", 0) for d in status.deployments.values())
+
+
+def tiny_config(model_dir: Path) -> str:
+    """The Serve config the CLI prints for the tiny pipeline on one CPU replica."""
+    argv = ["serve", "config", "diffusers", "--app", "tiny", "--num-gpus", "0", "--num-cpus", "0"]
+    argv += ["--option", "device=cpu", "--option", f"models={json.dumps([str(model_dir)])}"]
+    argv += ["--warmup", str(model_dir)]
+    done = subprocess.run(
+        [sys.executable, "-m", "gradio_diffusion_preview", *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def start_ray(**options) -> None:
+    """``ray.init``, tried twice: Ray gives a new node a fixed 30 s to register, which a
+    machine this loaded (2 cores, many test runs at once) can miss."""
+    for attempt in (1, 2):
+        try:
+            ray.init(**options)
+            return
+        except Exception as error:
+            if attempt == 2 or "timed out during startup" not in str(error):
+                raise
+            ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from gradio_diffusion_preview.backends.diffusers.tiny import build_tiny_pipeline
+
+    model_dir = build_tiny_pipeline("sd15")
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
+    # Replicas import the test plugin module from here; no usage reports leave the machine.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), saved["PYTHONPATH"]]))
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    started = time.monotonic()
+    try:
+        start_ray(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            namespace=NAMESPACE,
+            _node_ip_address="127.0.0.1",
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    ray_serve.start(proxy_location="Disabled")
+    log = ray.remote(StepLog).options(name=STEP_LOG, num_cpus=0).remote()
+    config = tmp_path_factory.mktemp("serve") / "tiny.yaml"
+    config.write_text(tiny_config(model_dir))
+    # Ray's own `serve run` deploys the printed config, as an operator would.
+    deploy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "serve"), "run", str(config), "--non-blocking"]
+        + ["--address", ray.get_runtime_context().gcs_address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    toy_settings = ServeSettings(
+        app="toy",
+        backend="ray-counting",
+        plugins=["ray_toys"],
+        num_replicas=2,
+        max_ongoing_requests=1,
+        max_queued_requests=1,
+        num_gpus=0,
+        num_cpus=0,
+        retry_after=3,
+    )
+    run(toy_settings)
+    print(f"\nRay and the toy app up in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    yield SimpleNamespace(log=log, deploy=deploy, model_dir=model_dir, config=config)
+    deploy.kill()
+    ray_serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def toy(cluster) -> RayBackend:
+    return RayBackend.for_app("toy", id="ray-toy")
+
+
+@pytest.fixture(scope="module")
+def tiny(cluster) -> RayBackend:
+    output, _ = cluster.deploy.communicate(timeout=DEPLOY_TIMEOUT)
+    assert cluster.deploy.returncode == 0, output
+    wait_until(lambda: app_status("tiny") in ("RUNNING", "DEPLOY_FAILED"), DEPLOY_TIMEOUT, "tiny")
+    assert app_status("tiny") == "RUNNING", ray_serve.status().applications["tiny"]
+    return RayBackend.for_app("tiny", id="ray-tiny", options={"backend": "diffusers"})
+
+
+def two_replicas() -> None:
+    wait_until(lambda: running_replicas("toy") == 2, DEPLOY_TIMEOUT, "two toy replicas")
+
+
+class Run:
+    """One run streamed through ``stream()`` on a thread, as Gradio would run it."""
+
+    def __init__(self, backend: RayBackend, steps: int = 30, delay: float = TOY_STEP, **options):
+        self.tag = uuid.uuid4().hex
+        self.states: list = []
+        self.first_step = threading.Event()
+        self.ended = threading.Event()
+        self.stream = stream(
+            backend,
+            prompt="flat",
+            steps=steps,
+            seed=1,
+            options={"tag": self.tag, "delay": delay, **options},
+        )
+        threading.Thread(target=self._pull, daemon=True).start()
+
+    def _pull(self) -> None:
+        try:
+            for state in self.stream:
+                self.states.append(state)
+                if state.step >= 1:
+                    self.first_step.set()
+        finally:
+            self.ended.set()
+
+    def cancel(self) -> None:
+        """Stop it, as the component's API does (``cancel_run``)."""
+        assert self.states, "the run has not started"
+        cancel_run(self.states[0].run_id)
+
+    @property
+    def last(self):
+        return self.states[-1]
+
+    def result(self, timeout: float = 60.0):
+        assert self.ended.wait(timeout), f"run {self.tag} did not end"
+        return self.last
+
+
+def replica_of(cluster, run: Run) -> str | None:
+    return ray.get(cluster.log.replica_of.remote(run.tag))
+
+
+# --- the toy app: spread, Stop, a full queue, a dead replica --------------------------------
+
+
+def test_runs_spread_over_two_replicas(cluster, toy):
+    two_replicas()
+    first = Run(toy, steps=8, delay=0.1)
+    assert first.first_step.wait(30)
+    second = Run(toy, steps=8, delay=0.1)
+    assert first.result().status == second.result().status == "done"
+    assert second.last.step == 8 and len(second.last.images) == 1
+    assert replica_of(cluster, first) != replica_of(cluster, second)
+
+
+def test_stop_stops_the_replica_run_within_one_step(cluster, toy):
+    tag = uuid.uuid4().hex
+    states = stream(toy, prompt="flat", steps=100, seed=1, options={"tag": tag, "delay": TOY_STEP})
+    seen = 0
+    for state in states:
+        seen = state.step
+        if seen >= 3:
+            break
+    states.close()  # what Gradio does on Stop, cancels=[...] or a closed tab
+    assert ray.get(cluster.log.wait_ended.remote(tag, 10.0)), "the replica's run did not end"
+    replica_steps = ray.get(cluster.log.steps_of.remote(tag))
+    assert seen <= replica_steps <= seen + 1, (seen, replica_steps)
+
+
+def test_a_full_queue_fails_busy_with_retry_after(cluster, toy):
+    two_replicas()
+    running = []
+    for _ in range(2):
+        running.append(Run(toy))
+        assert running[-1].first_step.wait(30)
+    # Both replicas are at their one run; one more may wait, the other is refused.
+    extra = [Run(toy, steps=2), Run(toy, steps=2)]
+    busy = [r for r in extra if r.ended.wait(10) and r.last.reason == "busy"]
+    assert busy, [r.states[-1:] for r in extra]
+    failed = busy[0].last
+    assert failed.status == "error" and failed.retry_after == 3.0
+    assert "busy" in failed.message and "queue is full" in failed.message
+    for run_ in running:
+        run_.cancel()
+    others = [r for r in extra if r not in busy]
+    for run_ in others:
+        assert run_.result().status in ("done", "error")
+
+
+@pytest.mark.parametrize("how", ["ray.kill", "os._exit"])
+def test_a_dead_replica_fails_only_its_run_and_the_next_run_works(cluster, toy, how):
+    two_replicas()
+    doomed = Run(toy, crash_at=4 if how == "os._exit" else None)
+    assert doomed.first_step.wait(30)
+    survivor = Run(toy, steps=12, delay=0.1)
+    assert survivor.first_step.wait(30)
+    if how == "ray.kill":
+        ray.kill(ray.get_actor(replica_of(cluster, doomed), namespace="serve"), no_restart=True)
+
+    failed = doomed.result()
+    assert failed.status == "error" and failed.reason == "unavailable", failed
+    assert "died" in failed.message and "replica" in failed.message
+    assert survivor.result().status == "done"
+    after = Run(toy, steps=3, delay=0.0)
+    assert after.result().status == "done"
+    assert replica_of(cluster, after) != replica_of(cluster, doomed)
+
+
+def test_an_app_that_is_not_there_fails_unavailable(cluster):
+    backend = RayBackend.for_app("no-such-app", id="ray-missing")
+    assert backend.availability().usable  # network-free: only a run finds out
+    last = list(stream(backend, prompt="x", steps=2))[-1]
+    assert last.status == "error" and last.reason == "unavailable"
+    assert "no-such-app" in last.message and "serve run" in last.message
+
+
+def test_cli_serve_run_deploys_an_app_the_backend_reaches(cluster, example_plugin):
+    argv = ["serve", "run", "example-fractal", "--app", "cli-fractal", "--replicas", "1"]
+    assert main([*argv, "--num-gpus", "0", "--num-cpus", "0", "--non-blocking"]) == 0
+    try:
+        backend = RayBackend.for_app("cli-fractal", id="ray-fractal")
+        assert [m.id for m in backend.list_models()] == ["mandelbrot", "julia"]
+        last = list(stream(backend, prompt="mandelbrot", steps=4, width=64, height=64))[-1]
+        assert last.status == "done" and last.images[0].size == (64, 64)
+    finally:
+        ray_serve.delete("cli-fractal")
+
+
+# --- the tiny diffusers app: the mirrored backend, the conformance kit -----------------------
+
+
+def test_the_ray_backend_mirrors_the_hosted_backend(tiny, cluster):
+    from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
+
+    assert [m.id for m in tiny.list_models()] == [str(cluster.model_dir)]
+    assert tiny.capabilities == DiffusersBackend.capabilities
+    assert tiny.describe()["endpoint"]["url"] == "auto"
+
+
+def test_conformance_kit_passes_for_the_ray_backend(tiny):
+    report = check_backend(
+        tiny,
+        prompt="a lighthouse",
+        steps=5,
+        width=64,
+        height=64,
+        failing_request={"options": {"scheduler": "no-such-sampler"}},
+        # A cancel crosses three processes here; on a loaded 2-core machine that can take
+        # longer than the kit's default 2 s. Stop within one step is counted on the replica
+        # in test_stop_stops_the_replica_run_within_one_step.
+        cancel_timeout=20,
+    )
+    assert not report.skipped, report
+    signals = tiny._connection.signals()
+    wait_until(lambda: ray.get(signals.pending.remote()) == 0, 10, "finish-early waits released")
+
+
+# --- the widget in Chromium, fed by the toy app -----------------------------------------------
+
+
+@pytest.mark.browser
+def test_previews_stream_through_ray_into_the_widget(browser, serve, toy, output_dir):
+    import gradio as gr
+
+    two_replicas()
+
+    def generate_run(prompt):
+        # Paced steps: a loaded machine still paints several of them (a fast run may not).
+        yield from stream(toy, prompt=prompt, steps=16, seed=5, options={"delay": 0.15})
+
+    with gr.Blocks() as app:
+        prompt = gr.Textbox(label="Prompt")
+        button = gr.Button("Generate")
+        preview = DiffusionPreview(label="Generation")
+        preview.attach_run(button.click(generate_run, prompt, preview))
+    page = open_app(browser, serve(app))
+    page.evaluate(WATCH_PREVIEWS_JS)
+    generate(page, "a lighthouse on Ray")
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    page.screenshot(path=output_dir / "done.png", full_page=True)
+    seen = page.evaluate("window.__preview_watch")
+    assert seen["final_after"] >= 3, f"only {seen['final_after']} distinct previews painted"
+    assert seen["broken"] == 0
+    assert progress_steps(page) == (16, 16)
+    assert not page.errors
+    page.close()

@@ -1,0 +1,506 @@
+"""The remote Gradio backend against real Gradio apps on loopback: a DiffusionPreview app whose
+steps are relayed one by one (previews, Stop, queue position, the remote's own phases and
+failure reasons, the final image), the common image Space, detection and configuration, the
+token and telemetry traps, the plugin and the conformance kit.
+
+The remote apps (tests/remote_gradio_apps.py) run in this process with the ``serve`` fixture,
+or in a subprocess where the test needs a separate machine's view (the conformance kit checks
+that this side writes no files).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import free_port
+from gradio_client import Client
+from remote_gradio_apps import image_app, preview_app
+from toy_backends import BatchPreviewBackend, CountingBackend, WaitingBackend
+
+from gradio_diffusion_preview import Failed, Finished, RunControl, Started, Status, Step
+from gradio_diffusion_preview.backends.remote_gradio.backend import (
+    RemoteGradioBackend,
+    UnconfiguredGradioBackend,
+)
+from gradio_diffusion_preview.endpoints import Endpoint, EndpointConfigError
+from gradio_diffusion_preview.plugins import Registry
+from gradio_diffusion_preview.request import BackendUnavailable, build_request, validate_request
+from gradio_diffusion_preview.testing import check_backend, run_backend
+from gradio_diffusion_preview.testing.file_writes import forbidden_writes
+from gradio_diffusion_preview.testing.suite import CHECKS
+
+ROOT = Path(__file__).resolve().parents[1]
+CANARY = "hf_canaryTOKENthatMustNeverLeave0000"
+
+
+def gradio_backend(url: str, *, timeout: float = 60.0, **options) -> RemoteGradioBackend:
+    return RemoteGradioBackend(
+        Endpoint(id="remote", kind="gradio", url=url, timeout=timeout, options=options)
+    )
+
+
+def colour(image) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.asarray(image.convert("RGB"))[0, 0])
+
+
+def near(seen: tuple[int, ...], expected: tuple[int, ...]) -> bool:
+    """Colours equal up to lossy compression (Gradio sends gr.Image results as WebP)."""
+    return all(abs(a - b) <= 4 for a, b in zip(seen, expected, strict=True))
+
+
+def kinds(events) -> list[str]:
+    return [type(event).__name__ for event in events]
+
+
+@pytest.fixture
+def counting():
+    return CountingBackend(step_seconds=0.1)
+
+
+@pytest.fixture
+def counting_url(serve, counting):
+    return serve(preview_app(counting))
+
+
+# --- a DiffusionPreview remote: every step relayed ------------------------------------------
+
+
+def test_previews_are_relayed_step_by_step_then_the_final_image(counting_url):
+    backend = gradio_backend(counting_url)
+    rec = run_backend(backend, steps=8, seed=7, watch_files=True)
+    started, steps, finished = rec.started, rec.steps, rec.finished
+    assert finished is not None, rec.trace()
+    assert started.total_steps == 8 and started.seeds == [7] and started.preview_size == (64, 64)
+    assert [s.step for s in steps] == sorted({s.step for s in steps}) and steps[-1].step == 8
+    previews = [colour(s.preview) for s in steps if s.preview is not None]
+    assert len(set(previews)) >= 3, previews  # the counting backend's shades, one per step
+    assert all(s.preview.size == (64, 64) for s in steps if s.preview is not None)
+    (image,) = finished.images
+    assert image.size == (64, 64) and colour(image)[1:] == (90, 200)  # the remote's image
+    assert finished.seeds == [7]
+    assert finished.metadata["remote"] == counting_url.rstrip("/")
+    assert finished.metadata["remote_backend"] == "counting"
+    # the client downloads nothing: previews stay data URLs, the final image is fetched to memory
+    assert not [w for w in forbidden_writes(rec.writes, ()) if "/gradio/" not in w]
+
+
+def test_stop_cancels_the_remote_run_within_one_step(serve):
+    counting = CountingBackend(step_seconds=1.0)  # long steps: Stop travels within one
+    backend = gradio_backend(serve(preview_app(counting)))
+    request = validate_request(build_request(backend, {"prompt": "fox", "steps": 30}), backend)
+    control = RunControl()
+    events, at_cancel = [], None
+    started = time.monotonic()
+    for event in backend.generate(request, control):
+        events.append(event)
+        if isinstance(event, Step) and event.step >= 1 and at_cancel is None:
+            at_cancel = counting.steps_run
+            cancelled_at = time.monotonic()
+            control.cancel()
+    returned_after = time.monotonic() - cancelled_at
+    assert not [e for e in events if isinstance(e, Finished | Failed)], kinds(events)
+    assert returned_after < 2, returned_after  # at once; generous for a loaded machine
+    time.sleep(2.5)  # two and a half remote steps: a remote run still going would move on
+    # the step under way when Stop arrived may complete; no other step starts
+    assert counting.steps_run - at_cancel <= 1, (at_cancel, counting.steps_run)
+    assert time.monotonic() - started < 10
+
+
+def test_a_batch_relays_one_preview_per_image(serve):
+    backend = gradio_backend(serve(preview_app(BatchPreviewBackend(step_seconds=0.05))))
+    rec = run_backend(backend, steps=5, seed=3, num_images=2)
+    assert rec.finished is not None, rec.trace()
+    previews = [s.preview for s in rec.steps if s.preview is not None]
+    assert previews and all(isinstance(p, list) and len(p) == 2 for p in previews)
+    assert colour(previews[-1][0]) != colour(previews[-1][1])
+    assert len(rec.finished.images) == 2 and rec.finished.seeds == [3, 4]
+
+
+def test_the_remote_queue_position_is_reported_while_waiting(serve):
+    url = serve(preview_app(CountingBackend(step_seconds=0.1), concurrency_limit=1))
+    blocker = Client(url, verbose=False, download_files=False, token=False)
+    job = blocker.submit("first", "", "flat", 30, 7.5, 1, 64, 64, 1, api_name="/generate")
+    while not job.outputs():  # the blocker holds the remote's only slot
+        time.sleep(0.02)
+    rec = run_backend(gradio_backend(url), steps=4, timeout=30)
+    statuses = [e for e in rec.events if isinstance(e, Status)]
+    assert rec.finished is not None, rec.trace()
+    assert statuses[0].phase == "queued" and statuses[0].position == 1, statuses
+    assert statuses[0].queue_size == 1
+    assert statuses[-1].phase == "generating"  # the queued notice is replaced once it runs
+    first_step = kinds(rec.events).index("Step")
+    assert all(isinstance(e, Status) for e in rec.events[1:first_step])
+    job.result(timeout=30)
+
+
+def test_the_remote_runs_phase_reason_and_retry_after_are_carried_over(serve):
+    waiting = WaitingBackend(
+        waits=[
+            (Status("queued", "In the service's queue", 3, 5, 4.0), 0.4),
+            (Status("loading"), 0.3),
+        ],
+        failure=Failed("The service is rate limited.", "rate_limited", retry_after=30.0),
+    )
+    backend = gradio_backend(serve(preview_app(waiting)))
+    rec = run_backend(backend, steps=4)
+    statuses = [e for e in rec.events if isinstance(e, Status)]
+    assert [s.phase for s in statuses] == ["queued", "loading"], rec.trace()
+    assert (statuses[0].position, statuses[0].queue_size) == (3, 5)
+    assert statuses[0].message == "In the service's queue"
+    failed = rec.failed
+    assert failed.reason == "rate_limited" and failed.retry_after == 30.0
+    assert "The service is rate limited." in failed.message
+
+
+# --- an image or gallery endpoint: status, then the image ------------------------------------
+
+
+def test_an_image_space_reports_status_while_it_runs_then_the_image(serve):
+    backend = gradio_backend(serve(image_app(delay=0.4)))
+    assert backend.list_models()[0].id == "default"
+    caps = backend.capabilities
+    assert not caps.step_events and not caps.step_previews and caps.seed
+    assert not caps.negative_prompt and not caps.guidance and caps.max_size == 1024
+    rec = run_backend(backend, seed=5, width=128, height=64)
+    assert isinstance(rec.events[0], Started) and rec.started.preview_size is None
+    statuses = [e for e in rec.events if isinstance(e, Status)]
+    assert statuses and statuses[0].phase == "generating", rec.trace()
+    assert any("/4 steps" in s.message for s in statuses)  # the Space's gr.Progress
+    assert statuses[-1].phase == "fetching" and not rec.steps
+    (image,) = rec.finished.images
+    assert image.size == (128, 64) and near(colour(image), (200, 30, 30))
+    assert rec.finished.seeds == [5]
+
+
+def test_an_image_space_reports_its_queue_position(serve):
+    url = serve(image_app(delay=2.5, concurrency_limit=1))
+    blocker = Client(url, verbose=False, download_files=False, token=False)
+    job = blocker.submit("first", 1, 64, 64, api_name="/infer")
+    while job.status().code.name not in ("PROCESSING", "PROGRESS", "ITERATING"):
+        time.sleep(0.02)
+    rec = run_backend(gradio_backend(url), timeout=30)
+    statuses = [e for e in rec.events if isinstance(e, Status)]
+    assert statuses[0].phase == "queued" and statuses[0].position == 1, rec.trace()
+    assert "generating" in [s.phase for s in statuses] and rec.finished is not None
+    job.result(timeout=30)
+
+
+def test_a_gallery_space_gives_its_images(serve):
+    backend = gradio_backend(serve(image_app(delay=0.1, gallery=True)))
+    rec = run_backend(backend, seed=1)
+    (image,) = rec.finished.images
+    assert near(colour(image), (200, 30, 30)), rec.trace()
+
+
+def test_an_image_endpoint_can_be_read_from_a_diffusion_preview_app(counting_url):
+    backend = gradio_backend(counting_url, mode="image")
+    rec = run_backend(backend, steps=3)
+    assert not rec.steps and rec.finished is not None, rec.trace()
+    assert colour(rec.finished.images[0])[1:] == (90, 200)
+
+
+# --- detection and configuration ---------------------------------------------------------------
+
+
+def test_the_endpoint_parameters_and_limits_are_detected(counting_url, serve):
+    backend = gradio_backend(counting_url)
+    assert [m.id for m in backend.list_models()] == ["flat"]  # the model dropdown's choices
+    api = backend.session().api
+    assert (api.api_name, api.mode) == ("/generate", "preview")
+    assert dict(api.inputs) == {
+        "prompt": "prompt",
+        "negative_prompt": "negative_prompt",
+        "model": "model",
+        "steps": "steps",
+        "guidance": "guidance",
+        "seed": "seed",
+        "width": "width",
+        "height": "height",
+        "num_images": "num_images",
+    }
+    caps = backend.capabilities
+    assert caps.step_events and caps.step_previews and caps.finish_early  # "Use this preview"
+    assert caps.steps_range == (1, 200) and caps.default_steps == 8
+    assert (caps.min_size, caps.max_size, caps.default_size) == (64, 512, (64, 64))
+    assert caps.guidance_range == (0.0, 20.0) and caps.max_batch == 4
+    assert backend.describe()["remote_api"] == {"api_name": "/generate", "mode": "preview"}
+
+
+def test_options_map_unusual_parameters_and_fix_required_ones(serve):
+    import gradio as gr
+
+    received = []
+
+    def paint(text, style, num_inference_steps, cfg):
+        received.append((text, style, num_inference_steps, cfg))
+        return PIL_red()
+
+    with gr.Blocks() as app:
+        text = gr.Textbox(label="Describe it")
+        style = gr.Textbox(label="Style")
+        steps = gr.Slider(1, 50, value=25, step=1, label="Quality")
+        cfg = gr.Slider(0, 10, value=3, label="CFG")
+        gr.Button().click(paint, [text, style, steps, cfg], gr.Image(), api_name="paint")
+    url = serve(app)
+    plain = gradio_backend(url)
+    with pytest.raises(BackendUnavailable) as refused:
+        validate_request(build_request(plain, {"prompt": "x"}), plain)
+    assert "needs 'style' (Textbox)" in str(refused.value)
+    assert "options.fixed" in str(refused.value)
+    backend = gradio_backend(
+        url, fixed={"style": "ink"}, inputs={"steps": "num_inference_steps"}, capabilities={}
+    )
+    backend.list_models()  # asks the app: the kit's default request then fits what it takes
+    rec = run_backend(backend, prompt="a heron", steps=12, guidance=2.5)
+    assert rec.finished is not None, rec.trace()
+    assert received[-1] == ("a heron", "ink", 12, 2.5)  # cfg recognised by its name
+
+
+def PIL_red():
+    from remote_gradio_apps import red_image
+
+    return red_image()
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"mode": "fast"}, "options.mode"),
+        ({"api_nam": "/x"}, "options.api_nam"),
+        ({"capabilities": {"max_sise": 4}}, "unknown capability 'max_sise'"),
+        ({"capabilities": {"default_steps": 500}}, "default_steps 500 is outside"),
+        ({"read_timeout": 5}, "options.read_timeout"),
+        ({"inputs": {"colour": "c"}}, "options.inputs.colour"),
+    ],
+)
+def test_wrong_options_are_refused_with_the_option_and_the_fix(options, says):
+    with pytest.raises(EndpointConfigError) as error:
+        gradio_backend("http://127.0.0.1:9", **options)
+    assert says in str(error.value) and "Fix:" in str(error.value)
+
+
+def test_an_endpoint_of_another_kind_is_refused():
+    with pytest.raises(EndpointConfigError, match="of kind 'a1111', not 'gradio'"):
+        RemoteGradioBackend(Endpoint(id="x", kind="a1111", url="http://127.0.0.1:9"))
+
+
+def test_registering_and_availability_make_no_network_call():
+    # port 9 (discard) has nothing listening here; a connection attempt would fail loudly
+    backend = gradio_backend("http://127.0.0.1:9")
+    assert backend.availability().usable
+    assert backend.describe()["endpoint"]["url"] == "http://127.0.0.1:9"
+    assert backend._session is None
+
+
+def test_availability_names_a_missing_token_or_password(monkeypatch):
+    monkeypatch.delenv("STUDIO_TOKEN", raising=False)
+    needs = RemoteGradioBackend(
+        Endpoint(id="s", kind="gradio", url="owner/space", token_env="STUDIO_TOKEN")
+    ).availability()
+    assert needs.state == "needs_token" and "STUDIO_TOKEN" in needs.message
+    login = RemoteGradioBackend(
+        Endpoint(id="s", kind="gradio", url="http://h", username="ann", password_env="NO_PW")
+    ).availability()
+    assert login.state == "not_configured" and "$NO_PW" in login.message
+
+
+# --- the token and telemetry traps --------------------------------------------------------------
+
+
+def test_the_local_hugging_face_token_is_never_sent_to_a_remote_app(serve, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    headers: list[dict[str, str]] = []
+    url = serve(preview_app(CountingBackend(), headers=headers))
+    rec = run_backend(gradio_backend(url), steps=2)
+    assert rec.finished is not None, rec.trace()
+    assert headers and not any(CANARY in value for h in headers for value in h.values())
+    assert not any(name in h for h in headers for name in ("authorization", "x-hf-authorization"))
+    configured = RemoteGradioBackend(
+        Endpoint(id="s", kind="gradio", url=url, token="hf_configuredForThisEndpoint")
+    )
+    assert run_backend(configured, steps=2).finished is not None
+    assert headers[-1]["x-hf-authorization"] == "Bearer hf_configuredForThisEndpoint"
+    assert not any(CANARY in value for value in headers[-1].values())
+
+
+def test_no_telemetry_is_sent_even_when_the_environment_allows_it(counting_url, monkeypatch):
+    import gradio_client.client as client_module
+
+    sent = []
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")
+    monkeypatch.setattr(client_module, "send_telemetry", lambda **kw: sent.append(kw))
+    Client(counting_url, verbose=False, download_files=False, token=False)  # the trap itself
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sent, "the plain client should have sent telemetry (the spy is not working)"
+    sent.clear()
+    gradio_backend(counting_url).list_models()
+    time.sleep(0.3)
+    assert sent == []
+
+
+# --- the plugin, the CLI, the conformance kit ---------------------------------------------------
+
+
+def test_with_nothing_configured_the_plugin_registers_a_backend_saying_how(monkeypatch):
+    monkeypatch.delenv("DIFFUSION_PREVIEW_GRADIO_URL", raising=False)
+    monkeypatch.delenv("DIFFUSION_PREVIEW_ENDPOINTS", raising=False)
+    backend = Registry(load_entry_points=False).get("gradio")
+    assert isinstance(backend, UnconfiguredGradioBackend)
+    availability = backend.availability()
+    assert availability.state == "not_configured"
+    assert "DIFFUSION_PREVIEW_GRADIO_URL" in availability.message
+    assert "docs/backends/remote-gradio.md" in availability.message
+
+
+def test_endpoints_from_the_environment_and_a_file_each_become_a_backend(tmp_path, monkeypatch):
+    file = tmp_path / "endpoints.toml"
+    file.write_text(
+        '[[endpoints]]\nid = "studio"\nkind = "gradio"\nurl = "http://10.0.0.5:7860"\n'
+        'options = { api_name = "/generate" }\n\n'
+        '[[endpoints]]\nid = "broken"\nkind = "gradio"\nurl = "http://h"\n'
+        'options = { mode = "fast" }\n'
+    )
+    monkeypatch.setenv("DIFFUSION_PREVIEW_ENDPOINTS", str(file))
+    monkeypatch.setenv("DIFFUSION_PREVIEW_GRADIO_URL", "owner/space")
+    backends = Registry(load_entry_points=False).backends()
+    assert isinstance(backends["gradio"], RemoteGradioBackend)
+    assert backends["gradio"].display_name == "Space owner/space"
+    assert backends["studio"].display_name == "Remote Gradio app (studio)"  # not its address
+    assert backends["studio"].settings.api_name == "/generate"
+    assert isinstance(backends["broken"], UnconfiguredGradioBackend)
+    assert "options.mode" in backends["broken"].availability().message
+
+
+def test_the_plugins_cli_shows_the_configuration_state(monkeypatch, capsys):
+    from gradio_diffusion_preview import cli, plugins
+
+    monkeypatch.delenv("DIFFUSION_PREVIEW_ENDPOINTS", raising=False)
+    monkeypatch.delenv("DIFFUSION_PREVIEW_GRADIO_URL", raising=False)
+    monkeypatch.setenv("DIFFUSION_PREVIEW_PLUGINS", "")
+    plugins.reset_registry()
+    try:
+        assert cli.main(["plugins", "--no-models"]) == 0
+        out = capsys.readouterr().out
+        assert "  backend gradio: Remote Gradio app (not configured) (remote)\n" in out
+        assert "    status:  not_configured: No remote Gradio app is configured." in out
+        monkeypatch.setenv("DIFFUSION_PREVIEW_GRADIO_URL", "http://127.0.0.1:7861")
+        monkeypatch.setenv("DIFFUSION_PREVIEW_GRADIO_TOKEN", CANARY)
+        plugins.reset_registry()
+        assert cli.main(["plugins", "--no-models"]) == 0
+        out = capsys.readouterr().out
+        assert "  backend gradio: Remote Gradio app (remote)\n" in out
+        assert "    endpoint: http://127.0.0.1:7861; token set\n" in out
+        assert CANARY not in out
+    finally:
+        plugins.reset_registry()
+
+
+@pytest.fixture
+def subprocess_remote():
+    """``start(port) -> (url, process)``: the seeded counting app in a process of its own."""
+    started = []
+
+    def start(port: int | None = None, step_seconds: float = 0.05, models: str = ""):
+        port = port or free_port()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests" / "remote_gradio_apps.py"),
+                f"--port={port}",
+                f"--step-seconds={step_seconds}",
+                f"--models={models}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                import httpx
+
+                if httpx.get(url + "/config", timeout=1).status_code == 200:
+                    return url, process
+            except httpx.TransportError:
+                time.sleep(0.2)
+            if process.poll() is not None:
+                break
+        raise RuntimeError(f"the remote app on port {port} did not start")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_the_backend_passes_the_conformance_kit(subprocess_remote):
+    # steps long enough for "Use this preview" to reach the remote within one step
+    url, _ = subprocess_remote(step_seconds=0.6, models="flat,no-such-model")
+    backend = RemoteGradioBackend(
+        Endpoint(id="remote-kit", kind="gradio", url=url, models=["flat", "no-such-model"])
+    )
+    report = check_backend(backend, steps=5, failing_request={"model": "no-such-model"})
+    assert report.passed == list(CHECKS) and not report.skipped, str(report)
+
+
+def test_an_image_endpoint_passes_the_conformance_kit(serve):
+    # The remote runs in this process and writes its own files (Gradio's cache), so the
+    # no_files check is left to the DiffusionPreview run above, whose remote runs apart; the
+    # final image is fetched by the same code in both modes.
+    url = serve(image_app(delay=0.2, seeded=True, refuse="please fail"))
+    backend = gradio_backend(url)
+    report = check_backend(backend, failing_request={"prompt": "please fail"}, skip=["no_files"])
+    assert set(report.passed) >= {
+        "identity",
+        "event_order",
+        "steps",
+        "status",
+        "final_images",
+        "seed",
+        "cancel_at_start",
+        "failure",
+        "stream",
+    }, str(report)
+    assert set(report.skipped) == {"no_files", "batch", "cancel", "finish_early"}, str(report)
+
+
+def test_runs_one_after_another_reuse_one_client(counting_url):
+    backend = gradio_backend(counting_url)
+    session = backend.session()
+    (client,) = session._idle
+    for _ in range(2):
+        assert run_backend(backend, steps=2).finished is not None
+    assert backend.session() is session and session._idle == [client]
+
+
+def test_stopping_one_run_leaves_a_concurrent_run_on_the_same_endpoint_going(serve):
+    # Gradio's /cancel stops every running task of a client session's endpoint, so two runs
+    # sharing one client would both stop: each run has a client to itself
+    counting = CountingBackend(step_seconds=0.3)
+    backend = gradio_backend(serve(preview_app(counting)))
+    backend.list_models()
+    results = {}
+
+    def run(name, **signal):
+        results[name] = run_backend(backend, steps=8, timeout=30, **signal)
+
+    other = threading.Thread(target=run, args=("kept",))
+    other.start()
+    time.sleep(0.5)
+    run("stopped", signal="cancel", signal_after=2)
+    other.join(30)
+    assert results["stopped"].finished is None and results["stopped"].ended
+    kept = results["kept"]
+    assert kept.finished is not None, kept.trace()
+    assert [s.step for s in kept.steps][-1] == 8

@@ -1,0 +1,70 @@
+"""In Chromium: a local app whose backend is the remote Gradio backend, pointed at a remote
+DiffusionPreview app on loopback, shows the remote run's previews forming in the widget, step
+by step, then the final image; Stop in the local widget stops the remote run."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from remote_gradio_apps import preview_app
+from test_browser import STEPS_RE, TIMEOUT_MS, WATCH_PREVIEWS_JS, generate, open_app
+from test_remote_gradio import gradio_backend
+from toy_backends import CountingBackend
+
+from gradio_diffusion_preview import DiffusionPreview, stream
+
+pytestmark = pytest.mark.browser
+
+
+def local_app(backend) -> gr.Blocks:
+    def run(prompt: str):
+        yield from stream(backend, prompt=prompt, steps=12, width=64, height=64)
+
+    with gr.Blocks() as app:
+        prompt = gr.Textbox(label="Prompt")
+        button = gr.Button("Generate")
+        preview = DiffusionPreview(label="Generation")
+        preview.attach_run(button.click(run, prompt, preview))
+    return app
+
+
+def test_the_remote_runs_previews_form_in_the_local_widget(browser, serve, output_dir):
+    counting = CountingBackend(step_seconds=0.15)
+    backend = gradio_backend(serve(preview_app(counting)))
+    page = open_app(browser, serve(local_app(backend)))
+    page.evaluate(WATCH_PREVIEWS_JS)
+    generate(page, "a red fox")
+    page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
+    page.screenshot(path=output_dir / "running.png", full_page=True)
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+
+    seen = page.evaluate("window.__preview_watch")
+    assert seen["final_after"] >= 3, f"only {seen['final_after']} distinct previews painted"
+    assert seen["broken"] == 0
+    steps = [int(m[1]) for m in map(STEPS_RE.search, seen["steps"]) if m]
+    assert len(set(steps)) >= 3 and steps == sorted(steps), steps
+    assert counting.steps_run == 12
+    assert not page.errors
+    page.close()
+
+
+def test_stop_in_the_local_widget_stops_the_remote_run(browser, serve):
+    # Stop crosses the browser, the local app and the remote app; on this shared machine that
+    # takes up to about a second, so it is given a step of its own besides the step under way
+    # (the step-exact bound is checked from Python in test_remote_gradio.py).
+    counting = CountingBackend(step_seconds=1.0)
+    backend = gradio_backend(serve(preview_app(counting)))
+    page = open_app(browser, serve(local_app(backend)))
+    generate(page, "a red fox")
+    page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    at_stop = counting.steps_run
+    page.get_by_test_id("status-message").wait_for(timeout=5_000)
+    page.wait_for_timeout(3_000)  # three remote steps
+    settled = counting.steps_run
+    page.wait_for_timeout(1_500)
+    assert counting.steps_run == settled < 12, (settled, counting.steps_run)  # it is over
+    assert settled - at_stop <= 2, (at_stop, settled)
+    assert page.get_by_test_id("final-image").count() == 0
+    assert not page.errors
+    page.close()
