@@ -71,7 +71,7 @@ SD_VAE = {  # Stable Diffusion's VAE architecture
     "down_block_types": ("DownEncoderBlock2D",) * 4,
     "up_block_types": ("UpDecoderBlock2D",) * 4,
 }
-TINY_VAE = {**SD_VAE, "block_out_channels": (8, 16, 16, 16), "layers_per_block": 1}
+TINY_VAE = {**SD_VAE, "block_out_channels": (32, 32, 32, 32), "layers_per_block": 1}
 
 
 class Model:
