@@ -11,6 +11,7 @@ from gradio_diffusion_preview.endpoints import (
     ENDPOINTS_FILE_VARIABLE,
     Endpoint,
     EndpointConfigError,
+    backends_for_endpoints,
     endpoints_of,
 )
 
@@ -80,3 +81,56 @@ def test_a_token_given_in_code_is_sent_as_is_and_never_printed():
     endpoint = Endpoint(id="x", kind="gradio", url="http://127.0.0.1:1", token="hf_code_canary")
     assert endpoint.secret_token() == "hf_code_canary"
     assert "hf_code_canary" not in repr(endpoint) + str(endpoint.public())
+
+
+class _Remote:
+    """Stands for a remote backend: made from an endpoint, or a stand-in saying what to fix."""
+
+    id = "toy"
+
+    def __init__(self, endpoint: Endpoint | None = None, problem: str | None = None) -> None:
+        if endpoint is not None and endpoint.options.get("bad"):
+            raise EndpointConfigError("option 'bad' is wrong. Fix: remove it.")
+        self.endpoint, self.problem = endpoint, problem
+        if endpoint is not None:
+            self.id = endpoint.id
+
+
+def _plugin_backends() -> list[_Remote]:
+    return backends_for_endpoints("toy", _Remote, lambda problem: _Remote(problem=problem))
+
+
+def test_a_remote_plugin_registers_one_backend_per_endpoint_or_a_stand_in(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENDPOINTS_FILE_VARIABLE, raising=False)
+    [stand_in] = _plugin_backends()
+    assert (stand_in.id, stand_in.endpoint, stand_in.problem) == ("toy", None, None)
+
+    file = tmp_path / "endpoints.json"
+    file.write_text(
+        json.dumps(
+            {
+                "endpoints": [
+                    {"id": "one", "kind": "toy", "url": "http://127.0.0.1:1"},
+                    {
+                        "id": "two",
+                        "kind": "toy",
+                        "url": "http://127.0.0.1:2",
+                        "options": {"bad": 1},
+                    },
+                    {"id": "other", "kind": "a1111", "url": "http://127.0.0.1:3"},
+                ]
+            }
+        )
+    )
+    monkeypatch.setenv(ENDPOINTS_FILE_VARIABLE, str(file))
+    one, two = _plugin_backends()
+    assert (one.id, one.endpoint.url, one.problem) == ("one", "http://127.0.0.1:1", None)
+    assert (two.id, two.endpoint, two.problem) == (
+        "two",
+        None,
+        "option 'bad' is wrong. Fix: remove it.",
+    )
+
+    file.write_text("{not json")
+    [broken] = _plugin_backends()
+    assert broken.id == "toy" and broken.endpoint is None and "endpoints file" in broken.problem

@@ -21,13 +21,17 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ENDPOINTS_FILE_VARIABLE = "DIFFUSION_PREVIEW_ENDPOINTS"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+if TYPE_CHECKING:
+    from .backend import Backend
 
 
 class EndpointConfigError(ValueError):
@@ -105,6 +109,39 @@ def endpoints_of(kind: str, environ: dict[str, str] | None = None) -> list[Endpo
     if single is not None and all(e.id != single.id for e in found):
         found.insert(0, single)
     return found
+
+
+def backends_for_endpoints(
+    kind: str,
+    make: Callable[[Endpoint], Backend],
+    unconfigured: Callable[[str | None], Backend],
+) -> list[Backend]:
+    """What a remote plugin registers: one backend per configured endpoint of ``kind``.
+
+    With none configured, one backend with the id ``kind`` made by ``unconfigured(None)``, whose
+    availability says how to configure one. With a configuration that cannot be read, or an
+    endpoint that ``make`` refuses (``EndpointConfigError``), ``unconfigured(problem)`` takes its
+    place under its id, so the app keeps serving and the ``plugins`` CLI shows what to fix.
+    """
+
+    def stand_in(backend_id: str, problem: str | None) -> Backend:
+        backend = unconfigured(problem)
+        backend.id = backend_id
+        return backend
+
+    try:
+        endpoints = endpoints_of(kind)
+    except EndpointConfigError as error:
+        return [stand_in(kind, str(error))]
+    if not endpoints:
+        return [stand_in(kind, None)]
+    backends = []
+    for endpoint in endpoints:
+        try:
+            backends.append(make(endpoint))
+        except EndpointConfigError as error:
+            backends.append(stand_in(endpoint.id, str(error)))
+    return backends
 
 
 def _from_environment(kind: str, environ: dict[str, str]) -> Endpoint | None:

@@ -11,20 +11,10 @@ from ...hookspecs import hookimpl
 
 @hookimpl
 def register_backends(register: Callable[[Backend], None]) -> None:
-    from ...endpoints import EndpointConfigError, endpoints_of
-    from .backend import KIND, A1111Backend
+    from ...endpoints import backends_for_endpoints
+    from .backend import KIND, A1111Backend  # httpx stays unimported until a run
 
-    try:
-        endpoints = endpoints_of(KIND)
-    except EndpointConfigError as error:  # shown as the backend's availability
-        register(A1111Backend(problem=str(error)))
-        return
-    if not endpoints:
-        register(A1111Backend())
-    for endpoint in endpoints:
-        try:
-            backend = A1111Backend(endpoint)
-        except EndpointConfigError as error:
-            backend = A1111Backend(problem=str(error))
-            backend.id = endpoint.id
+    for backend in backends_for_endpoints(
+        KIND, A1111Backend, lambda problem: A1111Backend(problem=problem)
+    ):
         register(backend)

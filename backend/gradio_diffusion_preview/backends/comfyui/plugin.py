@@ -11,20 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...backend import Backend
-from ...endpoints import EndpointConfigError, endpoints_of
 from ...hookspecs import hookimpl
 
 
 @hookimpl
 def register_backends(register: Callable[[Backend], None]) -> None:
+    from ...endpoints import backends_for_endpoints
     from .backend import KIND, ComfyUIBackend  # httpx and websockets stay unimported
 
-    try:
-        endpoints = endpoints_of(KIND)
-    except EndpointConfigError as error:
-        register(ComfyUIBackend(problem=str(error)))
-        return
-    if not endpoints:
-        register(ComfyUIBackend())
-    for endpoint in endpoints:
-        register(ComfyUIBackend(endpoint))
+    for backend in backends_for_endpoints(
+        KIND, ComfyUIBackend, lambda problem: ComfyUIBackend(problem=problem)
+    ):
+        register(backend)

@@ -12,15 +12,10 @@ from ...hookspecs import hookimpl
 
 @hookimpl
 def register_backends(register: Callable[[Backend], None]) -> None:
-    from ...endpoints import EndpointConfigError, endpoints_of
+    from ...endpoints import backends_for_endpoints
     from .backend import KIND, RayBackend  # ray itself stays unimported until a run
 
-    try:
-        endpoints = endpoints_of(KIND)
-    except EndpointConfigError as error:
-        register(RayBackend(problem=str(error)))
-        return
-    for endpoint in endpoints:
-        register(RayBackend(endpoint))
-    if not endpoints:
-        register(RayBackend())
+    for backend in backends_for_endpoints(
+        KIND, RayBackend, lambda problem: RayBackend(problem=problem)
+    ):
+        register(backend)

@@ -19,18 +19,10 @@ KIND = "gradio"
 
 @hookimpl
 def register_backends(register: Callable[[Backend], None]) -> None:
-    from ...endpoints import EndpointConfigError, endpoints_of
+    from ...endpoints import backends_for_endpoints
     from .backend import RemoteGradioBackend, UnconfiguredGradioBackend
 
-    try:
-        endpoints = endpoints_of(KIND)
-    except EndpointConfigError as error:
-        register(UnconfiguredGradioBackend(KIND, str(error)))
-        return
-    if not endpoints:
-        register(UnconfiguredGradioBackend(KIND))
-    for endpoint in endpoints:
-        try:
-            register(RemoteGradioBackend(endpoint))
-        except EndpointConfigError as error:
-            register(UnconfiguredGradioBackend(endpoint.id, str(error)))
+    for backend in backends_for_endpoints(
+        KIND, RemoteGradioBackend, lambda problem: UnconfiguredGradioBackend(KIND, problem)
+    ):
+        register(backend)
