@@ -20,7 +20,7 @@ GEN_SIZE, GEN_STEPS, GEN_REPEATS = 512, 10, 7
 TINY_SIZE, TINY_STEPS, TINY_REPEATS = 64, 3, 1
 NAMES = {
     "none": "`previewer=none`, events read from `generate()`",
-    "latent_rgb": "`previewer=latent_rgb` (default), a preview every step",
+    "latent_rgb": "`previewer=latent_rgb` (the CPU default), a preview every step",
     "stream_every": "`stream(..., min_interval=0)`: every preview also JPEG-encoded",
     "stream_default": "`stream(...)` with the default `min_interval=0.05`",
 }

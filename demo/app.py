@@ -154,6 +154,15 @@ def build_demo(model: str | None = None) -> gr.Blocks:
         run = button.click(generate, inputs, preview, api_name="generate")
         prompt.submit(generate, inputs, preview, api_name=False)
         preview.attach_run(run)
+        preview.attach_reuse(
+            prompt=prompt,
+            negative_prompt=negative,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            width=width,
+            height=height,
+        )
         backend.change(_controls_for, backend, [model_box, guidance, negative], api_name=False)
     return demo
 

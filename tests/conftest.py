@@ -40,26 +40,50 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable]:
-    """``serve(blocks) -> url``: launch a Blocks on loopback; closed after the test."""
+LAUNCH_ATTEMPTS = 3
+
+
+def _serving() -> Iterator[Callable]:
     launched = []
 
     def _serve(blocks) -> str:
         blocks.queue()
-        _, url, _ = blocks.launch(
-            server_name="127.0.0.1",
-            server_port=free_port(),
-            prevent_thread_lock=True,
-            quiet=True,
-            show_error=True,
-        )
+        for attempt in range(LAUNCH_ATTEMPTS):
+            try:
+                _, url, _ = blocks.launch(
+                    server_name="127.0.0.1",
+                    server_port=free_port(),
+                    prevent_thread_lock=True,
+                    quiet=True,
+                    show_error=True,
+                )
+                break
+            except ValueError as error:
+                # Gradio's launch checks its own URL with a 3 s HEAD request and gives up with
+                # "localhost is not accessible" when a loaded machine answers late: try again.
+                blocks.close()
+                if "localhost is not accessible" not in str(error):
+                    raise
+                if attempt == LAUNCH_ATTEMPTS - 1:
+                    raise
         launched.append(blocks)
         return url
 
     yield _serve
     for blocks in launched:
         blocks.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable]:
+    """``serve(blocks) -> url``: launch a Blocks on loopback; closed after the test."""
+    yield from _serving()
+
+
+@pytest.fixture(scope="module")
+def serve_module() -> Iterator[Callable]:
+    """Like ``serve``, for module fixtures: apps that several tests share (one launch each)."""
+    yield from _serving()
 
 
 @pytest.fixture(scope="session")

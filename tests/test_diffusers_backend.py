@@ -358,3 +358,13 @@ def test_the_conformance_kit_passes(backend, model):
 
     report = check_backend(backend, model=model, steps=5, **SIZE)
     assert not report.failed and not report.skipped, str(report)
+
+
+def test_the_default_previewer_is_the_tiny_decoder_on_a_gpu_and_latent_rgb_on_the_cpu():
+    import torch
+
+    from gradio_diffusion_preview.backends.diffusers.run import default_previewer
+
+    assert default_previewer(torch.device("cpu")) == "latent_rgb"
+    assert default_previewer(torch.device("cuda", 1)) == "auto"
+    assert default_previewer(torch.device("mps")) == "auto"

@@ -5,9 +5,9 @@ layout is another engineer's; these tests read text and the value's fields only.
 from __future__ import annotations
 
 import pytest
+from browser_helpers import TIMEOUT_MS, open_app
 from fake_hf_router import image, inference_app, loading, rate_limited, serve_router
 from playwright.sync_api import expect
-from test_browser import TIMEOUT_MS, open_app
 
 from gradio_diffusion_preview.backends.hf_inference.backend import HfInferenceBackend
 from gradio_diffusion_preview.backends.hf_inference.catalogue import catalogue_entry

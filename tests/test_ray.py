@@ -23,9 +23,9 @@ from types import SimpleNamespace
 
 import pytest
 import ray
+from browser_helpers import TIMEOUT_MS, generate, open_app, probe, progress_steps
 from ray import serve as ray_serve
 from ray_toys import NAMESPACE, STEP_LOG, StepLog
-from test_browser import TIMEOUT_MS, WATCH_PREVIEWS_JS, generate, open_app, progress_steps
 
 from gradio_diffusion_preview import DiffusionPreview, cancel_run, stream
 from gradio_diffusion_preview.backends.ray.backend import RayBackend
@@ -339,7 +339,7 @@ def test_previews_stream_through_ray_into_the_widget(browser, serve, toy, output
         preview = DiffusionPreview(label="Generation")
         preview.attach_run(button.click(generate_run, prompt, preview))
     page = open_app(browser, serve(app))
-    page.evaluate(WATCH_PREVIEWS_JS)
+    page.evaluate(probe("watch_previews"))
     generate(page, "a lighthouse on Ray")
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     page.screenshot(path=output_dir / "done.png", full_page=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
+from browser_helpers import STEPS_RE, TIMEOUT_MS, generate, open_app, probe
 from remote_gradio_apps import preview_app
-from test_browser import STEPS_RE, TIMEOUT_MS, WATCH_PREVIEWS_JS, generate, open_app
 from test_remote_gradio import gradio_backend
 from toy_backends import CountingBackend
 
@@ -32,7 +32,7 @@ def test_the_remote_runs_previews_form_in_the_local_widget(browser, serve, outpu
     counting = CountingBackend(step_seconds=0.15)
     backend = gradio_backend(serve(preview_app(counting)))
     page = open_app(browser, serve(local_app(backend)))
-    page.evaluate(WATCH_PREVIEWS_JS)
+    page.evaluate(probe("watch_previews"))
     generate(page, "a red fox")
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
     page.screenshot(path=output_dir / "running.png", full_page=True)

@@ -11,9 +11,13 @@ import PIL.Image
 from gradio import processing_utils
 from gradio.components.base import Component
 from gradio.data_classes import FileData
-from gradio.events import Dependency, EventListener, Events
+from gradio.events import Dependency, EventData, EventListener, Events
+from pydantic import ValidationError
 
-from .state import PreviewData, RunState
+from .final_images import embed_metadata
+from .generation_info import file_stem, image_metadata, infotext
+from .preview_fit import fit_preview
+from .state import GenerationParams, PreviewData, RunState
 from .streaming import cancel_run, finish_run
 
 if TYPE_CHECKING:
@@ -26,9 +30,37 @@ ACCEPTED = (
 )
 
 
+class ReuseData(EventData):
+    """What the "reuse" event carries: the seed and settings of the image the user chose.
+
+    Annotate a handler's argument with it (``def fill(evt: ReuseData)``), or let
+    ``DiffusionPreview.attach_reuse`` do the wiring. ``params`` is a ``GenerationParams``
+    (empty when the browser sent something unreadable), ``seed`` that image's seed, ``index``
+    its place in its batch. Values come from the browser: treat them as user input.
+    """
+
+    def __init__(self, target: Any, data: Any) -> None:
+        super().__init__(target, data)
+        payload = data if isinstance(data, dict) else {}
+        try:
+            self.params = GenerationParams.model_validate(payload.get("params") or {})
+        except ValidationError:
+            self.params = GenerationParams()
+        seed, index = payload.get("seed"), payload.get("index")
+        self.seed: int | None = seed if isinstance(seed, int) and seed >= 0 else self.params.seed
+        self.index: int = index if isinstance(index, int) and index >= 0 else 0
+
+    def value(self, name: str) -> Any:
+        """The value of one setting (a ``GenerationParams`` field; ``seed``: this image's)."""
+        if name == "seed":
+            return self.seed
+        return getattr(self.params, name)
+
+
 class DiffusionPreview(Component):
     """Shows a generation run: a live preview of every denoising step, progress with steps per
-    second and ETA, queue position, a Stop button, and the final images to view and download.
+    second and ETA, queue position, a Stop button, and the final images to view, download and
+    reuse, with their generation info.
 
     As an output it takes the ``RunState`` values that ``stream`` yields, or simply a final image
     (PIL image, numpy array or path). As an input it passes on the ``PreviewData`` it shows.
@@ -39,6 +71,11 @@ class DiffusionPreview(Component):
         EventListener("stop", doc="Triggered when the user clicks the Stop button of a run."),
         EventListener(
             "finish", doc="Triggered when the user asks a run to finish with its current preview."
+        ),
+        EventListener(
+            "reuse",
+            doc="Triggered when the user asks to reuse an image's seed and settings; the "
+            "handler receives them as a ReuseData argument. See attach_reuse.",
         ),
     ]
     data_model = PreviewData
@@ -60,6 +97,10 @@ class DiffusionPreview(Component):
         show_stop_button: bool = True,
         show_finish_button: bool = True,
         final_format: str = "png",
+        history: int = 8,
+        scroll_into_view: bool = True,
+        preview_max_side: int | None = None,
+        preview_quality: int | None = None,
         interactive: bool | None = None,
         visible: bool = True,
         elem_id: str | None = None,
@@ -77,13 +118,25 @@ class DiffusionPreview(Component):
             container: whether to draw the component in a padded container.
             scale: relative width compared to neighbours in a Row.
             min_width: minimum width in pixels.
-            height: height of the preview area (pixels or CSS size), like gr.Image.
+            height: height of the preview area (pixels or CSS size); the progress bar and
+                generation info go below it, so the images keep their size when they appear.
             width: width of the component (pixels or CSS size), like gr.Image.
             columns: columns of the final-image grid; by default one per image, up to 4.
             show_stop_button: show a Stop button while a run is active (dispatches "stop").
             show_finish_button: show a "Use this preview" button while a run is active
                 (dispatches "finish"); only useful with backends that can finish early.
             final_format: file format of final images: "png" (lossless, default) or "webp".
+                Either way each file carries its generation info (PNG: a "parameters" text
+                chunk in AUTOMATIC1111's format plus a JSON chunk; WebP: EXIF UserComment) and
+                is named after the prompt and seed.
+            history: how many of this browser session's recent results to keep in a strip
+                under the stage (0: no strip).
+            scroll_into_view: on narrow screens (phones), scroll the component into view when
+                a run starts, so the user sees it begin.
+            preview_max_side: the longest side, in pixels, of the previews sent to the browser;
+                larger ones are scaled down (None: as ``stream`` made them, at most 512).
+            preview_quality: JPEG quality (1-95) of the previews sent to the browser (None: as
+                ``stream`` made them, 80). Lower both for visitors on slow links.
             interactive: unused (the component is an output); kept for Gradio compatibility.
             visible: whether the component is visible.
             elem_id: an HTML id for the component.
@@ -97,6 +150,20 @@ class DiffusionPreview(Component):
         self.show_stop_button = show_stop_button
         self.show_finish_button = show_finish_button
         self.final_format = final_format
+        self.history = max(0, int(history))
+        self.scroll_into_view = scroll_into_view
+        if preview_max_side is not None and preview_max_side < 16:
+            raise ValueError(
+                f"DiffusionPreview: preview_max_side={preview_max_side} is too small; "
+                "use at least 16 pixels, or None for the stream's size."
+            )
+        if preview_quality is not None and not 1 <= preview_quality <= 95:
+            raise ValueError(
+                f"DiffusionPreview: preview_quality={preview_quality} is out of range; "
+                "use 1 to 95, or None for the stream's quality."
+            )
+        self.preview_max_side = preview_max_side
+        self.preview_quality = preview_quality
         super().__init__(
             label=label,
             every=every,
@@ -137,8 +204,7 @@ class DiffusionPreview(Component):
         if isinstance(value, PreviewData):
             return value
         if isinstance(value, RunState):
-            fields = value.model_dump(exclude={"images"})
-            return PreviewData(**fields, images=[self._save(image) for image in value.images])
+            return self._run_to_wire(value)
         images = value if isinstance(value, list | tuple) else [value]
         if not images or not all(_is_final_image(image) for image in images):
             raise TypeError(
@@ -148,15 +214,46 @@ class DiffusionPreview(Component):
         files = [self._save(image) for image in images]
         return PreviewData(status="done", images=files, message=None)
 
-    def _save(self, image: FinalImage) -> FileData:
+    def _run_to_wire(self, state: RunState) -> PreviewData:
+        fields = state.model_dump(exclude={"images"})
+        if self.preview_max_side is not None or self.preview_quality is not None:
+            fields["preview"] = fit_preview(
+                state.preview, self.preview_max_side, self.preview_quality
+            )
+            fields["previews"] = [
+                fit_preview(url, self.preview_max_side, self.preview_quality)
+                for url in state.previews
+            ]
+        params = state.params
+        files, infotexts = [], []
+        for index, image in enumerate(state.images):
+            seed = state.seeds[index] if index < len(state.seeds) else None
+            if params is None:
+                files.append(self._save(image))
+                continue
+            infotexts.append(infotext(params, seed))
+            files.append(
+                self._save(
+                    image,
+                    name=file_stem(params.prompt, seed, index),
+                    text=image_metadata(params, seed, index, state.elapsed),
+                )
+            )
+        return PreviewData(**fields, images=files, infotexts=infotexts)
+
+    def _save(
+        self, image: FinalImage, name: str = "image", text: dict[str, str] | None = None
+    ) -> FileData:
         if isinstance(image, str | Path):
             path = Path(image)
             if not path.is_file():
                 raise FileNotFoundError(f"DiffusionPreview: no image file at '{path}'")
             return FileData(path=str(path), orig_name=path.name)
         pil = image if isinstance(image, PIL.Image.Image) else _array_to_pil(image)
+        if text:
+            pil = embed_metadata(pil, text, self.final_format)
         path = processing_utils.save_pil_to_cache(
-            pil, cache_dir=self.GRADIO_CACHE, format=self.final_format
+            pil, cache_dir=self.GRADIO_CACHE, name=name, format=self.final_format
         )
         mime_type = f"image/{self.final_format}"
         return FileData(path=path, orig_name=Path(path).name, mime_type=mime_type)
@@ -166,8 +263,63 @@ class DiffusionPreview(Component):
 
         ``run`` is the event that streams into this component, e.g. ``button.click(...)``.
         """
-        self.stop(fn=_cancel_shown_run, inputs=self, outputs=None, cancels=[run], queue=False)
-        self.finish(fn=_finish_shown_run, inputs=self, outputs=None, queue=False)
+        self.stop(fn=_cancel_shown_run, inputs=None, outputs=None, cancels=[run], queue=False)
+        self.finish(fn=_finish_shown_run, inputs=None, outputs=None, queue=False)
+
+    def attach_reuse(
+        self,
+        *,
+        prompt: Component | None = None,
+        negative_prompt: Component | None = None,
+        seed: Component | None = None,
+        steps: Component | None = None,
+        guidance: Component | None = None,
+        width: Component | None = None,
+        height: Component | None = None,
+        num_images: Component | None = None,
+        model: Component | None = None,
+    ) -> Dependency:
+        """Fill the app's inputs with the seed and settings of an image the user chose to
+        reuse (the "Reuse" buttons), in one line::
+
+            preview.attach_reuse(prompt=prompt, seed=seed, steps=steps, width=width, height=height)
+
+        Only the components given are filled; a setting the run did not have (e.g. guidance
+        for a backend without it) leaves its component as it is. ``model`` receives a display
+        name (a local folder shows only its name): pass it only if your model box takes those.
+        """
+        given = {
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "seed": seed,
+            "steps": steps,
+            "guidance": guidance,
+            "width": width,
+            "height": height,
+            "num_images": num_images,
+            "model": model,
+        }
+        targets = {name: component for name, component in given.items() if component is not None}
+        if not targets:
+            raise ValueError(
+                "DiffusionPreview.attach_reuse: name at least one input to fill, e.g. "
+                "attach_reuse(prompt=prompt_box, seed=seed_box)."
+            )
+
+        def fill(evt: ReuseData) -> list[Any]:
+            from gradio import skip
+
+            values = [evt.value(name) for name in targets]
+            return [skip() if value is None else value for value in values]
+
+        return self.reuse(
+            fill,
+            inputs=None,
+            outputs=list(targets.values()),
+            queue=False,
+            show_progress="hidden",
+            api_name=False,
+        )
 
     def example_payload(self) -> Any:
         return PreviewData(status="done", step=20, total_steps=20).model_dump()
@@ -188,11 +340,17 @@ def _array_to_pil(array: np.ndarray) -> PIL.Image.Image:
     return PIL.Image.fromarray(array)
 
 
-def _cancel_shown_run(shown: PreviewData | None) -> None:
-    if shown is not None:
-        cancel_run(shown.run_id)
+def _run_id_of(evt: EventData) -> str | None:
+    """The run a Stop or "Use this preview" click was for: the browser sends its run_id as the
+    event's data (not the component's value, so these clicks never touch its loading status)."""
+    data = evt._data if isinstance(evt._data, dict) else {}
+    run_id = data.get("run_id")
+    return run_id if isinstance(run_id, str) else None
 
 
-def _finish_shown_run(shown: PreviewData | None) -> None:
-    if shown is not None:
-        finish_run(shown.run_id)
+def _cancel_shown_run(evt: EventData) -> None:
+    cancel_run(_run_id_of(evt))
+
+
+def _finish_shown_run(evt: EventData) -> None:
+    finish_run(_run_id_of(evt))

@@ -18,6 +18,28 @@ from .events import FailureReason, Phase
 RunStatus = Literal["idle", "queued", "running", "done", "cancelled", "error"]
 
 
+class GenerationParams(BaseModel):
+    """What a run was asked to make, as resolved by validation: enough to label its images and
+    to make them again. Image ``i`` of a batch has seed ``seeds[i]`` of the run; ``seed`` here is
+    the first image's. ``model`` is a display name: a model given as a local folder shows only
+    the folder's name, never a server path."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    steps: int | None = None
+    guidance: float | None = None
+    width: int | None = None
+    height: int | None = None
+    num_images: int = 1
+    seed: int | None = None
+    model: str | None = None
+    backend: str | None = None
+    sampler: str | None = Field(None, description="The sampler or scheduler, when known.")
+    steps_done: int | None = Field(
+        None, description="Steps actually run, when the run was finished early."
+    )
+
+
 class RunFields(BaseModel):
     """The fields both forms share."""
 
@@ -60,6 +82,11 @@ class RunFields(BaseModel):
     retry_after: float | None = Field(
         None, description="Seconds after which trying again may succeed, when known."
     )
+    params: GenerationParams | None = Field(
+        None,
+        description="The run's settings (prompt, negative prompt, seed, steps, guidance, size, "
+        "model, backend, sampler), to label its images and to reuse them.",
+    )
 
 
 class RunState(RunFields):
@@ -75,4 +102,10 @@ class PreviewData(GradioModel, RunFields):
 
     images: list[FileData] = Field(
         default_factory=list, description="The final images, full resolution, downloadable."
+    )
+    infotexts: list[str] = Field(
+        default_factory=list,
+        description="One line block per final image in AUTOMATIC1111's infotext format (prompt, "
+        "'Negative prompt: ...', 'Steps: N, Sampler: ..., CFG scale: G, Seed: S, Size: WxH, "
+        "Model: ...'), as written into each PNG's 'parameters' text chunk.",
     )

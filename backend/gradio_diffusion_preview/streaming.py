@@ -18,6 +18,7 @@ from typing import Any
 from .backend import Backend
 from .control import RunControl
 from .events import Failed, Finished, GenerationEvent, Started, Status, Step
+from .generation_info import params_finished, params_for_request, params_started
 from .plugins import Registry, UnknownBackendError, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE, InvalidPreview, encode_previews
 from .progress import RUN_DURATIONS, ProgressClock
@@ -115,6 +116,7 @@ def _run(
         height=request.height,
         seeds=[request.seed] if request.seed is not None else [],
         message="Starting…",
+        params=params_for_request(request, backend.id),
     )
     run = _RunProgress(backend.id, request.model, preview_max_side)
     runner = BackendRunner(backend.id, backend.generate(request, control), control, min_interval)
@@ -202,6 +204,7 @@ class _RunProgress:
                     "height": event.height,
                     "message": None,
                     "elapsed": clock.elapsed,
+                    "params": params_started(state.params, event),
                 }
             )
         if isinstance(event, Status):
@@ -268,6 +271,7 @@ class _RunProgress:
                     "eta": 0.0,
                     "elapsed": clock.elapsed,
                     "message": message,
+                    "params": params_finished(state.params, event, state.step),
                 }
             )
         if isinstance(event, Failed):

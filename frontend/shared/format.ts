@@ -1,5 +1,6 @@
 // Small pure helpers for the text the component shows.
 import type { FileData } from "@gradio/client";
+import type { GenerationParams, PreviewData, ShownImage } from "./types";
 
 export function format_rate(steps_per_second: number | null): string | null {
 	if (steps_per_second == null || !isFinite(steps_per_second)) return null;
@@ -25,13 +26,100 @@ export function format_elapsed(elapsed: number): string {
 	return elapsed < 10 ? `${elapsed.toFixed(1)}s` : format_seconds(elapsed);
 }
 
-// Columns of the final-image grid: the `columns` prop, else one per image up to 4.
+// Columns of the tile grid: the `columns` prop, else one per image up to 4.
+/** A `height`/`width` prop as a CSS size: a number is pixels, a string is used as given. */
+export function css_size(size: number | string | null | undefined): string | null {
+	if (size == null || size === "") return null;
+	return typeof size === "number" ? `${size}px` : size;
+}
+
 export function grid_columns(columns: number | null, count: number): number {
 	if (columns != null && columns > 0) return Math.floor(columns);
 	return Math.max(1, Math.min(count, 4));
 }
 
-// The file name a final image downloads as.
+// The file name a final image downloads as (the server names it after the prompt and seed).
 export function download_name(file: FileData, index: number): string {
 	return file.orig_name || `image-${index + 1}.png`;
+}
+
+/** How many images the run makes, known from its first state on. */
+export function image_count(value: PreviewData | null): number {
+	if (!value) return 1;
+	return Math.max(
+		1,
+		value.images?.length ?? 0,
+		value.previews?.length ?? 0,
+		value.seeds?.length ?? 0,
+		value.params?.num_images ?? 0
+	);
+}
+
+/** Human words for a failure reason (events.py `FailureReason`). */
+export const REASON_TEXT: Record<string, string> = {
+	invalid_request: "Invalid request",
+	model_not_found: "Model not found",
+	unauthorized: "Not authorized",
+	rate_limited: "Rate limited",
+	busy: "Service busy",
+	unavailable: "Unavailable",
+	timeout: "Timed out",
+	content_filtered: "Blocked by a content filter",
+	out_of_memory: "Out of memory",
+	remote_error: "Remote service error",
+	backend_error: "Backend error"
+};
+
+export const PHASE_TEXT: Record<string, string> = {
+	queued: "Queued at the service",
+	loading: "Loading the model",
+	generating: "Generating",
+	fetching: "Fetching the result"
+};
+
+/** The settings of a run as short labelled parts, for the info panel and captions. */
+export function settings_parts(
+	params: GenerationParams,
+	seed: number | null
+): [string, string][] {
+	const parts: [string, string][] = [];
+	if (seed != null) parts.push(["Seed", String(seed)]);
+	if (params.steps != null)
+		parts.push([
+			"Steps",
+			params.steps_done != null
+				? `${params.steps_done} of ${params.steps}`
+				: String(params.steps)
+		]);
+	if (params.guidance != null) parts.push(["Guidance", String(params.guidance)]);
+	if (params.width && params.height)
+		parts.push(["Size", `${params.width}×${params.height}`]);
+	if (params.sampler) parts.push(["Sampler", params.sampler]);
+	if (params.model) parts.push(["Model", params.model]);
+	if (params.backend) parts.push(["Backend", params.backend]);
+	return parts;
+}
+
+/** The final images of a value, with what the viewer shows about each. */
+export function shown_images(value: PreviewData | null): ShownImage[] {
+	const images = value?.images ?? [];
+	return images.map((file, index) => ({
+		src: file.url ?? "",
+		download: download_name(file, index),
+		infotext: value?.infotexts?.[index] ?? "",
+		params: value?.params ?? null,
+		seed: value?.seeds?.[index] ?? value?.params?.seed ?? null,
+		index,
+		count: images.length
+	}));
+}
+
+/** `seconds` as said at `since` (ms, performance.now()), counted down to `now`. */
+export function counted_down(
+	seconds: number | null | undefined,
+	since: number,
+	now: number
+): number | null {
+	if (seconds == null || !isFinite(seconds)) return null;
+	return Math.max(0, seconds - Math.max(0, now - since) / 1000);
 }

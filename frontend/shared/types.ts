@@ -11,12 +11,35 @@ export type RunStatus =
 	| "cancelled"
 	| "error";
 
+export type Phase = "queued" | "loading" | "generating" | "fetching";
+
+/** What a run was asked to make (state.py `GenerationParams`). */
+export interface GenerationParams {
+	prompt: string;
+	negative_prompt: string;
+	steps: number | null;
+	guidance: number | null;
+	width: number | null;
+	height: number | null;
+	num_images: number;
+	seed: number | null;
+	model: string | null;
+	backend: string | null;
+	sampler: string | null;
+	steps_done: number | null;
+}
+
 export interface PreviewData {
 	run_id: string | null;
 	status: RunStatus;
 	step: number;
 	total_steps: number;
 	preview: string | null;
+	/** One preview per image of a batch (then `preview` is null). */
+	previews?: string[];
+	phase?: Phase | null;
+	queue_position?: number | null;
+	queue_size?: number | null;
 	elapsed: number;
 	steps_per_second: number | null;
 	eta: number | null;
@@ -26,7 +49,12 @@ export interface PreviewData {
 	width: number | null;
 	height: number | null;
 	message: string | null;
+	reason?: string | null;
+	retry_after?: number | null;
+	params?: GenerationParams | null;
 	images: FileData[];
+	/** AUTOMATIC1111-style infotext per final image. */
+	infotexts?: string[];
 }
 
 export interface DiffusionPreviewProps {
@@ -36,12 +64,22 @@ export interface DiffusionPreviewProps {
 	columns: number | null;
 	show_stop_button: boolean;
 	show_finish_button: boolean;
+	history: number;
+	scroll_into_view: boolean;
+}
+
+/** What the "reuse" event sends to the server (component.py `ReuseData`). */
+export interface ReusePayload {
+	index: number;
+	seed: number | null;
+	params: GenerationParams | null;
 }
 
 export interface DiffusionPreviewEvents {
 	change: never;
-	stop: never;
-	finish: never;
+	stop: { run_id: string | null };
+	finish: { run_id: string | null };
+	reuse: ReusePayload;
 	clear_status: ILoadingStatus;
 }
 
@@ -51,7 +89,35 @@ export type View =
 	| "idle"
 	| "queued"
 	| "starting"
+	| "waiting"
 	| "running"
 	| "done"
 	| "cancelled"
 	| "error";
+
+/** One final image as the viewer and the history show it. */
+export interface ShownImage {
+	src: string;
+	download: string;
+	infotext: string;
+	params: GenerationParams | null;
+	seed: number | null;
+	index: number;
+	count: number;
+}
+
+/** What the stage has on screen: one image per tile, and where it came from. */
+export interface Painted {
+	srcs: string[];
+	run: string | null;
+	step: number;
+	final: boolean;
+	aspect: number;
+	items: ShownImage[];
+}
+
+/** One run in the strip of recent results. */
+export interface HistoryEntry {
+	run: string;
+	items: ShownImage[];
+}

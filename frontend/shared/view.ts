@@ -13,20 +13,41 @@ export function finished(value: PreviewData | null): boolean {
 	);
 }
 
+/**
+ * The loading status as it concerns the run shown. Gradio also reports events that only
+ * read this component (an app's own "send to ..." button, say): when such an event
+ * completes while a run streams, the run has not ended. `writers` are the events seen
+ * streaming into the component.
+ */
+export function run_status(
+	value: PreviewData | null,
+	loading: Loading,
+	writers: ReadonlySet<number>
+): string | null {
+	const status = loading?.status ?? null;
+	if (
+		status === "complete" &&
+		value?.status === "running" &&
+		!writers.has(loading?.fn_index ?? -1)
+	)
+		return "generating";
+	return status;
+}
+
 /** A new submission is waiting while the value still shows the previous run. */
-export function is_stale(value: PreviewData | null, loading: Loading): boolean {
-	return loading?.status === "pending" && finished(value);
+export function is_stale(value: PreviewData | null, status: string | null): boolean {
+	return status === "pending" && finished(value);
 }
 
 /** The view: the value's status, corrected by what the page knows better. */
 export function current_view(
 	value: PreviewData | null,
 	loading: Loading,
+	status: string | null,
 	stop_requested: boolean
 ): View {
-	const status = loading?.status ?? null;
 	const busy = status === "pending" || status === "generating";
-	const stale = is_stale(value, loading);
+	const stale = is_stale(value, status);
 	if (
 		stop_requested &&
 		(stale || !value || !finished(value) || value.status === "idle")
@@ -46,29 +67,35 @@ export function current_view(
 	if (value.status === "running") {
 		// The run's event ended without a final state: it was cancelled elsewhere.
 		if (status === "complete") return "cancelled";
-		return value.step > 0 || value.preview ? "running" : "starting";
+		if (value.phase) return "waiting";
+		const painted = value.step > 0 || value.preview || value.previews?.length;
+		return painted ? "running" : "starting";
 	}
 	return value.status;
 }
 
-/** A run is under way (or about to be): the controls show and the empty frame pulses. */
+/** A run is under way (or about to be): the controls show. */
 export function is_active(view: View): boolean {
-	return view === "queued" || view === "starting" || view === "running";
+	return (
+		view === "queued" ||
+		view === "starting" ||
+		view === "waiting" ||
+		view === "running"
+	);
 }
 
 /** The text for the view: the status message on the stage, or the note under it when done. */
 export function view_message(
 	view: View,
 	value: PreviewData | null,
-	loading: Loading
+	loading: Loading,
+	stale: boolean
 ): string {
 	switch (view) {
 		case "idle":
 			return value?.message ?? "The image appears here as it is generated.";
 		case "starting":
-			return value?.message && !is_stale(value, loading)
-				? value.message
-				: "Starting…";
+			return value?.message && !stale ? value.message : "Starting…";
 		case "cancelled":
 			return "Cancelled";
 		case "error":
@@ -81,6 +108,42 @@ export function view_message(
 			);
 		case "done":
 			return value?.message ?? "";
+		default:
+			return "";
+	}
+}
+
+/** The words a screen reader hears when the run's state changes (not every step). */
+export function announcement(
+	view: View,
+	value: PreviewData | null,
+	message: string,
+	queue_text: string
+): string {
+	const step = value?.step ?? 0;
+	const total = value?.total_steps ?? 0;
+	switch (view) {
+		case "queued":
+			return queue_text;
+		case "starting":
+			return "Starting";
+		case "waiting":
+			return value?.message ?? "Waiting";
+		case "running": {
+			if (total <= 0) return "Generating";
+			const quarter = Math.floor((4 * step) / total);
+			return quarter > 0
+				? `Generating, ${quarter * 25}% (step ${Math.round((quarter * total) / 4)} of ${total})`
+				: "Generating";
+		}
+		case "done": {
+			const count = value?.images?.length ?? 0;
+			return `Done: ${count} image${count === 1 ? "" : "s"}${message ? `. ${message}` : ""}`;
+		}
+		case "cancelled":
+			return "Cancelled";
+		case "error":
+			return `Error: ${message}`;
 		default:
 			return "";
 	}

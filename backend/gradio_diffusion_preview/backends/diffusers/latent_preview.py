@@ -35,12 +35,17 @@ FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 # Latent -> RGB factors: rows are latent channels, columns R, G, B; the optional bias is added
 # after the projection. The projection lands in [-1, 1], mapped to [0, 1] for display.
 #
-# Source of every matrix: ComfyUI, comfy/latent_formats.py (classes SD15, SDXL, SD3, Flux), as
-# published at https://github.com/Comfy-Org/ComfyUI/blob/75399d78ddcc01f46f9b94521b29f1fe8a90ed53/comfy/latent_formats.py
-# (GPL-3.0 project; these are numeric constants fitted to each VAE, reproduced as data).
+# Sources (numeric constants fitted to each VAE, reproduced as data):
+# - sd1, sdxl and flux (matrices and biases): stable-diffusion.cpp, latent-preview.h, MIT licence
+#   (as this project's Apache-2.0 allows), at
+#   https://github.com/leejet/stable-diffusion.cpp/blob/030aa3df2e4eacb86e2ed0f3e2342847f4d3244b/latent-preview.h
+#   which publishes the same numbers as ComfyUI's comfy/latent_formats.py (SD15, SDXL, Flux).
+# - sd3: ComfyUI, comfy/latent_formats.py class SD3 (GPL-3.0 project), at
+#   https://github.com/Comfy-Org/ComfyUI/blob/75399d78ddcc01f46f9b94521b29f1fe8a90ed53/comfy/latent_formats.py
+#   the only source found with these numbers (stable-diffusion.cpp's SD3 matrix is another fit).
 # SD 1.x/2.x share one VAE, so SD 2.x uses the SD 1.x factors.
 RGB_FACTORS: dict[Family, tuple[list[list[float]], list[float] | None]] = {
-    # ComfyUI latent_formats.SD15.latent_rgb_factors (no bias).
+    # stable-diffusion.cpp sd_latent_rgb_proj (= ComfyUI SD15.latent_rgb_factors; no bias).
     "sd1": (
         [
             [0.3512, 0.2297, 0.3227],
@@ -50,7 +55,7 @@ RGB_FACTORS: dict[Family, tuple[list[list[float]], list[float] | None]] = {
         ],
         None,
     ),
-    # ComfyUI latent_formats.SDXL.latent_rgb_factors and latent_rgb_factors_bias.
+    # stable-diffusion.cpp sdxl_latent_rgb_proj and _bias (= ComfyUI SDXL's factors and bias).
     "sdxl": (
         [
             [0.3651, 0.4232, 0.4341],
@@ -82,7 +87,7 @@ RGB_FACTORS: dict[Family, tuple[list[list[float]], list[float] | None]] = {
         ],
         [0.2394, 0.2135, 0.1925],
     ),
-    # ComfyUI latent_formats.Flux.latent_rgb_factors and latent_rgb_factors_bias (16 channels,
+    # stable-diffusion.cpp flux_latent_rgb_proj and _bias (= ComfyUI Flux's; 16 channels,
     # applied after unpacking Flux's 2x2 patch tokens back to a 16-channel latent image).
     "flux": (
         [

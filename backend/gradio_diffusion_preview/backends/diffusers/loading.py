@@ -357,7 +357,9 @@ class PipelineCache:
 
 
 class TinyDecoderCache:
-    """Loaded TAESD-family decoders, by (source, device, dtype); found locally or not at all."""
+    """Loaded TAESD-family decoders, by (source, device, dtype): from the local cache, or
+    downloaded (a few MB) when downloads are allowed; a source that cannot be had is remembered
+    as missing, so a run never waits on it twice."""
 
     def __init__(self) -> None:
         self._decoders: dict[tuple[str, str, str], Any] = {}
@@ -377,14 +379,15 @@ class TinyDecoderCache:
             try:
                 decoder = (
                     AutoencoderTiny.from_pretrained(
-                        source, local_files_only=True, **dtype_argument(dtype)
+                        source, local_files_only=hub_offline(), **dtype_argument(dtype)
                     )
                     .to(device)
                     .eval()
                 )
             except Exception as error:  # not cached, not a folder, not a tiny autoencoder
+                where = "locally" if hub_offline() else "locally or from the Hub"
                 why = (
-                    f"tiny decoder '{source}' is not available locally "
+                    f"tiny decoder '{source}' is not available {where} "
                     f"({type(error).__name__}); download it with `hf download {source}` "
                     "or pass a folder with 'taesd:<folder>'"
                 )

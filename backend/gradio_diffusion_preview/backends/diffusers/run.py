@@ -65,6 +65,17 @@ SEED_MODULUS = 2**32
 JOIN_SECONDS = 30.0
 
 
+GPU_DEVICE_TYPES = ("cuda", "mps")
+
+
+def default_previewer(device: torch.device) -> str:
+    """The previewer when neither the request nor the backend names one: on a GPU the family's
+    tiny decoder when it can be had ("auto": sharp previews at display resolution for a few
+    milliseconds a frame), on the CPU the latent-to-RGB projection (a tiny decoder costs about
+    1.9 s a frame there)."""
+    return "auto" if torch.device(device).type in GPU_DEVICE_TYPES else "latent_rgb"
+
+
 class _Stop(Exception):
     """Raised from the step callback to leave the pipeline at once (cancel, consumer gone)."""
 
@@ -286,7 +297,7 @@ class PipelineRun:
         }
 
     def _previewer(self, entry: LoadedPipeline):
-        choice = self.options.previewer or self.backend.previewer
+        choice = self.options.previewer or self.backend.previewer or default_previewer(entry.device)
         if choice == "none":
             return None, "none"
         if choice in ("taesd", "auto") or choice.startswith("taesd:"):

@@ -1,0 +1,43 @@
+"""Previews sized for the page: a component can ask for smaller or lighter previews than
+``stream`` made (visitors on slow links), re-encoded from the data URL it received."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from functools import lru_cache
+
+import PIL.Image
+
+DEFAULT_QUALITY = 80
+
+
+def fit_preview(url: str | None, max_side: int | None, quality: int | None) -> str | None:
+    """``url`` (a ``data:image/...;base64,`` preview) with no side over ``max_side`` and JPEG
+    ``quality``; unchanged when it already fits and no quality is asked for, or when it is not
+    a data URL this can read."""
+    if not url or not url.startswith("data:image/"):
+        return url
+    return _fit(url, max_side, quality)
+
+
+@lru_cache(maxsize=16)  # heartbeats repeat the last preview: encode it once
+def _fit(url: str, max_side: int | None, quality: int | None) -> str:
+    try:
+        payload = base64.b64decode(url.partition(",")[2], validate=True)
+        image = PIL.Image.open(io.BytesIO(payload))
+        image.load()
+    except (binascii.Error, OSError, ValueError):
+        return url
+    too_big = max_side is not None and max(image.size) > max_side
+    if not too_big and quality is None:
+        return url
+    image = image.convert("RGB")
+    if too_big:
+        scale = max_side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, PIL.Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality or DEFAULT_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,488 @@
+"""What people see around the previews, in Chromium: the full-size viewer, generation info in
+the page and in the PNG, reuse, no blank stage, one tile per batch image, contrast, keyboard,
+waiting backends, errors, cancel, the queue, narrow screens and the history strip.
+
+Apps are small Blocks around deterministic test backends (tests/browser_helpers.py), except
+the reuse test, which drives the real demo.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import PIL.Image
+import pytest
+from browser_helpers import (
+    TIMEOUT_MS,
+    StepCodeBackend,
+    ToyBackend,
+    backend_app,
+    choose_backend,
+    expect_value,
+    generate,
+    open_app,
+    open_viewer,
+    probe,
+    progress_steps,
+    set_number,
+    view_of,
+    wait_view,
+    warm_demo,
+)
+from playwright.sync_api import expect
+from toy_backends import BatchPreviewBackend, CountingBackend, WaitingBackend
+
+from gradio_diffusion_preview import Failed, Status
+
+pytestmark = pytest.mark.browser
+
+FINAL_FILES = re.compile(r".*/gradio_api/file=.*\.(png|webp)$")
+
+
+@pytest.fixture(scope="module")
+def toy_url(serve_module) -> str:
+    """One app, shared: the toy backend at 128x96."""
+    return serve_module(backend_app(ToyBackend(), width=128, height=96))
+
+
+@pytest.fixture(scope="module")
+def counting(serve_module) -> tuple[str, CountingBackend]:
+    """One app, shared: a counting backend, 0.05 s a step (and the backend, to count steps)."""
+    backend = CountingBackend(step_seconds=0.05)
+    return serve_module(backend_app(backend)), backend
+
+
+RECTS_JS = """els => els.map(el => {
+  const r = el.getBoundingClientRect();
+  return { x: r.x, y: r.y, width: r.width, height: r.height };
+})"""
+
+
+def box(locator) -> dict:
+    bounds = locator.bounding_box()
+    assert bounds is not None
+    return bounds
+
+
+# --- the full-size viewer --------------------------------------------------------------------
+
+
+def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(browser, toy_url):
+    page = open_app(browser, toy_url)
+    set_number(page, "Images", 2)
+    set_number(page, "Steps", 4)
+    generate(page, "a lighthouse at dusk")
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    inline = box(page.get_by_test_id("final-image").first)
+
+    viewer = open_viewer(page, 0)
+    image = page.get_by_test_id("lightbox-image")
+    expect(image).to_have_js_property("complete", True)
+    full = box(image)
+    assert full["width"] >= inline["width"], (full, inline)
+    assert full["width"] >= 128 and full["height"] >= 96, "at least the natural size"
+    assert full["width"] <= 1000 and full["height"] <= 900, "fitted to the window"
+    caption = page.get_by_test_id("viewer-caption")
+    expect(caption).to_contain_text("a lighthouse at dusk")
+    expect(caption).to_contain_text("Seed: 7")
+    expect(caption).to_contain_text("Steps: 4")
+    expect(caption).to_contain_text("Size: 128×96")
+
+    page.keyboard.press("ArrowRight")
+    expect(caption).to_contain_text("Seed: 8")
+    expect(page.get_by_test_id("viewer-counter")).to_have_text("2 / 2")
+    page.keyboard.press("ArrowLeft")
+    expect(caption).to_contain_text("Seed: 7")
+
+    fitted = box(image)["width"]
+    page.keyboard.press("+")
+    expect(page.get_by_test_id("viewer-zoom")).not_to_contain_text("Fit")
+    assert box(image)["width"] > fitted
+    page.keyboard.press("0")
+    expect(page.get_by_test_id("viewer-zoom")).to_contain_text("Fit")
+    assert box(image)["width"] == pytest.approx(fitted, abs=1)
+
+    page.keyboard.press("Escape")
+    viewer.wait_for(state="detached", timeout=5_000)
+    assert not page.errors
+    page.close()
+
+
+# --- generation info: in the page, in the PNG, and reused ------------------------------------
+
+
+def test_downloaded_png_carries_its_settings_and_is_named_after_prompt_and_seed(
+    browser, toy_url, tmp_path
+):
+    page = open_app(browser, toy_url)
+    page.get_by_label("Negative prompt", exact=True).fill("blurry, low quality")
+    set_number(page, "Steps", 4)
+    set_number(page, "Seed", 1234)
+    generate(page, "A red lighthouse, at dusk")
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+
+    info = page.get_by_test_id("generation-info")
+    expect(info).to_contain_text("A red lighthouse, at dusk")
+    expect(info).to_contain_text("blurry, low quality")
+    expect(page.get_by_test_id("info-seed")).to_have_text("1234")
+    expect(page.get_by_test_id("info-steps")).to_have_text("4")
+    expect(page.get_by_test_id("info-model")).to_have_text("toy-1")
+
+    with page.expect_download() as download_info:
+        page.get_by_test_id("download-link").first.click()
+    download = download_info.value
+    assert download.suggested_filename == "a-red-lighthouse-at-dusk-1234.png"
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    with PIL.Image.open(path) as image:
+        parameters = image.text["parameters"]
+        settings = json.loads(image.text["gradio_diffusion_preview"])
+    prompt, negative, line = parameters.split("\n")
+    assert prompt == "A red lighthouse, at dusk"
+    assert negative == "Negative prompt: blurry, low quality"
+    assert line.startswith("Steps: 4, Sampler: toy-euler, CFG scale: 7.5, Seed: 1234, ")
+    assert "Size: 128x96, Model: toy-1, Backend: toy" in line
+    assert settings["seed"] == 1234 and settings["prompt"] == "A red lighthouse, at dusk"
+
+    # "Copy info" copies the same text, for pasting into another tool.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_test_id("copy-info").click()
+    expect(page.get_by_test_id("copy-info")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == parameters
+    assert not page.errors
+    page.close()
+
+
+def test_reuse_fills_the_demos_inputs_with_the_seed_and_settings(browser, serve):
+    page = open_app(browser, serve(warm_demo()))
+    for label in ("Width", "Height"):
+        set_number(page, label, 128)
+    set_number(page, "Steps", 3)
+    expect_value(page.get_by_role("spinbutton", name="Seed", exact=True), "-1")
+    generate(page, "a reused lighthouse")
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    seed = page.get_by_test_id("info-seed").inner_text()
+    assert seed.isdigit()
+
+    page.get_by_label("Prompt", exact=True).fill("something else")
+    set_number(page, "Steps", 9)
+    page.get_by_test_id("reuse").click()
+    expect_value(page.get_by_role("spinbutton", name="Seed", exact=True), seed)
+    expect_value(page.get_by_label("Prompt", exact=True), "a reused lighthouse")
+    expect_value(page.get_by_role("spinbutton", name="number input for Steps"), "3")
+
+    # The viewer's Reuse does the same for the image shown.
+    set_number(page, "Seed", 5)
+    open_viewer(page, 0)
+    page.get_by_test_id("viewer-reuse").click()
+    expect_value(page.get_by_role("spinbutton", name="Seed", exact=True), seed)
+    assert not page.errors
+    page.close()
+
+
+# --- the stage is never blank -----------------------------------------------------------------
+
+
+def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(browser, serve):
+    page = open_app(
+        browser,
+        serve(
+            backend_app(
+                ToyBackend(), width=128, height=96, options={"start_delay": 1.0, "delay": 0.25}
+            )
+        ),
+    )
+
+    def slow_final(route):  # a slow link: the final PNG takes 1.5 s to arrive
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route(FINAL_FILES, slow_final)
+    set_number(page, "Steps", 6)
+    generate(page)
+    page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    page.evaluate(probe("no_blank"))
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    swap = page.evaluate("window.__stage.stop()")
+    assert swap["frames"] >= 10, swap
+    assert swap["blank"] == 0, f"blank frames before the final image: {swap}"
+
+    # A new run: the previous result stays up until the new run's first preview.
+    page.evaluate(probe("no_blank"))
+    generate(page, "a second lighthouse")
+    page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    start = page.evaluate("window.__stage.stop()")
+    assert start["frames"] >= 10, start
+    assert start["blank"] == 0, f"blank frames before the new run's first preview: {start}"
+    assert not page.errors
+    page.close()
+
+
+def test_a_batch_shows_one_tile_per_image_from_first_preview_to_final(browser, serve):
+    page = open_app(browser, serve(backend_app(BatchPreviewBackend(step_seconds=0.1))))
+    set_number(page, "Images", 3)
+    set_number(page, "Steps", 30)
+    generate(page)
+    previews = page.get_by_test_id("preview-image")
+    previews.first.wait_for(timeout=TIMEOUT_MS)
+    expect(previews).to_have_count(3)
+    boxes = previews.evaluate_all(RECTS_JS)  # all three at once, before the run ends
+    assert len(boxes) == 3, boxes
+    assert len({round(b["x"]) for b in boxes}) == 3, "three tiles side by side"
+    finals = page.get_by_test_id("final-image")
+    expect(finals).to_have_count(3, timeout=TIMEOUT_MS)
+    for before, index in zip(boxes, range(3), strict=True):
+        after = box(finals.nth(index))
+        for key in ("x", "y", "width", "height"):
+            assert after[key] == pytest.approx(before[key], abs=1), (index, before, after)
+    assert not page.errors
+    page.close()
+
+
+# --- accessibility ----------------------------------------------------------------------------
+
+
+def low_contrast(page) -> list[dict]:
+    return [item for item in page.evaluate(probe("contrast")) if item["ratio"] < item["required"]]
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_all_text_meets_wcag_aa_contrast(browser, serve, output_dir, dark):
+    waiting = WaitingBackend(waits=[(Status("queued", position=2, queue_size=4, eta=30), 60)])
+    failing = WaitingBackend(
+        waits=[(Status("generating"), 0.05)],
+        failure=Failed("Too many requests. Fix: wait a little.", "rate_limited", retry_after=30),
+    )
+    failing.id = "failing-later"
+    app = backend_app(ToyBackend(), waiting, failing)
+    page = open_app(browser, serve(app), dark=dark)
+    seen: dict[str, list[dict]] = {"idle": low_contrast(page)}
+
+    page.get_by_label("Negative prompt", exact=True).fill("blurry")
+    set_number(page, "Steps", 30)
+    generate(page)
+    page.get_by_role("button", name="Stop", exact=True).wait_for(timeout=TIMEOUT_MS)
+    page.get_by_test_id("progress-text").wait_for(timeout=TIMEOUT_MS)
+    seen["running"] = low_contrast(page)
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    seen["done"] = low_contrast(page)
+    page.screenshot(path=output_dir / f"{'dark' if dark else 'light'}.png", full_page=True)
+    open_viewer(page, 0)
+    seen["viewer"] = low_contrast(page)
+    page.keyboard.press("Escape")
+
+    choose_backend(page, "waiting")
+    generate(page)
+    page.get_by_test_id("waiting-status").wait_for(timeout=TIMEOUT_MS)
+    seen["waiting"] = low_contrast(page)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    wait_view(page, "cancelled")
+    seen["cancelled"] = low_contrast(page)
+
+    choose_backend(page, "failing-later")
+    generate(page)
+    page.get_by_test_id("retry-text").wait_for(timeout=TIMEOUT_MS)
+    seen["error"] = low_contrast(page)
+
+    failures = {state: items for state, items in seen.items() if items}
+    assert not failures, json.dumps(failures, indent=1)
+    page.close()
+
+
+def test_escape_stops_a_run_while_the_component_has_focus(browser, counting):
+    url, backend = counting
+    page = open_app(browser, url)
+    set_number(page, "Steps", 400)
+    generate(page)
+    page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    page.keyboard.press("Escape")  # focus is on the Generate button: nothing happens
+    page.wait_for_timeout(300)
+    assert view_of(page) == "running"
+
+    page.get_by_test_id("stage").click()
+    page.keyboard.press("Escape")
+    wait_view(page, "cancelled", timeout=5_000)
+    assert page.get_by_role("button", name="Stop", exact=True).count() == 0
+    steps_then = backend.steps_run
+    page.wait_for_timeout(800)
+    assert backend.steps_run - steps_then <= 2, "the backend stopped"
+    page.close()
+
+
+def test_progress_is_announced_and_exposed_as_a_progressbar(browser, counting):
+    page = open_app(browser, counting[0])
+    live = page.get_by_test_id("live-status")
+    set_number(page, "Steps", 40)
+    generate(page)
+    expect(live).to_contain_text("Generating, 25%", timeout=TIMEOUT_MS)
+    bar = page.get_by_role("progressbar", name="Denoising progress")
+    assert int(bar.get_attribute("aria-valuemax")) == 40
+    assert 0 < int(bar.get_attribute("aria-valuenow")) <= 40
+    expect(live).to_have_text("Done: 1 image", timeout=TIMEOUT_MS)
+    assert live.get_attribute("aria-live") == "polite"
+    page.close()
+
+
+# --- states: waiting backends, errors, cancel, finish early, the queue -----------------------
+
+
+def seconds_in(text: str) -> float:
+    match = re.search(r"(\d+(?:\.\d+)?)s", text)
+    assert match, text
+    return float(match[1])
+
+
+def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(browser, serve):
+    backend = WaitingBackend(
+        waits=[
+            (Status("queued", position=3, queue_size=5, eta=20), 2.5),
+            (Status("loading"), 2.0),  # long enough for expect's polling to see
+        ]
+    )
+    page = open_app(browser, serve(backend_app(backend)))
+    generate(page)
+    status = page.get_by_test_id("waiting-status")
+    status.wait_for(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("phase-text")).to_have_text("Queued at the service…")
+    expect(page.get_by_test_id("service-position")).to_have_text("Position 3 of 5 at the service")
+    eta = page.get_by_test_id("eta-text")
+    first = seconds_in(eta.inner_text())
+    elapsed = seconds_in(page.get_by_test_id("elapsed-text").inner_text())
+    page.wait_for_timeout(1_300)
+    assert seconds_in(eta.inner_text()) < first, "the ETA counts down between updates"
+    assert seconds_in(page.get_by_test_id("elapsed-text").inner_text()) > elapsed
+    expect(page.get_by_test_id("phase-text")).to_have_text("Loading the model…", timeout=TIMEOUT_MS)
+    page.get_by_test_id("final-image").wait_for(timeout=TIMEOUT_MS)
+    assert page.get_by_test_id("progress-text").count() == 0, "no steps were reported"
+    assert not page.errors
+    page.close()
+
+
+def test_an_error_shows_its_reason_and_when_to_try_again(browser, serve):
+    backend = WaitingBackend(
+        waits=[(Status("generating"), 0.05)],
+        failure=Failed("Too many requests. Fix: wait a little.", "rate_limited", retry_after=12),
+    )
+    page = open_app(browser, serve(backend_app(backend)))
+    generate(page)
+    alert = page.get_by_role("alert")
+    alert.wait_for(timeout=TIMEOUT_MS)
+    expect(alert).to_contain_text("Rate limited")
+    expect(alert).to_contain_text("Too many requests. Fix: wait a little.")
+    retry = page.get_by_test_id("retry-text")
+    first = seconds_in(retry.inner_text())
+    assert 10 <= first <= 12
+    page.wait_for_timeout(1_300)
+    assert seconds_in(retry.inner_text()) < first
+    page.close()
+
+
+def painted_step(page) -> int:
+    red, green, _ = page.evaluate(probe("painted_colour"))
+    return round(red / 16) + 16 * round(green / 16)
+
+
+def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(browser, serve):
+    page = open_app(browser, serve(backend_app(StepCodeBackend(), options={"delay": 0.02})))
+    set_number(page, "Steps", 250)
+    generate(page)
+    page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("progress-text")).to_contain_text(re.compile(r"step [2-9]\d"))
+    page.get_by_role("button", name="Stop", exact=True).click()
+    wait_view(page, "cancelled", timeout=5_000)
+    page.wait_for_timeout(1_000)  # steps that were already on their way arrive meanwhile
+    step, total = progress_steps(page)
+    assert total == 250 and 0 < step < 250
+    assert painted_step(page) == step, "the counter shows the step of the frame on screen"
+    assert page.get_by_test_id("preview-image").count() == 1
+    page.close()
+
+
+def test_use_this_preview_never_shows_cancelled(browser, counting):
+    page = open_app(browser, counting[0])
+    set_number(page, "Steps", 120)
+    page.evaluate(probe("view_log"))
+    generate(page)
+    page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Use this preview", exact=True).click()
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(300)
+    views = page.evaluate("window.__views")
+    assert not [entry for entry in views if entry.startswith("cancelled")], views
+    assert views[-1].startswith("done|Finished early at step"), views
+    page.close()
+
+
+def test_gradio_queue_eta_counts_down(browser, serve):
+    app = backend_app(CountingBackend(step_seconds=0.1))
+    url = serve(app)
+    first, second = open_app(browser, url), open_app(browser, url)
+    # One short run first, so Gradio knows how long a run takes and sends an ETA.
+    set_number(first, "Steps", 5)
+    generate(first)
+    first.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+
+    set_number(first, "Steps", 60)
+    generate(first)
+    first.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    generate(second, "wait your turn")
+    eta = second.get_by_test_id("queue-eta")
+    eta.wait_for(timeout=TIMEOUT_MS)
+    before = seconds_in(eta.inner_text())
+    second.wait_for_timeout(2_200)
+    if eta.count():  # still queued
+        assert seconds_in(eta.inner_text()) < before, "the queue ETA counts down"
+    first.get_by_role("button", name="Stop", exact=True).click()
+    second.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    first.close()
+    second.close()
+
+
+# --- narrow screens and the history strip ----------------------------------------------------
+
+
+@pytest.mark.parametrize("scroll", [True, False], ids=["scrolls", "turned-off"])
+def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
+    browser, serve, output_dir, scroll
+):
+    app = backend_app(ToyBackend(), spacer=1400, scroll_into_view=scroll)
+    page = open_app(browser, serve(app), width=390, height=844)
+    root = page.get_by_test_id("diffusion-preview")
+    assert box(root)["y"] > 844, "the component starts below the fold"
+    set_number(page, "Steps", 30)
+    generate(page)
+    page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS, state="attached")
+    if scroll:
+        page.wait_for_function(
+            "el => { const box = el.getBoundingClientRect(); "
+            "return box.top >= 0 && box.bottom <= innerHeight; }",
+            arg=page.get_by_test_id("stage").element_handle(),
+            timeout=10_000,
+        )
+        page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+        page.screenshot(path=output_dir / "phone.png")
+    else:
+        page.wait_for_timeout(1_000)
+        assert box(root)["y"] > 844
+    page.close()
+
+
+def test_recent_results_stay_in_a_strip_and_open_full_size(browser, toy_url):
+    page = open_app(browser, toy_url)
+    set_number(page, "Steps", 3)
+    generate(page, "first lighthouse")
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    assert page.get_by_test_id("history").count() == 0, "one result: no strip yet"
+    set_number(page, "Seed", 99)
+    generate(page, "second lighthouse")
+    expect(page.get_by_test_id("info-seed")).to_have_text("99", timeout=TIMEOUT_MS)
+    items = page.get_by_test_id("history-item")
+    expect(items).to_have_count(2, timeout=TIMEOUT_MS)
+    items.nth(1).click()
+    caption = page.get_by_test_id("viewer-caption")
+    expect(caption).to_contain_text("first lighthouse")
+    expect(caption).to_contain_text("Seed: 7")
+    page.keyboard.press("Escape")
+    page.close()
