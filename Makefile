@@ -16,7 +16,7 @@ demo: setup frontend
 test: setup frontend chromium lint
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
-bench: setup
+bench: setup frontend chromium
 	$(PY) bench/run.py
 
 # 1,000 runs from 16 concurrent clients with random cancels and disconnects (docs/reliability.md);

@@ -398,7 +398,9 @@ def test_every_builtin_backend_has_a_conformance_request():
 def test_kit_passes_every_builtin_backend(backend_id, request):
     backend = Registry(load_entry_points=False).get(backend_id)
     fields = BUILTIN_REQUESTS[backend_id](request.getfixturevalue)
-    report = check_backend(backend, **fields)
+    # wall-time signal bounds are loose here: each backend's own tests count the steps run
+    # after cancel and finish early, which a busy machine cannot break
+    report = check_backend(backend, cancel_timeout=5.0, **fields)
     assert not report.failed
     assert set(report.passed) | set(report.skipped) == set(CHECKS)
 

@@ -285,7 +285,9 @@ def test_the_demo_offers_inference_models_and_says_why_they_cannot_run_before_a_
     assert (
         note.startswith("**Not available on this server (offline):**") and "HF_HUB_OFFLINE" in note
     )
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    from huggingface_hub import constants  # read at its import: set it as the server would have
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
     note = demo_module.availability_note("hf-inference")  # read when chosen, not at start

@@ -26,6 +26,7 @@ from gradio_diffusion_preview.backends.diffusers.tiny import KINDS, build_tiny_p
 
 pytestmark = pytest.mark.slow
 SIZE = {"width": 64, "height": 64}
+SIGNAL_SECONDS = 5.0  # the kit's cancel/finish bound for wall time on a busy machine
 
 
 @pytest.fixture(scope="session")
@@ -356,7 +357,9 @@ def test_loaded_pipelines_are_kept_in_a_small_lru_cache(tiny_models):
 def test_the_conformance_kit_passes(backend, model):
     from gradio_diffusion_preview.testing import check_backend
 
-    report = check_backend(backend, model=model, steps=5, **SIZE)
+    # The kit's "within about one step" is wall time (1 s here), which a busy machine breaks;
+    # the steps run after cancel and finish early are counted in this module's own tests.
+    report = check_backend(backend, model=model, steps=5, cancel_timeout=SIGNAL_SECONDS, **SIZE)
     assert not report.failed and not report.skipped, str(report)
 
 

@@ -11,6 +11,7 @@ two Serve applications reused by every test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -300,6 +301,18 @@ def test_the_ray_backend_mirrors_the_hosted_backend(tiny, cluster):
     assert [m.id for m in tiny.list_models()] == [str(cluster.model_dir)]
     assert tiny.capabilities == DiffusersBackend.capabilities
     assert tiny.describe()["endpoint"]["url"] == "auto"
+
+
+def test_the_ray_backend_describes_its_models_from_inside_an_event_loop(tiny, cluster):
+    """An async Gradio handler (or Playwright's sync API) runs a loop on the calling thread,
+    where Serve refuses blocking calls; the listing must still work there."""
+
+    async def list_inside_a_loop() -> list[str]:
+        tiny.forget_models()
+        tiny._described = None  # no cached description: a replica must be asked
+        return [m.id for m in tiny.list_models()]
+
+    assert asyncio.run(list_inside_a_loop()) == [str(cluster.model_dir)]
 
 
 def test_conformance_kit_passes_for_the_ray_backend(tiny):

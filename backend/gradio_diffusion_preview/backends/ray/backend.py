@@ -18,6 +18,8 @@ may name the ``app`` (default ``diffusion-preview``) and the ``backend`` it host
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import importlib.util
 import threading
@@ -122,6 +124,9 @@ class RayBackend(Backend):
     def _describe_now(self) -> dict[str, Any]:
         """Ask a replica; a busy pool (every replica at work, the queue full) answers with the
         last description instead, if there is one. Raises ``RayUnreachable`` and Ray's errors."""
+        return _off_the_event_loop(self._ask_a_replica)
+
+    def _ask_a_replica(self) -> dict[str, Any]:
         assert self._connection is not None and self.endpoint is not None
         response = self._connection.handle().describe.remote()
         try:
@@ -244,6 +249,18 @@ def _local_capabilities(backend_id: str) -> Capabilities:
         return get_registry().backends()[backend_id].capabilities
     except Exception:  # not installed here, or a registry that cannot load
         return Capabilities()
+
+
+def _off_the_event_loop(call: Any) -> Any:
+    """``call()``, on a worker thread when this thread runs an asyncio loop (an async Gradio
+    handler, Playwright's sync API): Serve refuses blocking ``result()`` calls on such a
+    thread ("Sync methods should not be called from within an asyncio event loop")."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return call()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gdp-ray-describe") as pool:
+        return pool.submit(call).result()
 
 
 def _busy(error: BaseException) -> bool:

@@ -1,0 +1,201 @@
+"""Writes docs/benchmarks.md from the rows and data of a benchmark run (``run.py``)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+from pathlib import Path
+
+import frame_cost
+import overhead
+from rows import Row
+
+GPU_RESULTS = Path(__file__).resolve().parent / "gpu_results.json"
+SHARED_LOAD = 0.75  # load average per core above which the machine counts as shared
+
+
+def machine() -> list[str]:
+    import diffusers
+    import gradio
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    device = "CUDA: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return [
+        f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, {device} "
+        f"({platform.system()} {platform.release()})",
+        f"- Software: Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), diffusers {diffusers.__version__}, "
+        f"gradio {gradio.__version__}",
+    ]
+
+
+def cell(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        digits = 3 if abs(value) < 1 else 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def met_cell(met: bool | None) -> str:
+    return "—" if met is None else "**met**" if met else "**not met**"
+
+
+def summary(rows: list[Row | dict]) -> list[str]:
+    lines = [
+        "| Figure | Unit | This project | Baselines | Comparison | Target | Met | Notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        row = row if isinstance(row, dict) else row.as_dict()
+        baselines = "; ".join(f"{name}: {cell(value)}" for name, value in row["baselines"].items())
+        lines.append(
+            f"| {row['figure']} | {row['unit']} | {cell(row['ours'])} | {baselines or '—'} | "
+            f"{row['ratio'] or '—'} | {row['target'] or '—'} | {met_cell(row['met'])} | "
+            f"{row['note'] or ''} |"
+        )
+    return lines
+
+
+def gpu_section(gpu: dict | None, when: datetime.datetime) -> list[str]:
+    lines = ["## On a GPU", ""]
+    if not gpu:
+        return lines + [
+            f"Not measured: no GPU was lent for the run of {when:%Y-%m-%d}. `bench/gpu.py` "
+            "measures question 7 on a GPU machine (SD 1.5-size and SDXL-size random-weight "
+            "pipelines at fp16, previews every step against none, the step callback's cost on "
+            "the generation thread, a tiny-decoder preview and a full VAE decode per step) and "
+            "writes `bench/gpu_results.json`; every later `make bench` keeps those figures here, "
+            "dated, until a new GPU run replaces them.",
+            "",
+        ]
+    return [
+        *lines,
+        f"Measured {gpu.get('date', '?')} on {gpu.get('device', '?')} by `bench/gpu.py` "
+        "(kept from that run; later runs without a GPU keep these figures).",
+        "",
+        *summary(gpu.get("rows", [])),
+        "",
+    ]
+
+
+def write_report(
+    rows: list[Row],
+    data: dict[str, dict],
+    gpu: dict | None,
+    when: datetime.datetime,
+    load: float,
+    started: float,
+    tiny: bool = False,
+) -> str:
+    cores = os.cpu_count() or 1
+    shared = load > SHARED_LOAD * cores
+    frames = data.get("frames", {}).get("frames")
+    callback = frame_cost.fmt(frames[next(iter(frames))]["callback"]) if frames else "n/a"
+    lines = [
+        "# Benchmarks",
+        "",
+        "What users feel of the step previews (bytes per frame, step to paint, many visitors, "
+        "footprint, generation overhead), each beside what they would use instead, measured in "
+        "the same run by `bench/run.py` (`make bench`), which rewrites this file and "
+        "`bench/results.json`. Baselines are real plain-Gradio apps served on loopback "
+        "(`bench/apps.py`): (a) a generator yielding PIL frames into `gr.Image` (each format "
+        "tried, the cheapest kept), (b) ComfyUI-style 512 px JPEG quality 95 per frame, (c) "
+        "AUTOMATIC1111-style polling of a PNG made every 10 steps, once a second.",
+        "",
+        f"- Date: {when:%Y-%m-%d %H:%M %Z}",
+        *machine(),
+        f"- Load average while measuring: {load:.2f} (1 min, {cores} cores)",
+        f"- Whole benchmark: {time.monotonic() - started:.0f} s" + (" (tiny mode)" if tiny else ""),
+        "",
+    ]
+    if shared:
+        lines += [
+            f"> **The machine was shared** with other work during this run (load average "
+            f"{load:.1f} on {cores} cores): times and latencies are noisy and pessimistic. "
+            "Byte counts and file counts do not depend on load. Re-run `make bench` on a quiet "
+            "machine for clean figures.",
+            "",
+        ]
+    lines += [
+        "## Summary",
+        "",
+        *summary(rows),
+        "",
+        *gpu_section(gpu, when),
+    ]
+    if frames:
+        lines.append(frame_cost.section(frames))
+    if "overhead" in data:
+        lines.append(overhead.section(data["overhead"]["generation"], callback, tiny))
+    lines += data.get("ray_hop", {}).get("lines", [])
+    lines += [
+        "## How the previews are made",
+        "",
+        "- Each step's preview shows the model's current estimate of the final image (x0), not "
+        "the noisy latent: the per-run scheduler's `step` is wrapped to compute x0 from the "
+        "sample, the model output and that step's noise level (alpha, sigma, EDM or flow-"
+        "matching form; see `backends/diffusers/x0.py`).",
+        "- The default previewer maps latent channels to RGB with published per-family "
+        "factors (SD 1.x, SDXL, SD3, Flux; sources in `backends/diffusers/latent_preview.py`), "
+        "on the device, at latent resolution; a batch is tiled into one preview.",
+        "- The step callback hands the small uint8 array to a latest-wins channel and returns; "
+        "JPEG encoding (and a TAESD decode, when chosen) happens on the consumer's thread, and "
+        "only for the newest step when the consumer is behind.",
+        "",
+        "## Method",
+        "",
+        "- The step callback's work is timed with the backend's own functions (`X0Tracker."
+        "estimate`, `PreviewPlan.preview`, the `EventChannel` hand-off), 300 times after a "
+        "warm-up; end to end adds `PendingPreview.result()` and `encode_preview` (JPEG, "
+        "quality 80).",
+        "- x0 is estimated for an Euler (sigma-parameterised) scheduler; the alpha and flow "
+        "forms are the same few element-wise operations.",
+        "- The TAESD-architecture decoder (`diffusers.AutoencoderTiny()` defaults) and the full "
+        "VAE (Stable Diffusion's `AutoencoderKL` architecture) have random weights: cost does "
+        "not depend on the weights, and nothing is downloaded. The full decode is timed once "
+        "after a warm-up on a small latent.",
+        "- `gr.Image`-style frames use Gradio's own `processing_utils.save_pil_to_cache`, which "
+        "`gr.Image` calls for every value it sends: encode, hash the bytes, write a file in a "
+        "new cache folder.",
+        "- On a GPU the callback's work is asynchronous: the projection is queued on the device "
+        "and copied to pinned host memory without a sync; the consumer thread waits for it.",
+        "",
+        "- Bytes per frame: one client runs a 30-step generation at 10 steps/s against each "
+        "app; every byte received for the frames counts (event-stream messages, the image files "
+        "the page fetches, the polls), compressed as on the wire (the client asks for gzip and "
+        "brotli like Chromium), headers included, divided by the frames shown. All apps show the "
+        "same pictures (`bench/frames.py`) at the same displayed size, 512 px: this project "
+        "sends the 64 px latent-resolution preview and the browser scales it.",
+        "- Server cost: the same latent and the same latent-to-RGB projection for both; this "
+        "project adds its JPEG data URL, the component's postprocess, Gradio's diff and JSON; "
+        "(a) adds the 512 px PIL image, `gr.Image.postprocess` (encode, hash, cache file), its "
+        "diff and JSON, and reading the file back for the page's fetch.",
+        "- Step to paint: a page script (no frontend change) watches the preview `<img>`; when "
+        "its source changes it waits for the decode and the next animation frame, records the "
+        "time, and reads the step from the frame's marker block; step times come from the "
+        "app's step log, the same clock. At 32 clients one Chromium page is measured and 31 "
+        "more clients run through the queue protocol (their frames' arrival is measured).",
+        "- Load and footprint: the server's own CPU time and resident memory from `/proc`, its "
+        "files in its own Gradio cache folder. Every app allows concurrent runs "
+        "(`default_concurrency_limit=None`); runs are paced, not computed.",
+        "",
+    ]
+    return "\n".join(lines)

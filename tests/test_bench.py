@@ -1,0 +1,83 @@
+"""The benchmark driver's pieces run (tiny mode) and write the report and results they promise.
+
+No figure is asserted here: speed targets are checked by `make bench`, never by tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from frames import DISPLAY_SIDE, preview_frame, step_of_mark, upscaled  # noqa: E402
+from loopback import apply_edits  # noqa: E402
+
+QUESTIONS = {"bytes", "server_cost", "paint", "load", "footprint", "overhead"}
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
+def test_step_marker_survives_lossy_encoding_at_both_sizes(fmt):
+    for step in (1, 17, 50):
+        for image in (
+            PIL.Image.fromarray(preview_frame(step, 50)),
+            upscaled(preview_frame(step, 50)),
+        ):
+            buffer = io.BytesIO()
+            image.save(buffer, format=fmt, quality=75)
+            decoded = np.asarray(PIL.Image.open(buffer).convert("RGB"))
+            scale = decoded.shape[0] // 64
+            red = decoded[4 * scale : 12 * scale, 4 * scale : 12 * scale, 0].mean()
+            assert step_of_mark(red) == step, (fmt, step, red)
+    assert upscaled(preview_frame(1, 2)).size == (DISPLAY_SIDE, DISPLAY_SIDE)
+
+
+def test_gradio_streaming_diffs_are_applied():
+    value = {"step": 1, "preview": "data:a", "images": []}
+    value = apply_edits(value, [["replace", ["step"], 2], ["append", ["preview"], "b"]])
+    value = apply_edits(value, [["add", ["images", 0], {"url": "/f"}], ["delete", ["step"], None]])
+    assert value == {"preview": "data:ab", "images": [{"url": "/f"}]}
+    assert apply_edits(value, [["replace", [], 5]]) == 5
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_driver_runs_every_piece_in_tiny_mode(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert {row["question"] for row in results["rows"]} == QUESTIONS
+    for row in results["rows"]:
+        assert "met" in row and row["figure"] and row["unit"], row
+    report = (tmp_path / "docs" / "benchmarks.md").read_text()
+    for heading in ("## Summary", "## On a GPU", "## Cost of one preview frame", "## Method"):
+        assert heading in report
+    assert not (ROOT / "bench" / "gpu_results.json").exists() or "Measured" in report
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_tiny_on_this_machine(tmp_path):
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["device"] and result["date"] and result["tiny"]
+    assert {row["question"] for row in result["rows"]} == {"gpu"}
