@@ -6,6 +6,10 @@ in its backend's line (its position and the line's length shown to the visitor),
 at the head and a slot is free, and leaves the line or frees its slot however it ends (finished,
 failed, cancelled, timed out, the tab closed). A full line, or a session that already has a run,
 is refused at once with reason ``busy`` instead of an hour's wait.
+
+A ``RunGroup`` lets one request of a session make several runs (a compare of 2 to 4 models): the
+group counts as one of the session's ``runs_per_session`` and holds at most ``size`` tickets, so
+a visitor never holds more of the server than one such request's worth.
 """
 
 from __future__ import annotations
@@ -34,8 +38,14 @@ class Busy(RunRefused):
 class Ticket:
     """One run's place in its backend's line; ``leave()`` it when the run ends (idempotent)."""
 
-    def __init__(self, queue: FairQueue, backend: str, session: str | None) -> None:
-        self.queue, self.backend, self.session = queue, backend, session
+    def __init__(
+        self,
+        queue: FairQueue,
+        backend: str,
+        session: str | None,
+        group: RunGroup | None = None,
+    ) -> None:
+        self.queue, self.backend, self.session, self.group = queue, backend, session, group
         self.running = False
         self.left = False
 
@@ -57,6 +67,19 @@ class Ticket:
         self.queue._leave(self)
 
 
+class RunGroup:
+    """Several runs of one session request, counted as one of the session's runs; ``close()``
+    it when the request ends (idempotent), after its runs' tickets have left."""
+
+    def __init__(self, queue: FairQueue, session: str | None, size: int) -> None:
+        self.queue, self.session, self.size = queue, session, size
+        self.tickets = 0
+        self.closed = False
+
+    def close(self) -> None:
+        self.queue._close_group(self)
+
+
 class FairQueue:
     """Lines of waiting runs, one per backend, each served by ``slots(backend)`` runs at once."""
 
@@ -72,24 +95,68 @@ class FairQueue:
         self._sessions: dict[str, int] = {}
 
     def join(
-        self, backend: str, session: str | None, expected_seconds: float | None = None
+        self,
+        backend: str,
+        session: str | None,
+        expected_seconds: float | None = None,
+        group: RunGroup | None = None,
     ) -> Ticket:
         """A ticket at the end of ``backend``'s line; raises ``Busy`` when the line is full or
-        ``session`` already has ``runs_per_session`` runs waiting or running."""
+        ``session`` already has ``runs_per_session`` runs waiting or running. A ticket of a
+        ``group`` counts against the group's size instead (the group is the session's run)."""
         with self._cond:
-            if session is not None and self._sessions.get(session, 0) >= self.runs_per_session:
-                raise Busy(
-                    "You already have a run going; wait for it to finish or stop it, then "
-                    "try again.",
-                )
+            if group is not None:
+                if group.closed or group.tickets >= group.size:
+                    raise Busy(
+                        f"This request may make at most {group.size} runs at once; wait for "
+                        "them to end, then try again.",
+                    )
+            else:
+                self._check_session(session)
             line = self._lines.setdefault(backend, deque())
             if len(line) >= self.max_waiting:
                 raise Busy(*self._busy_answer(backend, len(line), expected_seconds))
-            ticket = Ticket(self, backend, session)
+            ticket = Ticket(self, backend, session, group)
             line.append(ticket)
-            if session is not None:
+            if group is not None:
+                group.tickets += 1
+            elif session is not None:
                 self._sessions[session] = self._sessions.get(session, 0) + 1
             return ticket
+
+    def group(self, session: str | None, size: int) -> RunGroup:
+        """A group of up to ``size`` runs for one request of ``session``, counted as one of its
+        runs; raises ``Busy`` like ``join`` when the session already has its runs going."""
+        if size < 1:
+            raise ValueError(f"FairQueue.group: size must be at least 1, not {size}.")
+        with self._cond:
+            self._check_session(session)
+            if session is not None:
+                self._sessions[session] = self._sessions.get(session, 0) + 1
+            return RunGroup(self, session, size)
+
+    def _check_session(self, session: str | None) -> None:
+        if session is not None and self._sessions.get(session, 0) >= self.runs_per_session:
+            raise Busy(
+                "You already have a run going; wait for it to finish or stop it, then try again.",
+            )
+
+    def _release_session(self, session: str | None) -> None:
+        if session is None:
+            return
+        count = self._sessions.get(session, 0) - 1
+        if count > 0:
+            self._sessions[session] = count
+        else:
+            self._sessions.pop(session, None)
+
+    def _close_group(self, group: RunGroup) -> None:
+        with self._cond:
+            if group.closed:
+                return
+            group.closed = True
+            self._release_session(group.session)
+            self._cond.notify_all()
 
     def _busy_answer(
         self, backend: str, waiting: int, expected_seconds: float | None
@@ -152,10 +219,8 @@ class FairQueue:
                 self._running[ticket.backend] -= 1
             else:
                 self._lines[ticket.backend].remove(ticket)
-            if ticket.session is not None:
-                count = self._sessions.get(ticket.session, 0) - 1
-                if count > 0:
-                    self._sessions[ticket.session] = count
-                else:
-                    self._sessions.pop(ticket.session, None)
+            if ticket.group is not None:
+                ticket.group.tickets -= 1
+            else:
+                self._release_session(ticket.session)
             self._cond.notify_all()

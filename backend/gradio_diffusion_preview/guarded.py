@@ -19,7 +19,7 @@ from .request import RunRefused, validate_request
 from .state import RunState
 
 if TYPE_CHECKING:
-    from .fair_queue import Ticket
+    from .fair_queue import RunGroup, Ticket
     from .policy import CatalogueEntry, Policy
 
 WAIT_TICK_SECONDS = 1.0
@@ -32,7 +32,10 @@ def stream_guarded(
     registry: Registry,
     min_interval: float,
     preview_max_side: int,
+    group: RunGroup | None = None,
 ) -> Iterator[RunState]:
+    """The states of a visitor's run under ``policy`` (see the module docstring); with a
+    ``group``, the run is one of a session request's several runs (``compare``)."""
     from .streaming import _run
 
     entry: CatalogueEntry | None = None
@@ -42,7 +45,7 @@ def stream_guarded(
         request = validate_request(policy.admit(entry, backend, fields), backend)
         policy.check_limits(backend.id, request)  # the defaults filled in, too
         expected = RUN_DURATIONS.expected(backend.id, request.model)
-        ticket = policy.queue.join(backend.id, current_session(), expected)
+        ticket = policy.queue.join(backend.id, current_session(), expected, group)
     except (RunRefused, UnknownBackendError) as error:
         yield RunState(
             status="error",

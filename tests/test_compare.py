@@ -1,0 +1,198 @@
+"""Compare, in-process with the toy backends: every run streams into its own place, closing stops
+them all and leaves nothing behind, a failed run ends only its own place, one-slot backends take
+turns and many-slot ones run in parallel, and a compare is one request of its session."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+from gradio.context import LocalContext
+from toy_backends import CountingBackend, FailingBackend, registry_with
+
+from gradio_diffusion_preview import streaming
+from gradio_diffusion_preview.compare import (
+    CompareRefused,
+    CompareRun,
+    compare,
+    stream_together,
+    with_timing,
+)
+from gradio_diffusion_preview.fair_queue import Busy, FairQueue
+from gradio_diffusion_preview.policy import CatalogueEntry, Policy
+from gradio_diffusion_preview.state import RunState
+
+
+def make_policy(slots: int = 1, **overrides) -> Policy:
+    entries = [
+        CatalogueEntry(id=name, label=f"Flat {name}", backend="counting", model="flat")
+        for name in ("a", "b", "c", "d", "e")
+    ]
+    entries.append(CatalogueEntry(id="broken", backend="failing", model="x"))
+    return Policy(catalogue=entries, slots={"counting": slots}, **overrides)
+
+
+@contextmanager
+def in_session(session: str):
+    """Code run here acts as if inside a Gradio event of browser session ``session``."""
+    token = LocalContext.request.set(SimpleNamespace(session_hash=session))
+    try:
+        yield
+    finally:
+        LocalContext.request.reset(token)
+
+
+def compare_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("compare-run-")]
+
+
+def run_all(policy, models, registry, **fields):
+    fields = {"prompt": "p", "steps": 4, **fields}
+    return list(compare(policy, models, registry=registry, **fields))
+
+
+def test_every_run_streams_into_its_place_with_one_seed_and_its_timing():
+    backend = CountingBackend(step_seconds=0.03)
+    ticks = run_all(make_policy(slots=3), ["a", "b", "Flat c"], registry_with(backend))
+    final = ticks[-1]
+    assert [s.model for s in final] == ["a", "b", "c"]
+    assert all(s.status == "done" for s in final), [s.message for s in final]
+    assert len({s.seeds[0] for s in final}) == 1, "one seed for every model"
+    for index in range(3):
+        steps = [t[index].step for t in ticks if t[index].status == "running"]
+        assert steps and steps == sorted(steps), (index, steps)  # previews, in order
+    for state in final:
+        assert state.message.startswith("Done in ") and "steps/s" in state.message
+    assert backend.steps_run == 12
+
+
+def test_with_timing_keeps_an_early_finish_note_and_leaves_other_states():
+    done = RunState(status="done", elapsed=2.44, steps_per_second=8.31, message="Early.")
+    assert with_timing(done).message == "Early. Done in 2.4 s, 8.3 steps/s."
+    assert with_timing(RunState(status="done", elapsed=1.0)).message == "Done in 1.0 s."
+    running = RunState(status="running", elapsed=1.0)
+    assert with_timing(running) is running
+
+
+@pytest.mark.parametrize(
+    "models, problem",
+    [
+        (["a"], "Choose 2 to 4 different models to compare (1 chosen)"),
+        (["a", "a"], "(1 chosen)"),
+        (["a", "b", "c", "d", "e"], "(5 chosen)"),
+        (["a", "/etc/passwd"], "'<server path>' is not one of this app's models"),
+        ("a", "as a list of 2 to 4 names, not str"),
+    ],
+)
+def test_a_bad_choice_of_models_is_refused_naming_the_fix(models, problem):
+    with pytest.raises(CompareRefused, match="choose|Choose") as refused:
+        run_all(make_policy(), models, registry_with(CountingBackend()))
+    assert problem in str(refused.value)
+
+
+def test_one_slot_runs_take_turns_in_the_order_given_showing_their_place():
+    backend = CountingBackend(step_seconds=0.01)
+    ticks = run_all(make_policy(slots=1), ["a", "b", "c"], registry_with(backend))
+    assert all(s.status == "done" for s in ticks[-1])
+    running = [tuple(i for i, s in enumerate(t) if s.status == "running") for t in ticks]
+    assert max(len(r) for r in running) == 1, "never two runs on a one-slot backend at once"
+    order = [r[0] for r in running if r]
+    assert sorted(set(order)) == [0, 1, 2] and order == sorted(order), "in the order given"
+    first_place = [
+        next(t[i].queue_position for t in ticks if t[i].queue_position is not None)
+        for i in (1, 2)
+    ]
+    assert first_place == [1, 2], "each waited its place in line, in the order given"
+
+
+def test_many_slot_runs_go_in_parallel():
+    backend = CountingBackend(step_seconds=0.02)
+    ticks = run_all(make_policy(slots=3), ["a", "b", "c"], registry_with(backend), steps=10)
+    assert all(s.status == "done" for s in ticks[-1])
+    assert any(all(s.status == "running" and s.step > 0 for s in t) for t in ticks)
+
+
+def test_a_failed_run_ends_only_its_own_place():
+    registry = registry_with(CountingBackend(step_seconds=0.01), FailingBackend())
+    with in_session("one-fails"):
+        final = run_all(make_policy(), ["broken", "a"], registry)[-1]  # no gradio.Error
+    assert final[0].status == "error" and final[0].reason == "remote_error"
+    assert final[1].status == "done"
+
+
+def test_every_run_failed_ends_a_gradio_event_as_an_error():
+    policy = make_policy()
+    policy.catalogue.append(CatalogueEntry(id="broken2", backend="failing", model="y"))
+    with in_session("all-fail"), pytest.raises(gr.Error, match="remote_error"):
+        run_all(policy, ["broken", "broken2"], registry_with(FailingBackend()))
+
+
+def test_closing_stops_every_run_within_a_step_and_leaves_nothing_behind():
+    backend = CountingBackend(step_seconds=0.05)
+    policy = make_policy(slots=2)
+    with in_session("closer"):
+        ticks = compare(
+            policy, ["a", "b", "c"], registry=registry_with(backend), prompt="p", steps=50
+        )
+        for states in ticks:
+            if all(s.step >= 2 for s in states[:2]):
+                break
+        assert states[2].status == "queued", "the third waits for a slot"
+        assert len(streaming.runs_of_session("closer")) == 2, "runs belong to the session"
+        ticks.close()
+    steps_at_close = backend.steps_run
+    assert compare_threads() == []
+    assert policy.queue.active() == (0, 0), "no slot taken, nobody left in line"
+    assert policy.queue._sessions == {}, "the session may run again"
+    assert streaming.runs_of_session("closer") == []
+    time.sleep(0.3)
+    assert backend.steps_run == steps_at_close, "no step after the runs were stopped"
+
+
+def test_a_compare_is_one_request_of_its_session():
+    backend = CountingBackend(step_seconds=0.05)
+    policy = make_policy(slots=1, runs_per_session=1)
+    registry = registry_with(backend)
+    with in_session("visitor"):
+        ticks = compare(policy, ["a", "b", "c", "d"], registry=registry, prompt="p", steps=50)
+        next(ticks)
+        # the session's one request is taken: no other run, no second compare
+        with pytest.raises(Busy):
+            policy.queue.join("counting", "visitor")
+        with pytest.raises(gr.Error, match="busy"):
+            run_all(policy, ["a", "b"], registry)
+        ticks.close()
+    with in_session("someone-else"):
+        assert all(s.status == "done" for s in run_all(policy, ["a", "b"], registry)[-1])
+    with in_session("visitor"):
+        assert all(s.status == "done" for s in run_all(policy, ["c", "d"], registry)[-1])
+    assert policy.queue._sessions == {}
+
+
+def test_a_group_holds_at_most_its_size_and_frees_the_session_when_closed():
+    queue = FairQueue(slots=lambda backend: 1, runs_per_session=1)
+    group = queue.group("s", size=2)
+    tickets = [queue.join("x", "s", group=group) for _ in range(2)]
+    with pytest.raises(Busy, match="at most 2 runs"):
+        queue.join("x", "s", group=group)
+    with pytest.raises(Busy):
+        queue.group("s", size=2)
+    tickets[0].leave()
+    tickets.append(queue.join("y", "s", group=group))
+    for ticket in tickets:
+        ticket.leave()
+    group.close()
+    group.close()
+    assert queue._sessions == {} and queue.active() == (0, 0)
+    queue.join("x", "s").leave()
+
+
+def test_without_a_policy_runs_are_plain_streams():
+    registry = registry_with(CountingBackend())
+    runs = [CompareRun("counting", {"prompt": "p", "steps": 3, "model": "flat"})] * 2
+    final = list(stream_together(runs, registry=registry))[-1]
+    assert [s.status for s in final] == ["done", "done"]
