@@ -16,8 +16,10 @@ from toy_backends import CountingBackend, FailingBackend, registry_with
 
 from gradio_diffusion_preview import streaming
 from gradio_diffusion_preview.compare import (
+    WAITING_PREFIX,
     CompareRefused,
     CompareRun,
+    cancel_waiting,
     compare,
     stream_together,
     with_timing,
@@ -103,8 +105,7 @@ def test_one_slot_runs_take_turns_in_the_order_given_showing_their_place():
     order = [r[0] for r in running if r]
     assert sorted(set(order)) == [0, 1, 2] and order == sorted(order), "in the order given"
     first_place = [
-        next(t[i].queue_position for t in ticks if t[i].queue_position is not None)
-        for i in (1, 2)
+        next(t[i].queue_position for t in ticks if t[i].queue_position is not None) for i in (1, 2)
     ]
     assert first_place == [1, 2], "each waited its place in line, in the order given"
 
@@ -196,3 +197,20 @@ def test_without_a_policy_runs_are_plain_streams():
     runs = [CompareRun("counting", {"prompt": "p", "steps": 3, "model": "flat"})] * 2
     final = list(stream_together(runs, registry=registry))[-1]
     assert [s.status for s in final] == ["done", "done"]
+
+
+def test_a_waiting_run_stops_on_its_own_leaving_the_others():
+    backend = CountingBackend(step_seconds=0.02)
+    policy = make_policy(slots=1)
+    with in_session("panel-stop"):
+        ticks = compare(
+            policy, ["a", "b", "c"], registry=registry_with(backend), prompt="p", steps=10
+        )
+        states = next(ticks)
+        waiting = states[2].run_id
+        assert waiting.startswith(WAITING_PREFIX) and states[2].status == "queued"
+        assert not cancel_waiting(waiting, "another-session"), "only its own session's"
+        assert cancel_waiting(waiting, "panel-stop")
+        final = list(ticks)[-1]
+    assert [s.status for s in final] == ["done", "done", "cancelled"]
+    assert policy.queue.active() == (0, 0) and not cancel_waiting(waiting)

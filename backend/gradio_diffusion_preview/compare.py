@@ -26,6 +26,7 @@ import contextvars
 import queue
 import random
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -62,10 +63,26 @@ class CompareRefused(RunRefused, ValueError):
 
 
 _DONE = object()
+WAITING_PREFIX = "waiting-"
+_waiting: dict[str, _Worker] = {}
+_waiting_lock = threading.Lock()
+
+
+def cancel_waiting(run_id: str | None, session: str | None = None) -> bool:
+    """Take a compare's run that still waits in line out of it, by the ``run_id`` its queued
+    states carry (``waiting-...``: a run gets its real id once it starts); with ``session``,
+    only that Gradio session's. False if there is no such waiting run (see ``ownership``)."""
+    with _waiting_lock:
+        worker = _waiting.get(run_id or "")
+    if worker is None or (session is not None and worker.session != session):
+        return False
+    worker.cancelled.set()
+    return True
 
 
 class _Worker:
-    """One run's thread: puts ``(index, state)`` on ``updates`` until the run ends or ``stop``."""
+    """One run's thread: puts ``(index, state)`` on ``updates`` until the run ends, ``stop``
+    (the whole compare closed) or ``cancelled`` (this run's own Stop while it waited)."""
 
     def __init__(
         self,
@@ -76,6 +93,9 @@ class _Worker:
     ) -> None:
         self.index, self.states, self.updates, self.stop = index, states, updates, stop
         self.run_id: str | None = None
+        self.session = current_session()
+        self.waiting_id = f"{WAITING_PREFIX}{uuid.uuid4().hex}"
+        self.cancelled = threading.Event()
         self.placed = threading.Event()
         context = contextvars.copy_context()  # the Gradio session reaches the run's thread
         self.thread = threading.Thread(
@@ -83,13 +103,22 @@ class _Worker:
         )
 
     def _run(self) -> None:
+        with _waiting_lock:
+            _waiting[self.waiting_id] = self
+        state: RunState | None = None
         try:
             for state in self.states:
-                self.run_id = state.run_id or self.run_id
+                if state.status == "queued" and state.run_id is None:
+                    state = state.model_copy(update={"run_id": self.waiting_id})
+                self.run_id = state.run_id if state.run_id != self.waiting_id else self.run_id
                 self.updates.put((self.index, state))
                 self.placed.set()
-                if self.stop.is_set():
+                if self.stop.is_set() or self.cancelled.is_set():
                     break
+            ended = state is None or state.status in ("done", "error", "cancelled")
+            if self.cancelled.is_set() and not ended:
+                cancelled = {"status": "cancelled", "message": "Cancelled.", "phase": None}
+                self.updates.put((self.index, state.model_copy(update=cancelled)))
         except Exception as error:  # a stream does not raise; a bug must still end the panel
             self.updates.put(
                 (
@@ -102,6 +131,8 @@ class _Worker:
                 )
             )
         finally:
+            with _waiting_lock:
+                _waiting.pop(self.waiting_id, None)
             self.states.close()  # the run's own cleanup: cancel, free its slot, leave the line
             self.placed.set()
             self.updates.put((self.index, _DONE))
