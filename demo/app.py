@@ -25,6 +25,7 @@ from gradio_diffusion_preview import (
     raise_failed,
     stream,
 )
+from gradio_diffusion_preview.compare_tab import compare_tab
 from gradio_diffusion_preview.policy import Policy, catalogue_choices
 
 INTRO = """# gradio-diffusion-preview
@@ -160,8 +161,7 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
     ]
     first = policy.catalogue[0]
     models = catalogue_choices(policy, first.backend)
-    with gr.Blocks(title="gradio-diffusion-preview") as demo:
-        gr.Markdown(INTRO)
+    with gr.Blocks(title="gradio-diffusion-preview") as generate_tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=2)
@@ -242,6 +242,12 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
             [model_box, guidance, negative, availability],
             api_name=False,
         )
+    with gr.Blocks(title="gradio-diffusion-preview") as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Generate"):
+            generate_tab.render()
+        with gr.Tab("Compare"):  # one prompt and seed, 2 to 4 models side by side
+            compare_tab(policy, prompt=DEFAULT_PROMPT)
     return demo
 
 

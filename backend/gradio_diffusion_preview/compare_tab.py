@@ -1,0 +1,202 @@
+"""The Compare UI: one prompt and seed sent to 2 to 4 catalogue models, side by side.
+
+    with gr.Blocks() as demo:
+        with gr.Tab("Compare"):
+            compare_tab(policy)
+
+Built inside the current Blocks (a tab, a column): prompt, negative prompt, seed (-1: one random
+seed for all), steps, size, the models to compare (2 to 4 of the policy's catalogue), Compare and
+Stop buttons, and one ``DiffusionPreview`` per model, labelled with the model's label and shown
+only when chosen. A chosen model that cannot run here says why in its panel at once. The compare
+event is on the API as ``/compare`` (its outputs: the four panels, ``None`` for unused ones).
+Stop cancels the event: every run stops within a step. Each panel's own Stop stops only its run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import gradio as gr
+from gradio.events import Dependency, EventData
+
+from .compare import (
+    MAX_MODELS,
+    MIN_MODELS,
+    CompareRefused,
+    cancel_waiting,
+    chosen_entries,
+    compare,
+)
+from .component import DiffusionPreview, _run_id_of
+from .ownership import session_of
+from .plugins import get_registry
+from .policy import CatalogueEntry, Policy
+from .state import RunState
+from .streaming import cancel_run
+
+
+@dataclass
+class CompareTab:
+    """The parts of a compare UI, for an app to wire further (or a test to find)."""
+
+    models: gr.CheckboxGroup
+    button: gr.Button
+    stop: gr.Button
+    panels: list[DiffusionPreview]
+    run: Dependency
+
+
+def compare_tab(
+    policy: Policy,
+    *,
+    prompt: str = "",
+    models: list[str] | None = None,
+    panel_height: int = 320,
+) -> CompareTab:
+    """Build the compare UI under ``policy`` in the current Blocks; ``models`` are the ids
+    chosen at first (default: the first catalogue entries that can run here, up to three)."""
+    limits = policy.limits
+    chosen = models or _first_usable(policy)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            prompt_box = gr.Textbox(label="Prompt", value=prompt, lines=2)
+            with gr.Row():
+                button = gr.Button("Compare", variant="primary")
+                stop = gr.Button("Stop all", variant="stop")
+            choice = gr.CheckboxGroup(
+                [(entry.title, entry.id) for entry in policy.catalogue],
+                value=chosen,
+                label=f"Models ({MIN_MODELS} to {MAX_MODELS})",
+            )
+            negative = gr.Textbox(label="Negative prompt", value="")
+            steps = gr.Slider(
+                1, limits.max_steps, value=min(20, limits.max_steps), step=1, label="Steps"
+            )
+            with gr.Row():
+                side = min(64, limits.max_side)
+                width = gr.Slider(64, limits.max_side, value=side, step=64, label="Width")
+                height = gr.Slider(64, limits.max_side, value=side, step=64, label="Height")
+            seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: one random seed")
+            gr.Markdown(
+                "The same prompt and seed go to every model. Models on this server's CPU take "
+                "turns; remote ones run at once. Each panel shows its time and steps per second."
+            )
+        with gr.Column(scale=2), gr.Row():
+            panels = [
+                DiffusionPreview(
+                    label=_label(policy, chosen, index) or f"Model {index + 1}",
+                    value=_panel_value(policy, chosen, index),
+                    visible=index < len(chosen),
+                    height=panel_height,
+                    min_width=260,
+                    history=0,
+                    show_finish_button=False,
+                    keep_images_for=policy.image_max_age,
+                )
+                for index in range(MAX_MODELS)
+            ]
+    run = button.click(
+        partial(run_compare, policy),
+        [choice, prompt_box, negative, steps, seed, width, height],
+        panels,
+        api_name="compare",
+        preprocess=False,
+        concurrency_limit=sum(policy.slots.get(b, 1) + policy.max_queue for b in policy.backends()),
+        concurrency_id="compare",
+    )
+    stop.click(None, None, None, cancels=[run], queue=False, api_name=False)
+    for panel in panels:
+        panel.stop(_stop_own_run, None, None, queue=False, api_visibility="private")
+    choice.change(partial(show_panels, policy), choice, panels, queue=False, api_name=False)
+    return CompareTab(choice, button, stop, panels, run)
+
+
+def run_compare(
+    policy: Policy,
+    models: Any,
+    prompt: Any,
+    negative_prompt: Any,
+    steps: Any,
+    seed: Any,
+    width: Any,
+    height: Any,
+):
+    """The compare event: the chosen models' states, ``None`` for the unused panels. A bad
+    choice of models is refused with a notice naming the fix."""
+    fields = {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt or "",
+        "steps": steps,
+        "seed": None if seed is None or seed == -1 else seed,
+        "width": width,
+        "height": height,
+    }
+    try:
+        entries = chosen_entries(policy, models)
+    except CompareRefused as error:
+        raise gr.Error(str(error)) from None
+    padding = (None,) * (MAX_MODELS - len(entries))
+    for states in compare(policy, [entry.id for entry in entries], **fields):
+        yield (*states, *padding)
+
+
+def show_panels(policy: Policy, models: Any):
+    """One panel per chosen model, labelled with it; one that cannot run here says why."""
+    chosen = [entry.id for entry in _known(policy, models)][:MAX_MODELS]
+    return [
+        gr.update(
+            visible=index < len(chosen),
+            label=_label(policy, chosen, index),
+            value=_panel_value(policy, chosen, index),
+        )
+        for index in range(MAX_MODELS)
+    ]
+
+
+def _known(policy: Policy, models: Any) -> list[CatalogueEntry]:
+    names = models if isinstance(models, list) else []
+    return [entry for entry in policy.catalogue if entry.id in names]
+
+
+def _entry(policy: Policy, chosen: list[str], index: int) -> CatalogueEntry | None:
+    if index >= len(chosen):
+        return None
+    return next((entry for entry in policy.catalogue if entry.id == chosen[index]), None)
+
+
+def _label(policy: Policy, chosen: list[str], index: int) -> str | None:
+    entry = _entry(policy, chosen, index)
+    return entry.title if entry else None
+
+
+def _panel_value(policy: Policy, chosen: list[str], index: int) -> RunState | None:
+    """Nothing, or, for a model that cannot run here, why (before anyone waits)."""
+    entry = _entry(policy, chosen, index)
+    note = entry and unavailable_note(entry)
+    return RunState(status="idle", model=entry.id, message=note) if note else None
+
+
+def unavailable_note(entry: CatalogueEntry) -> str | None:
+    """Why ``entry``'s backend cannot run here (no token, offline, ...), or None if it can."""
+    registry = get_registry()
+    if entry.backend not in registry.backends():
+        return f"Not available on this server: backend '{entry.backend}' is not installed."
+    availability = registry.get(entry.backend).availability()
+    if availability.state == "usable":
+        return None
+    state = availability.state.replace("_", " ")
+    return f"Not available on this server ({state}): {availability.message}"
+
+
+def _first_usable(policy: Policy) -> list[str]:
+    usable = [entry.id for entry in policy.catalogue if unavailable_note(entry) is None]
+    return (usable or [entry.id for entry in policy.catalogue])[:3]
+
+
+def _stop_own_run(evt: EventData, request: gr.Request) -> None:
+    """A panel's own Stop: only the run it shows, and only the caller's (see ``ownership``)."""
+    session, run_id = session_of(request), _run_id_of(evt)
+    if session is not None and run_id is not None:
+        cancel_run(run_id, session) or cancel_waiting(run_id, session)
