@@ -59,7 +59,7 @@ def compare_tab(
     chosen at first (default: the first catalogue entries that can run here, up to three)."""
     limits = policy.limits
     chosen = models or _first_usable(policy)
-    with gr.Row():
+    with gr.Row(elem_classes=["diffusion-compare"]):
         with gr.Column(scale=1, min_width=300):
             prompt_box = gr.Textbox(label="Prompt", value=prompt, lines=2)
             with gr.Row():
@@ -90,6 +90,7 @@ def compare_tab(
                     value=_panel_value(policy, chosen, index),
                     visible=index < len(chosen),
                     height=panel_height,
+                    scale=1,
                     min_width=260,
                     history=0,
                     show_finish_button=False,
