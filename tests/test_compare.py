@@ -21,6 +21,7 @@ from gradio_diffusion_preview.compare import (
     CompareRun,
     cancel_waiting,
     compare,
+    stop_compares,
     stream_together,
     with_timing,
 )
@@ -214,3 +215,21 @@ def test_a_waiting_run_stops_on_its_own_leaving_the_others():
         final = list(ticks)[-1]
     assert [s.status for s in final] == ["done", "done", "cancelled"]
     assert policy.queue.active() == (0, 0) and not cancel_waiting(waiting)
+
+
+def test_stop_all_ends_every_run_cancelled_and_the_compare_normally():
+    backend = CountingBackend(step_seconds=0.02)
+    policy = make_policy(slots=1)
+    with in_session("stopper"):
+        ticks = compare(
+            policy, ["a", "b", "c"], registry=registry_with(backend), prompt="p", steps=50
+        )
+        for states in ticks:
+            if states[0].step >= 2:
+                break
+        assert stop_compares("another-session") == 0, "only the caller's own runs"
+        assert stop_compares("stopper") == 3
+        final = list(ticks)[-1]  # the compare ends by itself, without gradio.Error
+    assert [s.status for s in final] == ["cancelled"] * 3, [s.message for s in final]
+    assert policy.queue.active() == (0, 0) and policy.queue._sessions == {}
+    assert compare_threads() == []

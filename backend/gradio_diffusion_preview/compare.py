@@ -80,6 +80,19 @@ def cancel_waiting(run_id: str | None, session: str | None = None) -> bool:
     return True
 
 
+def stop_compares(session: str) -> int:
+    """Stop every compare run of that Gradio session, running or waiting in line: each ends
+    with a ``cancelled`` state, so the compare's event ends normally with every panel
+    Cancelled (what the Compare tab's "Stop all" does). Returns how many runs were stopped."""
+    with _waiting_lock:
+        workers = [worker for worker in _waiting.values() if worker.session == session]
+    for worker in workers:
+        worker.cancelled.set()
+        if worker.run_id is not None:
+            cancel_run(worker.run_id, session)
+    return len(workers)
+
+
 class _Worker:
     """One run's thread: puts ``(index, state)`` on ``updates`` until the run ends, ``stop``
     (the whole compare closed) or ``cancelled`` (this run's own Stop while it waited)."""
@@ -295,15 +308,19 @@ def compare(
         fields["seed"] = random.randint(0, MAX_SEED)
     runs = [CompareRun(entry.backend, _fields_for(entry, fields, registry)) for entry in entries]
     last: tuple[RunState, ...] = ()
-    for states in stream_together(
+    together = stream_together(
         runs,
         policy=policy,
         registry=registry,
         min_interval=min_interval,
         preview_max_side=preview_max_side,
-    ):
-        last = tuple(with_timing(state) for state in states)
-        yield last
+    )
+    try:
+        for states in together:
+            last = tuple(with_timing(state) for state in states)
+            yield last
+    finally:
+        together.close()  # at once, not whenever the garbage collector gets to it
     if last and all(state.status == "error" for state in last):
         raise_failed(last[0])
 

@@ -9,7 +9,8 @@ seed for all), steps, size, the models to compare (2 to 4 of the policy's catalo
 Stop buttons, and one ``DiffusionPreview`` per model, labelled with the model's label and shown
 only when chosen. A chosen model that cannot run here says why in its panel at once. The compare
 event is on the API as ``/compare`` (its outputs: the four panels, ``None`` for unused ones).
-Stop cancels the event: every run stops within a step. Each panel's own Stop stops only its run.
+"Stop all" stops every run of the caller's compare within a step (each panel: Cancelled); each
+panel's own Stop stops only its run. Closing the tab or an API client's cancel stop them all too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .compare import (
     cancel_waiting,
     chosen_entries,
     compare,
+    stop_compares,
 )
 from .component import DiffusionPreview, _run_id_of
 from .ownership import session_of
@@ -53,7 +55,7 @@ def compare_tab(
     *,
     prompt: str = "",
     models: list[str] | None = None,
-    panel_height: int = 320,
+    panel_height: int = 256,
 ) -> CompareTab:
     """Build the compare UI under ``policy`` in the current Blocks; ``models`` are the ids
     chosen at first (default: the first catalogue entries that can run here, up to three)."""
@@ -83,7 +85,7 @@ def compare_tab(
                 "The same prompt and seed go to every model. Models on this server's CPU take "
                 "turns; remote ones run at once. Each panel shows its time and steps per second."
             )
-        with gr.Column(scale=2), gr.Row():
+        with gr.Column(scale=3), gr.Row():
             panels = [
                 DiffusionPreview(
                     label=_label(policy, chosen, index) or f"Model {index + 1}",
@@ -91,7 +93,7 @@ def compare_tab(
                     visible=index < len(chosen),
                     height=panel_height,
                     scale=1,
-                    min_width=260,
+                    min_width=200,
                     history=0,
                     show_finish_button=False,
                     keep_images_for=policy.image_max_age,
@@ -107,7 +109,9 @@ def compare_tab(
         concurrency_limit=sum(policy.slots.get(b, 1) + policy.max_queue for b in policy.backends()),
         concurrency_id="compare",
     )
-    stop.click(None, None, None, cancels=[run], queue=False, api_name=False)
+    # Stop all ends each run with a Cancelled state and the event normally (cancelling the
+    # event instead can reach the page as an error, and leaves API callers no final states).
+    stop.click(_stop_all, None, None, queue=False, api_name=False)
     for panel in panels:
         panel.stop(_stop_own_run, None, None, queue=False, api_visibility="private")
     choice.change(partial(show_panels, policy), choice, panels, queue=False, api_name=False)
@@ -139,8 +143,12 @@ def run_compare(
     except CompareRefused as error:
         raise gr.Error(str(error)) from None
     padding = (None,) * (MAX_MODELS - len(entries))
-    for states in compare(policy, [entry.id for entry in entries], **fields):
-        yield (*states, *padding)
+    runs = compare(policy, [entry.id for entry in entries], **fields)
+    try:
+        for states in runs:
+            yield (*states, *padding)
+    finally:
+        runs.close()
 
 
 def show_panels(policy: Policy, models: Any):
@@ -194,6 +202,13 @@ def unavailable_note(entry: CatalogueEntry) -> str | None:
 def _first_usable(policy: Policy) -> list[str]:
     usable = [entry.id for entry in policy.catalogue if unavailable_note(entry) is None]
     return (usable or [entry.id for entry in policy.catalogue])[:3]
+
+
+def _stop_all(request: gr.Request) -> None:
+    """Stop all: every compare run of the caller's session (never anyone else's)."""
+    session = session_of(request)
+    if session is not None:
+        stop_compares(session)
 
 
 def _stop_own_run(evt: EventData, request: gr.Request) -> None:

@@ -63,8 +63,7 @@ export function current_view(
 		return queued ? "queued" : "starting";
 	}
 	if (value == null || value.status === "idle") return "idle";
-	// A run waiting in line whose event ended (Stop cancelled it elsewhere) never starts.
-	if (value.status === "queued") return status === "complete" ? "cancelled" : "queued";
+	if (value.status === "queued") return "queued";
 	if (value.status === "running") {
 		// The run's event ended without a final state: it was cancelled elsewhere.
 		if (status === "complete") return "cancelled";
