@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -27,19 +28,20 @@ from gradio_diffusion_preview import (
 )
 from gradio_diffusion_preview.compare_tab import compare_tab
 from gradio_diffusion_preview.policy import Policy, catalogue_choices
+from gradio_diffusion_preview.request import MAX_SEED, InvalidRequest
 
 INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
 Stop, and the final images to download. Backends are plugins; pick one below.
 """
 DEFAULT_PROMPT = "a yellow star on a purple background"
-DEFAULT_MODEL_NOTE = (
-    "**Default model: the bundled shapes model** (64x64), trained in this repository on a "
-    "shared CPU: it asks for a circle, square, triangle, star or heart in red, orange, yellow, "
-    "green, blue, purple, white or black on a background of another of those colours. It gets "
-    "the background and colours mostly right and the shape rarely (its model card has the "
-    "figures). List real models in the demo's catalogue (demo/catalogue.toml) for real images."
-)
+EXAMPLES = [
+    ["a red circle on a blue background"],
+    ["a big yellow star on a purple background"],
+    ["a green background with a white heart"],
+    ["a small black square on the left of an orange background"],
+    ["a blue triangle at the top of a yellow background"],
+]
 CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TINY_PREFIX = "tiny:"
 BUNDLED_SHAPES = "bundled:shapes"
@@ -153,52 +155,56 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
     """The demo Blocks under ``policy`` (by default the demo's catalogue; ``model`` replaces
     its tiny model)."""
     policy = policy or demo_policy(model)
-    limits = policy.limits
     backends = get_registry().backends()
     choices = [
         (backends[backend_id].display_name if backend_id in backends else backend_id, backend_id)
         for backend_id in policy.backends()
     ]
     first = policy.catalogue[0]
-    models = catalogue_choices(policy, first.backend)
     with gr.Blocks(title="gradio-diffusion-preview") as generate_tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 prompt = gr.Textbox(label="Prompt", value=DEFAULT_PROMPT, lines=2)
                 button = gr.Button("Generate", variant="primary")
-                negative = gr.Textbox(label="Negative prompt", value="")
                 backend = gr.Dropdown(choices, value=first.backend, label="Backend")
-                model_box = gr.Dropdown(models, value=first.id, label="Model")
-                availability = gr.Markdown(availability_note(first.backend))
+                model_box = gr.Dropdown(
+                    catalogue_choices(policy, first.backend), value=first.id, label="Model"
+                )
+                about = gr.Markdown(model_note(policy, first.backend, first.id))
+                initial = control_settings(policy, first.backend, first.id)
+                negative = gr.Textbox(label="Negative prompt", value="", **initial["negative"])
                 with gr.Row():
-                    steps = gr.Slider(
-                        1, limits.max_steps, value=min(20, limits.max_steps), step=1, label="Steps"
-                    )
-                    guidance = gr.Slider(0, 30, value=7.5, step=0.5, label="Guidance")
+                    steps = gr.Slider(label="Steps", **initial["steps"])
+                    guidance = gr.Slider(label="Guidance", **initial["guidance"])
                 with gr.Row():
-                    side = min(64, limits.max_side)
-                    width = gr.Slider(64, limits.max_side, value=side, step=64, label="Width")
-                    height = gr.Slider(64, limits.max_side, value=side, step=64, label="Height")
+                    width = gr.Slider(label="Width", **initial["width"])
+                    height = gr.Slider(label="Height", **initial["height"])
                 with gr.Row():
-                    seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: random")
-                    num_images = gr.Slider(1, limits.max_images, value=1, step=1, label="Images")
-                with gr.Accordion("Backend options", open=False):
-                    options = gr.Code(
-                        value="{}",
-                        language="json",
-                        label="Options (JSON)",
-                        lines=3,
+                    seed = gr.Number(
+                        value=-1,
+                        precision=0,
+                        minimum=-1,
+                        maximum=MAX_SEED,
+                        label="Seed",
+                        info="The latest run's seed, to make it again.",
                     )
-                    gr.Markdown(
-                        'Backend-specific settings, e.g. `{"scheduler": "euler_a"}` or '
-                        '`{"previewer": "taesd"}` for *Local diffusers*. '
-                        "`python -m gradio_diffusion_preview plugins` lists them all."
-                    )
-                gr.Markdown(DEFAULT_MODEL_NOTE)
+                    random_seed = gr.Checkbox(value=True, label="Random seed each run")
+                    num_images = gr.Slider(label="Images", **initial["num_images"])
+                with gr.Row():
+                    sampler = gr.Dropdown(label="Sampler", **initial["sampler"])
+                    previewer = gr.Dropdown(label="Step previews", **initial["previewer"])
+                # The request's backend options, made from the dropdowns above: the API's
+                # options_json (an API client sends its own JSON object here).
+                options = gr.Textbox(
+                    value=_options_json(initial["sampler"]["value"], initial["previewer"]["value"]),
+                    visible=False,
+                    label="Options (JSON)",
+                )
             with gr.Column(scale=2):
                 preview = DiffusionPreview(
                     label="Generation", height=512, keep_images_for=policy.image_max_age
                 )
+                gr.Examples(EXAMPLES, inputs=[prompt], label="Prompts the bundled model draws")
         inputs = [
             backend,
             model_box,
@@ -224,8 +230,18 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
             ),
             "concurrency_id": "generate",
         }
-        run = button.click(**run_event, api_name="generate")
-        prompt.submit(**run_event, api_name=False)
+        # The seed is settled before the run and written into the seed box, so the box always
+        # shows the seed of the picture being made (a cancelled or failed run's too).
+        seed_first = {
+            "fn": pick_seed,
+            "inputs": [seed, random_seed],
+            "outputs": seed,
+            "queue": False,
+            "show_progress": "hidden",
+            "api_name": False,
+        }
+        run = button.click(**seed_first).then(**run_event, api_name="generate")
+        prompt.submit(**seed_first).then(**run_event, api_name=False)
         preview.attach_run(run)
         preview.attach_reuse(
             prompt=prompt,
@@ -236,12 +252,25 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
             width=width,
             height=height,
         )
+        # A seed the visitor reuses or types is meant to be kept: random seeds turn off.
+        keep_seed = {"fn": lambda: False, "outputs": random_seed, "api_name": False}
+        preview.reuse(**keep_seed, queue=False, show_progress="hidden")
+        seed.input(**keep_seed, queue=False, show_progress="hidden")
         backend.change(
-            partial(_controls_for, policy),
-            backend,
-            [model_box, guidance, negative, availability],
-            api_name=False,
+            partial(_models_for, policy), backend, model_box, api_name=False, queue=False
         )
+        model_controls = [steps, guidance, width, height, num_images, negative, sampler]
+        model_box.change(
+            partial(_controls_for, policy),
+            [backend, model_box],
+            [*model_controls, previewer, about],
+            api_name=False,
+            queue=False,
+        )
+        for dropdown in (sampler, previewer):
+            dropdown.change(
+                _options_json, [sampler, previewer], options, api_name=False, queue=False
+            )
     with gr.Blocks(title="gradio-diffusion-preview") as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Generate"):
@@ -251,17 +280,116 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
     return demo
 
 
-def _controls_for(policy: Policy, backend_id: str):
-    """The chosen backend's catalogue models, and only the controls it supports."""
-    backend = get_registry().get(backend_id)
+def pick_seed(seed: float | None, random_each_run: bool, request: gr.Request):
+    """The seed the next run uses: a new random one when asked (or when the box holds none),
+    else the box's own. While this session's previous run is still going, the box is left
+    alone: that run keeps its seed, and the new click is refused by the one-run rule."""
+    from gradio_diffusion_preview.streaming import runs_of_session
+
+    if request is not None and request.session_hash and runs_of_session(request.session_hash):
+        return gr.skip()
+    if random_each_run or seed is None or seed < 0:
+        return random.randint(0, MAX_SEED)
+    return gr.skip()
+
+
+def model_note(policy: Policy, backend_id: str, model_id: str | None) -> str:
+    """What the chosen model is (its catalogue description) and, when it cannot run here,
+    why and what the server's owner can do."""
+    entry = _entry(policy, backend_id, model_id)
+    parts = [entry.description] if entry and entry.description else []
+    note = availability_note(backend_id)
+    return "\n\n".join([*parts, note] if note else parts)
+
+
+def _entry(policy: Policy, backend_id: str, model_id: str | None):
+    try:
+        return policy.entry(backend_id, model_id)
+    except InvalidRequest:
+        return None
+
+
+def _models_for(policy: Policy, backend_id: str):
+    """The chosen backend's catalogue models (the model box's change then sets the rest)."""
     models = catalogue_choices(policy, backend_id)
-    caps = backend.capabilities
-    return (
-        gr.Dropdown(choices=models, value=models[0][1] if models else None),
-        gr.Slider(visible=caps.guidance),
-        gr.Textbox(visible=caps.negative_prompt),
-        availability_note(backend_id),
-    )
+    return gr.Dropdown(choices=models, value=models[0][1] if models else None)
+
+
+def _controls_for(policy: Policy, backend_id: str, model_id: str | None):
+    """Every control set for the chosen model (see ``control_settings``), and its note."""
+    settings = control_settings(policy, backend_id, model_id)
+    if settings is None:
+        return [gr.skip()] * len(CONTROLS) + [model_note(policy, backend_id, model_id)]
+    kinds = {"negative": gr.Textbox, "sampler": gr.Dropdown, "previewer": gr.Dropdown}
+    updates = [kinds.get(name, gr.Slider)(**settings[name]) for name in CONTROLS]
+    return [*updates, model_note(policy, backend_id, model_id)]
+
+
+CONTROLS = (
+    "steps",
+    "guidance",
+    "width",
+    "height",
+    "num_images",
+    "negative",
+    "sampler",
+    "previewer",
+)
+
+
+def control_settings(policy: Policy, backend_id: str, model_id: str | None) -> dict | None:
+    """The settings of each control for the chosen model: the ranges and defaults of its
+    steps, guidance, size and batch held to the demo's limits (so no setting on offer is
+    refused), the negative prompt only where it is used, and the sampler and previewer as
+    dropdowns where this model offers a choice. None for a model not in the catalogue."""
+    registry = get_registry()
+    entry = _entry(policy, backend_id, model_id)
+    if entry is None or entry.backend not in registry.backends():
+        return None
+    backend = registry.get(entry.backend)
+    caps = policy.controls(entry, backend)
+    choices = policy.option_choices(entry, backend)
+    low, high = caps.steps_range
+    g_low, g_high = caps.guidance_range
+
+    def size(side: int) -> dict:
+        return {**_range(caps.min_size, caps.max_size, caps.size_multiple), "value": side}
+
+    return {
+        "steps": {**_range(low, high, 1), "value": caps.default_steps},
+        "guidance": {
+            **_range(g_low, g_high, 0.5),
+            "value": caps.default_guidance,
+            "visible": caps.guidance,
+        },
+        "width": size(caps.default_size[0]),
+        "height": size(caps.default_size[1]),
+        "num_images": {**_range(1, caps.max_batch, 1), "value": 1},
+        "negative": {"visible": caps.negative_prompt},
+        "sampler": _choice(choices.get("scheduler")),
+        "previewer": _choice(choices.get("previewer")),
+    }
+
+
+def _range(low: float, high: float, step: float) -> dict:
+    """A slider's range; a model that allows one value only gets a fixed slider (Gradio's
+    sliders need a minimum below the maximum)."""
+    if low < high:
+        return {"minimum": low, "maximum": high, "step": step, "interactive": True}
+    return {"minimum": high - step, "maximum": high, "step": step, "interactive": False}
+
+
+def _choice(values: tuple[str, ...] | None) -> dict:
+    """A dropdown offering ``values`` (the first preselected), hidden when there is none."""
+    if not values:
+        return {"choices": [], "value": None, "visible": False}
+    return {"choices": list(values), "value": values[0], "visible": True}
+
+
+def _options_json(sampler: str | None, previewer: str | None) -> str:
+    """The request's backend options from the dropdowns (only those shown and set)."""
+    chosen = {"scheduler": sampler, "previewer": previewer}
+    return json.dumps({name: value for name, value in chosen.items() if value})
 
 
 def availability_note(backend_id: str) -> str:
@@ -275,7 +403,8 @@ def availability_note(backend_id: str) -> str:
     return f"**Not available on this server ({state}):** {availability.message}"
 
 
+# `python demo/app.py`, `gradio demo/app.py` (whose reloader looks for `demo`) and a Space.
+demo = build_demo()
+
 if __name__ == "__main__":
-    build_demo().queue(max_size=64).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
-    )
+    demo.queue(max_size=64).launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

@@ -27,6 +27,7 @@ from browser_helpers import (
     probe,
     progress_steps,
     set_number,
+    wait_view,
     warm_demo,
 )
 from playwright.sync_api import expect
@@ -74,6 +75,83 @@ def test_demo_paints_previews_then_final_image_with_download(
     assert progress_steps(page) == (24, 24)
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
     check_download(page)
+    assert not page.errors
+    page.close()
+
+
+def pick(page, label: str, option: str) -> None:
+    """Choose ``option`` in the gr.Dropdown labelled ``label``."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def slider_box(page, label: str):
+    return page.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
+
+
+def test_demo_controls_follow_the_chosen_model(browser, serve, demo_blocks):
+    page = open_app(browser, serve(demo_blocks))
+    sampler, previewer = page.get_by_label("Sampler"), page.get_by_label("Step previews")
+    # the bundled model: its own size range, a sampler and a previewer to pick
+    expect(slider_box(page, "Width")).to_have_attribute("max", "128")
+    expect_value(slider_box(page, "Steps"), "20")
+    expect(sampler).to_be_visible()
+    expect(previewer).to_be_visible()
+    expect(page.get_by_text("Trained in this repository")).to_be_visible()
+
+    # an Inference model with 1 to 4 steps, no guidance, no negative prompt, no sampler; and
+    # why it cannot run here, before anyone waits
+    pick(page, "Backend", "Hugging Face Inference")
+    expect_value(
+        page.get_by_label("Model", exact=True), "FLUX.1 [schnell] (Hugging Face Inference)"
+    )
+    expect(slider_box(page, "Steps")).to_have_attribute("max", "4")
+    expect_value(slider_box(page, "Steps"), "4")
+    expect(slider_box(page, "Guidance")).to_be_hidden()
+    expect(page.get_by_label("Negative prompt", exact=True)).to_be_hidden()
+    expect(sampler).to_be_hidden()
+    expect(page.get_by_text("Not available on this server")).to_be_visible()
+
+    # another model of the same backend: its own steps and guidance
+    pick(page, "Model", "Stable Diffusion XL (Hugging Face Inference)")
+    expect(slider_box(page, "Steps")).to_have_attribute("max", "50")
+    expect_value(slider_box(page, "Steps"), "30")
+    expect_value(slider_box(page, "Guidance"), "7")
+    expect(page.get_by_label("Negative prompt", exact=True)).to_be_visible()
+
+    pick(page, "Backend", "Local diffusers")
+    expect_value(slider_box(page, "Steps"), "20")
+    expect(sampler).to_be_visible()
+    assert not page.errors
+    page.close()
+
+
+def test_demo_writes_the_seed_used_back_and_keeps_a_chosen_one(browser, serve, demo_blocks):
+    page = open_app(browser, serve(demo_blocks))
+    seed_box = page.get_by_role("spinbutton", name="Seed", exact=True)
+    random_each_run = page.get_by_label("Random seed each run")
+    expect(random_each_run).to_be_checked()
+    set_number(page, "Steps", 3)
+    pick(page, "Sampler", "ddim")
+    generate(page, "a red circle on a blue background")
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    first = page.get_by_test_id("info-seed").inner_text()
+    assert first.isdigit()
+    expect_value(seed_box, first)  # the seed of the picture on screen, to make it again
+    expect(page.get_by_test_id("info-sampler")).to_contain_text(re.compile("ddim", re.I))
+
+    generate(page, None)  # random each run: a new seed, written back again
+    expect(page.get_by_test_id("info-seed")).not_to_have_text(first, timeout=TIMEOUT_MS)
+    wait_view(page, "done")
+    second = page.get_by_test_id("info-seed").inner_text()
+    expect_value(seed_box, second)
+
+    set_number(page, "Seed", 77)  # typing a seed keeps it: random turns off
+    expect(random_each_run).not_to_be_checked()
+    generate(page, None)
+    expect(page.get_by_test_id("info-seed")).to_have_text("77", timeout=TIMEOUT_MS)
+    wait_view(page, "done")
+    expect_value(seed_box, "77")
     assert not page.errors
     page.close()
 

@@ -122,11 +122,25 @@ def test_any_folder_as_model_gets_one_refusal_that_maps_nothing(client, model):
 
 
 @pytest.mark.parametrize(
-    "options", ['{"device": "cuda"}', '{"dtype": "float16"}', '{"previewer": "taesd:/root"}']
+    "options, refusal",
+    [
+        ('{"device": "cuda"}', "not an option visitors may set"),
+        ('{"dtype": "float16"}', "not an option visitors may set"),
+        # visitors pick the previewer, but only among the catalogue's choices: never a folder
+        ('{"previewer": "taesd:/root"}', "not one of this app's choices for previewer"),
+        ('{"previewer": "taesd"}', "not one of this app's choices for previewer"),
+    ],
 )
-def test_device_dtype_and_paths_are_not_the_visitors(client, options):
+def test_device_dtype_and_paths_are_not_the_visitors(client, options, refusal):
     final = final_state(client.submit(*args(options=options), api_name="/generate"))
-    assert final["status"] == "error" and "not an option visitors may set" in final["message"]
+    assert final["status"] == "error" and refusal in final["message"], final["message"]
+
+
+def test_visitors_pick_sampler_and_previewer_among_the_catalogues_choices(client):
+    options = '{"scheduler": "dpm++", "previewer": "none"}'
+    final = final_state(client.submit(*args(options=options, steps=2), api_name="/generate"))
+    assert final["status"] == "done", final
+    assert final["params"]["sampler"], final["params"]
 
 
 def test_the_model_dropdown_and_config_show_no_server_path(demo_url, policy):
@@ -272,7 +286,8 @@ def test_the_ui_limits_agree_with_the_policy(demo_url, policy):
     }
     limits = policy.limits
     assert sliders["Steps"] == limits.max_steps
-    assert sliders["Width"] == sliders["Height"] == limits.max_side
+    # the default model's own size range (the shapes model: 64 to 128 px), within the limits
+    assert sliders["Width"] == sliders["Height"] == 128 <= limits.max_side
     assert sliders["Images"] == limits.max_images
 
 

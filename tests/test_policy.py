@@ -333,3 +333,116 @@ def test_unset_fields_take_defaults_held_to_the_limits(registry):
     policy = make_policy(limits=Limits(max_steps=8))
     final = last(stream("counting", prompt="a", model="flat", registry=registry, policy=policy))
     assert final.status == "done" and final.total_steps == 8, final.message
+
+
+# --- choices and controls: what a UI offers is what the policy admits --------------------------
+
+
+class ChoosyBackend(CountingBackend):
+    """Offers a sampler and a previewer from fixed lists, and records the options it ran with."""
+
+    capabilities = Capabilities(
+        default_size=(512, 512),
+        max_size=2048,
+        steps_range=(1, 150),
+        default_steps=80,
+        max_batch=8,
+        options={"scheduler": "", "previewer": "", "seed_mode": "free text"},
+        option_choices={"scheduler": ("euler", "ddim"), "previewer": ("rgb", "tiny", "none")},
+    )
+
+
+def choosy_entry(**fields) -> CatalogueEntry:
+    defaults = {
+        "id": "c",
+        "backend": "counting",
+        "model": "flat",
+        "visitor_options": ("scheduler", "previewer", "seed_mode"),
+    }
+    return CatalogueEntry(**{**defaults, **fields})
+
+
+def test_option_choices_are_the_backends_narrowed_by_the_entry():
+    policy = make_policy(catalogue=[choosy_entry(option_choices={"previewer": ("none", "rgb")})])
+    choices = policy.option_choices(policy.catalogue[0], ChoosyBackend())
+    assert choices == {"scheduler": ("euler", "ddim"), "previewer": ("none", "rgb")}
+    # an option visitors may not set is not offered, whatever the backend lists
+    hidden = make_policy(catalogue=[choosy_entry(visitor_options=("previewer",))])
+    assert list(hidden.option_choices(hidden.catalogue[0], ChoosyBackend())) == ["previewer"]
+
+
+@pytest.mark.parametrize(
+    "options, problem",
+    [
+        ({"scheduler": "lms"}, "choose one of: euler, ddim."),
+        ({"previewer": "tiny"}, "choose one of: none, rgb."),  # the backend's, not the entry's
+        ({"previewer": "taesd:/root"}, "choose one of: none, rgb."),
+    ],
+)
+def test_a_visitor_must_pick_among_the_choices(options, problem):
+    entry = choosy_entry(option_choices={"previewer": ("none", "rgb")})
+    final = last(
+        stream(
+            "counting",
+            prompt="a",
+            options=options,
+            registry=registry_with(ChoosyBackend()),
+            policy=make_policy(catalogue=[entry]),
+        )
+    )
+    assert final.status == "error" and final.reason == "invalid_request"
+    assert "not one of this app's choices" in final.message and problem in final.message
+
+
+def test_a_choice_on_offer_runs():
+    final = last(
+        stream(
+            "counting",
+            prompt="a",
+            steps=2,
+            options={"scheduler": "ddim", "previewer": "none", "seed_mode": "anything"},
+            registry=registry_with(ChoosyBackend()),
+            policy=make_policy(catalogue=[choosy_entry()]),
+        )
+    )
+    assert final.status == "done", final.message
+
+
+def test_controls_are_the_models_ranges_held_to_the_limits_and_all_admitted():
+    limits = Limits(max_steps=50, max_side=500, max_images=2)
+    policy = make_policy(catalogue=[choosy_entry()], limits=limits)
+    caps = policy.controls(policy.catalogue[0], ChoosyBackend())
+    assert caps.steps_range == (1, 50) and caps.default_steps == 50
+    assert caps.max_size == 496 and caps.default_size == (496, 496)  # a multiple of 8
+    assert caps.max_batch == 2
+    # the largest of everything on offer is admitted
+    final = last(
+        stream(
+            "counting",
+            prompt="a",
+            steps=caps.steps_range[1],
+            width=caps.max_size,
+            height=caps.max_size,
+            num_images=caps.max_batch,
+            registry=registry_with(ChoosyBackend()),
+            policy=policy,
+        )
+    )
+    assert final.status == "done", final.message
+
+
+def test_option_choices_must_name_listed_options():
+    with pytest.raises(ValueError, match="option_choices names options not in options"):
+        Capabilities(options={"scheduler": ""}, option_choices={"sampler": ("euler",)})
+    with pytest.raises(ValueError, match="no values"):
+        Capabilities(options={"scheduler": ""}, option_choices={"scheduler": ()})
+
+
+def test_option_choices_and_description_from_a_toml_file(tmp_path: Path):
+    path = tmp_path / "catalogue.toml"
+    path.write_text(
+        '[[catalogue]]\nid = "a"\nbackend = "counting"\nmodel = "flat"\n'
+        'option_choices = { previewer = ["none"] }\ndescription = "Flat colours."\n'
+    )
+    entry = Policy.from_file(path).catalogue[0]
+    assert entry.option_choices == {"previewer": ("none",)} and entry.description == "Flat colours."

@@ -304,8 +304,15 @@ def decoder_only(args) -> int:
 
 def write_model_defaults(folder: Path) -> None:
     """``diffusion_preview.json``: the size it was trained at and the settings it was evaluated
-    with, which the diffusers backend offers as this model's defaults."""
-    defaults = {"default_size": [64, 64], "default_steps": 20, "default_guidance": 7.5}
+    with, which the diffusers backend offers as this model's defaults; sizes up to 128 (where
+    it tiles 2 x 2 shapes), since larger ones only tile more."""
+    defaults = {
+        "default_size": [64, 64],
+        "min_size": 64,
+        "max_size": 128,
+        "default_steps": 20,
+        "default_guidance": 7.5,
+    }
     (folder / "diffusion_preview.json").write_text(json.dumps({"defaults": defaults}, indent=1))
 
 

@@ -95,6 +95,10 @@ class Capabilities(BaseModel):
     """True when the backend accepts models beyond those it lists (paths, hub repo ids)."""
     options: dict[str, str] = Field(default_factory=dict)
     """Backend-specific request options this backend understands: name -> description."""
+    option_choices: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """For options that take one of a fixed set of values (a sampler, a previewer): name ->
+    the values, in the order a UI offers them (it preselects the first). Apps show these as
+    dropdowns instead of free text, and a policy holds visitors to them."""
 
     @model_validator(mode="after")
     def _defaults_within_limits(self) -> Capabilities:
@@ -117,6 +121,11 @@ class Capabilities(BaseModel):
             problems.append(
                 f"default_size {self.default_size} is outside {self.min_size}..{self.max_size}"
             )
+        unknown = sorted(set(self.option_choices) - set(self.options))
+        if unknown:
+            problems.append(f"option_choices names options not in options: {unknown}")
+        if any(not values for values in self.option_choices.values()):
+            problems.append("option_choices lists an option with no values")
         if self.step_previews and not self.step_events:
             problems.append("step_previews=True needs step_events=True (previews ride on Steps)")
         if problems:

@@ -27,7 +27,7 @@ from .fair_queue import FairQueue
 from .request import GenerationRequest, InvalidRequest, build_request
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from .backend import Backend, Capabilities
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,11 @@ class CatalogueEntry:
     (what the UI shows) stand for ``backend`` + ``model`` + the app's fixed ``options``.
 
     ``visitor_options`` names the request options a visitor may set (e.g. ``scheduler``); any
-    other option a visitor sends is refused, and ``options`` (the app's) always win.
+    other option a visitor sends is refused, and ``options`` (the app's) always win. Where the
+    backend lists an option's values (``Capabilities.option_choices``) a visitor must pick one
+    of them; ``option_choices`` here narrows that list for this entry (e.g. only the
+    previewers this model has), and names the only values of an option the backend leaves
+    free.
     """
 
     id: str
@@ -45,6 +49,9 @@ class CatalogueEntry:
     label: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     visitor_options: tuple[str, ...] = ("scheduler",)
+    option_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    description: str = ""
+    """What the model is good at, for people (Markdown); a UI shows it with the model."""
 
     @property
     def title(self) -> str:
@@ -118,6 +125,10 @@ class Policy:
                 **{
                     **entry,
                     "visitor_options": tuple(entry.get("visitor_options", ("scheduler",))),
+                    "option_choices": {
+                        name: tuple(values)
+                        for name, values in entry.get("option_choices", {}).items()
+                    },
                 }
             )
             for entry in data.pop("catalogue", [])
@@ -188,6 +199,16 @@ class Policy:
                     "not an option visitors may set in this app",
                     f"remove it; options you may set: {allowed}.",
                 )
+        choices = self.option_choices(entry, backend)
+        for name, value in options.items():
+            if name in choices and value not in choices[name]:
+                raise InvalidRequest(
+                    backend.id,
+                    f"options.{name}",
+                    _shown(value),
+                    f"not one of this app's choices for {name}",
+                    f"choose one of: {', '.join(choices[name])}.",
+                )
         for name in NUMBER_FIELDS:
             if isinstance(fields.get(name), bool):
                 raise InvalidRequest(
@@ -217,6 +238,40 @@ class Policy:
                     caps.min_size, limits.max_side // caps.size_multiple * caps.size_multiple
                 )
         return request.model_copy(update=update) if update else request
+
+    def option_choices(self, entry: CatalogueEntry, backend: Backend) -> dict[str, tuple]:
+        """The values a visitor may pick for each option of ``entry`` that has a fixed set:
+        the backend's list, narrowed by the entry's (the entry's alone where the backend
+        leaves the option free). Options visitors may not set are left out."""
+        offered = backend.capabilities.option_choices
+        choices = {}
+        for name in entry.visitor_options:
+            values = offered.get(name)
+            narrowed = entry.option_choices.get(name)
+            if narrowed is not None:
+                values = tuple(v for v in narrowed if values is None or v in values)
+            if values:
+                choices[name] = tuple(values)
+        return choices
+
+    def controls(self, entry: CatalogueEntry, backend: Backend) -> Capabilities:
+        """What a UI should offer for ``entry``: its model's capabilities (ranges and
+        defaults) held to this policy's limits, so every control's range is a request the
+        policy admits."""
+        caps = backend.capabilities_for(entry.model)
+        limits = self.limits
+        top_steps = max(caps.steps_range[0], min(caps.steps_range[1], limits.max_steps))
+        max_size = max(caps.min_size, min(caps.max_size, limits.max_side))
+        max_size -= (max_size - caps.min_size) % caps.size_multiple
+        return caps.model_copy(
+            update={
+                "steps_range": (caps.steps_range[0], top_steps),
+                "default_steps": min(caps.default_steps, top_steps),
+                "max_size": max_size,
+                "default_size": tuple(min(side, max_size) for side in caps.default_size),
+                "max_batch": max(1, min(caps.max_batch, limits.max_images)),
+            }
+        )
 
     def check_limits(self, backend_id: str, request: GenerationRequest) -> None:
         """Refuse a (typed or resolved) request beyond the limits, naming the field and rule."""

@@ -131,6 +131,10 @@ class DiffusersBackend(Backend):
             "dtype": "auto (float16/bfloat16 on a GPU, float32 on the CPU), float32, "
             "float16 or bfloat16.",
         },
+        option_choices={
+            "scheduler": tuple(SCHEDULERS),
+            "previewer": ("latent_rgb", "auto", "taesd", "none"),
+        },
     )
 
     def __init__(
