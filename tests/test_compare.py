@@ -233,3 +233,16 @@ def test_stop_all_ends_every_run_cancelled_and_the_compare_normally():
     assert [s.status for s in final] == ["cancelled"] * 3, [s.message for s in final]
     assert policy.queue.active() == (0, 0) and policy.queue._sessions == {}
     assert compare_threads() == []
+
+
+def test_a_remote_gradio_backend_picks_one_runs_endpoint_over_a_compares():
+    from gradio_diffusion_preview.backends.remote_gradio.api import _choose_endpoint
+
+    def endpoint(previews: int) -> dict:
+        return {"returns": [{"component": "DiffusionPreview"}] * previews}
+
+    assert _choose_endpoint({"/compare": endpoint(4), "/generate": endpoint(1)}, "x") == (
+        "/generate"
+    )
+    with pytest.raises(Exception, match="several endpoints"):
+        _choose_endpoint({"/a": endpoint(1), "/b": endpoint(1)}, "x")

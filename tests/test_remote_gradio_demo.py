@@ -47,8 +47,10 @@ def demo_backend(serve, demo_module):
     # generous: the first run loads the pipeline, on a machine shared with others
     backend = gradio_backend(serve(demo_module.build_demo()), timeout=300)
     # the demo offers its catalogue's ids, never a server path (docs/reliability.md)
-    assert [m.id for m in backend.list_models()] == ["shapes"]
+    models = [m.id for m in backend.list_models()]
+    assert models == ["shapes", "shapes-dpm", "shapes-unipc", "shapes-ddim"]
     api = backend.session().api
+    # one run's endpoint, chosen over the Compare tab's (four DiffusionPreview outputs)
     assert (api.api_name, api.mode) == ("/generate", "preview")
     # the demo's Stop and finish handlers are private (issue #10): no finish early through the
     # API; Stop reaches the pipeline by cancelling the run itself

@@ -208,7 +208,16 @@ def _component(entry: Mapping[str, Any]) -> str:
 
 
 def _choose_endpoint(named: Mapping[str, Any], where: str) -> str:
-    """The only endpoint with a DiffusionPreview output, else the only one with an image."""
+    """The only endpoint with a DiffusionPreview output, else the only one with an image. An
+    endpoint streaming one run (one DiffusionPreview output) goes before one streaming several
+    (a compare's panels, as this project's demo has beside its generate endpoint)."""
+    single_run = [
+        name
+        for name, described in named.items()
+        if [_component(r) for r in described.get("returns") or []].count(PREVIEW_COMPONENT) == 1
+    ]
+    if len(single_run) == 1:
+        return single_run[0]
     for wanted in ((PREVIEW_COMPONENT,), IMAGE_COMPONENTS):
         found = [
             name
