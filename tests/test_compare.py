@@ -53,6 +53,11 @@ def compare_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("compare-run-")]
 
 
+def until(ticks, painted: int):
+    """The compare's first tuple in which the first ``painted`` runs have done 2 steps."""
+    return next(states for states in ticks if all(s.step >= 2 for s in states[:painted]))
+
+
 def run_all(policy, models, registry, **fields):
     fields = {"prompt": "p", "steps": 4, **fields}
     return list(compare(policy, models, registry=registry, **fields))
@@ -140,9 +145,7 @@ def test_closing_stops_every_run_within_a_step_and_leaves_nothing_behind():
         ticks = compare(
             policy, ["a", "b", "c"], registry=registry_with(backend), prompt="p", steps=50
         )
-        for states in ticks:
-            if all(s.step >= 2 for s in states[:2]):
-                break
+        states = until(ticks, 2)
         assert states[2].status == "queued", "the third waits for a slot"
         assert len(streaming.runs_of_session("closer")) == 2, "runs belong to the session"
         ticks.close()
@@ -224,9 +227,7 @@ def test_stop_all_ends_every_run_cancelled_and_the_compare_normally():
         ticks = compare(
             policy, ["a", "b", "c"], registry=registry_with(backend), prompt="p", steps=50
         )
-        for states in ticks:
-            if states[0].step >= 2:
-                break
+        until(ticks, 1)
         assert stop_compares("another-session") == 0, "only the caller's own runs"
         assert stop_compares("stopper") == 3
         final = list(ticks)[-1]  # the compare ends by itself, without gradio.Error
