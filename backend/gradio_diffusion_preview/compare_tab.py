@@ -86,20 +86,21 @@ def compare_tab(
                 "turns; remote ones run at once. Each panel shows its time and steps per second."
             )
         with gr.Column(scale=3), gr.Row():
-            panels = [
-                DiffusionPreview(
-                    label=_label(policy, chosen, index) or f"Model {index + 1}",
-                    value=_panel_value(policy, chosen, index),
-                    visible=index < len(chosen),
-                    height=panel_height,
-                    scale=1,
-                    min_width=200,
-                    history=0,
-                    show_finish_button=False,
-                    keep_images_for=policy.image_max_age,
-                )
-                for index in range(MAX_MODELS)
-            ]
+            # each panel in a column of its own: columns share the row's width (a component's
+            # own block would take its content's width and wrap onto a line of its own)
+            columns, panels = [], []
+            for index in range(MAX_MODELS):
+                with gr.Column(visible=index < len(chosen), min_width=220) as column:
+                    panel = DiffusionPreview(
+                        label=_label(policy, chosen, index) or f"Model {index + 1}",
+                        value=_panel_value(policy, chosen, index),
+                        height=panel_height,
+                        history=0,
+                        show_finish_button=False,
+                        keep_images_for=policy.image_max_age,
+                    )
+                columns.append(column)
+                panels.append(panel)
     run = button.click(
         partial(run_compare, policy),
         [choice, prompt_box, negative, steps, seed, width, height],
@@ -114,7 +115,9 @@ def compare_tab(
     stop.click(_stop_all, None, None, queue=False, api_name=False)
     for panel in panels:
         panel.stop(_stop_own_run, None, None, queue=False, api_visibility="private")
-    choice.change(partial(show_panels, policy), choice, panels, queue=False, api_name=False)
+    choice.change(
+        partial(show_panels, policy), choice, [*columns, *panels], queue=False, api_name=False
+    )
     return CompareTab(choice, button, stop, panels, run)
 
 
@@ -152,16 +155,15 @@ def run_compare(
 
 
 def show_panels(policy: Policy, models: Any):
-    """One panel per chosen model, labelled with it; one that cannot run here says why."""
+    """One panel per chosen model, labelled with it; one that cannot run here says why (the
+    four columns' visibility, then the four panels)."""
     chosen = [entry.id for entry in _known(policy, models)][:MAX_MODELS]
-    return [
-        gr.update(
-            visible=index < len(chosen),
-            label=_label(policy, chosen, index),
-            value=_panel_value(policy, chosen, index),
-        )
+    columns = [gr.update(visible=index < len(chosen)) for index in range(MAX_MODELS)]
+    panels = [
+        gr.update(label=_label(policy, chosen, index), value=_panel_value(policy, chosen, index))
         for index in range(MAX_MODELS)
     ]
+    return [*columns, *panels]
 
 
 def _known(policy: Policy, models: Any) -> list[CatalogueEntry]:
