@@ -247,3 +247,22 @@ def test_a_remote_gradio_backend_picks_one_runs_endpoint_over_a_compares():
     )
     with pytest.raises(Exception, match="several endpoints"):
         _choose_endpoint({"/a": endpoint(1), "/b": endpoint(1)}, "x")
+
+
+def test_a_chosen_model_that_cannot_run_here_says_why_in_its_panel_at_once():
+    from gradio_diffusion_preview.compare_tab import show_panels
+
+    policy = Policy(
+        catalogue=[
+            CatalogueEntry(id="local", label="Local", backend="diffusers", model="m"),
+            CatalogueEntry(id="remote", label="Remote", backend="hf-inference", model="r/m"),
+        ]
+    )
+    columns_and_panels = show_panels(policy, ["local", "remote"])  # HF_HUB_OFFLINE=1 here
+    columns, panels = columns_and_panels[:4], columns_and_panels[4:]
+    assert [c["visible"] for c in columns] == [True, True, False, False]
+    assert [p["label"] for p in panels[:2]] == ["Local", "Remote"]
+    assert panels[0]["value"] is None
+    note = panels[1]["value"]
+    assert note.status == "idle" and note.model == "remote"
+    assert note.message.startswith("Not available on this server (offline):")
