@@ -266,3 +266,29 @@ def test_a_chosen_model_that_cannot_run_here_says_why_in_its_panel_at_once():
     note = panels[1]["value"]
     assert note.status == "idle" and note.model == "remote"
     assert note.message.startswith("Not available on this server (offline):")
+
+
+def test_the_step_and_size_sliders_offer_what_every_chosen_model_takes():
+    from gradio_diffusion_preview.bundled.shapes import model_dir
+    from gradio_diffusion_preview.compare_tab import shared_ranges
+    from gradio_diffusion_preview.policy import Limits
+
+    shapes = str(model_dir())
+    policy = Policy(
+        catalogue=[
+            CatalogueEntry(id="s1", backend="diffusers", model=shapes),
+            CatalogueEntry(id="s2", backend="diffusers", model=shapes, options={"x": 1}),
+            CatalogueEntry(id="sdxl", backend="diffusers", model="stabilityai/sdxl-turbo"),
+        ],
+        limits=Limits(max_steps=40, max_side=512),
+    )
+    both = shared_ranges(policy, ["s1", "s2"])  # the shapes model: 64 to 128 px, its default 64
+    assert (both["width"]["minimum"], both["width"]["maximum"], both["width"]["value"]) == (
+        64,
+        128,
+        64,
+    )
+    assert (both["steps"]["maximum"], both["steps"]["value"]) == (40, 20)
+    # with a turbo model (1 to 4 steps, 512 px): the steps every model takes
+    mixed = shared_ranges(policy, ["s1", "sdxl"])
+    assert mixed["steps"]["maximum"] == 4 and mixed["steps"]["value"] == 4

@@ -59,7 +59,6 @@ def compare_tab(
 ) -> CompareTab:
     """Build the compare UI under ``policy`` in the current Blocks; ``models`` are the ids
     chosen at first (default: the first catalogue entries that can run here, up to three)."""
-    limits = policy.limits
     chosen = models or _first_usable(policy)
     with gr.Row(elem_classes=["diffusion-compare"]):
         with gr.Column(scale=1, min_width=300):
@@ -73,13 +72,11 @@ def compare_tab(
                 label=f"Models ({MIN_MODELS} to {MAX_MODELS})",
             )
             negative = gr.Textbox(label="Negative prompt", value="")
-            steps = gr.Slider(
-                1, limits.max_steps, value=min(20, limits.max_steps), step=1, label="Steps"
-            )
+            shared = shared_ranges(policy, chosen)
+            steps = gr.Slider(label="Steps", **shared["steps"])
             with gr.Row():
-                side = min(64, limits.max_side)
-                width = gr.Slider(64, limits.max_side, value=side, step=64, label="Width")
-                height = gr.Slider(64, limits.max_side, value=side, step=64, label="Height")
+                width = gr.Slider(label="Width", **shared["width"])
+                height = gr.Slider(label="Height", **shared["height"])
             seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: one random seed")
             gr.Markdown(
                 "The same prompt and seed go to every model. Models on this server's CPU take "
@@ -117,6 +114,9 @@ def compare_tab(
         panel.stop(_stop_own_run, None, None, queue=False, api_visibility="private")
     choice.change(
         partial(show_panels, policy), choice, [*columns, *panels], queue=False, api_name=False
+    )
+    choice.change(
+        partial(_ranges_for, policy), choice, [steps, width, height], queue=False, api_name=False
     )
     return CompareTab(choice, button, stop, panels, run)
 
@@ -164,6 +164,65 @@ def show_panels(policy: Policy, models: Any):
         for index in range(MAX_MODELS)
     ]
     return [*columns, *panels]
+
+
+def shared_ranges(policy: Policy, models: Any) -> dict[str, dict]:
+    """Slider settings for steps, width and height that every chosen model accepts: the
+    overlap of their ranges under the policy's limits, and the first model's defaults within
+    it (a size only some of them take would fail in the others' panels)."""
+    registry = get_registry()
+    caps = [
+        policy.controls(entry, registry.get(entry.backend))
+        for entry in _known(policy, models)
+        if entry.backend in registry.backends()
+    ]
+    limits = policy.limits
+    if not caps:
+        return {
+            "steps": {"minimum": 1, "maximum": limits.max_steps, "value": 20, "step": 1},
+            **{
+                name: {"minimum": 64, "maximum": limits.max_side, "value": 64, "step": 64}
+                for name in ("width", "height")
+            },
+        }
+    low = max(c.steps_range[0] for c in caps)
+    high = max(low, min(c.steps_range[1] for c in caps))
+    step = max(c.size_multiple for c in caps)
+    small = max(c.min_size for c in caps)
+    large = max(small, min(c.max_size for c in caps))
+    large -= (large - small) % step
+
+    def within(value: float, bottom: float, top: float) -> float:
+        return min(max(value, bottom), top)
+
+    def slider(bottom: float, top: float, value: float, size: float) -> dict:
+        if bottom == top:  # one value only: a fixed slider (Gradio needs minimum < maximum)
+            return {
+                "minimum": top - size,
+                "maximum": top,
+                "value": top,
+                "step": size,
+                "interactive": False,
+            }
+        return {
+            "minimum": bottom,
+            "maximum": top,
+            "value": within(value, bottom, top),
+            "step": size,
+            "interactive": True,
+        }
+
+    first = caps[0]
+    return {
+        "steps": slider(low, high, first.default_steps, 1),
+        "width": slider(small, large, first.default_size[0], step),
+        "height": slider(small, large, first.default_size[1], step),
+    }
+
+
+def _ranges_for(policy: Policy, models: Any) -> list:
+    shared = shared_ranges(policy, models)
+    return [gr.Slider(**shared[name]) for name in ("steps", "width", "height")]
 
 
 def _known(policy: Policy, models: Any) -> list[CatalogueEntry]:
