@@ -32,7 +32,8 @@ from gradio_diffusion_preview.request import MAX_SEED, InvalidRequest
 
 INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
-Stop, and the final images to download. Backends are plugins; pick one below.
+Stop, and the final images to download. **Generate** with one model, or **Compare** one prompt
+and seed on 2 to 4 models side by side. Backends are plugins; pick one below.
 """
 DEFAULT_PROMPT = "a yellow star on a purple background"
 EXAMPLES = [
