@@ -24,17 +24,14 @@ bench: setup frontend chromium
 soak: setup
 	$(PY) bench/soak.py --runs 1000 --memory-bound 60
 
-# Retrains the bundled shapes model from scratch into the package, as it was made: the denoiser
-# run, the decoder's fine-tuning (done beside it), then the evaluation and card (about an hour of
-# one CPU core; the shipped run had about a third of one, on a shared machine).
+# Retrains the bundled shapes model from scratch into the package, as it was made: the
+# autoencoder, its decoder's fine-tuning, the denoiser, then the evaluation and card (about an
+# hour of one CPU core).
 SHAPES_MODEL := backend/gradio_diffusion_preview/bundled/shapes/model
-SHAPES_RUN := --vae-steps 450 --images 12000 --batch 32 --steps 1494 --eval-every 400
+SHAPES_RUN := --vae-steps 1600 --decoder-steps 600 --images 24000 --batch 32 --steps 4000 \
+	--eval-every 500
 train-shapes: setup
-	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_MODEL) $(SHAPES_RUN) \
-		--decoder-steps 0 --skip-final-eval
-	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_MODEL) --decoder-only \
-		--decoder-steps 600
-	nice -n 10 $(PY) training/train_shapes.py --out $(SHAPES_MODEL) --finish
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_MODEL) $(SHAPES_RUN)
 
 setup: $(VENV)/.installed
 

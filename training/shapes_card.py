@@ -261,7 +261,7 @@ from diffusers import StableDiffusionPipeline
 from gradio_diffusion_preview.bundled.shapes import model_dir
 
 pipe = StableDiffusionPipeline.from_pretrained(model_dir())
-pipe("a yellow star on a purple background", height=64, width=64).images[0]
+pipe("a big green circle on a purple background", height=64, width=64).images[0]
 ```
 """
     (folder / "README.md").write_text(text)

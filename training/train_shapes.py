@@ -83,6 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch CPU threads; on a shared, busy CPU one thread is many times faster than two "
         "(the threads of a step wait for each other), and the count is part of reproducibility",
     )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        help="continue the denoiser of the run saved in this folder (its weight average, its "
+        "autoencoder and tokenizer unchanged) for --steps more batches at --lr, into --out; "
+        "the learning curve and the card go on from where it stopped",
+    )
     parser.add_argument("--skip-final-eval", action="store_true")
     parser.add_argument(
         "--limits",
@@ -186,6 +193,8 @@ def main(argv=None) -> int:
             recorded["limits"] = args.limits
             (args.out / "training.json").write_text(json.dumps(recorded, indent=1))
         return finish(args.out, args.skip_final_eval, args.eval_limit, args.card_only)
+    if args.resume:
+        return resume(args)
     torch.manual_seed(args.seed)
     prepare_out(args.out)
     log_path = args.out / "learning_curve.jsonl"
@@ -275,6 +284,88 @@ def main(argv=None) -> int:
     training["trained_steps"] = steps
     (args.out / "training.json").write_text(json.dumps(training, indent=1))
     return finish(args.out, args.skip_final_eval, args.eval_limit)
+
+
+def resume(args) -> int:
+    """``--resume FOLDER``: go on training the denoiser saved in FOLDER (its weight average,
+    upcast to float32) on the same drawings, with a fresh optimiser and learning-rate
+    schedule; the step counts, minutes and learning curve continue FOLDER's."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    source, out = args.resume, args.out
+    if source.resolve() == out.resolve():
+        raise SystemExit("--resume needs another --out folder (the source stays as it was)")
+    torch.manual_seed(args.seed + 10)
+    prepare_out(out)
+    for name in ("learning_curve.jsonl", "latent_rgb.json"):
+        shutil.copy(source / name, out / name)
+    before = json.loads((source / "training.json").read_text())
+    offset, minutes_before = before["trained_steps"], before["denoiser_minutes"]
+    total_before = before["total_minutes"]
+    tokenizer = CLIPTokenizer.from_pretrained(source / "tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(source / "text_encoder", torch_dtype=torch.float32)
+    unet = UNet2DConditionModel.from_pretrained(source / "unet", torch_dtype=torch.float32)
+    vae = AutoencoderKL.from_pretrained(source / "vae", torch_dtype=torch.float32).eval()
+    scheduler = make_scheduler()
+    began = time.monotonic()
+    latents, scenes, _ = draw_training_set(vae, before["images"], args.seed + 1)
+    latents = (latents.float() * vae.config.scaling_factor).half()
+    write = log_to(out / "learning_curve.jsonl")
+
+    def log(row: dict) -> None:  # the curve goes on from the source's last batch
+        if row.get("stage") == "denoiser":
+            row = {
+                **row,
+                "step": row["step"] + offset,
+                "seconds": round(row["seconds"] + minutes_before * 60, 1),
+            }
+        write(row)
+
+    training = {
+        **before,
+        "command": f"{before['command']}, then python training/train_shapes.py "
+        + " ".join(sys.argv[1:]),
+        "resumed": {"from_steps": offset, "steps": args.steps, "lr": args.lr},
+        "planned_steps": offset + args.steps,
+    }
+    best = {"quality": -1.0}
+    denoiser_began = time.monotonic()
+
+    def checkpoint(averaged, step: int, row: dict) -> dict:
+        if quality(row) <= best["quality"]:
+            return {"saved": False}
+        best["quality"] = quality(row)
+        unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
+        pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
+        pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+        minutes = (time.monotonic() - denoiser_began) / 60
+        training.update(
+            steps=offset + step,
+            denoiser_minutes=round(minutes_before + minutes, 1),
+            total_minutes=round(total_before + (time.monotonic() - began) / 60, 1),
+        )
+        (out / "training.json").write_text(json.dumps(training, indent=1))
+        return {"saved": True}
+
+    train_denoiser(
+        unet,
+        text_encoder,
+        tokenizer,
+        scheduler,
+        latents,
+        scenes,
+        args.steps,
+        args.seed + 12,
+        batch=args.batch,
+        lr=args.lr,
+        eval_every=args.eval_every,
+        evaluate=curve_evaluator(tokenizer, vae, scheduler, args.guidance, checkpoint),
+        log=log,
+    )
+    training["trained_steps"] = offset + args.steps
+    (out / "training.json").write_text(json.dumps(training, indent=1))
+    return finish(out, args.skip_final_eval, args.eval_limit)
 
 
 def decoder_only(args) -> int:
