@@ -183,15 +183,16 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
                     width = gr.Slider(label="Width", **initial["width"])
                     height = gr.Slider(label="Height", **initial["height"])
                 with gr.Row():
-                    seed = gr.Number(
-                        value=-1,
-                        precision=0,
-                        minimum=-1,
-                        maximum=MAX_SEED,
-                        label="Seed",
-                        info="The latest run's seed, to make it again.",
-                    )
-                    random_seed = gr.Checkbox(value=True, label="Random seed each run")
+                    with gr.Column(min_width=160):
+                        seed = gr.Number(
+                            value=-1,
+                            precision=0,
+                            minimum=-1,
+                            maximum=MAX_SEED,
+                            label="Seed",
+                            info="The latest run's seed, to make it again.",
+                        )
+                        random_seed = gr.Checkbox(value=True, label="Random seed each run")
                     num_images = gr.Slider(label="Images", **initial["num_images"])
                 with gr.Row():
                     sampler = gr.Dropdown(label="Sampler", **initial["sampler"])

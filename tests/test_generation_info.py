@@ -158,3 +158,16 @@ def test_reuse_data_from_the_browser_is_read_defensively():
     bad = ReuseData(None, {"index": -3, "seed": "x", "params": {"steps": "many"}})
     assert bad.params == GenerationParams() and bad.seed is None and bad.index == 0
     assert ReuseData(None, "junk").value("steps") is None
+
+
+@pytest.mark.parametrize(
+    "asked, shown", [(None, "DDIMScheduler"), ("default", "DDIMScheduler"), ("euler_a", "euler_a")]
+)
+def test_the_images_name_the_sampler_that_made_them(asked, shown):
+    from gradio_diffusion_preview.events import Finished
+    from gradio_diffusion_preview.generation_info import params_finished
+    from gradio_diffusion_preview.state import GenerationParams
+
+    finished = Finished(images=[], seeds=[1], metadata={"scheduler": "DDIMScheduler"})
+    params = params_finished(GenerationParams(prompt="p", sampler=asked), finished, 4)
+    assert params.sampler == shown

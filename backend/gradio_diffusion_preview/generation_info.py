@@ -93,14 +93,15 @@ def params_finished(
     params: GenerationParams | None, event: Finished, steps_done: int
 ) -> GenerationParams | None:
     """The settings once the images are made: the sampler a backend reports in its metadata
-    (``sampler`` or ``scheduler``, when the request named none) and, after an early finish,
+    (``sampler`` or ``scheduler``, when the request named none or asked for the backend's
+    ``default``, so the images name the sampler that made them) and, after an early finish,
     the steps actually run. Nothing else from the metadata is copied: it may hold server
     details (paths, devices) that must not reach a page or a file."""
     if params is None:
         return None
     update: dict[str, Any] = {}
     reported = event.metadata.get("sampler") or event.metadata.get("scheduler")
-    if params.sampler is None and isinstance(reported, str) and reported:
+    if params.sampler in (None, "default") and isinstance(reported, str) and reported:
         update["sampler"] = reported
     if event.seeds:
         update["seed"] = event.seeds[0]
