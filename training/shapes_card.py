@@ -133,7 +133,14 @@ def _shipped(t: dict, rows: list[dict]) -> str:
     )
     planned = t.get("planned_steps", trained)
     stopped = "" if trained >= planned else f" (of {planned} planned; the run was stopped)"
-    return (
+    continued = ""
+    for part in t.get("continued", []) or ([t["resumed"]] if t.get("resumed") else []):
+        continued += (
+            f"Continued (`--resume`) from batch {part['from_steps']} for {part['steps']} more "
+            f"batches, with a fresh optimiser, warm-up and cosine decay from peak lr "
+            f"{part['lr']}. "
+        )
+    return continued + (
         f"{trained} batches were trained{stopped}; what ships is the weight average (EMA) at "
         f"batch {t['steps']}, the best of the learning-curve evaluations "
         f"({t['denoiser_minutes']} min of denoiser training to get there)."

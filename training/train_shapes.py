@@ -301,6 +301,9 @@ def resume(args) -> int:
     for name in ("learning_curve.jsonl", "latent_rgb.json"):
         shutil.copy(source / name, out / name)
     before = json.loads((source / "training.json").read_text())
+    earlier = before.pop("continued", [])  # earlier continuations (a first one: "resumed")
+    if "resumed" in before:
+        earlier.append(before.pop("resumed"))
     offset, minutes_before = before["trained_steps"], before["denoiser_minutes"]
     total_before = before["total_minutes"]
     tokenizer = CLIPTokenizer.from_pretrained(source / "tokenizer")
@@ -326,7 +329,10 @@ def resume(args) -> int:
         **before,
         "command": f"{before['command']}, then python training/train_shapes.py "
         + " ".join(sys.argv[1:]),
-        "resumed": {"from_steps": offset, "steps": args.steps, "lr": args.lr},
+        "continued": [
+            *earlier,
+            {"from_steps": offset, "steps": args.steps, "lr": args.lr},
+        ],
         "planned_steps": offset + args.steps,
     }
     best = {"quality": -1.0}
