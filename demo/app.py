@@ -35,15 +35,15 @@ Watch text-to-image generation happen: a preview of **every denoising step**, pr
 Stop, and the final images to download. **Generate** with one model, or **Compare** one prompt
 and seed on 2 to 4 models side by side. Backends are plugins; pick one below.
 """
-DEFAULT_PROMPT = "a big green circle on a purple background"
-# Prompts the bundled model draws right (colour, background and shape) for most seeds, checked
-# with its judge: it draws squares and circles best, hearts often, stars and triangles rarely.
+DEFAULT_PROMPT = "an orange heart on a green background"
+# Prompts the bundled model draws right (colour, background and shape) for three seeds out of
+# three, checked with its judge: it draws circles, squares, triangles and hearts, stars rarely.
 EXAMPLES = [
-    ["a big green circle on a purple background"],
+    ["an orange heart on a green background"],
+    ["a yellow triangle on a red background"],
     ["a red square on a blue background"],
-    ["a black circle on a green background"],
-    ["an orange heart on a black background"],
-    ["a big yellow square on a black background"],
+    ["a green circle on a purple background"],
+    ["a white heart on a yellow background"],
 ]
 CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TINY_PREFIX = "tiny:"
