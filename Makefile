@@ -25,17 +25,19 @@ soak: setup
 	$(PY) bench/soak.py --runs 1000 --memory-bound 60
 
 # Retrains the bundled shapes model from scratch into the package, as it was made: the
-# autoencoder, its decoder's fine-tuning and 4,000 denoiser batches, then 3,000 more denoiser
-# batches continuing them, then the evaluation and card (about an hour and a half of one core).
+# autoencoder, its decoder's fine-tuning and 4,000 denoiser batches; then the denoiser continued
+# twice (3,000 and 2,500 batches); then the evaluation and card (about two hours of one core).
 SHAPES_MODEL := backend/gradio_diffusion_preview/bundled/shapes/model
-SHAPES_BASE := training/runs/shapes-base
+SHAPES_RUNS := training/runs
 SHAPES_RUN := --vae-steps 1600 --decoder-steps 600 --images 24000 --batch 32 --steps 4000 \
 	--eval-every 500 --skip-final-eval
-SHAPES_MORE := --steps 3000 --lr 0.0005 --batch 32 --eval-every 500
 train-shapes: setup
-	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_BASE) $(SHAPES_RUN)
-	nice -n 10 $(PY) training/train_shapes.py --seed 0 --resume $(SHAPES_BASE) \
-		--out $(SHAPES_MODEL) $(SHAPES_MORE)
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --out $(SHAPES_RUNS)/shapes-1 $(SHAPES_RUN)
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --resume $(SHAPES_RUNS)/shapes-1 \
+		--out $(SHAPES_RUNS)/shapes-2 --steps 3000 --lr 0.0005 --batch 32 --eval-every 500 \
+		--skip-final-eval
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --resume $(SHAPES_RUNS)/shapes-2 \
+		--out $(SHAPES_MODEL) --steps 2500 --lr 0.0003 --batch 32 --eval-every 500
 
 setup: $(VENV)/.installed
 

@@ -36,8 +36,8 @@ Stop, and the final images to download. **Generate** with one model, or **Compar
 and seed on 2 to 4 models side by side. Backends are plugins; pick one below.
 """
 DEFAULT_PROMPT = "an orange heart on a green background"
-# Prompts the bundled model draws right (colour, background and shape) for three seeds out of
-# three, checked with its judge: it draws circles, squares, triangles and hearts, stars rarely.
+# Prompts the bundled model draws right (colour, background and shape) for four seeds out of
+# four, checked with its judge: it draws circles, squares, triangles and hearts; stars worst.
 EXAMPLES = [
     ["an orange heart on a green background"],
     ["a yellow triangle on a red background"],
