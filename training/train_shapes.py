@@ -245,26 +245,7 @@ def main(argv=None) -> int:
         f"{torch.get_num_threads()} CPU threads, no GPU",
         "software": f"Python {platform.python_version()}, torch {torch.__version__}",
     }
-    denoiser_began = time.monotonic()
-    best = {"quality": -1.0}
-
-    def checkpoint(averaged, step: int, row: dict) -> dict:
-        """Save the weight average over the folder's model when it is the best so far, with
-        what it took to get there, so a stopped run still leaves a complete model."""
-        if quality(row) <= best["quality"]:
-            return {"saved": False}
-        best["quality"] = quality(row)
-        unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
-        pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
-        pipe.to(torch.float16).save_pretrained(args.out, safe_serialization=True)
-        minutes = (time.monotonic() - denoiser_began) / 60
-        training.update(
-            steps=step,
-            denoiser_minutes=round(minutes, 1),
-            total_minutes=round((time.monotonic() - began) / 60, 1),
-        )
-        (args.out / "training.json").write_text(json.dumps(training, indent=1))
-        return {"saved": True}
+    checkpoint = best_checkpoint(args.out, training, (tokenizer, vae, scheduler), began)
 
     train_denoiser(
         unet,
@@ -284,6 +265,42 @@ def main(argv=None) -> int:
     training["trained_steps"] = steps
     (args.out / "training.json").write_text(json.dumps(training, indent=1))
     return finish(args.out, args.skip_final_eval, args.eval_limit)
+
+
+def best_checkpoint(
+    out: Path,
+    training: dict,
+    parts: tuple,
+    began: float,
+    steps_before: int = 0,
+    minutes_before: float = 0.0,
+    total_before: float = 0.0,
+):
+    """The learning curve's ``checkpoint`` callback: save the weight average (with ``parts``:
+    the tokenizer, autoencoder and scheduler) over ``out``'s model when it is the best so far,
+    and record in ``training.json`` what it took to get there (counting a resumed run's
+    earlier batches and minutes), so a stopped run still leaves a complete model."""
+    tokenizer, vae, scheduler = parts
+    best = {"quality": -1.0}
+    denoiser_began = time.monotonic()
+
+    def checkpoint(averaged, step: int, row: dict) -> dict:
+        if quality(row) <= best["quality"]:
+            return {"saved": False}
+        best["quality"] = quality(row)
+        unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
+        pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
+        pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+        minutes = (time.monotonic() - denoiser_began) / 60
+        training.update(
+            steps=steps_before + step,
+            denoiser_minutes=round(minutes_before + minutes, 1),
+            total_minutes=round(total_before + (time.monotonic() - began) / 60, 1),
+        )
+        (out / "training.json").write_text(json.dumps(training, indent=1))
+        return {"saved": True}
+
+    return checkpoint
 
 
 def resume(args) -> int:
@@ -335,24 +352,15 @@ def resume(args) -> int:
         ],
         "planned_steps": offset + args.steps,
     }
-    best = {"quality": -1.0}
-    denoiser_began = time.monotonic()
-
-    def checkpoint(averaged, step: int, row: dict) -> dict:
-        if quality(row) <= best["quality"]:
-            return {"saved": False}
-        best["quality"] = quality(row)
-        unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
-        pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
-        pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
-        minutes = (time.monotonic() - denoiser_began) / 60
-        training.update(
-            steps=offset + step,
-            denoiser_minutes=round(minutes_before + minutes, 1),
-            total_minutes=round(total_before + (time.monotonic() - began) / 60, 1),
-        )
-        (out / "training.json").write_text(json.dumps(training, indent=1))
-        return {"saved": True}
+    checkpoint = best_checkpoint(
+        out,
+        training,
+        (tokenizer, vae, scheduler),
+        began,
+        steps_before=offset,
+        minutes_before=minutes_before,
+        total_before=total_before,
+    )
 
     train_denoiser(
         unet,
