@@ -70,6 +70,8 @@ def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[l
             "",
             "< 5 MB",
             ours["memory_mb"] < 5,
-            "resident memory of the server process after a warm-up run and after" + ours["failed"],
+            "resident memory of the server process after a warm-up round and after the measured"
+            " rounds; it includes Gradio's per-session records (about 20 KB for each of the"
+            f" {ours['runs']} runs, each a new session here)" + ours["failed"],
         ),
     ], results
