@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from gradio_diffusion_preview.backends.capped_read import read_capped
-from gradio_diffusion_preview.backends.remote_failure import RemoteFailure, public_url
+from gradio_diffusion_preview.backends.remote_failure import RemoteFailure
+from gradio_diffusion_preview.endpoints import public_url
 from gradio_diffusion_preview.events import Failed
 
 

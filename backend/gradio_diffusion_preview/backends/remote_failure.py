@@ -1,13 +1,11 @@
 """What the remote backends (a1111, comfyui, remote_gradio) share about a failed call to their
 service: ``RemoteFailure``, the exception that carries the message for people and the failure
-reason for code, and ``public_url``, an address made fit to name in such a message.
+reason for code. (``endpoints.public_url`` makes an address fit to name in such a message.)
 
 Nothing here imports an HTTP client: it is imported by backends whose own clients load lazily.
 """
 
 from __future__ import annotations
-
-import re
 
 from ..events import Failed, FailureReason
 
@@ -34,18 +32,3 @@ class RemoteFailure(Exception):
     def as_failed(self) -> Failed:
         """The run's ``Failed`` event for this failure."""
         return Failed(self.message, self.reason, self.retry_after)
-
-
-_URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<path>[^?#]*)")
-
-
-def public_url(url: str) -> str:
-    """``url`` without its user name, password, query or fragment (any may hold a secret: a
-    token in ``?token=...`` too), fit to show in a message. The host is kept as written
-    (IPv6 brackets included), and a value that is not an address, such as a Space id
-    (``owner/name``), is returned unchanged."""
-    match = _URL.match(url)
-    if match is None:
-        return url
-    host = match["authority"].rpartition("@")[2]
-    return f"{match['scheme']}{host}{match['path']}"

@@ -11,9 +11,10 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ...endpoints import public_url
 from ...events import FailureReason
 from ..capped_read import read_capped
-from ..remote_failure import RemoteFailure, public_url
+from ..remote_failure import RemoteFailure
 from .protocol import ProgressReport, ProtocolError, error_text, parse_progress
 
 if TYPE_CHECKING:

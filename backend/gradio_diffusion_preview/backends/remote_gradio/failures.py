@@ -14,9 +14,9 @@ import concurrent.futures
 import re
 from typing import Literal
 
-from ...endpoints import Endpoint
+from ...endpoints import Endpoint, public_url
 from ...events import FailureReason
-from ..remote_failure import RemoteFailure, public_url
+from ..remote_failure import RemoteFailure
 
 FIX_REACH = (
     "Fix: check the endpoint's address and that the app is running and reachable from this "

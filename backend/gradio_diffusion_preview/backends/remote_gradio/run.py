@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ...endpoints import public_url
 from ...events import (
     FAILURE_REASONS,
     PHASES,
@@ -33,7 +34,7 @@ from ...events import (
     Status,
     Step,
 )
-from ..remote_failure import RemoteFailure, public_url
+from ..remote_failure import RemoteFailure
 from .failures import classify, describe, scrubbed, where_of
 from .values import decode_data_url, final_images, fit, resized
 
