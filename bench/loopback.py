@@ -150,6 +150,7 @@ class ClientRun:
     token: str
     frames: list[Frame] = field(default_factory=list)
     preview_bytes: int = 0  # bytes of the messages, files and polls that carried previews
+    picture_bytes: int = 0  # of those, the pictures themselves (data URLs, file bodies)
     total_bytes: int = 0  # everything received for the run
     files: int = 0
     error: str | None = None  # why the client's run failed (its frames are then partial)
@@ -251,6 +252,7 @@ async def _read_events(http: httpx.AsyncClient, base: str, session: str, run: Cl
                 if isinstance(value, dict) and "preview" in value:  # this project's value
                     if value.get("preview") and step is not None:
                         run.preview_bytes += wire
+                        run.picture_bytes += len(value["preview"])
                         if not run.frames or run.frames[-1].step != step:
                             run.frames.append(Frame(step, time.time()))
                 elif new_url and new_url != url:  # a gr.Image frame: the page fetches the file
@@ -261,6 +263,7 @@ async def _read_events(http: httpx.AsyncClient, base: str, session: str, run: Cl
                     run.files += 1
                     run.total_bytes += fetched
                     run.preview_bytes += wire + fetched
+                    run.picture_bytes += got.num_bytes_downloaded
                     run.frames.append(Frame(step, time.time()))
 
 
@@ -288,6 +291,7 @@ async def _poll(http: httpx.AsyncClient, base: str, run: ClientRun, done: asynci
         run.preview_bytes += size
         answer = response.json()
         if answer.get("live_preview"):
+            run.picture_bytes += len(answer["live_preview"])
             shown = answer["id_live_preview"]
             run.frames.append(Frame(shown, time.time()))
 

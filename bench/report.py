@@ -96,6 +96,102 @@ def gpu_section(gpu: dict | None, when: datetime.datetime) -> list[str]:
     ]
 
 
+def shortfalls(rows: list[Row], data: dict[str, dict]) -> list[str]:
+    """ "Targets not met, and why": for each question with a target missed in this run, what
+    the figure is made of and what meeting the target would take."""
+    missed = []
+    for row in rows:
+        if row.met is False and row.question not in missed:
+            missed.append(row.question)
+    if not missed:
+        return []
+    lines = ["## Targets not met, and why", ""]
+    for question in missed:
+        lines.append(f"- {SHORTFALL[question](data) if question in SHORTFALL else question}")
+    return [*lines, ""]
+
+
+def _bytes_shortfall(data: dict[str, dict]) -> str:
+    bytes_data = data.get("bytes", {})
+    figures, pictures = bytes_data.get("figures", {}), bytes_data.get("pictures", {})
+    ours, picture = figures.get("ours") or 0, pictures.get("ours") or 0
+    tenth = (figures.get(bytes_data.get("cheapest_image", "image-webp")) or 0) / 10
+    return (
+        f"**Bytes per frame.** Of this project's {ours:,.0f} bytes per frame, the picture is "
+        f"{picture:,.0f}: the 64 px preview as a JPEG at quality 80 with optimised Huffman "
+        "tables, base64 in the event's JSON. The event-stream message around it is the other "
+        f"{ours - picture:,.0f}, about 330 of them Gradio's own fields, the same for any "
+        f"component. A tenth of (a) is {tenth:,.0f} bytes, less than the picture alone. "
+        "Meeting it would take a lower JPEG quality (a worse picture than (a) shows), or "
+        "sending previews outside Gradio's event stream (which `gradio_client` and REST users "
+        "would then not get); neither is worth it. The frames are noisy early in the run by "
+        "design (`bench/frames.py`), which a 64 px JPEG codes less compactly than smooth ones."
+    )
+
+
+def _server_cost_shortfall(data: dict[str, dict]) -> str:
+    medians = data.get("server_cost", {}).get("medians_ms", {})
+    ours = medians.get("ours") or 0
+    cheapest = min((medians.get(fmt) or float("inf"), fmt) for fmt in ("webp", "jpeg", "png"))
+    per_frame = data.get("load", {}).get("ours", {}).get("cpu_ms_per_frame")
+    served = (
+        f" In a served app they are a small part of a frame's cost: the server's CPU per "
+        f"frame delivered under load was {per_frame:.2f} ms (below), most of it Gradio's own "
+        "per-message work, which a `gr.Image` app pays as well."
+        if per_frame
+        else ""
+    )
+    return (
+        f"**Server cost per frame.** {ours:.3f} ms against (a)'s {cheapest[0]:.2f} ms "
+        f"({cheapest[1]}), {cheapest[0] / ours:.0f} times cheaper where 50 are asked: 50 "
+        f"would leave {cheapest[0] / 50:.3f} ms. The projection of the latent, the JPEG encode "
+        "(Pillow), the component's postprocess and Gradio's diff and JSON each cost a Python "
+        "call's fixed 10 to 50 microseconds on a 64 px picture (see the cost of one preview "
+        "frame below); the optimised Huffman tables add about 0.03 ms, bought for 15% fewer "
+        "bytes on every frame." + served
+    )
+
+
+def _paint_shortfall(data: dict[str, dict]) -> str:
+    per_frame = data.get("load", {}).get("ours", {}).get("cpu_ms_per_frame")
+    cpu = f" ({per_frame:.2f} ms of server CPU per frame delivered)" if per_frame else ""
+    return (
+        "**The newest frame at 32 clients.** On this 2-core machine the server, the 31 "
+        "protocol clients and Chromium share the two cores, and the server alone needs most "
+        f"of one at 32 clients{cpu}: Gradio's queue, its streaming diff and the event stream "
+        "for every message, plus a thread hop per yield of a generator. When the cores are "
+        "busy a frame waits, and the tail passes 100 ms. No client builds a backlog: a client "
+        "that falls behind skips to the newest frame (latest wins), where (a) queues every "
+        "frame and falls seconds behind. A server with cores to spare, or fewer frames per "
+        "second per client (`stream(..., min_interval=...)`), keeps the tail lower."
+    )
+
+
+def _footprint_shortfall(data: dict[str, dict]) -> str:
+    return (
+        "**Memory over 1,000 frames.** See `bench/footprint.py`: resident memory after a "
+        "warm-up round and after five more rounds of runs."
+    )
+
+
+def _overhead_shortfall(data: dict[str, dict]) -> str:
+    return (
+        "**Generation overhead.** The step callback's own cost is in the cost of one preview "
+        "frame (below), a fraction of a millisecond against a step of about 200 ms here; a "
+        "larger difference between the fastest runs with and without previews is run-to-run "
+        "noise from other work on the machine (the table below shows each mode's spread)."
+    )
+
+
+SHORTFALL = {
+    "bytes": _bytes_shortfall,
+    "server_cost": _server_cost_shortfall,
+    "paint": _paint_shortfall,
+    "footprint": _footprint_shortfall,
+    "overhead": _overhead_shortfall,
+}
+
+
 def write_report(
     rows: list[Row],
     data: dict[str, dict],
@@ -139,6 +235,7 @@ def write_report(
         "",
         *summary(rows),
         "",
+        *shortfalls(rows, data),
         *gpu_section(gpu, when),
     ]
     if frames:

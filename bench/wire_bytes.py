@@ -23,10 +23,15 @@ def per_frame(run: ClientRun) -> float | None:
     return run.preview_bytes / len(run.frames) if run.frames else None
 
 
+def picture_per_frame(run: ClientRun) -> float | None:
+    return run.picture_bytes / len(run.frames) if run.frames else None
+
+
 def measure(pool, tiny: bool = False) -> tuple[list[Row], dict]:
     steps = 6 if tiny else STEPS
     kinds = ("ours", "image-webp") if tiny else ("ours", *IMAGE_KINDS, "comfy", "a1111")
     figures: dict[str, float | None] = {}
+    pictures: dict[str, float | None] = {}
     frames: dict[str, int] = {}
     for kind in kinds:
         print(f"bytes: {kind}", flush=True)
@@ -38,9 +43,10 @@ def measure(pool, tiny: bool = False) -> tuple[list[Row], dict]:
             if run[0].error:
                 raise RuntimeError(run[0].error)
             figures[kind], frames[kind] = per_frame(run[0]), len(run[0].frames)
+            pictures[kind] = picture_per_frame(run[0])
         except Exception as error:  # noqa: BLE001 - one app failing leaves the others' figures
             print(f"bytes: {kind} failed: {error!r}", flush=True)
-            figures[kind], frames[kind] = None, 0
+            figures[kind], pictures[kind], frames[kind] = None, None, 0
     image = {kind: figures[kind] for kind in IMAGE_KINDS if kind in figures}
     cheapest = min(image, key=lambda kind: image[kind] or float("inf"))
     ours = figures["ours"]
@@ -63,7 +69,9 @@ def measure(pool, tiny: bool = False) -> tuple[list[Row], dict]:
         f"{a_words} of (a) {cheapest.split('-')[1]}; {b_words} of (b); {c_words} of (c)",
         "<= 1/10 of (a), <= 1/25 of (b)",
         met,
-        f"{steps} steps at {RATE:.0f} steps/s, one client; frames shown: "
+        f"{steps} steps at {RATE:.0f} steps/s, one client; of ours, the picture (its data URL) "
+        f"{pictures['ours'] or 0:,.0f} bytes, the event-stream message around it "
+        f"{(ours or 0) - (pictures['ours'] or 0):,.0f}; frames shown: "
         + ", ".join(f"{kind} {count}" for kind, count in frames.items())
         + (
             f". (c) shows one frame per {10} steps: {figures['a1111'] / 10:.0f} bytes per step"
@@ -71,4 +79,4 @@ def measure(pool, tiny: bool = False) -> tuple[list[Row], dict]:
             else ""
         ),
     )
-    return [row], {"cheapest_image": cheapest, "figures": figures}
+    return [row], {"cheapest_image": cheapest, "figures": figures, "pictures": pictures}

@@ -12,9 +12,8 @@ from fake_a1111 import FakeA1111, make_backend
 
 from gradio_diffusion_preview import Failed, GenerationRequest, RunControl, stream
 from gradio_diffusion_preview.backends.a1111.backend import A1111Backend
-from gradio_diffusion_preview.backends.a1111.client import public_url
 from gradio_diffusion_preview.cli import main
-from gradio_diffusion_preview.endpoints import ENDPOINTS_FILE_VARIABLE, Endpoint
+from gradio_diffusion_preview.endpoints import ENDPOINTS_FILE_VARIABLE, Endpoint, public_url
 from gradio_diffusion_preview.plugins import ALLOW_LIST_VARIABLE, get_registry, reset_registry
 
 VARIABLES = ("URL", "USER", "PASSWORD", "TOKEN")

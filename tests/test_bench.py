@@ -103,3 +103,28 @@ def test_gpu_script_runs_tiny_on_this_machine(tmp_path):
     result = json.loads(out.read_text())
     assert result["device"] and result["date"] and result["tiny"]
     assert {row["question"] for row in result["rows"]} == {"gpu"}
+
+
+def test_every_missed_target_is_explained_once_with_this_runs_figures():
+    from report import shortfalls
+    from rows import Row
+
+    data = {
+        "bytes": {
+            "figures": {"ours": 3100.0, "image-webp": 23800.0},
+            "pictures": {"ours": 2700.0},
+            "cheapest_image": "image-webp",
+        },
+        "server_cost": {"medians_ms": {"ours": 0.25, "webp": 30.0, "jpeg": 5.0, "png": 60.0}},
+        "load": {"ours": {"cpu_ms_per_frame": 1.9}},
+    }
+    rows = [Row(question, "f", "ms", 1.0, met=False) for question in sorted(QUESTIONS)]
+    rows += [Row("paint", "again", "ms", 1.0, met=False), Row("load", "x", "ms", 1.0, met=True)]
+    section = "\n".join(shortfalls(rows, data))
+    assert section.startswith("## Targets not met, and why")
+    assert section.count("**The newest frame at 32 clients.**") == 1
+    assert "**Generation overhead.**" in section
+    assert "2,700" in section and "2,380 bytes" in section  # the picture, a tenth of (a)
+    assert "20 times cheaper" in section and "1.90 ms" in section
+    assert shortfalls([Row("bytes", "f", "B", 1.0, met=True)], {}) == []
+    assert shortfalls([Row("bytes", "f", "B", 1.0, met=False)], {})  # no data: still a line

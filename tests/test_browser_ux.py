@@ -415,6 +415,36 @@ def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(browser, serv
     page.close()
 
 
+def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cancelled(
+    browser, serve
+):
+    """A run still waiting for a slot (status "queued", as a public app's fair queue sends it)
+    whose event another event cancels (``cancels=[...]``) ends "Cancelled", not queued forever."""
+    import gradio as gr
+
+    from gradio_diffusion_preview import DiffusionPreview, RunState
+
+    def wait_in_line(prompt):  # a fair queue's wait: the place, re-sent every moment
+        for _ in range(150):
+            yield RunState(status="queued", queue_position=2, queue_size=3, message="In line")
+            time.sleep(0.2)
+
+    with gr.Blocks() as demo:
+        prompt = gr.Textbox(label="Prompt")
+        preview = DiffusionPreview(label="Generation")
+        run = gr.Button("Generate")
+        leave = gr.Button("Leave the line")
+        event = run.click(wait_in_line, prompt, preview)
+        leave.click(None, None, None, cancels=[event])
+    page = open_app(browser, serve(demo))
+    generate(page)
+    wait_view(page, "queued")
+    page.get_by_role("button", name="Leave the line", exact=True).click()
+    wait_view(page, "cancelled", timeout=5_000)
+    assert not page.errors
+    page.close()
+
+
 def test_use_this_preview_never_shows_cancelled(browser, counting):
     page = open_app(browser, counting[0])
     set_number(page, "Steps", 120)

@@ -89,6 +89,21 @@ def test_postprocess_running_state_writes_no_file(component):
     )
 
 
+def test_timing_figures_reach_the_wire_in_milliseconds(component):
+    state = RunState(
+        status="running",
+        step=2,
+        total_steps=5,
+        elapsed=0.20224866100033978,
+        eta=0.29637750599431456,
+        steps_per_second=10.122225672745722,
+    )
+    data = component.postprocess(state)
+    assert (data.elapsed, data.eta, data.steps_per_second) == (0.202, 0.296, 10.122)
+    assert len(data.model_dump_json()) < len(state.model_dump_json(exclude={"images"}))
+    assert component.postprocess(RunState(status="running")).eta is None
+
+
 def test_postprocess_preview_data_passes_through(component):
     data = PreviewData(status="cancelled")
     assert component.postprocess(data) is data

@@ -32,6 +32,18 @@ def test_one_endpoint_per_kind_from_the_environment():
     assert "s3cret-canary" not in repr(endpoint) and "s3cret-canary" not in str(endpoint.public())
 
 
+def test_secrets_written_into_an_endpoints_url_are_not_shown():
+    """A URL may carry a password (``user:pw@``) or a token (``?token=``); ``public()``, which
+    the ``plugins`` CLI prints, shows the address without them."""
+    environ = {
+        "DIFFUSION_PREVIEW_A1111_URL": "http://ann:pw-canary@10.0.0.5:7861/sd?token=t-canary"
+    }
+    [endpoint] = endpoints_of("a1111", environ)
+    shown = json.dumps(endpoint.public())
+    assert "pw-canary" not in shown and "t-canary" not in shown
+    assert endpoint.public()["url"] == "http://10.0.0.5:7861/sd"
+
+
 def test_endpoints_from_a_toml_file_with_secrets_by_variable_name(tmp_path, monkeypatch):
     file = tmp_path / "endpoints.toml"
     file.write_text(

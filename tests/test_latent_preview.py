@@ -14,6 +14,7 @@ from gradio_diffusion_preview.backends.diffusers.latent_preview import (
     LatentRGBPreviewer,
     PreviewPlan,
     TinyDecoderPreviewer,
+    fused_uint8,
     preview_geometry,
     tile_to_uint8,
     unpack_flux_latents,
@@ -177,3 +178,33 @@ def test_tiny_decoder_previews_at_image_resolution_on_the_consumer_side():
     array = pending.result()
     assert array.shape == (32, 128, 3) and array.dtype == np.uint8
     assert pending.result() is array  # decoded once
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux"])
+def test_single_image_fast_path_matches_the_general_projection(family, dtype):
+    """One image at latent size takes a fused path (numpy on the CPU, torch on a device), in
+    float32 whatever the latent's dtype; it must give the pixels the general projection and
+    tiling give for the float32 latent."""
+    previewer = LatentRGBPreviewer(family, CHANNELS[family])
+    plan = PreviewPlan.create(previewer, width=96, height=64, count=1, vae_scale_factor=8)
+    latents = (
+        torch.randn(1, CHANNELS[family], 8, 12, generator=torch.Generator().manual_seed(3)) * 2
+    ).to(dtype)
+    fast = plan.preview(latents).result()
+    general = tile_to_uint8(previewer.rgb(latents.float()), plan.geometry).numpy()
+    assert fast.shape == general.shape == (8, 12, 3)
+    assert fast.flags["C_CONTIGUOUS"]
+    assert np.abs(fast.astype(int) - general.astype(int)).max() <= 1
+    assert (fast != general).mean() < 0.01  # only exact halves may round the other way
+
+
+def test_the_device_path_of_the_fused_projection_matches_numpys():
+    """``fused_uint8`` is what a GPU runs; it must give the CPU's (numpy's) pixels."""
+    previewer = LatentRGBPreviewer("sdxl", 4)
+    plan = PreviewPlan.create(previewer, width=96, height=64, count=1, vae_scale_factor=8)
+    latent = torch.randn(4, 8, 12, generator=torch.Generator().manual_seed(5)) * 2
+    on_cpu = plan.preview(latent[None]).result()
+    weight, bias = previewer._on_uint8[latent.device]
+    on_device = fused_uint8(weight, bias, latent.reshape(4, -1), 8, 12).contiguous().numpy()
+    assert np.array_equal(on_device, on_cpu)

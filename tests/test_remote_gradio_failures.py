@@ -31,7 +31,9 @@ from gradio_diffusion_preview import (
     Step,
     stream,
 )
+from gradio_diffusion_preview.backends.remote_failure import RemoteFailure
 from gradio_diffusion_preview.backends.remote_gradio.backend import RemoteGradioBackend
+from gradio_diffusion_preview.backends.remote_gradio.failures import scrubbed
 from gradio_diffusion_preview.endpoints import Endpoint
 from gradio_diffusion_preview.request import build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
@@ -47,6 +49,19 @@ def expect_error(state: RunState, reason: str, *phrases: str) -> None:
     assert state.status == "error" and state.reason == reason, (state.reason, state.message)
     for phrase in (*phrases, "Fix:"):
         assert phrase in state.message, state.message
+
+
+def test_a_failure_message_keeps_no_address_or_secret_of_the_endpoint_in_any_case():
+    url = "http://ann:pw-canary@Studio.example:7860/app"
+    endpoint = Endpoint(id="remote", kind="gradio", url=url, token="hf_tok-canary")
+    said = (
+        f"ConnectError for {url}/config, then for http://studio.example:7860/app/info "
+        "(sent Bearer hf_tok-canary)"
+    )
+    failure = scrubbed(RemoteFailure(said, "unavailable", 5.0), endpoint)
+    assert "canary" not in failure.message and "studio" not in failure.message.lower()
+    assert failure.message.count("the endpoint's address") == 2
+    assert (failure.reason, failure.retry_after) == ("unavailable", 5.0)
 
 
 # --- unreachable and refused --------------------------------------------------------------------

@@ -92,10 +92,26 @@ class Endpoint(BaseModel):
         """What may be shown (CLI, logs): everything but secrets, which appear only as set or
         not set."""
         data = self.model_dump(mode="json", exclude={"token", "password", "options"})
+        data["url"] = public_url(self.url)  # a user:password@ or ?token=... stays unprinted
         data["token"] = "set" if self.secret_token() else "not set"
         data["password"] = "set" if self.secret_password() else "not set"
         data["options"] = sorted(self.options)
         return data
+
+
+_URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<path>[^?#]*)")
+
+
+def public_url(url: str) -> str:
+    """``url`` without its user name, password, query or fragment (any may hold a secret: a
+    token in ``?token=...`` too), fit to show in a message. The host is kept as written
+    (IPv6 brackets included), and a value that is not an address, such as a Space id
+    (``owner/name``), is returned unchanged."""
+    match = _URL.match(url)
+    if match is None:
+        return url
+    host = match["authority"].rpartition("@")[2]
+    return f"{match['scheme']}{host}{match['path']}"
 
 
 def endpoints_of(kind: str, environ: dict[str, str] | None = None) -> list[Endpoint]:

@@ -33,7 +33,8 @@ def to_pil(image: PreviewImage) -> PIL.Image.Image:
         )
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))) or 0 in image.shape:
         raise InvalidPreview(f"got an array of shape {image.shape}; {PREVIEW_RULE}")
-    return PIL.Image.fromarray(image).convert("RGB")
+    pil = PIL.Image.fromarray(image)
+    return pil if pil.mode == "RGB" else pil.convert("RGB")
 
 
 def encode_preview(
@@ -43,14 +44,17 @@ def encode_preview(
     quality: int = 80,
 ) -> str:
     """A ``data:image/...;base64,...`` URL of ``image``, downscaled so no side exceeds
-    ``max_side`` (never upscaled: the browser scales small latent previews smoothly)."""
+    ``max_side`` (never upscaled: the browser scales small latent previews smoothly).
+
+    JPEGs get Huffman tables made for the picture (``optimize``): the same pixels in about 15%
+    fewer bytes, for about 0.03 ms more per 64 px preview (docs/benchmarks.md)."""
     pil = to_pil(image)
     if max(pil.size) > max_side:
         scale = max_side / max(pil.size)
         size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
         pil = pil.resize(size, PIL.Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
-    pil.save(buffer, format=fmt.upper(), quality=quality)
+    pil.save(buffer, format=fmt.upper(), quality=quality, optimize=fmt == "jpeg")
     return f"data:image/{fmt};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 

@@ -10,6 +10,8 @@ from functools import lru_cache
 
 import PIL.Image
 
+from .preview_encoding import encode_preview
+
 DEFAULT_QUALITY = 80
 
 
@@ -33,11 +35,6 @@ def _fit(url: str, max_side: int | None, quality: int | None) -> str:
     too_big = max_side is not None and max(image.size) > max_side
     if not too_big and quality is None:
         return url
-    image = image.convert("RGB")
-    if too_big:
-        scale = max_side / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, PIL.Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality or DEFAULT_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return encode_preview(
+        image, max(image.size) if max_side is None else max_side, quality=quality or DEFAULT_QUALITY
+    )

@@ -27,7 +27,7 @@ export function run_status(
 	const status = loading?.status ?? null;
 	if (
 		status === "complete" &&
-		value?.status === "running" &&
+		(value?.status === "running" || value?.status === "queued") &&
 		!writers.has(loading?.fn_index ?? -1)
 	)
 		return "generating";
@@ -63,9 +63,9 @@ export function current_view(
 		return queued ? "queued" : "starting";
 	}
 	if (value == null || value.status === "idle") return "idle";
-	if (value.status === "queued") return "queued";
+	// The run's event ended without a final state: it was cancelled elsewhere.
+	if (value.status === "queued") return status === "complete" ? "cancelled" : "queued";
 	if (value.status === "running") {
-		// The run's event ended without a final state: it was cancelled elsewhere.
 		if (status === "complete") return "cancelled";
 		if (value.phase) return "waiting";
 		const painted = value.step > 0 || value.preview || value.previews?.length;

@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...backend import MODEL_LIST_SECONDS, Availability, Backend, Capabilities, ModelInfo
-from ...endpoints import ENDPOINTS_FILE_VARIABLE, Endpoint
+from ...endpoints import ENDPOINTS_FILE_VARIABLE, Endpoint, public_url
 from ...events import Failed
-from .client import A1111Client, RemoteFailure, public_url
+from ..remote_failure import RemoteFailure
+from .client import A1111Client
 from .protocol import checkpoint_stem
 from .reaper import Reaper
 from .settings import A1111Settings, parse_settings

@@ -8,11 +8,13 @@ httpx is the ``[a1111]`` extra and is imported only when the first call is made.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ...endpoints import public_url
 from ...events import FailureReason
+from ..capped_read import read_capped
+from ..remote_failure import RemoteFailure
 from .protocol import ProgressReport, ProtocolError, error_text, parse_progress
 
 if TYPE_CHECKING:
@@ -26,24 +28,6 @@ MAX_ANSWER_BYTES = 256 * 2**20
 SMALL_CALL_SECONDS = 30.0
 """Read timeout of the short calls (listings, progress, interrupt), or the endpoint's
 ``timeout`` when that is shorter."""
-
-
-class RemoteFailure(Exception):
-    """A call to the server failed; ``str()`` is for people, ``reason`` for code."""
-
-    def __init__(
-        self, message: str, reason: FailureReason, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.reason: FailureReason = reason
-        self.retry_after = retry_after
-        self.status: int | None = None
-        """The HTTP status, when the server answered with an error status."""
-
-
-def public_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, for messages."""
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", url)
 
 
 class A1111Client:
@@ -162,7 +146,12 @@ class A1111Client:
             )
             response = http.send(request, stream=True)
             try:
-                body = self._read_capped(response, path)
+                body = read_capped(
+                    response,
+                    MAX_ANSWER_BYTES,
+                    f"{self.where} answered {path} with more than "
+                    f"{MAX_ANSWER_BYTES // 2**20} MiB; that is not a txt2img answer.",
+                )
             finally:
                 response.close()
         except httpx.HTTPError as error:
@@ -177,19 +166,6 @@ class A1111Client:
                 f"{_clip(body.decode('utf-8', 'replace'))}",
                 "remote_error",
             ) from None
-
-    def _read_capped(self, response: httpx.Response, path: str) -> bytes:
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise RemoteFailure(
-                    f"{self.where} answered {path} with more than "
-                    f"{MAX_ANSWER_BYTES // 2**20} MiB; that is not a txt2img answer.",
-                    "remote_error",
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _transport_failure(self, error: Exception, path: str) -> RemoteFailure:
         import httpx

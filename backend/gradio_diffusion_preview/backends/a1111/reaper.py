@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .client import RemoteFailure
+from ..remote_failure import RemoteFailure
 
 if TYPE_CHECKING:
     from .client import A1111Client

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import PIL.Image
 
 from ...events import Failed, Finished, GenerationEvent, Started, Status, Step
-from .client import RemoteFailure
+from ..remote_failure import RemoteFailure
 from .protocol import (
     ProgressReport,
     ProtocolError,
@@ -100,7 +100,7 @@ class Txt2ImgRun:
         except _Cancelled:
             return
         except RemoteFailure as failure:
-            yield _failed(failure)
+            yield failure.as_failed()
             return
         request = self.request
         seeds = [request.seed + n for n in range(request.num_images)]
@@ -172,7 +172,7 @@ class Txt2ImgRun:
                 except _Cancelled:
                     return
                 except RemoteFailure as failure:
-                    yield _failed(failure)
+                    yield failure.as_failed()
                     return
                 finishing = finish == "interrupted"
                 if finish == "waiting":  # not running after all: ask again when it is
@@ -216,7 +216,7 @@ class Txt2ImgRun:
     ) -> Iterator[GenerationEvent]:
         where = self.client.where
         if call.failure is not None:
-            yield _failed(call.failure)
+            yield call.failure.as_failed()
             return
         try:
             result = parse_txt2img(call.result, self.request.num_images)
@@ -399,10 +399,6 @@ def resize(image: PIL.Image.Image, size: tuple[int, int] | None) -> PIL.Image.Im
     if size is None or image.size == tuple(size):
         return image
     return image.resize(size, PIL.Image.Resampling.BILINEAR)
-
-
-def _failed(failure: RemoteFailure) -> Failed:
-    return Failed(str(failure), failure.reason, failure.retry_after)
 
 
 def _text(entry: dict[str, Any] | None, key: str) -> str | None:

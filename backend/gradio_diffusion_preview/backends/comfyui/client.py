@@ -1,5 +1,6 @@
-"""ComfyUI's HTTP API (server.py), through httpx, with every failure turned into a ``ComfyError``
-that carries a failure reason and a message naming the fix.
+"""ComfyUI's HTTP API (server.py), through httpx, with every failure turned into a
+``RemoteFailure`` (the remote backends' shared exception) that carries a failure reason and a
+message naming the fix.
 
 Messages name the backend, never the server's address: they reach the visitors of a public app.
 (The address is in the server's configuration, which ``python -m gradio_diffusion_preview
@@ -17,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import PIL.Image
 
+from ..remote_failure import RemoteFailure
 from .workflow import MODEL_INPUTS
 
 if TYPE_CHECKING:
     from ...endpoints import Endpoint
-    from ...events import FailureReason
 
 READ_TIMEOUT = 30.0
 """The longest one HTTP call may wait for its answer (less when the run's deadline is nearer)."""
@@ -30,14 +31,6 @@ ORIGIN_HINT = (
     "(its check against cross-site requests, for loopback addresses), and a proxy in front of it "
     "answers 403 when it refuses the credentials"
 )
-
-
-class ComfyError(Exception):
-    """A failed call; ``str()`` is the message for a person, ``reason`` the failure reason."""
-
-    def __init__(self, message: str, reason: FailureReason) -> None:
-        super().__init__(message)
-        self.reason: FailureReason = reason
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ class ComfyClient:
         model_inputs: Iterable[tuple[str, str]] = (),
         timeout: float | None = None,
     ) -> None:
-        """Queue a prompt under our own ``prompt_id``; raises ``ComfyError`` (a refused graph is
+        """Queue a prompt under our own ``prompt_id``; raises ``RemoteFailure`` (a refused graph is
         ``invalid_request``, or ``model_not_found`` when a model file is missing)."""
         body = {
             "prompt": graph,
@@ -108,7 +101,7 @@ class ComfyClient:
         self._check(response, "/prompt")
         data = _json(response)
         if not isinstance(data, dict) or data.get("prompt_id") != prompt_id:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"{sentence(self.where)} answered the prompt with {_sample(response)}, not a "
                 "prompt id. Fix: check that the backend's address is a ComfyUI server.",
                 "remote_error",
@@ -164,7 +157,7 @@ class ComfyClient:
                 image.load()
                 return image.convert("RGB")
         except Exception:  # Pillow raises many kinds for bytes that are not an image
-            raise ComfyError(
+            raise RemoteFailure(
                 f"{sentence(self.where)} sent {len(response.content)} bytes that are not an image "
                 f"for the final image '{params['filename']}'. Fix: check the ComfyUI server "
                 "(its output folder and logs).",
@@ -176,7 +169,7 @@ class ComfyClient:
         data = self._json("GET", f"/object_info/{class_type}", timeout)
         node = data.get(class_type) if isinstance(data, dict) else None
         if not isinstance(node, dict):
-            raise ComfyError(
+            raise RemoteFailure(
                 f"{sentence(self.where)} has no node '{class_type}'. Fix: check the server's "
                 "ComfyUI version and custom nodes.",
                 "remote_error",
@@ -187,7 +180,7 @@ class ComfyClient:
             choices = _choices(spec)
             if choices is not None:
                 return choices
-        raise ComfyError(
+        raise RemoteFailure(
             f"{sentence(self.where)} describes no list input '{input_name}' for '{class_type}'.",
             "remote_error",
         )
@@ -204,25 +197,25 @@ class ComfyClient:
         try:
             return self._http.request(method, path, timeout=self._timeout(limit), **kw)
         except httpx.ConnectTimeout:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"Cannot reach {self.where}: the connection timed out. Fix: check that ComfyUI "
                 "is running at the configured address and reachable from this machine.",
                 "unavailable",
             ) from None
         except httpx.ConnectError as error:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"Cannot reach {self.where} ({_reason(error)}). Fix: check that ComfyUI is "
                 "running at the configured address (start it with --listen to reach it from "
                 "another machine).",
                 "unavailable",
             ) from None
         except httpx.TimeoutException:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"{sentence(self.where)} did not answer {method} {path} within {limit:.0f} s.",
                 "timeout",
             ) from None
         except httpx.HTTPError as error:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"The connection to {self.where} failed during {method} {path} "
                 f"({type(error).__name__}: {_reason(error)}). Fix: check the server and the "
                 "network, then try again.",
@@ -240,28 +233,30 @@ class ComfyClient:
         if status in (401, 403):
             raise refused(self.where, path, status)
         if status == 404:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"{sentence(self.where)} has no {path} (HTTP 404). Fix: check that the backend's "
                 "address is a ComfyUI server (and its path, behind a proxy).",
                 "remote_error",
             )
         if status == 429:
-            raise ComfyError(f"{sentence(self.where)} is rate limiting (HTTP 429).", "rate_limited")
+            raise RemoteFailure(
+                f"{sentence(self.where)} is rate limiting (HTTP 429).", "rate_limited"
+            )
         if status == 503:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"{sentence(self.where)} is unavailable (HTTP 503). Fix: try again later.",
                 "unavailable",
             )
-        raise ComfyError(
+        raise RemoteFailure(
             f"{sentence(self.where)} failed {path} with HTTP {status}: {_sample(response)}.",
             "remote_error",
         )
 
 
-def refused(where: str, what: str, status: int) -> ComfyError:
-    """The ``ComfyError`` for an HTTP 401 or 403 answer to ``what``."""
+def refused(where: str, what: str, status: int) -> RemoteFailure:
+    """The ``RemoteFailure`` for an HTTP 401 or 403 answer to ``what``."""
     hint = ORIGIN_HINT if status == 403 else "a proxy in front of ComfyUI wants credentials"
-    return ComfyError(
+    return RemoteFailure(
         f"{sentence(where)} refused {what} (HTTP {status}): {hint}. Fix: set the endpoint's "
         "token or user and password for the proxy, or start ComfyUI with --enable-cors-header "
         "if its origin check is what refuses.",
@@ -269,8 +264,8 @@ def refused(where: str, what: str, status: int) -> ComfyError:
     )
 
 
-def refused_prompt(backend_id: str, body: Any, model_inputs: set[tuple[str, str]]) -> ComfyError:
-    """The ``ComfyError`` for a graph that ComfyUI's validation refused (HTTP 400)."""
+def refused_prompt(backend_id: str, body: Any, model_inputs: set[tuple[str, str]]) -> RemoteFailure:
+    """The ``RemoteFailure`` for a graph that ComfyUI's validation refused (HTTP 400)."""
     body = body if isinstance(body, dict) else {}
     error = body.get("error")
     node_errors = body.get("node_errors")
@@ -294,13 +289,13 @@ def refused_prompt(backend_id: str, body: Any, model_inputs: set[tuple[str, str]
         problems.append(_error_text(error) if isinstance(error, dict) else str(error or "?"))
     text = "; ".join(problems)
     if missing_model:
-        return ComfyError(
+        return RemoteFailure(
             f"The ComfyUI server of backend '{backend_id}' does not have the model: {text}. Fix: "
             "choose one of the checkpoints it lists (`python -m gradio_diffusion_preview "
             "plugins`), or put the file in ComfyUI's models folder.",
             "model_not_found",
         )
-    return ComfyError(
+    return RemoteFailure(
         f"The ComfyUI server of backend '{backend_id}' refused the workflow: {text}. Fix: check "
         "the request's values (sampler, scheduler, size) and the backend's workflow.",
         "invalid_request",
@@ -330,7 +325,7 @@ def _choices(spec: Any) -> list[str] | None:
 def _items(data: Any, key: str) -> list[list[Any]]:
     items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise ComfyError(f"ComfyUI's /queue has no '{key}' list.", "remote_error")
+        raise RemoteFailure(f"ComfyUI's /queue has no '{key}' list.", "remote_error")
     return [item for item in items if isinstance(item, list) and len(item) >= 2]
 
 
@@ -345,7 +340,7 @@ def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise ComfyError(
+        raise RemoteFailure(
             f"ComfyUI answered {response.request.url.path} with {_sample(response)}, not JSON. "
             "Fix: check that the backend's address is a ComfyUI server.",
             "remote_error",

@@ -15,7 +15,8 @@ from urllib.parse import quote
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from .client import ComfyError, auth_headers, refused, sentence
+from ..remote_failure import RemoteFailure
+from .client import auth_headers, refused, sentence
 from .messages import FEATURE_FLAGS, Frame, parse_frame
 
 if TYPE_CHECKING:
@@ -63,14 +64,14 @@ class EventSocket:
         except InvalidStatus as error:
             raise _refused(self.where, error.response.status_code) from None
         except InvalidHandshake as error:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"{sentence(self.where)} did not open a websocket at /ws "
                 f"({error}). Fix: check that the backend's address is a ComfyUI server, and "
                 "that a proxy in front of it passes websockets through.",
                 "remote_error",
             ) from None
         except (OSError, TimeoutError, ConnectionClosed) as error:
-            raise ComfyError(
+            raise RemoteFailure(
                 f"Cannot reach {self.where} ({type(error).__name__}: {error}). Fix: check that "
                 "ComfyUI is running at the configured address (start it with --listen to reach "
                 "it from another machine).",
@@ -97,10 +98,10 @@ class EventSocket:
             self._stack.close()
 
 
-def _refused(where: str, status: int) -> ComfyError:
+def _refused(where: str, status: int) -> RemoteFailure:
     if status in (401, 403):
         return refused(where, "the websocket", status)
-    return ComfyError(
+    return RemoteFailure(
         f"{sentence(where)} refused the websocket at /ws (HTTP {status}). Fix: check that the "
         "backend's address is a ComfyUI server.",
         "unavailable" if status in (502, 503, 504) else "remote_error",

@@ -26,8 +26,8 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ...events import Failed, Finished, GenerationEvent, Started, Status
-from .client import ComfyError
+from ...events import Finished, GenerationEvent, Started, Status
+from ..remote_failure import RemoteFailure
 from .connection import EventSocket, SocketClosed
 from .messages import Ignored, Message, PreviewFrame, Unreadable
 from .steps import StepTracker, preview_size
@@ -52,7 +52,7 @@ OOM_MARKERS = ("out of memory", "outofmemory", "oom")
 class _Done(Exception):
     """The prompt has ended on the server (successfully unless ``failure`` is set)."""
 
-    def __init__(self, failure: ComfyError | None = None) -> None:
+    def __init__(self, failure: RemoteFailure | None = None) -> None:
         super().__init__()
         self.failure = failure
 
@@ -88,8 +88,8 @@ class ComfyRun:
     def events(self) -> Iterator[GenerationEvent]:
         try:
             yield from self._run()
-        except ComfyError as error:
-            yield Failed(str(error), error.reason)
+        except RemoteFailure as error:
+            yield error.as_failed()
         finally:
             self.socket.close()
             if self.submitted and not self.ended:
@@ -189,11 +189,11 @@ class ComfyRun:
             class_type, input_name = workflow.graph[ref.node]["class_type"], ref.name
         try:
             known = self.backend.choices(class_type, input_name)
-        except ComfyError:
+        except RemoteFailure:
             known = None
         if not isinstance(value, str) or (known is not None and value not in known):
             listed = ", ".join(known) if known else "the server's list"
-            raise ComfyError(
+            raise RemoteFailure(
                 f"Backend '{self.backend.id}' cannot run this request: option '{option}' is "
                 f"{value!r}. Fix: use one of {listed}.",
                 "invalid_request",
@@ -234,7 +234,7 @@ class ComfyRun:
             node = data.get("node")
             if node is None:  # the prompt is done (servers without execution_success)
                 outcome = self._history_outcome() if self.reconnected else None
-                raise _Done(outcome if isinstance(outcome, ComfyError) else None)
+                raise _Done(outcome if isinstance(outcome, RemoteFailure) else None)
             if str(node) in plan.loader_nodes and not self.loading_said:
                 self.loading_said = True
                 yield Status("loading", "ComfyUI is loading the model…")
@@ -246,7 +246,7 @@ class ComfyRun:
             raise _Done(self._execution_error(data))
         elif kind == "execution_interrupted":
             raise _Done(
-                ComfyError(
+                RemoteFailure(
                     f"The ComfyUI server of backend '{self.backend.id}' interrupted this run "
                     f"at node {data.get('node_id')} ({data.get('node_type')}): someone stopped "
                     "it on the server. Fix: try again.",
@@ -265,17 +265,17 @@ class ComfyRun:
         if good:
             self.outputs[str(node)] = good
 
-    def _execution_error(self, data: dict[str, Any]) -> ComfyError:
+    def _execution_error(self, data: dict[str, Any]) -> RemoteFailure:
         text = str(data.get("exception_message") or "").strip() or "no message"
         kind = str(data.get("exception_type") or "")
         where = f"node {data.get('node_id')} ({data.get('node_type')})"
         if any(marker in f"{kind} {text}".lower() for marker in OOM_MARKERS):
-            return ComfyError(
+            return RemoteFailure(
                 f"The ComfyUI server of backend '{self.backend.id}' ran out of memory at "
                 f"{where}: {text.splitlines()[0]}. Fix: try a smaller size or batch.",
                 "out_of_memory",
             )
-        return ComfyError(
+        return RemoteFailure(
             f"The ComfyUI server of backend '{self.backend.id}' failed at {where}: "
             f"{kind + ': ' if kind else ''}{text}",
             "remote_error",
@@ -288,7 +288,7 @@ class ComfyRun:
             return self.socket.receive(timeout)
         except SocketClosed:
             if self.reconnected:
-                raise ComfyError(
+                raise RemoteFailure(
                     f"Lost the connection to the ComfyUI server of backend "
                     f"'{self.backend.id}' twice during the run. Fix: check the server and the "
                     "network, then try again.",
@@ -298,8 +298,8 @@ class ComfyRun:
             log.info("ComfyUI backend %r: socket dropped, reconnecting", self.backend.id)
             try:
                 self.socket.open(min(self.endpoint.connect_timeout, max(0.1, self._left())))
-            except ComfyError as error:
-                raise ComfyError(
+            except RemoteFailure as error:
+                raise RemoteFailure(
                     f"Lost the connection to the ComfyUI server of backend '{self.backend.id}' "
                     f"mid-run, and reconnecting failed: {error}",
                     "unavailable",
@@ -310,9 +310,9 @@ class ComfyRun:
                 return None
         raise _Done(outcome)
 
-    def _history_outcome(self) -> ComfyError | None | object:
+    def _history_outcome(self) -> RemoteFailure | None | object:
         """What the history says of our prompt: None (it succeeded; its outputs are kept), a
-        ``ComfyError`` (it failed), or ``_PENDING`` (it has not ended)."""
+        ``RemoteFailure`` (it failed), or ``_PENDING`` (it has not ended)."""
         entry = self.client.history(self.prompt_id, timeout=self._left())
         if entry is None:
             return _PENDING
@@ -327,11 +327,11 @@ class ComfyRun:
             if event == "execution_error" and isinstance(data, dict):
                 return self._execution_error(data)
             if event == "execution_interrupted":
-                return ComfyError(
+                return RemoteFailure(
                     f"The ComfyUI server of backend '{self.backend.id}' interrupted this run.",
                     "remote_error",
                 )
-        return ComfyError(
+        return RemoteFailure(
             f"The ComfyUI server of backend '{self.backend.id}' reports that the run failed.",
             "remote_error",
         )
@@ -346,14 +346,14 @@ class ComfyRun:
         self.queue_checked, self.queue_stale = now, False
         try:
             place = self.client.queue_place(self.prompt_id, timeout=min(5.0, self._left()))
-        except ComfyError as error:  # the position is a nicety; the socket tells the rest
+        except RemoteFailure as error:  # the position is a nicety; the socket tells the rest
             log.info("ComfyUI backend %r: no queue position: %s", self.backend.id, error)
             return
         if place.running:
             return
         if place.pending_ahead is None:
             if self._history_outcome() is _PENDING:
-                raise ComfyError(
+                raise RemoteFailure(
                     f"Our prompt left the queue of the ComfyUI server of backend "
                     f"'{self.backend.id}' without running: someone cleared or edited the "
                     "queue. Fix: try again.",
@@ -376,16 +376,16 @@ class ComfyRun:
     def _left(self) -> float:
         return self.deadline - time.monotonic()
 
-    def _deadline_passed(self) -> ComfyError:
+    def _deadline_passed(self) -> RemoteFailure:
         limit = self.endpoint.timeout
         if not self.running:
-            return ComfyError(
+            return RemoteFailure(
                 f"The run waited in the ComfyUI queue of backend '{self.backend.id}' for "
                 f"{limit:g} s without starting (the endpoint's timeout) and was taken off it. "
                 "Fix: try again later, or raise the endpoint's timeout.",
                 "busy",
             )
-        return ComfyError(
+        return RemoteFailure(
             f"The ComfyUI server of backend '{self.backend.id}' did not finish within {limit:g} s "
             "(the endpoint's timeout); the run was interrupted. Fix: check the server (it may be "
             "stuck), or raise the endpoint's timeout.",
@@ -407,7 +407,7 @@ class ComfyRun:
             self._history_outcome()  # an executed message lost or garbled: ask the history
         refs = [ref for node in nodes for ref in self.outputs.get(node, [])]
         if not refs or any(node not in self.outputs for node in nodes):
-            raise ComfyError(
+            raise RemoteFailure(
                 f"The ComfyUI server of backend '{self.backend.id}' finished the run but "
                 "reported no saved image. Fix: check that the workflow ends in a SaveImage node "
                 "(or set the endpoint's output_node).",
@@ -439,7 +439,7 @@ def _take_off(client, prompt_id: str, running: bool, backend_id: str) -> None:
             running = client.queue_place(prompt_id, timeout=ABANDON_TIMEOUT).running
         if running:
             client.interrupt(prompt_id, timeout=ABANDON_TIMEOUT)
-    except ComfyError as error:
+    except RemoteFailure as error:
         log.warning("ComfyUI backend %r could not stop prompt %s: %s", backend_id, prompt_id, error)
 
 

@@ -318,6 +318,7 @@ class LatentRGBPreviewer:
         else:
             self._weight = self._bias = None
         self._on: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._on_uint8: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def rgb(self, latents: torch.Tensor) -> torch.Tensor:
         """``(B, C, h, w)`` latents -> ``(B, h, w, 3)`` RGB in [0, 1], on the same device.
@@ -342,7 +343,46 @@ class LatentRGBPreviewer:
         return (pixels @ weight).add_(bias).add_(1).mul_(0.5).clamp_(0, 1)
 
     def preview(self, latents: torch.Tensor, geometry: PreviewGeometry) -> PendingPreview:
+        batch, _, h, w = latents.shape
+        if self._weight is not None and batch == 1 and geometry.size == (w, h):
+            return self._single(latents[0])
         return hand_off(tile_to_uint8(self.rgb(latents), geometry))
+
+    def _single(self, latent: torch.Tensor) -> PendingPreview:
+        """The common case, one image shown at latent size, in as few operations as it takes.
+
+        It runs on the generation thread at every step, where each tensor operation's fixed
+        cost counts more than its arithmetic (a 64x64 latent is 16k numbers): see
+        ``fused_uint8``. On the CPU numpy does the same at about half torch's fixed cost."""
+        channels, h, w = latent.shape
+        if latent.device not in self._on_uint8:
+            scale = 255 / 2
+            self._on_uint8[latent.device] = (
+                (self._weight.T * scale).contiguous().to(latent.device),
+                ((self._bias + 1) * scale + 0.5)[:, None].to(latent.device),
+            )
+        weight, bias = self._on_uint8[latent.device]
+        flat = latent.reshape(channels, h * w).float()  # fp16/bf16 lack the precision of 0..255
+        if latent.device.type == "cpu":
+            pixels = weight.numpy() @ flat.numpy()
+            pixels += bias.numpy()
+            np.clip(pixels, 0, 255, out=pixels)
+            array = np.ascontiguousarray(pixels.astype(np.uint8).T).reshape(h, w, 3)
+            return PendingPreview(array=array)
+        return hand_off(fused_uint8(weight, bias, flat, h, w))
+
+
+def fused_uint8(
+    weight: torch.Tensor, bias: torch.Tensor, flat: torch.Tensor, h: int, w: int
+) -> torch.Tensor:
+    """``(3, C)`` scaled factors, ``(3, 1)`` scaled bias and a ``(C, h*w)`` float32 latent ->
+    the ``(h, w, 3)`` uint8 preview, in one matrix product, a clamp, a cast and a transpose.
+
+    The ``(x @ W + b + 1) / 2 * 255`` scaling and a rounding offset are folded into ``weight``
+    and ``bias``, so the product gives pixel values and the cast's truncation rounds them.
+    Equal to ``tile_to_uint8(rgb(...))`` but for rounding exact halves (one level)."""
+    pixels = torch.addmm(bias, weight, flat).clamp_(0, 255).to(torch.uint8)
+    return pixels.T.reshape(h, w, 3)
 
 
 class TinyDecoderPreviewer:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from ...backend import Capabilities, ModelInfo
 from ...request import GenerationRequest
-from .failures import RemoteFailure
+from ..remote_failure import RemoteFailure
 from .settings import FIELDS, GradioSettings
 
 PREVIEW_COMPONENT = "diffusionpreview"

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from ...backend import Availability, Backend, Capabilities, ModelInfo
 from ...endpoints import Endpoint, EndpointConfigError
 from ...events import Failed
-from .failures import RemoteFailure, is_space
+from ..remote_failure import RemoteFailure
+from .failures import is_space
 from .settings import GradioSettings, parse_settings
 
 if TYPE_CHECKING:

@@ -32,8 +32,10 @@ from gradio_client import Client
 from gradio_client.utils import encode_file_path
 
 from ...endpoints import Endpoint
+from ..capped_read import read_capped
+from ..remote_failure import RemoteFailure
 from .api import RemoteApi, detect
-from .failures import RemoteFailure, classify, protocol_message, scrubbed, where_of
+from .failures import classify, protocol_message, scrubbed, where_of
 from .settings import GradioSettings
 
 SUPPORTED_PROTOCOLS = ("sse_v1", "sse_v2", "sse_v2.1", "sse_v3")
@@ -102,7 +104,6 @@ class Session:
                 "remote_error",
             )
         url = client.src_prefixed + "file=" + encode_file_path(path)
-        chunks, size = [], 0
         with httpx.stream(
             "GET",
             url,
@@ -113,16 +114,12 @@ class Session:
             **client.httpx_kwargs,
         ) as response:
             response.raise_for_status()
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_IMAGE_BYTES:
-                    raise RemoteFailure(
-                        f"The Gradio app {self.where} returned an image over "
-                        f"{MAX_IMAGE_BYTES // 2**20} MiB.",
-                        "remote_error",
-                    )
-                chunks.append(chunk)
-        return b"".join(chunks)
+            return read_capped(
+                response,
+                MAX_IMAGE_BYTES,
+                f"The Gradio app {self.where} returned an image over "
+                f"{MAX_IMAGE_BYTES // 2**20} MiB.",
+            )
 
 
 def connect(endpoint: Endpoint, settings: GradioSettings) -> Session:

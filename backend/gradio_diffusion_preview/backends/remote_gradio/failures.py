@@ -1,6 +1,7 @@
 """What went wrong with a remote Gradio app, for people (a message naming the fix) and for code
-(a failure reason): ``RemoteFailure``, and ``classify`` for the exceptions gradio_client and
-httpx raise.
+(a failure reason): ``classify`` turns the exceptions gradio_client and httpx raise into the
+remote backends' shared ``RemoteFailure``, and ``scrubbed`` keeps the endpoint's address and
+secrets out of its message.
 
 gradio_client reports trouble in odd types: a server killed mid-run surfaces as
 ``concurrent.futures.CancelledError``, a protocol it cannot speak as ``ValueError``, a refused
@@ -10,40 +11,17 @@ login as ``AuthenticationError``. ``classify`` turns each into one clear ``Remot
 from __future__ import annotations
 
 import concurrent.futures
-import urllib.parse
+import re
 from typing import Literal
 
-from ...endpoints import Endpoint
-from ...events import Failed, FailureReason
+from ...endpoints import Endpoint, public_url
+from ...events import FailureReason
+from ..remote_failure import RemoteFailure
 
 FIX_REACH = (
     "Fix: check the endpoint's address and that the app is running and reachable from this "
     "server, then try again."
 )
-
-
-class RemoteFailure(Exception):
-    """A remote Gradio app could not serve a run; ``str()`` is the message for people."""
-
-    def __init__(
-        self, message: str, reason: FailureReason, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message, self.reason, self.retry_after = message, reason, retry_after
-
-    def as_failed(self) -> Failed:
-        return Failed(self.message, self.reason, self.retry_after)
-
-
-def safe_url(url: str) -> str:
-    """``url`` without a user name, password, query or fragment, fit to show in a message."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.scheme:
-        return url  # a Space id
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def is_space(url: str) -> bool:
@@ -63,13 +41,13 @@ def scrubbed(failure: RemoteFailure, endpoint: Endpoint) -> RemoteFailure:
     """The failure without the endpoint's address (which may hold a password) or its secrets,
     should an exception's text have carried them in."""
     message = failure.message
-    for address in (endpoint.url, safe_url(endpoint.url)):
-        if address and not is_space(address):
-            message = message.replace(address, "the endpoint's address")
+    for address in (endpoint.url, public_url(endpoint.url)):
+        if address and not is_space(address):  # any case: httpx writes the host in lower case
+            message = re.sub(re.escape(address), "the endpoint's address", message, flags=re.I)
     for secret in (endpoint.secret_token(), endpoint.secret_password()):
         if secret:
             message = message.replace(secret, "**********")
-    return RemoteFailure(message, failure.reason, failure.retry_after)
+    return RemoteFailure(message, failure.reason, failure.retry_after, status=failure.status)
 
 
 def describe(error: BaseException) -> str:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ...endpoints import public_url
 from ...events import (
     FAILURE_REASONS,
     PHASES,
@@ -33,7 +34,8 @@ from ...events import (
     Status,
     Step,
 )
-from .failures import RemoteFailure, classify, describe, safe_url, scrubbed, where_of
+from ..remote_failure import RemoteFailure
+from .failures import classify, describe, scrubbed, where_of
 from .values import decode_data_url, final_images, fit, resized
 
 if TYPE_CHECKING:
@@ -281,7 +283,7 @@ class RemoteRun:
 
     def _metadata(self, value: dict[str, Any] | None = None) -> dict[str, Any]:
         metadata: dict[str, Any] = {
-            "remote": safe_url(self.backend.endpoint.url),
+            "remote": public_url(self.backend.endpoint.url),
             "api_name": self.session.api.api_name,
         }
         if value:

@@ -18,7 +18,7 @@ from typing import Any
 
 import PIL.Image
 
-from .failures import RemoteFailure
+from ..remote_failure import RemoteFailure
 
 FileFetcher = Callable[[dict[str, Any]], bytes]
 
