@@ -170,7 +170,10 @@ def _paint_shortfall(data: dict[str, dict]) -> str:
 def _footprint_shortfall(data: dict[str, dict]) -> str:
     return (
         "**Memory over 1,000 frames.** See `bench/footprint.py`: resident memory after a "
-        "warm-up round and after five more rounds of runs."
+        "warm-up round and after five more rounds of runs. Each run there is a new Gradio "
+        "session, and Gradio keeps every session's records (its config copy and the last value "
+        "shown, about 20 KB a run, up to `state_session_capacity` sessions); the rest is the "
+        "allocator settling in, which shrinks round by round."
     )
 
 
