@@ -179,10 +179,11 @@ def _footprint_shortfall(data: dict[str, dict]) -> str:
 
 def _overhead_shortfall(data: dict[str, dict]) -> str:
     return (
-        "**Generation overhead.** The step callback's own cost is in the cost of one preview "
-        "frame (below), a fraction of a millisecond against a step of about 200 ms here; a "
-        "larger difference between the fastest runs with and without previews is run-to-run "
-        "noise from other work on the machine (the table below shows each mode's spread)."
+        "**Generation overhead.** The previews' work on the generation thread (the x0 estimate "
+        "and the step callback: the projection and the hand-off) took 2% or more of the runs' "
+        "time. Their cost per step is in the cost of one preview frame (below); a model whose "
+        "steps are shorter than about 15 ms (a small model on a fast GPU) would reach 2% with "
+        "a preview every step."
     )
 
 
