@@ -51,6 +51,7 @@ def test_a_run_streams_previews_progress_and_final_images(registry, counting):
     assert final.images[0].size == (64, 64)
     assert final.backend == "counting" and final.model == "flat" and final.eta == 0.0
     assert running[-1].steps_per_second is not None and running[-1].eta is not None
+    assert final.preview is None and final.previews == []  # the images replace it
 
 
 def test_invalid_request_ends_in_an_error_state_naming_the_field(registry):

@@ -357,6 +357,10 @@ class _RunProgress:
                     "status": "done",
                     "images": list(event.images),
                     "seeds": list(event.seeds),
+                    # the final images replace the preview: it need not travel again in the
+                    # event's last message, nor stay in Gradio's store of each session's value
+                    "preview": None if event.images else state.preview,
+                    "previews": [] if event.images else state.previews,
                     # a run that reported no steps (a service that only waits) claims none
                     "step": state.step if event.early or not state.step else state.total_steps,
                     "phase": None,
