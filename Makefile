@@ -58,7 +58,10 @@ frontend/node_modules/.package-lock.json: frontend/package-lock.json
 # Builds the Svelte frontend into backend/.../templates and the wheel into dist/.
 frontend: $(TEMPLATES)
 $(TEMPLATES): $(VENV)/.installed frontend/node_modules/.package-lock.json $(FRONTEND_SRC)
+	touch -r pyproject.toml $(VENV)/.pyproject-time
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/gradio cc build --no-generate-docs
+	# The build rewrites pyproject.toml as it was; keep its time, or every later make reinstalls.
+	git diff --quiet -- pyproject.toml 2>/dev/null && touch -r $(VENV)/.pyproject-time pyproject.toml || true
 	test -f $@ && test -f backend/gradio_diffusion_preview/templates/component/style.css
 
 chromium:
