@@ -1,7 +1,8 @@
 """The apps the benchmarks load, each served on loopback in its own process:
 
 - ``ours``: a ``DiffusionPreview`` fed by ``stream()`` from a backend that yields a preview per
-  step (the default ``min_interval``, JPEG data URLs, no files);
+  step (the default ``min_interval``, JPEG data URLs, no files); ``ours-async``: the same from
+  an ``async def`` handler through ``astream()``;
 - ``image-webp`` / ``image-png`` / ``image-jpeg``: baseline (a), plain Gradio, a generator
   yielding each step's picture as a 512 px PIL image into ``gr.Image(format=...)``;
 - ``comfy``: baseline (b), ComfyUI-style, each step saved as a 512 px JPEG at quality 95 and
@@ -38,7 +39,7 @@ import gradio as gr  # noqa: E402
 import PIL.Image  # noqa: E402
 from frames import DISPLAY_SIDE, preview_frame, upscaled  # noqa: E402
 
-KINDS = ("ours", "image-webp", "image-png", "image-jpeg", "comfy", "a1111")
+KINDS = ("ours", "ours-async", "image-webp", "image-png", "image-jpeg", "comfy", "a1111")
 A1111_EVERY = 10
 
 
@@ -73,7 +74,7 @@ def paced(rate: float, steps: int, stamps: list[tuple[int, float]]):
         yield step
 
 
-def ours_app(log: StepLog) -> gr.Blocks:
+def ours_app(log: StepLog, asynchronous: bool = False) -> gr.Blocks:
     from gradio_diffusion_preview import (
         Backend,
         Capabilities,
@@ -82,6 +83,7 @@ def ours_app(log: StepLog) -> gr.Blocks:
         ModelInfo,
         Started,
         Step,
+        astream,
         stream,
     )
 
@@ -114,10 +116,10 @@ def ours_app(log: StepLog) -> gr.Blocks:
             finally:
                 log.write(self.token, stamps)
 
-    def generate(text: str):
+    def request(text: str) -> dict:
         token, rate, steps = parse(text)
-        yield from stream(
-            PacedBackend(token, rate),
+        return dict(
+            backend=PacedBackend(token, rate),
             prompt=token,
             model="paced",
             steps=steps,
@@ -126,11 +128,18 @@ def ours_app(log: StepLog) -> gr.Blocks:
             seed=0,
         )
 
+    def generate(text: str):
+        yield from stream(**request(text))
+
+    async def generate_async(text: str):
+        async for state in astream(**request(text)):
+            yield state
+
     with gr.Blocks() as demo:
         text = gr.Textbox(label="Prompt")
         button = gr.Button("Generate")
         out = DiffusionPreview(label="Preview", elem_id="out")
-        button.click(generate, text, out)
+        button.click(generate_async if asynchronous else generate, text, out)
     return demo
 
 
@@ -235,8 +244,8 @@ def a1111_app(log: StepLog):
 
 def build(kind: str, log: StepLog):
     """``(blocks, extra routes)`` of the app ``kind``."""
-    if kind == "ours":
-        return ours_app(log), []
+    if kind in ("ours", "ours-async"):
+        return ours_app(log, asynchronous=kind == "ours-async"), []
     if kind.startswith("image-"):
         return image_app(log, kind.split("-", 1)[1]), []
     if kind == "comfy":

@@ -42,7 +42,7 @@ def scenario(server, clients: int, rate: float, steps: int) -> dict:
 
 def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[list[Row], dict]:
     clients, steps = (4, 10) if tiny else (CLIENTS, STEPS)
-    kinds = ("ours",) if tiny else ("ours", image_kind)
+    kinds = ("ours",) if tiny else ("ours", "ours-async", image_kind)
     results = {}
     for kind in kinds:
         print(f"load: {kind}, {clients} clients", flush=True)
@@ -73,4 +73,21 @@ def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[l
         + ours["failed"]
         + (f" (a){theirs['failed']}" if theirs and theirs["failed"] else "")
     )
+    if "ours-async" in results:
+        mine = results["ours-async"]
+        cpu, sync_cpu = mine["cpu_ms_per_frame"], ours["cpu_ms_per_frame"]
+        out.append(
+            Row(
+                "load",
+                "Server CPU per frame delivered, `async def` handler with `astream()`",
+                "ms",
+                cpu,
+                {"`stream()` in a plain handler": sync_cpu, label: theirs["cpu_ms_per_frame"]}
+                if theirs
+                else {"`stream()` in a plain handler": sync_cpu},
+                f"{100 * (cpu / sync_cpu - 1):+.0f}% vs `stream()`" if cpu and sync_cpu else "",
+                note=f"{mine['fps_total']:.0f} frames/s delivered in total; arrival p95 "
+                f"{mine['arrival_p95_ms'] or 0:.0f} ms" + mine["failed"],
+            )
+        )
     return out, results

@@ -75,7 +75,7 @@ WATCH_PAINTS_JS = """
 
 
 def selector(kind: str) -> str:
-    return SELECTORS["ours" if kind == "ours" else "image"]
+    return SELECTORS["ours" if kind.startswith("ours") else "image"]
 
 
 def painted(page, server, token: str, rate: float, steps: int, others: int) -> dict:
@@ -125,7 +125,7 @@ def painted(page, server, token: str, rate: float, steps: int, others: int) -> d
 def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[list[Row], dict]:
     from playwright.sync_api import sync_playwright
 
-    kinds = ("ours",) if tiny else ("ours", image_kind)
+    kinds = ("ours",) if tiny else ("ours", "ours-async", image_kind)
     rates = {10.0: 6} if tiny else RATES
     client_counts = (1,) if tiny else CLIENTS
     results: dict[str, dict] = {}
@@ -142,6 +142,8 @@ def measure(pool, tiny: bool = False, image_kind: str = "image-webp") -> tuple[l
                 page.get_by_role("button", name="Generate", exact=True).wait_for(timeout=120_000)
                 for rate, steps in rates.items():
                     for clients in client_counts:
+                        if kind == "ours-async" and clients == 1:
+                            continue  # one client: the same path as ours
                         key = f"{kind} {rate:.0f}/s {clients}"
                         print(f"paint: {key} client(s)", flush=True)
                         token = f"paint-{kind}-{rate:.0f}-{clients}"
@@ -229,7 +231,35 @@ def rows(results, kinds, rates, client_counts) -> list[Row]:
                     note,
                 )
             )
+            if f"ours-async {rate:.0f}/s {clients}" in table:
+                out.append(async_row(table, rate, clients, ours, theirs))
     return out
+
+
+def async_row(table, rate: float, clients: int, ours: dict, theirs: dict | None) -> Row:
+    """The same scenario with an ``async def`` handler streaming through ``astream()``."""
+    mine = table[f"ours-async {rate:.0f}/s {clients}"]
+    worst = max(
+        (v for v in (mine["max_ms"], mine["arrival_max_ms"]) if v is not None), default=None
+    )
+    baselines = {"`stream()` p95": ours["p95_ms"]}
+    if theirs:
+        baselines["(a) p95"] = theirs["p95_ms"]
+    return Row(
+        "paint",
+        f"Step to paint in Chromium, {rate:.0f} steps/s, {clients} clients, `async def` handler "
+        "with `astream()`: p50 / p95 / max",
+        "ms",
+        mine["p95_ms"],
+        baselines,
+        f"p50 {fmt(mine['p50_ms'])}, p95 {fmt(mine['p95_ms'])}, max {fmt(mine['max_ms'])} vs "
+        f"`stream()` p95 {fmt(ours['p95_ms'])}",
+        "newest frame never older than 100 ms; no backlog",
+        worst is not None and worst < 100 and mine["clients_with_backlog"] == 0,
+        f"painted {mine['painted']} frames; other clients' arrival p95 "
+        f"{fmt(mine['arrival_p95_ms'])} ms, max {fmt(mine['arrival_max_ms'])} ms, backlogged "
+        f"{mine['clients_with_backlog']}" + mine["failed"],
+    )
 
 
 def fmt(value: float | None) -> str:

@@ -41,7 +41,7 @@ from report import GPU_RESULTS, write_report  # noqa: E402
 from rows import Row  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_KINDS = ("ours", *wire_bytes.IMAGE_KINDS, "comfy", "a1111")
+APP_KINDS = ("ours", "ours-async", *wire_bytes.IMAGE_KINDS, "comfy", "a1111")
 
 
 def main(argv: list[str] | None = None) -> int:

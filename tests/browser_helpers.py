@@ -21,6 +21,7 @@ from gradio_diffusion_preview import (
     ModelInfo,
     Started,
     Step,
+    astream,
     stream,
 )
 
@@ -182,22 +183,23 @@ def backend_app(
     spacer: int = 0,
     watch_change: bool = False,
     watch_success: bool = False,
+    asynchronous: bool = False,
     **component,
 ) -> gr.Blocks:
     """A small app around ``backends``: Prompt, Negative prompt, Backend, Steps, Seed, Images,
     Generate, and a DiffusionPreview (its keyword arguments: ``component``) with Stop, "Use
     this preview" and reuse wired. ``spacer`` pixels of empty space go above the preview;
     ``watch_change``/``watch_success`` add a "Last status"/"Last success" box that the
-    component's change event / the run's ``.success()`` fills."""
+    component's change event / the run's ``.success()`` fills. ``asynchronous``: the handler
+    is an ``async def`` streaming through ``astream``."""
     registry = registry_with(*backends)
     ids = [backend.id for backend in backends]
 
-    def run(prompt, negative, backend, steps, seed, images):
+    def request(prompt, negative, steps, seed, images) -> dict:
         if prompt == "raise":
             raise RuntimeError("the handler itself failed")
         fields = {"width": width, "height": height} if width and height else {}
-        yield from stream(
-            backend,
+        return dict(
             registry=registry,
             prompt=prompt,
             negative_prompt=negative or "",
@@ -207,6 +209,15 @@ def backend_app(
             options=options or {},
             **fields,
         )
+
+    def run_sync(prompt, negative, backend, steps, seed, images):
+        yield from stream(backend, **request(prompt, negative, steps, seed, images))
+
+    async def run_async(prompt, negative, backend, steps, seed, images):
+        async for state in astream(backend, **request(prompt, negative, steps, seed, images)):
+            yield state
+
+    run = run_async if asynchronous else run_sync
 
     component.setdefault("height", 360)
     with gr.Blocks() as app:

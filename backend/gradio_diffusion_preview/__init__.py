@@ -37,6 +37,7 @@ _EXPORTS = {
     "validate_request": "request",
     "PreviewData": "state",
     "RunState": "state",
+    "astream": "async_stream",
     "cancel_run": "streaming",
     "failure_text": "streaming",
     "finish_run": "streaming",
@@ -65,6 +66,7 @@ __all__ = [
     "Started",
     "Status",
     "Step",
+    "astream",
     "cancel_run",
     "failure_text",
     "finish_run",
@@ -91,6 +93,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .async_stream import astream
     from .backend import (
         Availability,
         Backend,
