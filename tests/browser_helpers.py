@@ -210,14 +210,16 @@ def backend_app(
             **fields,
         )
 
-    def run_sync(prompt, negative, backend, steps, seed, images):
-        yield from stream(backend, **request(prompt, negative, steps, seed, images))
+    if asynchronous:  # one name either way: Gradio names the endpoint after it (/run)
 
-    async def run_async(prompt, negative, backend, steps, seed, images):
-        async for state in astream(backend, **request(prompt, negative, steps, seed, images)):
-            yield state
+        async def run(prompt, negative, backend, steps, seed, images):
+            async for state in astream(backend, **request(prompt, negative, steps, seed, images)):
+                yield state
 
-    run = run_async if asynchronous else run_sync
+    else:
+
+        def run(prompt, negative, backend, steps, seed, images):
+            yield from stream(backend, **request(prompt, negative, steps, seed, images))
 
     component.setdefault("height", 360)
     with gr.Blocks() as app:
