@@ -226,9 +226,9 @@ class DiffusionPreview(Component):
 
     def _run_to_wire(self, state: RunState) -> PreviewData:
         fields = state.model_dump(exclude={"images"})
-        for name in WIRE_ROUNDING:  # every frame carries them: milliseconds are enough
+        for name, digits in WIRE_ROUNDING.items():  # every frame carries them
             if fields.get(name) is not None:
-                fields[name] = round(fields[name], WIRE_ROUNDING[name])
+                fields[name] = round(fields[name], digits)
         if self.preview_max_side is not None or self.preview_quality is not None:
             fields["preview"] = fit_preview(
                 state.preview, self.preview_max_side, self.preview_quality

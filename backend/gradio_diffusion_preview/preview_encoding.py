@@ -13,6 +13,7 @@ import PIL.Image
 from .events import PreviewImage
 
 DEFAULT_MAX_SIDE = 512
+DEFAULT_QUALITY = 80
 PREVIEW_RULE = "previews must be PIL images or HxWx3 uint8 numpy arrays (values 0..255)"
 
 
@@ -41,7 +42,7 @@ def encode_preview(
     image: PreviewImage,
     max_side: int = DEFAULT_MAX_SIDE,
     fmt: Literal["jpeg", "webp"] = "jpeg",
-    quality: int = 80,
+    quality: int = DEFAULT_QUALITY,
 ) -> str:
     """A ``data:image/...;base64,...`` URL of ``image``, downscaled so no side exceeds
     ``max_side`` (never upscaled: the browser scales small latent previews smoothly).

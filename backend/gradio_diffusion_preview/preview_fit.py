@@ -10,9 +10,7 @@ from functools import lru_cache
 
 import PIL.Image
 
-from .preview_encoding import encode_preview
-
-DEFAULT_QUALITY = 80
+from .preview_encoding import DEFAULT_QUALITY, encode_preview
 
 
 def fit_preview(url: str | None, max_side: int | None, quality: int | None) -> str | None:
