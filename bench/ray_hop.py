@@ -105,7 +105,7 @@ def _latencies(backend: Backend, side: int) -> list[float]:
     fields["options"] = {"side": side, "pace": STEP_SECONDS}
     request = validate_request(build_request(backend, fields), backend)
     control = RunControl()
-    runner = BackendRunner(backend.id, backend.generate(request, control), control).start()
+    runner = BackendRunner(backend.id, lambda: backend.generate(request, control), control).start()
     seen = []
     while (event := runner.channel.get(timeout=30)) is not None:
         if isinstance(event, Step):

@@ -49,8 +49,8 @@ from gradio_diffusion_preview import (  # noqa: E402
     hookimpl,
     stream,
 )
-from gradio_diffusion_preview import streaming as streaming_module  # noqa: E402
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy  # noqa: E402
+from gradio_diffusion_preview.run_handles import RUNS  # noqa: E402
 
 STEP_SECONDS = 0.01
 
@@ -246,7 +246,7 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
         seconds = time.monotonic() - started
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and (
-            gdp_threads() or streaming_module._active or policy.queue.active() != (0, 0)
+            gdp_threads() or len(RUNS) or policy.queue.active() != (0, 0)
         ):
             time.sleep(0.05)
         gc.collect()
@@ -258,7 +258,7 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
             "seconds": round(seconds, 1),
             "outcomes": dict(outcomes),
             "threads_left": gdp_threads(),
-            "runs_registered": len(streaming_module._active),
+            "runs_registered": len(RUNS),
             "queue_left": policy.queue.active(),
             "memory_start_mb": round(baseline / 2**20, 1),
             "memory_growth_from_start_mb": round((final_rss - baseline) / 2**20, 1),

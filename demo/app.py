@@ -288,7 +288,7 @@ def pick_seed(seed: float | None, random_each_run: bool, request: gr.Request):
     """The seed the next run uses: a new random one when asked (or when the box holds none),
     else the box's own. While this session's previous run is still going, the box is left
     alone: that run keeps its seed, and the new click is refused by the one-run rule."""
-    from gradio_diffusion_preview.streaming import runs_of_session
+    from gradio_diffusion_preview.run_handles import runs_of_session
 
     if request is not None and request.session_hash and runs_of_session(request.session_hash):
         return gr.skip()

@@ -14,19 +14,16 @@ import pytest
 from gradio.context import LocalContext
 from toy_backends import CountingBackend, FailingBackend, registry_with
 
-from gradio_diffusion_preview import streaming
 from gradio_diffusion_preview.compare import (
-    WAITING_PREFIX,
     CompareRefused,
     CompareRun,
-    cancel_waiting,
     compare,
-    stop_compares,
     stream_together,
     with_timing,
 )
 from gradio_diffusion_preview.fair_queue import Busy, FairQueue
 from gradio_diffusion_preview.policy import CatalogueEntry, Policy
+from gradio_diffusion_preview.run_handles import cancel_run, runs_of_session, stop_session_runs
 from gradio_diffusion_preview.state import RunState
 
 
@@ -147,13 +144,13 @@ def test_closing_stops_every_run_within_a_step_and_leaves_nothing_behind():
         )
         states = until(ticks, 2)
         assert states[2].status == "queued", "the third waits for a slot"
-        assert len(streaming.runs_of_session("closer")) == 2, "runs belong to the session"
+        assert len(runs_of_session("closer")) == 3, "runs belong to the session, waiting too"
         ticks.close()
     steps_at_close = backend.steps_run
     assert compare_threads() == []
     assert policy.queue.active() == (0, 0), "no slot taken, nobody left in line"
     assert policy.queue._sessions == {}, "the session may run again"
-    assert streaming.runs_of_session("closer") == []
+    assert runs_of_session("closer") == []
     time.sleep(0.3)
     assert backend.steps_run == steps_at_close, "no step after the runs were stopped"
 
@@ -212,12 +209,14 @@ def test_a_waiting_run_stops_on_its_own_leaving_the_others():
         )
         states = next(ticks)
         waiting = states[2].run_id
-        assert waiting.startswith(WAITING_PREFIX) and states[2].status == "queued"
-        assert not cancel_waiting(waiting, "another-session"), "only its own session's"
-        assert cancel_waiting(waiting, "panel-stop")
+        assert waiting is not None and states[2].status == "queued"
+        assert runs_of_session("panel-stop") == [s.run_id for s in states]  # one id, any phase
+        assert not cancel_run(waiting, "another-session"), "only its own session's"
+        assert cancel_run(waiting, "panel-stop")
         final = list(ticks)[-1]
     assert [s.status for s in final] == ["done", "done", "cancelled"]
-    assert policy.queue.active() == (0, 0) and not cancel_waiting(waiting)
+    assert final[2].run_id == waiting
+    assert policy.queue.active() == (0, 0) and not cancel_run(waiting)
 
 
 def test_stop_all_ends_every_run_cancelled_and_the_compare_normally():
@@ -228,8 +227,8 @@ def test_stop_all_ends_every_run_cancelled_and_the_compare_normally():
             policy, ["a", "b", "c"], registry=registry_with(backend), prompt="p", steps=50
         )
         until(ticks, 1)
-        assert stop_compares("another-session") == 0, "only the caller's own runs"
-        assert stop_compares("stopper") == 3
+        assert stop_session_runs("another-session") == 0, "only the caller's own runs"
+        assert stop_session_runs("stopper") == 3
         final = list(ticks)[-1]  # the compare ends by itself, without gradio.Error
     assert [s.status for s in final] == ["cancelled"] * 3, [s.message for s in final]
     assert policy.queue.active() == (0, 0) and policy.queue._sessions == {}

@@ -40,10 +40,10 @@ def test_100_disconnects_leave_no_run_thread_or_memory_behind(soak):
     _, url, _ = app.launch(
         server_name="127.0.0.1", server_port=soak.free_port(), prevent_thread_lock=True, quiet=True
     )
-    from gradio_diffusion_preview import streaming
+    from gradio_diffusion_preview.run_handles import RUNS
 
     def settled() -> bool:
-        return not (soak.gdp_threads() or streaming._active or policy.queue.active() != (0, 0))
+        return not (soak.gdp_threads() or len(RUNS) or policy.queue.active() != (0, 0))
 
     def wait_settled() -> bool:
         deadline = time.monotonic() + 15
@@ -64,7 +64,7 @@ def test_100_disconnects_leave_no_run_thread_or_memory_behind(soak):
         finished = backend.finished
         outcomes = [soak.disconnect_mid_run(url, fn, 200, seed) for seed in range(100)]
         assert outcomes == ["disconnected"] * 100  # each hung up mid-run, none refused busy
-        assert wait_settled(), (soak.gdp_threads(), streaming._active, policy.queue.active())
+        assert wait_settled(), (soak.gdp_threads(), len(RUNS), policy.queue.active())
         assert backend.finished == finished  # every one of those runs was stopped
         gc.collect()
         grown = (process.memory_info().rss - baseline) / 2**20

@@ -93,10 +93,11 @@ def test_closing_the_stream_cancels_the_backend_within_one_step(registry, counti
 def test_finish_run_ends_early_with_the_current_estimate(registry, counting):
     counting.step_seconds = 0.01
     states = stream("counting", registry=registry, prompt="p", steps=400, min_interval=0)
-    final = None
+    final, asked = None, False
     for state in states:
-        if state.step == 5:
-            assert finish_run(state.run_id)
+        if state.step >= 5 and not asked:  # steps coalesce on a busy machine: 5 may not show
+            asked = finish_run(state.run_id)
+            assert asked
         final = state
     assert final.status == "done" and final.images and final.step < 400
     assert "Finished early" in final.message

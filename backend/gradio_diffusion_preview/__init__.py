@@ -36,11 +36,11 @@ _EXPORTS = {
     "InvalidRequest": "request",
     "validate_request": "request",
     "PreviewData": "state",
-    "RunState": "state",
+    "RunState": "run_state",
     "astream": "async_stream",
-    "cancel_run": "streaming",
+    "cancel_run": "run_handles",
     "failure_text": "streaming",
-    "finish_run": "streaming",
+    "finish_run": "run_handles",
     "raise_failed": "streaming",
     "stream": "streaming",
 }
@@ -114,5 +114,7 @@ if TYPE_CHECKING:
         RunRefused,
         validate_request,
     )
-    from .state import PreviewData, RunState
-    from .streaming import cancel_run, failure_text, finish_run, raise_failed, stream
+    from .run_handles import cancel_run, finish_run
+    from .run_state import RunState
+    from .state import PreviewData
+    from .streaming import failure_text, raise_failed, stream

@@ -21,20 +21,21 @@ at once and its backend stops within a step.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .ownership import current_session
 from .preview_encoding import DEFAULT_MAX_SIDE
-from .streaming import DEFAULT_MIN_INTERVAL, _states, cancel_run, raise_failed
+from .run_engine import DEFAULT_MIN_INTERVAL, ENGINE
+from .streaming import raise_failed, run_spec
 
 if TYPE_CHECKING:
     from .backend import Backend
     from .plugins import Registry
     from .policy import Policy
     from .request import GenerationRequest
-    from .state import RunState
+    from .run_state import RunState
 
 
 async def astream(
@@ -50,22 +51,18 @@ async def astream(
     """Run ``request`` (or the request made of ``fields``) on ``backend`` and yield its states,
     as ``stream`` does, from an async generator (see the module's docstring)."""
     inbox = _NewestState(asyncio.get_running_loop())
-    states = _states(backend, request, registry, min_interval, preview_max_side, policy, fields)
-    context = contextvars.copy_context()  # the Gradio request: the run's owner
-    threading.Thread(
-        target=context.run, args=(_pump, states, inbox), name="gdp-astream", daemon=True
-    ).start()
-    run_id = None
+    spec = run_spec(backend, request, fields, registry, policy, min_interval, preview_max_side)
+    handle = ENGINE.open(current_session())  # the Gradio request's session owns the run
+    states = ENGINE.states(spec, handle)
+    threading.Thread(target=_pump, args=(states, inbox), name="gdp-astream", daemon=True).start()
     try:
         while (state := await inbox.get()) is not None:
-            run_id = state.run_id or run_id
             yield state
             if state.status == "error":
                 raise_failed(state)
     finally:
         inbox.stop()
-        if run_id is not None:
-            cancel_run(run_id)  # no-op once the run has ended
+        handle.cancel()  # at once, in any phase; False once the run has ended
 
 
 def _pump(states: Iterator[RunState], inbox: _NewestState) -> None:

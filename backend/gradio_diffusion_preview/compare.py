@@ -3,13 +3,15 @@
     for states in compare(policy, ["shapes", "shapes-dpm"], prompt="a red circle", seed=7):
         ...  # a tuple with the latest RunState of every run, whenever one of them changes
 
-``stream_together`` runs several streams (``stream``'s, under the policy's catalogue, limits, fair
-queue and time limit when given one) on threads of their own and yields a tuple of their latest
-states whenever any changes. Each thread runs in a copy of the caller's context, so a run started
-inside a Gradio event belongs to the caller's session (``ownership``). Closing the generator
-(Gradio's Stop or ``cancels=[...]``, a client's cancel, a closed tab) cancels every run: each
-stops within a step, a run still waiting in line leaves it within a second, and the threads are
-joined before the generator returns. A run that fails ends only its own place in the tuple.
+``stream_together`` is the run engine's adapter for N runs (``run_engine``): it opens one handle
+per run, all owned by the caller's Gradio session (``ownership``), drives each on a thread of its
+own (under the policy's catalogue, limits, fair queue and time limit when given one) and yields a
+tuple of their latest states whenever any changes. Each run is stopped by its id like any other
+(``run_handles.cancel_run``, waiting or running), and "Stop all" is
+``run_handles.stop_session_runs``. Closing the generator (Gradio's Stop or ``cancels=[...]``, a
+client's cancel, a closed tab) cancels every run: each stops within a step, a run still waiting
+in line leaves it at once, and the threads are joined before the generator returns. A run that
+fails ends only its own place in the tuple.
 
 Under a policy the runs join the backends' lines as one request of the session (a ``RunGroup``):
 together they count as one of the session's ``runs_per_session``, so a compare of four models is
@@ -22,11 +24,9 @@ took (waiting in line excluded) and its steps per second, in its state's message
 
 from __future__ import annotations
 
-import contextvars
 import queue
 import random
 import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,8 +35,10 @@ from .ownership import current_session
 from .plugins import Registry, UnknownBackendError, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .request import MAX_SEED, RunRefused
-from .state import RunState
-from .streaming import DEFAULT_MIN_INTERVAL, _states, cancel_run, raise_failed
+from .run_engine import DEFAULT_MIN_INTERVAL, ENGINE, RunSpec
+from .run_handles import RunHandle
+from .run_state import RunState
+from .streaming import raise_failed
 
 if TYPE_CHECKING:
     from .fair_queue import RunGroup
@@ -63,76 +65,34 @@ class CompareRefused(RunRefused, ValueError):
 
 
 _DONE = object()
-WAITING_PREFIX = "waiting-"
-_waiting: dict[str, _Worker] = {}
-_waiting_lock = threading.Lock()
-
-
-def cancel_waiting(run_id: str | None, session: str | None = None) -> bool:
-    """Take a compare's run that still waits in line out of it, by the ``run_id`` its queued
-    states carry (``waiting-...``: a run gets its real id once it starts); with ``session``,
-    only that Gradio session's. False if there is no such waiting run (see ``ownership``)."""
-    with _waiting_lock:
-        worker = _waiting.get(run_id or "")
-    if worker is None or (session is not None and worker.session != session):
-        return False
-    worker.cancelled.set()
-    return True
-
-
-def stop_compares(session: str) -> int:
-    """Stop every compare run of that Gradio session, running or waiting in line: each ends
-    with a ``cancelled`` state, so the compare's event ends normally with every panel
-    Cancelled (what the Compare tab's "Stop all" does). Returns how many runs were stopped."""
-    with _waiting_lock:
-        workers = [worker for worker in _waiting.values() if worker.session == session]
-    for worker in workers:
-        worker.cancelled.set()
-        if worker.run_id is not None:
-            cancel_run(worker.run_id, session)
-    return len(workers)
 
 
 class _Worker:
-    """One run's thread: puts ``(index, state)`` on ``updates`` until the run ends, ``stop``
-    (the whole compare closed) or ``cancelled`` (this run's own Stop while it waited)."""
+    """One run's thread: puts ``(index, state)`` on ``updates`` until the run ends or ``stop``
+    (the whole compare closed), then ``(index, _DONE)``."""
 
     def __init__(
         self,
         index: int,
-        states: Iterator[RunState],
+        spec: RunSpec,
+        handle: RunHandle,
         updates: queue.Queue,
         stop: threading.Event,
     ) -> None:
-        self.index, self.states, self.updates, self.stop = index, states, updates, stop
-        self.run_id: str | None = None
-        self.session = current_session()
-        self.waiting_id = f"{WAITING_PREFIX}{uuid.uuid4().hex}"
-        self.cancelled = threading.Event()
+        self.index, self.spec, self.handle = index, spec, handle
+        self.updates, self.stop = updates, stop
         self.placed = threading.Event()
-        context = contextvars.copy_context()  # the Gradio session reaches the run's thread
-        self.thread = threading.Thread(
-            target=context.run, args=(self._run,), name=f"compare-run-{index}", daemon=True
-        )
+        self.thread = threading.Thread(target=self._run, name=f"compare-run-{index}", daemon=True)
 
     def _run(self) -> None:
-        with _waiting_lock:
-            _waiting[self.waiting_id] = self
-        state: RunState | None = None
+        states = ENGINE.states(self.spec, self.handle)
         try:
-            for state in self.states:
-                if state.status == "queued" and state.run_id is None:
-                    state = state.model_copy(update={"run_id": self.waiting_id})
-                self.run_id = state.run_id if state.run_id != self.waiting_id else self.run_id
+            for state in states:
                 self.updates.put((self.index, state))
                 self.placed.set()
-                if self.stop.is_set() or self.cancelled.is_set():
+                if self.stop.is_set():
                     break
-            ended = state is None or state.status in ("done", "error", "cancelled")
-            if self.cancelled.is_set() and not ended:
-                cancelled = {"status": "cancelled", "message": "Cancelled.", "phase": None}
-                self.updates.put((self.index, state.model_copy(update=cancelled)))
-        except Exception as error:  # a stream does not raise; a bug must still end the panel
+        except Exception as error:  # the engine does not raise; a bug must still end the panel
             self.updates.put(
                 (
                     self.index,
@@ -144,9 +104,8 @@ class _Worker:
                 )
             )
         finally:
-            with _waiting_lock:
-                _waiting.pop(self.waiting_id, None)
-            self.states.close()  # the run's own cleanup: cancel, free its slot, leave the line
+            states.close()  # the run's own cleanup: cancel, free its slot, leave the line
+            ENGINE.handles.close(self.handle)  # also when the states never started
             self.placed.set()
             self.updates.put((self.index, _DONE))
 
@@ -166,13 +125,14 @@ def stream_together(
     module docstring); a session that already has a run going gets ``busy`` for every run.
     """
     registry = registry or get_registry()
+    owner = current_session()  # the Gradio session owns every run of the compare
     latest = [
         RunState(status="queued", backend=run.backend, message="Waiting to start…") for run in runs
     ]
     group: RunGroup | None = None
     if policy is not None:
         try:
-            group = policy.queue.group(current_session(), max(1, len(runs)))
+            group = policy.queue.group(owner, max(1, len(runs)))
         except RunRefused as error:
             yield tuple(
                 state.model_copy(
@@ -191,12 +151,10 @@ def stream_together(
     workers: list[_Worker] = []
     try:
         for index, run in enumerate(runs):
-            worker = _Worker(
-                index,
-                _run_states(run, policy, registry, min_interval, preview_max_side, group),
-                updates,
-                stop,
+            spec = RunSpec(
+                run.backend, run.fields, policy, registry, group, min_interval, preview_max_side
             )
+            worker = _Worker(index, spec, ENGINE.open(owner), updates, stop)
             workers.append(worker)
             worker.thread.start()
             # in the order given: each run takes its place in line before the next one starts
@@ -214,8 +172,7 @@ def stream_together(
     finally:
         stop.set()
         for worker in workers:
-            if worker.run_id is not None:
-                cancel_run(worker.run_id)  # the backend stops within its current step
+            worker.handle.cancel()  # in any phase: a backend stops within its current step
         for worker in workers:
             worker.thread.join(JOIN_SECONDS)
         if group is not None:
@@ -231,24 +188,6 @@ def _drain(updates: queue.Queue) -> Iterator[tuple[int, Any]]:
             yield updates.get_nowait()
         except queue.Empty:
             return
-
-
-def _run_states(
-    run: CompareRun,
-    policy: Policy | None,
-    registry: Registry,
-    min_interval: float,
-    preview_max_side: int,
-    group: RunGroup | None,
-) -> Iterator[RunState]:
-    fields = dict(run.fields)
-    if policy is None:
-        return _states(run.backend, None, registry, min_interval, preview_max_side, None, fields)
-    from .guarded import stream_guarded
-
-    return stream_guarded(
-        run.backend, fields, policy, registry, min_interval, preview_max_side, group
-    )
 
 
 # -- a compare of catalogue models ----------------------------------------------------------------

@@ -26,17 +26,15 @@ from .compare import (
     MAX_MODELS,
     MIN_MODELS,
     CompareRefused,
-    cancel_waiting,
     chosen_entries,
     compare,
-    stop_compares,
 )
 from .component import DiffusionPreview, _run_id_of
 from .ownership import session_of
 from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
-from .state import RunState
-from .streaming import cancel_run
+from .run_handles import cancel_run, stop_session_runs
+from .run_state import RunState
 
 
 @dataclass
@@ -266,14 +264,14 @@ def _first_usable(policy: Policy) -> list[str]:
 
 
 def _stop_all(request: gr.Request) -> None:
-    """Stop all: every compare run of the caller's session (never anyone else's)."""
+    """Stop all: every run of the caller's session, waiting or running (never anyone else's)."""
     session = session_of(request)
     if session is not None:
-        stop_compares(session)
+        stop_session_runs(session)
 
 
 def _stop_own_run(evt: EventData, request: gr.Request) -> None:
     """A panel's own Stop: only the run it shows, and only the caller's (see ``ownership``)."""
     session, run_id = session_of(request), _run_id_of(evt)
     if session is not None and run_id is not None:
-        cancel_run(run_id, session) or cancel_waiting(run_id, session)
+        cancel_run(run_id, session)

@@ -20,8 +20,8 @@ from .generation_info import file_stem, image_metadata, infotext
 from .image_retention import ImageRetention
 from .ownership import session_of
 from .preview_fit import fit_preview
+from .run_handles import cancel_run, finish_run, runs_of_session
 from .state import GenerationParams, PreviewData, RunState
-from .streaming import cancel_run, finish_run, runs_of_session
 
 if TYPE_CHECKING:
     from gradio.components import Timer

@@ -60,7 +60,8 @@ class Ticket:
         return self.queue._waiting_count(self.backend)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait up to ``timeout`` seconds for a slot; True once the run may start."""
+        """Wait up to ``timeout`` seconds for a slot; True once the run may start, False at
+        once when the ticket leaves the line meanwhile (from another thread: a cancel)."""
         return self.queue._admit(self, timeout)
 
     def leave(self) -> None:
@@ -198,11 +199,13 @@ class FairQueue:
             line = self._lines[ticket.backend]
 
             def may_start() -> bool:
+                if ticket.left:  # it left the line meanwhile (cancelled): wake up to say so
+                    return True
                 return line[0] is ticket and self._running.get(ticket.backend, 0) < self.slots(
                     ticket.backend
                 )
 
-            if not self._cond.wait_for(may_start, timeout):
+            if not self._cond.wait_for(may_start, timeout) or ticket.left:
                 return False
             line.popleft()
             self._running[ticket.backend] = self._running.get(ticket.backend, 0) + 1

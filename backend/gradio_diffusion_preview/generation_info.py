@@ -21,7 +21,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from .state import GenerationParams
+from .run_state import GenerationParams
 
 if TYPE_CHECKING:
     from .events import Finished, Started

@@ -1,7 +1,9 @@
 """BackendRunner: drives a backend's ``generate`` on its own thread into an ``EventChannel``.
 
-The generation thread never waits for the consumer. An exception escaping a backend becomes a
-``Failed`` event naming the backend, so the server keeps serving. On cancel the runner stops
+The generation thread never waits for the consumer. The backend's ``generate`` is called on that
+thread too, so an exception escaping it, whether it is a generator or a plain function that
+raises before returning one, becomes a ``Failed`` event naming the backend, and the server keeps
+serving. On cancel the runner stops
 pulling and closes the backend's generator, so its ``finally`` blocks run.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .channel import EventChannel
 from .control import RunControl
@@ -19,12 +21,13 @@ log = logging.getLogger(__name__)
 
 
 class BackendRunner:
-    """Runs one generation. Start it, read ``channel``, and ``stop()`` it when done."""
+    """Runs one generation: ``generate()`` (e.g. ``lambda: backend.generate(request, control)``)
+    and the events it yields. Start it, read ``channel``, and ``stop()`` it when done."""
 
     def __init__(
         self,
         backend_id: str,
-        events: Iterator[GenerationEvent],
+        generate: Callable[[], Iterable[GenerationEvent]],
         control: RunControl,
         min_interval: float = 0.0,
     ) -> None:
@@ -32,7 +35,8 @@ class BackendRunner:
         self.control = control
         self.channel = EventChannel(min_interval)
         self.steps_produced = 0
-        self._events = events
+        self._generate = generate
+        self._events: Iterator[GenerationEvent] | None = None
         self._thread = threading.Thread(target=self._run, name=f"gdp-{backend_id}", daemon=True)
 
     def start(self) -> BackendRunner:
@@ -46,6 +50,7 @@ class BackendRunner:
 
     def _run(self) -> None:
         try:
+            self._events = iter(self._generate())
             for event in self._events:
                 if self.control.cancelled:
                     break

@@ -98,7 +98,9 @@ class BackendServer:
             yield to_wire(Failed(str(error), error.reason, error.retry_after))
             return
         control = RunControl()
-        runner = BackendRunner(backend.id, backend.generate(resolved, control), control).start()
+        runner = BackendRunner(
+            backend.id, lambda: backend.generate(resolved, control), control
+        ).start()
         finish_wait = _wait_for_finish(signals, run_id, control)
         ended = False
         try:

@@ -1,0 +1,185 @@
+"""RunProgress: turns one run's events into its states (steps, waiting phases, ETAs, the end),
+and the last states of runs that end without a result of their own (timed out, cancelled, a
+backend that stopped without a word)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .control import RunControl
+from .events import Failed, Finished, GenerationEvent, Started, Status, Step
+from .generation_info import params_finished, params_started
+from .preview_encoding import InvalidPreview, encode_previews
+from .progress import RUN_DURATIONS, ProgressClock
+from .run_state import RunState
+
+PHASE_TEXT = {
+    "queued": "Queued at the service…",
+    "loading": "Loading the model…",
+    "generating": "Generating…",
+    "fetching": "Fetching the result…",
+}
+
+
+class RunProgress:
+    """Turns one run's events into its states: steps, waiting phases, ETAs, the end."""
+
+    def __init__(
+        self,
+        backend_id: str,
+        model: str | None,
+        preview_max_side: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend_id, self.model = backend_id, model
+        self.preview_max_side = preview_max_side
+        self.clock = ProgressClock(clock)
+
+    def tick(self, state: RunState) -> RunState:
+        """A heartbeat with no event: the elapsed time, and a waiting run's ETA counted down."""
+        update: dict[str, Any] = {"elapsed": self.clock.elapsed}
+        if state.phase is not None:
+            update["eta"] = self._wait_eta()
+        return state.model_copy(update=update)
+
+    def _wait_eta(self) -> float | None:
+        return self.clock.wait_eta(RUN_DURATIONS.expected(self.backend_id, self.model))
+
+    def apply(self, state: RunState, event: GenerationEvent) -> RunState:
+        clock = self.clock
+        if isinstance(event, Started):
+            return state.model_copy(
+                update={
+                    "total_steps": event.total_steps,
+                    "model": event.model,
+                    "seeds": list(event.seeds),
+                    "width": event.width,
+                    "height": event.height,
+                    "message": None,
+                    "elapsed": clock.elapsed,
+                    "params": params_started(state.params, event),
+                }
+            )
+        if isinstance(event, Status):
+            clock.service_said(event.eta)
+            return state.model_copy(
+                update={
+                    "phase": event.phase,
+                    "message": event.message or PHASE_TEXT.get(event.phase),
+                    "queue_position": event.position,
+                    "queue_size": event.queue_size,
+                    "elapsed": clock.elapsed,
+                    "eta": self._wait_eta(),
+                }
+            )
+        if isinstance(event, Step):
+            clock.step(event.step)
+            preview, previews = state.preview, state.previews
+            if event.preview is not None:
+                try:
+                    preview, previews = encode_previews(event.preview, self.preview_max_side)
+                except InvalidPreview as error:
+                    return self._failed(
+                        state,
+                        Failed(
+                            f"Backend '{self.backend_id}' sent a preview that is not an image at "
+                            f"step {event.step}: {error}. This is a bug in the backend; report "
+                            "it to its authors.",
+                            "backend_error",
+                        ),
+                    )
+            return state.model_copy(
+                update={
+                    "step": event.step,
+                    "total_steps": event.total_steps,
+                    "preview": preview,
+                    "previews": previews,
+                    "phase": None,
+                    "queue_position": None,
+                    "queue_size": None,
+                    "elapsed": clock.elapsed,
+                    "steps_per_second": clock.steps_per_second(),
+                    "eta": clock.eta(event.total_steps),
+                    "message": None,
+                }
+            )
+        if isinstance(event, Finished):
+            if not event.early:
+                RUN_DURATIONS.record(self.backend_id, self.model, clock.elapsed)
+            message = (
+                f"Finished early at step {state.step} of {state.total_steps}."
+                if event.early
+                else None
+            )
+            return state.model_copy(
+                update={
+                    "status": "done",
+                    "images": list(event.images),
+                    "seeds": list(event.seeds),
+                    # the final images replace the preview: it need not travel again in the
+                    # event's last message, nor stay in Gradio's store of each session's value
+                    "preview": None if event.images else state.preview,
+                    "previews": [] if event.images else state.previews,
+                    # a run that reported no steps (a service that only waits) claims none
+                    "step": state.step if event.early or not state.step else state.total_steps,
+                    "phase": None,
+                    "queue_position": None,
+                    "queue_size": None,
+                    "eta": 0.0,
+                    "elapsed": clock.elapsed,
+                    "message": message,
+                    "params": params_finished(state.params, event, state.step),
+                }
+            )
+        if isinstance(event, Failed):
+            return self._failed(state, event)
+        raise TypeError(f"unknown event {event!r}")
+
+    def timed_out(self, state: RunState, time_limit: float) -> RunState:
+        """The last state of a run stopped at the app's time limit."""
+        return state.model_copy(
+            update={
+                "status": "error",
+                "message": f"The run took longer than this app's limit of {time_limit:g} s and was "
+                "stopped. Fix: ask for fewer steps, a smaller size or fewer images.",
+                "reason": "timeout",
+                "elapsed": self.clock.elapsed,
+                "phase": None,
+                "eta": None,
+            }
+        )
+
+    def ended_without_result(self, state: RunState, control: RunControl) -> RunState:
+        """The last state of a run whose backend stopped yielding without Finished or Failed."""
+        if control.cancelled or control.finish_requested:
+            status, message, reason = "cancelled", "Cancelled.", None
+        else:
+            status, reason = "error", "backend_error"
+            message = (
+                f"Backend '{self.backend_id}' stopped without a result or an error; "
+                "report this to its authors."
+            )
+        return state.model_copy(
+            update={
+                "status": status,
+                "message": message,
+                "reason": reason,
+                "elapsed": self.clock.elapsed,
+                "phase": None,
+            }
+        )
+
+    def _failed(self, state: RunState, event: Failed) -> RunState:
+        return state.model_copy(
+            update={
+                "status": "error",
+                "message": event.message,
+                "reason": event.reason,
+                "retry_after": event.retry_after,
+                "phase": None,
+                "elapsed": self.clock.elapsed,
+                "eta": None,
+            }
+        )

@@ -1,0 +1,96 @@
+"""The state of one run, as the run engine produces it: ``RunState`` (final images as PIL
+images) and the run's settings, ``GenerationParams``.
+
+This module does not import Gradio: the engine that makes these states runs without it. The wire
+form the browser and API clients receive is ``state.PreviewData``, which shares ``RunFields``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import PIL.Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from .events import FailureReason, Phase
+
+RunStatus = Literal["idle", "queued", "running", "done", "cancelled", "error"]
+
+
+class GenerationParams(BaseModel):
+    """What a run was asked to make, as resolved by validation: enough to label its images and
+    to make them again. Image ``i`` of a batch has seed ``seeds[i]`` of the run; ``seed`` here is
+    the first image's. ``model`` is a display name: a model given as a local folder shows only
+    the folder's name, never a server path."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    steps: int | None = None
+    guidance: float | None = None
+    width: int | None = None
+    height: int | None = None
+    num_images: int = 1
+    seed: int | None = None
+    model: str | None = None
+    backend: str | None = None
+    sampler: str | None = Field(None, description="The sampler or scheduler, when known.")
+    steps_done: int | None = Field(
+        None, description="Steps actually run, when the run was finished early."
+    )
+
+
+class RunFields(BaseModel):
+    """The fields both forms share."""
+
+    run_id: str | None = Field(None, description="Identifies the run, e.g. to finish it early.")
+    status: RunStatus = "idle"
+    step: int = Field(0, description="Denoising steps done so far.")
+    total_steps: int = 0
+    preview: str | None = Field(
+        None, description="The latest preview as a small JPEG/WebP data URL (no file)."
+    )
+    previews: list[str] = Field(
+        default_factory=list,
+        description="One preview data URL per image of a batch, when the backend previews "
+        "each image (``preview`` is then null).",
+    )
+    phase: Phase | None = Field(
+        None,
+        description="What a waiting run is doing (queued at the service, loading, generating "
+        "with no steps to report, fetching); null while steps are reported.",
+    )
+    queue_position: int | None = Field(
+        None, description="The run's place in the service's queue (1 = next), when it says."
+    )
+    queue_size: int | None = Field(None, description="The service's queue length, when it says.")
+    elapsed: float = Field(0.0, description="Seconds since the run started.")
+    steps_per_second: float | None = None
+    eta: float | None = Field(None, description="Estimated seconds left.")
+    seeds: list[int] = Field(default_factory=list)
+    backend: str | None = None
+    model: str | None = None
+    width: int | None = None
+    height: int | None = None
+    message: str | None = Field(None, description="What went wrong, or a note about the run.")
+    reason: FailureReason | None = Field(
+        None,
+        description="Why the run failed, for code: invalid_request, model_not_found, "
+        "unauthorized, rate_limited, busy, unavailable, timeout, content_filtered, "
+        "out_of_memory, remote_error or backend_error.",
+    )
+    retry_after: float | None = Field(
+        None, description="Seconds after which trying again may succeed, when known."
+    )
+    params: GenerationParams | None = Field(
+        None,
+        description="The run's settings (prompt, negative prompt, seed, steps, guidance, size, "
+        "model, backend, sampler), to label its images and to reuse them.",
+    )
+
+
+class RunState(RunFields):
+    """A run's state on the Python side; ``images`` are the final images once done."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    images: list[PIL.Image.Image] = Field(default_factory=list)

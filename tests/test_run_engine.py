@@ -1,0 +1,143 @@
+"""The run engine: one handle per run in every phase, a driver that never raises, and time that
+tests drive (the clock and the tick intervals are the engine's settings)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+from toy_backends import CountingBackend, registry_with
+
+from gradio_diffusion_preview import Backend, Capabilities, stream
+from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
+from gradio_diffusion_preview.run_engine import RunEngine, RunSpec
+from gradio_diffusion_preview.run_handles import RUNS, RunRegistry
+
+
+class RaisesAtOnce(Backend):
+    """A plugin whose ``generate`` is a plain function that raises before returning events."""
+
+    id = "raises-at-once"
+    display_name = "Raises at once (test)"
+    location = "local"
+    capabilities = Capabilities(any_model=True)
+
+    def generate(self, request, control):
+        raise ValueError("the service's client could not be built")
+
+
+def test_a_generate_that_raises_before_any_event_ends_in_an_error_and_leaves_no_run():
+    before = len(RUNS)
+    states = list(stream(RaisesAtOnce(), model="m", prompt="p"))  # must not raise
+    last = states[-1]
+    assert last.status == "error" and last.reason == "backend_error"
+    assert "raises-at-once" in last.message and "ValueError" in last.message
+    assert len(RUNS) == before, "the run is still registered"
+
+
+def one_slot_policy(**limits) -> Policy:
+    entry = CatalogueEntry(id="flat", backend="counting", model="flat")
+    return Policy(
+        catalogue=[entry], slots={"counting": 1}, limits=Limits(max_steps=500, **limits)
+    )
+
+
+def test_a_waiting_run_has_its_id_from_its_first_state_and_cancel_takes_it_out_at_once():
+    backend = CountingBackend(step_seconds=0.01)
+    registry, policy = registry_with(backend), one_slot_policy()
+    engine = RunEngine(RunRegistry(), wait_tick=5.0)  # a late wake-up would show a 2nd queued
+    fields = {"model": "flat", "prompt": "p", "steps": 400}
+    first = engine.states(RunSpec("counting", fields, policy, registry), engine.open("a"))
+    assert next(first).status == "running" and next(first).step >= 0
+    handle = engine.open("b")
+    waiting = engine.states(RunSpec("counting", fields, policy, registry), handle)
+    queued = next(waiting)
+    assert (queued.status, queued.run_id, queued.queue_position) == ("queued", handle.id, 1)
+    assert handle.phase == "waiting" and handle.position == 1
+    assert engine.handles.get(handle.id, "a") is None, "another session cannot reach it"
+    assert not handle.finish_early(), "a waiting run has nothing to keep"
+    assert handle.cancel()
+    rest = list(waiting)
+    assert [s.status for s in rest] == ["cancelled"], [s.status for s in rest]
+    assert rest[0].run_id == handle.id
+    assert handle.phase == "ended" and not handle.cancel()
+    assert policy.queue.active() == (1, 0), "it left the line; the first run still runs"
+    first.close()
+    assert policy.queue.active() == (0, 0) and len(engine.handles) == 0
+
+
+def test_a_run_cancelled_before_it_starts_never_reaches_its_backend():
+    backend = CountingBackend()
+    engine = RunEngine(RunRegistry())
+    handle = engine.open()
+    assert handle.phase == "pending" and handle.cancel()
+    spec = RunSpec("counting", {"prompt": "p", "steps": 5}, plugins=registry_with(backend))
+    states = list(engine.states(spec, handle))
+    assert [s.status for s in states] == ["cancelled"] and backend.steps_run == 0
+    assert len(engine.handles) == 0
+
+
+class SteppingClock:
+    """A clock that moves ``step`` seconds each time it is read: time passes without waiting."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_the_time_limit_is_measured_on_the_engines_clock():
+    backend = CountingBackend()
+    registry, policy = registry_with(backend), one_slot_policy(time_limit=30.0)
+    engine = RunEngine(RunRegistry(), clock=SteppingClock(10.0))  # 3 reads pass the limit
+    spec = RunSpec("counting", {"model": "flat", "prompt": "p", "steps": 500}, policy, registry)
+    states = list(engine.states(spec, engine.open()))
+    last = states[-1]
+    assert (last.status, last.reason) == ("error", "timeout"), last
+    assert "30 s" in last.message and last.elapsed > 30
+    assert len(states) < 100, "stopped at the limit, long before the 500 steps' end"
+    assert policy.queue.active() == (0, 0)
+
+
+def test_finish_early_reaches_only_a_running_run():
+    backend = CountingBackend(step_seconds=0.01)
+    engine = RunEngine(RunRegistry())
+    handle = engine.open("s")
+    assert not handle.finish_early(), "not running yet"
+    spec = RunSpec(
+        "counting", {"prompt": "p", "steps": 400}, plugins=registry_with(backend), min_interval=0
+    )
+    final = None
+    for state in engine.states(spec, handle):
+        if state.step >= 3 and handle.phase == "running":
+            assert engine.handles.get(handle.id, "s") is handle
+            handle.finish_early()
+        final = state
+    assert final.status == "done" and "Finished early" in final.message
+    assert not handle.finish_early() and engine.handles.get(handle.id) is None
+
+
+def test_the_engine_runs_without_importing_gradio():
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.path.insert(0, "tests")
+        from toy_backends import CountingBackend, registry_with
+        from gradio_diffusion_preview.run_engine import ENGINE, RunSpec
+        spec = RunSpec("counting", {"prompt": "p", "steps": 3},
+                       plugins=registry_with(CountingBackend()))
+        states = list(ENGINE.states(spec, ENGINE.open()))
+        assert states[-1].status == "done", states[-1]
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("gradio", "gradio_client"))
+        print(loaded)
+        assert not loaded, loaded
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
