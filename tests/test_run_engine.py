@@ -39,9 +39,7 @@ def test_a_generate_that_raises_before_any_event_ends_in_an_error_and_leaves_no_
 
 def one_slot_policy(**limits) -> Policy:
     entry = CatalogueEntry(id="flat", backend="counting", model="flat")
-    return Policy(
-        catalogue=[entry], slots={"counting": 1}, limits=Limits(max_steps=500, **limits)
-    )
+    return Policy(catalogue=[entry], slots={"counting": 1}, limits=Limits(max_steps=500, **limits))
 
 
 def test_a_waiting_run_has_its_id_from_its_first_state_and_cancel_takes_it_out_at_once():
