@@ -140,8 +140,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     except ModelListingError as error:
         raise BackendUnavailable(
             bid,
-            f"{error}. Fix: check the backend's setup or connection (`python -m "
-            "gradio_diffusion_preview plugins` shows what it lists), then try again.",
+            error.refusal(),
             error.reason,  # type: ignore[arg-type]
         ) from None
     if model is None:
