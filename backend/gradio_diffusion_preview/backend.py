@@ -45,6 +45,7 @@ class ModelDefaults(BaseModel):
     guidance_range: tuple[float, float] | None = None
     negative_prompt: bool | None = None
     default_size: tuple[int, int] | None = None
+    sizes: tuple[tuple[int, int], ...] | None = None
     min_size: int | None = None
     max_size: int | None = None
     size_multiple: int | None = None
@@ -97,8 +98,21 @@ class Capabilities(BaseModel):
     """True when ``generate`` yields a ``Step`` per denoising step. A backend that waits on a
     service reporting no steps sets False and yields ``Status`` events instead."""
     step_previews: bool = True
+    exact_steps: bool = True
+    """True when each ``Step`` counts the request's steps (a model loop run here: the last
+    Step is the total). False when progress is a service's own count, read by polling (tqdm
+    lines in its logs): each Step's ``total_steps`` is then the service's, and the last step
+    may be missed."""
     negative_prompt: bool = True
     seed: bool = True
+    """False for a service that cannot be seeded: requests give no seed, and ``Started`` and
+    ``Finished`` carry ``seeds=None``, so no image claims a seed it was not made with."""
+    seed_per_image: bool = True
+    """False for a service that takes one seed for a whole batch: every image of a batch then
+    carries that one seed (``seeds=[seed] * num_images``)."""
+    steps: bool = True
+    """False for a service that takes no number of steps: requests give none, the request
+    arrives with ``steps=None``, and no image claims a number of steps."""
     guidance: bool = True
     guidance_range: tuple[float, float] = (0.0, 30.0)
     default_guidance: float = 7.5
@@ -106,6 +120,10 @@ class Capabilities(BaseModel):
     min_size: int = Field(64, ge=1)
     max_size: int = Field(2048, ge=1)
     default_size: tuple[int, int] = (512, 512)
+    sizes: tuple[tuple[int, int], ...] = ()
+    """The only (width, height) pairs the service makes, for one with a fixed list (256x256,
+    1024x1024, 1792x1024...); empty for any size within the limits above. Validation refuses
+    any other size before the run, naming the list."""
     steps_range: tuple[int, int] = (1, 150)
     default_steps: int = 20
     max_batch: int = Field(4, ge=1)
@@ -141,6 +159,8 @@ class Capabilities(BaseModel):
             problems.append(
                 f"default_size {self.default_size} is outside {self.min_size}..{self.max_size}"
             )
+        if self.sizes and tuple(self.default_size) not in self.sizes:
+            problems.append(f"default_size {self.default_size} is not one of sizes")
         unknown = sorted(set(self.option_choices) - set(self.options))
         if unknown:
             problems.append(f"option_choices names options not in options: {unknown}")
