@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Availability": "backend",
+    "AvailabilityState": "backend",
+    "FailureReason": "events",
+    "Phase": "events",
     "Backend": "backend",
     "ModelDefaults": "backend",
     "ModelListingError": "backend",
@@ -46,11 +49,13 @@ _EXPORTS = {
 }
 __all__ = [
     "Availability",
+    "AvailabilityState",
     "Backend",
     "BackendUnavailable",
     "Capabilities",
     "DiffusionPreview",
     "Failed",
+    "FailureReason",
     "Finished",
     "GenerationEvent",
     "GenerationRequest",
@@ -58,6 +63,7 @@ __all__ = [
     "ModelDefaults",
     "ModelInfo",
     "ModelListingError",
+    "Phase",
     "PreviewData",
     "Registry",
     "RunControl",
@@ -96,6 +102,7 @@ if TYPE_CHECKING:
     from .async_stream import astream
     from .backend import (
         Availability,
+        AvailabilityState,
         Backend,
         Capabilities,
         ModelDefaults,
@@ -104,7 +111,16 @@ if TYPE_CHECKING:
     )
     from .component import DiffusionPreview
     from .control import RunControl
-    from .events import Failed, Finished, GenerationEvent, Started, Status, Step
+    from .events import (
+        Failed,
+        FailureReason,
+        Finished,
+        GenerationEvent,
+        Phase,
+        Started,
+        Status,
+        Step,
+    )
     from .hookspecs import hookimpl
     from .plugins import Registry, get_backend, get_registry, list_plugins
     from .request import (

@@ -45,6 +45,7 @@ class ModelDefaults(BaseModel):
     guidance_range: tuple[float, float] | None = None
     negative_prompt: bool | None = None
     default_size: tuple[int, int] | None = None
+    sizes: tuple[tuple[int, int], ...] | None = None
     min_size: int | None = None
     max_size: int | None = None
     size_multiple: int | None = None
@@ -55,10 +56,30 @@ class ModelDefaults(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+def _positional(cls: type[BaseModel], args: tuple[Any, ...], fields: dict[str, Any]) -> dict:
+    """``fields`` with ``args`` given to ``cls``'s fields in their declared order, so
+    ``ModelInfo("sd15")`` and ``Availability("not_configured", "Set X.")`` read like the events;
+    too many arguments, or one given twice, is a ``TypeError`` naming the class and the fields."""
+    names = list(cls.model_fields)
+    if len(args) > len(names):
+        raise TypeError(
+            f"{cls.__name__}() takes at most {len(names)} positional arguments "
+            f"({', '.join(names)}) but {len(args)} were given"
+        )
+    twice = [name for name in names[: len(args)] if name in fields]
+    if twice:
+        raise TypeError(f"{cls.__name__}() got {twice[0]!r} both by position and by name")
+    return {**dict(zip(names, args, strict=False)), **fields}
+
+
 class ModelInfo(BaseModel):
-    """One model a backend offers."""
+    """One model a backend offers: ``ModelInfo("sd15")``, ``ModelInfo("sd15", "Stable
+    Diffusion 1.5")`` or by keyword, as you like."""
 
     model_config = ConfigDict(frozen=True)
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        super().__init__(**_positional(type(self), args, fields))
 
     id: str
     name: str | None = None
@@ -77,8 +98,21 @@ class Capabilities(BaseModel):
     """True when ``generate`` yields a ``Step`` per denoising step. A backend that waits on a
     service reporting no steps sets False and yields ``Status`` events instead."""
     step_previews: bool = True
+    exact_steps: bool = True
+    """True when each ``Step`` counts the request's steps (a model loop run here: the last
+    Step is the total). False when progress is a service's own count, read by polling (tqdm
+    lines in its logs): each Step's ``total_steps`` is then the service's, and the last step
+    may be missed."""
     negative_prompt: bool = True
     seed: bool = True
+    """False for a service that cannot be seeded: requests give no seed, and ``Started`` and
+    ``Finished`` carry ``seeds=None``, so no image claims a seed it was not made with."""
+    seed_per_image: bool = True
+    """False for a service that takes one seed for a whole batch: every image of a batch then
+    carries that one seed (``seeds=[seed] * num_images``)."""
+    steps: bool = True
+    """False for a service that takes no number of steps: requests give none, the request
+    arrives with ``steps=None``, and no image claims a number of steps."""
     guidance: bool = True
     guidance_range: tuple[float, float] = (0.0, 30.0)
     default_guidance: float = 7.5
@@ -86,6 +120,10 @@ class Capabilities(BaseModel):
     min_size: int = Field(64, ge=1)
     max_size: int = Field(2048, ge=1)
     default_size: tuple[int, int] = (512, 512)
+    sizes: tuple[tuple[int, int], ...] = ()
+    """The only (width, height) pairs the service makes, for one with a fixed list (256x256,
+    1024x1024, 1792x1024...); empty for any size within the limits above. Validation refuses
+    any other size before the run, naming the list."""
     steps_range: tuple[int, int] = (1, 150)
     default_steps: int = 20
     max_batch: int = Field(4, ge=1)
@@ -121,6 +159,8 @@ class Capabilities(BaseModel):
             problems.append(
                 f"default_size {self.default_size} is outside {self.min_size}..{self.max_size}"
             )
+        if self.sizes and tuple(self.default_size) not in self.sizes:
+            problems.append(f"default_size {self.default_size} is not one of sizes")
         unknown = sorted(set(self.option_choices) - set(self.options))
         if unknown:
             problems.append(f"option_choices names options not in options: {unknown}")
@@ -144,9 +184,13 @@ AvailabilityState = Literal["usable", "needs_token", "offline", "not_configured"
 
 class Availability(BaseModel):
     """Whether a backend can run now, and if not, why: for people (``message``, naming the
-    fix) and for code (``state``). Checked before a run starts and shown by the CLI."""
+    fix) and for code (``state``). Checked before a run starts and shown by the CLI.
+    ``Availability("not_configured", "Set X.")`` or by keyword, as you like."""
 
     model_config = ConfigDict(frozen=True)
+
+    def __init__(self, *args: Any, **fields: Any) -> None:
+        super().__init__(**_positional(type(self), args, fields))
 
     state: AvailabilityState = "usable"
     message: str = ""
@@ -163,9 +207,36 @@ class ModelListingError(RuntimeError):
     """A backend could not list its models (a service down, no token, no cache); ``str()``
     names the backend and the cause. ``reason`` is the failure reason a run refused for it
     gets: the cause's own ``reason`` attribute when it has one (a refused login is
-    ``unauthorized``), else ``unavailable``."""
+    ``unauthorized``), else ``unavailable``. ``refusal()`` is the whole message for a refused
+    run: the cause's own "Fix:" when it gives one, else one general fix."""
 
     reason: str = "unavailable"
+
+    def refusal(self) -> str:
+        """This error as one message with exactly one "Fix:" and one closing full stop."""
+        text = str(self).strip().rstrip(".")
+        if "Fix:" in text:
+            return f"{text}."
+        return (
+            f"{text}. Fix: check the backend's setup or connection (`python -m "
+            "gradio_diffusion_preview plugins` shows what it lists), then try again."
+        )
+
+
+def _cause_text(error: BaseException) -> str:
+    """What a failed ``models()`` says, for people. A message composed for people (one of
+    this project's ``RemoteFailure``s or ``ModelListingError``s: it carries a failure reason,
+    or names its own fix) is given as it is; anything else (``ConnectionError: no network``)
+    with its type, which is then the only clue."""
+    from .events import FAILURE_REASONS
+
+    text = str(error).strip()
+    composed = (
+        isinstance(error, ModelListingError)
+        or getattr(error, "reason", None) in FAILURE_REASONS
+        or "Fix:" in text
+    )
+    return text if composed and text else f"{type(error).__name__}: {text}"
 
 
 class Backend(ABC):
@@ -199,7 +270,7 @@ class Backend(ABC):
             result: list[ModelInfo] | ModelListingError = list(self.models())
         except Exception as error:
             result = ModelListingError(
-                f"Backend '{self.id}' could not list its models: {type(error).__name__}: {error}"
+                f"Backend '{self.id}' could not list its models: {_cause_text(error)}"
             )
             from .events import FAILURE_REASONS
 

@@ -44,11 +44,15 @@ FAILURE_REASONS: tuple[str, ...] = get_args(FailureReason)
 
 @dataclass(frozen=True)
 class Started:
-    """The run has begun: how many steps it will take and what it will make."""
+    """The run has begun: how many steps it will take and what it will make.
 
-    total_steps: int
+    ``total_steps`` is ``None`` when the backend cannot say (a service that takes no number of
+    steps, ``Capabilities(steps=False)``); ``seeds`` is ``None`` for a backend that has no seed
+    (``Capabilities(seed=False)``), so no image claims one."""
+
+    total_steps: int | None
     model: str
-    seeds: list[int]
+    seeds: list[int] | None
     width: int
     height: int
     num_images: int = 1
@@ -89,10 +93,12 @@ class Status:
 
 @dataclass(frozen=True)
 class Finished:
-    """The final images, one per seed, with whatever the backend wants to record about them."""
+    """The final images, one per seed, with whatever the backend wants to record about them.
+    ``seeds`` is ``None`` (the default) for a backend that has no seed (``Capabilities(
+    seed=False)``): the images then claim none."""
 
     images: list[PIL.Image.Image]
-    seeds: list[int]
+    seeds: list[int] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     early: bool = False
     """True when the run was asked to finish early and these are its current estimate."""

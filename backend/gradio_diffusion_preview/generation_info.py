@@ -149,7 +149,9 @@ def image_metadata(
     """The text chunks of final image ``index``: ``parameters`` (the infotext) and
     ``gradio_diffusion_preview`` (the same settings as JSON, with this image's seed)."""
     settings = params.model_dump(exclude_none=True)
-    settings.update({"seed": seed if seed is not None else params.seed, "image_index": index})
+    settings["image_index"] = index
+    if (seed if seed is not None else params.seed) is not None:  # a seedless run claims none
+        settings["seed"] = seed if seed is not None else params.seed
     if elapsed is not None:
         settings["seconds"] = round(elapsed, 2)
     return {

@@ -230,7 +230,7 @@ class Policy:
         backend defaulting to 1024 px under a 512 px limit runs at 512)."""
         caps = backend.capabilities_for(request.model)
         limits, update = self.limits, {}
-        if request.steps is None and caps.default_steps > limits.max_steps:
+        if request.steps is None and caps.steps and caps.default_steps > limits.max_steps:
             update["steps"] = limits.max_steps
         for index, name in enumerate(("width", "height")):
             if getattr(request, name) is None and caps.default_size[index] > limits.max_side:

@@ -140,8 +140,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     except ModelListingError as error:
         raise BackendUnavailable(
             bid,
-            f"{error}. Fix: check the backend's setup or connection (`python -m "
-            "gradio_diffusion_preview plugins` shows what it lists), then try again.",
+            error.refusal(),
             error.reason,  # type: ignore[arg-type]
         ) from None
     if model is None:
@@ -173,7 +172,16 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
 
     low, high = caps.steps_range
     steps = caps.default_steps if request.steps is None else request.steps
-    if not low <= steps <= high:
+    if not caps.steps:
+        if request.steps is not None:
+            fail(
+                "steps",
+                request.steps,
+                "this backend takes no number of steps",
+                "leave steps unset.",
+            )
+        steps = None
+    elif not low <= steps <= high:
         fail(
             "steps",
             steps,
@@ -219,7 +227,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     default_w, default_h = caps.default_size
     width = default_w if request.width is None else request.width
     height = default_h if request.height is None else request.height
-    for name, size in (("width", width), ("height", height)):
+    for name, size in () if caps.sizes else (("width", width), ("height", height)):
         if not caps.min_size <= size <= caps.max_size:
             fail(
                 name,
@@ -236,6 +244,15 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
                 f"{name} must be a multiple of {caps.size_multiple}{scope('size_multiple')}",
                 f"use {nearest}.",
             )
+
+    if caps.sizes and (width, height) not in caps.sizes:
+        listed = ", ".join(f"{w}x{h}" for w, h in caps.sizes)
+        fail(
+            "size",
+            f"{width}x{height}",
+            "this backend makes only the sizes it lists",
+            f"use one of: {listed} (width x height).",
+        )
 
     if not 1 <= request.num_images <= caps.max_batch:
         fail(

@@ -52,9 +52,9 @@ class RunProgress:
         if isinstance(event, Started):
             return state.model_copy(
                 update={
-                    "total_steps": event.total_steps,
+                    "total_steps": event.total_steps or 0,
                     "model": event.model,
-                    "seeds": list(event.seeds),
+                    "seeds": list(event.seeds or []),
                     "width": event.width,
                     "height": event.height,
                     "message": None,
@@ -117,7 +117,7 @@ class RunProgress:
                 update={
                     "status": "done",
                     "images": list(event.images),
-                    "seeds": list(event.seeds),
+                    "seeds": list(event.seeds or []),
                     # the final images replace the preview: it need not travel again in the
                     # event's last message, nor stay in Gradio's store of each session's value
                     "preview": None if event.images else state.preview,

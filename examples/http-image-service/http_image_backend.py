@@ -23,6 +23,7 @@ from gradio_diffusion_preview import (
     Backend,
     Capabilities,
     Failed,
+    FailureReason,
     Finished,
     GenerationEvent,
     GenerationRequest,
@@ -32,7 +33,6 @@ from gradio_diffusion_preview import (
     Started,
     Status,
 )
-from gradio_diffusion_preview.events import FailureReason
 
 if TYPE_CHECKING:
     import httpx

@@ -41,10 +41,12 @@ def check_steps(
     timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
-    """Started.total_steps is the request's steps; Steps count up from 1 to it, each carrying
-    the same total; a run that finishes normally ends on the last step. A backend whose
-    capabilities say ``step_events=False`` needs send no Steps, but any it sends keep these
-    rules."""
+    """Step numbers are whole numbers from 1 that increase (steps may be skipped). With
+    ``exact_steps`` (the default), Started.total_steps is the request's steps, every Step
+    carries it, and a run that finishes normally ends on the last step; with
+    ``exact_steps=False`` (progress read from a service), each Step carries the service's own
+    total, no step is beyond it and the last may be missed. A backend whose capabilities say
+    ``step_events=False`` needs send no Steps, but any it sends keep these rules."""
     rec = recording or run_backend(backend, timeout=timeout, **fields)
     expect_event_order(rec, "steps")
     expect_steps(rec, "steps")
@@ -58,7 +60,8 @@ def check_final_images(
     **fields: Any,
 ) -> None:
     """Started and Finished describe the request (model, size, number of images, seed) and
-    Finished carries that many PIL images of the requested size, with one seed each."""
+    Finished carries that many PIL images of the requested size, with one seed each (the same
+    one when ``seed_per_image=False``; ``seeds=None`` when ``seed=False``)."""
     rec = recording or run_backend(backend, timeout=timeout, **fields)
     expect_finished_run(rec, "final_images")
 
@@ -185,17 +188,25 @@ def expect_failure_well_formed(rec: Recording, check: str, failed: Failed) -> No
 
 def expect_steps(rec: Recording, check: str) -> None:
     """The rules of ``check_steps``."""
-    started, steps = rec.started, rec.steps
+    started, steps, caps = rec.started, rec.steps, rec.capabilities
     if started is None:
         fail_check(rec, check, "a Started event", "none")
+    numbers = [s.step for s in steps]
+    if any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in numbers):
+        fail_check(rec, check, "step numbers that are whole numbers from 1", f"steps {numbers}")
+    if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
+        fail_check(rec, check, "step numbers that increase", f"steps {numbers}")
+    if not caps.exact_steps:
+        expect_own_count(rec, check, started, steps)
+        return
     if started.total_steps != rec.request.steps:
         fail_check(
             rec,
             check,
             f"Started.total_steps to be the request's steps ({rec.request.steps})",
             f"total_steps={started.total_steps}",
+            fix=OWN_COUNT_FIX,
         )
-    numbers = [s.step for s in steps]
     for s in steps:
         if s.total_steps != started.total_steps:
             fail_check(
@@ -203,12 +214,17 @@ def expect_steps(rec: Recording, check: str) -> None:
                 check,
                 f"every Step.total_steps to be {started.total_steps}, as Started said",
                 f"Step {s.step} with total_steps={s.total_steps}",
+                fix=OWN_COUNT_FIX,
             )
-    if any(not isinstance(n, int) or not 1 <= n <= started.total_steps for n in numbers):
-        fail_check(rec, check, f"step numbers from 1 to {started.total_steps}", f"steps {numbers}")
-    if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
-        fail_check(rec, check, "step numbers that increase", f"steps {numbers}")
-    if not rec.capabilities.step_events:
+    if any(n > started.total_steps for n in numbers):
+        fail_check(
+            rec,
+            check,
+            f"step numbers from 1 to {started.total_steps}",
+            f"steps {numbers}",
+            fix="number the steps from 1 to total_steps (step 1 is the first one done)",
+        )
+    if not caps.step_events:
         return  # a backend that waits on a service need not report every step, or any
     finished = rec.finished
     if finished is not None and not finished.early and started.total_steps:
@@ -228,7 +244,94 @@ def expect_steps(rec: Recording, check: str) -> None:
                 check,
                 f"the last Step before Finished to be {started.total_steps}",
                 f"the last was {numbers[-1]}",
+                fix="yield the last step too; a backend that reads progress from a service "
+                "(polled, so the last step may be missed) declares "
+                "Capabilities(exact_steps=False)",
             )
+
+
+OWN_COUNT_FIX = (
+    "give Started and every Step the request's steps as total_steps; a backend that reports "
+    "a service's own count (progress read from its logs) declares Capabilities("
+    "exact_steps=False), and one that takes no number of steps Capabilities(steps=False)"
+)
+
+
+def expect_own_count(rec: Recording, check: str, started: Started, steps: list[Step]) -> None:
+    """The step rules for a backend whose progress is a service's own count
+    (``exact_steps=False``): totals are whole numbers >= 1 (Started's may be None), and no
+    step is beyond its own total."""
+    total = started.total_steps
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 1):
+        fail_check(
+            rec,
+            check,
+            "Started.total_steps to be None or a whole number >= 1",
+            repr(total),
+            fix="pass the number of steps the run will report, or None when it cannot say",
+        )
+    for s in steps:
+        if not isinstance(s.total_steps, int) or isinstance(s.total_steps, bool):
+            fail_check(
+                rec,
+                check,
+                "every Step.total_steps to be a whole number",
+                f"Step {s.step} with total_steps={s.total_steps!r}",
+                fix="pass the service's own count of steps, as it reports it",
+            )
+        if s.step > s.total_steps:
+            fail_check(
+                rec,
+                check,
+                "no step beyond its own total_steps",
+                f"Step {s.step} of {s.total_steps}",
+                fix="pass the step and the total the service reports together",
+            )
+
+
+SEED_FIX = (
+    "give Started and Finished one seed per image, the first the request's seed (image i: "
+    "(request.seed + i) % 2**32); a service that takes one seed for a whole batch declares "
+    "Capabilities(seed_per_image=False) and repeats it, and one that cannot be seeded declares "
+    "Capabilities(seed=False) and passes seeds=None"
+)
+
+
+def expect_seeds(rec: Recording, check: str, where: str, seeds: list[int] | None) -> None:
+    """Seeds that say nothing false: one per image starting with the request's seed (the
+    same one for every image when ``seed_per_image=False``), or ``None``/``[]`` for a backend
+    that cannot be seeded (``seed=False``; one that reports the seeds its service chose may
+    give them, one per image)."""
+    req, caps = rec.request, rec.capabilities
+    if not seeds:
+        if caps.seed:
+            fail_check(rec, check, f"{where}.seeds to hold one seed per image", repr(seeds),
+                       fix=SEED_FIX)  # fmt: skip
+        return
+    if not isinstance(seeds, list) or len(seeds) != req.num_images:
+        fail_check(
+            rec,
+            check,
+            f"{where}.seeds to hold one seed per image ({req.num_images}), or None",
+            repr(seeds),
+            fix=SEED_FIX,
+        )
+    if req.seed is not None and seeds[0] != req.seed:
+        fail_check(
+            rec,
+            check,
+            f"the first seed to be the request's seed ({req.seed})",
+            f"{where}.seeds={seeds}",
+            fix=SEED_FIX,
+        )
+    if not caps.seed_per_image and len(set(seeds)) != 1:
+        fail_check(
+            rec,
+            check,
+            "one seed for the whole batch, as Capabilities(seed_per_image=False) says",
+            f"{where}.seeds={seeds}",
+            fix=SEED_FIX,
+        )
 
 
 def expect_final_images(rec: Recording, check: str) -> None:
@@ -251,35 +354,27 @@ def expect_final_images(rec: Recording, check: str) -> None:
                 f"Started to announce {req.width}x{req.height}",
                 f"{started.width}x{started.height}",
             )
-        if started.num_images != req.num_images or len(started.seeds) != req.num_images:
+        if started.num_images != req.num_images:
             fail_check(
                 rec,
                 check,
-                f"Started to announce {req.num_images} image(s) with one seed each",
-                f"num_images={started.num_images}, seeds={started.seeds}",
+                f"Started to announce {req.num_images} image(s)",
+                f"num_images={started.num_images}",
             )
-        if req.seed is not None and started.seeds and started.seeds[0] != req.seed:
-            fail_check(
-                rec,
-                check,
-                f"the first seed to be the request's seed ({req.seed})",
-                f"seeds={started.seeds}",
-            )
-        if finished.seeds != started.seeds:
+        expect_seeds(rec, check, "Started", started.seeds)
+        if (finished.seeds or None) != (started.seeds or None):
             fail_check(
                 rec,
                 check,
                 f"Finished.seeds to be the seeds Started announced ({started.seeds})",
                 f"{finished.seeds}",
+                fix="pass the same seeds to Started and Finished",
             )
     images = finished.images
     if not isinstance(images, list) or len(images) != req.num_images:
         count = len(images) if isinstance(images, list) else type(images).__name__
         fail_check(rec, check, f"{req.num_images} final image(s) in a list", f"{count}")
-    if len(finished.seeds) != len(images):
-        fail_check(
-            rec, check, "one seed per final image", f"{len(images)} images, seeds {finished.seeds}"
-        )
+    expect_seeds(rec, check, "Finished", finished.seeds)
     for index, image in enumerate(images):
         if not isinstance(image, PIL.Image.Image):
             fail_check(

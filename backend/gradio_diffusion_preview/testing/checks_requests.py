@@ -66,7 +66,8 @@ def check_batch(
     timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> str | None:
-    """A batch of two gives two images at the requested size with two different seeds."""
+    """A batch of two gives two images at the requested size, with a different seed each (one
+    seed for both when ``seed_per_image=False``, none when ``seed=False``)."""
     if backend.capabilities.max_batch < 2:
         return "capabilities.max_batch is 1"
     if capabilities_for_run(backend, fields.get("model")).max_batch < 2:
@@ -74,8 +75,17 @@ def check_batch(
     rec = run_backend(backend, timeout=timeout, **{**fields, "num_images": 2})
     expect_finished_run(rec, "batch")
     seeds = rec.finished.seeds
-    if len(set(seeds)) != len(seeds):
-        fail_check(rec, "batch", "a different seed for each image", f"seeds {seeds}")
+    caps = rec.capabilities
+    if seeds and caps.seed and caps.seed_per_image and len(set(seeds)) != len(seeds):
+        fail_check(
+            rec,
+            "batch",
+            "a different seed for each image",
+            f"seeds {seeds}",
+            fix="give image i of a batch the seed (request.seed + i) % 2**32; a service that "
+            "takes one seed for the whole batch declares Capabilities(seed_per_image=False), "
+            "and one that cannot be seeded Capabilities(seed=False) and Finished(seeds=None)",
+        )
     return None
 
 

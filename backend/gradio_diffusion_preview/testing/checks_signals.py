@@ -120,8 +120,8 @@ def check_signal(
     reports no steps), and judge the end of the run."""
     check = signal
     request = resolve_request(backend, fields)
-    if not backend.capabilities.step_events:
-        after = 0
+    if not backend.capabilities.step_events or request.steps is None:
+        after = 0  # no steps to count (a service that waits, or takes no number of steps)
     else:
         high = capabilities_for_run(backend, request.model).steps_range[1]
         steps = max(request.steps, min(after + 2, high))

@@ -37,12 +37,12 @@ def default_fields(backend: Backend, model: str | None = None) -> dict[str, Any]
     size = max(caps.min_size, 64)
     size = min(-(-size // caps.size_multiple) * caps.size_multiple, caps.max_size)
     low, high = caps.steps_range
-    fields: dict[str, Any] = {
-        "prompt": DEFAULT_PROMPT,
-        "steps": min(max(5, low), high),
-        "width": size,
-        "height": size,
-    }
+    width = height = size
+    if caps.sizes:  # a fixed list: its smallest
+        width, height = min(caps.sizes, key=lambda pair: pair[0] * pair[1])
+    fields: dict[str, Any] = {"prompt": DEFAULT_PROMPT, "width": width, "height": height}
+    if caps.steps:
+        fields["steps"] = min(max(5, low), high)
     if caps.seed:
         fields["seed"] = 1234
     return fields

@@ -1,0 +1,136 @@
+"""The two service plugins of tests/service_plugins.py (an OpenAI-compatible images endpoint
+and a Replicate-style prediction API, each on a loopback server) pass the conformance kit with
+honest values: no seed for a service without one, no steps for a service that takes none, one
+seed for a batch where the service takes one, the service's own progress count, and a fixed
+list of sizes checked before the run. What they declare reaches the run's value and the PNG
+as it is: nothing invented."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from service_plugins import (
+    OpenAIImagesBackend,
+    PredictionBackend,
+    openai_server,
+    prediction_server,
+)
+
+from gradio_diffusion_preview import InvalidRequest, stream
+from gradio_diffusion_preview.generation_info import image_metadata
+from gradio_diffusion_preview.testing import BackendConformanceTests, check_backend
+
+
+@pytest.fixture(scope="module")
+def openai_url():
+    server = openai_server()
+    yield server.url
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def prediction():
+    server = prediction_server()
+    yield server
+    server.close()
+
+
+class TestOpenAIImagesConformance(BackendConformanceTests):
+    failing_request = {"prompt": "a forbidden fox"}  # the service's content filter refuses it
+
+    @pytest.fixture(autouse=True)
+    def _backend(self, openai_url):
+        type(self).backend = OpenAIImagesBackend(openai_url)
+
+
+class TestWideModelConformance(TestOpenAIImagesConformance):
+    request = {"prompt": "a wide fox", "model": "image-wide"}  # its own sizes, its smallest
+
+
+class TestPredictionConformance(BackendConformanceTests):
+    request = {"prompt": "a red fox", "steps": 6, "width": 64, "height": 64}
+    failing_request = {"prompt": "a forbidden fox"}
+
+    @pytest.fixture(autouse=True)
+    def _backend(self, prediction):
+        type(self).backend = PredictionBackend(prediction.url)
+
+
+def test_a_seedless_stepless_run_claims_no_seed_and_no_steps(openai_url):
+    states = list(stream(OpenAIImagesBackend(openai_url), prompt="a red fox", num_images=2))
+    last = states[-1]
+    assert last.status == "done" and len(last.images) == 2, last.message
+    assert last.seeds == [] and last.params.seed is None and last.params.steps is None
+    assert all(state.step == 0 and state.total_steps == 0 for state in states)
+    for index in range(2):
+        chunks = image_metadata(last.params, None, index)
+        assert "Seed" not in chunks["parameters"] and "Steps" not in chunks["parameters"]
+        settings = json.loads(chunks["gradio_diffusion_preview"])
+        assert "seed" not in settings and "steps" not in settings, settings
+
+
+def test_a_seed_or_steps_given_to_a_service_without_them_is_refused_before_the_run(openai_url):
+    backend = OpenAIImagesBackend(openai_url)
+    for field, value in (("seed", 7), ("steps", 20)):
+        [state] = stream(backend, prompt="a fox", **{field: value})
+        assert state.status == "error" and state.reason == "invalid_request"
+        assert f"{field}={value}" in state.message and "Fix: leave" in state.message
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "listed"),
+    [
+        (None, (640, 640), "256x256, 512x512, 1024x1024"),
+        ("image-wide", (512, 512), "1024x1024, 1792x1024, 1024x1792"),
+    ],
+)
+def test_a_size_off_the_services_list_is_refused_before_the_run_naming_the_list(
+    openai_url, model, size, listed
+):
+    from gradio_diffusion_preview.request import build_request, validate_request
+
+    backend = OpenAIImagesBackend(openai_url)
+    fields = {"prompt": "a fox", "width": size[0], "height": size[1], "model": model}
+    with pytest.raises(InvalidRequest) as error:
+        validate_request(build_request(backend, fields), backend)
+    assert f"size='{size[0]}x{size[1]}'" in str(error.value)
+    assert f"Fix: use one of: {listed} (width x height)." in str(error.value)
+    wide = validate_request(build_request(backend, {"prompt": "a fox", "model": "image-wide"}),
+                            backend)  # fmt: skip
+    assert (wide.width, wide.height) == (1024, 1024)  # the model's own default, on its list
+
+
+def test_a_batch_with_one_seed_says_that_seed_for_each_image(prediction):
+    states = list(
+        stream(PredictionBackend(prediction.url), prompt="a fox", steps=4, seed=99, num_images=2,
+               width=64, height=64)
+    )  # fmt: skip
+    last = states[-1]
+    assert last.status == "done" and last.seeds == [99, 99]
+    steps = [(state.step, state.total_steps) for state in states if state.step]
+    assert steps[0] == (1, 6) and (6, 6) in steps  # the service's own count: 4 + 2 refiner
+
+
+def test_the_kit_still_demands_distinct_seeds_from_a_backend_that_declares_them(prediction):
+    class Claims(PredictionBackend):
+        id = "claims-per-image"
+        capabilities = PredictionBackend.capabilities.model_copy(update={"seed_per_image": True})
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(Claims(prediction.url), prompt="a fox", steps=3, width=64, height=64,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "a different seed for each image" in str(error.value)
+    assert "fix: give image i of a batch the seed" in str(error.value)
+
+
+def test_a_polled_backend_that_claims_exact_steps_is_told_to_declare_its_own_count(prediction):
+    class Exact(PredictionBackend):
+        id = "claims-exact"
+        capabilities = PredictionBackend.capabilities.model_copy(update={"exact_steps": True})
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(Exact(prediction.url), prompt="a fox", steps=3, width=64, height=64,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "every Step.total_steps to be 3" in str(error.value)
+    assert "Capabilities(exact_steps=False)" in str(error.value)
