@@ -148,10 +148,19 @@ class Toy(Backend):
             return preview[::2, ::2]
         if self.faults & {"float-preview"}:
             return preview / 255.0
-        if self.faults & {"preview-file"}:
+        if self.faults & {"preview-file", "preview-file-on-a-thread"}:
             path = Path(tempfile.gettempdir()) / f"toy-preview-{os.getpid()}-{step}.png"
-            PIL.Image.fromarray(preview).save(path)
-            path.unlink()
+
+            def save() -> None:
+                PIL.Image.fromarray(preview).save(path)
+                path.unlink()
+
+            if "preview-file" in self.faults:
+                save()
+            else:  # a helper thread the run starts writes it
+                helper = threading.Thread(target=save)
+                helper.start()
+                helper.join()
         return preview
 
     def _finished(self, pixels, seeds, early=False):
@@ -344,6 +353,71 @@ def test_kit_requests_stay_within_a_models_own_limits():
     assert report.passed == list(CHECKS)
 
 
+class Neighbour:
+    """A thread of the test process that is not a backend's (a server, a cache writer): it
+    writes a file whenever asked, and says when it has."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.gettempdir()) / f"neighbour-{os.getpid()}.txt"
+        self.asked, self.written = threading.Event(), threading.Event()
+        self.writes, self.closed = 0, False
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while self.asked.wait() and not self.closed:
+            self.asked.clear()
+            self.path.write_text("not the backend's")
+            self.writes += 1
+            self.written.set()
+
+    def write_now(self) -> None:
+        self.written.clear()
+        self.asked.set()
+        assert self.written.wait(60), "the neighbour thread did not write"
+
+    def close(self) -> None:
+        self.closed = True
+        self.asked.set()
+        self.thread.join()
+        self.path.unlink(missing_ok=True)
+
+
+class InBusyCompany(Toy):
+    """A toy that keeps the contract while, at every step, another thread of the process
+    writes a file (asked by the toy, so the write falls inside the run for certain)."""
+
+    def __init__(self, neighbour: Neighbour) -> None:
+        super().__init__()
+        self.neighbour = neighbour
+
+    def _preview(self, pixels, step):
+        self.neighbour.write_now()
+        return super()._preview(pixels, step)
+
+
+def test_files_written_by_other_threads_during_a_run_are_not_the_backends():
+    neighbour = Neighbour()
+    try:
+        assert check_no_files(InBusyCompany(neighbour)) is None
+        assert neighbour.writes == 10  # at each of five steps under generate() and stream()
+    finally:
+        neighbour.close()
+
+
+def test_the_temporary_folders_first_probe_is_not_the_backends_write(monkeypatch):
+    """Python's tempfile writes a probe file the first time a process asks for the temporary
+    folder; torch asks on a diffusers backend's first run (importing torch._dynamo)."""
+
+    class AsksForTheTemporaryFolder(Toy):
+        def _preview(self, pixels, step):
+            tempfile.gettempdir()
+            return super()._preview(pixels, step)
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # as in a process that never asked yet
+    assert check_no_files(AsksForTheTemporaryFolder()) is None
+
+
 def test_the_http_example_passes_the_kit_against_a_server_its_fixture_starts():
     """examples/http-image-service, the plugin guide's backend without previews, runs its own
     tests: the kit as pytest tests against an image service on a free loopback port."""
@@ -526,6 +600,17 @@ def test_ignoring_the_seed_fails_the_seed_check():
 def test_writing_previews_to_files_fails_the_no_files_check():
     with pytest.raises(ConformanceError) as error:
         check_no_files(Toy("preview-file"))
+    expect(
+        error,
+        "no_files",
+        "a run of generate() to write no files",
+        str(Path(tempfile.gettempdir()) / f"toy-preview-{os.getpid()}-1.png"),
+    )
+
+
+def test_writing_previews_from_a_thread_the_run_starts_fails_the_no_files_check():
+    with pytest.raises(ConformanceError) as error:
+        check_no_files(Toy("preview-file-on-a-thread"))
     expect(
         error,
         "no_files",
