@@ -86,8 +86,9 @@ def test_previews_are_relayed_step_by_step_then_the_final_image(counting_url):
     assert finished.seeds == [7]
     assert finished.metadata["remote"] == counting_url.rstrip("/")
     assert finished.metadata["remote_backend"] == "counting"
-    # the client downloads nothing: previews stay data URLs, the final image is fetched to memory
-    assert not [w for w in forbidden_writes(rec.writes, ()) if "/gradio/" not in w]
+    # the client downloads nothing: previews stay data URLs, the final image is fetched to
+    # memory (the remote's own cache files are written by its server's threads, not the run's)
+    assert not forbidden_writes(rec.writes, ())
 
 
 def test_stop_cancels_the_remote_run_within_one_step(serve):
