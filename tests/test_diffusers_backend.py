@@ -3,9 +3,11 @@ built once per session, saved to disk and loaded back with ``from_pretrained``."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,8 @@ from gradio_diffusion_preview.backends.diffusers.tiny import KINDS, build_tiny_p
 
 pytestmark = pytest.mark.slow
 SIZE = {"width": 64, "height": 64}
-SIGNAL_SECONDS = 5.0  # the kit's cancel/finish bound for wall time on a busy machine
+BUSY_LOOP = "import time\nend = time.monotonic() + 900\nwhile time.monotonic() < end:\n    pass\n"
+"""A process that keeps one core busy, for at most 15 minutes should nothing stop it."""
 
 
 @pytest.fixture(scope="session")
@@ -354,13 +357,27 @@ def test_loaded_pipelines_are_kept_in_a_small_lru_cache(tiny_models):
     assert backend.loaded_models()[0][1:] == ("cpu", "float32")
 
 
-def test_the_conformance_kit_passes(backend, model):
+@pytest.fixture
+def busy_cores() -> Iterator[list[subprocess.Popen]]:
+    """Another process per core, each spinning in a busy loop, for the length of the test."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    spinners = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(cores or 2)]
+    yield spinners
+    for spinner in spinners:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_the_conformance_kit_passes_on_busy_cores(backend, tiny_models, busy_cores):
+    """The backend's one full run of the kit, while every core is kept busy by other processes
+    (as on a shared CI machine): the kit counts the steps run after cancel and finish early
+    instead of timing them, and only the run's own threads' files count, so load cannot fail
+    it. (Each check reads SD 1.x; SDXL's runs, cancel and finish early are tested above.)"""
     from gradio_diffusion_preview.testing import check_backend
 
-    # The kit's "within about one step" is wall time (1 s here), which a busy machine breaks;
-    # the steps run after cancel and finish early are counted in this module's own tests.
-    report = check_backend(backend, model=model, steps=5, cancel_timeout=SIGNAL_SECONDS, **SIZE)
+    report = check_backend(backend, model=tiny_models["sd15"], steps=5, **SIZE)
     assert not report.failed and not report.skipped, str(report)
+    assert all(spinner.poll() is None for spinner in busy_cores), "busy from start to end"
 
 
 def test_the_default_previewer_is_the_tiny_decoder_on_a_gpu_and_latent_rgb_on_the_cpu():

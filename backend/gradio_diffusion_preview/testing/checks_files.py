@@ -26,7 +26,9 @@ def check_no_files(
 ) -> None:
     """Neither a run of ``generate`` nor the whole ``stream()`` path opens a file for writing
     (previews live in memory). Model caches (Hugging Face, torch) and ``allow_writes_under``
-    are exempt. Python-level opens are seen on every thread; native code is not watched."""
+    are exempt. Python-level opens count on the run's own threads: the one that calls
+    ``generate`` and every thread started from it, transitively; other threads of the process
+    are not the backend's doing, and native code is not watched."""
     rec = recording if recording is not None and recording.watched else None
     rec = rec or run_backend(backend, timeout=timeout, watch_files=True, **fields)
     expect_event_order(rec, "no_files")

@@ -16,13 +16,25 @@ from ..backend import Backend, Capabilities
 from ..control import RunControl
 from ..events import Failed, Finished, GenerationEvent, Started, Status, Step
 from ..request import GenerationRequest, InvalidRequest, RunRefused, build_request, validate_request
-from .defaults import DEFAULT_CANCEL_AFTER, DEFAULT_TIMEOUT, capabilities_for_run, default_fields
+from .defaults import (
+    DEFAULT_CANCEL_AFTER,
+    DEFAULT_HANG_CEILING,
+    DEFAULT_TIMEOUT,
+    HANG_CEILING_STEPS,
+    capabilities_for_run,
+    default_fields,
+)
 from .file_writes import watch_writes
 from .puller import Puller
 from .report import ConformanceError, backend_name, describe_event, validation_message
 
 EXTRA_PULLS = 3
-"""Events pulled after a terminal event or a signal, to see whether more come."""
+"""Events pulled after a terminal event, to see whether more come."""
+SIGNAL_PULLS = 5
+"""Events other than Status pulled after a signal before the kit stops pulling a run that goes
+on: more than one Step after a signal already breaks the contract, and a few more show how far
+the run went. Until then every event the generator yields after the signal is pulled and
+counted, up to its return."""
 MAX_EVENTS = 5000
 """Events of any kind recorded before a run is judged a runaway; other limits count no Status
 events, as a backend polling a service may send many."""
@@ -50,8 +62,9 @@ class Recording:
     """...after the event at this index (a Step, or Started when sent right after it)..."""
     signal_time: float | None = None
     """...at this time (seconds from the call)..."""
-    signal_limit: float | None = None
-    """...and had this many seconds to take effect."""
+    signal_ceiling: float | None = None
+    """...and had this many seconds to end before the kit called it a hang (a ceiling, not a
+    bound on promptness: that is judged by the events pulled after the signal)."""
     end_time: float | None = None
     """When the generator returned, raised or was given up on (seconds from the call)."""
     watched: bool = False
@@ -77,6 +90,18 @@ class Recording:
     @property
     def failed(self) -> Failed | None:
         return next((e for e in self.events if isinstance(e, Failed)), None)
+
+    @property
+    def after_signal(self) -> list[GenerationEvent]:
+        """Every event pulled from the generator after the signal was sent (none without one)."""
+        return [] if self.signal_index is None else self.events[self.signal_index + 1 :]
+
+    @property
+    def reached_last_step(self) -> bool:
+        """Whether the run got as far as its last Step: a signal sent to it may have come too
+        late to act on (a backend whose generation runs ahead of the kit's pulls)."""
+        total = self.started.total_steps if self.started else self.request.steps
+        return any(isinstance(s.step, int) and s.step >= (total or 1) for s in self.steps)
 
     def trace(self) -> str:
         """The events, one short phrase each (long runs are elided in the middle)."""
@@ -113,9 +138,11 @@ def run_backend(
 ) -> Recording:
     """Validate the request made of ``fields`` (over ``default_fields``) and run it, recording
     every event. ``signal`` ("cancel" or "finish_early") is sent once Step ``signal_after`` has
-    arrived (right after Started when ``signal_after`` is 0); the run then has
-    ``signal_timeout`` seconds (by default about three step times, at least one second) to
-    end. With ``watch_files`` the files opened for writing are recorded."""
+    arrived (right after Started when ``signal_after`` is 0); every event the generator yields
+    after it is pulled and recorded until it returns, or until ``signal_timeout`` seconds have
+    passed, a ceiling that catches a hang (by default ``hang_ceiling``: 30 s, or ten of the
+    run's step times if longer). With ``watch_files`` the files that the run's threads open
+    for writing are recorded (see ``file_writes``)."""
     return record_run(
         backend,
         resolve_request(backend, fields),
@@ -177,17 +204,16 @@ def record_run(
     )
     limit = max(4 * (request.steps or 1) + 10, 20)  # events: enough to see a runaway backend
     counted = 0  # events other than Status (a backend polling a service may send many)
+    after_signal = 0  # events other than Status pulled after the signal
     with watch_writes(rec.writes, watch_files):
         t0 = time.monotonic()
         puller = Puller(lambda: backend.generate(request, control), rec.backend)
-        extra = None  # events still to pull after a terminal event or a signal
+        extra = None  # events still to pull after a terminal event
         try:
             while True:
                 wait = timeout - (time.monotonic() - t0)
-                if rec.signal_limit is not None:  # a run told to stop gets less patience
-                    wait = min(
-                        wait, rec.signal_time + 2 * rec.signal_limit + 1.0 - (time.monotonic() - t0)
-                    )
+                if rec.signal_ceiling is not None:  # a run told to stop: only a hang ends it
+                    wait = min(wait, rec.signal_time + rec.signal_ceiling - (time.monotonic() - t0))
                 kind, item = puller.next(wait)
                 now = time.monotonic() - t0
                 if kind == "timeout":
@@ -200,6 +226,7 @@ def record_run(
                 rec.events.append(item)
                 rec.times.append(now)
                 counted += not isinstance(item, Status)
+                after_signal += rec.signal is not None and not isinstance(item, Status)
                 if extra is not None:
                     extra -= 1
                 elif isinstance(item, Finished | Failed):
@@ -211,11 +238,15 @@ def record_run(
                         control.finish_early()
                     rec.signal, rec.signal_index = signal, len(rec.events) - 1
                     rec.signal_time = time.monotonic() - t0
-                    rec.signal_limit = (
-                        signal_timeout if signal_timeout is not None else step_time_limit(rec)
+                    rec.signal_ceiling = (
+                        signal_timeout if signal_timeout is not None else hang_ceiling(rec)
                     )
-                    extra = EXTRA_PULLS + 1
-                if extra == 0 or counted >= limit or len(rec.events) >= MAX_EVENTS:
+                if (
+                    extra == 0
+                    or counted >= limit
+                    or len(rec.events) >= MAX_EVENTS
+                    or after_signal >= SIGNAL_PULLS
+                ):
                     rec.end_time = now
                     break
         finally:
@@ -230,10 +261,14 @@ def signal_point(event: Any, after: int) -> bool:
     return isinstance(event, Step) and isinstance(event.step, int) and event.step >= after
 
 
-def step_time_limit(rec: Recording) -> float:
-    """About three step times (the slowest seen so far), at least one second."""
-    times = [
-        t for e, t in zip(rec.events, rec.times, strict=False) if isinstance(e, Step | Started)
-    ]
-    intervals = [b - a for a, b in zip(times, times[1:], strict=False)]
-    return max(1.0, 3 * max(intervals, default=0.0))
+def hang_ceiling(*recordings: Recording) -> float:
+    """Seconds a run told to stop may take to end before it counts as a hang:
+    ``DEFAULT_HANG_CEILING``, or ``HANG_CEILING_STEPS`` of the slowest step seen in
+    ``recordings`` if that is longer (a backend that stops between steps cannot stop sooner)."""
+    slowest = 0.0
+    for rec in recordings:
+        times = [
+            t for e, t in zip(rec.events, rec.times, strict=False) if isinstance(e, Step | Started)
+        ]
+        slowest = max([slowest, *(b - a for a, b in zip(times, times[1:], strict=False))])
+    return max(DEFAULT_HANG_CEILING, HANG_CEILING_STEPS * slowest)

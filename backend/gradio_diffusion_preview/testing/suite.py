@@ -58,7 +58,9 @@ def check_backend(
 
     ``skip`` names checks not to run (see ``CHECKS``). The main run is shared by the checks
     that only read it, so a full check costs about nine short runs (one of them cancelled
-    right after Started).
+    right after Started). ``cancel_timeout`` is the ceiling after which a run sent cancel or
+    finish early counts as hung (by default 30 s, or ten step times if longer); how promptly
+    it stops is judged by counting steps, so a busy machine needs no wider value.
     """
     unknown = sorted(set(skip) - set(CHECKS))
     if unknown:
@@ -151,7 +153,9 @@ class BackendConformanceTests:
     Set ``backend`` (or override ``make_backend``), ``request`` (request fields, over
     ``default_fields``) and, if the backend lists its models, ``failing_request`` (fields that
     pass validation but make ``generate`` fail). Checks that do not apply are skipped with the
-    reason. The run that several checks read is made once per class.
+    reason. The run that several checks read is made once per class. ``cancel_timeout`` is
+    the ceiling that catches a run that never ends after cancel or finish early (see
+    ``check_backend``).
     """
 
     backend: Backend
