@@ -82,6 +82,9 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             check,
             "failures reported as a Failed(message, reason) event, never raised",
             f"generate raised {type(rec.error).__name__}: {rec.error} ({where})",
+            fix="catch the error inside generate and yield Failed(message, reason) instead, "
+            "with a message that says what the user can do and the reason from the table in "
+            "docs/plugins.md",
         )
     if rec.timed_out:
         fail_check(
@@ -89,6 +92,9 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             check,
             "each event within the time limit (timeout=...)",
             "the backend stopped producing events without returning",
+            fix="yield an event while you wait (a Status after each poll of a service) and "
+            "never block without a bound; a backend that is slow here passes a larger "
+            "timeout=... to the kit",
         )
     for event in rec.events:
         if not isinstance(event, Started | Step | Status | Finished | Failed):
@@ -97,6 +103,8 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
                 check,
                 "only Started, Step, Status, Finished and Failed events",
                 f"a {type(event).__name__}",
+                fix="yield only gradio_diffusion_preview's events (Started, Step, Status, "
+                "Finished, Failed); say anything else in a Status message",
             )
     if not rec.events:
         fail_check(
@@ -104,6 +112,8 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             check,
             "Started, then Steps or Status events, then Finished or Failed",
             "no events at all",
+            fix="make generate a generator that yields Started(...) first and ends with "
+            "Finished or Failed (is a `yield` missing, or does it return before its first?)",
         )
     first = rec.events[0]
     if isinstance(first, Failed):
@@ -119,11 +129,19 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             fix="yield Started before any Step or Status: a run queued at a service yields "
             "Started, then Status('queued', ...)"
             if isinstance(first, Status)
-            else None,
+            else "yield Started(total_steps, model, seeds, width, height, num_images) as the "
+            "first event; a run that cannot start yields one Failed(message, reason) instead",
         )
     started_twice = [e for e in body if isinstance(e, Started)]
     if started_twice:
-        fail_check(rec, check, "Started exactly once, first", "a second Started")
+        fail_check(
+            rec,
+            check,
+            "Started exactly once, first",
+            "a second Started",
+            fix="yield Started once, at the beginning; report later stages (a model loading, a "
+            "place in a queue) as Status events",
+        )
     ends = [i for i, e in enumerate(rec.events) if isinstance(e, Finished | Failed)]
     if rec.signal == "cancel":
         return  # the cancel check judges the end of a cancelled run
@@ -133,6 +151,8 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             check,
             "the run to end with Finished or Failed",
             "the generator returned without either" if rec.ended else "no end",
+            fix="end every run that is not cancelled with Finished(images, seeds) or "
+            "Failed(message, reason); a generator that just returns leaves the user waiting",
         )
     if len(rec.events) > ends[0] + 1:
         fail_check(
@@ -141,13 +161,29 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             "nothing after the first Finished or Failed",
             f"{describe_event(rec.events[ends[0] + 1])} after "
             f"{describe_event(rec.events[ends[0]])}",
+            fix="return from generate right after yielding Finished or Failed",
         )
     if not rec.ended:
-        fail_check(rec, check, "the generator to return after its last event", "it kept running")
+        fail_check(
+            rec,
+            check,
+            "the generator to return after its last event",
+            "it kept running",
+            fix="return right after Finished or Failed; stop polling and join worker threads "
+            "before yielding the end, not after",
+        )
     if isinstance(rec.events[-1], Failed):
         expect_failure_well_formed(rec, check, rec.events[-1])
         if not allow_failed:
-            fail_check(rec, check, "a valid request to finish", f"Failed: {rec.events[-1].message}")
+            fail_check(
+                rec,
+                check,
+                "a valid request to finish",
+                f"Failed: {rec.events[-1].message}",
+                fix="make the kit's request one the backend can run: pass request fields it "
+                "serves (a model, a size, options) and start or configure the service it needs "
+                "in a fixture",
+            )
 
 
 def expect_failure_well_formed(rec: Recording, check: str, failed: Failed) -> None:
@@ -159,6 +195,8 @@ def expect_failure_well_formed(rec: Recording, check: str, failed: Failed) -> No
             check,
             "Failed.message to say what went wrong and how to fix it",
             repr(failed.message),
+            fix="pass Failed a message for a person: what went wrong and what to do, e.g. "
+            '"The service refused the token. Set HF_TOKEN to a valid token."',
         )
     if failed.reason not in FAILURE_REASONS:
         fail_check(
@@ -190,12 +228,33 @@ def expect_steps(rec: Recording, check: str) -> None:
     """The rules of ``check_steps``."""
     started, steps, caps = rec.started, rec.steps, rec.capabilities
     if started is None:
-        fail_check(rec, check, "a Started event", "none")
+        fail_check(
+            rec,
+            check,
+            "a Started event",
+            "none",
+            fix="yield Started(total_steps, model, seeds, width, height, num_images) before "
+            "any Step",
+        )
     numbers = [s.step for s in steps]
     if any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in numbers):
-        fail_check(rec, check, "step numbers that are whole numbers from 1", f"steps {numbers}")
+        fail_check(
+            rec,
+            check,
+            "step numbers that are whole numbers from 1",
+            f"steps {numbers}",
+            fix="number steps with ints from 1 (Step 1 is the first step done, never 0); "
+            "convert a service's float or string progress with int(...)",
+        )
     if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
-        fail_check(rec, check, "step numbers that increase", f"steps {numbers}")
+        fail_check(
+            rec,
+            check,
+            "step numbers that increase",
+            f"steps {numbers}",
+            fix="yield each step once, in order; when a polled service reports the same step "
+            "again, yield nothing for it",
+        )
     if not caps.exact_steps:
         expect_own_count(rec, check, started, steps)
         return
@@ -345,6 +404,8 @@ def expect_final_images(rec: Recording, check: str) -> None:
             check,
             "Finished for a valid request",
             f"Failed: {failed.message}" if failed else "no Finished event",
+            fix="finish a valid request with Finished(images, seeds); if the kit's request "
+            "cannot run here, pass request fields it can (a served model, an allowed size)",
         )
     if started is not None:
         if (started.width, started.height) != (req.width, req.height):
@@ -353,6 +414,8 @@ def expect_final_images(rec: Recording, check: str) -> None:
                 check,
                 f"Started to announce {req.width}x{req.height}",
                 f"{started.width}x{started.height}",
+                fix="pass request.width and request.height to Started; a service with fixed "
+                "sizes lists them in Capabilities(sizes=[...]) so validation refuses others",
             )
         if started.num_images != req.num_images:
             fail_check(
@@ -360,6 +423,8 @@ def expect_final_images(rec: Recording, check: str) -> None:
                 check,
                 f"Started to announce {req.num_images} image(s)",
                 f"num_images={started.num_images}",
+                fix="pass request.num_images to Started; a service that makes one image per "
+                "request declares Capabilities(max_batch=1)",
             )
         expect_seeds(rec, check, "Started", started.seeds)
         if (finished.seeds or None) != (started.seeds or None):
@@ -373,7 +438,15 @@ def expect_final_images(rec: Recording, check: str) -> None:
     images = finished.images
     if not isinstance(images, list) or len(images) != req.num_images:
         count = len(images) if isinstance(images, list) else type(images).__name__
-        fail_check(rec, check, f"{req.num_images} final image(s) in a list", f"{count}")
+        fail_check(
+            rec,
+            check,
+            f"{req.num_images} final image(s) in a list",
+            f"{count}",
+            fix="pass Finished a list with one PIL image per requested image "
+            "(request.num_images); a service that makes one per request declares "
+            "Capabilities(max_batch=1)",
+        )
     expect_seeds(rec, check, "Finished", finished.seeds)
     for index, image in enumerate(images):
         if not isinstance(image, PIL.Image.Image):
@@ -382,6 +455,8 @@ def expect_final_images(rec: Recording, check: str) -> None:
                 check,
                 "final images that are PIL images",
                 f"image {index}: {type(image).__name__}",
+                fix="convert each final image to a PIL image in memory, e.g. "
+                "PIL.Image.open(io.BytesIO(data)).convert('RGB') for a service's bytes",
             )
         if image.size != (req.width, req.height):
             fail_check(
@@ -389,4 +464,6 @@ def expect_final_images(rec: Recording, check: str) -> None:
                 check,
                 f"final images of the requested {req.width}x{req.height}",
                 f"image {index} is {image.width}x{image.height}",
+                fix="return images of the requested size (resize the service's output, or "
+                "list its fixed sizes in Capabilities(sizes=[...]) so validation refuses others)",
             )

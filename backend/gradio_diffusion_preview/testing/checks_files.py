@@ -56,4 +56,7 @@ def expect_no_writes(
             f"{what} to write no files (previews stay in memory)",
             f"files opened for writing: {shown}",
             trace,
+            fix="keep previews and final images in memory (PIL images, numpy arrays, "
+            "io.BytesIO for a service's bytes), never tempfile or a cache folder; a model "
+            "cache of your own is passed to the kit as allow_writes_under=[folder]",
         )

@@ -25,30 +25,58 @@ def check_identity(backend: Backend) -> None:
     network; each model's own defaults fit the backend's capabilities."""
     bid = backend_name(backend)
 
-    def fail(expected: str, seen: str, fix: str | None = None) -> NoReturn:
+    def fail(expected: str, seen: str, *, fix: str) -> NoReturn:
         raise ConformanceError(bid, "identity", expected, seen, fix=fix)
 
     if not isinstance(backend, Backend):
-        fail("an instance of gradio_diffusion_preview.Backend", type(backend).__name__)
+        fail(
+            "an instance of gradio_diffusion_preview.Backend",
+            type(backend).__name__,
+            fix="subclass gradio_diffusion_preview.Backend and pass the kit an instance of it",
+        )
     for name in ("id", "display_name", "location"):
         if not hasattr(backend, name):
-            fail(f"the class attribute `{name}`", "it is missing")
+            fail(
+                f"the class attribute `{name}`",
+                "it is missing",
+                fix=f'set `{name}` on the backend class (id = "my-service", display_name = '
+                '"My service", location = "remote" or "local")',
+            )
     if not isinstance(backend.id, str) or not ID_PATTERN.match(backend.id):
         fail(
             "`id` to be a non-empty name of letters, digits, '.', '_' and '-' "
             "(it is what users type)",
             repr(backend.id),
+            fix='give the class a short id such as "my-service" (no spaces or slashes)',
         )
     if not isinstance(backend.display_name, str) or not backend.display_name.strip():
-        fail("`display_name` to be a non-empty string", repr(backend.display_name))
+        fail(
+            "`display_name` to be a non-empty string",
+            repr(backend.display_name),
+            fix='set display_name to the name users read in the UI, e.g. "My service"',
+        )
     if backend.location not in ("local", "remote"):
-        fail("`location` to be 'local' or 'remote'", repr(backend.location))
+        fail(
+            "`location` to be 'local' or 'remote'",
+            repr(backend.location),
+            fix='set location = "local" for a backend that computes in this process, '
+            '"remote" for one that calls a service',
+        )
     caps = backend.capabilities
     if not isinstance(caps, Capabilities):
-        fail("`capabilities` to be a gradio_diffusion_preview.Capabilities", type(caps).__name__)
+        fail(
+            "`capabilities` to be a gradio_diffusion_preview.Capabilities",
+            type(caps).__name__,
+            fix="set capabilities = Capabilities(...) on the class (or return one from a "
+            "capabilities property)",
+        )
     problems = capability_problems(caps)
     if problems:
-        fail("capabilities whose defaults satisfy their own limits", "; ".join(problems))
+        fail(
+            "capabilities whose defaults satisfy their own limits",
+            "; ".join(problems),
+            fix=LIMITS_FIX,
+        )
     check_availability(backend, fail)
     try:
         models = list(backend.models())
@@ -57,29 +85,58 @@ def check_identity(backend: Backend) -> None:
         fail(
             "models() to list the models (the kit needs the listing to work)",
             f"{type(error).__name__}: {error}",
+            fix="make models() and default_model() work in the test: start the service in a "
+            "fixture or configure the backend so it can list its models; raise "
+            "ModelListingError with a fix for a service that is down",
         )
     wrong = [m for m in models if not isinstance(m, ModelInfo)]
     if wrong:
-        fail("models() to return ModelInfo objects", repr(wrong[0]))
+        fail(
+            "models() to return ModelInfo objects",
+            repr(wrong[0]),
+            fix='return ModelInfo(id, name) for each model, e.g. ModelInfo("sd15", '
+            '"Stable Diffusion 1.5")',
+        )
     ids = [m.id for m in models]
     if any(not isinstance(i, str) or not i.strip() for i in ids):
-        fail("every model id to be a non-empty string", repr(ids))
+        fail(
+            "every model id to be a non-empty string",
+            repr(ids),
+            fix="give every ModelInfo the id users pass as model=..., e.g. the service's "
+            "model name",
+        )
     if len(set(ids)) != len(ids):
-        fail("models() to list each model id once", ", ".join(ids))
+        fail(
+            "models() to list each model id once",
+            ", ".join(ids),
+            fix="drop the duplicates (a service listing a model twice, under aliases, keeps "
+            "one id per model)",
+        )
     if not models and not caps.any_model:
         fail(
             "at least one model (or capabilities.any_model=True): otherwise every request "
             "fails validation",
             "models() returned nothing",
+            fix="list at least one ModelInfo, or declare Capabilities(any_model=True) for a "
+            "service that takes any model name",
         )
     if default is not None and not caps.any_model and default not in ids:
-        fail(f"default_model() to be one of the listed models ({', '.join(ids)})", repr(default))
+        fail(
+            f"default_model() to be one of the listed models ({', '.join(ids)})",
+            repr(default),
+            fix="return one of the ids models() lists from default_model(), or None",
+        )
     for model in models:
         check_model_defaults(backend, model, fail)
     try:
         json.dumps(backend.describe())
     except (TypeError, ValueError) as error:
-        fail("describe() to be JSON-serialisable (the CLI prints it)", str(error))
+        fail(
+            "describe() to be JSON-serialisable (the CLI prints it)",
+            str(error),
+            fix="return only str, int, float, bool, None, lists and dicts from describe() "
+            "(a URL as a str, a path as str(path))",
+        )
 
 
 def check_availability(backend: Backend, fail) -> None:
@@ -101,6 +158,8 @@ def check_availability(backend: Backend, fail) -> None:
         fail(
             "availability() to return a gradio_diffusion_preview.Availability",
             f"a {type(availability).__name__}: {availability!r}",
+            fix='return Availability("usable") or Availability(state, message), e.g. '
+            'Availability("not_configured", "Set MY_SERVICE_URL.")',
         )
     if calls:
         fail(
@@ -115,11 +174,15 @@ def check_availability(backend: Backend, fail) -> None:
             f"availability() to answer within {AVAILABILITY_SECONDS:g}s (it is asked before "
             "every run)",
             f"it took {took:.1f}s",
+            fix="decide from configuration alone (a URL set, a token present) and cache "
+            "anything slower; never wait on a service here",
         )
     if not availability.usable and not availability.message.strip():
         fail(
             "an Availability that is not usable to say why and how to fix it in its message",
             f"state={availability.state!r}, message=''",
+            fix="pass a message that says what is missing and how to set it, e.g. "
+            'Availability("not_configured", "Set MY_SERVICE_URL to the service\'s address.")',
         )
 
 
@@ -133,6 +196,7 @@ def check_model_defaults(backend: Backend, model: ModelInfo, fail) -> None:
         fail(
             f"model '{model.id}''s defaults to be a ModelDefaults or None",
             f"a {type(defaults).__name__}",
+            fix="pass ModelInfo(id, name, defaults=ModelDefaults(...)), or leave defaults out",
         )
     try:
         caps = backend.capabilities_for(model.id)
@@ -145,7 +209,18 @@ def check_model_defaults(backend: Backend, model: ModelInfo, fail) -> None:
         )
     problems = capability_problems(caps)
     if problems:
-        fail(f"model '{model.id}''s defaults to satisfy their own limits", "; ".join(problems))
+        fail(
+            f"model '{model.id}''s defaults to satisfy their own limits",
+            "; ".join(problems),
+            fix=LIMITS_FIX,
+        )
+
+
+LIMITS_FIX = (
+    "make each default fit its own limit: default_steps inside steps_range, default_size "
+    "within min_size..max_size and a multiple of size_multiple, default_guidance inside "
+    "guidance_range, min_size <= max_size"
+)
 
 
 def capability_problems(caps: Capabilities) -> list[str]:

@@ -48,6 +48,8 @@ def expect_previews(rec: Recording) -> None:
                 CHECK,
                 "no previews, as Started.preview_size is None",
                 f"a preview on Step {sent[0].step}",
+                fix="pass Started(preview_size=(width, height)) for a run that sends "
+                "previews, or send Step(step, total_steps) without one",
             )
         return
     if not rec.capabilities.step_previews:
@@ -56,6 +58,8 @@ def expect_previews(rec: Recording) -> None:
             CHECK,
             "Started.preview_size=None, as capabilities.step_previews is False",
             f"preview_size={declared}",
+            fix="declare Capabilities(step_previews=True) for a backend that sends previews, "
+            "or pass Started(preview_size=None) when it sends none",
         )
     if (
         not isinstance(declared, tuple | list)
@@ -63,7 +67,12 @@ def expect_previews(rec: Recording) -> None:
         or not all(isinstance(n, int) and n > 0 for n in declared)
     ):
         fail_check(
-            rec, CHECK, "Started.preview_size to be (width, height) in pixels", repr(declared)
+            rec,
+            CHECK,
+            "Started.preview_size to be (width, height) in pixels",
+            repr(declared),
+            fix="pass Started(preview_size=(width, height)) as two positive ints, the size of "
+            "each preview image",
         )
     if rec.steps and not sent:
         fail_check(
@@ -71,6 +80,8 @@ def expect_previews(rec: Recording) -> None:
             CHECK,
             f"previews, as Started.preview_size is {tuple(declared)}",
             "no Step with a preview",
+            fix="send a preview on the Steps (Step(step, total, preview=image)), or pass "
+            "Started(preview_size=None) for a run that sends none",
         )
     for step in sent:
         if isinstance(step.preview, list | tuple):
@@ -112,6 +123,8 @@ def expect_preview_image(
                 CHECK,
                 "previews made in memory",
                 f"{where}'s preview was read from {preview.filename}",
+                fix="decode a service's preview from its bytes in memory "
+                "(PIL.Image.open(io.BytesIO(data))), never from a file",
             )
         size = preview.size
     elif isinstance(preview, np.ndarray):
@@ -121,6 +134,7 @@ def expect_preview_image(
                 CHECK,
                 "previews made in memory",
                 f"{where}'s preview is a memory-mapped file",
+                fix="copy the array into memory (np.array(preview)) before sending it",
             )
         if preview.ndim != 3 or preview.shape[2] != 3 or preview.dtype != np.uint8:
             fail_check(
@@ -128,6 +142,8 @@ def expect_preview_image(
                 CHECK,
                 "a preview array of shape (height, width, 3) and dtype uint8",
                 f"{where}: shape {preview.shape}, dtype {preview.dtype}",
+                fix="send previews as height x width x 3 uint8 arrays (e.g. "
+                "(x.clip(0, 1) * 255).astype(np.uint8) for floats in 0..1), or as PIL images",
             )
         size = (preview.shape[1], preview.shape[0])
     else:
@@ -137,6 +153,8 @@ def expect_preview_image(
             "previews that are PIL images or HxWx3 uint8 numpy arrays (or a list of them, "
             "one per image of the batch)",
             f"{where}: a {type(preview).__name__}",
+            fix="convert previews to a PIL image or an HxWx3 uint8 numpy array (a torch "
+            "tensor: .cpu().numpy(); a service's bytes: PIL.Image.open(io.BytesIO(data)))",
         )
     width, height = declared
     if tuple(size) != (width, height):
@@ -145,6 +163,8 @@ def expect_preview_image(
             CHECK,
             f"previews of {width}x{height} (Started.preview_size)",
             f"{where}: a {size[0]}x{size[1]} preview",
+            fix="pass Started(preview_size=...) the size your previews really have, or resize "
+            "each preview to it",
         )
 
 

@@ -48,6 +48,9 @@ def check_seed(
                 f"seed {request['seed']} to give the same image twice",
                 f"images that differ by up to {difference} (of 255) per pixel",
                 again.trace(),
+                fix="seed every random draw from request.seed (e.g. "
+                "torch.Generator().manual_seed(seed)) and pass it to the service; a service "
+                "that cannot repeat a seed declares Capabilities(seed=False)",
             )
     if not largest_pixel_difference(first.finished.images[0], other.finished.images[0]):
         raise ConformanceError(
@@ -56,6 +59,8 @@ def check_seed(
             f"seeds {request['seed']} and {other_seed} to give different images",
             "identical images: is the seed passed to the generator?",
             other.trace(),
+            fix="pass request.seed to the generator or the service; a service that ignores "
+            "seeds declares Capabilities(seed=False)",
         )
     return None
 
@@ -129,6 +134,9 @@ def check_failure(
             "failure",
             f"a Failed event for the failing request {failing_request}",
             "Finished" if rec.finished else "no Failed event",
+            fix="check what the service refuses (an unknown model, a bad option value) and "
+            "yield Failed(message, reason); or pass failing_request=... fields that really "
+            "cannot run",
         )
     expect_failure_well_formed(rec, "failure", failed)
     return None

@@ -87,7 +87,13 @@ def check_cancel_at_start(
         check = "cancel_at_start"
         if rec.signal is None:
             expect_event_order(rec, check, allow_failed=True)
-            fail_check(rec, check, "a Started event to send cancel() after", "none")
+            fail_check(
+                rec,
+                check,
+                "a Started event to send cancel() after",
+                "none",
+                fix="yield Started(...) before waiting on anything, so a user can stop the run",
+            )
         after_events = rec.after_signal
         if len(after_events) > 1:
             fail_check(
@@ -148,7 +154,14 @@ def check_signal(
     def judge(rec: Recording) -> None:
         if rec.signal is None:
             expect_event_order(rec, check)
-            fail_check(rec, check, f"a {where} to send {signal}() after", "the run ended first")
+            fail_check(
+                rec,
+                check,
+                f"a {where} to send {signal}() after",
+                "the run ended first",
+                fix="yield each Step as it is done (not all at the end); a backend with few "
+                "steps passes the kit a larger steps=... request",
+            )
         after_events = rec.after_signal
         more_steps = [e for e in after_events if isinstance(e, Step)]
         if len(more_steps) > 1:
@@ -175,7 +188,13 @@ def check_signal(
                 fix=fix,
             )
         if not finished.early:
-            fail_check(rec, check, "Finished.early=True for a run finished early", "early=False")
+            fail_check(
+                rec,
+                check,
+                "Finished.early=True for a run finished early",
+                "early=False",
+                fix=FINISH_FIX,
+            )
         expect_final_images(rec, check)
         expect_returned(rec, check, fix)
 
@@ -219,7 +238,13 @@ def expect_quiet_end(rec: Recording, check: str) -> None:
     expect_clean_signal(rec, check)
     after_events = rec.after_signal
     if any(isinstance(e, Started) for e in after_events):
-        fail_check(rec, check, "Started exactly once, first", "a second Started after cancel()")
+        fail_check(
+            rec,
+            check,
+            "Started exactly once, first",
+            "a second Started after cancel()",
+            fix=CANCEL_FIX,
+        )
     ends = [e for e in after_events if isinstance(e, Finished | Failed)]
     if ends:
         fail_check(
@@ -253,6 +278,8 @@ def expect_clean_signal(rec: Recording, check: str) -> None:
             check,
             f"the generator to return quietly after {rec.signal}()",
             f"it raised {type(rec.error).__name__}: {rec.error}",
+            fix="on cancel, return from generate; on finish early, yield Finished(early=True); "
+            "catch what a stopped request raises (an aborted HTTP call) inside generate",
         )
 
 

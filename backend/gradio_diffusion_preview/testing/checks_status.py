@@ -5,7 +5,7 @@ them: a known phase, a queue place and size that make sense, an ETA in seconds, 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..backend import Backend
 from ..events import PHASES, Status
@@ -32,27 +32,54 @@ def check_status(
     for index, status in enumerate(rec.statuses, start=1):
         problem = status_problem(status)
         if problem:
-            expected, seen = problem
-            fail_check(rec, CHECK, expected, f"Status #{index}: {seen}")
+            fail_check(
+                rec, CHECK, problem.expected, f"Status #{index}: {problem.seen}", fix=problem.fix
+            )
 
 
-def status_problem(status: Status) -> tuple[str, str] | None:
-    """What is wrong with one Status, as (expected, seen); None when it is well formed."""
+class StatusProblem(NamedTuple):
+    """What is wrong with one Status: what the kit expected, what it saw, what to change."""
+
+    expected: str
+    seen: str
+    fix: str
+
+
+def status_problem(status: Status) -> StatusProblem | None:
+    """What is wrong with one Status; None when it is well formed."""
     if status.phase not in PHASES:
-        return f"Status.phase to be one of {', '.join(PHASES)}", f"phase={status.phase!r}"
+        return StatusProblem(
+            f"Status.phase to be one of {', '.join(PHASES)}",
+            f"phase={status.phase!r}",
+            fix="pick the phase that says what the run waits for: queued, loading, generating or "
+            "fetching (see Status in docs/plugins.md); say anything more in its message",
+        )
     if not isinstance(status.message, str):
-        return "Status.message to be a str ('' for the phase's own text)", (
-            f"message={status.message!r}"
+        return StatusProblem(
+            "Status.message to be a str ('' for the phase's own text)",
+            f"message={status.message!r}",
+            fix="pass a str for a person, e.g. the service's own words, or ''",
         )
     position, size, eta = status.position, status.queue_size, status.eta
     if position is not None and (not is_int(position) or position < 1):
-        return "Status.position to be None or an int >= 1 (1 = next)", f"position={position!r}"
+        return StatusProblem(
+            "Status.position to be None or an int >= 1 (1 = next)",
+            f"position={position!r}",
+            fix="count the place in line from 1 (add 1 to a service's 0-based index), or pass "
+            "None when the service does not say",
+        )
     if size is not None and (not is_int(size) or size < 0):
-        return "Status.queue_size to be None or an int >= 0", f"queue_size={size!r}"
+        return StatusProblem(
+            "Status.queue_size to be None or an int >= 0",
+            f"queue_size={size!r}",
+            fix="pass the number of jobs in the service's queue as an int, or None",
+        )
     if position is not None and size is not None and size < position:
-        return (
+        return StatusProblem(
             "Status.queue_size to be at least Status.position (the run is in the queue)",
             f"position={position}, queue_size={size}",
+            fix="count the run itself in queue_size (a service's count of jobs ahead of it "
+            "is position - 1)",
         )
     if eta is not None and (
         isinstance(eta, bool)
@@ -60,7 +87,12 @@ def status_problem(status: Status) -> tuple[str, str] | None:
         or not math.isfinite(eta)
         or eta < 0
     ):
-        return "Status.eta to be None or a finite number of seconds >= 0", f"eta={eta!r}"
+        return StatusProblem(
+            "Status.eta to be None or a finite number of seconds >= 0",
+            f"eta={eta!r}",
+            fix="pass the seconds left as a float (max(0.0, estimate)), or None when the "
+            "service gives no estimate",
+        )
     return None
 
 

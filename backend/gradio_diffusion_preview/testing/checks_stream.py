@@ -57,6 +57,8 @@ def record_stream(
                         "stream() to report problems as states",
                         f"it raised {type(item).__name__}: {item}",
                         describe_states(states),
+                        fix="report every failure inside generate as Failed(message, reason), "
+                        "never by raising",
                     )
                 if kind == "timeout":
                     raise ConformanceError(
@@ -65,6 +67,9 @@ def record_stream(
                         f"stream() to end within {timeout:.0f}s",
                         "it did not",
                         describe_states(states),
+                        fix="end each run with Finished or Failed and return, yielding an event "
+                        "at least every few seconds while waiting; a slow backend passes a "
+                        "larger timeout=... to the kit",
                     )
                 break
         finally:
@@ -75,21 +80,36 @@ def record_stream(
 def expect_stream_states(backend: str, request: GenerationRequest, states: list) -> None:
     """The rules of ``check_stream``, on the states of one stream of ``request``."""
 
-    def fail(expected: str, seen: str) -> NoReturn:
-        raise ConformanceError(backend, "stream", expected, seen, describe_states(states))
+    def fail(expected: str, seen: str, *, fix: str) -> NoReturn:
+        raise ConformanceError(backend, "stream", expected, seen, describe_states(states), fix=fix)
 
     if not states:
-        fail("RunStates from stream()", "none")
+        fail(
+            "RunStates from stream()",
+            "none",
+            fix="yield Started and then Finished or Failed from generate (stream() turns them "
+            "into states)",
+        )
     last = states[-1]
     if last.status != "done":
-        fail("the last state to be 'done'", f"'{last.status}': {last.message}")
+        fail(
+            "the last state to be 'done'",
+            f"'{last.status}': {last.message}",
+            fix="finish the run with Finished(images, seeds); the message above is what the "
+            "component shows",
+        )
     if len(last.images) != request.num_images or any(
         image.size != (request.width, request.height) for image in last.images
     ):
         fail(
             f"{request.num_images} image(s) of {request.width}x{request.height}",
             ", ".join(f"{i.width}x{i.height}" for i in last.images) or "no images",
+            fix="pass Finished request.num_images PIL images of request.width x request.height",
         )
     for state in states:
         if state.preview is not None and not state.preview.startswith("data:image/"):
-            fail("previews as in-memory data URLs", f"{state.preview[:60]!r}")
+            fail(
+                "previews as in-memory data URLs",
+                f"{state.preview[:60]!r}",
+                fix="send previews as PIL images or numpy arrays, never as paths or URLs",
+            )

@@ -119,10 +119,9 @@ class Recording:
         return ", ".join(words) or "<nothing>"
 
 
-def fail_check(
-    recording: Recording, check: str, expected: str, seen: str, fix: str | None = None
-) -> NoReturn:
-    """Raise the ``ConformanceError`` of ``check`` for this run, with its events."""
+def fail_check(recording: Recording, check: str, expected: str, seen: str, *, fix: str) -> NoReturn:
+    """Raise the ``ConformanceError`` of ``check`` for this run, with its events and ``fix``:
+    what the plugin's author changes (every failure of the kit says it)."""
     raise ConformanceError(recording.backend, check, expected, seen, recording.trace(), fix=fix)
 
 

@@ -17,7 +17,8 @@ from ..events import Failed, Finished, Started, Status, Step
 
 class ConformanceError(AssertionError):
     """A backend broke the contract: ``backend``, ``check``, ``expected`` and ``seen`` say how,
-    and ``fix``, when the kit knows the usual cause, what to change.
+    and ``fix`` what the plugin's author changes (every failure the kit raises has one, shown
+    as the message's ``fix:`` line; tests/test_kit_fix_lines.py holds the kit to it).
 
     When raised by ``check_backend`` it sums up several failures: ``failures`` holds each one.
     """

@@ -142,6 +142,7 @@ def conclude(report: ConformanceReport, failures: list[ConformanceError]) -> Con
             f"{len(failures)} failures ({', '.join(report.failed)})\n\n"
             + "\n\n".join(str(f) for f in failures),
             failures=failures,
+            fix="each failure below has its own fix line",
         )
     error.report = report
     raise error
