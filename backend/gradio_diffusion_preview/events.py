@@ -81,7 +81,8 @@ class Status:
     Backends that call a service which reports no denoising steps (an HTTP image API, a queue)
     yield these instead of inventing ``Step`` events, and declare ``step_events=False``.
     ``position`` (1-based) and ``queue_size`` are the run's place in the service's queue and
-    ``eta`` the service's own estimate of the seconds left, each only when the service says.
+    ``eta`` the service's own estimate of the seconds left, and ``progress`` the fraction of
+    the work done (0 to 1, e.g. a service's "40%"), each only when the service says.
     """
 
     phase: Phase
@@ -89,6 +90,7 @@ class Status:
     position: int | None = None
     queue_size: int | None = None
     eta: float | None = None
+    progress: float | None = None
 
 
 @dataclass(frozen=True)

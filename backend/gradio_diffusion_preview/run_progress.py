@@ -4,6 +4,7 @@ backend that stopped without a word)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +71,7 @@ class RunProgress:
                     "message": event.message or PHASE_TEXT.get(event.phase),
                     "queue_position": event.position,
                     "queue_size": event.queue_size,
+                    "progress": fraction_done(event.progress),
                     "elapsed": clock.elapsed,
                     "eta": self._wait_eta(),
                 }
@@ -99,6 +101,7 @@ class RunProgress:
                     "phase": None,
                     "queue_position": None,
                     "queue_size": None,
+                    "progress": None,
                     "elapsed": clock.elapsed,
                     "steps_per_second": clock.steps_per_second(),
                     "eta": clock.eta(event.total_steps),
@@ -127,6 +130,7 @@ class RunProgress:
                     "phase": None,
                     "queue_position": None,
                     "queue_size": None,
+                    "progress": None,
                     "eta": 0.0,
                     "elapsed": clock.elapsed,
                     "message": message,
@@ -147,6 +151,7 @@ class RunProgress:
                 "reason": "timeout",
                 "elapsed": self.clock.elapsed,
                 "phase": None,
+                "progress": None,
                 "eta": None,
             }
         )
@@ -168,6 +173,7 @@ class RunProgress:
                 "reason": reason,
                 "elapsed": self.clock.elapsed,
                 "phase": None,
+                "progress": None,
             }
         )
 
@@ -179,7 +185,18 @@ class RunProgress:
                 "reason": event.reason,
                 "retry_after": event.retry_after,
                 "phase": None,
+                "progress": None,
                 "elapsed": self.clock.elapsed,
                 "eta": None,
             }
         )
+
+
+def fraction_done(progress: object) -> float | None:
+    """A Status's ``progress`` as the state shows it: a number held to 0..1, or None for none
+    (or for a value that is not a finite number, which the conformance kit reports)."""
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        return None
+    if not math.isfinite(progress):
+        return None
+    return min(max(float(progress), 0.0), 1.0)

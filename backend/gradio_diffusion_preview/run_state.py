@@ -66,6 +66,11 @@ class RunFields(BaseModel):
     elapsed: float = Field(0.0, description="Seconds since the run started.")
     steps_per_second: float | None = None
     eta: float | None = Field(None, description="Estimated seconds left.")
+    progress: float | None = Field(
+        None,
+        description="The fraction of a waiting run's work done (0 to 1), when the service "
+        "says; null while steps are reported.",
+    )
     seeds: list[int] = Field(default_factory=list)
     backend: str | None = None
     model: str | None = None

@@ -42,8 +42,9 @@ class TestHttpImageConformance(BackendConformanceTests):
     failing_request = {"prompt": "a forbidden subject"}
 
     @pytest.fixture(autouse=True, scope="class")
-    def _backend(self, request: pytest.FixtureRequest, image_service: ImageService) -> None:
-        request.cls.backend = HttpImageBackend(image_service.url)
+    @classmethod
+    def _backend(cls, image_service: ImageService) -> None:
+        cls.backend = HttpImageBackend(image_service.url)
 
 
 class TestTurboConformance(TestHttpImageConformance):

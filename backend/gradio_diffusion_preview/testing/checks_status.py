@@ -25,8 +25,9 @@ def check_status(
 ) -> None:
     """Every Status comes after Started and before the end, with ``phase`` one of
     ``events.PHASES``, ``message`` a str, ``position`` an int >= 1, ``queue_size`` an int >= 0
-    and not below ``position``, ``eta`` a finite number of seconds >= 0 (each of the last three
-    may be None). A run may send no Status at all."""
+    and not below ``position``, ``eta`` a finite number of seconds >= 0, ``progress`` a
+    fraction done from 0 to 1 (each of the last four may be None). A run may send no Status at
+    all."""
     rec = recording or run_backend(backend, timeout=timeout, **fields)
     expect_event_order(rec, CHECK, allow_failed=True)
     for index, status in enumerate(rec.statuses, start=1):
@@ -92,6 +93,19 @@ def status_problem(status: Status) -> StatusProblem | None:
             f"eta={eta!r}",
             fix="pass the seconds left as a float (max(0.0, estimate)), or None when the "
             "service gives no estimate",
+        )
+    progress = status.progress
+    if progress is not None and (
+        isinstance(progress, bool)
+        or not isinstance(progress, int | float)
+        or not math.isfinite(progress)
+        or not 0 <= progress <= 1
+    ):
+        return StatusProblem(
+            "Status.progress to be None or a fraction done from 0 to 1",
+            f"progress={progress!r}",
+            fix="divide a service's percentage by 100 (40% is progress=0.4), or pass None when "
+            "it does not say how far along it is",
         )
     return None
 

@@ -98,6 +98,7 @@ def describe_event(event: Any) -> str:
                 ("position", event.position),
                 ("queue_size", event.queue_size),
                 ("eta", event.eta),
+                ("progress", event.progress),
             )
             if value is not None
         ]
