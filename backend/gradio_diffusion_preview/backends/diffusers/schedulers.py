@@ -73,13 +73,33 @@ def make_scheduler(base: Any, name: str | None) -> Any:
         class_name, overrides, _ = SCHEDULERS[key]
     cls = type(base) if class_name is None else getattr(diffusers, class_name)
     try:
-        return cls.from_config(base.config, **overrides)
+        scheduler = cls.from_config(base.config, **overrides)
     except ImportError as error:  # LMS needs scipy, for one
         missing = "scipy" if "scipy" in str(error) else "a missing library"
         raise SchedulerChoiceError(
             f"scheduler {key!r} needs {missing}: `pip install {missing}`, or choose another "
             "scheduler"
         ) from None
+    _refuse_known_crash(key, scheduler)
+    return scheduler
+
+
+def _refuse_known_crash(key: str, scheduler: Any) -> None:
+    """DPM-Solver++ with Karras sigmas on a cosine (``squaredcos_cap_v2``) noise schedule
+    repeats its first timestep, starts one step in and fails at the last step with an
+    ``IndexError`` at any step count (diffusers issue #12771, open in 0.42): refuse it before
+    the run, naming a sampler that works."""
+    config = scheduler.config
+    if (
+        type(scheduler).__name__ == "DPMSolverMultistepScheduler"
+        and config.get("use_karras_sigmas")
+        and config.get("beta_schedule") == "squaredcos_cap_v2"
+    ):
+        raise SchedulerChoiceError(
+            f"scheduler {key!r} fails with this model's cosine noise schedule (a diffusers bug: "
+            "huggingface/diffusers#12771); use 'dpm++' (the same solver without Karras sigmas) "
+            "or another scheduler"
+        )
 
 
 def count_steps(scheduler: Any, steps: int) -> int:

@@ -33,6 +33,7 @@ the latent itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Literal
 
@@ -67,7 +68,13 @@ def is_flow_matching(scheduler: Any) -> bool:
 
 
 class X0Tracker:
-    """Wraps ``scheduler.step`` (on this instance only) to keep the latest x0 estimate."""
+    """Wraps ``scheduler.step`` (on this instance only) to keep the latest x0 estimate.
+
+    The wrapper shows the real ``step``'s signature (``functools.wraps``): pipelines pass
+    ``generator`` and ``eta`` only when ``inspect.signature(scheduler.step)`` lists them, and an
+    ancestral sampler given no generator draws its noise from torch's global random state, so a
+    seed would not reproduce its image.
+    """
 
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
@@ -77,7 +84,7 @@ class X0Tracker:
         self._alphas: dict[torch.device, torch.Tensor] = {}
         self._failed = False
         self._step = scheduler.step
-        scheduler.step = self._tracked_step
+        scheduler.step = functools.wraps(self._step)(self._tracked_step_function())
 
     def take(self) -> torch.Tensor | None:
         """The estimate from the most recent step (then forgotten, so memory is not held)."""
@@ -87,6 +94,15 @@ class X0Tracker:
     def clear(self) -> None:
         self._latest = None
         self._alphas.clear()
+
+    def _tracked_step_function(self):
+        """A plain function calling ``_tracked_step`` (a bound method cannot take the real
+        step's name and signature)."""
+
+        def tracked_step(*args, **kwargs):
+            return self._tracked_step(*args, **kwargs)
+
+        return tracked_step
 
     def _tracked_step(self, model_output, timestep, sample, *args, **kwargs):
         result = self._step(model_output, timestep, sample, *args, **kwargs)
