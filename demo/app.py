@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -29,6 +28,7 @@ from gradio_diffusion_preview import (
 from gradio_diffusion_preview.compare_tab import compare_tab
 from gradio_diffusion_preview.policy import Policy, catalogue_choices
 from gradio_diffusion_preview.request import MAX_SEED, InvalidRequest
+from gradio_diffusion_preview.request import random_seed as draw_seed
 
 INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
@@ -238,7 +238,7 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
         # shows the seed of the picture being made (a cancelled or failed run's too).
         seed_first = {
             "fn": pick_seed,
-            "inputs": [seed, random_seed],
+            "inputs": [seed, random_seed, backend],
             "outputs": seed,
             "queue": False,
             "show_progress": "hidden",
@@ -284,16 +284,22 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
     return demo
 
 
-def pick_seed(seed: float | None, random_each_run: bool, request: gr.Request):
+def pick_seed(
+    seed: float | None, random_each_run: bool, backend_id: str | None, request: gr.Request
+):
     """The seed the next run uses: a new random one when asked (or when the box holds none),
-    else the box's own. While this session's previous run is still going, the box is left
-    alone: that run keeps its seed, and the new click is refused by the one-run rule."""
+    within the seeds the chosen backend accepts (a remote app's seed slider may stop at
+    2**31 - 1), else the box's own. While this session's previous run is still going, the box
+    is left alone: that run keeps its seed, and the new click is refused by the one-run rule."""
     from gradio_diffusion_preview.run_handles import runs_of_session
 
     if request is not None and request.session_hash and runs_of_session(request.session_hash):
         return gr.skip()
     if random_each_run or seed is None or seed < 0:
-        return random.randint(0, MAX_SEED)
+        backends = get_registry().backends()
+        chosen = backends.get(backend_id) if isinstance(backend_id, str) else None
+        # the capabilities known now (never a network call): a remote app's own once asked
+        return draw_seed(chosen.capabilities.seed_range) if chosen else draw_seed()
     return gr.skip()
 
 

@@ -26,6 +26,8 @@ MODEL_LIST_SECONDS = 60.0
 """How long a backend's model listing is reused before ``models()`` is called again."""
 FAILED_LIST_SECONDS = 10.0
 """How long a failed listing is remembered, so a dead service is not asked on every request."""
+SEED_RANGE = (0, 2**32 - 1)
+"""The seeds a backend accepts unless it declares fewer (``Capabilities.seed_range``)."""
 
 
 class ModelDefaults(BaseModel):
@@ -107,6 +109,10 @@ class Capabilities(BaseModel):
     seed: bool = True
     """False for a service that cannot be seeded: requests give no seed, and ``Started`` and
     ``Finished`` carry ``seeds=None``, so no image claims a seed it was not made with."""
+    seed_range: tuple[int, int] = SEED_RANGE
+    """The seeds accepted, when ``seed``: a remote app's seed slider or number box declares its
+    own (most FLUX and SD Spaces stop at 2**31 - 1). An explicit seed outside is refused before
+    the run; random seeds are drawn within it, and at most 2**31 - 1 (``request.random_seed``)."""
     seed_per_image: bool = True
     """False for a service that takes one seed for a whole batch: every image of a batch then
     carries that one seed (``seeds=[seed] * num_images``)."""
@@ -147,6 +153,8 @@ class Capabilities(BaseModel):
         elif not low <= self.default_steps <= high:
             problems.append(f"default_steps {self.default_steps} is outside {self.steps_range}")
         g_low, g_high = self.guidance_range
+        if not 0 <= self.seed_range[0] <= self.seed_range[1]:
+            problems.append(f"seed_range {self.seed_range} must be 0 <= low <= high")
         if g_low > g_high:
             problems.append(f"guidance_range {self.guidance_range} must be low <= high")
         elif self.guidance and not g_low <= self.default_guidance <= g_high:

@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .backend import ModelListingError
+from .backend import SEED_RANGE, ModelListingError
 
 if TYPE_CHECKING:
     from .backend import Backend
     from .events import FailureReason
 
-MAX_SEED = 2**32 - 1
+MAX_SEED = SEED_RANGE[1]
+RANDOM_SEED_MAX = 2**31 - 1
+"""Random seeds stay at or below this where a backend allows more: most apps' seed sliders (FLUX
+and SD Spaces) stop here, so a random seed shown to a person can be typed into them too."""
 MAX_PROMPT_CHARS = 10_000
 MAX_NEGATIVE_PROMPT_CHARS = 10_000
 
@@ -94,6 +97,14 @@ def build_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest
         raise InvalidRequest(
             backend.id, field, value, first["msg"], f"give {field} a value of the right type."
         ) from None
+
+
+def random_seed(seed_range: tuple[int, int] = SEED_RANGE) -> int:
+    """A random seed within ``seed_range`` (a backend's ``Capabilities.seed_range``), at most
+    ``RANDOM_SEED_MAX`` where the range reaches that far."""
+    low, high = seed_range
+    top = max(low, min(high, RANDOM_SEED_MAX))
+    return low + secrets.randbelow(top - low + 1)
 
 
 def validate_request(request: GenerationRequest, backend: Backend) -> GenerationRequest:
@@ -214,15 +225,17 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
     seed = request.seed
     if seed is not None and not caps.seed:
         fail("seed", seed, "this backend cannot be seeded", "leave seed unset.")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
+    s_low, s_high = caps.seed_range
+    if seed is not None and not s_low <= seed <= s_high:
+        declared = "" if caps.seed_range == SEED_RANGE else ", the range this backend declares"
         fail(
             "seed",
             seed,
-            f"seeds are whole numbers from 0 to {MAX_SEED}",
-            f"use a seed from 0 to {MAX_SEED}, or none for a random one.",
+            f"seeds are whole numbers from {s_low} to {s_high}{declared}",
+            f"use a seed from {s_low} to {s_high}, or none for a random one.",
         )
     if seed is None and caps.seed:
-        seed = secrets.randbelow(MAX_SEED + 1)
+        seed = random_seed(caps.seed_range)
 
     default_w, default_h = caps.default_size
     width = default_w if request.width is None else request.width

@@ -8,12 +8,14 @@ parameters, outputs or endpoints the app does have, and the option that fixes it
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ...backend import Capabilities, ModelInfo
+from ...backend import SEED_RANGE, Capabilities, ModelInfo
 from ...request import GenerationRequest
 from ..remote_failure import RemoteFailure
 from .settings import FIELDS, GradioSettings
@@ -47,9 +49,14 @@ class Parameter:
     has_default: bool
     default: Any
     schema: Mapping[str, Any]
+    props: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The input component's properties from the app's ``/config`` (a number box's
+    ``minimum`` and ``maximum`` appear only there), or empty when they cannot be matched."""
 
     @classmethod
-    def read(cls, info: Mapping[str, Any], index: int) -> Parameter:
+    def read(
+        cls, info: Mapping[str, Any], index: int, props: Mapping[str, Any] | None = None
+    ) -> Parameter:
         label = str(info.get("label") or f"argument {index}")
         return cls(
             name=str(info.get("parameter_name") or label),
@@ -58,10 +65,24 @@ class Parameter:
             has_default=bool(info.get("parameter_has_default")),
             default=info.get("parameter_default"),
             schema=info.get("type") if isinstance(info.get("type"), dict) else {},
+            props=props or {},
         )
 
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The (minimum, maximum) the app enforces, each None where it declares none: the
+        component's properties, else a slider's range in the API description's text."""
+        low, high = (_number(self.props.get(key)) for key in ("minimum", "maximum"))
+        if low is None and high is None:
+            described = self.range_described()
+            return described if described else (None, None)
+        return low, high
+
     def range(self) -> tuple[float, float] | None:
-        """A slider's (minimum, maximum), from the API description's text."""
+        """A slider's (minimum, maximum), when the app declares both."""
+        low, high = self.bounds()
+        return (low, high) if low is not None and high is not None else None
+
+    def range_described(self) -> tuple[float, float] | None:
         match = _RANGE.search(str(self.schema.get("description", "")))
         return (float(match[1]), float(match[2])) if match else None
 
@@ -139,9 +160,9 @@ def detect(
             "set options.api_name to one of them",
         )
     described = named[api_name]
-    parameters = tuple(
-        Parameter.read(p, i) for i, p in enumerate(described.get("parameters") or [])
-    )
+    listed = list(described.get("parameters") or [])
+    props = _input_props(config or {}, api_name, len(listed))
+    parameters = tuple(Parameter.read(p, i, props[i]) for i, p in enumerate(listed))
     returns = list(described.get("returns") or [])
     output_index = _choose_output(returns, settings.output, api_name, where)
     output = returns[output_index]
@@ -168,6 +189,26 @@ def detect(
         stop_api=stop_api,
         finish_api=finish_api,
     )
+
+
+def _input_props(config: Mapping[str, Any], api_name: str, count: int) -> list[Mapping[str, Any]]:
+    """The properties of the ``count`` input components of ``api_name``, in parameter order,
+    from the app's ``/config`` (State inputs are not parameters); empty ones when the config
+    does not describe that event's inputs as the API does."""
+    empty: list[Mapping[str, Any]] = [{} for _ in range(count)]
+    dependencies = [d for d in config.get("dependencies") or [] if isinstance(d, dict)]
+    run = next((d for d in dependencies if "/" + str(d.get("api_name")) == api_name), None)
+    if run is None:
+        return empty
+    components = {c.get("id"): c for c in config.get("components") or [] if isinstance(c, dict)}
+    shown = [
+        components.get(i, {})
+        for i in run.get("inputs") or []
+        if str(components.get(i, {}).get("type", "")).lower() != "state"
+    ]
+    if len(shown) != count:
+        return empty
+    return [c.get("props") if isinstance(c.get("props"), dict) else {} for c in shown]
 
 
 def _preview_events(
@@ -377,6 +418,10 @@ def _capabilities(
         caps["size_multiple"] = 8 if all(side % 8 == 0 for side in (low, high)) else 1
     if "num_images" in param:
         caps["max_batch"] = max(1, _int_range(param["num_images"], (1, 4))[1])
+    if "seed" in param:
+        seeds = _seed_range(param["seed"])
+        if seeds is not None:
+            caps["seed_range"] = seeds
     caps.update(settings.capabilities)
     try:
         return Capabilities(**caps)
@@ -386,6 +431,23 @@ def _capabilities(
             f"gives limits that do not fit together ({error})",
             "set options.capabilities on the endpoint to consistent limits and defaults",
         ) from None
+
+
+def _seed_range(parameter: Parameter) -> tuple[int, int] | None:
+    """The seeds the app's seed input accepts, within ours (0 to 2**32 - 1), or None when it
+    declares no maximum. Gradio refuses a value above a slider's or number box's maximum
+    ("Value ... is greater than maximum value ..."), so a seed outside would fail the run."""
+    low, high = parameter.bounds()
+    if high is None:
+        return None
+    first = max(SEED_RANGE[0], math.ceil(low) if low is not None else 0)
+    last = min(SEED_RANGE[1], math.floor(high))
+    return (first, last) if first <= last else None
+
+
+def _number(value: Any) -> float | None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if number and math.isfinite(value) else None
 
 
 def _int(value: Any, fallback: int) -> int:
