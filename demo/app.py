@@ -47,7 +47,6 @@ EXAMPLES = [
 ]
 CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TINY_PREFIX = "tiny:"
-BUNDLED_SHAPES = "bundled:shapes"
 
 
 def default_model() -> str:
@@ -58,15 +57,15 @@ def default_model() -> str:
 
 
 def demo_policy(model: str | None = None) -> Policy:
-    """The demo's policy from its catalogue file. Models the demo provides itself are resolved
-    here: ``bundled:shapes`` (the shipped model) and ``tiny:<kind>`` (a random-weight test
-    pipeline built on first use); ``model`` (or DIFFUSION_PREVIEW_DEMO_MODEL) replaces them."""
+    """The demo's policy from its catalogue file (the library resolves ``bundled:shapes``, the
+    shipped model). ``tiny:<kind>`` (a random-weight test pipeline built on first use) is the
+    demo's own; ``model`` (or DIFFUSION_PREVIEW_DEMO_MODEL) replaces both."""
     path = os.environ.get("DIFFUSION_PREVIEW_CATALOGUE") or CATALOGUE
     policy = Policy.from_file(path)
     model = model or os.environ.get("DIFFUSION_PREVIEW_DEMO_MODEL")
     for index, entry in enumerate(policy.catalogue):
-        if entry.model == BUNDLED_SHAPES:
-            real = model or default_model()
+        if entry.model == default_model():
+            real = model or entry.model
         elif entry.model and entry.model.startswith(TINY_PREFIX):
             real = model or _tiny_model(entry.model.removeprefix(TINY_PREFIX))
         else:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import tomllib
 
+from .bundled import resolve_model
 from .fair_queue import FairQueue
 from .request import GenerationRequest, InvalidRequest, build_request
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 class CatalogueEntry:
     """One choice a visitor can make: ``id`` (what the API takes as ``model``) and ``label``
     (what the UI shows) stand for ``backend`` + ``model`` + the app's fixed ``options``.
+    ``model = "bundled:shapes"`` stands for the shapes model shipped in the package (its folder,
+    wherever the package is installed).
 
     ``visitor_options`` names the request options a visitor may set (e.g. ``scheduler``); any
     other option a visitor sends is refused, and ``options`` (the app's) always win. Where the
@@ -52,6 +55,9 @@ class CatalogueEntry:
     option_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
     """What the model is good at, for people (Markdown); a UI shows it with the model."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", resolve_model(self.model))
 
     @property
     def title(self) -> str:
