@@ -15,6 +15,7 @@ from gradio.data_classes import FileData
 from gradio.events import Dependency, EventData, EventListener, Events
 from pydantic import ValidationError
 
+from .cancel_guard import install_on_start
 from .final_images import embed_metadata
 from .generation_info import file_stem, image_metadata, infotext
 from .image_retention import ImageRetention
@@ -190,6 +191,7 @@ class DiffusionPreview(Component):
             key=key,
             value=value,
         )
+        _guard_cancel_route()
 
     def preprocess(self, payload: PreviewData | None) -> PreviewData | None:
         """
@@ -282,6 +284,7 @@ class DiffusionPreview(Component):
         (such as the ``gradio`` remote backend) can stop or finish their own runs.
         """
         hidden = {"outputs": None, "queue": False, "api_visibility": api_visibility}
+        _guard_cancel_route()
         self.stop(fn=_cancel_shown_run, inputs=None, cancels=[run], **hidden)
         self.finish(fn=_finish_shown_run, inputs=None, **hidden)
 
@@ -345,6 +348,15 @@ class DiffusionPreview(Component):
 
     def example_value(self) -> Any:
         return PIL.Image.new("RGB", (64, 64), (200, 120, 40))
+
+
+def _guard_cancel_route() -> None:
+    """Guard Gradio's cancel route in the app this component is built into, when it starts:
+    only an event's own session may cancel it (see ``cancel_guard``)."""
+    from gradio.context import Context
+
+    if Context.root_block is not None:
+        install_on_start(Context.root_block)
 
 
 def _is_final_image(value: Any) -> bool:

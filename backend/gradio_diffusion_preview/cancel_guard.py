@@ -1,0 +1,157 @@
+"""Guards Gradio's cancel route so that only an event's own session can cancel it.
+
+Gradio's ``POST /gradio_api/cancel`` takes ``{session_hash, fn_index, event_id}`` from the body
+and trusts each on its own (gradio 6.31, ``routes.py`` ``cancel_event``): it removes the event
+``event_id`` from the queue and closes its running generator, whatever session posts it. A
+visitor who learns another's event id (a shared screenshot of the network tab, a proxy log, a
+browser extension) stops that visitor's run from any session. The event's session is known to
+the server (``Queue.pending_event_ids_session``, from the event's join until its completion is
+sent), so the guard lets a cancel through only when ``event_id`` is an event of the posted
+``session_hash``; anything else does nothing and answers as Gradio does for an event already
+over (``{"success": true}``), so the answer says nothing about other people's events.
+
+``DiffusionPreview`` installs the guard on the app it is part of when that app starts
+(``Blocks.launch``, ``gradio app.py``): nothing to call. An app mounted into FastAPI with
+``gr.mount_gradio_app`` calls ``guard_cancel(app)`` once after mounting (its Blocks has no
+server app of its own to find at startup).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import weakref
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CANCEL_PATH = "/gradio_api/cancel"
+"""Gradio's cancel route, under the app's own path (``gradio.route_utils.API_PREFIX``)."""
+_guarded: weakref.WeakSet = weakref.WeakSet()
+"""The Gradio apps guarded so far (by ``guard_cancel`` or at startup)."""
+
+
+def guard_cancel(app: Any) -> int:
+    """Guard the cancel route of ``app`` (a Gradio app, or a FastAPI app with Gradio apps
+    mounted in it); returns how many Gradio apps are guarded. Calling it again changes
+    nothing."""
+    from starlette.routing import Mount
+
+    guarded = 0
+    for route in list(getattr(getattr(app, "router", None), "routes", [])):
+        if isinstance(route, Mount) and route.app is not app:
+            guarded += guard_cancel(route.app)
+    if hasattr(app, "get_blocks"):
+        guarded += _guard_gradio_app(app)
+    return guarded
+
+
+def install_on_start(blocks: Any) -> None:
+    """Have the app that serves ``blocks`` (the Blocks being built, or the one it is rendered
+    into) guarded when it starts, through Gradio's startup events (as ``gr.Examples`` caches
+    its examples); registered once per Blocks."""
+    if getattr(blocks, "_gdp_cancel_guard", False):
+        return
+    blocks._gdp_cancel_guard = True
+
+    async def guard_started_apps() -> None:
+        if not guard_running_apps() and not len(_guarded):
+            log.warning(
+                "Gradio's cancel route is not guarded: this app was not started with launch(). "
+                "Call gradio_diffusion_preview.cancel_guard.guard_cancel(app) after "
+                "gr.mount_gradio_app(app, ...)."
+            )
+
+    blocks.extra_startup_events.append(guard_started_apps)
+
+
+def guard_running_apps() -> int:
+    """Guard the app of every launched Blocks holding a ``DiffusionPreview``; returns how many
+    apps are guarded. (A Blocks rendered into another is served by the other, which is the
+    one found here: startup events run with the served Blocks.)"""
+    import gradio as gr
+
+    from .component import DiffusionPreview
+
+    guarded = 0
+    for blocks in gr.Blocks.get_instances():
+        app = getattr(blocks, "server_app", None)
+        if app is None or not getattr(blocks, "is_running", False):
+            continue
+        if any(isinstance(block, DiffusionPreview) for block in blocks.blocks.values()):
+            guarded += guard_cancel(app)
+    return guarded
+
+
+def _guard_gradio_app(app: Any) -> int:
+    """Wrap the ASGI stack of ``app``'s router (read on every request, so this works before
+    and after the server starts) with ``_CancelGuard``."""
+    router = app.router
+    if not isinstance(router.middleware_stack, _CancelGuard):
+        router.middleware_stack = _CancelGuard(router.middleware_stack, app)
+    _guarded.add(app)
+    return 1
+
+
+class _CancelGuard:
+    """An ASGI wrapper passing a ``POST .../gradio_api/cancel`` on only when its ``event_id``
+    is an event of its ``session_hash``; every other request goes straight through."""
+
+    def __init__(self, inner: Any, app: Any) -> None:
+        self.inner, self.app = inner, app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if not (
+            scope["type"] == "http"
+            and scope.get("method") == "POST"
+            and scope.get("path", "").endswith(CANCEL_PATH)
+        ):
+            await self.inner(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        fields = _cancel_fields(body)
+        if fields is not None and not is_own_event(self.app, *fields):
+            await _answer(send, {"success": True})  # nothing done, nothing told
+            return
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.inner(scope, replay, send)
+
+
+def _cancel_fields(body: bytes) -> tuple[str, str] | None:
+    """(session_hash, event_id) of a cancel body; None for a malformed body, which Gradio
+    itself refuses (422)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    session, event = data.get("session_hash"), data.get("event_id")
+    return (session, event) if isinstance(session, str) and isinstance(event, str) else None
+
+
+async def _answer(send: Any, payload: dict) -> None:
+    content = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(content))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+def is_own_event(app: Any, session_hash: str, event_id: str) -> bool:
+    """Whether ``event_id`` is a queued or running event of the session ``session_hash``."""
+    pending = app.get_blocks()._queue.pending_event_ids_session.get(session_hash) or ()
+    return event_id in pending

@@ -1,0 +1,147 @@
+"""Gradio's cancel route (``POST /gradio_api/cancel``) cancels an event only for its own session.
+
+Gradio closes the running generator of whatever ``event_id`` is posted, from any session; an app
+with a ``DiffusionPreview`` guards the route (``cancel_guard``). Two clients on a real app: a
+second client posting the victim's event id from its own session does not stop the run; the
+owner's own cancel (gradio_client's ``job.cancel()``) still does. Checked for an app launched
+as is, one rendered into a bigger Blocks (as the demo's tabs are) and one mounted into FastAPI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import gradio as gr
+import httpx
+import pytest
+from conftest import free_port
+from gradio_client import Client
+from remote_gradio_apps import preview_app
+from toy_backends import CountingBackend
+
+from gradio_diffusion_preview.cancel_guard import guard_cancel
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 40
+STEP_SECONDS = 0.1
+
+
+def wait_for(condition, what: str, limit: float = 60.0) -> None:
+    """Poll ``condition`` until true; the limit only keeps a broken run from hanging the test."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def generate_fn_index(client: Client) -> int:
+    return next(d["id"] for d in client.config["dependencies"] if d.get("api_name") == "generate")
+
+
+def start_run(client: Client, counting: CountingBackend):
+    before = counting.steps_run
+    job = client.submit("fox", "", "flat", STEPS, 7.5, 1, 64, 64, 1, api_name="/generate")
+    wait_for(lambda: counting.steps_run >= before + 2, "the run's second step")
+    wait_for(lambda: job.communicator.event_id is not None, "the event id")
+    return job
+
+
+def post_cancel(url: str, session_hash: str, fn_index: int, event_id: str) -> httpx.Response:
+    body = {"session_hash": session_hash, "fn_index": fn_index, "event_id": event_id}
+    return httpx.post(url.rstrip("/") + "/gradio_api/cancel", json=body, timeout=30)
+
+
+def check_stolen_id_fails_and_owner_succeeds(url: str, counting: CountingBackend) -> None:
+    victim = Client(url, verbose=False, download_files=False)
+    fn_index = generate_fn_index(victim)
+    job = start_run(victim, counting)
+    stolen = job.communicator.event_id
+    thief_session = str(uuid.uuid4())  # another visitor: their own session
+    answer = post_cancel(url, thief_session, fn_index, stolen)
+    assert answer.status_code == 200 and answer.json() == {"success": True}
+    final = job.result(timeout=120)
+    assert final["status"] == "done" and final["step"] == STEPS, final
+    assert counting.steps_run % STEPS == 0  # every step of the victim's run was made
+
+    # The owner's own cancel still stops its run within a step.
+    owned = start_run(victim, counting)
+    owned.cancel()
+    wait_for(owned.done, "the cancelled job to end")
+    at_end = counting.steps_run
+    time.sleep(5 * STEP_SECONDS)  # a run still going would make about five more steps
+    assert counting.steps_run - at_end <= 1
+    assert counting.steps_run < 2 * STEPS
+    victim.close()
+
+
+def test_a_stolen_event_id_cannot_cancel_another_sessions_run(serve):
+    counting = CountingBackend(step_seconds=STEP_SECONDS)
+    check_stolen_id_fails_and_owner_succeeds(serve(preview_app(counting)), counting)
+
+
+def test_the_guard_holds_for_a_preview_rendered_into_a_bigger_blocks(serve):
+    counting = CountingBackend(step_seconds=STEP_SECONDS)
+    inner = preview_app(counting)
+    with gr.Blocks() as outer, gr.Tab("Generate"):
+        inner.render()
+    check_stolen_id_fails_and_owner_succeeds(serve(outer), counting)
+
+
+@pytest.fixture
+def mounted_url():
+    """An app mounted into FastAPI with ``gr.mount_gradio_app``, guarded by ``guard_cancel``,
+    served by uvicorn on loopback."""
+    import fastapi
+    import uvicorn
+
+    counting = CountingBackend(step_seconds=STEP_SECONDS)
+    app = gr.mount_gradio_app(fastapi.FastAPI(), preview_app(counting).queue(), path="/studio")
+    assert guard_cancel(app) == 1
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "uvicorn to start")
+    yield f"http://127.0.0.1:{port}/studio/", counting
+    server.should_exit = True
+    thread.join(30)
+
+
+def test_the_guard_holds_for_an_app_mounted_into_fastapi(mounted_url):
+    url, counting = mounted_url
+    check_stolen_id_fails_and_owner_succeeds(url, counting)
+
+
+def test_the_upstream_reports_reproduction_still_shows_the_bug_in_plain_gradio(tmp_path):
+    """The reproduction in docs/reliability.md, run as written: plain Gradio (no
+    DiffusionPreview, so no guard) answers a stranger's cancel and stops the victim's run.
+    When this fails, Gradio has fixed it: say so in the docs, and the guard can go."""
+    text = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    quoted = text.split("> ```python\n", 1)[1].split("> ```\n", 1)[0]
+    script = tmp_path / "repro.py"
+    script.write_text("".join(line[2:] + "\n" for line in quoted.splitlines()))
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_PORT": str(free_port()),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer, stopped = done.stdout.strip().splitlines()[-2:]
+    assert answer == "{'success': True}", done.stdout
+    reached = int(stopped.removeprefix("the victim's run stopped at ").split()[0])
+    assert reached < 30, done.stdout
