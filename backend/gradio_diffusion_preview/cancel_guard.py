@@ -10,90 +10,19 @@ sent), so the guard lets a cancel through only when ``event_id`` is an event of 
 ``session_hash``; anything else does nothing and answers as Gradio does for an event already
 over (``{"success": true}``), so the answer says nothing about other people's events.
 
-``DiffusionPreview`` installs the guard on the app it is part of when that app starts
-(``Blocks.launch``, ``gradio app.py``): nothing to call. An app mounted into FastAPI with
-``gr.mount_gradio_app`` calls ``guard_cancel(app)`` once after mounting (its Blocks has no
-server app of its own to find at startup).
+``app_guards`` installs it on the app a ``DiffusionPreview`` is part of.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import weakref
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 CANCEL_PATH = "/gradio_api/cancel"
 """Gradio's cancel route, under the app's own path (``gradio.route_utils.API_PREFIX``)."""
-_guarded: weakref.WeakSet = weakref.WeakSet()
-"""The Gradio apps guarded so far (by ``guard_cancel`` or at startup)."""
 
 
-def guard_cancel(app: Any) -> int:
-    """Guard the cancel route of ``app`` (a Gradio app, or a FastAPI app with Gradio apps
-    mounted in it); returns how many Gradio apps are guarded. Calling it again changes
-    nothing."""
-    from starlette.routing import Mount
-
-    guarded = 0
-    for route in list(getattr(getattr(app, "router", None), "routes", [])):
-        if isinstance(route, Mount) and route.app is not app:
-            guarded += guard_cancel(route.app)
-    if hasattr(app, "get_blocks"):
-        guarded += _guard_gradio_app(app)
-    return guarded
-
-
-def install_on_start(blocks: Any) -> None:
-    """Have the app that serves ``blocks`` (the Blocks being built, or the one it is rendered
-    into) guarded when it starts, through Gradio's startup events (as ``gr.Examples`` caches
-    its examples); registered once per Blocks."""
-    if getattr(blocks, "_gdp_cancel_guard", False):
-        return
-    blocks._gdp_cancel_guard = True
-
-    async def guard_started_apps() -> None:
-        if not guard_running_apps() and not len(_guarded):
-            log.warning(
-                "Gradio's cancel route is not guarded: this app was not started with launch(). "
-                "Call gradio_diffusion_preview.cancel_guard.guard_cancel(app) after "
-                "gr.mount_gradio_app(app, ...)."
-            )
-
-    blocks.extra_startup_events.append(guard_started_apps)
-
-
-def guard_running_apps() -> int:
-    """Guard the app of every launched Blocks holding a ``DiffusionPreview``; returns how many
-    apps are guarded. (A Blocks rendered into another is served by the other, which is the
-    one found here: startup events run with the served Blocks.)"""
-    import gradio as gr
-
-    from .component import DiffusionPreview
-
-    guarded = 0
-    for blocks in gr.Blocks.get_instances():
-        app = getattr(blocks, "server_app", None)
-        if app is None or not getattr(blocks, "is_running", False):
-            continue
-        if any(isinstance(block, DiffusionPreview) for block in blocks.blocks.values()):
-            guarded += guard_cancel(app)
-    return guarded
-
-
-def _guard_gradio_app(app: Any) -> int:
-    """Wrap the ASGI stack of ``app``'s router (read on every request, so this works before
-    and after the server starts) with ``_CancelGuard``."""
-    router = app.router
-    if not isinstance(router.middleware_stack, _CancelGuard):
-        router.middleware_stack = _CancelGuard(router.middleware_stack, app)
-    _guarded.add(app)
-    return 1
-
-
-class _CancelGuard:
+class CancelGuard:
     """An ASGI wrapper passing a ``POST .../gradio_api/cancel`` on only when its ``event_id``
     is an event of its ``session_hash``; every other request goes straight through."""
 

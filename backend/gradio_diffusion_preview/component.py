@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 import gradio
 import numpy as np
 import PIL.Image
-from gradio import processing_utils
 from gradio.components.base import Component
 from gradio.data_classes import FileData
 from gradio.events import Dependency, EventData, EventListener, Events
 from pydantic import ValidationError
 
-from .cancel_guard import install_on_start
+from .app_guards import install_on_start
 from .final_images import embed_metadata
 from .generation_info import file_stem, image_metadata, infotext
+from .image_cache import save_to_cache
 from .image_retention import ImageRetention
 from .ownership import session_of
 from .preview_fit import fit_preview
@@ -191,7 +191,7 @@ class DiffusionPreview(Component):
             key=key,
             value=value,
         )
-        _guard_cancel_route()
+        _guard_app()
 
     def preprocess(self, payload: PreviewData | None) -> PreviewData | None:
         """
@@ -267,9 +267,8 @@ class DiffusionPreview(Component):
         pil = image if isinstance(image, PIL.Image.Image) else _array_to_pil(image)
         if text:
             pil = embed_metadata(pil, text, self.final_format)
-        path = processing_utils.save_pil_to_cache(
-            pil, cache_dir=self.GRADIO_CACHE, name=name, format=self.final_format
-        )
+        # never rewrites a file being served (see image_cache)
+        path = save_to_cache(pil, self.GRADIO_CACHE, name, self.final_format)
         if self.retention is not None:
             self.retention.keep(path)
         mime_type = f"image/{self.final_format}"
@@ -284,7 +283,7 @@ class DiffusionPreview(Component):
         (such as the ``gradio`` remote backend) can stop or finish their own runs.
         """
         hidden = {"outputs": None, "queue": False, "api_visibility": api_visibility}
-        _guard_cancel_route()
+        _guard_app()
         self.stop(fn=_cancel_shown_run, inputs=None, cancels=[run], **hidden)
         self.finish(fn=_finish_shown_run, inputs=None, **hidden)
 
@@ -350,9 +349,9 @@ class DiffusionPreview(Component):
         return PIL.Image.new("RGB", (64, 64), (200, 120, 40))
 
 
-def _guard_cancel_route() -> None:
-    """Guard Gradio's cancel route in the app this component is built into, when it starts:
-    only an event's own session may cancel it (see ``cancel_guard``)."""
+def _guard_app() -> None:
+    """Guard the app this component is built into, when it starts (see ``app_guards``): only
+    an event's own session may cancel it, and no final image is removed while served."""
     from gradio.context import Context
 
     if Context.root_block is not None:

@@ -4,7 +4,8 @@ app does not fill its disk.
 ``DiffusionPreview(keep_images_for=seconds)`` hands every final image file it saves to one of
 these; each save also removes the files (and their emptied folders) older than the age. Gradio's
 own ``Blocks(delete_cache=...)`` sweeps on a timer as well; this one needs no timer and covers
-exactly the files the component wrote.
+exactly the files the component wrote. A file being served at the moment it expires is removed
+at a later sweep, once no response reads it (``served_files``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+
+from .served_files import remove_unless_served
 
 
 class ImageRetention:
@@ -37,7 +40,8 @@ class ImageRetention:
         self.sweep()
 
     def sweep(self) -> int:
-        """Remove the files older than ``max_age``; returns how many were removed."""
+        """Remove the files older than ``max_age``, except those being served right now
+        (kept for the next sweep); returns how many were removed."""
         expired = []
         with self._lock:
             limit = self._clock() - self.max_age
@@ -46,12 +50,19 @@ class ImageRetention:
                 if saved > limit:
                     break
                 del self._files[path]
-                expired.append(path)
-        for path in expired:
-            path.unlink(missing_ok=True)
+                expired.append((path, saved))
+        removed = 0
+        for path, saved in expired:
+            if not remove_unless_served(path):
+                with self._lock:  # still oldest: first in line for the next sweep
+                    if path not in self._files:
+                        self._files[path] = saved
+                        self._files.move_to_end(path, last=False)
+                continue
+            removed += 1
             with contextlib.suppress(OSError):  # not empty, or already gone
                 path.parent.rmdir()  # Gradio gives each cached file its own folder
-        return len(expired)
+        return removed
 
     def __len__(self) -> int:
         with self._lock:
