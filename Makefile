@@ -8,13 +8,27 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test bench soak setup frontend chromium lint clean train-shapes
+.PHONY: demo test bench soak setup frontend chromium lint clean train-shapes release-check space
 
 demo: setup frontend
 	$(PY) demo/app.py
 
-test: setup frontend chromium lint
+# release-check first: the sdist and wheel install and work in fresh environments (about a
+# minute); the suite then includes the Space folder's check (tests/test_space_folder.py).
+test: setup frontend chromium lint release-check
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# Builds the sdist and the wheel into dist/release/ as the release workflow does, runs
+# `twine check`, and installs each into a fresh virtual environment (pip's cache reused, no
+# torch: not a base dependency) that imports the package and renders the component in Chromium.
+release-check: setup frontend chromium
+	$(PY) release/check.py
+
+# A ready Hugging Face Space in dist/space/: the demo, its catalogue, the README's front matter,
+# the wheel and requirements installing it. SPACE=owner/name points the requirements at the
+# wheel's address in that Space (Hugging Face installs requirements before the other files).
+space: setup frontend
+	$(PY) release/space.py $(if $(SPACE),--space $(SPACE))
 
 bench: setup frontend chromium
 	$(PY) bench/run.py
@@ -68,8 +82,8 @@ chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 lint: setup
-	$(PY) -m ruff check backend demo tests bench examples
-	$(PY) -m ruff format --check backend demo tests bench examples
+	$(PY) -m ruff check backend demo tests bench examples release
+	$(PY) -m ruff format --check backend demo tests bench examples release
 
 clean:
-	rm -rf $(VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist
+	rm -rf $(VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist build

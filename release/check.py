@@ -1,0 +1,203 @@
+"""``make release-check``: build the sdist and the wheel as a release does, then install each into
+a fresh virtual environment and check that it works there.
+
+1. ``python -m build``: the sdist, then the wheel built from the sdist (so a file missing from the
+   sdist shows up as a broken wheel), into ``dist/release/``; both must carry the built frontend.
+2. ``twine check --strict`` (twine lives in a tools environment under ``build/``, made once).
+3. For each of the two: a fresh virtual environment, ``pip install <artifact>`` with its declared
+   dependencies (pip's cache is reused; bytecode is not compiled, which halves the time; torch is
+   not installed, it is no base dependency), then: the package imports from that environment
+   (not from this checkout), and a page with a ``DiffusionPreview`` showing an image renders in
+   Chromium.
+
+Run it with the development environment's Python (Playwright drives Debian's Chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "gradio_diffusion_preview"
+OUT = ROOT / "dist" / "release"
+TOOLS = ROOT / "build" / "release-tools"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FRONTEND = ("templates/component/index.js", "templates/component/style.css")
+PAGE = """
+import sys
+import gradio as gr
+import PIL.Image
+import gradio_diffusion_preview as gdp
+
+print("IMPORTED", gdp.__file__, flush=True)
+with gr.Blocks() as demo:
+    gdp.DiffusionPreview(value=PIL.Image.new("RGB", (64, 48), (200, 120, 40)), label="Released")
+demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]))
+"""
+
+
+def version() -> str:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def run(command: list[str], **kwargs) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"release-check: `{' '.join(map(str, command))}` failed ({done.returncode}):\n"
+            f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    return done.stdout
+
+
+def build(out: Path) -> tuple[Path, Path]:
+    """The sdist and the wheel (made from the sdist), checked to carry the built frontend."""
+    if not (ROOT / "backend" / PACKAGE / FRONTEND[0]).is_file():
+        raise SystemExit("release-check: the frontend is not built; run `make frontend` first.")
+    shutil.rmtree(out, ignore_errors=True)
+    run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], timeout=600)
+    stem = f"{PACKAGE}-{version()}"
+    sdist, wheel = out / f"{stem}.tar.gz", out / f"{stem}-py3-none-any.whl"
+    with tarfile.open(sdist) as tar, zipfile.ZipFile(wheel) as zipped:
+        in_sdist, in_wheel = set(tar.getnames()), set(zipped.namelist())
+    for name in FRONTEND:
+        if f"{stem}/backend/{PACKAGE}/{name}" not in in_sdist:
+            raise SystemExit(f"release-check: {sdist.name} lacks {name}")
+        if f"{PACKAGE}/{name}" not in in_wheel:
+            raise SystemExit(f"release-check: {wheel.name} lacks {name}")
+    return sdist, wheel
+
+
+def twine_check(paths: list[Path]) -> None:
+    twine = TOOLS / "bin" / "twine"
+    if not twine.exists():
+        run([sys.executable, "-m", "venv", str(TOOLS)])
+        run([str(TOOLS / "bin" / "pip"), "install", "--quiet", "twine"], timeout=600)
+    print(run([str(twine), "check", "--strict", *map(str, paths)]).strip())
+
+
+def install(artifact: Path, venv: Path) -> Path:
+    """A fresh environment at ``venv`` with ``artifact`` and its dependencies; its Python."""
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    python = venv / "bin" / "python"
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+    run([*pip, "--no-compile", str(artifact)], timeout=900)
+    return python
+
+
+def check_imports(python: Path, venv: Path) -> None:
+    code = (
+        "import importlib.util, gradio_diffusion_preview as gdp\n"
+        "from gradio_diffusion_preview.bundled.shapes import model_dir\n"
+        "print(gdp.__file__)\n"
+        "print((model_dir() / 'model_index.json').is_file())\n"
+        "print(importlib.util.find_spec('torch') is None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    located, bundled, torch_free = run([str(python), "-c", code], env=env).split()
+    if not Path(located).resolve().is_relative_to(venv.resolve()):
+        raise SystemExit(f"release-check: imported {located}, not the installed package")
+    if bundled != "True":
+        raise SystemExit("release-check: the bundled shapes model is missing from the install")
+    if torch_free != "True":
+        raise SystemExit("release-check: the base install pulled torch; it belongs in an extra")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_renders(python: Path, workdir: Path, screenshot: Path) -> None:
+    """Serve a page with a DiffusionPreview from ``python``'s environment; Chromium shows it."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    app = workdir / "page.py"
+    app.write_text(PAGE)
+    log = workdir / "page.log"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(python), str(app), str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for(url, server, log)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page(viewport={"width": 900, "height": 700})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            page.get_by_test_id("diffusion-preview").wait_for(timeout=60_000)
+            image = page.get_by_test_id("final-image")
+            image.wait_for(timeout=60_000)
+            width = image.evaluate("img => img.naturalWidth")
+            page.screenshot(path=str(screenshot))
+            browser.close()
+        if width != 64 or errors:
+            raise SystemExit(f"release-check: the component did not render ({width}, {errors})")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_for(url: str, server: subprocess.Popen, log: Path, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"release-check: the page's app exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"release-check: no answer at {url}:\n{log.read_text()[-3000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="where the artifacts go")
+    args = parser.parse_args()
+    started = time.monotonic()
+    sdist, wheel = build(args.out)
+    print(f"built {sdist.name} and {wheel.name}")
+    twine_check([sdist, wheel])
+    with tempfile.TemporaryDirectory(prefix="release-check-") as temporary:
+        for artifact in (wheel, sdist):
+            began = time.monotonic()
+            work = Path(temporary) / artifact.name
+            work.mkdir()
+            venv = work / "venv"
+            python = install(artifact, venv)
+            check_imports(python, venv)
+            check_renders(python, work, args.out / f"{artifact.name}.png")
+            print(f"{artifact.name}: installs, imports, renders ({time.monotonic() - began:.0f} s)")
+    print(f"release-check passed in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
