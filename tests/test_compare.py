@@ -291,3 +291,23 @@ def test_the_step_and_size_sliders_offer_what_every_chosen_model_takes():
     # with a turbo model (1 to 4 steps, 512 px): the steps every model takes
     mixed = shared_ranges(policy, ["s1", "sdxl"])
     assert mixed["steps"]["maximum"] == 4 and mixed["steps"]["value"] == 4
+
+
+class SmallSeeds(CountingBackend):
+    """Like a Space whose seed slider stops at 999: a larger seed is refused before the run."""
+
+    id = "small-seeds"
+    capabilities = CountingBackend.capabilities.model_copy(update={"seed_range": (0, 999)})
+
+
+def test_a_shared_random_seed_is_one_every_chosen_model_accepts():
+    entries = [
+        CatalogueEntry(id="wide", backend="counting", model="flat"),
+        CatalogueEntry(id="narrow", backend="small-seeds", model="flat"),
+    ]
+    policy = Policy(catalogue=entries, slots={"counting": 2, "small-seeds": 2})
+    registry = registry_with(CountingBackend(), SmallSeeds())
+    for _ in range(10):  # a seed drawn from 2**32 would be refused by "narrow" nearly always
+        final = run_all(policy, ["wide", "narrow"], registry, steps=2)[-1]
+        assert [s.status for s in final] == ["done", "done"], [s.message for s in final]
+        assert final[0].seeds == final[1].seeds and final[0].seeds[0] <= 999

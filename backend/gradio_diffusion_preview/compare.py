@@ -25,7 +25,6 @@ took (waiting in line excluded) and its steps per second, in its state's message
 from __future__ import annotations
 
 import queue
-import random
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .ownership import current_session
 from .plugins import Registry, UnknownBackendError, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
-from .request import MAX_SEED, RunRefused
+from .request import SEED_RANGE, RunRefused, random_seed
 from .run_engine import DEFAULT_MIN_INTERVAL, ENGINE, RunSpec
 from .run_handles import RunHandle
 from .run_state import RunState
@@ -244,7 +243,7 @@ def compare(
     entries = chosen_entries(policy, models, max_models)
     seed = fields.get("seed")
     if seed is None or seed == -1:
-        fields["seed"] = random.randint(0, MAX_SEED)
+        fields["seed"] = random_seed(shared_seed_range(entries, registry))
     runs = [CompareRun(entry.backend, _fields_for(entry, fields, registry)) for entry in entries]
     last: tuple[RunState, ...] = ()
     together = stream_together(
@@ -262,6 +261,24 @@ def compare(
         together.close()  # at once, not whenever the garbage collector gets to it
     if last and all(state.status == "error" for state in last):
         raise_failed(last[0])
+
+
+def shared_seed_range(entries: Sequence[CatalogueEntry], registry: Registry) -> tuple[int, int]:
+    """The seeds every chosen model that takes a seed accepts (each backend's
+    ``capabilities_for(model).seed_range``), so one shared random seed suits them all; where the
+    ranges do not overlap, the narrowest one (the others refuse the seed in their own panel)."""
+    ranges = []
+    for entry in entries:
+        try:
+            caps = registry.get(entry.backend).capabilities_for(entry.model)
+        except Exception:  # an unknown backend or a failed listing: its own run says so
+            continue
+        if caps.seed:
+            ranges.append(caps.seed_range)
+    if not ranges:
+        return SEED_RANGE
+    low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    return (low, high) if low <= high else min(ranges, key=lambda r: r[1] - r[0])
 
 
 def _fields_for(
