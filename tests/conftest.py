@@ -7,6 +7,19 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+
+def _torch_threads_as_the_backend_chooses() -> None:
+    """torch's threads for the whole suite, set before anything imports torch: the diffusers
+    backend's automatic choice (one core left free), so a busy CI machine slows the suite by
+    its share instead of stalling every torch operation. Through ``OMP_NUM_THREADS`` it also
+    reaches the apps and scripts the tests start; a value already set is kept."""
+    from gradio_diffusion_preview.backends.diffusers.cpu_threads import automatic_threads
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(automatic_threads()))
+
+
+_torch_threads_as_the_backend_chooses()
+
 import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
 import shutil  # noqa: E402

@@ -4,5 +4,6 @@
 torch, diffusers and transformers (the ``[diffusers]`` extra) load with ``run`` when a
 generation starts. ``run`` drives one generation; ``x0`` estimates the final image at each step;
 ``latent_preview`` turns that estimate into a small preview; ``loading`` finds, loads and caches
-pipelines; ``schedulers`` maps sampler names; ``tiny`` builds tiny random-weight pipelines.
+pipelines; ``schedulers`` maps sampler names; ``tiny`` builds tiny random-weight pipelines;
+``cpu_threads`` chooses torch's threads for CPU runs.
 """

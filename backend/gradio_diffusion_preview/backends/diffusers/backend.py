@@ -17,6 +17,10 @@ Request options (all optional):
   and are downloaded (a few MB) when downloads are allowed (``HF_HUB_OFFLINE`` unset).
 - ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``. ``dtype``: ``auto``,
   ``float32``, ``float16``, ``bfloat16``.
+
+On the CPU, torch's threads are chosen for the machine and the runs allowed at once, not left at
+torch's default (see ``cpu_threads``; the constructor's ``torch_threads`` and
+``concurrent_runs``, or ``DIFFUSION_PREVIEW_TORCH_THREADS``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...backend import Backend, Capabilities, ModelInfo
 from ...events import Failed
+from .cpu_threads import ThreadChoice, choose, parse_setting
 from .model_defaults import defaults_for
 from .schedulers import SCHEDULERS, SchedulerChoiceError, canonical_name
 
@@ -146,6 +151,8 @@ class DiffusersBackend(Backend):
         cache_size: int = 2,
         models: Sequence[str] | None = None,
         preview_max_side: int = 512,
+        torch_threads: int | str | None = None,
+        concurrent_runs: int = 1,
     ) -> None:
         """
         Parameters:
@@ -157,13 +164,30 @@ class DiffusersBackend(Backend):
             models: the models to list; by default the diffusers pipelines in the Hugging Face
                 cache, the bundled shapes model and the tiny demo pipelines, if built.
             preview_max_side: the longest side of a preview, in pixels.
+            torch_threads: torch's intra-op threads for CPU runs: a number, "auto" (one core
+                left for the app's other work, the rest shared by ``concurrent_runs``) or
+                "keep" (leave torch's setting alone, for an app that sets it itself); None:
+                ``DIFFUSION_PREVIEW_TORCH_THREADS``, else ``OMP_NUM_THREADS``, else "auto".
+                torch's threads are process-wide: the first CPU run applies this, once, and
+                logs it; runs on a GPU apply nothing (see ``cpu_threads``).
+            concurrent_runs: how many runs the app lets this backend do at once (a
+                ``Policy``'s slots for it); the automatic thread count shares the cores
+                among them.
         """
         parse_options({"device": device, "dtype": dtype, "previewer": previewer})
+        parse_setting(torch_threads, "torch_threads")
+        if isinstance(concurrent_runs, bool) or not isinstance(concurrent_runs, int):
+            raise ValueError(f"concurrent_runs must be a whole number, got {concurrent_runs!r}")
+        if concurrent_runs < 1:
+            raise ValueError(f"concurrent_runs must be at least 1, got {concurrent_runs}")
         self.device = device
         self.dtype = dtype
         self.previewer = previewer
         self.cache_size = cache_size
         self.preview_max_side = preview_max_side
+        self.torch_threads = torch_threads
+        self.concurrent_runs = concurrent_runs
+        self._thread_choice: ThreadChoice | None = None
         self._listed = list(models) if models is not None else None
         self.step_listeners: list[StepListener] = []
         """Called as ``listener(step, total_steps)`` on the generation thread after every step
@@ -191,6 +215,14 @@ class DiffusersBackend(Backend):
 
                 self._tiny_obj = TinyDecoderCache()
             return self._tiny_obj
+
+    def cpu_thread_choice(self) -> ThreadChoice:
+        """This backend's thread choice for CPU runs, made at its first CPU run (the
+        environment is read then) and kept."""
+        with self._state_lock:
+            if self._thread_choice is None:
+                self._thread_choice = choose(self.torch_threads, self.concurrent_runs)
+            return self._thread_choice
 
     @property
     def active_runs(self) -> int:

@@ -31,6 +31,7 @@ import torch
 
 from ...channel import EventChannel
 from ...events import Failed, Finished, GenerationEvent, Started, Step
+from .cpu_threads import apply_for
 from .latent_preview import (
     TAESD_REPOS,
     LatentRGBPreviewer,
@@ -200,6 +201,7 @@ class PipelineRun:
         options = self.options
         source = locate_model(self.request.model or "")
         device = resolve_device(options.device or self.backend.device)
+        apply_for(device, self.backend.cpu_thread_choice())  # the CPU only; once per process
         dtype = resolve_dtype(options.dtype or self.backend.dtype, device, model_class_name(source))
         key = (source.location, str(device), str(dtype).removeprefix("torch."))
         return self.backend._cache.get(key, lambda: load_pipeline(source, device, dtype))
