@@ -9,7 +9,9 @@
   yielded into ``gr.Image`` as a file;
 - ``a1111``: baseline (c), AUTOMATIC1111-style, the click runs the whole generation and keeps a
   preview every 10 steps, which the page fetches as a PNG data URL by polling
-  ``POST /internal/progress`` once a second (``id_live_preview`` skips an unchanged preview).
+  ``POST /internal/progress`` once a second (``id_live_preview`` skips an unchanged preview);
+- ``bundled``: not paced but computed: the bundled shapes model on the real diffusers backend
+  (its own CPU thread choice), warmed up by one run before it serves (``cpu_threads.py``).
 
 Every app takes one text input, ``"<token> <steps per second> <steps>"``, runs the steps on an
 absolute schedule and, when the run ends, appends each step's wall-clock time to the step log
@@ -39,7 +41,8 @@ import gradio as gr  # noqa: E402
 import PIL.Image  # noqa: E402
 from frames import DISPLAY_SIDE, preview_frame, upscaled  # noqa: E402
 
-KINDS = ("ours", "ours-async", "image-webp", "image-png", "image-jpeg", "comfy", "a1111")
+KINDS = ("ours", "ours-async", "image-webp", "image-png", "image-jpeg", "comfy", "a1111", "bundled")
+BUNDLED_PROMPT = "a red circle on a blue background"
 A1111_EVERY = 10
 
 
@@ -140,6 +143,50 @@ def ours_app(log: StepLog, asynchronous: bool = False) -> gr.Blocks:
         button = gr.Button("Generate")
         out = DiffusionPreview(label="Preview", elem_id="out")
         button.click(generate_async if asynchronous else generate, text, out)
+    return demo
+
+
+def bundled_app(log: StepLog) -> gr.Blocks:
+    """The bundled shapes model through ``stream()`` and the diffusers backend, 64 px; the
+    text's rate is ignored (the model sets the pace). Step times come from the backend's step
+    listener, on the generation thread, the moment each step's callback runs."""
+    from gradio_diffusion_preview import DiffusionPreview, stream
+    from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
+    from gradio_diffusion_preview.bundled.shapes import model_dir
+
+    backend = DiffusersBackend()
+    model = str(model_dir())
+    running: dict[str, list[tuple[int, float]]] = {}  # one run at a time (the bench's clicks)
+
+    def record(step: int, total: int) -> None:
+        for stamps in running.values():
+            stamps.append((step, time.time()))
+
+    backend.step_listeners.append(record)
+
+    def run(steps: int):
+        return stream(
+            backend, prompt=BUNDLED_PROMPT, model=model, steps=steps, seed=1, width=64, height=64
+        )
+
+    *_, last = run(2)  # loads the pipeline before the first visitor
+    if last.status != "done":
+        raise SystemExit(f"the bundled model did not run: {last.message}")
+
+    def generate(text: str):
+        token, _, steps = parse(text)
+        running[token] = stamps = []
+        try:
+            yield from run(steps)
+        finally:
+            running.pop(token, None)
+            log.write(token, stamps)
+
+    with gr.Blocks() as demo:
+        text = gr.Textbox(label="Prompt")
+        button = gr.Button("Generate")
+        out = DiffusionPreview(label="Preview", elem_id="out")
+        button.click(generate, text, out)
     return demo
 
 
@@ -252,6 +299,8 @@ def build(kind: str, log: StepLog):
         return comfy_app(log), []
     if kind == "a1111":
         return a1111_app(log)
+    if kind == "bundled":
+        return bundled_app(log), []
     raise SystemExit(f"unknown app {kind!r}; one of {', '.join(KINDS)}")
 
 

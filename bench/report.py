@@ -8,9 +8,10 @@ import platform
 import time
 from pathlib import Path
 
+import cpu_threads
 import frame_cost
 import overhead
-from rows import Row
+from rows import Row, median
 
 GPU_RESULTS = Path(__file__).resolve().parent / "gpu_results.json"
 SHARED_LOAD = 0.75  # load average per core above which the machine counts as shared
@@ -35,12 +36,17 @@ def machine() -> list[str]:
         memory = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
+    from gradio_diffusion_preview.backends.diffusers.cpu_threads import choose
+
     device = "CUDA: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    choice = choose(None)
+    backend_threads = choice.threads or "torch's own"
     return [
         f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, {device} "
         f"({platform.system()} {platform.release()})",
         f"- Software: Python {platform.python_version()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), diffusers {diffusers.__version__}, "
+        f"({torch.get_num_threads()} CPU threads; the diffusers backend's choice here: "
+        f"{backend_threads}), diffusers {diffusers.__version__}, "
         f"gradio {gradio.__version__}",
     ]
 
@@ -189,12 +195,33 @@ def _overhead_shortfall(data: dict[str, dict]) -> str:
     )
 
 
+def _cpu_threads_shortfall(data: dict[str, dict]) -> str:
+    paint = data.get("cpu_threads", {}).get("paint", {})
+    server = paint.get("click_to_step_one_ms") or []
+    step = paint.get("step_ms")
+    split = (
+        f" In this run the click to step 1 done on the server took {median(server):.0f} ms "
+        f"(one step {step:.0f} ms)."
+        if server and step
+        else ""
+    )
+    return (
+        "**CPU threads.** Under contention a run gets at best its share of the cores (one "
+        "thread among two busy loops on two cores: about 1.5x); more than 2x means the "
+        "machine was busier still (other work beside the hog: see the load average above). "
+        "Click to first preview is the request's way in (the page's queue join, the request's "
+        "checks, the pipeline's call setup and text encoding), step 1, and the preview's way "
+        "to the page (encode, Gradio's event stream, decode, paint)." + split
+    )
+
+
 SHORTFALL = {
     "bytes": _bytes_shortfall,
     "server_cost": _server_cost_shortfall,
     "paint": _paint_shortfall,
     "footprint": _footprint_shortfall,
     "overhead": _overhead_shortfall,
+    "cpu_threads": _cpu_threads_shortfall,
 }
 
 
@@ -248,6 +275,8 @@ def write_report(
         lines.append(frame_cost.section(frames))
     if "overhead" in data:
         lines.append(overhead.section(data["overhead"]["generation"], callback, tiny))
+    if "cpu_threads" in data:
+        lines.append(cpu_threads.section(data["cpu_threads"]))
     lines += data.get("ray_hop", {}).get("lines", [])
     lines += [
         "## How the previews are made",
@@ -299,6 +328,14 @@ def write_report(
         "- Load and footprint: the server's own CPU time and resident memory from `/proc`, its "
         "files in its own Gradio cache folder. Every app allows concurrent runs "
         "(`default_concurrency_limit=None`); runs are paced, not computed.",
+        "- CPU threads: torch work in the benchmark's own process and its apps uses the "
+        "diffusers backend's thread choice (`OMP_NUM_THREADS`, set by `bench/run.py`). The "
+        "contention rows run the bundled model in two worker processes, one with the "
+        "backend's choice and one with torch's defaults; each round runs both quiet, then "
+        "both while a hog process keeps every core busy. Click to first preview serves the "
+        "bundled model (`apps.py`'s `bundled` app) to Chromium and times, in the page, the "
+        "click on Generate to the first preview painted; one step is the median time between "
+        "steps, from the backend's step listener.",
         "",
     ]
     return "\n".join(lines)

@@ -8,9 +8,11 @@ and writes docs/benchmarks.md and bench/results.json (the same rows, each with `
 One script per question (each has ``measure(pool, tiny) -> (rows, data)``):
 ``wire_bytes`` (1, bytes per frame), ``server_cost`` (2), ``paint`` (3, Chromium),
 ``load`` (4, 32 clients), ``footprint`` (5, 1,000 frames), ``overhead`` (6), ``frame_cost``
-(the per-frame costs inside the process) and ``ray_hop`` (the Ray Serve hop, when Ray is
-installed). ``gpu.py`` (7) runs on a GPU machine and leaves
-bench/gpu_results.json, whose dated figures every later run keeps in the report.
+(the per-frame costs inside the process), ``cpu_threads`` (a run under CPU contention with the
+diffusers backend's thread choice and with torch's defaults, click to first preview painted)
+and ``ray_hop`` (the Ray Serve hop, when Ray is installed). ``gpu.py`` (7) runs on a GPU
+machine and leaves bench/gpu_results.json, whose dated figures every later run keeps in the
+report.
 The apps under load are served on loopback only (``apps.py``, ``loopback.py``).
 """
 
@@ -29,6 +31,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+
+def _torch_threads_as_the_backend_chooses() -> None:
+    """torch work in this process and the apps it starts uses the diffusers backend's thread
+    choice, as the backend's own runs do (set before anything imports torch; a value already
+    set is kept). ``cpu_threads`` runs its workers without it, to compare with torch's own."""
+    from gradio_diffusion_preview.backends.diffusers.cpu_threads import automatic_threads
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(automatic_threads()))
+
+
+_torch_threads_as_the_backend_chooses()
+
+import cpu_threads  # noqa: E402
 import footprint  # noqa: E402
 import frame_cost  # noqa: E402
 import load  # noqa: E402
@@ -69,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         pool.close()
     if not args.tiny:  # Ray's start alone takes seconds
         data["ray_hop"] = {"lines": ray_hop_section()}
-    for name, script in (("frames", frame_cost), ("overhead", overhead)):  # with no apps running
+    with_no_apps = (("frames", frame_cost), ("overhead", overhead), ("cpu_threads", cpu_threads))
+    for name, script in with_no_apps:
         rows += attempt(name, lambda script=script: script.measure(None, args.tiny), data)
-        if name == "frames":
+        if name != with_no_apps[-1][0]:
             write_results(args, rows, data, load_before, started, complete=False)
     report = write_results(args, rows, data, load_before, started, complete=True)
     print(report)

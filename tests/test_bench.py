@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from frames import DISPLAY_SIDE, preview_frame, step_of_mark, upscaled  # noqa: E402
 from loopback import apply_edits  # noqa: E402
 
-QUESTIONS = {"bytes", "server_cost", "paint", "load", "footprint", "overhead"}
+QUESTIONS = {"bytes", "server_cost", "paint", "load", "footprint", "overhead", "cpu_threads"}
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
@@ -128,3 +128,47 @@ def test_every_missed_target_is_explained_once_with_this_runs_figures():
     assert "20 times cheaper" in section and "1.90 ms" in section
     assert shortfalls([Row("bytes", "f", "B", 1.0, met=True)], {}) == []
     assert shortfalls([Row("bytes", "f", "B", 1.0, met=False)], {})  # no data: still a line
+
+
+def test_cpu_thread_rows_put_each_run_beside_its_baseline_and_judge_the_targets():
+    import cpu_threads
+    from rows import median
+
+    contention = {
+        "steps": 20,
+        "rounds": 3,
+        "hog_cores": 2,
+        "threads": {"ours": [1], "torch": [2]},
+        "seconds": {
+            "ours quiet": [0.4, 0.42, 0.5],
+            "ours busy": [0.8, 0.82, 0.9],
+            "torch quiet": [0.4, 0.42, 0.5],
+            "torch busy": [3.0, 4.0, 6.0],
+        },
+    }
+    contention["medians"] = {k: median(v) for k, v in contention["seconds"].items()}
+    paint = {
+        "steps": 20,
+        "first_paint_ms": [94.0, 60.0, 50.0, 52.0],
+        "click_to_step_one_ms": [60.0, 30.0, 28.0, 29.0],
+        "step_ms": 21.0,
+        "failed": "",
+    }
+    busy, default, fresh, later = cpu_threads.rows({"contention": contention, "paint": paint})
+    assert (busy.ours, busy.baselines, busy.met) == (0.82, {"the same run, quiet": 0.42}, True)
+    assert "1 thread" in busy.figure and "2 busy loops" in busy.figure
+    assert default.ours == 4.0 and default.baselines["the backend's choice, busy"] == 0.82
+    assert "2 threads" in default.figure and default.met is None
+    assert (fresh.ours, fresh.baselines, fresh.met) == (94.0, {"one step": 21.0}, False)
+    assert (later.ours, later.met) == (52.0, True) and "median of 3" in later.figure
+    contention["medians"]["ours busy"] = 0.9  # more than twice 0.42
+    assert (
+        cpu_threads.rows({"contention": contention, "paint": {"error": "no chromium"}})[0].met
+        is False
+    )
+    failed = cpu_threads.rows({"contention": contention, "paint": {"error": "no chromium"}})[-1]
+    assert failed.ours is None and failed.note == "no chromium"
+    section = cpu_threads.section({"contention": contention})
+    assert section.startswith("## CPU threads") and "0.90 s busy (2.1x)" in section
+    for when in ("A GPU machine", "A CPU Space", "Several runs at once", "Several replicas"):
+        assert when in section
