@@ -6,7 +6,9 @@ the thread count is read back from torch."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,6 +28,7 @@ from gradio_diffusion_preview.backends.diffusers.cpu_threads import (
 from gradio_diffusion_preview.bundled.shapes import model_dir
 
 LOGGER = "gradio_diffusion_preview.backends.diffusers.cpu_threads"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "backends" / "diffusers.md"
 
 
 @pytest.mark.parametrize(
@@ -172,6 +175,12 @@ def test_a_default_backend_applies_the_automatic_rule_not_torchs_default(fresh_p
     assert in_a_new_thread() == automatic_threads()
     [(_, message)] = thread_messages(fresh_process)
     assert f"from automatic ({usable_cores()} usable core" in message
+    documented = re.search(r"^    (torch CPU threads: .*)$", PAGE.read_text(), re.MULTILINE)[1]
+
+    def shape(line: str) -> str:  # the page's line is from a 2-core machine
+        return re.sub(r"\d+", "N", line).replace("cores", "core")
+
+    assert shape(message) == shape(documented)
 
 
 @pytest.mark.slow
@@ -187,3 +196,13 @@ def test_a_gpu_run_applies_nothing(fresh_process):
         assert apply_for(torch.device(device), ThreadChoice(3, "torch_threads=3")) is None
     assert torch.get_num_threads() == 1 and in_a_new_thread() == 1
     assert cpu_threads.applied() is None and not thread_messages(fresh_process)
+
+
+@pytest.mark.slow
+def test_the_pages_example_shares_the_cores_between_two_runs(fresh_process):
+    [example] = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
+    namespace: dict = {}
+    exec(compile(example, str(PAGE), "exec"), namespace)
+    assert callable(namespace["generate"])
+    assert cpu_run(namespace["backend"]) == automatic_threads(usable_cores(), 2)
+    assert "2 runs at once" in thread_messages(fresh_process)[0][1]
