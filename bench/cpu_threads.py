@@ -384,7 +384,7 @@ def section(data: dict) -> str:
             "among the runs the app allows at once: `max(1, (usable cores - 1) // "
             "concurrent_runs)`, where usable cores are the process's CPU affinity capped by a "
             "container's CPU quota (which torch's default ignores). On 2 cores that is one "
-            "thread, which was as fast as two when the machine was quiet." + figures,
+            "thread." + figures,
             "",
             'Set it with `DiffusersBackend(torch_threads=N)` (or `"keep"` to leave torch\'s '
             "setting to your app), or the environment variable "

@@ -45,10 +45,14 @@ def machine() -> list[str]:
         f"- Machine: {cpu}, {os.cpu_count()} cores{memory}, {device} "
         f"({platform.system()} {platform.release()})",
         f"- Software: Python {platform.python_version()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} CPU threads; the diffusers backend's choice here: "
+        f"({_threads(torch.get_num_threads())}; the diffusers backend's choice here: "
         f"{backend_threads}), diffusers {diffusers.__version__}, "
         f"gradio {gradio.__version__}",
     ]
+
+
+def _threads(count: int) -> str:
+    return f"{count} CPU thread{'s' if count != 1 else ''}"
 
 
 def cell(value) -> str:
