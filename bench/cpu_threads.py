@@ -169,6 +169,7 @@ class Hog:
 
 def contention(tiny: bool) -> dict:
     steps, rounds = (TINY_STEPS, TINY_ROUNDS) if tiny else (STEPS, ROUNDS)
+    load_before = os.getloadavg()[0]
     workers = {name: Worker(setting, steps) for name, setting in SETTINGS.items()}
     times: dict[str, list[float]] = {
         f"{name} {when}": [] for name in workers for when in ("quiet", "busy")
@@ -196,6 +197,7 @@ def contention(tiny: bool) -> dict:
         "threads": threads,
         "seconds": times,
         "medians": {key: median(values) for key, values in times.items()},
+        "load_average": max(load_before, os.getloadavg()[0]),  # the hog's own included
     }
 
 
@@ -286,7 +288,8 @@ def rows(data: dict) -> list[Row]:
             "<= 2x quiet",
             ratio <= 2.0,
             f"{found['rounds']} rounds, quiet and busy alternating; busy runs "
-            f"{_list(found['seconds']['ours busy'])} s",
+            f"{_list(found['seconds']['ours busy'])} s; load average "
+            f"{found.get('load_average', float('nan')):.1f} on {os.cpu_count()} cores",
         )
     )
     out.append(
