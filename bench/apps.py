@@ -149,7 +149,8 @@ def ours_app(log: StepLog, asynchronous: bool = False) -> gr.Blocks:
 def bundled_app(log: StepLog) -> gr.Blocks:
     """The bundled shapes model through ``stream()`` and the diffusers backend, 64 px; the
     text's rate is ignored (the model sets the pace). Step times come from the backend's step
-    listener, on the generation thread, the moment each step's callback runs."""
+    listener, on the generation thread, the moment each step's callback runs; step 0 is when
+    the event's handler started."""
     from gradio_diffusion_preview import DiffusionPreview, stream
     from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
     from gradio_diffusion_preview.bundled.shapes import model_dir
@@ -175,7 +176,7 @@ def bundled_app(log: StepLog) -> gr.Blocks:
 
     def generate(text: str):
         token, _, steps = parse(text)
-        running[token] = stamps = []
+        running[token] = stamps = [(0, time.time())]  # "step 0": the handler starts
         try:
             yield from run(steps)
         finally:

@@ -201,21 +201,23 @@ def _overhead_shortfall(data: dict[str, dict]) -> str:
 
 def _cpu_threads_shortfall(data: dict[str, dict]) -> str:
     paint = data.get("cpu_threads", {}).get("paint", {})
-    server = paint.get("click_to_step_one_ms") or []
+    server, handler = paint.get("click_to_step_one_ms"), paint.get("click_to_handler_ms")
     step = paint.get("step_ms")
     split = (
-        f" In this run the click to step 1 done on the server took {median(server):.0f} ms "
-        f"(one step {step:.0f} ms)."
-        if server and step
+        f" In this run (medians) the handler started {median(handler):.0f} ms after the "
+        f"click and step 1 was done {median(server):.0f} ms after it (one step "
+        f"{step:.0f} ms)."
+        if server and handler and step
         else ""
     )
     return (
         "**CPU threads.** Under contention a run gets at best its share of the cores (one "
         "thread among two busy loops on two cores: about 1.5x); more than 2x means the "
         "machine was busier still (other work beside the hog: see the load average above). "
-        "Click to first preview is the request's way in (the page's queue join, the request's "
-        "checks, the pipeline's call setup and text encoding), step 1, and the preview's way "
-        "to the page (encode, Gradio's event stream, decode, paint)." + split
+        "Click to first preview is the request's way in (the page's queue join and Gradio's "
+        "queue up to the handler, then the request's checks, the pipeline's call setup and "
+        "text encoding), step 1, and the preview's way to the page (encode, Gradio's event "
+        "stream, decode, paint)." + split
     )
 
 

@@ -150,6 +150,7 @@ def test_cpu_thread_rows_put_each_run_beside_its_baseline_and_judge_the_targets(
     paint = {
         "steps": 20,
         "first_paint_ms": [94.0, 60.0, 50.0, 52.0],
+        "click_to_handler_ms": [40.0, 12.0, 10.0, 11.0],
         "click_to_step_one_ms": [60.0, 30.0, 28.0, 29.0],
         "step_ms": 21.0,
         "failed": "",
@@ -161,6 +162,7 @@ def test_cpu_thread_rows_put_each_run_beside_its_baseline_and_judge_the_targets(
     assert "2 threads" in default.figure and default.met is None
     assert (fresh.ours, fresh.baselines, fresh.met) == (94.0, {"one step": 21.0}, False)
     assert (later.ours, later.met) == (52.0, True) and "median of 3" in later.figure
+    assert "handler starting 11 ms" in later.note and "step 1 to painted 23 ms" in later.note
     contention["medians"]["ours busy"] = 0.9  # more than twice 0.42
     assert (
         cpu_threads.rows({"contention": contention, "paint": {"error": "no chromium"}})[0].met
