@@ -307,7 +307,8 @@ def rows(data: dict) -> list[Row]:
             f"{ratio:.2f}x quiet",
             "<= 2x quiet",
             ratio <= 2.0,
-            f"{found['rounds']} rounds, quiet and busy alternating; busy runs "
+            f"{found['rounds']} round{'s' if found['rounds'] != 1 else ''}, quiet and busy "
+            "alternating; busy runs "
             f"{_list(found['seconds']['ours busy'])} s; load average "
             f"{found.get('load_average', float('nan')):.1f} on {os.cpu_count()} cores",
         )
