@@ -21,10 +21,8 @@ def _torch_threads_as_the_backend_chooses() -> None:
 _torch_threads_as_the_backend_chooses()
 
 import importlib.metadata  # noqa: E402
-import importlib.util  # noqa: E402
 import shutil  # noqa: E402
 import site  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import sysconfig  # noqa: E402
@@ -32,9 +30,8 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from testenv import EXAMPLE_PLUGIN, ROOT, free_port  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_PLUGIN = ROOT / "examples" / "gdp-example-plugin"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -45,12 +42,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-quic",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 LAUNCH_ATTEMPTS = 3
@@ -118,14 +109,6 @@ def output_dir(request) -> Path:
     path = ROOT / "test-output" / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def load_demo_module():
-    """Import demo/app.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("demo_app", ROOT / "demo" / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

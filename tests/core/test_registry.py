@@ -39,7 +39,7 @@ from gradio_diffusion_preview.plugins import (
     reset_registry,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gdp-example-plugin"
 EXAMPLE_BACKEND = "example-fractal"
 

@@ -10,9 +10,9 @@ import math
 import httpx
 import pytest
 from api_results import final_state
-from conftest import load_demo_module
 from gradio_client import Client
 from public_app import launched
+from testenv import load_demo_module
 
 STEPS = 3
 SIDE = 64

@@ -18,7 +18,7 @@ import gradio as gr
 import httpx
 import pytest
 from remote_gradio_apps import hanging_app, preview_app, red_image
-from test_remote_gradio import gradio_backend
+from remote_gradio_client import gradio_backend
 from toy_backends import CountingBackend
 
 from gradio_diffusion_preview import Failed, Finished, RunControl, Started, Step

@@ -10,17 +10,15 @@ that this side writes no files).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port
 from gradio_client import Client
 from remote_gradio_apps import image_app, preview_app
+from remote_gradio_client import gradio_backend
 from toy_backends import BatchPreviewBackend, CountingBackend, WaitingBackend
 
 from gradio_diffusion_preview import Failed, Finished, RunControl, Started, Status, Step
@@ -35,14 +33,8 @@ from gradio_diffusion_preview.testing import check_backend, run_backend
 from gradio_diffusion_preview.testing.file_writes import forbidden_writes
 from gradio_diffusion_preview.testing.suite import CHECKS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CANARY = "hf_canaryTOKENthatMustNeverLeave0000"
-
-
-def gradio_backend(url: str, *, timeout: float = 60.0, **options) -> RemoteGradioBackend:
-    return RemoteGradioBackend(
-        Endpoint(id="remote", kind="gradio", url=url, timeout=timeout, options=options)
-    )
 
 
 def colour(image) -> tuple[int, ...]:
@@ -402,46 +394,6 @@ def test_the_plugins_cli_shows_the_configuration_state(monkeypatch, capsys):
         assert CANARY not in out
     finally:
         plugins.reset_registry()
-
-
-@pytest.fixture
-def subprocess_remote():
-    """``start(port) -> (url, process)``: the seeded counting app in a process of its own."""
-    started = []
-
-    def start(port: int | None = None, step_seconds: float = 0.05, models: str = ""):
-        port = port or free_port()
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "tests" / "remote_gradio_apps.py"),
-                f"--port={port}",
-                f"--step-seconds={step_seconds}",
-                f"--models={models}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                import httpx
-
-                if httpx.get(url + "/config", timeout=1).status_code == 200:
-                    return url, process
-            except httpx.TransportError:
-                time.sleep(0.2)
-            if process.poll() is not None:
-                break
-        raise RuntimeError(f"the remote app on port {port} did not start")
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.mark.slow

@@ -251,7 +251,7 @@ def backend_app(
 def warm_demo() -> gr.Blocks:
     """The demo's Blocks, with its default model loaded first by a one-step run: the first run
     of a test then waits on no model loading (which takes minutes on a loaded machine)."""
-    from conftest import load_demo_module
+    from testenv import load_demo_module
 
     demo = load_demo_module()
     for _ in stream(

@@ -17,7 +17,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from frames import DISPLAY_SIDE, preview_frame, step_of_mark, upscaled  # noqa: E402

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import load_demo_module
-from test_remote_gradio import gradio_backend
+from remote_gradio_client import gradio_backend
+from testenv import load_demo_module
 
 from gradio_diffusion_preview import RunControl, Step, get_registry
 from gradio_diffusion_preview.request import build_request, validate_request

@@ -6,7 +6,7 @@ common text-to-image Space, a generator that returns a PIL image after a delay. 
 this module serves ``preview_app`` around a ``CountingBackend`` on a given port, so a test can
 kill the process mid-run:
 
-    python tests/remote_gradio_apps.py --port 7999 --step-seconds 0.2
+    python tests/support/remote_gradio_apps.py --port 7999 --step-seconds 0.2
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 from browser_helpers import STEPS_RE, TIMEOUT_MS, generate, open_app, probe
 from remote_gradio_apps import preview_app
-from test_remote_gradio import gradio_backend
+from remote_gradio_client import gradio_backend
 from toy_backends import CountingBackend
 
 from gradio_diffusion_preview import DiffusionPreview, stream

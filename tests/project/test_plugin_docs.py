@@ -23,7 +23,7 @@ RECORDS = ("Started", "Step", "Status", "Finished", "Failed", "ModelInfo", "Mode
 RECORDS += ("Availability",)
 """The exported types a plugin constructs: their fields are documented exactly."""
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "plugins.md"
 
 
@@ -74,7 +74,7 @@ def test_plugin_hooks_are_documented(hook):
 @pytest.mark.parametrize("hook", hook_names())
 def test_plugin_hooks_have_tests(hook):
     tests = set()
-    for path in (ROOT / "tests").glob("test_*.py"):
+    for path in (ROOT / "tests").rglob("test_*.py"):
         tests |= {
             node.name
             for node in ast.walk(ast.parse(path.read_text()))

@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port
+from testenv import ROOT, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import gradio as gr
 import httpx
-from conftest import free_port
+from testenv import free_port
 
 from gradio_diffusion_preview import DiffusionPreview, Registry, stream
 from gradio_diffusion_preview.policy import Policy

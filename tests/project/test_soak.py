@@ -10,7 +10,7 @@ import time
 
 import psutil
 import pytest
-from conftest import ROOT
+from testenv import ROOT
 
 
 def load_soak():

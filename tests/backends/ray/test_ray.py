@@ -36,7 +36,7 @@ from gradio_diffusion_preview.testing import check_backend
 
 pytestmark = pytest.mark.slow
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[2] / "support"  # ray_toys, for the replicas
 TOY_STEP = 0.2  # seconds per step of the toy runs that must still be going when a test acts
 DEPLOY_TIMEOUT = 240.0
 

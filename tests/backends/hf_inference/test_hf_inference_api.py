@@ -10,7 +10,6 @@ import secrets
 import httpx
 import pytest
 from api_results import final_state
-from conftest import free_port
 from fake_hf_router import (
     black_image,
     drop,
@@ -23,6 +22,7 @@ from fake_hf_router import (
     stall,
 )
 from gradio_client import Client
+from testenv import free_port
 
 from gradio_diffusion_preview.backends.hf_inference.backend import HfInferenceBackend
 from gradio_diffusion_preview.backends.hf_inference.catalogue import catalogue_entry

@@ -15,10 +15,10 @@ import gradio as gr
 import httpx
 import pytest
 from api_results import final_state
-from conftest import free_port
 from gradio_client import Client
 from remote_gradio_apps import hanging_app, image_app, preview_app
-from test_remote_gradio import gradio_backend, subprocess_remote  # noqa: F401 (a fixture)
+from remote_gradio_client import gradio_backend
+from testenv import free_port
 from toy_backends import CountingBackend, WaitingBackend
 
 from gradio_diffusion_preview import (
@@ -148,7 +148,7 @@ def test_a_silent_remote_times_out(serve):
 
 @pytest.mark.slow
 def test_the_app_killed_mid_run_fails_the_run_and_the_next_run_reconnects(
-    subprocess_remote,  # noqa: F811 (the fixture imported above)
+    subprocess_remote,
 ):
     url, process = subprocess_remote(step_seconds=0.2)
     port = int(url.rsplit(":", 1)[1])

@@ -16,7 +16,7 @@ from gradio_diffusion_preview import Availability, Backend, hookimpl, list_plugi
 from gradio_diffusion_preview.cli import main
 from gradio_diffusion_preview.plugins import ALLOW_LIST_VARIABLE, get_registry, reset_registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gdp-example-plugin"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 ENV.pop(ALLOW_LIST_VARIABLE, None)

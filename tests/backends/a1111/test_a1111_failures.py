@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from conftest import free_port
 from fake_a1111 import FakeA1111, make_backend, make_request, post_txt2img, record, wait_for
+from testenv import free_port
 
 from gradio_diffusion_preview import Failed, Finished, Started, Step, stream
 from gradio_diffusion_preview.backend import ModelListingError

@@ -8,8 +8,8 @@ import httpx
 import PIL.Image
 import pytest
 from api_results import final_state
-from conftest import load_demo_module
 from gradio_client import Client
+from testenv import load_demo_module
 
 STEPS = 12
 

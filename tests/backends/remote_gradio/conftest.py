@@ -1,0 +1,50 @@
+"""Fixtures of the remote Gradio backend's tests: a remote app in a process of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from testenv import SUPPORT, free_port
+
+
+@pytest.fixture
+def subprocess_remote():
+    """``start(port) -> (url, process)``: the seeded counting app in a process of its own."""
+    started = []
+
+    def start(port: int | None = None, step_seconds: float = 0.05, models: str = ""):
+        port = port or free_port()
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(SUPPORT / "remote_gradio_apps.py"),
+                f"--port={port}",
+                f"--step-seconds={step_seconds}",
+                f"--models={models}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                import httpx
+
+                if httpx.get(url + "/config", timeout=1).status_code == 200:
+                    return url, process
+            except httpx.TransportError:
+                time.sleep(0.2)
+            if process.poll() is not None:
+                break
+        raise RuntimeError(f"the remote app on port {port} did not start")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
