@@ -15,8 +15,11 @@ demo: setup frontend
 
 # release-check first: the sdist and wheel install and work in fresh environments (about a
 # minute); the suite then includes the Space folder's check (tests/test_space_folder.py).
+# One pytest-xdist worker per core; tests that must share a worker (the Ray cluster, a Chromium
+# module's servers) carry an xdist_group mark. PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= $(shell nproc)
 test: setup frontend chromium lint release-check
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Builds the sdist and the wheel into dist/release/ as the release workflow does, runs
 # `twine check`, and installs each into a fresh virtual environment (pip's cache reused, no

@@ -12,14 +12,19 @@ def _torch_threads_as_the_backend_chooses() -> None:
     """torch's threads for the whole suite, set before anything imports torch: the diffusers
     backend's automatic choice (one core left free), so a busy CI machine slows the suite by
     its share instead of stalling every torch operation. Through ``OMP_NUM_THREADS`` it also
-    reaches the apps and scripts the tests start; a value already set is kept."""
+    reaches the apps and scripts the tests start; a value already set is kept. Under
+    pytest-xdist (one worker per core) each worker takes at most its share of the cores."""
     from gradio_diffusion_preview.backends.diffusers.cpu_threads import automatic_threads
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(automatic_threads()))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = max(1, (os.cpu_count() or 1) // workers)
+    os.environ.setdefault("OMP_NUM_THREADS", str(min(automatic_threads(), share)))
 
 
 _torch_threads_as_the_backend_chooses()
 
+import fcntl  # noqa: E402
+import importlib  # noqa: E402
 import importlib.metadata  # noqa: E402
 import shutil  # noqa: E402
 import site  # noqa: E402
@@ -62,13 +67,13 @@ def _serving() -> Iterator[Callable]:
                     show_error=True,
                 )
                 break
-            except ValueError as error:
+            except (ValueError, OSError) as error:
                 # Gradio's launch checks its own URL with a 3 s HEAD request and gives up with
-                # "localhost is not accessible" when a loaded machine answers late: try again.
+                # "localhost is not accessible" when a loaded machine answers late; and another
+                # test worker may take the free port before this launch binds it: try again.
                 blocks.close()
-                if "localhost is not accessible" not in str(error):
-                    raise
-                if attempt == LAUNCH_ATTEMPTS - 1:
+                retry = "localhost is not accessible" in str(error) or "empty port" in str(error)
+                if not retry or attempt == LAUNCH_ATTEMPTS - 1:
                     raise
         launched.append(blocks)
         return url
@@ -90,9 +95,11 @@ def serve_module() -> Iterator[Callable]:
     yield from _serving()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium driven by Playwright (Playwright's own browser download fails here)."""
+    """Debian's Chromium driven by Playwright (Playwright's own browser download fails here).
+    One per module: Playwright's sync API keeps an asyncio loop running in this thread while it
+    is started, and a test worker moves on to modules whose tests call ``asyncio.run``."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -111,30 +118,49 @@ def output_dir(request) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def example_plugin() -> str:
-    """The example plugin installed (editable) into this environment like any third-party
-    plugin. `make setup` installs it; this covers a bare `pytest` on a fresh clone."""
+def shared_tmp(tmp_path_factory) -> Path:
+    """A temporary folder that every test worker of this run shares (this session's own when
+    pytest runs without workers): for things built once per run, atomically."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _example_plugin_installed_here() -> bool:
     try:
         dist = importlib.metadata.distribution("gdp-example-plugin")
-        installed_here = EXAMPLE_PLUGIN.as_uri() in (dist.read_text("direct_url.json") or "")
     except importlib.metadata.PackageNotFoundError:
-        installed_here = False
-    if not installed_here:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--no-deps",
-                "--no-build-isolation",
-                "-e",
-                str(EXAMPLE_PLUGIN),
-            ],
-            check=True,
-        )
-        site.addsitedir(sysconfig.get_paths()["purelib"])  # reads the new .pth file
+        return False
+    return EXAMPLE_PLUGIN.as_uri() in (dist.read_text("direct_url.json") or "")
+
+
+@pytest.fixture(scope="session")
+def example_plugin(tmp_path_factory) -> str:
+    """The example plugin installed (editable) into this environment like any third-party
+    plugin. `make setup` installs it; this covers a bare `pytest` on a fresh clone. Test workers
+    take turns (a lock file), so one installs it and the others find it installed."""
+    with (shared_tmp(tmp_path_factory) / "example-plugin.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         importlib.invalidate_caches()
+        if not _example_plugin_installed_here():
+            _install_example_plugin()
+    # its .pth file, read once at start-up: another worker may have installed it since
+    site.addsitedir(sysconfig.get_paths()["purelib"])
+    importlib.invalidate_caches()
     return "gdp-example-plugin"
+
+
+def _install_example_plugin() -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-e",
+            str(EXAMPLE_PLUGIN),
+        ],
+        check=True,
+    )

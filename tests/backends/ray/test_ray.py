@@ -34,7 +34,7 @@ from gradio_diffusion_preview.cli import main
 from gradio_diffusion_preview.serving import ServeSettings, run
 from gradio_diffusion_preview.testing import check_backend
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster
 
 TESTS = Path(__file__).resolve().parents[2] / "support"  # ray_toys, for the replicas
 TOY_STEP = 0.2  # seconds per step of the toy runs that must still be going when a test acts

@@ -1,0 +1,17 @@
+"""The Chromium tests: each module here is one pytest-xdist group, so the servers its module
+fixtures start are started once, on one worker, and its pages load one at a time there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if item.path.parent == HERE and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(f"chromium-{item.path.stem}"))
