@@ -95,6 +95,12 @@ def serve_module() -> Iterator[Callable]:
     yield from _serving()
 
 
+@pytest.fixture(scope="session")
+def serve_session() -> Iterator[Callable]:
+    """Like ``serve``, for session fixtures: an app that tests of several modules share."""
+    yield from _serving()
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright (Playwright's own browser download fails here).
@@ -108,6 +114,26 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def open_page(browser) -> Iterator[Callable]:
+    """``open_page(url, dark=False, width=1000, height=900) -> page``: the app at ``url`` in a
+    new Chromium page, its component mounted, ``page.errors`` collecting its script errors.
+    Every page it opened is closed after the test, whether the test passed or failed."""
+    from browser_helpers import open_app
+
+    pages = []
+
+    def _open(url: str, **options):
+        page = open_app(browser, url, **options)
+        pages.append(page)
+        return page
+
+    yield _open
+    for page in pages:
+        if not page.is_closed():
+            page.close()
 
 
 @pytest.fixture

@@ -22,13 +22,11 @@ from browser_helpers import (
     expect_text,
     expect_value,
     generate,
-    open_app,
     open_viewer,
     probe,
     progress_steps,
     set_number,
     wait_view,
-    warm_demo,
 )
 from playwright.sync_api import expect
 
@@ -46,15 +44,8 @@ def set_demo_size(page, side: int = 128) -> None:
         set_number(page, label, side)
 
 
-@pytest.fixture(scope="module")
-def demo_blocks():
-    return warm_demo()
-
-
-def test_demo_paints_previews_then_final_image_with_download(
-    browser, serve, demo_blocks, output_dir
-):
-    page = open_app(browser, serve(demo_blocks))
+def test_demo_paints_previews_then_final_image_with_download(open_page, demo_url, output_dir):
+    page = open_page(demo_url)
     set_demo_size(page)
     set_number(page, "Steps", 24)
     page.evaluate(probe("watch_previews"))
@@ -89,8 +80,8 @@ def slider_box(page, label: str):
     return page.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
 
 
-def test_demo_controls_follow_the_chosen_model(browser, serve, demo_blocks):
-    page = open_app(browser, serve(demo_blocks))
+def test_demo_controls_follow_the_chosen_model(open_page, demo_url):
+    page = open_page(demo_url)
     sampler, previewer = page.get_by_label("Sampler"), page.get_by_label("Step previews")
     # the bundled model: its own size range, a sampler and a previewer to pick
     expect(slider_box(page, "Width")).to_have_attribute("max", "128")
@@ -126,8 +117,8 @@ def test_demo_controls_follow_the_chosen_model(browser, serve, demo_blocks):
     page.close()
 
 
-def test_demo_writes_the_seed_used_back_and_keeps_a_chosen_one(browser, serve, demo_blocks):
-    page = open_app(browser, serve(demo_blocks))
+def test_demo_writes_the_seed_used_back_and_keeps_a_chosen_one(open_page, demo_url):
+    page = open_page(demo_url)
     seed_box = page.get_by_role("spinbutton", name="Seed", exact=True)
     random_each_run = page.get_by_label("Random seed each run")
     expect(random_each_run).to_be_checked()
@@ -157,9 +148,9 @@ def test_demo_writes_the_seed_used_back_and_keeps_a_chosen_one(browser, serve, d
 
 
 def test_demo_stop_mid_run_shows_cancelled_and_server_keeps_serving(
-    browser, serve, demo_blocks, output_dir
+    open_page, demo_url, output_dir
 ):
-    page = open_app(browser, serve(demo_blocks))
+    page = open_page(demo_url)
     set_demo_size(page)
     set_number(page, "Steps", 50)  # the demo policy's most
     generate(page)
@@ -187,8 +178,8 @@ def test_demo_stop_mid_run_shows_cancelled_and_server_keeps_serving(
     page.close()
 
 
-def test_demo_use_this_preview_finishes_early_with_a_final_image(browser, serve, demo_blocks):
-    page = open_app(browser, serve(demo_blocks))
+def test_demo_use_this_preview_finishes_early_with_a_final_image(open_page, demo_url):
+    page = open_page(demo_url)
     set_demo_size(page)
     set_number(page, "Steps", 50)  # the demo policy's most
     generate(page)
@@ -217,9 +208,9 @@ def toy_app(delay: float = 0.05, width: int = 96, height: int = 64, watch_change
     )
 
 
-def test_second_visitor_sees_queue_position_then_their_run(browser, serve):
+def test_second_visitor_sees_queue_position_then_their_run(open_page, serve):
     url = serve(toy_app(delay=0.1))
-    first, second = open_app(browser, url), open_app(browser, url)
+    first, second = open_page(url), open_page(url)
     set_number(first, "Steps", 30)
     generate(first)
     first.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
@@ -238,8 +229,8 @@ def test_second_visitor_sees_queue_position_then_their_run(browser, serve):
     second.close()
 
 
-def test_batch_grid_downloads_each_image_and_opens_full_size(browser, serve, output_dir):
-    page = open_app(browser, serve(toy_app(width=128, height=96, watch_change=True)))
+def test_batch_grid_downloads_each_image_and_opens_full_size(open_page, serve, output_dir):
+    page = open_page(serve(toy_app(width=128, height=96, watch_change=True)))
     set_number(page, "Images", 3)
     set_number(page, "Steps", 4)
     generate(page)
@@ -265,8 +256,8 @@ def test_batch_grid_downloads_each_image_and_opens_full_size(browser, serve, out
     page.close()
 
 
-def test_invalid_request_shows_the_message_as_an_alert(browser, serve):
-    page = open_app(browser, serve(toy_app()))
+def test_invalid_request_shows_the_message_as_an_alert(open_page, serve):
+    page = open_page(serve(toy_app()))
     generate(page, prompt="   ")
     alert = page.get_by_role("alert")
     alert.wait_for(timeout=TIMEOUT_MS)
@@ -281,7 +272,7 @@ def test_invalid_request_shows_the_message_as_an_alert(browser, serve):
     page.close()
 
 
-def test_examples_show_a_thumbnail_of_the_final_image(browser, serve, tmp_path):
+def test_examples_show_a_thumbnail_of_the_final_image(open_page, serve, tmp_path):
     """Example.svelte: a DiffusionPreview in gr.Examples shows its final image as a thumbnail,
     and choosing the example shows it in the component."""
     path = tmp_path / "example.png"
@@ -289,7 +280,7 @@ def test_examples_show_a_thumbnail_of_the_final_image(browser, serve, tmp_path):
     with gr.Blocks() as app:
         preview = DiffusionPreview(label="Generation")
         gr.Examples([[str(path)]], inputs=[preview])
-    page = open_app(browser, serve(app))
+    page = open_page(serve(app))
     thumbnail = page.locator(".example.has-image img").first
     thumbnail.wait_for(timeout=TIMEOUT_MS)
     page.wait_for_function(

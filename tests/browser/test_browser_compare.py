@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_helpers import TIMEOUT_MS, open_app, probe, warm_demo
+from browser_helpers import TIMEOUT_MS, probe
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -16,19 +16,14 @@ TIMING_RE = re.compile(r"Done in \d+\.\d s, \d+\.\d steps/s\.")
 CHOSEN = ["Bundled shapes model (64x64)", "Bundled shapes · DPM-Solver++"]
 
 
-@pytest.fixture(scope="module")
-def demo_url(serve_module):
-    return serve_module(warm_demo())
-
-
 def set_slider(root, label: str, value: int) -> None:
     box = root.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
     box.fill(str(value))
     box.press("Tab")
 
 
-def compare_page(browser, url):
-    page = open_app(browser, url, width=1200)
+def compare_page(open_page, url):
+    page = open_page(url, width=1200)
     page.get_by_role("tab", name="Compare").click()
     root = page.locator(".diffusion-compare")
     root.get_by_role("button", name="Compare", exact=True).wait_for(timeout=TIMEOUT_MS)
@@ -46,8 +41,8 @@ def expect_views(panels, view: str, timeout: float = TIMEOUT_MS) -> None:
         expect(panels.nth(index)).to_have_attribute("data-view", view, timeout=timeout)
 
 
-def test_compare_streams_every_panel_then_one_stop_stops_all(browser, demo_url, output_dir):
-    page, root, panels = compare_page(browser, demo_url)
+def test_compare_streams_every_panel_then_one_stop_stops_all(open_page, demo_url, output_dir):
+    page, root, panels = compare_page(open_page, demo_url)
     set_slider(root, "Steps", 8)
     page.evaluate(probe("watch_panels"))
     root.get_by_role("button", name="Compare", exact=True).click()

@@ -22,14 +22,12 @@ from browser_helpers import (
     choose_backend,
     expect_value,
     generate,
-    open_app,
     open_viewer,
     probe,
     progress_steps,
     set_number,
     view_of,
     wait_view,
-    warm_demo,
 )
 from playwright.sync_api import expect
 from toy_backends import BatchPreviewBackend, CountingBackend, WaitingBackend
@@ -69,8 +67,8 @@ def box(locator) -> dict:
 # --- the full-size viewer --------------------------------------------------------------------
 
 
-def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(browser, toy_url):
-    page = open_app(browser, toy_url)
+def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(open_page, toy_url):
+    page = open_page(toy_url)
     set_number(page, "Images", 2)
     set_number(page, "Steps", 4)
     generate(page, "a lighthouse at dusk")
@@ -114,9 +112,9 @@ def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(br
 
 
 def test_downloaded_png_carries_its_settings_and_is_named_after_prompt_and_seed(
-    browser, toy_url, tmp_path
+    open_page, toy_url, tmp_path
 ):
-    page = open_app(browser, toy_url)
+    page = open_page(toy_url)
     page.get_by_label("Negative prompt", exact=True).fill("blurry, low quality")
     set_number(page, "Steps", 4)
     set_number(page, "Seed", 1234)
@@ -155,8 +153,8 @@ def test_downloaded_png_carries_its_settings_and_is_named_after_prompt_and_seed(
     page.close()
 
 
-def test_reuse_fills_the_demos_inputs_with_the_seed_and_settings(browser, serve):
-    page = open_app(browser, serve(warm_demo()))
+def test_reuse_fills_the_demos_inputs_with_the_seed_and_settings(open_page, demo_url):
+    page = open_page(demo_url)
     for label in ("Width", "Height"):
         set_number(page, label, 128)
     set_number(page, "Steps", 3)
@@ -185,9 +183,8 @@ def test_reuse_fills_the_demos_inputs_with_the_seed_and_settings(browser, serve)
 # --- the stage is never blank -----------------------------------------------------------------
 
 
-def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(browser, serve):
-    page = open_app(
-        browser,
+def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(open_page, serve):
+    page = open_page(
         serve(
             backend_app(
                 ToyBackend(), width=128, height=96, options={"start_delay": 1.0, "delay": 0.25}
@@ -220,8 +217,8 @@ def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(browser,
     page.close()
 
 
-def test_a_batch_shows_one_tile_per_image_from_first_preview_to_final(browser, serve):
-    page = open_app(browser, serve(backend_app(BatchPreviewBackend(step_seconds=0.1))))
+def test_a_batch_shows_one_tile_per_image_from_first_preview_to_final(open_page, serve):
+    page = open_page(serve(backend_app(BatchPreviewBackend(step_seconds=0.1))))
     set_number(page, "Images", 3)
     set_number(page, "Steps", 30)
     generate(page)
@@ -249,7 +246,7 @@ def low_contrast(page) -> list[dict]:
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_all_text_meets_wcag_aa_contrast(browser, serve, output_dir, dark):
+def test_all_text_meets_wcag_aa_contrast(open_page, serve, output_dir, dark):
     waiting = WaitingBackend(waits=[(Status("queued", position=2, queue_size=4, eta=30), 60)])
     failing = WaitingBackend(
         waits=[(Status("generating"), 0.05)],
@@ -257,7 +254,7 @@ def test_all_text_meets_wcag_aa_contrast(browser, serve, output_dir, dark):
     )
     failing.id = "failing-later"
     app = backend_app(ToyBackend(), waiting, failing)
-    page = open_app(browser, serve(app), dark=dark)
+    page = open_page(serve(app), dark=dark)
     seen: dict[str, list[dict]] = {"idle": low_contrast(page)}
 
     page.get_by_label("Negative prompt", exact=True).fill("blurry")
@@ -291,9 +288,9 @@ def test_all_text_meets_wcag_aa_contrast(browser, serve, output_dir, dark):
     page.close()
 
 
-def test_escape_stops_a_run_while_the_component_has_focus(browser, counting):
+def test_escape_stops_a_run_while_the_component_has_focus(open_page, counting):
     url, backend = counting
-    page = open_app(browser, url)
+    page = open_page(url)
     set_number(page, "Steps", 400)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
@@ -311,8 +308,8 @@ def test_escape_stops_a_run_while_the_component_has_focus(browser, counting):
     page.close()
 
 
-def test_progress_is_announced_and_exposed_as_a_progressbar(browser, counting):
-    page = open_app(browser, counting[0])
+def test_progress_is_announced_and_exposed_as_a_progressbar(open_page, counting):
+    page = open_page(counting[0])
     live = page.get_by_test_id("live-status")
     set_number(page, "Steps", 40)
     generate(page)
@@ -334,14 +331,14 @@ def seconds_in(text: str) -> float:
     return float(match[1])
 
 
-def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(browser, serve):
+def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(open_page, serve):
     backend = WaitingBackend(
         waits=[
             (Status("queued", position=3, queue_size=5, eta=20), 2.5),
             (Status("loading"), 2.0),  # long enough for expect's polling to see
         ]
     )
-    page = open_app(browser, serve(backend_app(backend)))
+    page = open_page(serve(backend_app(backend)))
     generate(page)
     status = page.get_by_test_id("waiting-status")
     status.wait_for(timeout=TIMEOUT_MS)
@@ -360,7 +357,7 @@ def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(
     page.close()
 
 
-def test_an_error_shows_its_reason_and_when_to_try_again_in_place(browser, serve):
+def test_an_error_shows_its_reason_and_when_to_try_again_in_place(open_page, serve):
     """A failed run ends its event as an error (for API callers), yet the component shows it
     in place: message, reason, retry countdown, the previous images (dimmed) and the inputs
     kept, no extra error notice; the app's ``.success()`` listener does not run for it."""
@@ -368,7 +365,7 @@ def test_an_error_shows_its_reason_and_when_to_try_again_in_place(browser, serve
         waits=[(Status("generating"), 0.05)],
         failure=Failed("Too many requests. Fix: wait a little.", "rate_limited", retry_after=12),
     )
-    page = open_app(browser, serve(backend_app(ToyBackend(), backend, watch_success=True)))
+    page = open_page(serve(backend_app(ToyBackend(), backend, watch_success=True)))
     set_number(page, "Steps", 3)
     generate(page, "a first try")
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
@@ -399,8 +396,8 @@ def painted_step(page) -> int:
     return round(red / 16) + 16 * round(green / 16)
 
 
-def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(browser, serve):
-    page = open_app(browser, serve(backend_app(StepCodeBackend(), options={"delay": 0.02})))
+def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(open_page, serve):
+    page = open_page(serve(backend_app(StepCodeBackend(), options={"delay": 0.02})))
     set_number(page, "Steps", 250)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
@@ -416,7 +413,7 @@ def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(browser, serv
 
 
 def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cancelled(
-    browser, serve
+    open_page, serve
 ):
     """A run still waiting for a slot (status "queued", as a public app's fair queue sends it)
     whose event another event cancels (``cancels=[...]``) ends "Cancelled", not queued forever."""
@@ -436,7 +433,7 @@ def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cance
         leave = gr.Button("Leave the line")
         event = run.click(wait_in_line, prompt, preview)
         leave.click(None, None, None, cancels=[event])
-    page = open_app(browser, serve(demo))
+    page = open_page(serve(demo))
     generate(page)
     wait_view(page, "queued")
     page.get_by_role("button", name="Leave the line", exact=True).click()
@@ -445,8 +442,8 @@ def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cance
     page.close()
 
 
-def test_use_this_preview_never_shows_cancelled(browser, counting):
-    page = open_app(browser, counting[0])
+def test_use_this_preview_never_shows_cancelled(open_page, counting):
+    page = open_page(counting[0])
     set_number(page, "Steps", 120)
     page.evaluate(probe("view_log"))
     generate(page)
@@ -460,10 +457,10 @@ def test_use_this_preview_never_shows_cancelled(browser, counting):
     page.close()
 
 
-def test_gradio_queue_eta_counts_down(browser, serve):
+def test_gradio_queue_eta_counts_down(open_page, serve):
     app = backend_app(CountingBackend(step_seconds=0.1))
     url = serve(app)
-    first, second = open_app(browser, url), open_app(browser, url)
+    first, second = open_page(url), open_page(url)
     # One short run first, so Gradio knows how long a run takes and sends an ETA.
     set_number(first, "Steps", 5)
     generate(first)
@@ -490,10 +487,10 @@ def test_gradio_queue_eta_counts_down(browser, serve):
 
 @pytest.mark.parametrize("scroll", [True, False], ids=["scrolls", "turned-off"])
 def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
-    browser, serve, output_dir, scroll
+    open_page, serve, output_dir, scroll
 ):
     app = backend_app(ToyBackend(), spacer=1400, scroll_into_view=scroll)
-    page = open_app(browser, serve(app), width=390, height=844)
+    page = open_page(serve(app), width=390, height=844)
     root = page.get_by_test_id("diffusion-preview")
     assert box(root)["y"] > 844, "the component starts below the fold"
     set_number(page, "Steps", 30)
@@ -514,8 +511,8 @@ def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
     page.close()
 
 
-def test_recent_results_stay_in_a_strip_and_open_full_size(browser, toy_url):
-    page = open_app(browser, toy_url)
+def test_recent_results_stay_in_a_strip_and_open_full_size(open_page, toy_url):
+    page = open_page(toy_url)
     set_number(page, "Steps", 3)
     generate(page, "first lighthouse")
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)

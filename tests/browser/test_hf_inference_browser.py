@@ -5,7 +5,7 @@ layout is another engineer's; these tests read text and the value's fields only.
 from __future__ import annotations
 
 import pytest
-from browser_helpers import TIMEOUT_MS, open_app
+from browser_helpers import TIMEOUT_MS
 from fake_hf_router import image, inference_app, loading, rate_limited, serve_router
 from playwright.sync_api import expect
 
@@ -23,11 +23,11 @@ def router(monkeypatch):
 
 
 @pytest.fixture
-def page(browser, serve, router):
+def page(open_page, serve, router):
     backend = HfInferenceBackend(
         token=router.token, router_url=router.url, models=[catalogue_entry(SCHNELL)], max_wait=10
     )
-    page = open_app(browser, serve(inference_app(backend)))
+    page = open_page(serve(inference_app(backend)))
     page.get_by_label("Model", exact=True).fill(SCHNELL)
     yield page
     assert not page.errors

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-from browser_helpers import STEPS_RE, TIMEOUT_MS, generate, open_app, probe
+from browser_helpers import STEPS_RE, TIMEOUT_MS, generate, probe
 from remote_gradio_apps import preview_app
 from remote_gradio_client import gradio_backend
 from toy_backends import CountingBackend
@@ -28,10 +28,10 @@ def local_app(backend) -> gr.Blocks:
     return app
 
 
-def test_the_remote_runs_previews_form_in_the_local_widget(browser, serve, output_dir):
+def test_the_remote_runs_previews_form_in_the_local_widget(open_page, serve, output_dir):
     counting = CountingBackend(step_seconds=0.15)
     backend = gradio_backend(serve(preview_app(counting)))
-    page = open_app(browser, serve(local_app(backend)))
+    page = open_page(serve(local_app(backend)))
     page.evaluate(probe("watch_previews"))
     generate(page, "a red fox")
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
@@ -48,13 +48,13 @@ def test_the_remote_runs_previews_form_in_the_local_widget(browser, serve, outpu
     page.close()
 
 
-def test_stop_in_the_local_widget_stops_the_remote_run(browser, serve):
+def test_stop_in_the_local_widget_stops_the_remote_run(open_page, serve):
     # Stop crosses the browser, the local app and the remote app; on this shared machine that
     # takes up to about a second, so it is given a step of its own besides the step under way
     # (the step-exact bound is checked from Python in test_remote_gradio.py).
     counting = CountingBackend(step_seconds=1.0)
     backend = gradio_backend(serve(preview_app(counting)))
-    page = open_app(browser, serve(local_app(backend)))
+    page = open_page(serve(local_app(backend)))
     generate(page, "a red fox")
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Stop", exact=True).click()

@@ -10,7 +10,7 @@ import time
 
 import gradio as gr
 import pytest
-from browser_helpers import backend_app, generate, open_app, set_number, wait_view
+from browser_helpers import backend_app, generate, set_number, wait_view
 from gradio_client import Client
 from playwright.sync_api import expect
 from toy_backends import CountingBackend, FailingBackend, registry_with
@@ -119,11 +119,11 @@ def test_through_gradio_client_states_stream_and_cancel_stops_the_backend(serve)
 
 
 @pytest.mark.browser
-def test_stop_and_use_this_preview_act_on_an_async_run_its_page_owns(browser, serve):
+def test_stop_and_use_this_preview_act_on_an_async_run_its_page_owns(open_page, serve):
     """The run's owner is the session of the event that started it (``astream`` runs the
     states in that event's context): "Use this preview" finishes it, Stop stops it."""
     backend = CountingBackend(step_seconds=0.05)
-    page = open_app(browser, serve(backend_app(backend, asynchronous=True)))
+    page = open_page(serve(backend_app(backend, asynchronous=True)))
     set_number(page, "Steps", 300)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=60_000)

@@ -39,11 +39,18 @@ def probe(name: str) -> str:
 
 
 def open_app(browser, url: str, dark: bool = False, width: int = 1000, height: int = 900):
+    """A new page showing the app at ``url``, once its DiffusionPreview has mounted (the page is
+    closed if it never does). Tests take pages from the ``open_page`` fixture, which closes
+    them after the test."""
     page = browser.new_page(viewport={"width": width, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(url + ("?__theme=dark" if dark else ""))
-    page.get_by_test_id("diffusion-preview").wait_for(timeout=TIMEOUT_MS)
+    try:
+        page.goto(url + ("?__theme=dark" if dark else ""))
+        page.get_by_test_id("diffusion-preview").wait_for(timeout=TIMEOUT_MS)
+    except BaseException:
+        page.close()
+        raise
     page.errors = errors
     return page
 

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import pytest
 import ray
-from browser_helpers import TIMEOUT_MS, generate, open_app, probe, progress_steps
+from browser_helpers import TIMEOUT_MS, generate, probe, progress_steps
 from ray import serve as ray_serve
 from ray_toys import NAMESPACE, STEP_LOG, StepLog
 
@@ -339,7 +339,7 @@ def test_conformance_kit_passes_for_the_ray_backend(tiny):
 
 
 @pytest.mark.browser
-def test_previews_stream_through_ray_into_the_widget(browser, serve, toy, output_dir):
+def test_previews_stream_through_ray_into_the_widget(open_page, serve, toy, output_dir):
     import gradio as gr
 
     two_replicas()
@@ -353,7 +353,7 @@ def test_previews_stream_through_ray_into_the_widget(browser, serve, toy, output
         button = gr.Button("Generate")
         preview = DiffusionPreview(label="Generation")
         preview.attach_run(button.click(generate_run, prompt, preview))
-    page = open_app(browser, serve(app))
+    page = open_page(serve(app))
     page.evaluate(probe("watch_previews"))
     generate(page, "a lighthouse on Ray")
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
