@@ -151,6 +151,23 @@ def shared_tmp(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, str]:
+    """The tiny random-weight pipelines (``backends/diffusers/tiny.py``), SD 1.x and SDXL by
+    kind: built from configs once for the run, saved, and loaded back like any downloaded model.
+    Test workers share them (a build is atomic: the first finished wins, the rest reuse it)."""
+    from gradio_diffusion_preview.backends.diffusers.tiny import KINDS, build_tiny_pipeline
+
+    base = shared_tmp(tmp_path_factory)
+    return {kind: str(build_tiny_pipeline(kind, base / f"tiny-{kind}")) for kind in KINDS}
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15(tiny_models) -> str:
+    """The tiny SD 1.x pipeline's folder (see ``tiny_models``)."""
+    return tiny_models["sd15"]
+
+
 def _example_plugin_installed_here() -> bool:
     try:
         dist = importlib.metadata.distribution("gdp-example-plugin")

@@ -24,18 +24,12 @@ from gradio_diffusion_preview import (
     validate_request,
 )
 from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
-from gradio_diffusion_preview.backends.diffusers.tiny import KINDS, build_tiny_pipeline
+from gradio_diffusion_preview.backends.diffusers.tiny import KINDS
 
 pytestmark = pytest.mark.slow
 SIZE = {"width": 64, "height": 64}
 BUSY_LOOP = "import time\nend = time.monotonic() + 900\nwhile time.monotonic() < end:\n    pass\n"
 """A process that keeps one core busy, for at most 15 minutes should nothing stop it."""
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, str]:
-    base = tmp_path_factory.getbasetemp()
-    return {kind: str(build_tiny_pipeline(kind, base / f"tiny-{kind}")) for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +110,13 @@ def test_capabilities_describe_the_backend():
 
 
 def every_step_ran(counter: Counter, events: list, total: int) -> bool:
-    """The pipeline ran all ``total`` steps and each Step event came in order, the last one at
-    ``total``. Steps are handed over latest-wins: a consumer thread that a loaded machine
-    leaves waiting gets the newest step, not a backlog, so a step may be passed over."""
+    """The pipeline ran (at least: PNDM repeats a timestep) ``total`` iterations and the Step
+    events came in order, the last one at ``total``. Steps are handed over latest-wins: a
+    consumer thread that a loaded machine leaves waiting gets the newest step, not a backlog,
+    so one may be passed over."""
     seen = [e.step for e in events if isinstance(e, Step)]
     assert seen == sorted(set(seen)) and seen[-1] == total, seen
-    return counter.count == total
+    return counter.count >= total
 
 
 def test_a_preview_of_the_declared_size_at_every_step(backend, model):

@@ -10,15 +10,9 @@ import pytest
 from gradio_client import Client
 
 import gradio_diffusion_preview as gdp
-from gradio_diffusion_preview.backends.diffusers.tiny import build_tiny_pipeline
 
 pytestmark = pytest.mark.slow
 STEPS = 150  # the most the backend allows
-
-
-@pytest.fixture(scope="session")
-def tiny_sd15(tmp_path_factory) -> str:
-    return str(build_tiny_pipeline("sd15", tmp_path_factory.getbasetemp() / "tiny-sd15"))
 
 
 def wait_for(condition, timeout: float, what: str) -> None:

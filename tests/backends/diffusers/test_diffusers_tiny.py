@@ -8,19 +8,12 @@ from pathlib import Path
 import pytest
 
 from gradio_diffusion_preview.backends.diffusers.tiny import (
-    KINDS,
     build_tiny_pipeline,
     default_tiny_model_dir,
     is_built,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, str]:
-    base = tmp_path_factory.getbasetemp()
-    return {kind: str(build_tiny_pipeline(kind, base / f"tiny-{kind}")) for kind in KINDS}
 
 
 @pytest.mark.parametrize(

@@ -90,10 +90,8 @@ def start_ray(**options) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    from gradio_diffusion_preview.backends.diffusers.tiny import build_tiny_pipeline
-
-    model_dir = build_tiny_pipeline("sd15")
+def cluster(tmp_path_factory, tiny_sd15):
+    model_dir = Path(tiny_sd15)
     saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
     # Replicas import the test plugin module from here; no usage reports leave the machine.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), saved["PYTHONPATH"]]))
