@@ -18,7 +18,9 @@ demo: setup frontend
 # One pytest-xdist worker per core; tests that must share a worker (the Ray cluster, a Chromium
 # module's servers) carry an xdist_group mark. PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= $(shell nproc)
-test: setup frontend chromium lint release-check
+# The frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts) runs under vitest first.
+test: setup frontend chromium lint release-check frontend/node_modules/.package-lock.json
+	cd frontend && npm test --silent
 	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Builds the sdist and the wheel into dist/release/ as the release workflow does, runs

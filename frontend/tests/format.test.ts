@@ -1,0 +1,172 @@
+// The text helpers of shared/format.ts: rates, durations, sizes, names and the settings shown.
+import { describe, expect, it } from "vitest";
+import {
+	REASON_TEXT,
+	counted_down,
+	css_size,
+	download_name,
+	format_elapsed,
+	format_eta,
+	format_rate,
+	format_seconds,
+	grid_columns,
+	image_count,
+	settings_parts,
+	shown_images
+} from "../shared/format";
+import type { GenerationParams, PreviewData } from "../shared/types";
+
+const params: GenerationParams = {
+	prompt: "a lighthouse",
+	negative_prompt: "",
+	steps: 20,
+	guidance: 7.5,
+	width: 512,
+	height: 768,
+	num_images: 2,
+	seed: 42,
+	model: "tiny-sd15",
+	backend: "diffusers",
+	sampler: "euler",
+	steps_done: null
+};
+
+function value(fields: Partial<PreviewData> = {}): PreviewData {
+	return {
+		run_id: "r",
+		status: "done",
+		step: 20,
+		total_steps: 20,
+		preview: null,
+		elapsed: 3,
+		steps_per_second: 6,
+		eta: null,
+		seeds: [],
+		backend: null,
+		model: null,
+		width: null,
+		height: null,
+		message: null,
+		images: [],
+		...fields
+	};
+}
+
+describe("rates and durations", () => {
+	it("says it/s at one step a second or more, s/it below", () => {
+		expect(format_rate(6.24)).toBe("6.2 it/s");
+		expect(format_rate(1)).toBe("1.0 it/s");
+		expect(format_rate(0.25)).toBe("4.0 s/it");
+		for (const none of [null, 0, -1, Infinity, NaN]) expect(format_rate(none)).toBeNull();
+	});
+	it("rounds seconds up into s, m s and h m", () => {
+		expect(format_seconds(0)).toBe("0s");
+		expect(format_seconds(-3)).toBe("0s");
+		expect(format_seconds(4.2)).toBe("5s");
+		expect(format_seconds(59.5)).toBe("1m 0s");
+		expect(format_seconds(125)).toBe("2m 5s");
+		expect(format_seconds(3 * 3600 + 7 * 60)).toBe("3h 7m");
+	});
+	it("gives an ETA only when it is known", () => {
+		expect(format_eta(20)).toBe("~20s left");
+		expect(format_eta(90)).toBe("~1m 30s left");
+		for (const none of [null, -1, Infinity]) expect(format_eta(none)).toBeNull();
+	});
+	it("shows tenths of a second for the first ten seconds", () => {
+		expect(format_elapsed(0.04)).toBe("0.0s");
+		expect(format_elapsed(9.94)).toBe("9.9s");
+		expect(format_elapsed(10)).toBe("10s");
+		expect(format_elapsed(75)).toBe("1m 15s");
+	});
+	it("counts a said number of seconds down from when it was said, not below zero", () => {
+		expect(counted_down(30, 1_000, 1_000)).toBe(30);
+		expect(counted_down(30, 1_000, 3_500)).toBe(27.5);
+		expect(counted_down(30, 1_000, 500)).toBe(30); // a clock read before `since`
+		expect(counted_down(2, 0, 10_000)).toBe(0);
+		expect(counted_down(null, 0, 0)).toBeNull();
+		expect(counted_down(undefined, 0, 0)).toBeNull();
+		expect(counted_down(Infinity, 0, 0)).toBeNull();
+	});
+});
+
+describe("sizes and grids", () => {
+	it("makes a number pixels and keeps a string", () => {
+		expect(css_size(360)).toBe("360px");
+		expect(css_size("50vh")).toBe("50vh");
+		expect(css_size(null)).toBeNull();
+		expect(css_size(undefined)).toBeNull();
+		expect(css_size("")).toBeNull();
+	});
+	it("uses the columns asked for, else one per image up to four", () => {
+		expect(grid_columns(3, 8)).toBe(3);
+		expect(grid_columns(2.7, 8)).toBe(2);
+		expect(grid_columns(null, 1)).toBe(1);
+		expect(grid_columns(null, 3)).toBe(3);
+		expect(grid_columns(0, 9)).toBe(4);
+		expect(grid_columns(null, 0)).toBe(1);
+	});
+	it("counts a run's images from its first state on", () => {
+		expect(image_count(null)).toBe(1);
+		expect(image_count(value())).toBe(1);
+		expect(image_count(value({ seeds: [1, 2, 3] }))).toBe(3);
+		expect(image_count(value({ previews: ["a", "b"] }))).toBe(2);
+		expect(image_count(value({ params: { ...params, num_images: 4 } }))).toBe(4);
+	});
+});
+
+describe("names and settings", () => {
+	it("downloads a file under the server's name, else by its place", () => {
+		expect(download_name({ orig_name: "lighthouse-42.png" } as never, 0)).toBe(
+			"lighthouse-42.png"
+		);
+		expect(download_name({} as never, 1)).toBe("image-2.png");
+	});
+	it("lists the settings in order, leaving out what is unknown", () => {
+		expect(settings_parts(params, 42)).toEqual([
+			["Seed", "42"],
+			["Steps", "20"],
+			["Guidance", "7.5"],
+			["Size", "512×768"],
+			["Sampler", "euler"],
+			["Model", "tiny-sd15"],
+			["Backend", "diffusers"]
+		]);
+		const early = { ...params, steps_done: 12, guidance: null, sampler: null, width: null };
+		expect(settings_parts(early, null)).toEqual([
+			["Steps", "12 of 20"],
+			["Model", "tiny-sd15"],
+			["Backend", "diffusers"]
+		]);
+	});
+	it("gives each final image its source, name, infotext and seed", () => {
+		const images = [
+			{ url: "/file=a.png", orig_name: "a.png" },
+			{ url: null, orig_name: null }
+		] as never[];
+		const shown = shown_images(
+			value({ images, infotexts: ["info a"], seeds: [5], params: { ...params, seed: 9 } })
+		);
+		expect(shown).toEqual([
+			{ src: "/file=a.png", download: "a.png", infotext: "info a", params: { ...params, seed: 9 }, seed: 5, index: 0, count: 2 },
+			{ src: "", download: "image-2.png", infotext: "", params: { ...params, seed: 9 }, seed: 9, index: 1, count: 2 }
+		]);
+		expect(shown_images(null)).toEqual([]);
+	});
+	it("has words for every failure reason", () => {
+		expect(Object.keys(REASON_TEXT).sort()).toEqual(
+			[
+				"backend_error",
+				"busy",
+				"content_filtered",
+				"invalid_request",
+				"model_not_found",
+				"out_of_memory",
+				"rate_limited",
+				"remote_error",
+				"timeout",
+				"unauthorized",
+				"unavailable"
+			].sort()
+		);
+	});
+});

@@ -1,0 +1,203 @@
+// The view rules of shared/view.ts: what the component shows for a value and Gradio's loading
+// status. Pure functions, so every case runs here without a browser; the Chromium tests
+// (tests/browser) check that the component renders what these rules decide.
+import { describe, expect, it } from "vitest";
+import type { PreviewData } from "../shared/types";
+import {
+	announcement,
+	current_view,
+	finished,
+	is_active,
+	is_stale,
+	run_status,
+	view_message,
+	type Loading
+} from "../shared/view";
+
+function value(fields: Partial<PreviewData> = {}): PreviewData {
+	return {
+		run_id: "run-1",
+		status: "running",
+		step: 0,
+		total_steps: 20,
+		preview: null,
+		elapsed: 0,
+		steps_per_second: null,
+		eta: null,
+		seeds: [7],
+		backend: "toy",
+		model: "toy-1",
+		width: 64,
+		height: 64,
+		message: null,
+		images: [],
+		...fields
+	};
+}
+
+const loading = (fields: Record<string, unknown>): Loading =>
+	({ status: "pending", fn_index: 0, ...fields }) as unknown as Loading;
+
+describe("finished", () => {
+	it("is true for no value and for the four end states", () => {
+		expect(finished(null)).toBe(true);
+		for (const status of ["idle", "done", "cancelled", "error"] as const)
+			expect(finished(value({ status }))).toBe(true);
+	});
+	it("is false while a run is queued or running", () => {
+		expect(finished(value({ status: "queued" }))).toBe(false);
+		expect(finished(value({ status: "running" }))).toBe(false);
+	});
+});
+
+describe("run_status", () => {
+	const writers = new Set([0]);
+	it("passes Gradio's status through", () => {
+		expect(run_status(null, null, writers)).toBeNull();
+		expect(run_status(value(), loading({ status: "pending" }), writers)).toBe("pending");
+		expect(run_status(value(), loading({ status: "complete" }), writers)).toBe("complete");
+	});
+	it("keeps a running run generating when an event that only reads the component completes", () => {
+		const other = loading({ status: "complete", fn_index: 3 });
+		expect(run_status(value({ status: "running" }), other, writers)).toBe("generating");
+		expect(run_status(value({ status: "queued" }), other, writers)).toBe("generating");
+		expect(run_status(value({ status: "done" }), other, writers)).toBe("complete");
+	});
+});
+
+describe("is_stale", () => {
+	it("is a new submission pending while the value shows the previous run", () => {
+		expect(is_stale(value({ status: "done" }), "pending")).toBe(true);
+		expect(is_stale(null, "pending")).toBe(true);
+		expect(is_stale(value({ status: "running" }), "pending")).toBe(false);
+		expect(is_stale(value({ status: "done" }), "complete")).toBe(false);
+	});
+});
+
+describe("current_view", () => {
+	it("is idle with no value and nothing pending", () => {
+		expect(current_view(null, null, null, false)).toBe("idle");
+		expect(current_view(value({ status: "idle" }), null, null, false)).toBe("idle");
+	});
+	it("is queued with a queue position, else starting, before the first state", () => {
+		const queued = loading({ queue_position: 2, queue_size: 3 });
+		expect(current_view(null, queued, "pending", false)).toBe("queued");
+		expect(current_view(null, loading({}), "pending", false)).toBe("starting");
+		expect(current_view(null, loading({}), "generating", false)).toBe("starting");
+		expect(current_view(value({ status: "done" }), queued, "pending", false)).toBe("queued");
+	});
+	it("is starting until a running run paints, then running", () => {
+		expect(current_view(value(), null, "generating", false)).toBe("starting");
+		expect(current_view(value({ step: 1 }), null, "generating", false)).toBe("running");
+		expect(current_view(value({ preview: "data:," }), null, "generating", false)).toBe(
+			"running"
+		);
+		expect(current_view(value({ previews: ["data:,"] }), null, "generating", false)).toBe(
+			"running"
+		);
+	});
+	it("is waiting while a running run reports a phase", () => {
+		expect(current_view(value({ phase: "loading" }), null, "generating", false)).toBe(
+			"waiting"
+		);
+	});
+	it("is cancelled when the run's event ended without a final state", () => {
+		expect(current_view(value({ step: 3 }), null, "complete", false)).toBe("cancelled");
+		expect(current_view(value({ status: "queued" }), null, "complete", false)).toBe(
+			"cancelled"
+		);
+		expect(current_view(value({ status: "queued" }), null, "generating", false)).toBe(
+			"queued"
+		);
+	});
+	it("is cancelled at once when Stop was pressed, unless the run already ended", () => {
+		expect(current_view(value({ step: 3 }), null, "generating", true)).toBe("cancelled");
+		expect(current_view(null, loading({}), "pending", true)).toBe("cancelled");
+		expect(current_view(value({ status: "idle" }), null, null, true)).toBe("cancelled");
+		expect(current_view(value({ status: "done" }), null, "complete", true)).toBe("done");
+		expect(current_view(value({ status: "error" }), null, "error", true)).toBe("error");
+	});
+	it("is error when the latest event writing the component raised", () => {
+		expect(current_view(value({ step: 2 }), null, "error", false)).toBe("error");
+		expect(current_view(value({ status: "done" }), null, "error", false)).toBe("error");
+	});
+	it("is the value's own end state otherwise", () => {
+		for (const status of ["done", "cancelled", "error"] as const)
+			expect(current_view(value({ status }), null, "complete", false)).toBe(status);
+	});
+});
+
+describe("is_active", () => {
+	it("is true from queued to running, false once ended or idle", () => {
+		for (const view of ["queued", "starting", "waiting", "running"] as const)
+			expect(is_active(view)).toBe(true);
+		for (const view of ["idle", "done", "cancelled", "error"] as const)
+			expect(is_active(view)).toBe(false);
+	});
+});
+
+describe("view_message", () => {
+	it("says where the image appears when idle, or the idle value's own message", () => {
+		expect(view_message("idle", null, null, false)).toBe(
+			"The image appears here as it is generated."
+		);
+		expect(view_message("idle", value({ message: "Pick a model" }), null, false)).toBe(
+			"Pick a model"
+		);
+	});
+	it("shows a starting run's message unless it belongs to the previous run", () => {
+		const said = value({ message: "Loading the model" });
+		expect(view_message("starting", said, null, false)).toBe("Loading the model");
+		expect(view_message("starting", said, null, true)).toBe("Starting…");
+		expect(view_message("starting", null, null, false)).toBe("Starting…");
+	});
+	it("takes an error's message from the failed state, then Gradio's, then a default", () => {
+		const failed = value({ status: "error", message: "Out of memory. Fix: fewer steps." });
+		expect(view_message("error", failed, null, false)).toBe(
+			"Out of memory. Fix: fewer steps."
+		);
+		const raised = loading({ status: "error", message: "the handler itself failed" });
+		expect(view_message("error", value(), raised, false)).toBe("the handler itself failed");
+		expect(view_message("error", value(), null, false)).toBe(
+			"The run failed; the error notice has the details."
+		);
+	});
+	it("says Cancelled, a done run's note, and nothing while running", () => {
+		expect(view_message("cancelled", value(), null, false)).toBe("Cancelled");
+		expect(view_message("done", value({ status: "done", message: "early" }), null, false)).toBe(
+			"early"
+		);
+		expect(view_message("done", value({ status: "done" }), null, false)).toBe("");
+		expect(view_message("running", value({ message: "x" }), null, false)).toBe("");
+	});
+});
+
+describe("announcement", () => {
+	it("announces progress by quarters, not every step", () => {
+		const at = (step: number) => announcement("running", value({ step }), "", "");
+		expect(at(0)).toBe("Generating");
+		expect(at(4)).toBe("Generating");
+		expect(at(5)).toBe("Generating, 25% (step 5 of 20)");
+		expect(at(9)).toBe("Generating, 25% (step 5 of 20)");
+		expect(at(10)).toBe("Generating, 50% (step 10 of 20)");
+		expect(at(20)).toBe("Generating, 100% (step 20 of 20)");
+		expect(announcement("running", value({ total_steps: 0 }), "", "")).toBe("Generating");
+	});
+	it("names the queue, the phase, the images made and the error", () => {
+		expect(announcement("queued", null, "", "Position 2 of 3")).toBe("Position 2 of 3");
+		expect(announcement("starting", null, "", "")).toBe("Starting");
+		expect(announcement("waiting", value({ message: "Loading the model" }), "", "")).toBe(
+			"Loading the model"
+		);
+		expect(announcement("waiting", value(), "", "")).toBe("Waiting");
+		const one = value({ status: "done", images: [{ url: "a" } as never] });
+		expect(announcement("done", one, "", "")).toBe("Done: 1 image");
+		const two = value({ status: "done", images: [{} as never, {} as never] });
+		expect(announcement("done", two, "Finished early", "")).toBe(
+			"Done: 2 images. Finished early"
+		);
+		expect(announcement("cancelled", value(), "", "")).toBe("Cancelled");
+		expect(announcement("error", value(), "Rate limited", "")).toBe("Error: Rate limited");
+		expect(announcement("idle", null, "", "")).toBe("");
+	});
+});
