@@ -4,12 +4,15 @@ by step, then the final image; Stop in the local widget stops the remote run."""
 
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 import pytest
 from browser_helpers import STEPS_RE, TIMEOUT_MS, generate, probe
+from playwright.sync_api import expect
 from remote_gradio_apps import preview_app
 from remote_gradio_client import gradio_backend
-from toy_backends import CountingBackend
+from toy_backends import CountingBackend, Gate
 
 from gradio_diffusion_preview import DiffusionPreview, stream
 
@@ -49,22 +52,27 @@ def test_the_remote_runs_previews_form_in_the_local_widget(open_page, serve, out
 
 
 def test_stop_in_the_local_widget_stops_the_remote_run(open_page, serve):
-    # Stop crosses the browser, the local app and the remote app; on this shared machine that
-    # takes up to about a second, so it is given a step of its own besides the step under way
-    # (the step-exact bound is checked from Python in test_remote_gradio.py).
-    counting = CountingBackend(step_seconds=1.0)
+    # Stop crosses the browser, the local app and the remote app. The remote's steps wait at a
+    # gate: one is let through, so the remote run is still going when Stop is pressed, and it
+    # can only end by Stop reaching it; only then is the gate opened.
+    gate = Gate()
+    counting = CountingBackend(gate=gate)
     backend = gradio_backend(serve(preview_app(counting)))
     page = open_page(serve(local_app(backend)))
+    gate.release(1)
     generate(page, "a red fox")
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Stop", exact=True).click()
     at_stop = counting.steps_run
     page.get_by_test_id("status-message").wait_for(timeout=5_000)
-    page.wait_for_timeout(3_000)  # three remote steps
-    settled = counting.steps_run
-    page.wait_for_timeout(1_500)
-    assert counting.steps_run == settled < 12, (settled, counting.steps_run)  # it is over
-    assert settled - at_stop <= 2, (at_stop, settled)
+    expect(page.get_by_test_id("status-message")).to_have_text("Cancelled")
+    deadline = time.monotonic() + 60  # only catches a hang
+    while counting.runs_ended == 0:
+        assert time.monotonic() < deadline, "Stop never reached the remote run"
+        page.wait_for_timeout(20)
+    gate.open()  # a remote run still going would now run all its steps
+    page.wait_for_timeout(200)
+    assert counting.steps_run == at_stop == 1, (at_stop, counting.steps_run)  # it is over
     assert page.get_by_test_id("final-image").count() == 0
     assert not page.errors
     page.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -21,22 +22,65 @@ from gradio_diffusion_preview import (
 )
 
 
+class Gate:
+    """Steps that a test lets through, instead of steps that take a while: a backend waits at
+    the gate before each step (and gives up at once when its run is cancelled); the test
+    releases steps one by one, or opens the gate for all. A test that must see a run still
+    going when it acts holds it at the gate, rather than hoping the run is slow enough."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._permits = 0
+        self._open = False
+
+    def release(self, steps: int = 1) -> None:
+        with self._cond:
+            self._permits += steps
+            self._cond.notify_all()
+
+    def open(self) -> None:
+        with self._cond:
+            self._open = True
+            self._cond.notify_all()
+
+    def wait(self, control) -> bool:
+        """Wait for a step to be let through: True to run it, False when the run is cancelled."""
+        with self._cond:
+            while not (self._open or self._permits):
+                if control.cancelled:
+                    return False
+                self._cond.wait(0.02)
+            if not self._open:
+                self._permits -= 1
+            return True
+
+
 class CountingBackend(Backend):
-    """Makes a flat-colour image; each step's preview is a different shade. Counts its steps."""
+    """Makes a flat-colour image; each step's preview is a different shade. Counts its steps,
+    and the runs that have ended (however they ended). Each step takes ``step_seconds``, or
+    waits at ``gate`` (``Gate``) for the test to let it through."""
 
     id = "counting"
     display_name = "Counting (test)"
     location = "local"
     capabilities = Capabilities(finish_early=True, default_size=(64, 64), steps_range=(1, 500))
 
-    def __init__(self, step_seconds: float = 0.0) -> None:
+    def __init__(self, step_seconds: float = 0.0, gate: Gate | None = None) -> None:
         self.step_seconds = step_seconds
+        self.gate = gate
         self.steps_run = 0
+        self.runs_ended = 0
 
     def models(self):
         return [ModelInfo(id="flat", name="Flat colour")]
 
     def generate(self, request, control):
+        try:
+            yield from self._generate(request, control)
+        finally:
+            self.runs_ended += 1
+
+    def _generate(self, request, control):
         yield Started(
             request.steps,
             request.model,
@@ -48,6 +92,8 @@ class CountingBackend(Backend):
         )
         for step in range(1, request.steps + 1):
             if control.cancelled:
+                return
+            if self.gate is not None and not self.gate.wait(control):
                 return
             if self.step_seconds:
                 time.sleep(self.step_seconds)

@@ -19,7 +19,7 @@ import pytest
 from gradio_client import Client
 from remote_gradio_apps import image_app, preview_app
 from remote_gradio_client import gradio_backend
-from toy_backends import BatchPreviewBackend, CountingBackend, WaitingBackend
+from toy_backends import BatchPreviewBackend, CountingBackend, Gate, WaitingBackend
 
 from gradio_diffusion_preview import Failed, Finished, RunControl, Started, Status, Step
 from gradio_diffusion_preview.backends.remote_gradio.backend import (
@@ -50,14 +50,11 @@ def kinds(events) -> list[str]:
     return [type(event).__name__ for event in events]
 
 
-@pytest.fixture
-def counting():
-    return CountingBackend(step_seconds=0.1)
-
-
-@pytest.fixture
-def counting_url(serve, counting):
-    return serve(preview_app(counting))
+@pytest.fixture(scope="module")
+def counting_url(serve_module):
+    """A DiffusionPreview remote streaming a counting backend, shared by this module's tests
+    that only read from it (one launch, not one per test)."""
+    return serve_module(preview_app(CountingBackend(step_seconds=0.1)))
 
 
 # --- a DiffusionPreview remote: every step relayed ------------------------------------------
@@ -83,26 +80,35 @@ def test_previews_are_relayed_step_by_step_then_the_final_image(counting_url):
     assert not forbidden_writes(rec.writes, ())
 
 
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Poll ``condition`` until true; ``timeout`` only catches a hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.02)
+
+
 def test_stop_cancels_the_remote_run_within_one_step(serve):
-    counting = CountingBackend(step_seconds=1.0)  # long steps: Stop travels within one
+    # The remote's steps wait at a gate: two are let through, then the remote run can only end
+    # (Stop reached it) or wait for a third that is let through only after it ended. (That the
+    # local run returns at once is test_remote_gradio_traps.py's first test.)
+    gate = Gate()
+    counting = CountingBackend(gate=gate)
     backend = gradio_backend(serve(preview_app(counting)))
     request = validate_request(build_request(backend, {"prompt": "fox", "steps": 30}), backend)
     control = RunControl()
     events, at_cancel = [], None
-    started = time.monotonic()
+    gate.release(2)
     for event in backend.generate(request, control):
         events.append(event)
         if isinstance(event, Step) and event.step >= 1 and at_cancel is None:
             at_cancel = counting.steps_run
-            cancelled_at = time.monotonic()
             control.cancel()
-    returned_after = time.monotonic() - cancelled_at
     assert not [e for e in events if isinstance(e, Finished | Failed)], kinds(events)
-    assert returned_after < 2, returned_after  # at once; generous for a loaded machine
-    time.sleep(2.5)  # two and a half remote steps: a remote run still going would move on
+    wait_until(lambda: counting.runs_ended == 1, 60, "Stop to end the remote run")
+    gate.open()  # a remote run still going would now run all its steps
     # the step under way when Stop arrived may complete; no other step starts
     assert counting.steps_run - at_cancel <= 1, (at_cancel, counting.steps_run)
-    assert time.monotonic() - started < 10
 
 
 def test_a_batch_relays_one_preview_per_image(serve):
