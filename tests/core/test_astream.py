@@ -13,7 +13,7 @@ import pytest
 from browser_helpers import backend_app, generate, set_number, wait_view
 from gradio_client import Client
 from playwright.sync_api import expect
-from toy_backends import CountingBackend, FailingBackend, registry_with
+from toy_backends import CountingBackend, FailingBackend, Gate, registry_with
 
 from gradio_diffusion_preview import DiffusionPreview, astream, stream
 
@@ -122,9 +122,11 @@ def test_through_gradio_client_states_stream_and_cancel_stops_the_backend(serve)
 def test_stop_and_use_this_preview_act_on_an_async_run_its_page_owns(open_page, serve):
     """The run's owner is the session of the event that started it (``astream`` runs the
     states in that event's context): "Use this preview" finishes it, Stop stops it."""
-    backend = CountingBackend(step_seconds=0.05)
+    gate = Gate()  # the backend's steps wait until this test lets them through
+    backend = CountingBackend(gate=gate)
     page = open_page(serve(backend_app(backend, asynchronous=True)))
     set_number(page, "Steps", 300)
+    gate.release(3)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Use this preview", exact=True).click()
@@ -132,12 +134,18 @@ def test_stop_and_use_this_preview_act_on_an_async_run_its_page_owns(open_page, 
     expect(page.get_by_test_id("status-message")).to_have_text(
         re.compile(r"Finished early at step \d+ of 300")
     )
+    first_run = backend.steps_run
+    gate.release(2)
     generate(page, "a second run")
     wait_view(page, "running")
     page.get_by_role("button", name="Stop", exact=True).click()
     wait_view(page, "cancelled", timeout=5_000)
-    stopped_at = backend.steps_run
-    page.wait_for_timeout(300)
-    assert backend.steps_run - stopped_at <= 1 and backend.steps_run < 600
+    deadline = time.monotonic() + 60  # only catches a hang
+    while backend.runs_ended < 2:  # the run at the gate ends only when Stop reaches it
+        assert time.monotonic() < deadline, "Stop never reached the async run"
+        page.wait_for_timeout(20)
+    gate.open()  # a run still going would now run all its steps
+    page.wait_for_timeout(200)
+    assert backend.steps_run - first_run <= 2, (first_run, backend.steps_run)
     assert not page.errors
     page.close()

@@ -22,7 +22,16 @@ def load_soak():
 
 @pytest.fixture(scope="module")
 def soak():
-    return load_soak()
+    """bench/soak.py, in a process whose runs have all ended: the soak counts the run threads
+    left behind, and a test worker's earlier tests may have a run still winding down (a hung
+    backend that ignores cancel, by design, ends only after its sleep)."""
+    soak = load_soak()
+    deadline = time.monotonic() + 60
+    while soak.gdp_threads() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [t.name for t in threading.enumerate() if t.name.startswith("gdp-")]
+    assert not left, f"run threads of earlier tests still going after 60 s: {left}"
+    return soak
 
 
 @pytest.mark.slow

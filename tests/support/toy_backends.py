@@ -44,11 +44,14 @@ class Gate:
             self._cond.notify_all()
 
     def wait(self, control) -> bool:
-        """Wait for a step to be let through: True to run it, False when the run is cancelled."""
+        """Wait for a step to be let through: True to run it, False when the run is cancelled.
+        A run asked to finish early runs its next step without waiting (then finishes)."""
         with self._cond:
             while not (self._open or self._permits):
                 if control.cancelled:
                     return False
+                if control.finish_requested:
+                    return True
                 self._cond.wait(0.02)
             if not self._open:
                 self._permits -= 1
