@@ -14,11 +14,11 @@ demo: setup frontend
 	$(PY) demo/app.py
 
 # release-check first: the sdist and wheel install and work in fresh environments (about a
-# minute); the suite then includes the Space folder's check (tests/test_space_folder.py).
-# One pytest-xdist worker per core; tests that must share a worker (the Ray cluster, a Chromium
-# module's servers) carry an xdist_group mark. PYTEST_WORKERS=0 runs in this process.
+# minute); the suite then includes the Space folder's check (tests/project/test_space_folder.py).
+# Then vitest on the frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts), and
+# pytest on one pytest-xdist worker per core (PYTEST_WORKERS=0: in this process); tests that must
+# share a worker (the Ray cluster, a Chromium module's servers) carry an xdist_group mark.
 PYTEST_WORKERS ?= $(shell nproc)
-# The frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts) runs under vitest first.
 test: setup frontend chromium lint release-check frontend/node_modules/.package-lock.json
 	cd frontend && npm test --silent
 	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)

@@ -10,7 +10,7 @@ import socket
 import gradio as gr
 import pytest
 from fake_comfyui import comfy_backend
-from test_remote_gradio import gradio_backend
+from remote_gradio_client import gradio_backend
 
 from gradio_diffusion_preview import Backend, ModelListingError, stream
 from gradio_diffusion_preview.backends.remote_failure import RemoteFailure

@@ -20,14 +20,14 @@ from pathlib import Path
 import gradio as gr
 import httpx
 import pytest
-from conftest import free_port
 from gradio_client import Client
 from remote_gradio_apps import preview_app
+from testenv import free_port
 from toy_backends import CountingBackend
 
 from gradio_diffusion_preview.app_guards import guard_app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = 40
 STEP_SECONDS = 0.1
 

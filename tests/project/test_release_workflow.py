@@ -10,7 +10,7 @@ from pathlib import Path
 
 import tomllib
 import yaml
-from conftest import ROOT
+from testenv import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
 

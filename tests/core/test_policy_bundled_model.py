@@ -12,7 +12,7 @@ from gradio_diffusion_preview import stream
 from gradio_diffusion_preview.bundled.shapes import MODEL_SIZE, model_dir
 from gradio_diffusion_preview.policy import CatalogueEntry, Policy
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_demo_catalogue_from_file_runs_the_bundled_entry():

@@ -1,4 +1,4 @@
-"""The two service plugins of tests/service_plugins.py (an OpenAI-compatible images endpoint
+"""The two service plugins of tests/support/service_plugins.py (an OpenAI-compatible images endpoint
 and a Replicate-style prediction API, each on a loopback server) pass the conformance kit with
 honest values: no seed for a service without one, no steps for a service that takes none, one
 seed for a batch where the service takes one, the service's own progress count, and a fixed

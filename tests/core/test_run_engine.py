@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import ROOT
+from testenv import ROOT
 from toy_backends import CountingBackend, registry_with
 
 from gradio_diffusion_preview import Backend, Capabilities, stream
@@ -123,7 +123,7 @@ def test_the_engine_runs_without_importing_gradio():
     script = textwrap.dedent(
         """
         import sys
-        sys.path.insert(0, "tests")
+        sys.path.insert(0, "tests/support")
         from toy_backends import CountingBackend, registry_with
         from gradio_diffusion_preview.run_engine import ENGINE, RunSpec
         spec = RunSpec("counting", {"prompt": "p", "steps": 3},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNS = re.compile(r"<!-- runs -->\n```python\n(.*?)\n```", flags=re.S)
 
 

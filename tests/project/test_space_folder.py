@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 from api_results import final_state
-from conftest import ROOT, free_port
 from gradio_client import Client
+from testenv import ROOT, free_port
 
 pytestmark = pytest.mark.slow
 PACKAGE = "gradio_diffusion_preview"

@@ -1,6 +1,6 @@
 """In Chromium: a run of a service that has no seed and takes no number of steps (the
-OpenAI-compatible images plugin of tests/service_plugins.py) shows no seed and no steps in the
-page, and its downloaded PNG claims neither."""
+OpenAI-compatible images plugin of tests/support/service_plugins.py) shows no seed and no steps
+in the page, and its downloaded PNG claims neither."""
 
 from __future__ import annotations
 
