@@ -9,7 +9,7 @@ import json
 import gradio as gr
 import PIL.Image
 import pytest
-from browser_helpers import TIMEOUT_MS, generate, open_app
+from browser_helpers import TIMEOUT_MS, generate
 from playwright.sync_api import expect
 from service_plugins import OpenAIImagesBackend, openai_server
 
@@ -26,7 +26,7 @@ def service():
 
 
 def test_a_seedless_stepless_runs_png_info_claims_no_seed_and_no_steps(
-    browser, serve, service, tmp_path
+    open_page, serve, service, tmp_path
 ):
     backend = OpenAIImagesBackend(service.url)
 
@@ -39,7 +39,7 @@ def test_a_seedless_stepless_runs_png_info_claims_no_seed_and_no_steps(
         preview = DiffusionPreview(label="Preview")
         preview.attach_run(button.click(run, prompt, preview))
 
-    page = open_app(browser, serve(app))
+    page = open_page(serve(app))
     generate(page, "a red fox in the snow")
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     info = page.get_by_test_id("generation-info")

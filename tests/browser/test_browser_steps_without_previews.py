@@ -4,7 +4,7 @@ stage (not an empty grey stage) until its final image arrives, while the bar cou
 from __future__ import annotations
 
 import pytest
-from browser_helpers import TIMEOUT_MS, backend_app, generate, open_app, progress_steps
+from browser_helpers import TIMEOUT_MS, backend_app, generate, progress_steps
 from playwright.sync_api import expect
 
 from gradio_diffusion_preview import Backend, Capabilities, Finished, ModelInfo, Started, Step
@@ -33,8 +33,8 @@ class StepsOnly(Backend):
         yield Finished([PIL.Image.new("RGB", size, "grey")], [request.seed])
 
 
-def test_steps_without_previews_keep_the_waiting_card_until_the_final_image(browser, serve):
-    page = open_app(browser, serve(backend_app(StepsOnly(), width=64, height=64)))
+def test_steps_without_previews_keep_the_waiting_card_until_the_final_image(open_page, serve):
+    page = open_page(serve(backend_app(StepsOnly(), width=64, height=64)))
     generate(page)
     expect(page.get_by_test_id("progress-text")).to_contain_text("step 2 /", timeout=TIMEOUT_MS)
     assert progress_steps(page)[0] >= 2
