@@ -28,7 +28,7 @@ from gradio_diffusion_preview.backends.diffusers.cpu_threads import (
 from gradio_diffusion_preview.bundled.shapes import model_dir
 
 LOGGER = "gradio_diffusion_preview.backends.diffusers.cpu_threads"
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "backends" / "diffusers.md"
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "backends" / "diffusers.md"
 
 
 @pytest.mark.parametrize(
