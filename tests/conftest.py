@@ -49,6 +49,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist, the tests marked slow (wheel builds, subprocesses, real pipelines)
+    first, each group keeping its order: a long test handed out last leaves the other worker
+    idle while it runs. (xdist hands out multi-test groups first, largest first.)"""
+    if getattr(config.option, "dist", "no") != "no":
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 LAUNCH_ATTEMPTS = 3
 
 

@@ -346,6 +346,7 @@ def test_kit_passes_the_installed_example_plugin(example_plugin):
     assert report.passed == list(CHECKS)
 
 
+@pytest.mark.slow  # a pytest or Gradio process of its own
 def test_example_plugins_own_suite_runs_the_kit_as_pytest_tests(example_plugin):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
@@ -501,6 +502,7 @@ def test_the_temporary_folders_first_probe_is_not_the_backends_write(monkeypatch
     assert check_no_files(AsksForTheTemporaryFolder()) is None
 
 
+@pytest.mark.slow  # a pytest or Gradio process of its own
 def test_the_http_example_passes_the_kit_against_a_server_its_fixture_starts():
     """examples/http-image-service, the plugin guide's backend without previews, runs its own
     tests: the kit as pytest tests against an image service on a free loopback port."""

@@ -119,6 +119,7 @@ def test_the_guard_holds_for_an_app_mounted_into_fastapi(mounted_url):
     check_stolen_id_fails_and_owner_succeeds(url, counting)
 
 
+@pytest.mark.slow  # a pytest or Gradio process of its own
 def test_the_upstream_reports_reproduction_still_shows_the_bug_in_plain_gradio(tmp_path):
     """The reproduction in docs/reliability.md, run as written: plain Gradio (no
     DiffusionPreview, so no guard) answers a stranger's cancel and stops the victim's run.
