@@ -16,10 +16,9 @@ demo: setup frontend
 # release-check first: the sdist and wheel install and work in fresh environments (about a
 # minute); the suite then includes the Space folder's check (tests/project/test_space_folder.py).
 # Then vitest on the frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts), and
-# pytest on two pytest-xdist workers per core (much of the suite waits on servers and browsers;
-# PYTEST_WORKERS=0: in this process); tests that must
+# pytest on one pytest-xdist worker per core (PYTEST_WORKERS=0: in this process); tests that must
 # share a worker (the Ray cluster, a Chromium module's servers) carry an xdist_group mark.
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+PYTEST_WORKERS ?= $(shell nproc)
 test: setup frontend chromium lint release-check frontend/node_modules/.package-lock.json
 	cd frontend && npm test --silent
 	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
