@@ -40,14 +40,15 @@ def stream(
 ) -> Iterator[RunState]:
     """Run ``request`` (or the request made of ``fields``) on ``backend`` and yield its states.
 
-    ``backend`` is a registered id or a ``Backend`` instance. Bad input and failed runs end the
-    stream with an ``error`` state whose message names the problem and the fix, and whose
-    ``reason`` says what kind of failure it is. Iterated by Python code, the stream never
-    raises; inside a Gradio event it then raises ``gradio.Error`` carrying the message and
-    reason (see ``raise_failed``), so an API call ends as an error while the component keeps
-    showing the failed run. With a ``policy`` (for a visitor's request in a public app) the
-    request's ``model`` names a catalogue entry, and the policy's limits, fair queue and time
-    limit apply (see ``policy``); without one, anything goes.
+    ``backend`` is a registered id, a ``Backend`` instance, or a loaded diffusers pipeline (also
+    accepted as ``model=pipe``), which runs as it is: see ``PipelineBackend``. Bad input and
+    failed runs end the stream with an ``error`` state whose message names the problem and the
+    fix, and whose ``reason`` says what kind of failure it is. Iterated by Python code, the
+    stream never raises; inside a Gradio event it then raises ``gradio.Error`` carrying the
+    message and reason (see ``raise_failed``), so an API call ends as an error while the
+    component keeps showing the failed run. With a ``policy`` (for a visitor's request in a
+    public app) the request's ``model`` names a catalogue entry, and the policy's limits, fair
+    queue and time limit apply (see ``policy``); without one, anything goes.
     """
     spec = run_spec(backend, request, fields, registry, policy, min_interval, preview_max_side)
     states = ENGINE.states(spec, ENGINE.open(current_session()))
@@ -73,15 +74,30 @@ def run_spec(
     with ``fields`` over it."""
     if isinstance(request, GenerationRequest):
         request = request.model_dump()
+    fields = {**(request or {}), **fields}
+    backend, fields = _app_pipeline(backend, fields)
     return RunSpec(
         backend,
-        {**(request or {}), **fields},
+        fields,
         policy,
         registry,
         None,
         min_interval,
         preview_max_side,
     )
+
+
+def _app_pipeline(backend: Any, fields: dict[str, Any]) -> tuple[str | Backend, dict[str, Any]]:
+    """A loaded diffusers pipeline, given as the backend or as the model, becomes its
+    ``PipelineBackend`` (the pipeline itself runs: no copy, no save)."""
+    from .backends.diffusers.app_pipeline import backend_for, is_pipeline
+
+    if is_pipeline(backend):
+        return backend_for(backend), fields
+    if is_pipeline(fields.get("model")):
+        pipe_backend = backend_for(fields["model"])
+        return pipe_backend, {**fields, "model": pipe_backend.name}
+    return backend, fields
 
 
 def failure_text(state: RunState) -> str:
