@@ -46,6 +46,9 @@ _EXPORTS = {
     "finish_run": "run_handles",
     "raise_failed": "streaming",
     "stream": "streaming",
+    "LiveSteps": "loop",
+    "LoopStopped": "loop",
+    "stream_loop": "loop",
 }
 __all__ = [
     "Availability",
@@ -60,6 +63,8 @@ __all__ = [
     "GenerationEvent",
     "GenerationRequest",
     "InvalidRequest",
+    "LiveSteps",
+    "LoopStopped",
     "ModelDefaults",
     "ModelInfo",
     "ModelListingError",
@@ -82,6 +87,7 @@ __all__ = [
     "list_plugins",
     "raise_failed",
     "stream",
+    "stream_loop",
     "validate_request",
 ]
 
@@ -122,6 +128,7 @@ if TYPE_CHECKING:
         Step,
     )
     from .hookspecs import hookimpl
+    from .loop import LiveSteps, LoopStopped, stream_loop
     from .plugins import Registry, get_backend, get_registry, list_plugins
     from .request import (
         BackendUnavailable,
