@@ -228,9 +228,7 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
             "inputs": inputs,
             "outputs": preview,
             "preprocess": False,
-            "concurrency_limit": sum(
-                policy.slots.get(b, 1) + policy.max_queue for b in policy.backends()
-            ),
+            "concurrency_limit": policy.concurrency_limit,
             "concurrency_id": "generate",
         }
         # The seed is settled before the run and written into the seed box, so the box always

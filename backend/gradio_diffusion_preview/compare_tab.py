@@ -102,7 +102,7 @@ def compare_tab(
         panels,
         api_name="compare",
         preprocess=False,
-        concurrency_limit=sum(policy.slots.get(b, 1) + policy.max_queue for b in policy.backends()),
+        concurrency_limit=policy.concurrency_limit,
         concurrency_id="compare",
     )
     # Stop all ends each run with a Cancelled state and the event normally (cancelling the

@@ -147,6 +147,14 @@ class Policy:
     def entries_for(self, backend: str | None = None) -> list[CatalogueEntry]:
         return [e for e in self.catalogue if backend is None or e.backend == backend]
 
+    @property
+    def concurrency_limit(self) -> int:
+        """The ``concurrency_limit`` for the Gradio event that runs under this policy: every
+        run the backends' lines can hold (their slots plus ``max_queue`` each), plus one, so a
+        request beyond them reaches the line and is answered ``busy`` at once instead of
+        waiting, unseen and unbounded, in Gradio's own queue."""
+        return sum(self.slots.get(b, DEFAULT_SLOTS) + self.max_queue for b in self.backends()) + 1
+
     def backends(self) -> list[str]:
         """The backends the catalogue uses, in catalogue order."""
         return list(dict.fromkeys(entry.backend for entry in self.catalogue))
