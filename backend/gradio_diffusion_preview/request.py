@@ -9,10 +9,11 @@ resolved: model, size, steps, guidance and seed filled in from the model's or ba
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .backend import SEED_RANGE, ModelListingError
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from .events import FailureReason
 
 MAX_SEED = SEED_RANGE[1]
+RANDOM_SEED = -1
+"""A seed of -1 asks for a random one (as in Gradio apps and AUTOMATIC1111)."""
 RANDOM_SEED_MAX = 2**31 - 1
 """Random seeds stay at or below this where a backend allows more: most apps' seed sliders (FLUX
 and SD Spaces) stop here, so a random seed shown to a person can be typed into them too."""
@@ -43,6 +46,12 @@ class GenerationRequest(BaseModel):
     height: int | None = None
     num_images: int = 1
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: Any) -> Any:
+        """A model folder given as a ``Path`` (as ``bundled.shapes.model_dir()`` returns)."""
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 class RunRefused(Exception):
@@ -223,6 +232,8 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             )
 
     seed = request.seed
+    if seed == RANDOM_SEED:  # the Gradio and A1111 habit: -1 asks for a random seed
+        seed = None
     if seed is not None and not caps.seed:
         fail("seed", seed, "this backend cannot be seeded", "leave seed unset.")
     s_low, s_high = caps.seed_range

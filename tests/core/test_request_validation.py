@@ -163,9 +163,9 @@ BAD_REQUESTS = [
     ),
     (
         "full",
-        {"seed": -1},
+        {"seed": -2},
         "seed",
-        "-1",
+        "-2",
         f"seeds are whole numbers from 0 to {MAX_SEED}",
         "or none for a random one",
     ),
@@ -295,6 +295,23 @@ def test_a_valid_request_comes_back_resolved_with_the_backends_defaults():
         full,
     )
     assert (kept.model, kept.seed, kept.steps, kept.width, kept.height) == ("turbo", 0, 1, 64, 1024)
+
+
+def test_seed_minus_one_asks_for_a_random_seed_as_in_gradio_apps():
+    seeds = {
+        validate_request(GenerationRequest(prompt="a fox", seed=-1), BACKENDS["full"]).seed
+        for _ in range(5)
+    }
+    assert all(0 <= seed <= MAX_SEED for seed in seeds) and len(seeds) > 1
+    plain = validate_request(GenerationRequest(prompt="a fox", seed=-1), BACKENDS["plain"])
+    assert plain.seed is None  # a backend without seeds: -1 is "no seed", not an error
+
+
+def test_a_model_folder_may_be_given_as_a_path():
+    from pathlib import Path
+
+    request = GenerationRequest(prompt="a fox", model=Path("/models") / "shapes")
+    assert request.model == str(Path("/models/shapes"))
 
 
 def test_stream_turns_an_invalid_request_into_an_error_state_not_an_exception():
