@@ -148,3 +148,45 @@ def test_something_that_is_not_a_pipeline_is_refused_by_name():
 class _Fake:
     def __call__(self, prompt, callback_on_step_end=None, eta=0.0):
         raise AssertionError("not run")
+
+
+def test_under_a_policy_visitors_set_only_what_the_catalogue_entry_allows(app):
+    from gradio_diffusion_preview import Registry
+    from gradio_diffusion_preview.policy import CatalogueEntry, Policy
+
+    backend = PipelineBackend(app.pipe, name="my-lora-model")
+    registry = Registry(load_entry_points=False, default_plugins=())
+    registry.add_backends(backend)
+    policy = Policy(
+        catalogue=[
+            CatalogueEntry(id="mine", backend="pipeline", model="my-lora-model"),
+            CatalogueEntry(
+                id="mine-tunable",
+                backend="pipeline",
+                model="my-lora-model",
+                visitor_options=["pipeline_args"],
+            ),
+        ]
+    )
+    request = dict(prompt="a red circle", seed=7, steps=4, width=64, height=64)
+    tuned = {"pipeline_args": {"guidance_rescale": 0.7}}
+    refused = list(
+        stream("pipeline", model="mine", options=tuned, policy=policy, registry=registry, **request)
+    )
+    assert refused[-1].reason == "invalid_request"
+    assert "not an option visitors may set" in refused[-1].message
+    states = final(
+        stream(
+            "pipeline",
+            model="mine-tunable",
+            options=tuned,
+            policy=policy,
+            registry=registry,
+            **request,
+        )
+    )
+    assert states[-1].model == "mine-tunable"
+    assert np.array_equal(
+        np.asarray(states[-1].images[0]),
+        direct(app.pipe, "a red circle", 7, guidance_rescale=0.7),
+    )
