@@ -257,7 +257,7 @@ class Policy:
         """The values a visitor may pick for each option of ``entry`` that has a fixed set:
         the backend's list, narrowed by the entry's (the entry's alone where the backend
         leaves the option free). Options visitors may not set are left out."""
-        offered = backend.capabilities.option_choices
+        offered = backend.capabilities_for(entry.model).option_choices  # what runs on it
         choices = {}
         for name in entry.visitor_options:
             values = offered.get(name)

@@ -283,6 +283,19 @@ class DiffusersBackend(Backend):
         base = listed or ModelInfo(id=model)
         return base.model_copy(update={"defaults": defaults})
 
+    def capabilities_for(self, model: str | None) -> Capabilities:
+        """The model's capabilities, with only the samplers that run on it offered (see
+        ``scheduler_choices``)."""
+        caps = super().capabilities_for(model)
+        from .scheduler_choices import scheduler_choices
+
+        runnable = scheduler_choices(model)
+        if runnable == caps.option_choices.get("scheduler"):
+            return caps
+        return caps.model_copy(
+            update={"option_choices": {**caps.option_choices, "scheduler": runnable}}
+        )
+
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
