@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import gradio
 import numpy as np
@@ -33,6 +33,8 @@ ACCEPTED = (
     "array, a path to an image file, a list of those images, or None"
 )
 # Decimals the timing figures keep on the wire: a float's 17 digits cost ~40 bytes per frame.
+INPUT_TYPES = ("state", "pil", "numpy", "filepath")
+"""What a handler may receive from the component as an input (its ``type``)."""
 WIRE_ROUNDING = {"elapsed": 3, "eta": 3, "steps_per_second": 3}
 
 
@@ -79,6 +81,11 @@ class DiffusionPreview(Component):
             "finish", doc="Triggered when the user asks a run to finish with its current preview."
         ),
         EventListener(
+            "finished",
+            doc="Triggered once when a run shown in the browser reaches its final images (not "
+            "on every streamed state, as change is).",
+        ),
+        EventListener(
             "reuse",
             doc="Triggered when the user asks to reuse an image's seed and settings; the "
             "handler receives them as a ReuseData argument. See attach_reuse.",
@@ -103,6 +110,8 @@ class DiffusionPreview(Component):
         show_stop_button: bool = True,
         show_finish_button: bool = True,
         final_format: str = "png",
+        format: str | None = None,
+        type: Literal["state", "pil", "numpy", "filepath"] = "state",
         history: int = 8,
         scroll_into_view: bool = True,
         preview_max_side: int | None = None,
@@ -136,6 +145,11 @@ class DiffusionPreview(Component):
                 Either way each file carries its generation info (PNG: a "parameters" text
                 chunk in AUTOMATIC1111's format plus a JSON chunk; WebP: EXIF UserComment) and
                 is named after the prompt and seed.
+            format: the same as ``final_format`` (``gr.Image``'s name for it); wins when given.
+            type: what a handler receives when the component is an input: "state" (the
+                ``PreviewData`` shown, with its run id and settings), or, as ``gr.Image``'s
+                ``type``, its first final image as "pil", "numpy" or "filepath" (None while
+                there is none).
             history: how many of this browser session's recent results to keep in a strip
                 under the stage (0: no strip).
             scroll_into_view: on narrow screens (phones), scroll the component into view when
@@ -159,7 +173,12 @@ class DiffusionPreview(Component):
         self.columns = columns
         self.show_stop_button = show_stop_button
         self.show_finish_button = show_finish_button
-        self.final_format = final_format
+        if type not in INPUT_TYPES:
+            raise ValueError(
+                f"DiffusionPreview: type={type!r} is not one of {', '.join(INPUT_TYPES)}."
+            )
+        self.type = type
+        self.final_format = format if format is not None else final_format
         self.history = max(0, int(history))
         self.scroll_into_view = scroll_into_view
         if preview_max_side is not None and preview_max_side < 16:
@@ -193,14 +212,25 @@ class DiffusionPreview(Component):
         )
         _guard_app()
 
-    def preprocess(self, payload: PreviewData | None) -> PreviewData | None:
+    def preprocess(self, payload: PreviewData | None) -> Any:
         """
         Parameters:
             payload: the run state shown in the browser.
         Returns:
-            The same ``PreviewData`` (its ``run_id`` identifies a running run).
+            With ``type="state"``, the same ``PreviewData`` (its ``run_id`` identifies a
+            running run); otherwise its first final image as a PIL image, a numpy array or a
+            file path (None while there is none).
         """
-        return payload
+        if self.type == "state" or payload is None:
+            return payload
+        if not payload.images or not payload.images[0].path:
+            return None
+        path = payload.images[0].path
+        if self.type == "filepath":
+            return path
+        with PIL.Image.open(path) as image:
+            image = image.convert("RGB")
+        return image if self.type == "pil" else np.asarray(image)
 
     def postprocess(
         self, value: RunState | PreviewData | FinalImage | list | None

@@ -80,3 +80,28 @@ def test_stop_leaves_the_loop(open_page, loop_url):
     assert reached == [1, 2, 3]
     assert page.get_by_test_id("final-image").count() == 0
     assert not page.errors
+
+
+def test_finished_fires_once_per_run_where_change_fires_on_every_state(open_page, serve):
+    def run(prompt: str):
+        yield from stream_loop(my_loop, steps=STEPS, prompt="no hold", width=64, height=64)
+
+    with gr.Blocks() as demo:
+        prompt = gr.Textbox(label="Prompt")
+        button = gr.Button("Generate")
+        preview = DiffusionPreview(label="Preview")
+        finished = gr.Number(0, label="finished")
+        changed = gr.Number(0, label="changed")
+        preview.attach_run(button.click(run, prompt, preview))
+        preview.finished(lambda n: n + 1, finished, finished)
+        preview.change(lambda n: n + 1, changed, changed)
+    page = open_page(serve(demo))
+    for runs in (1, 2):
+        generate(page, "a red square")
+        page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+        box = page.get_by_label("finished", exact=True)
+        expect(box).to_have_value(str(runs), timeout=TIMEOUT_MS)
+    assert float(page.get_by_label("changed", exact=True).input_value()) > 2
+    page.wait_for_timeout(500)  # nothing more arrives: still one per run
+    assert page.get_by_label("finished", exact=True).input_value() == "2"
+    assert not page.errors

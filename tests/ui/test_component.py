@@ -153,3 +153,27 @@ def test_component_is_an_output_with_stop_and_finish_events():
     names = [str(event) for event in DiffusionPreview.EVENTS]
     assert {"change", "stop", "finish"} <= set(names)
     assert DiffusionPreview().interactive is None
+
+
+@pytest.mark.parametrize("kind", ["pil", "numpy", "filepath"])
+def test_as_an_input_it_gives_its_final_image_as_gr_image_would(tmp_path, monkeypatch, kind):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    image = PIL.Image.new("RGB", (16, 8), (200, 10, 30))
+    shown = DiffusionPreview(type=kind).postprocess(image)
+    received = DiffusionPreview(type=kind).preprocess(shown)
+    if kind == "filepath":
+        assert Path(received).is_file()
+        received = PIL.Image.open(received).convert("RGB")
+    pixels = np.asarray(received)
+    assert pixels.shape == (8, 16, 3) and tuple(pixels[0, 0]) == (200, 10, 30)
+    assert DiffusionPreview(type=kind).preprocess(PreviewData(status="running")) is None
+    state = DiffusionPreview().preprocess(shown)
+    assert isinstance(state, PreviewData) and state.status == "done"
+
+
+def test_format_is_gr_images_name_for_final_format_and_a_bad_type_is_named():
+    assert DiffusionPreview(format="webp").final_format == "webp"
+    assert DiffusionPreview(final_format="webp").final_format == "webp"
+    with pytest.raises(ValueError, match="type='tensor' is not one of state, pil"):
+        DiffusionPreview(type="tensor")
+    assert "finished" in [str(event) for event in DiffusionPreview.EVENTS]
