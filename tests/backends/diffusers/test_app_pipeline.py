@@ -17,6 +17,7 @@ from gradio_client import Client
 
 from gradio_diffusion_preview import stream
 from gradio_diffusion_preview.backends.diffusers.app_pipeline import PipelineBackend, backend_for
+from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
 
 pytestmark = pytest.mark.slow
 APP = Path(__file__).parents[2] / "support" / "pipeline_app.py"
@@ -190,3 +191,15 @@ def test_under_a_policy_visitors_set_only_what_the_catalogue_entry_allows(app):
         np.asarray(states[-1].images[0]),
         direct(app.pipe, "a red circle", 7, guidance_rescale=0.7),
     )
+
+
+def test_the_samplers_offered_are_those_that_run_with_the_pipelines_scheduler(app):
+    offered = backend_for(app.pipe).capabilities_for(None).option_choices["scheduler"]
+    assert offered == DiffusersBackend.capabilities.option_choices["scheduler"]  # Euler, linear
+    for scheduler in ("default", "dpm++", "unipc"):
+        states = final(
+            stream(
+                app.pipe, prompt="x", steps=2, width=64, height=64, options={"scheduler": scheduler}
+            )
+        )
+        assert states[-1].step == 2

@@ -69,3 +69,12 @@ def test_a_sampler_that_cannot_run_is_not_offered_nor_accepted():
     shapes = next(entry for entry in policy.catalogue if entry.model == MODEL)
     choices = policy.option_choices(shapes, BACKEND)
     assert "dpm++_karras" not in choices["scheduler"] and "dpm++" in choices["scheduler"]
+
+
+def test_choices_follow_the_scheduler_config():
+    from gradio_diffusion_preview.backends.diffusers.scheduler_choices import choices_for_config
+
+    flow = {"_class_name": "FlowMatchEulerDiscreteScheduler"}
+    assert choices_for_config(flow) == ("default", "euler")
+    assert "dpm++_karras" not in choices_for_config({"beta_schedule": "squaredcos_cap_v2"})
+    assert "dpm++_karras" in choices_for_config({"beta_schedule": "scaled_linear"})

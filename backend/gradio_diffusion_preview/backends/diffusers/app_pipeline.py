@@ -153,7 +153,14 @@ class PipelineBackend(DiffusersBackend):
         return self.models()[0] if model == self.name else None
 
     def capabilities_for(self, model: str | None) -> Capabilities:
-        return self.capabilities
+        """The samplers offered are those that run with the pipeline's own scheduler."""
+        from .scheduler_choices import choices_for_config
+
+        config = dict(getattr(self.pipe.scheduler, "config", None) or {})
+        config.setdefault("_class_name", type(self.pipe.scheduler).__name__)
+        runnable = choices_for_config(config)
+        choices = {**self.capabilities.option_choices, "scheduler": runnable}
+        return self.capabilities.model_copy(update={"option_choices": choices})
 
     def loaded_models(self) -> list[tuple[str, str, str]]:
         entry = self._entry

@@ -36,7 +36,12 @@ def scheduler_config(model: str) -> dict[str, Any] | None:
 
 @functools.lru_cache(maxsize=256)
 def _choices(model: str, _stamp: float | None) -> tuple[str, ...]:
-    config = scheduler_config(model)
+    return choices_for_config(scheduler_config(model))
+
+
+def choices_for_config(config: Any) -> tuple[str, ...]:
+    """The ``scheduler`` values that run with a scheduler of this config (a dict, or a loaded
+    scheduler's ``config``); all of them for None."""
     if config is None:
         return tuple(SCHEDULERS)
     if "FlowMatch" in str(config.get("_class_name", "")):
