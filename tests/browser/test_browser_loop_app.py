@@ -14,21 +14,28 @@ import pytest
 from browser_helpers import TIMEOUT_MS, generate, progress_steps
 from playwright.sync_api import expect
 
-from gradio_diffusion_preview import DiffusionPreview, LiveSteps, stream_loop
+from gradio_diffusion_preview import DiffusionPreview, LiveSteps, LoopStopped, stream_loop
 
 STEPS = 8
 HOLD_AT = 3
 reached: list[int] = []
 """The steps the last run's loop reported, for the test to check."""
+left: list[str] = []
+"""How the last run's loop ended: "stopped" (LoopStopped) or "returned"."""
 
 
 def my_loop(live: LiveSteps) -> PIL.Image.Image:
     """A stand-in for the author's loop: a brightening red square, one step at a time."""
     reached.clear()
+    left.clear()
     level = 0
     for step in range(1, live.total_steps + 1):
         level = step * 30
-        live.step(step, preview=np.full((32, 32, 3), (level, 0, 0), np.uint8))
+        try:
+            live.step(step, preview=np.full((32, 32, 3), (level, 0, 0), np.uint8))
+        except LoopStopped:
+            left.append("stopped")
+            raise
         reached.append(step)
         if step == HOLD_AT and live.request.prompt != "no hold":
             deadline = time.monotonic() + 60  # only against a hang
@@ -36,6 +43,7 @@ def my_loop(live: LiveSteps) -> PIL.Image.Image:
                 time.sleep(0.01)
         if live.finish_requested:
             break
+    left.append("returned")
     return PIL.Image.new("RGB", (64, 64), (level, 0, 0))
 
 
@@ -80,7 +88,10 @@ def test_stop_leaves_the_loop(open_page, loop_url):
     # page's status is "Cancelled", or (seen once in a loaded run, as in the quarantined
     # test_browser_ux cancel test) Gradio's message-less error status after cancels=[...].
     assert status.inner_text().strip().splitlines()[0] in ("Cancelled", "Error")
-    assert reached == [1, 2, 3]
+    deadline = time.monotonic() + 30  # only against a hang
+    while not left and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert left == ["stopped"] and reached == [1, 2, 3]
     assert page.get_by_test_id("final-image").count() == 0
     assert not page.errors
 
