@@ -412,12 +412,6 @@ def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(open_page, se
     page.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky since the xdist suite: the page sometimes ends in Gradio's message-less error "
-    "status instead of complete after cancels=[...] (seen in 2 of 4 -n 2 runs); quarantined until "
-    "the cause is found, see CHANGELOG",
-)
 def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cancelled(
     open_page, serve
 ):
