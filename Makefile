@@ -18,10 +18,11 @@ demo: setup frontend
 # Then vitest on the frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts), and
 # pytest on one pytest-xdist worker per core (PYTEST_WORKERS=0: in this process); tests that must
 # share a worker (the Ray cluster, a Chromium module's servers) carry an xdist_group mark.
+# The 30 slowest tests are listed at the end, to see where the suite spends its time.
 PYTEST_WORKERS ?= $(shell nproc)
 test: setup frontend chromium lint release-check frontend/node_modules/.package-lock.json
 	cd frontend && npm test --silent
-	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
 # Builds the sdist and the wheel into dist/release/ as the release workflow does, runs
 # `twine check`, and installs each into a fresh virtual environment (pip's cache reused, no
