@@ -182,14 +182,30 @@ def latent_channels_of(pipe: Any) -> int:
 def unpack_flux_latents(latents: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tensor:
     """Flux packs each 2x2 patch of a ``C``-channel latent into one token of ``4C`` values,
     ordered (channel, row in patch, column in patch). Undo it: ``(B, h/2*w/2, 4C)`` to
-    ``(B, C, h, w)``."""
+    ``(B, C, h, w)``. (Qwen-Image and Chroma pack the same way.) When the tokens do not match
+    the expected size (a pipeline that rounds or bins the size itself) a grid of the same
+    aspect ratio with that many tokens is used, if there is one."""
     batch, tokens, packed = latents.shape
+    if tokens != (latent_h // 2) * (latent_w // 2) and not packed % 4:
+        latent_h, latent_w = _grid_for(tokens, latent_h, latent_w)
     if tokens != (latent_h // 2) * (latent_w // 2) or packed % 4:
         raise ValueError(
             f"packed latents {tuple(latents.shape)} do not match a {latent_w}x{latent_h} latent"
         )
     grid = latents.view(batch, latent_h // 2, latent_w // 2, packed // 4, 2, 2)
     return grid.permute(0, 3, 1, 4, 2, 5).reshape(batch, packed // 4, latent_h, latent_w)
+
+
+def _grid_for(tokens: int, latent_h: int, latent_w: int) -> tuple[int, int]:
+    """The (h, w) of a latent of ``tokens`` 2x2 patches closest to the aspect ``h/w``."""
+    best = None
+    for rows in range(1, tokens + 1):
+        if tokens % rows == 0:
+            cols = tokens // rows
+            error = abs(math.log(rows / cols) - math.log(max(latent_h, 1) / max(latent_w, 1)))
+            if best is None or error < best[0]:
+                best = (error, rows, cols)
+    return (2 * best[1], 2 * best[2]) if best else (latent_h, latent_w)
 
 
 @dataclass(frozen=True)
@@ -309,10 +325,17 @@ class LatentRGBPreviewer:
         chosen = model_factors or RGB_FACTORS.get(family)
         if chosen is not None:
             factors, bias = chosen
-            if len(factors) != channels:
-                raise ValueError(
-                    f"{family} factors are for {len(factors)} latent channels, got {channels}"
+            if len(factors) != channels:  # e.g. a test config's 4-channel "SD3": no projection
+                log.info(
+                    "%s factors are for %d latent channels, the model has %d: previews show "
+                    "its standardised channels",
+                    family,
+                    len(factors),
+                    channels,
                 )
+                chosen = None
+        if chosen is not None:
+            factors, bias = chosen
             self._weight = torch.tensor(factors, dtype=torch.float32)  # (C, 3)
             self._bias = torch.tensor(bias or [0.0, 0.0, 0.0], dtype=torch.float32)
         else:
@@ -330,6 +353,8 @@ class LatentRGBPreviewer:
         pixels = latents.permute(0, 2, 3, 1)
         if self._weight is None:
             first = pixels[..., :3].float()
+            if first.shape[-1] < 3:  # one or two channels: shown as grey (or repeated)
+                first = first.repeat_interleave(3, dim=-1)[..., :3]
             mean = first.mean(dim=(1, 2), keepdim=True)
             std = first.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
             return ((first - mean) / std / 4 + 0.5).clamp_(0, 1)
