@@ -60,7 +60,7 @@ EXPECTED: dict[str, Row] = {
         "lumina2/test_pipeline_lumina2.py",
         STANDARDISED,
         HERE,
-        (8, 8),  # the pipeline assumes 8x VAE downsampling, the test VAE has none: reported
+        (64, 64),
         True,
     ),
     "qwenimage": Row(
@@ -71,9 +71,9 @@ EXPECTED: dict[str, Row] = {
         (64, 64),
         True,
     ),
-    "z-image": Row("ZImagePipeline", "z_image/test_z_image.py", STANDARDISED, PIPELINE, (64, 64)),
+    "z-image": Row("ZImagePipeline", "z_image/test_z_image.py", "Flux factors", PIPELINE, (64, 64)),
     "auraflow": Row(
-        "AuraFlowPipeline", "aura_flow/test_pipeline_aura_flow.py", STANDARDISED, HERE, (64, 64)
+        "AuraFlowPipeline", "aura_flow/test_pipeline_aura_flow.py", "SDXL factors", HERE, (64, 64)
     ),
     "sana": Row("SanaPipeline", "sana/test_sana.py", STANDARDISED, PIPELINE, (64, 64)),
 }

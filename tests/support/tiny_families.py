@@ -15,6 +15,8 @@ written. What differs, and why:
   "hf-internal-testing/tiny-random-t5")``, ``UMT5EncoderModel.from_pretrained(...)``) are built
   from an equivalent tiny config (``TINY_T5``); every text encoder's ``vocab_size`` is raised to
   at least the local tokenizer's size where the test's is smaller (Sana's Gemma2 has 8).
+- Lumina2's VAE has four blocks (8x downsampling) instead of the test's one: the pipeline
+  assumes 8x, so with the test's VAE a 64 px request makes an 8 px image.
 
 The families diffusers' auto text-to-image mapping has but that are not built here are listed in
 ``NOT_BUILT`` with the reason; the tests skip them with it, and the docs table says so.
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 SOURCE = "huggingface/diffusers@58eb52c0803ea9af3abec60841c2a093bdf1f951"
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 
 # hf-internal-testing/tiny-random-t5's encoder, reproduced (its config cannot be downloaded here).
 TINY_T5 = dict(
@@ -266,9 +268,18 @@ def _lumina2(tmp: Path):
         num_key_value_heads=2,
         sliding_window=2,
     )
+    # The test's one-block VAE does not downsample, but Lumina2Pipeline assumes 8x (it sets
+    # vae_scale_factor = 8), so a 64 px request made 8 px images: four blocks here, as in the
+    # released model's VAE, so the size asked is the size made.
+    vae = _small_vae(
+        4,
+        block_out_channels=(4, 4, 4, 4),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    )
     return Lumina2Pipeline(
         transformer=transformer,
-        vae=_small_vae(4).eval(),
+        vae=vae.eval(),
         scheduler=FlowMatchEulerDiscreteScheduler(),
         text_encoder=Gemma2Model(config).eval(),
         tokenizer=byte_tokenizer(256),

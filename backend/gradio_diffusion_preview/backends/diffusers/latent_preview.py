@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-Family = Literal["sd1", "sdxl", "sd3", "flux", "unknown"]
+Family = Literal["sd1", "sdxl", "sd3", "flux", "other", "unknown"]
 Factors = tuple[list[list[float]], list[float] | None]
 FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 
@@ -155,8 +155,18 @@ def read_rgb_factors(path: str | Path) -> Factors | None:
     return factors, bias
 
 
+# The VAEs transformer pipelines share, told apart by their latent normalisation (scaling,
+# shift) as the released models' configs set it: Flux's VAE (also Chroma, Lumina2, Z-Image,
+# HiDream) and SD3's; a 4-channel AutoencoderKL with no shift is SDXL's (AuraFlow, PixArt).
+_FLUX_VAE = (0.3611, 0.1159)
+_SD3_VAE = (1.5305, 0.0609)
+
+
 def family_of(pipe: Any) -> Family:
-    """The latent family of a loaded diffusers pipeline, judged from its denoiser's structure."""
+    """The latent family of a loaded diffusers pipeline, judged from its denoiser's structure
+    and, for transformer pipelines, from its VAE: the family whose preview factors and tiny
+    decoder fit its latents. ``other``: a latent format with no factors here (Qwen-Image's and
+    Sana's VAEs, ...), previewed from its own channels."""
     transformer = getattr(pipe, "transformer", None)
     if transformer is not None:
         name = type(transformer).__name__
@@ -164,7 +174,7 @@ def family_of(pipe: Any) -> Family:
             return "flux"
         if name == "SD3Transformer2DModel":
             return "sd3"
-        return "unknown"
+        return _family_of_vae(getattr(pipe, "vae", None))
     unet = getattr(pipe, "unet", None)
     vae = getattr(pipe, "vae", None)
     if unet is None or vae is None or getattr(vae.config, "latent_channels", 4) != 4:
@@ -172,6 +182,24 @@ def family_of(pipe: Any) -> Family:
     if getattr(unet.config, "addition_embed_type", None) == "text_time":
         return "sdxl"
     return "sd1"
+
+
+def _family_of_vae(vae: Any) -> Family:
+    if vae is None or type(vae).__name__ != "AutoencoderKL":
+        return "other"
+    config = vae.config
+    channels = getattr(config, "latent_channels", None)
+    scale_shift = (
+        round(float(getattr(config, "scaling_factor", 0) or 0), 4),
+        round(float(getattr(config, "shift_factor", 0) or 0), 4),
+    )
+    if channels == 16 and scale_shift == _FLUX_VAE:
+        return "flux"
+    if channels == 16 and scale_shift == _SD3_VAE:
+        return "sd3"
+    if channels == 4 and not getattr(config, "shift_factor", None):
+        return "sdxl"
+    return "other"
 
 
 def latent_channels_of(pipe: Any) -> int:
@@ -311,7 +339,7 @@ class LatentRGBPreviewer:
     upscale = 1
 
     def __init__(self, family: Family, channels: int, model_factors: Factors | None = None) -> None:
-        if family not in RGB_FACTORS:
+        if family == "unknown":  # a UNet model of no known kind: the factors for its channels
             family = {4: "sd1", 16: "sd3"}.get(channels, "unknown")
         self.family: Family = family
         self.channels = channels
@@ -470,6 +498,6 @@ class PreviewPlan:
 
     def preview(self, x0: torch.Tensor) -> PendingPreview:
         latents = x0.detach()
-        if self.packed or latents.ndim == 3:
+        if latents.ndim == 3:  # 2x2 patch tokens (Flux, Chroma, Qwen-Image)
             latents = unpack_flux_latents(latents, self.latent_size[1], self.latent_size[0])
         return self.previewer.preview(latents, self.geometry)
