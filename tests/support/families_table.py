@@ -76,6 +76,19 @@ EXPECTED: dict[str, Row] = {
         "AuraFlowPipeline", "aura_flow/test_pipeline_aura_flow.py", "SDXL factors", HERE, (64, 64)
     ),
     "sana": Row("SanaPipeline", "sana/test_sana.py", STANDARDISED, PIPELINE, (64, 64)),
+    "lcm": Row(
+        "LatentConsistencyModelPipeline",
+        "latent_consistency_models/test_latent_consistency_models.py",
+        "SD 1.x factors",
+        HERE,
+        (64, 64),
+    ),
+    "lumina": Row(
+        "LuminaPipeline", "lumina/test_lumina_nextdit.py", "SDXL factors", HERE, (64, 64)
+    ),
+    "cogview4": Row(
+        "CogView4Pipeline", "cogview4/test_cogview4.py", "SDXL factors", PIPELINE, (64, 64)
+    ),
 }
 
 _REFUSED = "no `callback_on_step_end` in diffusers 0.42.1: the backend refuses it with that reason"
@@ -112,10 +125,7 @@ NOT_RUN: dict[str, str] = {
     "hunyuan-pag": "PAG variant of HunyuanDiT: " + _NOT_YET,
     "hunyuan": _NOT_YET,
     "kandinsky3": _NOT_YET,
-    "lcm": _NOT_YET,
-    "lumina": _NOT_YET,
     "cogview3": _NOT_YET,
-    "cogview4": _NOT_YET,
     "glm_image": _NOT_YET,
     "helios": _NOT_YET,
     "helios-pyramid": _NOT_YET,
@@ -142,6 +152,9 @@ MAPPING_NAMES = {
     "z-image": "z-image",
     "auraflow": "auraflow",
     "sana": "sana",
+    "lcm": "lcm",
+    "lumina": "lumina",
+    "cogview4": "cogview4",
 }
 """The family names used here, against diffusers' mapping names."""
 

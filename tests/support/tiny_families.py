@@ -15,8 +15,8 @@ written. What differs, and why:
   "hf-internal-testing/tiny-random-t5")``, ``UMT5EncoderModel.from_pretrained(...)``) are built
   from an equivalent tiny config (``TINY_T5``); every text encoder's ``vocab_size`` is raised to
   at least the local tokenizer's size where the test's is smaller (Sana's Gemma2 has 8).
-- Lumina2's VAE has four blocks (8x downsampling) instead of the test's one: the pipeline
-  assumes 8x, so with the test's VAE a 64 px request makes an 8 px image.
+- Lumina2's and Lumina's VAEs have four blocks (8x downsampling) instead of the test's one:
+  the pipeline assumes 8x, so with the test's VAE a 64 px request makes an 8 px image.
 
 The families diffusers' auto text-to-image mapping has but that are not built here are listed in
 ``NOT_BUILT`` with the reason; the tests skip them with it, and the docs table says so.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 SOURCE = "huggingface/diffusers@58eb52c0803ea9af3abec60841c2a093bdf1f951"
-BUILD_VERSION = "2"
+BUILD_VERSION = "3"
 
 # hf-internal-testing/tiny-random-t5's encoder, reproduced (its config cannot be downloaded here).
 TINY_T5 = dict(
@@ -55,10 +55,14 @@ BYTE_ORDER_SPECIALS = ("<pad>", "</s>", "<unk>", "<s>")
 QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 
-def byte_tokenizer(max_length: int = 77, extra_specials: tuple[str, ...] = ()):
+def byte_tokenizer(
+    max_length: int = 77, extra_specials: tuple[str, ...] = (), begin_with_bos: bool = False
+):
     """A byte-level tokenizer made here: ids 0-3 are pad, eos, unk, bos; then any
-    ``extra_specials``; then one token per byte (no merges, so any text tokenizes)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    ``extra_specials``; then one token per byte (no merges, so any text tokenizes). With
+    ``begin_with_bos`` every text starts with ``<s>`` (as GLM's starts with its prefix tokens),
+    so an empty prompt is not zero tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = [*BYTE_ORDER_SPECIALS, *extra_specials]
@@ -68,6 +72,10 @@ def byte_tokenizer(max_length: int = 77, extra_specials: tuple[str, ...] = ()):
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
+    if begin_with_bos:
+        core.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 3)]
+        )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         pad_token="<pad>",
@@ -494,6 +502,148 @@ def _sana(tmp: Path):
     )
 
 
+def _lcm(tmp: Path):
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        LatentConsistencyModelPipeline,
+        LCMScheduler,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=2,
+        time_cond_proj_dim=32,
+    )
+    scheduler = LCMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=2,
+    )
+    config = _clip_config(intermediate_size=64, num_attention_heads=8, num_hidden_layers=3)
+    return LatentConsistencyModelPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(config).eval(),
+        tokenizer=_clip_tokenizer(tmp / "clip"),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
+def _lumina(tmp: Path):
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, LuminaPipeline
+    from diffusers import LuminaNextDiT2DModel as Transformer
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    torch.manual_seed(0)
+    transformer = Transformer(
+        sample_size=4,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=4,
+        num_layers=2,
+        num_attention_heads=1,
+        num_kv_heads=1,
+        multiple_of=16,
+        ffn_dim_multiplier=None,
+        norm_eps=1e-5,
+        learn_sigma=True,
+        qk_norm=True,
+        cross_attention_dim=8,
+        scaling_factor=1.0,
+    )
+    # The test's AutoencoderKL() has one block (no downsampling); LuminaPipeline assumes 8x, as
+    # Lumina2's does: four blocks here, so the size asked is the size made.
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=8,
+    )
+    config = GemmaConfig(
+        head_dim=2,
+        hidden_size=8,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        num_key_value_heads=4,
+    )
+    return LuminaPipeline(
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=GemmaForCausalLM(config).eval(),
+        tokenizer=byte_tokenizer(256),
+    )
+
+
+def _cogview4(tmp: Path):
+    import torch
+    from diffusers import (
+        CogView4Pipeline,
+        CogView4Transformer2DModel,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from transformers import GlmConfig, GlmForCausalLM
+
+    torch.manual_seed(0)
+    transformer = CogView4Transformer2DModel(
+        patch_size=2,
+        in_channels=4,
+        num_layers=2,
+        attention_head_dim=4,
+        num_attention_heads=4,
+        out_channels=4,
+        text_embed_dim=32,
+        time_embed_dim=8,
+        condition_dim=4,
+    )
+    vae = _two_block_vae(4)
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        base_shift=0.25,
+        max_shift=0.75,
+        base_image_seq_len=256,
+        use_dynamic_shifting=True,
+        time_shift_type="linear",
+    )
+    config = GlmConfig(
+        hidden_size=32, intermediate_size=8, num_hidden_layers=2, num_attention_heads=4, head_dim=8
+    )
+    return CogView4Pipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=GlmForCausalLM(config).eval(),
+        tokenizer=byte_tokenizer(1024, begin_with_bos=True),
+    )
+
+
 @dataclass(frozen=True)
 class Family:
     """One text-to-image family: its diffusers pipeline class, the test file its tiny config
@@ -538,6 +688,18 @@ FAMILIES: dict[str, Family] = {
             _auraflow,
         ),
         Family("sana", "SanaPipeline", "tests/pipelines/sana/test_sana.py", _sana),
+        Family(
+            "lcm",
+            "LatentConsistencyModelPipeline",
+            "tests/pipelines/latent_consistency_models/test_latent_consistency_models.py",
+            _lcm,
+        ),
+        Family(
+            "lumina", "LuminaPipeline", "tests/pipelines/lumina/test_lumina_nextdit.py", _lumina
+        ),
+        Family(
+            "cogview4", "CogView4Pipeline", "tests/pipelines/cogview4/test_cogview4.py", _cogview4
+        ),
     )
 }
 
