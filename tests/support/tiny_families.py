@@ -644,6 +644,48 @@ def _cogview4(tmp: Path):
     )
 
 
+def _wan(tmp: Path):
+    """A video pipeline (Wan 2.1), built to check the backend refuses it before the run."""
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    return WanPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+        transformer_2=None,
+    )
+
+
 @dataclass(frozen=True)
 class Family:
     """One text-to-image family: its diffusers pipeline class, the test file its tiny config
@@ -703,6 +745,11 @@ FAMILIES: dict[str, Family] = {
     )
 }
 
+VIDEO_FAMILIES: dict[str, Family] = {
+    "wan": Family("wan", "WanPipeline", "tests/pipelines/wan/test_wan.py", _wan),
+}
+"""Video pipelines: the backend must refuse them before the run."""
+
 
 def is_built(folder: Path) -> bool:
     stamp = folder / "tiny_family.json"
@@ -717,7 +764,7 @@ def build_family(name: str, folder: Path) -> Path:
     beside it, then renamed, so concurrent test workers never see half a model)."""
     if is_built(folder):
         return folder
-    family = FAMILIES[name]
+    family = FAMILIES.get(name) or VIDEO_FAMILIES[name]
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:

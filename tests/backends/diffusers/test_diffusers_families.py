@@ -217,3 +217,16 @@ def test_the_docs_table_is_these_results():
         "docs/backends/diffusers.md's families table is out of date: run "
         "python tests/support/families_table.py"
     )
+
+
+@pytest.mark.xdist_group("family-wan")
+def test_a_video_pipeline_is_refused_before_the_run(backend, tiny_models_lazy):
+    """Wan passes the callback_on_step_end check, but makes video: refused with the reason
+    before any step, instead of failing after the whole run."""
+    with Iterations(backend) as iterations:
+        states = list(run(backend, tiny_models_lazy("wan")))
+    final = states[-1]
+    assert final.status == "error" and final.reason == "invalid_request", final.message
+    assert "WanPipeline, a video pipeline" in final.message
+    assert "Use a text-to-image model" in final.message
+    assert iterations.count == 0
