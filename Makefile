@@ -64,8 +64,9 @@ release-check: setup frontend chromium
 # A ready Hugging Face Space in dist/space/: the demo, its catalogue, the README's front matter,
 # the wheel and requirements installing it. SPACE=owner/name points the requirements at the
 # wheel's address in that Space (Hugging Face installs requirements before the other files).
+# HARDWARE=cpu (the default), gpu or inference: which Space's requirements (docs/deploy.md).
 space: setup frontend
-	$(PY) release/space.py $(if $(SPACE),--space $(SPACE))
+	$(PY) release/space.py $(if $(SPACE),--space $(SPACE)) $(if $(HARDWARE),--hardware $(HARDWARE))
 
 bench: setup frontend chromium
 	$(PY) bench/run.py

@@ -1,12 +1,12 @@
-"""The demo as an Inference-only Space (no torch): a copy of only ``demo/``, started as a Space
-starts it (``python app.py``) with its Inference-only catalogue, serves and draws through
+"""The demo as an Inference-only Space (no torch): the folder ``make space HARDWARE=inference``
+assembles (the demo, its Inference-only catalogue, the wheel), its app started as a Space starts
+it (``python app.py``) from a fresh environment holding the wheel, serves and draws through
 ``gradio_client`` in a process where torch cannot be imported. ``make test`` runs this under
 Python 3.10 (Spaces' default) and 3.13 too, in environments without torch (the Makefile's
 test-py310 and test-py313); the loopback router stands in for Hugging Face's."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,8 +14,7 @@ import pytest
 from api_results import final_state
 from fake_hf_router import serve_router
 from gradio_client import Client
-from space_apps import served_space
-from testenv import ROOT
+from space_apps import borrow_site_packages, fresh_venv, pip, run, served_space, space_module
 
 pytestmark = pytest.mark.slow
 SCHNELL = "black-forest-labs/FLUX.1-schnell"
@@ -26,18 +25,25 @@ def router(monkeypatch):
     yield from serve_router(monkeypatch, {SCHNELL: ("hf-inference",)})
 
 
-def test_the_demo_with_its_inference_only_catalogue_serves_and_draws_without_torch(
-    tmp_path: Path, router
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return space_module().build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+def test_the_inference_only_space_serves_and_draws_without_torch(
+    tmp_path: Path, wheel: Path, router
 ):
-    space = shutil.copytree(ROOT / "demo", tmp_path / "space")
+    folder = space_module().assemble(tmp_path / "space", wheel, hardware="inference")
+    python = fresh_venv(tmp_path / "venv")  # this Python's version: 3.10 in make test-py310
+    pip(python, "install", "--no-deps", "--no-index", "--quiet", str(folder / wheel.name))
+    borrow_site_packages(python, tmp_path / "borrowed")
     env = {
-        "DIFFUSION_PREVIEW_CATALOGUE": "catalogue-inference.toml",
         "HF_TOKEN": router.token,  # the Space's secret
         "DIFFUSION_PREVIEW_HF_ROUTER_URL": router.url,
         "HF_HUB_OFFLINE": "0",  # only the loopback router can be reached
     }
     log = tmp_path / "space.log"
-    with served_space(space, sys.executable, env, log=log, without_torch=True) as url:
+    with served_space(folder, python, env, log=log, without_torch=True, isolated=True) as url:
         client = Client(url, verbose=False)
         job = client.submit(
             *("hf-inference", "flux-schnell", "a lighthouse at dusk", ""),
@@ -49,4 +55,5 @@ def test_the_demo_with_its_inference_only_catalogue_serves_and_draws_without_tor
     assert final["status"] == "done", final["message"]
     assert final["model"] == "flux-schnell" and len(final["images"]) == 1
     assert len(router.posts(SCHNELL)) == 1
-    assert "ModuleNotFoundError" not in log.read_text()
+    version = run([str(python), "-c", "import sys; print(sys.version_info[:2])"]).strip()
+    assert version == str(sys.version_info[:2])  # the Python of this run: 3.10, 3.11 or 3.13
