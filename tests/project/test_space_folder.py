@@ -3,6 +3,8 @@ its catalogue, a README with the Space's front matter, the wheel, and requiremen
 that wheel (by path beside them, or by its address in the Space for Hugging Face, which installs
 requirements before the other files are there).
 
+Each kind of Space's requirements (CPU, GPU, Inference-only; docs/deploy.md) pins the package and
+resolves to the right torch: the CPU build from PyTorch's CPU index, PyPI's CUDA build, none.
 The folder's requirements are resolved by pip in a fresh environment (a dry run: torch and
 diffusers are not downloaded and installed here); then the folder's own ``app.py`` runs from a
 fresh environment holding the wheel (third-party packages borrowed from the development
