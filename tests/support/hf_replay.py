@@ -88,7 +88,11 @@ class Replay:
             }
             return httpx2.Response(
                 200,
-                json={"id": model, "pipeline_tag": "text-to-image", "inferenceProviderMapping": mapping},
+                json={
+                    "id": model,
+                    "pipeline_tag": "text-to-image",
+                    "inferenceProviderMapping": mapping,
+                },
             )
         answer = self.routes.get((request.method, url))
         if answer is None:
