@@ -207,3 +207,16 @@ def test_no_message_carries_the_token(served, monkeypatch):
 
 def test_a_fresh_replay_answers_as_recorded():
     assert default_replay().mappings[SCHNELL][0]["provider"] == "fal-ai"
+
+
+def test_a_failed_zai_poll_or_image_download_names_no_address(served, monkeypatch):
+    """zai-org's helper raises httpx's own status error, whose text carries the full URL."""
+    served.answer("GET", f"{ROUTER}/zai-org/api/paas/v4/async-result/z1", json_answer({}, 500))
+    failed(run(monkeypatch, "zai-org"), "remote_error", "zai-org", "500")
+    served.answer(
+        "GET",
+        f"{ROUTER}/zai-org/api/paas/v4/async-result/z1",
+        json_answer({"id": "z1", "task_status": "SUCCESS", "image_result": [{"url": DELIVERY}]}),
+    )
+    served.answer("GET", DELIVERY.split("?")[0], json_answer({"error": "expired"}, 404))
+    failed(run(monkeypatch, "zai-org"), "remote_error", "zai-org", "404")
