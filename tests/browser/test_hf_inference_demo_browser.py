@@ -65,7 +65,7 @@ def test_flux_schnell_finishes_in_a_compare_panel_beside_the_bundled_model(
         root.get_by_label(label, exact=True).uncheck()
     root.get_by_label(LABELS["flux-schnell"], exact=True).check()
     panels = root.get_by_test_id("diffusion-preview")
-    expect(panels.filter(visible=True)).to_have_count(2, timeout=10_000)
+    expect(panels.filter(visible=True)).to_have_count(2, timeout=TIMEOUT_MS)
     root.get_by_role("button", name="Compare", exact=True).click()
     flux = panels.nth(1)
     expect(flux).to_have_attribute("data-view", "done", timeout=TIMEOUT_MS)
