@@ -40,6 +40,7 @@ _EXPORTS = {
     "validate_request": "request",
     "PreviewData": "state",
     "RunState": "run_state",
+    "accepted_fields": "model_fields",
     "astream": "async_stream",
     "cancel_run": "run_handles",
     "failure_text": "streaming",
@@ -72,6 +73,7 @@ __all__ = [
     "Started",
     "Status",
     "Step",
+    "accepted_fields",
     "astream",
     "cancel_run",
     "failure_text",
@@ -122,6 +124,7 @@ if TYPE_CHECKING:
         Step,
     )
     from .hookspecs import hookimpl
+    from .model_fields import accepted_fields
     from .plugins import Registry, get_backend, get_registry, list_plugins
     from .request import (
         BackendUnavailable,

@@ -30,8 +30,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .model_fields import accepted_fields
 from .ownership import current_session
-from .plugins import Registry, UnknownBackendError, get_registry
+from .plugins import Registry, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .request import SEED_RANGE, RunRefused, random_seed
 from .run_engine import DEFAULT_MIN_INTERVAL, ENGINE, RunSpec
@@ -284,19 +285,11 @@ def shared_seed_range(entries: Sequence[CatalogueEntry], registry: Registry) -> 
 def _fields_for(
     entry: CatalogueEntry, fields: Mapping[str, Any], registry: Registry
 ) -> dict[str, Any]:
-    """The request for ``entry``: its id as the model, without what its backend cannot take."""
-    sent = {**fields, "model": entry.id}
-    try:
-        caps = registry.get(entry.backend).capabilities
-    except UnknownBackendError:
-        return sent  # the run itself says so, in its panel
-    if not caps.negative_prompt:
-        sent.pop("negative_prompt", None)
-    if not caps.seed:
-        sent.pop("seed", None)
-    if not caps.guidance:
-        sent.pop("guidance", None)
-    return sent
+    """The request for ``entry``: its id as the model, without what its model cannot take
+    (``accepted_fields``, by the model's own capabilities)."""
+    return accepted_fields(entry.backend, {**fields, "model": entry.model}, registry=registry) | {
+        "model": entry.id
+    }
 
 
 def with_timing(state: RunState) -> RunState:
