@@ -41,6 +41,7 @@ _EXPORTS = {
     "PreviewData": "state",
     "RunState": "run_state",
     "astream": "async_stream",
+    "on_zerogpu": "zerogpu",
     "cancel_run": "run_handles",
     "failure_text": "streaming",
     "finish_run": "run_handles",
@@ -80,6 +81,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "list_plugins",
+    "on_zerogpu",
     "raise_failed",
     "stream",
     "validate_request",
@@ -134,3 +136,4 @@ if TYPE_CHECKING:
     from .run_state import RunState
     from .state import PreviewData
     from .streaming import failure_text, raise_failed, stream
+    from .zerogpu import on_zerogpu
