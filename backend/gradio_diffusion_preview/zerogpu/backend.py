@@ -197,5 +197,8 @@ def on_zerogpu(
                 "load method). Fix: leave out preload."
             )
         load(model)
-    registry.add_backends(zero, name=f"zerogpu:{zero.id}")
+    name = f"zerogpu:{zero.id}"
+    if name in registry.plugins:  # called again (a reloaded app): the new one replaces it
+        registry.remove_plugin(name)
+    registry.add_backends(zero, name=name)
     return zero
