@@ -8,16 +8,15 @@ import json
 import sys
 import threading
 
-import support.zerogpu_space as space  # first: imports spaces as on a Space
-
 import gradio as gr  # noqa: E402
+import support.zerogpu_space as space  # first: imports spaces as on a Space
 from gradio.context import LocalContext  # noqa: E402
+from support.toy_backends import registry_with  # noqa: E402
 
 from gradio_diffusion_preview import cancel_run, finish_run, on_zerogpu, stream  # noqa: E402
 from gradio_diffusion_preview.compare import compare  # noqa: E402
 from gradio_diffusion_preview.policy import CatalogueEntry, Policy  # noqa: E402
 from gradio_diffusion_preview.run_handles import runs_of_session  # noqa: E402
-from support.toy_backends import registry_with  # noqa: E402
 
 BACKEND, GATE = space.gated_backend()
 REGISTRY = registry_with(BACKEND)

@@ -1,7 +1,8 @@
 """A ZeroGPU Space in this process, for tests: the real ``spaces`` package (its ``@spaces.GPU``
 wrapper forks the worker, pickles arguments and yielded values, sets its stop event) with only
 what needs Hugging Face's infrastructure replaced: the scheduler client (``schedule``,
-``allow``, ``release``, ``startup_report``: no device API here). ``import`` it in a process of its own, as its first import, before anything imports torch.
+``allow``, ``release``, ``startup_report``: no device API here). ``import`` it in a process of
+its own, as its first import, before anything imports torch.
 
 ``SCHEDULED`` records each lease the stub scheduler granted: the visitor's session (from the
 request ``spaces`` passed on) and the seconds asked for. The stub hands leases out on two GPUs in
@@ -35,7 +36,6 @@ finally:
         sys.modules["torch"] = _torch
 from spaces.zero.api import ScheduleResponse  # noqa: E402
 from spaces.zero.gradio import error as zerogpu_error  # noqa: E402
-
 from support.toy_backends import CountingBackend  # noqa: E402
 
 GPUS = 2
