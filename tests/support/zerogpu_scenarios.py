@@ -13,7 +13,13 @@ import support.zerogpu_space as space  # first: imports spaces as on a Space
 from gradio.context import LocalContext  # noqa: E402
 from support.toy_backends import registry_with  # noqa: E402
 
-from gradio_diffusion_preview import cancel_run, finish_run, on_zerogpu, stream  # noqa: E402
+from gradio_diffusion_preview import (  # noqa: E402
+    astream,
+    cancel_run,
+    finish_run,
+    on_zerogpu,
+    stream,
+)
 from gradio_diffusion_preview.compare import compare  # noqa: E402
 from gradio_diffusion_preview.policy import CatalogueEntry, Policy  # noqa: E402
 from gradio_diffusion_preview.run_handles import runs_of_session  # noqa: E402
@@ -142,6 +148,24 @@ def compare_tab() -> dict:
 def refused() -> dict:
     GATE.open()
     return {**Visit("broke").end(), "ran": GATE.passed, "after": runs_of_session("broke")}
+
+
+def async_handler() -> dict:
+    """``astream`` (an async Gradio handler), stopped by its visitor after 2 steps."""
+    import asyncio
+
+    async def visit() -> dict:
+        LocalContext.request.set(gr.Request(session_hash="alice"))
+        GATE.release(2)
+        states, stopped = [], None
+        async for state in astream(ZERO.id, prompt="a", steps=50, seed=1, registry=REGISTRY):
+            states.append(state)
+            if state.step == 2 and stopped is None:
+                stopped = cancel_run(state.run_id, "alice")
+                GATE.release(10)
+        return {"status": states[-1].status, "stopped": stopped, "ran": GATE.passed}
+
+    return {**asyncio.run(visit()), "scheduled": space.SCHEDULED}
 
 
 def preload() -> dict:

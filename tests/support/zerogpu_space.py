@@ -94,6 +94,8 @@ class ProcessGate:
             if control.cancelled:
                 return False
             if control.finish_requested or self._open.value or self._permits.acquire(True, 0.02):
+                if control.cancelled:  # sent while this waited: the step is not run
+                    return False
                 with self._passed.get_lock():
                     self._passed.value += 1
                 return True

@@ -127,8 +127,7 @@ class ZeroGPUBackend(Backend):
         except SlotsExhausted as error:
             yield Failed(f"Too many runs at once ({error}). Fix: try again shortly.", "busy")
             return
-        done = threading.Event()
-        relay = signals.relay(slot, control, done)
+        unwatch = control.watch(lambda: signals.send(slot, control))
         hosted_request = request.model_copy(update={"options": options})
         stream: Any = None
         try:
@@ -145,8 +144,7 @@ class ZeroGPUBackend(Backend):
         finally:
             if stream is not None:
                 stream.close()  # sets the worker's stop event; waits until it has stopped
-            done.set()
-            relay.join()
+            unwatch()
             signals.give_back(slot)
 
 

@@ -4,9 +4,9 @@
 it only pickled arguments, so the run's ``RunControl`` (thread events) cannot cross. Instead
 every run takes a slot of one block of shared memory, made in the app's process before any
 worker is forked (workers inherit it, and keep seeing the app's writes however long they are
-reused): the app writes the run's signals into its slot, and the worker's ``SlotControl`` reads
-them wherever the backend checks ``cancelled`` or ``finish_requested``, so a signal reaches the
-backend at its next step, as in a local run.
+reused). The app writes a run's signals into its slot as they are sent (``RunControl.watch``),
+and the worker's ``SlotControl`` reads them wherever the backend checks ``cancelled`` or
+``finish_requested``, so a signal reaches the backend at its next step, as in a local run.
 """
 
 from __future__ import annotations
@@ -58,21 +58,6 @@ class RunSignals:
 
     def read(self, slot: int) -> int:
         return self._flags[slot]
-
-    def relay(self, slot: int, control: RunControl, done: threading.Event) -> threading.Thread:
-        """Start a thread that copies ``control``'s signals into ``slot`` as they come, until
-        ``done`` is set or the run is cancelled."""
-
-        def run() -> None:
-            while not done.is_set():
-                self.send(slot, control)
-                if control.wait_cancelled(POLL_SECONDS):
-                    self.send(slot, control)
-                    return
-
-        thread = threading.Thread(target=run, name=f"gdp-zerogpu-signals-{slot}", daemon=True)
-        thread.start()
-        return thread
 
 
 class SlotControl(RunControl):

@@ -51,7 +51,7 @@ def test_stop_reaches_the_worker_within_a_step():
     assert seen["bob_stops"] is False  # only its owner stops it
     assert seen["stopped"] is True
     assert seen["status"] == "cancelled"
-    assert seen["ran"] <= 4  # 3 steps, at most the one under way; 10 more were let through
+    assert seen["ran"] == 3  # the worker heard it at its next step; 10 more were let through
     assert seen["after"] == []
 
 
@@ -59,7 +59,7 @@ def test_finish_early_reaches_the_worker_and_keeps_its_image():
     seen = scenario("finish_early")
     assert seen["finished"] is True
     assert seen["status"] == "done" and seen["images"] == [[64, 64]]
-    assert seen["step"] == seen["ran"] <= 4
+    assert seen["step"] == seen["ran"] == 4  # the step under way, then the image
     assert seen["message"].startswith("Finished early")
 
 
@@ -94,6 +94,13 @@ def test_a_run_zerogpu_refuses_ends_as_an_error():
     assert "exceeded your GPU quota" in seen["message"]
     assert "exceeded your GPU quota" in seen["error"]  # the Gradio event ends as an error
     assert seen["ran"] == 0 and seen["after"] == []
+
+
+def test_an_async_handler_streams_and_stops_like_a_sync_one():
+    seen = scenario("async_handler")
+    assert (seen["status"], seen["stopped"]) == ("cancelled", True)
+    assert seen["ran"] == 2
+    assert [lease["session"] for lease in seen["scheduled"]] == ["alice"]
 
 
 def test_a_model_loaded_at_startup_is_reused_by_every_gpu_worker():
