@@ -42,6 +42,7 @@ _EXPORTS = {
     "RunState": "run_state",
     "accepted_fields": "model_fields",
     "astream": "async_stream",
+    "on_zerogpu": "zerogpu",
     "cancel_run": "run_handles",
     "failure_text": "streaming",
     "finish_run": "run_handles",
@@ -82,6 +83,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "list_plugins",
+    "on_zerogpu",
     "raise_failed",
     "stream",
     "validate_request",
@@ -137,3 +139,4 @@ if TYPE_CHECKING:
     from .run_state import RunState
     from .state import PreviewData
     from .streaming import failure_text, raise_failed, stream
+    from .zerogpu import on_zerogpu

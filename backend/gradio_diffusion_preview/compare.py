@@ -24,6 +24,7 @@ took (waiting in line excluded) and its steps per second, in its state's message
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -82,7 +83,12 @@ class _Worker:
         self.index, self.spec, self.handle = index, spec, handle
         self.updates, self.stop = updates, stop
         self.placed = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"compare-run-{index}", daemon=True)
+        self.thread = threading.Thread(  # in the caller's context: its Gradio request
+            target=contextvars.copy_context().run,
+            args=(self._run,),
+            name=f"compare-run-{index}",
+            daemon=True,
+        )
 
     def _run(self) -> None:
         states = ENGINE.states(self.spec, self.handle)
