@@ -40,7 +40,9 @@ _EXPORTS = {
     "validate_request": "request",
     "PreviewData": "state",
     "RunState": "run_state",
+    "accepted_fields": "model_fields",
     "astream": "async_stream",
+    "on_zerogpu": "zerogpu",
     "cancel_run": "run_handles",
     "failure_text": "streaming",
     "finish_run": "run_handles",
@@ -77,6 +79,7 @@ __all__ = [
     "Started",
     "Status",
     "Step",
+    "accepted_fields",
     "astream",
     "cancel_run",
     "failure_text",
@@ -85,6 +88,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "list_plugins",
+    "on_zerogpu",
     "raise_failed",
     "stream",
     "stream_loop",
@@ -129,6 +133,7 @@ if TYPE_CHECKING:
     )
     from .hookspecs import hookimpl
     from .loop import LiveSteps, LoopStopped, stream_loop
+    from .model_fields import accepted_fields
     from .plugins import Registry, get_backend, get_registry, list_plugins
     from .request import (
         BackendUnavailable,
@@ -141,3 +146,4 @@ if TYPE_CHECKING:
     from .run_state import RunState
     from .state import PreviewData
     from .streaming import failure_text, raise_failed, stream
+    from .zerogpu import on_zerogpu
