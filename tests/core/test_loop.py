@@ -6,6 +6,7 @@ it returns, and a diffusers pipeline called by the author's code reports through
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import PIL.Image
@@ -145,11 +146,39 @@ def test_a_pipeline_called_by_the_author_reports_through_the_composed_callback(t
     ).images[0]
     assert np.array_equal(np.asarray(states[-1].images[0]), np.asarray(direct))
 
+    class HoldUntilStopped(PipelineCallback):
+        """Holds the pipeline after its second step until the run is stopped, so the test
+        stops it at a known step on any machine."""
+
+        tensor_inputs = ["latents"]
+
+        def __init__(self, live):
+            super().__init__()
+            self.live = live
+
+        def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+            deadline = time.monotonic() + 60  # only against a hang
+            while step_index == 1 and not self.live.stopped and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return callback_kwargs
+
+    def held(live: LiveSteps):
+        callbacks = MultiPipelineCallbacks(
+            [live.callback_on_step_end, AuthorsCallback(), HoldUntilStopped(live)]
+        )
+        return pipe(
+            "a red circle",
+            num_inference_steps=4,
+            width=64,
+            height=64,
+            callback_on_step_end=callbacks,
+        ).images
+
     seen.clear()
     states = []
-    for state in stream_loop(call, steps=4, width=64, height=64):
+    for state in stream_loop(held, steps=4, width=64, height=64):
         states.append(state)
         if state.step == 2:
             cancel_run(state.run_id)
     assert states[-1].status == "cancelled"
-    assert len(seen) < 4  # the pipeline left at the step after the Stop, at the latest
+    assert seen == [0, 1]  # the live callback left the pipeline at the next step
