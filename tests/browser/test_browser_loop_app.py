@@ -82,12 +82,9 @@ def test_stop_leaves_the_loop(open_page, loop_url):
     generate(page, "a red square")
     expect(page.get_by_test_id("progress-text")).to_contain_text(f"{HOLD_AT} / {STEPS}")
     page.get_by_role("button", name="Stop", exact=True).click()
-    status = page.get_by_test_id("status-message")
-    status.wait_for(timeout=TIMEOUT_MS)
-    # What this test is about: the loop left at the step shown and no final image came. The
-    # page's status is "Cancelled", or (seen once in a loaded run, as in the quarantined
-    # test_browser_ux cancel test) Gradio's message-less error status after cancels=[...].
-    assert status.inner_text().strip().splitlines()[0] in ("Cancelled", "Error")
+    # "Cancelled", also when Gradio's page ends the cancelled event in its message-less error
+    # status (gradio 6.31's cancel race; the widget knows no error was raised).
+    expect(page.get_by_test_id("status-message")).to_contain_text("Cancelled")
     deadline = time.monotonic() + 30  # only against a hang
     while not left and time.monotonic() < deadline:
         time.sleep(0.02)
