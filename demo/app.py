@@ -72,6 +72,39 @@ def demo_policy(model: str | None = None) -> Policy:
         else:
             continue
         policy.catalogue[index] = replace(entry, model=real)
+    return on_zerogpu_hardware(policy)
+
+
+MACHINE_OPTIONS = ("device", "dtype")
+"""Entry options that pin a run to this machine's device; on ZeroGPU the GPU worker chooses."""
+
+
+def on_zerogpu_hardware(policy: Policy) -> Policy:
+    """On ZeroGPU hardware (Spaces sets ``SPACES_ZERO_GPU``), the catalogue's local entries run
+    their generation in ``@spaces.GPU`` workers (``on_zerogpu``, docs/deploy-zerogpu.md): each
+    local backend gets a ``<id>-zerogpu`` twin with its models loaded now, in the app's process,
+    its slots, and its entries without the CPU device and dtype. Elsewhere: ``policy`` as is."""
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return policy
+    import spaces  # noqa: F401  (ZeroGPU's package, on every ZeroGPU Space; before torch)
+
+    from gradio_diffusion_preview import on_zerogpu
+
+    backends = get_registry().backends()
+    twins: dict[str, str] = {}
+    for index, entry in enumerate(policy.catalogue):
+        backend = backends.get(entry.backend)
+        if backend is None or backend.location != "local":
+            continue
+        if entry.backend not in twins:
+            models = sorted(
+                {e.model for e in policy.catalogue if e.backend == entry.backend and e.model}
+            )
+            twins[entry.backend] = on_zerogpu(entry.backend, preload=models).id
+            if entry.backend in policy.slots:
+                policy.slots[twins[entry.backend]] = policy.slots[entry.backend]
+        options = {k: v for k, v in entry.options.items() if k not in MACHINE_OPTIONS}
+        policy.catalogue[index] = replace(entry, backend=twins[entry.backend], options=options)
     return policy
 
 

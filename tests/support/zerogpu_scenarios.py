@@ -199,6 +199,24 @@ def preload() -> dict:
             "scheduled": space.SCHEDULED}  # fmt: skip
 
 
+def demo() -> dict:
+    """The demo on ZeroGPU hardware: its local entries switch to a ``diffusers-zerogpu`` twin
+    (their model loaded at startup, the CPU device and dtype dropped, the slots kept), the
+    Inference entries stay; a visitor's Generate run finishes on a GPU worker."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "demo"))
+    import app  # the demo's own module
+
+    policy = app.demo_policy()
+    entries = {entry.id: (entry.backend, sorted(entry.options)) for entry in policy.catalogue}
+    shapes = policy.catalogue[0]
+    states = list(stream(shapes.backend, policy=policy, model=shapes.id, prompt="a red circle",
+                         steps=3, seed=1))  # fmt: skip
+    return {"entries": entries, "slots": policy.slots, "status": states[-1].status,
+            "images": len(states[-1].images), "scheduled": space.SCHEDULED}  # fmt: skip
+
+
 if __name__ == "__main__":
     print(json.dumps(globals()[sys.argv[1]]()))
     sys.stdout.flush()

@@ -108,3 +108,15 @@ def test_a_model_loaded_at_startup_is_reused_by_every_gpu_worker():
     assert seen["ends"] == [["done", 3, 1], ["done", 3, 1]]
     assert [lease["gpu"] for lease in seen["scheduled"]] == [0, 1]  # two forked workers
     assert seen["at_startup"] == seen["after_runs"] == 1
+
+
+def test_the_demo_runs_its_local_entries_on_zerogpu_hardware():
+    seen = scenario("demo")
+    local = [e for e in seen["entries"].values() if e[0] == "diffusers-zerogpu"]
+    assert len(local) == 4 and not any("device" in options for _, options in local)
+    assert {backend for backend, _ in seen["entries"].values()} == {
+        "diffusers-zerogpu",
+        "hf-inference",
+    }
+    assert seen["slots"]["diffusers-zerogpu"] == seen["slots"]["diffusers"] == 1
+    assert (seen["status"], seen["images"], len(seen["scheduled"])) == ("done", 1, 1)
