@@ -18,7 +18,8 @@ import pytest
 from remote_gradio_client import gradio_backend
 from space_server import SpaceServer
 
-from gradio_diffusion_preview import stream
+from gradio_diffusion_preview import Failed, Finished, RunControl, Step, stream
+from gradio_diffusion_preview.component import DiffusionPreview
 from gradio_diffusion_preview.request import InvalidRequest, build_request, validate_request
 
 SPACE_CAP = 2**31 - 1
@@ -74,3 +75,89 @@ def test_a_seed_above_the_spaces_cap_is_refused_before_the_run(space_apps: Space
     assert space_apps.seeds_used(tag) == []  # refused here: the app was never called
     assert list(stream(backend, prompt=tag, seed=SPACE_CAP))[-1].status == "done"
     assert space_apps.seeds_used(tag) == [SPACE_CAP]
+
+
+# --- a streaming FLUX-style Space: infer(...) yields (image, seed) every step -----------------
+
+
+def gated_run(space_apps: SpaceServer, backend, tag: str, control: RunControl, **fields):
+    """Run ``backend`` on a prompt tagged ``tag``, letting the app take one step at a time:
+    the next only once this side has relayed the last (so no burst hides a preview)."""
+    space_apps.hold(tag, 1)
+    request = validate_request(
+        build_request(backend, {"prompt": f"{tag} a fox", **fields}), backend
+    )
+    events = []
+    for event in backend.generate(request, control):
+        events.append(event)
+        if isinstance(event, Step):
+            space_apps.hold(tag, event.step + 1)
+    return events
+
+
+def test_a_streaming_space_relays_every_intermediate_image_in_order(space_apps: SpaceServer):
+    backend = gradio_backend(space_apps.url, api_name="/infer")
+    tag = space_apps.tag()
+    events = gated_run(space_apps, backend, tag, RunControl(), steps=5, seed=1234)
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [s.step for s in steps] == [1, 2, 3, 4], events
+    assert all(s.total_steps == 5 for s in steps)
+    assert all(near(red(s.preview), 20 * s.step) for s in steps), [red(s.preview) for s in steps]
+    finished = events[-1]
+    assert isinstance(finished, Finished), events[-1]
+    (image,) = finished.images
+    assert near(red(image), FINAL_RED)
+    # a seed was asked for: "Randomize seed" went off, and the app used it
+    assert space_apps.seeds_used(tag) == [1234] and finished.seeds == [1234]
+
+
+def test_the_seed_the_space_used_is_the_runs_and_its_pngs(space_apps: SpaceServer, tmp_path):
+    # the seed input sent nowhere: the app randomises it and returns the one it used
+    backend = gradio_backend(space_apps.url, api_name="/infer", inputs={"seed": None})
+    tag = space_apps.tag()
+    space_apps.open(tag)
+    final = list(stream(backend, prompt=f"{tag} a fox", steps=3))[-1]
+    assert final.status == "done", final.message
+    (used,) = space_apps.seeds_used(tag)
+    assert final.seeds == [used]
+    green, blue = seed_colour(final.images[0])  # that seed's image
+    assert near(green, used % 256) and near(blue, (used // 256) % 256), (green, blue, used)
+    data = DiffusionPreview().postprocess(final)
+    import PIL.Image
+
+    with PIL.Image.open(data.images[0].path) as saved:
+        assert f"Seed: {used}" in saved.text["parameters"], saved.text
+
+
+def test_stop_reaches_the_space_within_a_step(space_apps: SpaceServer, request):
+    if space_apps.version == "gradio5":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=False,
+                reason="open: on Gradio 5.50 the job's cancel left the app's generator "
+                "running to its last step in 2 of 3 runs (Gradio 6.31 closes it); not yet "
+                "found why",
+            )
+        )
+    # The app may take 2 steps, then waits at the third; Stop goes out at the first preview.
+    # Gradio (5.50 and 6.31 alike) closes a cancelled generator only between two of its
+    # steps, retrying while a step runs, and its queue may start another step first: held at
+    # a gate, the generator stays open. So the gate opens after Stop, and the app must then
+    # close well before its 30 steps (seen: at step 3 or 4). Had Stop not reached it, it would
+    # run all 30 and close only at the end.
+    backend = gradio_backend(space_apps.url, api_name="/infer")
+    tag = space_apps.tag()
+    space_apps.hold(tag, 2)
+    request = validate_request(
+        build_request(backend, {"prompt": f"{tag} a fox", "steps": 30}), backend
+    )
+    control = RunControl()
+    events = []
+    for event in backend.generate(request, control):
+        events.append(event)
+        if isinstance(event, Step):
+            control.cancel()
+    assert not [e for e in events if isinstance(e, Finished | Failed)], events
+    space_apps.open(tag)
+    wait_until(lambda: space_apps.closed(tag) == 1, "Stop to close the app's generator")
+    assert space_apps.steps_run(tag) < 30, space_apps.lines(tag)
