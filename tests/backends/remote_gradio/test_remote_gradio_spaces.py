@@ -21,6 +21,7 @@ from space_server import SpaceServer
 from gradio_diffusion_preview import Failed, Finished, RunControl, Step, stream
 from gradio_diffusion_preview.component import DiffusionPreview
 from gradio_diffusion_preview.request import InvalidRequest, build_request, validate_request
+from gradio_diffusion_preview.testing import run_backend
 
 SPACE_CAP = 2**31 - 1
 RUNS = 20
@@ -161,3 +162,42 @@ def test_stop_reaches_the_space_within_a_step(space_apps: SpaceServer, request):
     space_apps.open(tag)
     wait_until(lambda: space_apps.closed(tag) == 1, "Stop to close the app's generator")
     assert space_apps.steps_run(tag) < 30, space_apps.lines(tag)
+
+
+# --- a gallery app, an app without a prompt, an app that refuses ---------------------------
+
+
+def test_a_gallery_space_claims_its_one_seed_for_each_image(space_apps: SpaceServer):
+    backend = gradio_backend(space_apps.url, api_name="/gallery")
+    tag = space_apps.tag()
+    caps = backend.capabilities_for(None)
+    assert caps.max_batch == 4 and caps.negative_prompt and caps.seed_range == (0, SPACE_CAP)
+    final = list(stream(backend, prompt=f"{tag} a fox", seed=77, num_images=3, steps=2))[-1]
+    assert final.status == "done", final.message
+    assert len(final.images) == 3
+    assert space_apps.seeds_used(tag) == [77]  # "Randomize seed" went off
+    assert final.seeds == [77, 77, 77]  # the run's seed, not 77, 78, 79
+
+
+def test_an_app_without_a_prompt_runs_and_says_the_prompt_goes_nowhere(space_apps: SpaceServer):
+    # Gradio's demo/fake_diffusion: a steps slider, an image per step
+    backend = gradio_backend(space_apps.url, api_name="/fake_diffusion")
+    before = space_apps.steps_run("fake_diffusion")
+    space_apps.open("fake_diffusion")
+    rec = run_backend(backend, prompt="a red fox", steps=4)
+    assert rec.finished is not None, rec.trace()
+    assert near(red(rec.finished.images[0]), FINAL_RED)
+    assert space_apps.steps_run("fake_diffusion") - before == 4
+    notes = [e.message for e in rec.events if getattr(e, "message", None)]
+    assert any("takes no prompt" in note for note in notes), notes
+    steps = [s.step for s in rec.steps]
+    assert steps == sorted(set(steps)) and all(1 <= s <= 4 for s in steps), steps
+
+
+def test_an_apps_gr_error_arrives_as_its_text(space_apps: SpaceServer):
+    backend = gradio_backend(space_apps.url, api_name="/refuse")
+    final = list(stream(backend, prompt="a forbidden fox"))[-1]
+    assert final.status == "error", final
+    assert "This Space refuses that prompt: try another." in final.message
+    assert "'This Space" not in final.message and '"This Space' not in final.message
+    assert list(stream(backend, prompt="a fox"))[-1].status == "done"  # the app keeps serving
