@@ -159,11 +159,8 @@ class Registry:
         name, each call gets one of its own ("app", "app-2", ...), so an app may call this
         once per endpoint; a name already taken raises ``ValueError``."""
         if name is None:
-            name = next(
-                candidate
-                for candidate in ("app", *(f"app-{n}" for n in itertools.count(2)))
-                if self.manager.get_plugin(candidate) is None
-            )
+            names = itertools.chain(["app"], (f"app-{n}" for n in itertools.count(2)))
+            name = next(n for n in names if self.manager.get_plugin(n) is None)
         elif self.manager.get_plugin(name) is not None:
             raise ValueError(
                 f"A plugin named '{name}' is already registered. Fix: give another name to "
