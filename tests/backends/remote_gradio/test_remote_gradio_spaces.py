@@ -136,7 +136,7 @@ def test_stop_reaches_the_space_within_a_step(space_apps: SpaceServer, request):
             pytest.mark.xfail(
                 strict=False,
                 reason="open: on Gradio 5.50 the job's cancel left the app's generator "
-                "running to its last step in 2 of 3 runs (Gradio 6.31 closes it); not yet "
+                "running to its last step in 1 of 3 runs (Gradio 6.31 closes it); not yet "
                 "found why",
             )
         )
