@@ -73,7 +73,7 @@ $(VENV)/.installed: pyproject.toml examples/gdp-example-plugin/pyproject.toml
 	touch $@
 
 # A second virtual environment with Gradio 5 alone (not this package): the remote Gradio
-# backend's tests serve real apps with it in a subprocess (tests/support/space_apps.py), beside
+# backend's tests serve real apps with it in a subprocess (tests/support/remote_space_apps.py), beside
 # the same apps on this venv's Gradio 6. Python 3.11 from pyenv when there, else python3.
 GRADIO5_VENV := .venv-gradio5
 GRADIO5_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.11.*/bin/python) python3)

@@ -80,8 +80,8 @@ def test_stop_in_the_local_widget_stops_the_remote_run(open_page, serve):
 
 @pytest.fixture(scope="module")
 def flux_space(tmp_path_factory):
-    """The FLUX-style streaming Space of tests/support/space_apps.py, served by Gradio 6."""
-    from space_server import start_space_apps
+    """The FLUX-style streaming Space of tests/support/remote_space_apps.py, served by Gradio 6."""
+    from remote_space_server import start_space_apps
 
     server = start_space_apps("gradio6", tmp_path_factory.mktemp("space-apps"))
     yield server

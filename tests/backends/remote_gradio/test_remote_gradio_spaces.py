@@ -1,5 +1,5 @@
 """The remote Gradio backend against real apps shaped like popular text-to-image Spaces
-(tests/support/space_apps.py), each served by Gradio 6 (this venv) and by Gradio 5 (the
+(tests/support/remote_space_apps.py), each served by Gradio 6 (this venv) and by Gradio 5 (the
 ``.venv-gradio5`` that ``make test`` makes), in a subprocess on loopback.
 
 Shown on both versions: a streaming FLUX-style ``infer`` relays each intermediate image as a
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 from remote_gradio_client import gradio_backend
-from space_server import SpaceServer
+from remote_space_server import SpaceServer
 
 from gradio_diffusion_preview import Failed, Finished, RunControl, Step, stream
 from gradio_diffusion_preview.component import DiffusionPreview

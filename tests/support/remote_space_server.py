@@ -1,4 +1,4 @@
-"""The Space-shaped apps of ``space_apps.py`` served in a subprocess by a given Gradio: 6 from
+"""The Space-shaped apps of ``remote_space_apps.py`` served in a subprocess by a given Gradio: 6 from
 this venv, 5 from ``.venv-gradio5`` (made by ``make gradio5``, which ``make test`` runs), and
 what each run did there: the seed it used, the steps it ran, whether it was closed.
 """
@@ -31,7 +31,7 @@ MISSING = {
 
 @dataclass
 class SpaceServer:
-    """One ``space_apps.py`` process: its ``url``, and its ``state`` folder of run logs."""
+    """One ``remote_space_apps.py`` process: its ``url``, and its ``state`` folder of run logs."""
 
     version: str
     url: str
@@ -76,7 +76,7 @@ def start_space_apps(version: str, state: Path) -> SpaceServer:
     state.mkdir(parents=True, exist_ok=True)
     out = (state / "server.out").open("w")
     process = subprocess.Popen(
-        [str(python), str(SUPPORT / "space_apps.py"), f"--port={port}", f"--state={state}"],
+        [str(python), str(SUPPORT / "remote_space_apps.py"), f"--port={port}", f"--state={state}"],
         stdout=out,
         stderr=subprocess.STDOUT,
         env={**ENVIRONMENT, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"},

@@ -21,7 +21,7 @@ file ``<tag>.log`` (the tag is the prompt's first word, or "fake_diffusion") get
 and holds fewer permits than its number (``open`` lets every step through), so a test holds a
 run where it wants it. Run as::
 
-    python tests/support/space_apps.py --port 7999 --state /tmp/state
+    python tests/support/remote_space_apps.py --port 7999 --state /tmp/state
 """
 
 from __future__ import annotations
