@@ -1,6 +1,6 @@
-"""The Space-shaped apps of ``remote_space_apps.py`` served in a subprocess by a given Gradio: 6 from
-this venv, 5 from ``.venv-gradio5`` (made by ``make gradio5``, which ``make test`` runs), and
-what each run did there: the seed it used, the steps it ran, whether it was closed.
+"""The Space-shaped apps of ``remote_space_apps.py`` served in a subprocess by a given Gradio:
+6 from this venv, 5 from ``.venv-gradio5`` (made by ``make gradio5``, which ``make test``
+runs), and what each run did there: the seed it used, the steps it ran, whether it was closed.
 """
 
 from __future__ import annotations
