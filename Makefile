@@ -8,7 +8,7 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test bench soak setup frontend chromium lint clean train-shapes release-check space \
+.PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes release-check space \
 	gradio5
 
 demo: setup frontend
@@ -19,11 +19,43 @@ demo: setup frontend
 # Then vitest on the frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts), and
 # pytest on one pytest-xdist worker per core (PYTEST_WORKERS=0: in this process); tests that must
 # share a worker (the Ray cluster, a Chromium module's servers) carry an xdist_group mark.
+# The 30 slowest tests are listed at the end, to see where the suite spends its time.
 PYTEST_WORKERS ?= $(shell nproc)
-test: setup frontend chromium lint release-check frontend/node_modules/.package-lock.json \
-	gradio5
+test: setup frontend chromium lint release-check test-py310 test-py313 gradio5 \
+		frontend/node_modules/.package-lock.json
 	cd frontend && npm test --silent
-	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup --durations=30 $(PYTEST_ARGS)
+
+# The suite's parts that need no torch, under the lowest and the highest supported Python (the
+# torch tier stays on .venv's 3.11, the Python of the CPU torch file on this machine's disk):
+# the glue, policy, registry and engine, the kit's no-files watch, and the demo started with an
+# Inference-only catalogue. Each tier has its own environment made from pyenv's Python (PY310,
+# PY313 to use others) with the package, its a1111, comfyui and inference extras and the
+# test-no-torch tools; tests marked torch are skipped there (tests/conftest.py).
+PYENV_VERSIONS ?= $(HOME)/.pyenv/versions
+PY310 ?= $(PYENV_VERSIONS)/3.10.13/bin/python
+PY313 ?= $(PYENV_VERSIONS)/3.13.0/bin/python
+NO_TORCH_TESTS := tests/core tests/kit/test_file_writes.py tests/ui/test_demo_inference_only.py
+NO_TORCH_PYTEST = -m pytest -ra -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup \
+	$(NO_TORCH_TESTS)
+
+test-py310: .venv-py310/.installed
+	.venv-py310/bin/python $(NO_TORCH_PYTEST)
+
+test-py313: .venv-py313/.installed
+	.venv-py313/bin/python $(NO_TORCH_PYTEST)
+
+.venv-py310/.installed: PYTHON_FOR_TIER = $(PY310)
+.venv-py313/.installed: PYTHON_FOR_TIER = $(PY313)
+.venv-py%/.installed: pyproject.toml examples/gdp-example-plugin/pyproject.toml
+	@test -x "$(PYTHON_FOR_TIER)" || { echo "make test: no Python at $(PYTHON_FOR_TIER);" \
+		"install it (pyenv install $$(basename $$(dirname $$(dirname $(PYTHON_FOR_TIER)))))" \
+		"or point PY$* at one"; exit 1; }
+	test -x .venv-py$*/bin/python || $(PYTHON_FOR_TIER) -m venv .venv-py$*
+	.venv-py$*/bin/pip install -q --upgrade pip
+	.venv-py$*/bin/pip install -q -e ".[a1111,comfyui,inference,test-no-torch]"
+	.venv-py$*/bin/pip install -q --no-deps --no-build-isolation -e examples/gdp-example-plugin
+	touch $@
 
 # Builds the sdist and the wheel into dist/release/ as the release workflow does, runs
 # `twine check`, and installs each into a fresh virtual environment (pip's cache reused, no
@@ -34,8 +66,9 @@ release-check: setup frontend chromium
 # A ready Hugging Face Space in dist/space/: the demo, its catalogue, the README's front matter,
 # the wheel and requirements installing it. SPACE=owner/name points the requirements at the
 # wheel's address in that Space (Hugging Face installs requirements before the other files).
+# HARDWARE=cpu (the default), gpu or inference: which Space's requirements (docs/deploy.md).
 space: setup frontend
-	$(PY) release/space.py $(if $(SPACE),--space $(SPACE))
+	$(PY) release/space.py $(if $(SPACE),--space $(SPACE)) $(if $(HARDWARE),--hardware $(HARDWARE))
 
 bench: setup frontend chromium
 	$(PY) bench/run.py
@@ -105,4 +138,4 @@ lint: setup
 	$(PY) -m ruff format --check backend demo tests bench examples release
 
 clean:
-	rm -rf $(VENV) $(GRADIO5_VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist build
+	rm -rf $(VENV) .venv-py310 .venv-py313 $(GRADIO5_VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist build

@@ -21,6 +21,7 @@ import gradio as gr
 from gradio_diffusion_preview import (
     DiffusionPreview,
     RunState,
+    accepted_fields,
     get_registry,
     raise_failed,
     stream,
@@ -97,7 +98,7 @@ def generate(
     num_images,
     options_json="{}",
 ):
-    """Stream one run into the DiffusionPreview, sending only what the backend supports.
+    """Stream one run into the DiffusionPreview, sending only what the chosen model takes.
 
     The values arrive as sent (the event does not preprocess them), so that every malformed
     one is refused by the request validation naming its field, and the policy checks them."""
@@ -118,13 +119,11 @@ def generate(
         "num_images": num_images,
         "seed": None if seed is None or seed == -1 else seed,
         "options": options,
+        "guidance": guidance,
+        "negative_prompt": negative_prompt,
     }
-    if isinstance(backend_id, str) and backend_id in registry.backends():
-        caps = registry.get(backend_id).capabilities
-        if caps.guidance:
-            fields["guidance"] = guidance
-        if caps.negative_prompt and negative_prompt:
-            fields["negative_prompt"] = negative_prompt
+    if isinstance(backend_id, str):  # the chosen model's own: hidden controls send values too
+        fields = accepted_fields(backend_id, fields, policy=policy, registry=registry)
     yield from stream(str(backend_id), policy=policy, **fields)
 
 

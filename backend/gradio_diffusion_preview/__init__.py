@@ -40,7 +40,9 @@ _EXPORTS = {
     "validate_request": "request",
     "PreviewData": "state",
     "RunState": "run_state",
+    "accepted_fields": "model_fields",
     "astream": "async_stream",
+    "on_zerogpu": "zerogpu",
     "cancel_run": "run_handles",
     "failure_text": "streaming",
     "finish_run": "run_handles",
@@ -72,6 +74,7 @@ __all__ = [
     "Started",
     "Status",
     "Step",
+    "accepted_fields",
     "astream",
     "cancel_run",
     "failure_text",
@@ -80,6 +83,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "list_plugins",
+    "on_zerogpu",
     "raise_failed",
     "stream",
     "validate_request",
@@ -122,6 +126,7 @@ if TYPE_CHECKING:
         Step,
     )
     from .hookspecs import hookimpl
+    from .model_fields import accepted_fields
     from .plugins import Registry, get_backend, get_registry, list_plugins
     from .request import (
         BackendUnavailable,
@@ -134,3 +139,4 @@ if TYPE_CHECKING:
     from .run_state import RunState
     from .state import PreviewData
     from .streaming import failure_text, raise_failed, stream
+    from .zerogpu import on_zerogpu

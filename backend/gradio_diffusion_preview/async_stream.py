@@ -21,6 +21,7 @@ at once and its backend stops within a step.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,10 @@ async def astream(
     spec = run_spec(backend, request, fields, registry, policy, min_interval, preview_max_side)
     handle = ENGINE.open(current_session())  # the Gradio request's session owns the run
     states = ENGINE.states(spec, handle)
-    threading.Thread(target=_pump, args=(states, inbox), name="gdp-astream", daemon=True).start()
+    context = contextvars.copy_context()  # the pump runs in the caller's (its Gradio request)
+    threading.Thread(
+        target=context.run, args=(_pump, states, inbox), name="gdp-astream", daemon=True
+    ).start()
     try:
         while (state := await inbox.get()) is not None:
             yield state

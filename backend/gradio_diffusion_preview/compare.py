@@ -24,14 +24,16 @@ took (waiting in line excluded) and its steps per second, in its state's message
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .model_fields import accepted_fields
 from .ownership import current_session
-from .plugins import Registry, UnknownBackendError, get_registry
+from .plugins import Registry, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .request import SEED_RANGE, RunRefused, random_seed
 from .run_engine import DEFAULT_MIN_INTERVAL, ENGINE, RunSpec
@@ -81,7 +83,12 @@ class _Worker:
         self.index, self.spec, self.handle = index, spec, handle
         self.updates, self.stop = updates, stop
         self.placed = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"compare-run-{index}", daemon=True)
+        self.thread = threading.Thread(  # in the caller's context: its Gradio request
+            target=contextvars.copy_context().run,
+            args=(self._run,),
+            name=f"compare-run-{index}",
+            daemon=True,
+        )
 
     def _run(self) -> None:
         states = ENGINE.states(self.spec, self.handle)
@@ -284,19 +291,11 @@ def shared_seed_range(entries: Sequence[CatalogueEntry], registry: Registry) -> 
 def _fields_for(
     entry: CatalogueEntry, fields: Mapping[str, Any], registry: Registry
 ) -> dict[str, Any]:
-    """The request for ``entry``: its id as the model, without what its backend cannot take."""
-    sent = {**fields, "model": entry.id}
-    try:
-        caps = registry.get(entry.backend).capabilities
-    except UnknownBackendError:
-        return sent  # the run itself says so, in its panel
-    if not caps.negative_prompt:
-        sent.pop("negative_prompt", None)
-    if not caps.seed:
-        sent.pop("seed", None)
-    if not caps.guidance:
-        sent.pop("guidance", None)
-    return sent
+    """The request for ``entry``: its id as the model, without what its model cannot take
+    (``accepted_fields``, by the model's own capabilities)."""
+    return accepted_fields(entry.backend, {**fields, "model": entry.model}, registry=registry) | {
+        "model": entry.id
+    }
 
 
 def with_timing(state: RunState) -> RunState:

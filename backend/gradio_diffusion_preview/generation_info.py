@@ -94,7 +94,8 @@ def params_finished(
 ) -> GenerationParams | None:
     """The settings once the images are made: the sampler a backend reports in its metadata
     (``sampler`` or ``scheduler``, when the request named none or asked for the backend's
-    ``default``, so the images name the sampler that made them) and, after an early finish,
+    ``default``, so the images name the sampler that made them), the size made when the
+    backend reports one (a pipeline may round the size asked for) and, after an early finish,
     the steps actually run. Nothing else from the metadata is copied: it may hold server
     details (paths, devices) that must not reach a page or a file."""
     if params is None:
@@ -105,6 +106,10 @@ def params_finished(
         update["sampler"] = reported
     if event.seeds:
         update["seed"] = event.seeds[0]
+    for side in ("width", "height"):  # the size made, when the backend made another one
+        made = event.metadata.get(side)
+        if isinstance(made, int) and not isinstance(made, bool) and made > 0:
+            update[side] = made
     if event.early:
         update["steps_done"] = steps_done
     return params.model_copy(update=update)

@@ -44,6 +44,17 @@ class GenerationRequest(BaseModel):
     num_images: int = 1
     options: dict[str, Any] = Field(default_factory=dict)
 
+    def image_seeds(self, one_per_image: bool = True) -> list[int] | None:
+        """The seed of each image of the batch, numbered as every backend numbers them: image
+        ``i`` gets ``(seed + i) % 2**32``; with ``one_per_image=False`` (a service that takes one
+        seed for the whole batch) every image gets the one seed; ``None`` for a request without
+        a seed (a backend declaring ``seed=False``). Use it for ``Started`` and ``Finished``."""
+        if self.seed is None:
+            return None
+        if not one_per_image:
+            return [self.seed] * self.num_images
+        return [(self.seed + index) % (MAX_SEED + 1) for index in range(self.num_images)]
+
 
 class RunRefused(Exception):
     """A run refused before it started; ``str()`` is the message to show a person and

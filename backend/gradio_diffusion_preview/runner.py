@@ -9,6 +9,7 @@ pulling and closes the backend's generator, so its ``finally`` blocks run.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -37,7 +38,12 @@ class BackendRunner:
         self.steps_produced = 0
         self._generate = generate
         self._events: Iterator[GenerationEvent] | None = None
-        self._thread = threading.Thread(target=self._run, name=f"gdp-{backend_id}", daemon=True)
+        # The backend runs in the caller's context (its Gradio request), e.g. for ZeroGPU to
+        # charge the visitor's own GPU quota.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"gdp-{backend_id}", daemon=True
+        )
 
     def start(self) -> BackendRunner:
         self._thread.start()

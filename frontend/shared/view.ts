@@ -53,6 +53,11 @@ export function current_view(
 		(stale || !value || !finished(value) || value.status === "idle")
 	)
 		return "cancelled";
+	// Gradio's page ends an event it cancelled (`cancels=[...]`) in an error status with no
+	// message when the cancel's empty completion reaches the event's own loop first (its
+	// `dispatch` catch; gradio 6.31): no error was raised, and no notice is shown. A run that
+	// had not finished then ended by that cancel. A raised error always carries a message.
+	if (status === "error" && ended_by_a_cancel(value, loading)) return "cancelled";
 	// The latest event writing to this component raised.
 	if (status === "error") return "error";
 	if (stale || (value == null && busy)) {
@@ -72,6 +77,14 @@ export function current_view(
 		return painted ? "running" : "starting";
 	}
 	return value.status;
+}
+
+/** An error status Gradio's page set itself (no message: nothing was raised) while the run
+ * shown had not finished: the event was cancelled from elsewhere. */
+function ended_by_a_cancel(value: PreviewData | null, loading: Loading): boolean {
+	return (
+		loading?.status === "error" && !loading.message && value != null && !finished(value)
+	);
 }
 
 /** A run is under way (or about to be): the controls show. */

@@ -121,6 +121,16 @@ describe("current_view", () => {
 		expect(current_view(value({ step: 2 }), null, "error", false)).toBe("error");
 		expect(current_view(value({ status: "done" }), null, "error", false)).toBe("error");
 	});
+	it("is cancelled when Gradio's page ended an unfinished run's event with no message", () => {
+		// gradio 6.31: a `cancels=[...]` whose empty completion reaches the event's loop first
+		const silent = loading({ status: "error" });
+		expect(current_view(value({ status: "queued" }), silent, "error", false)).toBe("cancelled");
+		expect(current_view(value({ step: 4 }), silent, "error", false)).toBe("cancelled");
+		const raised = loading({ status: "error", message: "CUDA out of memory" });
+		expect(current_view(value({ step: 4 }), raised, "error", false)).toBe("error");
+		expect(current_view(value({ status: "done" }), silent, "error", false)).toBe("error");
+		expect(current_view(null, silent, "error", false)).toBe("error");
+	});
 	it("is the value's own end state otherwise", () => {
 		for (const status of ["done", "cancelled", "error"] as const)
 			expect(current_view(value({ status }), null, "complete", false)).toBe(status);

@@ -160,7 +160,7 @@ def test_demo_stop_mid_run_shows_cancelled_and_server_keeps_serving(
 
     page.get_by_role("button", name="Stop", exact=True).click()
     status = page.get_by_test_id("status-message")
-    status.wait_for(timeout=5_000)
+    status.wait_for(timeout=TIMEOUT_MS)
     assert status.inner_text().strip() == "Cancelled"
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
     page.screenshot(path=output_dir / "cancelled.png", full_page=True)
@@ -218,7 +218,7 @@ def test_second_visitor_sees_queue_position_then_their_run(open_page, serve):
     set_number(second, "Steps", 3)
     generate(second, "wait your turn")
     queue = second.get_by_test_id("queue-status")
-    queue.wait_for(timeout=10_000)
+    queue.wait_for(timeout=TIMEOUT_MS)
     assert re.search(r"Queued: position \d+ of \d+", queue.inner_text()), queue.inner_text()
     assert second.get_by_role("button", name="Stop", exact=True).is_visible()
 
@@ -250,7 +250,7 @@ def test_batch_grid_downloads_each_image_and_opens_full_size(open_page, serve, o
     assert full.evaluate("img => img.naturalWidth") == 128
     page.screenshot(path=output_dir / "lightbox.png")
     page.keyboard.press("Escape")
-    dialog.wait_for(state="detached", timeout=5_000)
+    dialog.wait_for(state="detached", timeout=TIMEOUT_MS)
     focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
     assert focused == "View image 2 full size", "focus returns to the image that was opened"
     page.close()

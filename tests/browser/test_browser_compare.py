@@ -29,7 +29,7 @@ def compare_page(open_page, url):
     root.get_by_role("button", name="Compare", exact=True).wait_for(timeout=TIMEOUT_MS)
     root.get_by_label("Bundled shapes · UniPC", exact=True).uncheck()  # two of the samplers
     panels = root.get_by_test_id("diffusion-preview")
-    expect(panels.filter(visible=True)).to_have_count(2, timeout=10_000)
+    expect(panels.filter(visible=True)).to_have_count(2, timeout=TIMEOUT_MS)
     for index, label in enumerate(CHOSEN):
         block = panels.nth(index).locator("xpath=ancestor::*[contains(@class, 'block')][1]")
         expect(block).to_contain_text(label)
@@ -63,7 +63,7 @@ def test_compare_streams_every_panel_then_one_stop_stops_all(open_page, demo_url
     panels.nth(0).get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
     expect(panels.nth(1)).to_have_attribute("data-view", "queued")
     root.get_by_role("button", name="Stop all", exact=True).click()
-    expect_views(panels, "cancelled", timeout=5_000)
+    expect_views(panels, "cancelled", timeout=TIMEOUT_MS)
     page.screenshot(path=output_dir / "cancelled.png", full_page=True)
     at_stop = [(len(p["previews"]), p["finals"]) for p in page.evaluate("window.__panels")]
     page.wait_for_timeout(1_500)

@@ -30,7 +30,7 @@ from browser_helpers import (
     wait_view,
 )
 from playwright.sync_api import expect
-from toy_backends import BatchPreviewBackend, CountingBackend, WaitingBackend
+from toy_backends import BatchPreviewBackend, CountingBackend, Gate, WaitingBackend
 
 from gradio_diffusion_preview import Failed, Status
 
@@ -103,7 +103,7 @@ def test_viewer_shows_the_image_larger_than_inline_with_zoom_next_and_caption(op
     assert box(image)["width"] == pytest.approx(fitted, abs=1)
 
     page.keyboard.press("Escape")
-    viewer.wait_for(state="detached", timeout=5_000)
+    viewer.wait_for(state="detached", timeout=TIMEOUT_MS)
     assert not page.errors
     page.close()
 
@@ -300,7 +300,7 @@ def test_escape_stops_a_run_while_the_component_has_focus(open_page, counting):
 
     page.get_by_test_id("stage").click()
     page.keyboard.press("Escape")
-    wait_view(page, "cancelled", timeout=5_000)
+    wait_view(page, "cancelled", timeout=TIMEOUT_MS)
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
     steps_then = backend.steps_run
     page.wait_for_timeout(800)
@@ -332,11 +332,10 @@ def seconds_in(text: str) -> float:
 
 
 def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(open_page, serve):
+    gate = Gate()  # the test moves the backend from one status to the next
     backend = WaitingBackend(
-        waits=[
-            (Status("queued", position=3, queue_size=5, eta=20), 2.5),
-            (Status("loading"), 2.0),  # long enough for expect's polling to see
-        ]
+        waits=[(Status("queued", position=3, queue_size=5, eta=20), 0), (Status("loading"), 0)],
+        gate=gate,
     )
     page = open_page(serve(backend_app(backend)))
     generate(page)
@@ -350,7 +349,9 @@ def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(
     page.wait_for_timeout(1_300)
     assert seconds_in(eta.inner_text()) < first, "the ETA counts down between updates"
     assert seconds_in(page.get_by_test_id("elapsed-text").inner_text()) > elapsed
-    expect(page.get_by_test_id("phase-text")).to_have_text("Loading the model…", timeout=TIMEOUT_MS)
+    gate.release(1)
+    expect(page.get_by_test_id("phase-text")).to_have_text("Loading the model…")
+    gate.release(1)
     page.get_by_test_id("final-image").wait_for(timeout=TIMEOUT_MS)
     assert page.get_by_test_id("progress-text").count() == 0, "no steps were reported"
     assert not page.errors
@@ -403,7 +404,7 @@ def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(open_page, se
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("progress-text")).to_contain_text(re.compile(r"step [2-9]\d"))
     page.get_by_role("button", name="Stop", exact=True).click()
-    wait_view(page, "cancelled", timeout=5_000)
+    wait_view(page, "cancelled", timeout=TIMEOUT_MS)
     page.wait_for_timeout(1_000)  # steps that were already on their way arrive meanwhile
     step, total = progress_steps(page)
     assert total == 250 and 0 < step < 250
@@ -412,12 +413,6 @@ def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(open_page, se
     page.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky since the xdist suite: the page sometimes ends in Gradio's message-less error "
-    "status instead of complete after cancels=[...] (seen in 2 of 4 -n 2 runs); quarantined until "
-    "the cause is found, see CHANGELOG",
-)
 def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cancelled(
     open_page, serve
 ):
@@ -443,7 +438,7 @@ def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cance
     generate(page)
     wait_view(page, "queued")
     page.get_by_role("button", name="Leave the line", exact=True).click()
-    wait_view(page, "cancelled", timeout=5_000)
+    wait_view(page, "cancelled", timeout=TIMEOUT_MS)
     assert not page.errors
     page.close()
 
@@ -507,7 +502,7 @@ def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
             "el => { const box = el.getBoundingClientRect(); "
             "return box.top >= 0 && box.bottom <= innerHeight; }",
             arg=page.get_by_test_id("stage").element_handle(),
-            timeout=10_000,
+            timeout=TIMEOUT_MS,
         )
         page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
         page.screenshot(path=output_dir / "phone.png")

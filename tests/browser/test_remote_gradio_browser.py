@@ -64,7 +64,7 @@ def test_stop_in_the_local_widget_stops_the_remote_run(open_page, serve):
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Stop", exact=True).click()
     at_stop = counting.steps_run
-    page.get_by_test_id("status-message").wait_for(timeout=5_000)
+    page.get_by_test_id("status-message").wait_for(timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("status-message")).to_have_text("Cancelled")
     deadline = time.monotonic() + 60  # only catches a hang
     while counting.runs_ended == 0:

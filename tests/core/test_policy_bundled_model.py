@@ -15,6 +15,7 @@ from gradio_diffusion_preview.policy import CatalogueEntry, Policy
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.torch
 def test_the_demo_catalogue_from_file_runs_the_bundled_entry():
     policy = Policy.from_file(ROOT / "demo" / "catalogue.toml")
     states = list(

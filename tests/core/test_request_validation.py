@@ -411,3 +411,12 @@ def test_model_listings_are_reused_for_a_while_and_failures_remembered_briefly(m
         validate_request(GenerationRequest(prompt="a fox"), backend)
     assert len(calls) == 2
     assert backend.list_models(max_age=0)[0].id == "base" and len(calls) == 3
+
+
+def test_image_seeds_number_a_batch_as_every_backend_does():
+    from gradio_diffusion_preview.request import GenerationRequest
+
+    batch = GenerationRequest(prompt="p", seed=2**32 - 2, num_images=3)
+    assert batch.image_seeds() == [2**32 - 2, 2**32 - 1, 0]  # wraps within the seed range
+    assert batch.image_seeds(one_per_image=False) == [2**32 - 2] * 3
+    assert GenerationRequest(prompt="p", num_images=2).image_seeds() is None  # no seed claimed

@@ -60,7 +60,7 @@ from gradio_diffusion_preview.testing.recording import hang_ceiling
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gdp-example-plugin"
-HTTP_EXAMPLE = ROOT / "examples" / "http-image-service"
+HTTP_EXAMPLE = ROOT / "backend" / "gradio_diffusion_preview" / "examples" / "http-image-service"
 FAILING = {"options": {"explode": True}}
 
 

@@ -31,6 +31,11 @@ REQUIRED_IN_WHEEL = [
     f"{PACKAGE}/templates/component/style.css",
     f"{PACKAGE}/templates/example/index.js",
     f"{PACKAGE}/py.typed",
+    # the plugin guide's example without previews, for pip users to copy (issue #24)
+    *(
+        f"{PACKAGE}/examples/http-image-service/{name}"
+        for name in ("image_service.py", "http_image_backend.py", "test_http_image_backend.py")
+    ),
     # the bundled shapes model (issue #9): weights, configs, tokenizer, preview factors, card
     *(
         f"{PACKAGE}/bundled/shapes/model/{name}"

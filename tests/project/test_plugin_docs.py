@@ -106,8 +106,8 @@ def test_the_guides_code_is_the_examples_code():
         assert block in (ROOT / path).read_text(), f"docs/plugins.md is out of date with {path}"
     shown = {path for path, _ in excerpts}
     assert {
-        "examples/http-image-service/http_image_backend.py",
-        "examples/http-image-service/test_http_image_backend.py",
+        "backend/gradio_diffusion_preview/examples/http-image-service/http_image_backend.py",
+        "backend/gradio_diffusion_preview/examples/http-image-service/test_http_image_backend.py",
     } <= shown, "the backend without previews and its server fixture are shown as real code"
 
 

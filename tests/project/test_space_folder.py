@@ -3,6 +3,8 @@ its catalogue, a README with the Space's front matter, the wheel, and requiremen
 that wheel (by path beside them, or by its address in the Space for Hugging Face, which installs
 requirements before the other files are there).
 
+Each kind of Space's requirements (CPU, GPU, Inference-only; docs/deploy.md) pins the package and
+resolves to the right torch: the CPU build from PyTorch's CPU index, PyPI's CUDA build, none.
 The folder's requirements are resolved by pip in a fresh environment (a dry run: torch and
 diffusers are not downloaded and installed here); then the folder's own ``app.py`` runs from a
 fresh environment holding the wheel (third-party packages borrowed from the development
@@ -12,71 +14,33 @@ checked through ``gradio_client``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import signal
-import subprocess
 import sys
-import sysconfig
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from api_results import final_state
 from gradio_client import Client
-from testenv import ROOT, free_port
+from space_apps import (
+    PACKAGE,
+    borrow_site_packages,
+    fresh_venv,
+    pip,
+    run,
+    served_space,
+    space_module,
+)
+from testenv import ROOT
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 pytestmark = pytest.mark.slow
-PACKAGE = "gradio_diffusion_preview"
-
-
-def space_module():
-    spec = importlib.util.spec_from_file_location("release_space", ROOT / "release" / "space.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run(command: list[str], **kwargs) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, **kwargs)
-    assert done.returncode == 0, f"{command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
-def fresh_venv(path: Path) -> Path:
-    run([sys.executable, "-m", "venv", "--without-pip", str(path)])
-    return path / "bin" / "python"
-
-
-def pip(python: Path, *args: str, **kwargs) -> str:
-    return run([sys.executable, "-m", "pip", "--python", str(python), *args], **kwargs)
-
-
-def borrow_site_packages(python: Path, links: Path) -> None:
-    """Give the environment of ``python`` the development environment's third-party packages
-    (links), leaving out editable installs: its only ``gradio_diffusion_preview`` is the wheel's."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    editable = set()
-    for dist_info in site.glob("*.dist-info"):
-        direct_url = dist_info / "direct_url.json"
-        if direct_url.is_file() and json.loads(direct_url.read_text()).get("dir_info", {}).get(
-            "editable"
-        ):
-            editable.add(dist_info.name)
-    links.mkdir()
-    for entry in site.iterdir():
-        name = entry.name
-        if name in editable or name.endswith(".pth") or name.startswith("__editable__"):
-            continue
-        if name == PACKAGE or name.split("-")[0] == PACKAGE:
-            continue
-        (links / name).symlink_to(entry, target_is_directory=entry.is_dir())
-    venv_site = run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
-    )
-    (Path(venv_site.strip()) / "zz_borrowed.pth").write_text(f"{links}\n")
+TORCH = "2.13.0"
+"""The torch the Spaces' requirements pin: this machine's CPU file (Makefile's setup)."""
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +60,110 @@ def test_the_requirement_is_the_wheel_beside_or_its_address_in_the_space():
         space.requirement(name, "not a space id")
 
 
+def requirement_lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+
+
+def test_each_spaces_requirements_pin_the_package_and_their_torch():
+    """demo/'s requirements for a CPU, a GPU and an Inference-only Space, and the front matter:
+    the package pinned to this version, torch's CPU build from PyTorch's CPU index on CPU
+    hardware, PyPI's (CUDA) torch on a GPU, no torch without a local model."""
+    pinned = f"=={tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['version']}"
+    demo = ROOT / "demo"
+    assert requirement_lines(demo / "requirements.txt") == [
+        "--extra-index-url https://download.pytorch.org/whl/cpu",
+        f"torch=={TORCH}+cpu",
+        f"gradio-diffusion-preview[diffusers,inference]{pinned}",
+    ]
+    assert requirement_lines(demo / "requirements-gpu.txt") == [
+        f"torch=={TORCH}",
+        f"gradio-diffusion-preview[diffusers,inference]{pinned}",
+    ]
+    assert requirement_lines(demo / "requirements-inference.txt") == [
+        f"gradio-diffusion-preview[inference]{pinned}"
+    ]
+    front = front_matter(demo / "README.md")
+    # the Python the torch tier of the tests runs on (the others run the no-torch parts)
+    assert front["python_version"] == '"3.11"' == f'"{sys.version_info[0]}.{sys.version_info[1]}"'
+    assert front["suggested_hardware"] == "cpu-basic"
+
+
+def front_matter(readme: Path) -> dict[str, str]:
+    front = readme.read_text().split("---")[1]
+    return dict(line.split(": ", 1) for line in front.strip().splitlines() if ": " in line)
+
+
+@pytest.mark.parametrize("hardware", ["cpu", "gpu", "inference"])
+def test_each_spaces_requirements_resolve_to_the_wheel_and_the_right_torch(
+    tmp_path: Path, wheel: Path, hardware: str
+):
+    """The assembled folder's requirements resolved by pip (a dry run, each line alone: the
+    folder's full resolution is the next test's) with only PyPI and, on CPU hardware, PyTorch's
+    CPU index, here a local folder holding its torch file (the machine's configured indexes
+    and files ignored): the CPU Space gets the CPU build, the GPU Space PyPI's CUDA build."""
+    folder = space_module().assemble(tmp_path / "space", wheel, hardware=hardware)
+    suggested = {"cpu": "cpu-basic", "gpu": "t4-small", "inference": "cpu-basic"}[hardware]
+    assert front_matter(folder / "README.md")["suggested_hardware"] == suggested
+    catalogue = "catalogue-inference.toml" if hardware == "inference" else "catalogue.toml"
+    assert (folder / "catalogue.toml").read_text() == (ROOT / "demo" / catalogue).read_text()
+    requirements = (folder / "requirements.txt").read_text()
+    assert requirements.count(wheel.name) == 1
+    cpu_index = "--extra-index-url https://download.pytorch.org/whl/cpu"
+    assert (cpu_index in requirements) == (hardware == "cpu")
+    if hardware == "cpu":
+        mirror = tmp_path / "cpu-index"
+        mirror.mkdir()
+        (cpu_wheel,) = Path(os.environ.get("PIP_FIND_LINKS", "/opt/wheels")).glob(
+            f"torch-{TORCH}+cpu-cp311-*.whl"
+        )
+        (mirror / cpu_wheel.name).symlink_to(cpu_wheel)
+        requirements = requirements.replace(cpu_index, f"--find-links {mirror}")
+        (folder / "requirements.txt").write_text(requirements)
+    report = tmp_path / "report.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PYTHONPATH")}
+    env["PIP_CONFIG_FILE"] = os.devnull  # PyPI only: no local index, file folder or cap
+    pip(
+        fresh_venv(tmp_path / "resolve"),
+        *("install", "--dry-run", "--no-deps", "--quiet", "--report", str(report)),
+        *("-r", "requirements.txt"),
+        cwd=folder,
+        env=env,
+        timeout=600,
+    )
+    planned = {
+        item["metadata"]["name"].lower(): item for item in json.loads(report.read_text())["install"]
+    }
+    assert planned[PACKAGE]["download_info"]["url"] == (folder / wheel.name).resolve().as_uri()
+    torch = planned.get("torch")
+    if hardware == "inference":
+        assert torch is None and sorted(planned) == [PACKAGE]
+        return
+    if hardware == "cpu":
+        assert torch["metadata"]["version"] == f"{TORCH}+cpu"
+        assert torch["download_info"]["url"].startswith(mirror.resolve().as_uri())
+    else:
+        assert torch["metadata"]["version"] == TORCH
+        assert torch["download_info"]["url"].startswith("https://files.pythonhosted.org/")
+        assert any(need.startswith("nvidia-") for need in torch["metadata"]["requires_dist"])
+
+
 def test_the_assembled_space_starts_and_generates(tmp_path: Path, wheel: Path):
     folder = space_module().assemble(tmp_path / "space", wheel)
     names = sorted(path.name for path in folder.iterdir())
     assert names == sorted(
         ["README.md", "app.py", "catalogue.toml", "requirements.txt", wheel.name]
     )
-    front = (folder / "README.md").read_text().split("---")[1]
-    fields = dict(line.split(": ", 1) for line in front.strip().splitlines() if ": " in line)
+    fields = front_matter(folder / "README.md")
     assert fields["sdk"] == "gradio" and fields["app_file"] == "app.py"
     import gradio
 
     assert fields["sdk_version"] == gradio.__version__  # the Gradio the tests ran with
 
-    # pip resolves the requirements to the wheel beside them, with the demo's extras
+    # pip resolves the requirements to the wheel beside them, with the demo's extras (the CPU
+    # torch from this machine's file: PyTorch's CPU index is not reachable here)
+    requirements = folder / "requirements.txt"
+    cpu_index = "--extra-index-url https://download.pytorch.org/whl/cpu\n"
+    requirements.write_text(requirements.read_text().replace(cpu_index, ""))
     report = tmp_path / "report.json"
     resolver = fresh_venv(tmp_path / "resolve")
     pip(
@@ -129,31 +183,8 @@ def test_the_assembled_space_starts_and_generates(tmp_path: Path, wheel: Path):
     python = fresh_venv(tmp_path / "venv")
     pip(python, "install", "--no-deps", "--no-index", "--quiet", str(folder / wheel.name))
     borrow_site_packages(python, tmp_path / "borrowed")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
     log = tmp_path / "space.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(python), "app.py"],
-            cwd=folder,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
+    with served_space(folder, python, {"HF_HUB_OFFLINE": "1"}, log=log, isolated=True) as url:
         client = Client(url, verbose=False)
         job = client.submit(
             *("diffusers", "shapes", "a red circle on a blue background", ""),
@@ -164,9 +195,7 @@ def test_the_assembled_space_starts_and_generates(tmp_path: Path, wheel: Path):
         assert final["status"] == "done", final
         assert final["model"] == "shapes" and len(final["images"]) == 1
         client.close()
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     served_from = run(
         [str(python), "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"], env=env
     ).strip()

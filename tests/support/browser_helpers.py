@@ -26,6 +26,9 @@ from gradio_diffusion_preview import (
 )
 
 TIMEOUT_MS = 60_000
+"""How long a browser test waits for what it expects: only a bound on a hang, never a measure
+(a busy 2-core CI machine may take tens of seconds to paint what a quiet one paints at once)."""
+expect.set_options(timeout=TIMEOUT_MS)  # Playwright's own default is 5 s
 STEPS_RE = re.compile(r"step (\d+) / (\d+)")
 PROBES = Path(__file__).with_name("browser_probes")
 
@@ -43,6 +46,10 @@ def open_app(browser, url: str, dark: bool = False, width: int = 1000, height: i
     closed if it never does). Tests take pages from the ``open_page`` fixture, which closes
     them after the test."""
     page = browser.new_page(viewport={"width": width, "height": height})
+    # Clicks, fills and navigation wait for the page as long as any wait here: on a busy
+    # machine Playwright's own 30 s default is not a bound on the app, only on the machine.
+    page.set_default_timeout(TIMEOUT_MS)
+    page.set_default_navigation_timeout(TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
@@ -87,11 +94,11 @@ def check_download(page, index: int = 0) -> None:
 
 
 def expect_value(locator, value: str) -> None:
-    expect(locator).to_have_value(value, timeout=10_000)
+    expect(locator).to_have_value(value, timeout=TIMEOUT_MS)
 
 
 def expect_text(locator, text: str) -> None:
-    expect(locator).to_contain_text(text, timeout=10_000)
+    expect(locator).to_contain_text(text, timeout=TIMEOUT_MS)
 
 
 def view_of(page) -> str:
@@ -107,7 +114,7 @@ def wait_view(page, view: str, timeout: float = TIMEOUT_MS) -> None:
 def open_viewer(page, index: int = 0):
     page.get_by_role("button", name=f"View image {index + 1} full size").click()
     viewer = page.get_by_test_id("viewer")
-    viewer.wait_for(timeout=10_000)
+    viewer.wait_for(timeout=TIMEOUT_MS)
     return viewer
 
 

@@ -146,7 +146,8 @@ class WaitingBackend(Backend):
     """Like a remote image API: no steps, only Status events while it waits, then the image.
 
     ``waits`` is a list of ``(Status, seconds)``; each status is yielded, then the backend waits
-    that long (waking at once on cancel), as a backend polling a service would.
+    that long (waking at once on cancel), as a backend polling a service would. With a ``gate``
+    it waits at the gate instead, so a test moves it from one status to the next itself.
     """
 
     id = "waiting"
@@ -156,9 +157,10 @@ class WaitingBackend(Backend):
         step_events=False, step_previews=False, default_size=(64, 64), any_model=True
     )
 
-    def __init__(self, waits=None, failure: Failed | None = None) -> None:
+    def __init__(self, waits=None, failure: Failed | None = None, gate: Gate | None = None) -> None:
         self.waits = waits or [(Status("generating"), 0.05)]
         self.failure = failure
+        self.gate = gate
         self.returned = False
 
     def models(self):
@@ -171,7 +173,10 @@ class WaitingBackend(Backend):
             )
             for status, seconds in self.waits:
                 yield status
-                if control.wait_cancelled(seconds):
+                waited = (
+                    self.gate.wait(control) if self.gate else not control.wait_cancelled(seconds)
+                )
+                if not waited or control.cancelled:
                     return
             if self.failure is not None:
                 yield self.failure

@@ -349,10 +349,10 @@ def expect_own_count(rec: Recording, check: str, started: Started, steps: list[S
 
 
 SEED_FIX = (
-    "give Started and Finished one seed per image, the first the request's seed (image i: "
-    "(request.seed + i) % 2**32); a service that takes one seed for a whole batch declares "
-    "Capabilities(seed_per_image=False) and repeats it, and one that cannot be seeded declares "
-    "Capabilities(seed=False) and passes seeds=None"
+    "give Started and Finished one seed per image, the first the request's seed "
+    "(request.image_seeds()); a service that takes one seed for a whole batch declares "
+    "Capabilities(seed_per_image=False) and repeats it (request.image_seeds(False)), and one "
+    "that cannot be seeded declares Capabilities(seed=False) and passes seeds=None"
 )
 
 

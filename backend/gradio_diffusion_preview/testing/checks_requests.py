@@ -87,7 +87,7 @@ def check_batch(
             "batch",
             "a different seed for each image",
             f"seeds {seeds}",
-            fix="give image i of a batch the seed (request.seed + i) % 2**32; a service that "
+            fix="give image i of a batch the seed request.image_seeds()[i]; a service that "
             "takes one seed for the whole batch declares Capabilities(seed_per_image=False), "
             "and one that cannot be seeded Capabilities(seed=False) and Finished(seeds=None)",
         )

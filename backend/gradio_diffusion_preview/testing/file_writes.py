@@ -20,6 +20,9 @@ One write is never the run's, whatever thread makes it: Python's ``tempfile`` wr
 a probe file in the temporary folder the first time the process asks for that folder. A library
 that first asks during a run (diffusers imports ``torch._dynamo`` on its first run, which asks)
 would be charged with "/tmp/abcd1234"; the watch asks first, so the probe happens before it.
+Nor is a write made by a module's import-time code, when a run happens to be the first to
+import it: filelock 4.1 (which pip picks on Python 3.10) links a probe file in a temporary
+folder as it is imported, and a run that first imports Gradio imports it.
 
 A hook cannot be removed once added, so one is installed on first use and, like the wrapped
 ``Thread.start``, stays inert while no one watches.
@@ -70,11 +73,26 @@ def _audit(event: str, args: tuple) -> None:
         if path.endswith((".pyc", ".pyc.tmp")) or "__pycache__" in path:
             return  # imports may cache bytecode at any time
         current = threading.current_thread()
-        for watch in list(_watches):
-            if current in watch.threads:  # only the run's own threads' opens count
+        counted = [watch for watch in list(_watches) if current in watch.threads]
+        if counted and not _importing():  # only the run's own threads' opens count
+            for watch in counted:
                 watch.into.append(path)
     except Exception:
         pass
+
+
+_IMPORT_MACHINERY = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _importing() -> bool:
+    """Whether this thread is running a module's import-time code (Python's import machinery
+    is on its stack): what a library does as it is imported is not the run's doing."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename in _IMPORT_MACHINERY:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _start_and_adopt(thread: threading.Thread) -> None:

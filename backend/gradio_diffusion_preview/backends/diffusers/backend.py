@@ -233,6 +233,19 @@ class DiffusersBackend(Backend):
         """(model, device, dtype) of the pipelines held in the cache, oldest first."""
         return [] if self._cache_obj is None else self._cache_obj.keys()
 
+    def load(self, model: str) -> None:
+        """Load ``model`` now, on this backend's device, and keep it for its runs: e.g. at a
+        ZeroGPU Space's startup (``on_zerogpu(..., preload=[model])``), so that every GPU
+        worker forked later starts with it instead of loading it within its GPU lease.
+        ``bundled:shapes`` names the bundled model. Raises what loading raises."""
+        from ...bundled import resolve_model
+        from ...control import RunControl
+        from ...request import GenerationRequest
+        from .run import PipelineRun
+
+        request = GenerationRequest(prompt="", model=resolve_model(model))
+        PipelineRun(self, request, RunControl(), parse_options({}))._load()
+
     def unload(self) -> None:
         """Unload every cached pipeline (a running one finishes first)."""
         if self._cache_obj is not None:

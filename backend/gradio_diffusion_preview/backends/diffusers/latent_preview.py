@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-Family = Literal["sd1", "sdxl", "sd3", "flux", "unknown"]
+Family = Literal["sd1", "sdxl", "sd3", "flux", "other", "unknown"]
 Factors = tuple[list[list[float]], list[float] | None]
 FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 
@@ -155,8 +155,18 @@ def read_rgb_factors(path: str | Path) -> Factors | None:
     return factors, bias
 
 
+# The VAEs transformer pipelines share, told apart by their latent normalisation (scaling,
+# shift) as the released models' configs set it: Flux's VAE (also Chroma, Lumina2, Z-Image,
+# HiDream) and SD3's; a 4-channel AutoencoderKL with no shift is SDXL's (AuraFlow, PixArt).
+_FLUX_VAE = (0.3611, 0.1159)
+_SD3_VAE = (1.5305, 0.0609)
+
+
 def family_of(pipe: Any) -> Family:
-    """The latent family of a loaded diffusers pipeline, judged from its denoiser's structure."""
+    """The latent family of a loaded diffusers pipeline, judged from its denoiser's structure
+    and, for transformer pipelines, from its VAE: the family whose preview factors and tiny
+    decoder fit its latents. ``other``: a latent format with no factors here (Qwen-Image's and
+    Sana's VAEs, ...), previewed from its own channels."""
     transformer = getattr(pipe, "transformer", None)
     if transformer is not None:
         name = type(transformer).__name__
@@ -164,7 +174,7 @@ def family_of(pipe: Any) -> Family:
             return "flux"
         if name == "SD3Transformer2DModel":
             return "sd3"
-        return "unknown"
+        return _family_of_vae(getattr(pipe, "vae", None))
     unet = getattr(pipe, "unet", None)
     vae = getattr(pipe, "vae", None)
     if unet is None or vae is None or getattr(vae.config, "latent_channels", 4) != 4:
@@ -172,6 +182,24 @@ def family_of(pipe: Any) -> Family:
     if getattr(unet.config, "addition_embed_type", None) == "text_time":
         return "sdxl"
     return "sd1"
+
+
+def _family_of_vae(vae: Any) -> Family:
+    if vae is None or type(vae).__name__ != "AutoencoderKL":
+        return "other"
+    config = vae.config
+    channels = getattr(config, "latent_channels", None)
+    scale_shift = (
+        round(float(getattr(config, "scaling_factor", 0) or 0), 4),
+        round(float(getattr(config, "shift_factor", 0) or 0), 4),
+    )
+    if channels == 16 and scale_shift == _FLUX_VAE:
+        return "flux"
+    if channels == 16 and scale_shift == _SD3_VAE:
+        return "sd3"
+    if channels == 4 and not getattr(config, "shift_factor", None):
+        return "sdxl"
+    return "other"
 
 
 def latent_channels_of(pipe: Any) -> int:
@@ -182,14 +210,30 @@ def latent_channels_of(pipe: Any) -> int:
 def unpack_flux_latents(latents: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tensor:
     """Flux packs each 2x2 patch of a ``C``-channel latent into one token of ``4C`` values,
     ordered (channel, row in patch, column in patch). Undo it: ``(B, h/2*w/2, 4C)`` to
-    ``(B, C, h, w)``."""
+    ``(B, C, h, w)``. (Qwen-Image and Chroma pack the same way.) When the tokens do not match
+    the expected size (a pipeline that rounds or bins the size itself) a grid of the same
+    aspect ratio with that many tokens is used, if there is one."""
     batch, tokens, packed = latents.shape
+    if tokens != (latent_h // 2) * (latent_w // 2) and not packed % 4:
+        latent_h, latent_w = _grid_for(tokens, latent_h, latent_w)
     if tokens != (latent_h // 2) * (latent_w // 2) or packed % 4:
         raise ValueError(
             f"packed latents {tuple(latents.shape)} do not match a {latent_w}x{latent_h} latent"
         )
     grid = latents.view(batch, latent_h // 2, latent_w // 2, packed // 4, 2, 2)
     return grid.permute(0, 3, 1, 4, 2, 5).reshape(batch, packed // 4, latent_h, latent_w)
+
+
+def _grid_for(tokens: int, latent_h: int, latent_w: int) -> tuple[int, int]:
+    """The (h, w) of a latent of ``tokens`` 2x2 patches closest to the aspect ``h/w``."""
+    best = None
+    for rows in range(1, tokens + 1):
+        if tokens % rows == 0:
+            cols = tokens // rows
+            error = abs(math.log(rows / cols) - math.log(max(latent_h, 1) / max(latent_w, 1)))
+            if best is None or error < best[0]:
+                best = (error, rows, cols)
+    return (2 * best[1], 2 * best[2]) if best else (latent_h, latent_w)
 
 
 @dataclass(frozen=True)
@@ -295,7 +339,7 @@ class LatentRGBPreviewer:
     upscale = 1
 
     def __init__(self, family: Family, channels: int, model_factors: Factors | None = None) -> None:
-        if family not in RGB_FACTORS:
+        if family == "unknown":  # a UNet model of no known kind: the factors for its channels
             family = {4: "sd1", 16: "sd3"}.get(channels, "unknown")
         self.family: Family = family
         self.channels = channels
@@ -309,10 +353,17 @@ class LatentRGBPreviewer:
         chosen = model_factors or RGB_FACTORS.get(family)
         if chosen is not None:
             factors, bias = chosen
-            if len(factors) != channels:
-                raise ValueError(
-                    f"{family} factors are for {len(factors)} latent channels, got {channels}"
+            if len(factors) != channels:  # e.g. a test config's 4-channel "SD3": no projection
+                log.info(
+                    "%s factors are for %d latent channels, the model has %d: previews show "
+                    "its standardised channels",
+                    family,
+                    len(factors),
+                    channels,
                 )
+                chosen = None
+        if chosen is not None:
+            factors, bias = chosen
             self._weight = torch.tensor(factors, dtype=torch.float32)  # (C, 3)
             self._bias = torch.tensor(bias or [0.0, 0.0, 0.0], dtype=torch.float32)
         else:
@@ -330,6 +381,8 @@ class LatentRGBPreviewer:
         pixels = latents.permute(0, 2, 3, 1)
         if self._weight is None:
             first = pixels[..., :3].float()
+            if first.shape[-1] < 3:  # one or two channels: shown as grey (or repeated)
+                first = first.repeat_interleave(3, dim=-1)[..., :3]
             mean = first.mean(dim=(1, 2), keepdim=True)
             std = first.std(dim=(1, 2), keepdim=True).clamp_min(1e-6)
             return ((first - mean) / std / 4 + 0.5).clamp_(0, 1)
@@ -445,6 +498,6 @@ class PreviewPlan:
 
     def preview(self, x0: torch.Tensor) -> PendingPreview:
         latents = x0.detach()
-        if self.packed or latents.ndim == 3:
+        if latents.ndim == 3:  # 2x2 patch tokens (Flux, Chroma, Qwen-Image)
             latents = unpack_flux_latents(latents, self.latent_size[1], self.latent_size[0])
         return self.previewer.preview(latents, self.geometry)

@@ -310,6 +310,11 @@ def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype)
             "callback_on_step_end, so its steps cannot be previewed or stopped. Use a "
             "text-to-image pipeline that has one (Stable Diffusion 1.x/2.x, SDXL, SD3, Flux...)."
         )
+    if "num_frames" in parameters:
+        raise UnsupportedModelError(
+            f"Model '{source.model}' loads as {type(pipe).__name__}, a video pipeline; this "
+            "backend makes still images. Use a text-to-image model"
+        )
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return LoadedPipeline(

@@ -32,6 +32,7 @@ import torch
 from ...channel import EventChannel
 from ...events import Failed, Finished, GenerationEvent, Started, Step
 from .cpu_threads import apply_for
+from .finishing import decode_latents, honours_interrupt
 from .latent_preview import (
     TAESD_REPOS,
     LatentRGBPreviewer,
@@ -81,6 +82,15 @@ class _Stop(Exception):
     """Raised from the step callback to leave the pipeline at once (cancel, consumer gone)."""
 
 
+class _FinishNow(Exception):
+    """Raised from the step callback to finish early on a pipeline whose loop ignores
+    ``_interrupt``: the run decodes ``latents`` itself (``decode_latents``)."""
+
+    def __init__(self, latents: torch.Tensor) -> None:
+        super().__init__("finish early")
+        self.latents = latents
+
+
 @dataclass(frozen=True)
 class _PendingStep(Step):
     """A step whose preview is still being made; ``events`` turns it into a plain ``Step``."""
@@ -111,6 +121,7 @@ class PipelineRun:
         self._plan: PreviewPlan | None = None
         self._tracker: X0Tracker | None = None
         self._preview_failed = False
+        self._honours_interrupt = True
         self._thread = threading.Thread(target=self._work, name="gdp-diffusers", daemon=True)
 
     # -- consumer side -------------------------------------------------------------------------
@@ -214,20 +225,13 @@ class PipelineRun:
                 f"{entry.family} models need a width and height that are multiples of 16, got "
                 f"{width}x{height}; use {width - width % 16 or 16}x{height - height % 16 or 16}"
             )
+        self._honours_interrupt = honours_interrupt(pipe)
         scheduler = make_scheduler(entry.base_scheduler, self.options.scheduler)
         self.iterations = count_steps(scheduler, self.total_steps)
         self._tracker = X0Tracker(scheduler)
         previewer, previewer_name = self._previewer(entry)
         if previewer is not None:
-            self._plan = PreviewPlan.create(
-                previewer,
-                width,
-                height,
-                count,
-                entry.vae_scale_factor,
-                packed=entry.family == "flux",
-                max_side=self.backend.preview_max_side,
-            )
+            self._plan = self._preview_plan(entry, previewer, width, height, count)
         seeds = [(int(request.seed or 0) + index) % SEED_MODULUS for index in range(count)]
         kwargs = self._call_arguments(entry, seeds, width, height)
         pipe.scheduler = scheduler
@@ -243,7 +247,10 @@ class PipelineRun:
                     preview_size=self._plan.size if self._plan else None,
                 )
             )
-            images = pipe(**kwargs).images
+            try:
+                images = pipe(**kwargs).images
+            except _FinishNow as finish:
+                images = decode_latents(pipe, finish.latents)
         finally:
             pipe.scheduler = entry.base_scheduler
             self._tracker.clear()
@@ -263,8 +270,9 @@ class PipelineRun:
                     "guidance": request.guidance,
                     "prompt": request.prompt,
                     "negative_prompt": request.negative_prompt,
-                    "width": width,
-                    "height": height,
+                    # the size made: a pipeline may round the size asked for (Lumina2)
+                    "width": images[0].size[0] if images else width,
+                    "height": images[0].size[1] if images else height,
                     "device": str(entry.device),
                     "dtype": str(entry.dtype).removeprefix("torch."),
                     "previewer": previewer_name,
@@ -293,10 +301,32 @@ class PipelineRun:
             "output_type": "pil",
             "callback_on_step_end": self._on_step,
             "callback_on_step_end_tensor_inputs": ["latents"],
+            # Sana, PixArt, HunyuanDiT: make the size asked for, not the nearest trained one
+            "use_resolution_binning": False,
         }
         return {
             name: value for name, value in wanted.items() if name in accepts and value is not None
         }
+
+    def _preview_plan(
+        self, entry: LoadedPipeline, previewer: Any, width: int, height: int, count: int
+    ) -> PreviewPlan | None:
+        """The run's preview plan; one that cannot be made falls back to the projection of
+        the latent's own channels, and failing that to no previews: never a failed run."""
+        for candidate in (previewer, LatentRGBPreviewer("unknown", entry.latent_channels)):
+            try:
+                return PreviewPlan.create(
+                    candidate,
+                    width,
+                    height,
+                    count,
+                    entry.vae_scale_factor,
+                    packed=entry.family == "flux",
+                    max_side=self.backend.preview_max_side,
+                )
+            except Exception:
+                log.exception("preview plan with %s failed", type(candidate).__name__)
+        return None
 
     def _previewer(self, entry: LoadedPipeline):
         choice = self.options.previewer or self.backend.previewer or default_previewer(entry.device)
@@ -350,6 +380,9 @@ class PipelineRun:
         if self.control.finish_requested and iteration < self.iterations:
             self.early = True
             pipe._interrupt = True
+            latents = x0 if x0 is not None else tensors["latents"]
+            if not self._honours_interrupt:  # Lumina, Lumina2, AuraFlow, LCM...: leave now
+                raise _FinishNow(latents)
             if x0 is not None:
                 return {"latents": x0}
         return {}

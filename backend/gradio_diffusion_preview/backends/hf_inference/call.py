@@ -25,6 +25,7 @@ from typing import Any
 import PIL.Image
 from pydantic import SecretStr
 
+from . import routing
 from .tokens import resolve_token
 
 _numbers = itertools.count(1)
@@ -57,6 +58,10 @@ class InferenceCall:
         self.image: PIL.Image.Image | None = None
         self.error: BaseException | None = None
         self.token_used: str | None = None
+        self.provider_used: str | None = spec.provider
+        """The provider actually called ("auto" resolved), for messages; None for a URL."""
+        self.skipped: tuple[str, ...] = ()
+        """Providers of the model's mapping that "auto" passed over, each with why."""
         self._code_token = token
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -102,15 +107,39 @@ class InferenceCall:
         self.token_used = token
         if token is None and self.spec.needs_token:
             raise MissingToken("no Hugging Face token was given or found")
+        by_mapping = not self.spec.model.startswith(("http://", "https://"))
+        try:
+            image = await self._routed(token, by_mapping)
+        except Exception as error:
+            if not (by_mapping and _gone(error)):
+                raise
+            # The provider left the model's mapping (404/410): drop the cached mapping and
+            # route once more, by what the Hub lists now.
+            routing.forget(self.spec.model)
+            image = await self._routed(token, by_mapping)
+        image.load()  # decode here, off the run's thread; the bytes stay in memory
+        self.image = image if image.mode == "RGB" else image.convert("RGB")
+
+    async def _routed(self, token: str | None, by_mapping: bool) -> PIL.Image.Image:
+        """One ``text_to_image`` call, "auto" resolved to a provider this client can call."""
         from huggingface_hub import AsyncInferenceClient
 
+        provider = self.spec.provider
+        if provider is None and by_mapping:
+            route = routing.choose(self.spec.model)
+            provider, self.skipped = route.provider, route.skipped
+        self.provider_used = provider
         async with AsyncInferenceClient(
-            provider=self.spec.provider,
+            provider=provider,
             token=token,
             timeout=self.timeout,
             bill_to=self.spec.bill_to,
             headers=self.spec.headers or None,
         ) as client:
-            image = await client.text_to_image(model=self.spec.model, **self.spec.arguments)
-        image.load()  # decode here, off the run's thread; the bytes stay in memory
-        self.image = image if image.mode == "RGB" else image.convert("RGB")
+            return await client.text_to_image(model=self.spec.model, **self.spec.arguments)
+
+
+def _gone(error: BaseException) -> bool:
+    """True for an HTTP 404 or 410 from the provider's route."""
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None) in (404, 410)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ...events import Failed, Phase
 from .call import MissingToken
+from .routing import NoProvider
 from .tokens import TOKEN_HELP, redact
 
 MAX_SERVER_TEXT = 300
@@ -83,6 +85,13 @@ def _classify(error: BaseException, where: Where, wait_left: float) -> Retry | F
         return _not_found(asked, "the Hub knows no such model, or it is private", where)
     if isinstance(error, HfHubHTTPError):
         return _http(error, asked, wait_left, where)
+    if isinstance(error, NoProvider):
+        return _not_found(asked, str(error), where)
+    answer = _provider_answer(error)
+    if answer is not None or isinstance(error, KeyError | IndexError | TypeError):
+        return _provider_failure(error, answer or {}, asked)
+    if type(error) is TimeoutError and "No output generated" in str(error):
+        return _no_output(error, asked)
     if isinstance(error, InferenceTimeoutError | TimeoutError):
         return Failed(
             f"Hugging Face Inference did not answer for {asked} in time. Fix: try again, or a "
@@ -102,11 +111,18 @@ def _classify(error: BaseException, where: Where, wait_left: float) -> Retry | F
             "unavailable",
         )
     if isinstance(error, UnidentifiedImageError):
-        said = _json_error(_body_of(error))
+        body = _body_of(error)
+        said = _json_error(body)
+        page = _markup_error(body)
+        if page is not None:
+            what = f": an XML or HTML error page{f' ({page})' if page else ''}"
+        elif said:
+            what = f": {said}"
+        else:
+            what = f" ({len(body)} bytes of something else)" if body else ""
         return Failed(
             f"Hugging Face Inference answered {asked} with something that is not an image"
-            + (f": {said}" if said else " (probably an error in JSON)")
-            + ". Fix: try again; if it persists, try another model or provider.",
+            f"{what}. Fix: try again, or another provider or model.",
             "remote_error",
         )
     if isinstance(error, StopIteration) or isinstance(error.__cause__, StopIteration):
@@ -127,7 +143,7 @@ def _classify(error: BaseException, where: Where, wait_left: float) -> Retry | F
 def _http(error: Any, asked: str, wait_left: float, where: Where) -> Retry | Failed:
     response = error.response
     status = response.status_code
-    said = _clip(error.server_message or "") or response.reason_phrase
+    said = _detail(_json(response)) or _clip(error.server_message or "") or response.reason_phrase
     if status == 503:
         estimate = _number(_json(response).get("estimated_time"))
         if estimate is not None:
@@ -202,6 +218,90 @@ def _http(error: Any, asked: str, wait_left: float, where: Where) -> Retry | Fai
         "another model.",
         "remote_error",
     )
+
+
+def _detail(body: dict) -> str:
+    """A validation answer's ``detail`` (FastAPI's list of ``{loc, msg}``, or a string, as fal
+    and replicate send), naming the parameter; "" when there is none."""
+    detail = body.get("detail")
+    if isinstance(detail, str):
+        return _clip(detail)
+    if isinstance(detail, list):
+        parts = []
+        for item in detail[:3]:
+            if isinstance(item, dict):
+                loc = [str(p) for p in item.get("loc", []) if p not in ("body", "input")]
+                parts.append(f"{'.'.join(loc) or '?'}: {item.get('msg', '')}".strip())
+            else:
+                parts.append(str(item))
+        return _clip("; ".join(parts))
+    return ""
+
+
+_PROVIDER_CODE = "huggingface_hub.inference._providers."
+
+
+def _provider_answer(error: BaseException) -> dict | None:
+    """The provider's parsed answer when ``error`` was raised by huggingface_hub's provider
+    code reading it (an answer without the image it expects, a failed task or poll): the
+    ``response_dict``/``result`` in that frame, or ``{}``; None for any other error."""
+    found = None
+    trace = error.__traceback__
+    while trace is not None:
+        frame = trace.tb_frame
+        if frame.f_globals.get("__name__", "").startswith(_PROVIDER_CODE) and (
+            frame.f_code.co_name in ("get_response", "_poll_for_result", "_extract_image")
+        ):
+            local = frame.f_locals
+            answer = local.get("task_result") or local.get("result") or local.get("response_dict")
+            found = answer if isinstance(answer, dict) else {}
+        trace = trace.tb_next
+    if found is None or _is_http_error(error):
+        return None
+    return found
+
+
+def _provider_failure(error: BaseException, answer: dict, asked: str) -> Failed:
+    """A provider that ran the request but sent no image: its failure, not this backend's."""
+    said = _clip(f"{type(error).__name__}: {error}")
+    if "nsfw" in said.lower():
+        return Failed(
+            f"The provider refused {asked}: its safety filter flagged the prompt ({said}). Fix: "
+            "rephrase the prompt, or try another seed or provider.",
+            "content_filtered",
+        )
+    return Failed(
+        f"The provider failed on {asked} and sent no image ({said}). Fix: try again or another "
+        "provider.",
+        "remote_error",
+    )
+
+
+def _no_output(error: BaseException, asked: str) -> Failed:
+    """replicate's answer without an output: its prediction failed, or did not finish within
+    the 60 s it waits (``Prefer: wait``). huggingface_hub raises a bare ``TimeoutError`` for
+    both, and the answer is not kept (the error crosses a thread as a new exception)."""
+    return Failed(
+        f"The provider sent no image for {asked}: its prediction failed or did not finish within "
+        f"its own wait ({_clip(str(error))}). Fix: try again or another provider.",
+        "remote_error",
+    )
+
+
+def _is_http_error(error: BaseException) -> bool:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return isinstance(error, HfHubHTTPError) or _is_transport_error(error)
+
+
+def _markup_error(body: bytes | None) -> str | None:
+    """For an XML or HTML body (a storage bucket's error page): its ``<Code>`` or
+    ``<title>``, or ""; None for anything else."""
+    if not body or body.lstrip()[:1] != b"<":
+        return None
+    text = body[:4000].decode("utf-8", "replace")
+    found = re.search(r"<(Code|title)>([^<]{1,80})</", text)
+    return found.group(2).strip() if found else ""
 
 
 def _not_found(asked: str, detail: str, where: Where) -> Failed:
@@ -294,6 +394,11 @@ def _seconds(value: float) -> str:
     return f"{round(value / 3600, 1):g} h"
 
 
+_ADDRESS = re.compile(r"(?:https?|wss?)://[^\s'\"<>)]+")
+
+
 def _clip(text: str) -> str:
-    text = " ".join(text.split())
+    """Server or error text for a message: one line, short, and with no address (a provider's
+    route or a signed delivery URL must not reach visitors)."""
+    text = _ADDRESS.sub("(address withheld)", " ".join(text.split()))
     return text if len(text) <= MAX_SERVER_TEXT else text[: MAX_SERVER_TEXT - 1] + "…"

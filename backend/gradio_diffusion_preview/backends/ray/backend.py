@@ -42,7 +42,7 @@ from ...progress import RUN_DURATIONS
 from ...serving.settings import DEFAULT_APP
 from .connection import RayConnection, RayUnreachable
 from .failures import failure_for
-from .remote_run import RemoteRun
+from .serve_run import ServeRun
 
 if TYPE_CHECKING:
     from ...control import RunControl
@@ -211,7 +211,7 @@ class RayBackend(Backend):
         except Exception as error:
             yield self._failure(error, None, request)
             return
-        run = RemoteRun(handle, signals, request, control, self.endpoint.timeout, self._learn)
+        run = ServeRun(handle, signals, request, control, self.endpoint.timeout, self._learn)
         try:
             yield from run.events()
         except Exception as error:

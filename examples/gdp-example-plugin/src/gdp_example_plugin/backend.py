@@ -89,7 +89,7 @@ class FractalBackend(Backend):
             return
 
         steps, width, height = request.steps, request.width, request.height
-        seeds = [(request.seed + i) % 2**32 for i in range(request.num_images)]
+        seeds = request.image_seeds()  # image i: (seed + i) % 2**32
         yield Started(
             total_steps=steps,
             model=request.model,

@@ -1,4 +1,4 @@
-"""RemoteRun: one run on a Serve application, its wire events turned back into events.
+"""ServeRun: one run on a Serve application, its wire events turned back into events.
 
 It submits the run through Serve's streaming handle (``handle.options(stream=True)``), starts a
 ``RunWatch`` that passes Stop, "finish early" and the deadline on, and reads the stream: the
@@ -27,7 +27,7 @@ RETRY_PAUSE = (0.05, 0.15)
 """Seconds (a random pick between) before a run refused as busy is tried again, once."""
 
 
-class RemoteRun:
+class ServeRun:
     def __init__(
         self,
         handle: Any,

@@ -105,5 +105,5 @@ class _Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     service = ImageService(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 8765))
-    print(f"Serving images at {service.url}")
+    print(f"Serving images at {service.url}", flush=True)
     service.serve_forever()

@@ -125,7 +125,7 @@ class HttpImageBackend(Backend):
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
-        seeds = [(request.seed + i) % 2**32 for i in range(request.num_images)]
+        seeds = request.image_seeds()  # image i: (seed + i) % 2**32
         yield Started(
             request.steps, request.model, seeds, request.width, request.height, len(seeds)
         )

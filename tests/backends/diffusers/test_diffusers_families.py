@@ -1,0 +1,232 @@
+"""Every text-to-image family of the installed diffusers, each as a tiny random-weight pipeline
+built offline from the config diffusers' own tests use (``tests/support/tiny_families.py``),
+run through ``stream()``: a preview at every step, the final image at the size asked (or the size
+the run reports), cancel and finish early within a step (counted in denoising iterations), and
+the conformance kit on SD 1.x, Flux, Qwen-Image and Lumina2.
+
+``EXPECTED`` holds what each family does; every run checks its row, and the families table in
+docs/backends/diffusers.md is rendered from it (``test_the_docs_table_is_these_results``), so
+the table says what these tests saw. Rewrite it with ``python tests/support/families_table.py``.
+
+Each family is an xdist group: one worker builds its pipeline and runs its tests, the families
+spread over the workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from families_table import (
+    DOC,
+    EXPECTED,
+    HERE,
+    MAPPING_NAMES,
+    NOT_RUN,
+    PIPELINE,
+    STANDARDISED,
+    render_table,
+    table_in,
+)
+from tiny_families import FAMILIES, build_family
+
+from gradio_diffusion_preview import stream
+from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
+from gradio_diffusion_preview.run_handles import cancel_run, finish_run
+
+pytestmark = pytest.mark.slow
+SIZE = 64
+STEPS = 4
+
+
+def family(name: str):
+    """A family as a test parameter, in that family's xdist group."""
+    return pytest.param(name, marks=pytest.mark.xdist_group(f"family-{name}"), id=name)
+
+
+def families_param():
+    return [family(name) for name in EXPECTED]
+
+
+@pytest.fixture(scope="module")
+def backend() -> DiffusersBackend:
+    return DiffusersBackend(cache_size=1)
+
+
+@pytest.fixture
+def model(request, tiny_models_lazy) -> str:
+    return tiny_models_lazy(request.param)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_lazy(tmp_path_factory):
+    """Builds a family's tiny pipeline on first use (sd15/sdxl: tiny.py's), shared by workers."""
+    from gradio_diffusion_preview.backends.diffusers.tiny import KINDS, build_tiny_pipeline
+
+    base = tmp_path_factory.getbasetemp()  # every worker's shared parent, as conftest's
+    base = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+    def get(name: str) -> str:
+        if name in KINDS:
+            return str(build_tiny_pipeline(name, base / f"tiny-{name}"))
+        return str(build_family(name, base / f"tiny-family-{name}"))
+
+    return get
+
+
+def family_of_folder(model: str) -> str:
+    return next(key for key in EXPECTED if model.endswith(f"-{key}"))
+
+
+class Iterations:
+    """Counts denoising iterations through the backend's step-listener hook."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.count, self.at_signal = backend, 0, None
+
+    def __call__(self, iteration: int, total: int) -> None:
+        self.count += 1
+
+    def __enter__(self):
+        self.backend.step_listeners.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.backend.step_listeners.remove(self)
+
+
+def run(backend, model, **fields):
+    fields = {"prompt": "a red fox", "steps": STEPS, "seed": 3, "width": SIZE, "height": SIZE}
+    return stream(backend, model=model, min_interval=0.0, **fields)
+
+
+@pytest.mark.parametrize("model", families_param(), indirect=True)
+def test_a_family_previews_every_step_and_makes_the_size_it_reports(backend, model):
+    name = family_of_folder(model)
+    expected = EXPECTED[name]
+    states = list(run(backend, model))
+    final = states[-1]
+    assert final.status == "done", final.message
+    previewed = [state.step for state in states if state.status == "running" and state.preview]
+    assert sorted(set(previewed)) == list(range(1, STEPS + 1)), previewed
+    made = final.images[0].size
+    assert made == (final.params.width, final.params.height), "the size made is reported"
+    assert made == expected.size_made, f"{name}: asked {SIZE}x{SIZE}, made {made}"
+
+
+@pytest.mark.parametrize("model", families_param(), indirect=True)
+def test_a_family_cancels_within_a_step(backend, model):
+    with Iterations(backend) as iterations:
+        states = []
+        for state in stream(
+            backend,
+            model=model,
+            prompt="a fox",
+            steps=8,
+            width=SIZE,
+            height=SIZE,
+            min_interval=0.0,
+        ):
+            states.append(state)
+            if state.step == 2 and iterations.at_signal is None:
+                iterations.at_signal = iterations.count
+                assert cancel_run(state.run_id)
+    assert states[-1].status == "cancelled", states[-1].message
+    assert iterations.count - iterations.at_signal <= 1
+    assert backend.active_runs == 0
+
+
+@pytest.mark.parametrize("model", families_param(), indirect=True)
+def test_a_family_finishes_early_within_a_step(backend, model):
+    name = family_of_folder(model)
+    with Iterations(backend) as iterations:
+        states = []
+        for state in stream(
+            backend,
+            model=model,
+            prompt="a fox",
+            steps=8,
+            width=SIZE,
+            height=SIZE,
+            min_interval=0.0,
+        ):
+            states.append(state)
+            if state.step == 2 and iterations.at_signal is None:
+                iterations.at_signal = iterations.count
+                assert finish_run(state.run_id)
+    final = states[-1]
+    assert final.status == "done", final.message
+    assert iterations.count - iterations.at_signal <= 1
+    assert final.params.steps_done <= 3
+    assert final.images[0].size == EXPECTED[name].size_made
+
+
+@pytest.mark.parametrize(
+    "model", [family(name) for name, row in EXPECTED.items() if row.kit], indirect=True
+)
+def test_the_conformance_kit_passes_on_the_family(backend, model):
+    from gradio_diffusion_preview.testing import check_backend
+
+    report = check_backend(backend, model=model, steps=4, width=SIZE, height=SIZE)
+    assert not report.failed, str(report)
+
+
+@pytest.mark.parametrize("name", sorted(NOT_RUN))
+def test_a_family_not_run_here_says_why(name):
+    pytest.skip(f"{name}: {NOT_RUN[name]}")
+
+
+def test_every_text_to_image_family_of_diffusers_is_run_or_says_why():
+    from diffusers.pipelines.auto_pipeline import AUTO_TEXT2IMAGE_PIPELINES_MAPPING
+
+    assert set(FAMILIES) <= set(EXPECTED)
+    run_here = {MAPPING_NAMES[name] for name in EXPECTED}
+    assert run_here | set(NOT_RUN) == set(AUTO_TEXT2IMAGE_PIPELINES_MAPPING)
+    assert not run_here & set(NOT_RUN)
+
+
+@pytest.mark.parametrize("model", families_param(), indirect=True)
+def test_a_family_row_says_what_its_pipeline_is(model):
+    """The table's pipeline, preview and finish-early cells, from the saved pipeline itself."""
+    from diffusers import DiffusionPipeline
+
+    from gradio_diffusion_preview.backends.diffusers.finishing import honours_interrupt
+    from gradio_diffusion_preview.backends.diffusers.latent_preview import (
+        LatentRGBPreviewer,
+        family_of,
+        latent_channels_of,
+    )
+
+    row = EXPECTED[family_of_folder(model)]
+    pipe = DiffusionPipeline.from_pretrained(model)
+    assert type(pipe).__name__ == row.pipeline
+    previewer = LatentRGBPreviewer(family_of(pipe), latent_channels_of(pipe))
+    colours = {
+        "sd1": "SD 1.x factors",
+        "sdxl": "SDXL factors",
+        "sd3": "SD3 factors",
+        "flux": "Flux factors",
+    }
+    seen = colours.get(previewer.family) if previewer._weight is not None else STANDARDISED
+    assert seen == row.preview
+    assert (PIPELINE if honours_interrupt(pipe) else HERE) == row.finish
+
+
+def test_the_docs_table_is_these_results():
+    assert table_in(DOC.read_text(encoding="utf-8")) == render_table(), (
+        "docs/backends/diffusers.md's families table is out of date: run "
+        "python tests/support/families_table.py"
+    )
+
+
+@pytest.mark.xdist_group("family-wan")
+def test_a_video_pipeline_is_refused_before_the_run(backend, tiny_models_lazy):
+    """Wan passes the callback_on_step_end check, but makes video: refused with the reason
+    before any step, instead of failing after the whole run."""
+    with Iterations(backend) as iterations:
+        states = list(run(backend, tiny_models_lazy("wan")))
+    final = states[-1]
+    assert final.status == "error" and final.reason == "invalid_request", final.message
+    assert "WanPipeline, a video pipeline" in final.message
+    assert "Use a text-to-image model" in final.message
+    assert iterations.count == 0

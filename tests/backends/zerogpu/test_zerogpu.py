@@ -1,0 +1,110 @@
+"""ZeroGPU (issue #20): runs on a ``ZeroGPUBackend`` go through the real ``spaces`` 0.51.3
+wrapper (a forked worker per GPU, arguments and every yielded value pickled, its stop event),
+with only its scheduler client stubbed (``support/zerogpu_space.py``); the run's handle, owner,
+policy and fair queue stay in the app's process. Each scenario runs in a process of its own
+(``support/zerogpu_scenarios.py``), since ``spaces`` patches the process it is imported in. The
+backend waits at a gate before each step, so each check counts steps, never time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gradio_diffusion_preview
+
+TESTS = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(gradio_diffusion_preview.__file__).resolve().parents[1]
+
+
+def scenario(name: str) -> dict:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), str(TESTS)]),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(TESTS / "support" / "zerogpu_scenarios.py"), name],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_previews_and_the_final_image_come_back_from_the_gpu_worker():
+    seen = scenario("previews_and_final")
+    assert (seen["status"], seen["step"], seen["images"]) == ("done", 6, [[64, 64]])
+    assert seen["previews"] >= 1
+    assert seen["ran"] == 6
+    assert seen["scheduled"] == [{"session": "alice", "seconds": 7, "gpu": 0}]
+
+
+def test_stop_reaches_the_worker_within_a_step():
+    seen = scenario("stop")
+    assert seen["alice"] == [seen["run_id"]]  # the app's registry holds the worker's run
+    assert seen["bob_stops"] is False  # only its owner stops it
+    assert seen["stopped"] is True
+    assert seen["status"] == "cancelled"
+    assert seen["ran"] == 3  # the worker heard it at its next step; 10 more were let through
+    assert seen["after"] == []
+
+
+def test_finish_early_reaches_the_worker_and_keeps_its_image():
+    seen = scenario("finish_early")
+    assert seen["finished"] is True
+    assert seen["status"] == "done" and seen["images"] == [[64, 64]]
+    assert seen["step"] == seen["ran"] == 4  # the step under way, then the image
+    assert seen["message"].startswith("Finished early")
+
+
+def test_two_visitors_runs_are_owned_by_their_own_sessions():
+    seen = scenario("two_visitors")
+    assert seen["owned"] == {"alice": [seen["ids"]["alice"]], "bob": [seen["ids"]["bob"]]}
+    assert seen["cross"] is False
+    # each lease was asked for with its own visitor's request (their own GPU quota)
+    assert sorted(lease["session"] for lease in seen["scheduled"]) == ["alice", "bob"]
+    assert sorted(lease["gpu"] for lease in seen["scheduled"]) == [0, 1]
+
+
+def test_the_fair_queue_is_the_apps_across_gpu_workers():
+    seen = scenario("fair_queue")
+    assert seen["refused"]["status"] == "error" and seen["refused"]["reason"] == "busy"
+    assert seen["ends"] == ["done", "done", "done"]
+    scheduled = seen["scheduled"]
+    assert [lease["session"] for lease in scheduled] == ["alice", "bob", "carol"]
+    assert {lease["gpu"] for lease in scheduled} == {0, 1}
+
+
+def test_a_compare_runs_each_entry_with_its_own_gpu_duration():
+    seen = scenario("compare_tab")
+    assert seen["ends"] == [["done", 3, "short", 1], ["done", 3, "long", 1]]
+    assert sorted(lease["seconds"] for lease in seen["scheduled"]) == [11, 22]
+    assert {lease["session"] for lease in seen["scheduled"]} == {"alice"}
+
+
+def test_a_run_zerogpu_refuses_ends_as_an_error():
+    seen = scenario("refused")
+    assert (seen["status"], seen["reason"]) == ("error", "rate_limited")
+    assert "exceeded your GPU quota" in seen["message"]
+    assert "exceeded your GPU quota" in seen["error"]  # the Gradio event ends as an error
+    assert seen["ran"] == 0 and seen["after"] == []
+
+
+def test_an_async_handler_streams_and_stops_like_a_sync_one():
+    seen = scenario("async_handler")
+    assert (seen["status"], seen["stopped"]) == ("cancelled", True)
+    assert seen["ran"] == 2
+    assert [lease["session"] for lease in seen["scheduled"]] == ["alice"]
+
+
+def test_a_model_loaded_at_startup_is_reused_by_every_gpu_worker():
+    seen = scenario("preload")
+    assert seen["ends"] == [["done", 3, 1], ["done", 3, 1]]
+    assert [lease["gpu"] for lease in seen["scheduled"]] == [0, 1]  # two forked workers
+    assert seen["at_startup"] == seen["after_runs"] == 1

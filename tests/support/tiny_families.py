@@ -1,0 +1,783 @@
+"""Tiny random-weight pipelines of the text-to-image families the installed diffusers has, built
+offline from the configs diffusers' own tests use, saved, and loaded back like any model.
+
+Source of every config: the ``get_dummy_components()`` of each pipeline's test file in
+huggingface/diffusers at commit 58eb52c0803ea9af3abec60841c2a093bdf1f951 (``SOURCE`` below;
+the path of each test file is in ``FAMILIES``). The denoisers and VAEs are those configs as
+written. What differs, and why:
+
+- Tokenizers: diffusers' tests download them (``hf-internal-testing/tiny-random-clip``,
+  ``tiny-random-t5``, ``dummy-gemma``, ``tiny-random-Qwen2VLForConditionalGeneration``), which
+  cannot be done offline. ``byte_tokenizer`` builds one locally instead: a ``tokenizers`` BPE with
+  no merges over the 256 byte-level characters (every byte a token) plus the special tokens the
+  pipeline's prompt template uses, wrapped in transformers' ``PreTrainedTokenizerFast``.
+- Text encoders given by hub name in the tests (``AutoConfig.from_pretrained(
+  "hf-internal-testing/tiny-random-t5")``, ``UMT5EncoderModel.from_pretrained(...)``) are built
+  from an equivalent tiny config (``TINY_T5``); every text encoder's ``vocab_size`` is raised to
+  at least the local tokenizer's size where the test's is smaller (Sana's Gemma2 has 8).
+- Lumina2's and Lumina's VAEs have four blocks (8x downsampling) instead of the test's one:
+  the pipeline assumes 8x, so with the test's VAE a 64 px request makes an 8 px image.
+
+The families diffusers' auto text-to-image mapping has but that are not built here are listed in
+``NOT_BUILT`` with the reason; the tests skip them with it, and the docs table says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SOURCE = "huggingface/diffusers@58eb52c0803ea9af3abec60841c2a093bdf1f951"
+BUILD_VERSION = "3"
+
+# hf-internal-testing/tiny-random-t5's encoder, reproduced (its config cannot be downloaded here).
+TINY_T5 = dict(
+    d_model=32,
+    d_ff=37,
+    d_kv=8,
+    num_heads=4,
+    num_layers=5,
+    relative_attention_num_buckets=8,
+    vocab_size=1103,
+    pad_token_id=0,
+    eos_token_id=1,
+    decoder_start_token_id=0,
+    dropout_rate=0.0,
+)
+
+BYTE_ORDER_SPECIALS = ("<pad>", "</s>", "<unk>", "<s>")
+QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+
+def byte_tokenizer(
+    max_length: int = 77, extra_specials: tuple[str, ...] = (), begin_with_bos: bool = False
+):
+    """A byte-level tokenizer made here: ids 0-3 are pad, eos, unk, bos; then any
+    ``extra_specials``; then one token per byte (no merges, so any text tokenizes). With
+    ``begin_with_bos`` every text starts with ``<s>`` (as GLM's starts with its prefix tokens),
+    so an empty prompt is not zero tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = [*BYTE_ORDER_SPECIALS, *extra_specials]
+    vocab = {token: index for index, token in enumerate(specials)}
+    for char in pre_tokenizers.ByteLevel.alphabet():
+        vocab.setdefault(char, len(vocab))
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    if begin_with_bos:
+        core.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 3)]
+        )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        model_max_length=max_length,
+        additional_special_tokens=list(extra_specials),
+    )
+    return tokenizer
+
+
+def _clip_tokenizer(folder: Path):
+    """The CLIP tokenizer tiny.py builds (byte vocabulary, model_max_length 77)."""
+    from gradio_diffusion_preview.backends.diffusers.tiny import _make_tokenizer
+
+    return _make_tokenizer(folder)[0]
+
+
+def _clip_config(**overrides):
+    from transformers import CLIPTextConfig
+
+    fields = dict(
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        pad_token_id=1,
+        vocab_size=1000,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+    fields.update(overrides)
+    return CLIPTextConfig(**fields)
+
+
+def _t5_encoder():
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(**TINY_T5)).eval()
+
+
+def _small_vae(latent_channels: int, **extra):
+    """The one-block AutoencoderKL of the SD3, Flux, Chroma and Lumina2 tests (no downsampling)."""
+    from diffusers import AutoencoderKL
+
+    fields = dict(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+    fields.update(extra)
+    return AutoencoderKL(**fields)
+
+
+def _two_block_vae(latent_channels: int = 4, **extra):
+    """The two-block AutoencoderKL (2x downsampling) of the AuraFlow, CogView4, Z-Image tests."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=latent_channels,
+        sample_size=32,
+        **extra,
+    )
+
+
+def _sd3(tmp: Path):
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from diffusers import StableDiffusion3Pipeline as Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=32,
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_projection_dim=32,
+        joint_attention_dim=32,
+        pooled_projection_dim=64,
+        out_channels=4,
+    )
+    return Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=CLIPTextModelWithProjection(_clip_config()).eval(),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config()).eval(),
+        text_encoder_3=_t5_encoder(),
+        tokenizer=_clip_tokenizer(tmp / "clip"),
+        tokenizer_2=_clip_tokenizer(tmp / "clip2"),
+        tokenizer_3=byte_tokenizer(),
+        transformer=transformer,
+        vae=_small_vae(4),
+    )
+
+
+def _flux(tmp: Path):
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        axes_dims_rope=[4, 4, 8],
+    )
+    return FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=CLIPTextModel(_clip_config()).eval(),
+        text_encoder_2=_t5_encoder(),
+        tokenizer=_clip_tokenizer(tmp / "clip"),
+        tokenizer_2=byte_tokenizer(),
+        transformer=transformer,
+        vae=_small_vae(1),
+    )
+
+
+def _chroma(tmp: Path):
+    import torch
+    from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
+
+    torch.manual_seed(0)
+    transformer = ChromaTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        axes_dims_rope=[4, 4, 8],
+        approximator_hidden_dim=32,
+        approximator_layers=1,
+        approximator_num_channels=16,
+    )
+    return ChromaPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+        transformer=transformer,
+        vae=_small_vae(1),
+    )
+
+
+def _lumina2(tmp: Path):
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, Lumina2Pipeline
+    from diffusers import Lumina2Transformer2DModel as Transformer
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(0)
+    transformer = Transformer(
+        sample_size=4,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=8,
+        num_layers=2,
+        num_attention_heads=1,
+        num_kv_heads=1,
+        multiple_of=16,
+        ffn_dim_multiplier=None,
+        norm_eps=1e-5,
+        scaling_factor=1.0,
+        axes_dim_rope=[4, 2, 2],
+        cap_feat_dim=8,
+    )
+    config = Gemma2Config(
+        head_dim=4,
+        hidden_size=8,
+        intermediate_size=8,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        num_key_value_heads=2,
+        sliding_window=2,
+    )
+    # The test's one-block VAE does not downsample, but Lumina2Pipeline assumes 8x (it sets
+    # vae_scale_factor = 8), so a 64 px request made 8 px images: four blocks here, as in the
+    # released model's VAE, so the size asked is the size made.
+    vae = _small_vae(
+        4,
+        block_out_channels=(4, 4, 4, 4),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+    return Lumina2Pipeline(
+        transformer=transformer,
+        vae=vae.eval(),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=Gemma2Model(config).eval(),
+        tokenizer=byte_tokenizer(256),
+    )
+
+
+def _qwenimage(tmp: Path):
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(0)
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2,
+        in_channels=16,
+        out_channels=4,
+        num_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=3,
+        joint_attention_dim=16,
+        guidance_embeds=False,
+        axes_dims_rope=(8, 4, 4),
+    )
+    z_dim = 4
+    vae = AutoencoderKLQwenImage(
+        base_dim=z_dim * 6,
+        z_dim=z_dim,
+        dim_mult=[1, 2, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True],
+        latents_mean=[0.0] * 4,
+        latents_std=[1.0] * 4,
+    )
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            "rope_theta": 1000000.0,
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": 16,
+        },
+        hidden_size=16,
+        vocab_size=152064,
+        vision_end_token_id=151653,
+        vision_start_token_id=151652,
+        vision_token_id=151654,
+    )
+    return QwenImagePipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=Qwen2_5_VLForConditionalGeneration(config).eval(),
+        tokenizer=byte_tokenizer(1024, QWEN_SPECIALS),
+    )
+
+
+def _zimage(tmp: Path):
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
+    from diffusers import ZImageTransformer2DModel as Transformer
+    from transformers import Qwen3Config, Qwen3Model
+
+    torch.manual_seed(0)
+    transformer = Transformer(
+        all_patch_size=(2,),
+        all_f_patch_size=(1,),
+        in_channels=16,
+        dim=32,
+        n_layers=2,
+        n_refiner_layers=1,
+        n_heads=2,
+        n_kv_heads=2,
+        norm_eps=1e-5,
+        qk_norm=True,
+        cap_feat_dim=16,
+        rope_theta=256.0,
+        t_scale=1000.0,
+        axes_dims=[8, 4, 4],
+        axes_lens=[256, 32, 32],
+    )
+    with torch.no_grad():  # created with torch.empty; the test fixes them the same way
+        transformer.x_pad_token.copy_(torch.ones_like(transformer.x_pad_token.data))
+        transformer.cap_pad_token.copy_(torch.ones_like(transformer.cap_pad_token.data))
+    vae = _two_block_vae(16, norm_num_groups=32, scaling_factor=0.3611, shift_factor=0.1159)
+    config = Qwen3Config(
+        hidden_size=16,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=512,
+    )
+    tokenizer = byte_tokenizer(512, QWEN_SPECIALS)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    return ZImagePipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=Qwen3Model(config).eval(),
+        tokenizer=tokenizer,
+    )
+
+
+def _auraflow(tmp: Path):
+    import torch
+    from diffusers import (
+        AuraFlowPipeline,
+        AuraFlowTransformer2DModel,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    transformer = AuraFlowTransformer2DModel(
+        sample_size=32,
+        patch_size=2,
+        in_channels=4,
+        num_mmdit_layers=1,
+        num_single_dit_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_projection_dim=32,
+        joint_attention_dim=32,
+        out_channels=4,
+        pos_embed_max_size=256,
+    )
+    return AuraFlowPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=UMT5EncoderModel(UMT5Config(**TINY_T5)).eval(),
+        tokenizer=byte_tokenizer(),
+        transformer=transformer,
+        vae=_two_block_vae(4),
+    )
+
+
+def _sana(tmp: Path):
+    import torch
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline
+    from diffusers import SanaTransformer2DModel as Transformer
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(0)
+    transformer = Transformer(
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=1,
+        num_attention_heads=2,
+        attention_head_dim=4,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=4,
+        cross_attention_dim=8,
+        caption_channels=8,
+        sample_size=32,
+    )
+    vae = AutoencoderDC(
+        in_channels=3,
+        latent_channels=4,
+        attention_head_dim=2,
+        encoder_block_types=("ResBlock", "EfficientViTBlock"),
+        decoder_block_types=("ResBlock", "EfficientViTBlock"),
+        encoder_block_out_channels=(8, 8),
+        decoder_block_out_channels=(8, 8),
+        encoder_qkv_multiscales=((), (5,)),
+        decoder_qkv_multiscales=((), (5,)),
+        encoder_layers_per_block=(1, 1),
+        decoder_layers_per_block=[1, 1],
+        downsample_block_type="conv",
+        upsample_block_type="interpolate",
+        decoder_norm_types="rms_norm",
+        decoder_act_fns="silu",
+        scaling_factor=0.41407,
+    )
+    tokenizer = byte_tokenizer(300)
+    config = Gemma2Config(
+        head_dim=16,
+        hidden_size=8,
+        initializer_range=0.02,
+        intermediate_size=64,
+        max_position_embeddings=8192,
+        model_type="gemma2",
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),  # the test's 8 is for its downloaded dummy tokenizer
+        attn_implementation="eager",
+    )
+    return SanaPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder=Gemma2Model(config).eval(),
+        tokenizer=tokenizer,
+    )
+
+
+def _lcm(tmp: Path):
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        LatentConsistencyModelPipeline,
+        LCMScheduler,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=2,
+        time_cond_proj_dim=32,
+    )
+    scheduler = LCMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=2,
+    )
+    config = _clip_config(intermediate_size=64, num_attention_heads=8, num_hidden_layers=3)
+    return LatentConsistencyModelPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(config).eval(),
+        tokenizer=_clip_tokenizer(tmp / "clip"),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
+def _lumina(tmp: Path):
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, LuminaPipeline
+    from diffusers import LuminaNextDiT2DModel as Transformer
+    from transformers import GemmaConfig, GemmaForCausalLM
+
+    torch.manual_seed(0)
+    transformer = Transformer(
+        sample_size=4,
+        patch_size=2,
+        in_channels=4,
+        hidden_size=4,
+        num_layers=2,
+        num_attention_heads=1,
+        num_kv_heads=1,
+        multiple_of=16,
+        ffn_dim_multiplier=None,
+        norm_eps=1e-5,
+        learn_sigma=True,
+        qk_norm=True,
+        cross_attention_dim=8,
+        scaling_factor=1.0,
+    )
+    # The test's AutoencoderKL() has one block (no downsampling); LuminaPipeline assumes 8x, as
+    # Lumina2's does: four blocks here, so the size asked is the size made.
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=8,
+    )
+    config = GemmaConfig(
+        head_dim=2,
+        hidden_size=8,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        num_key_value_heads=4,
+    )
+    return LuminaPipeline(
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=GemmaForCausalLM(config).eval(),
+        tokenizer=byte_tokenizer(256),
+    )
+
+
+def _cogview4(tmp: Path):
+    import torch
+    from diffusers import (
+        CogView4Pipeline,
+        CogView4Transformer2DModel,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from transformers import GlmConfig, GlmForCausalLM
+
+    torch.manual_seed(0)
+    transformer = CogView4Transformer2DModel(
+        patch_size=2,
+        in_channels=4,
+        num_layers=2,
+        attention_head_dim=4,
+        num_attention_heads=4,
+        out_channels=4,
+        text_embed_dim=32,
+        time_embed_dim=8,
+        condition_dim=4,
+    )
+    vae = _two_block_vae(4)
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        base_shift=0.25,
+        max_shift=0.75,
+        base_image_seq_len=256,
+        use_dynamic_shifting=True,
+        time_shift_type="linear",
+    )
+    config = GlmConfig(
+        hidden_size=32, intermediate_size=8, num_hidden_layers=2, num_attention_heads=4, head_dim=8
+    )
+    return CogView4Pipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=GlmForCausalLM(config).eval(),
+        tokenizer=byte_tokenizer(1024, begin_with_bos=True),
+    )
+
+
+def _wan(tmp: Path):
+    """A video pipeline (Wan 2.1), built to check the backend refuses it before the run."""
+    import torch
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanPipeline,
+        WanTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=16,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+    )
+    return WanPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+        transformer_2=None,
+    )
+
+
+@dataclass(frozen=True)
+class Family:
+    """One text-to-image family: its diffusers pipeline class, the test file its tiny config
+    comes from, and the builder."""
+
+    name: str
+    pipeline: str
+    test_file: str
+    build: Callable[[Path], Any]
+
+
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "sd3",
+            "StableDiffusion3Pipeline",
+            "tests/pipelines/stable_diffusion_3/test_pipeline_stable_diffusion_3.py",
+            _sd3,
+        ),
+        Family("flux", "FluxPipeline", "tests/pipelines/flux/test_pipeline_flux.py", _flux),
+        Family(
+            "chroma", "ChromaPipeline", "tests/pipelines/chroma/test_pipeline_chroma.py", _chroma
+        ),
+        Family(
+            "lumina2",
+            "Lumina2Pipeline",
+            "tests/pipelines/lumina2/test_pipeline_lumina2.py",
+            _lumina2,
+        ),
+        Family(
+            "qwenimage",
+            "QwenImagePipeline",
+            "tests/pipelines/qwenimage/test_qwenimage.py",
+            _qwenimage,
+        ),
+        Family("z-image", "ZImagePipeline", "tests/pipelines/z_image/test_z_image.py", _zimage),
+        Family(
+            "auraflow",
+            "AuraFlowPipeline",
+            "tests/pipelines/aura_flow/test_pipeline_aura_flow.py",
+            _auraflow,
+        ),
+        Family("sana", "SanaPipeline", "tests/pipelines/sana/test_sana.py", _sana),
+        Family(
+            "lcm",
+            "LatentConsistencyModelPipeline",
+            "tests/pipelines/latent_consistency_models/test_latent_consistency_models.py",
+            _lcm,
+        ),
+        Family(
+            "lumina", "LuminaPipeline", "tests/pipelines/lumina/test_lumina_nextdit.py", _lumina
+        ),
+        Family(
+            "cogview4", "CogView4Pipeline", "tests/pipelines/cogview4/test_cogview4.py", _cogview4
+        ),
+    )
+}
+
+VIDEO_FAMILIES: dict[str, Family] = {
+    "wan": Family("wan", "WanPipeline", "tests/pipelines/wan/test_wan.py", _wan),
+}
+"""Video pipelines: the backend must refuse them before the run."""
+
+
+def is_built(folder: Path) -> bool:
+    stamp = folder / "tiny_family.json"
+    try:
+        return json.loads(stamp.read_text()).get("version") == BUILD_VERSION
+    except (OSError, ValueError):
+        return False
+
+
+def build_family(name: str, folder: Path) -> Path:
+    """Build family ``name``'s tiny pipeline into ``folder`` unless it is there (atomic: built
+    beside it, then renamed, so concurrent test workers never see half a model)."""
+    if is_built(folder):
+        return folder
+    family = FAMILIES.get(name) or VIDEO_FAMILIES[name]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        pipe = family.build(staging / "tokenizer-src")
+        shutil.rmtree(staging / "tokenizer-src", ignore_errors=True)
+        pipe.save_pretrained(staging)
+        stamp = {"family": name, "version": BUILD_VERSION, "source": f"{SOURCE}:{family.test_file}"}
+        (staging / "tiny_family.json").write_text(json.dumps(stamp))
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            if not is_built(folder):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
