@@ -198,7 +198,7 @@ def detect(
         stop_api, finish_api = _preview_events(config or {}, named, api_name, output_index)
     streams = mode == "image" and _is_generator(config or {}, api_name)
     randomize = _randomize_switch(parameters, inputs, settings)
-    capabilities = _capabilities(mode, parameters, inputs, settings, where, finish_api)
+    capabilities = _capabilities(mode, parameters, inputs, settings, where, finish_api, streams)
     return RemoteApi(
         api_name=api_name,
         mode=mode,
@@ -438,15 +438,17 @@ def _capabilities(
     settings: GradioSettings,
     where: str,
     finish_api: str | None = None,
+    streams: bool = False,
 ) -> Capabilities:
     """What requests to this endpoint may ask for, from its parameters' defaults and ranges."""
     by_name = {p.name: p for p in parameters}
     param = {field: by_name[name] for field, name in inputs.items()}
     base = Capabilities()
     caps: dict[str, Any] = {
-        # a generator may stream step images (relayed as Steps) or not: none is promised
-        "step_events": mode == "preview",
-        "step_previews": mode == "preview",
+        # a generator streams step images (relayed as Steps); options.capabilities says
+        # otherwise for one that yields something else before its image
+        "step_events": mode == "preview" or streams,
+        "step_previews": mode == "preview" or streams,
         "negative_prompt": "negative_prompt" in param,
         "seed": "seed" in param,
         "guidance": "guidance" in param,

@@ -127,7 +127,8 @@ class RemoteRun:
 
     def _started(self) -> Started:
         request = self.request
-        preview = self.session.api.mode == "preview"
+        api = self.session.api
+        preview = api.mode == "preview" or (api.streams and api.capabilities.step_previews)
         side = self.backend.settings.preview_max_side
         return Started(
             total_steps=request.steps or 0,
@@ -159,7 +160,7 @@ class RemoteRun:
                 yield from self._relay(fresh)
                 if self.remote_over:
                     return
-            elif api.streams:
+            elif api.streams and api.capabilities.step_previews:
                 # a generator's values before its last are step images; once done, the last
                 # value is the final one (gradio_client does not append the final again)
                 intermediate = fresh[:-1] if done and seen == len(outputs) else fresh
