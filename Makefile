@@ -8,7 +8,8 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes release-check space
+.PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes release-check space \
+	gradio5
 
 demo: setup frontend
 	$(PY) demo/app.py
@@ -20,7 +21,7 @@ demo: setup frontend
 # share a worker (the Ray cluster, a Chromium module's servers) carry an xdist_group mark.
 # The 30 slowest tests are listed at the end, to see where the suite spends its time.
 PYTEST_WORKERS ?= $(shell nproc)
-test: setup frontend chromium lint release-check test-py310 test-py313 \
+test: setup frontend chromium lint release-check test-py310 test-py313 gradio5 \
 		frontend/node_modules/.package-lock.json
 	cd frontend && npm test --silent
 	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup --durations=30 $(PYTEST_ARGS)
@@ -104,6 +105,18 @@ $(VENV)/.installed: pyproject.toml examples/gdp-example-plugin/pyproject.toml
 	$(PIP) install -q --no-deps --no-build-isolation -e examples/gdp-example-plugin
 	touch $@
 
+# A second virtual environment with Gradio 5 alone (not this package): the remote Gradio
+# backend's tests serve real apps with it in a subprocess (tests/support/remote_space_apps.py), beside
+# the same apps on this venv's Gradio 6. Python 3.11 from pyenv when there, else python3.
+GRADIO5_VENV := .venv-gradio5
+GRADIO5_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.11.*/bin/python) python3)
+gradio5: $(GRADIO5_VENV)/.installed
+$(GRADIO5_VENV)/.installed:
+	test -x $(GRADIO5_VENV)/bin/python || $(GRADIO5_PYTHON) -m venv $(GRADIO5_VENV)
+	$(GRADIO5_VENV)/bin/pip install -q --upgrade pip
+	$(GRADIO5_VENV)/bin/pip install -q "gradio>=5,<6"
+	touch $@
+
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
 	touch $@
@@ -125,4 +138,4 @@ lint: setup
 	$(PY) -m ruff format --check backend demo tests bench examples release
 
 clean:
-	rm -rf $(VENV) .venv-py310 .venv-py313 frontend/node_modules backend/gradio_diffusion_preview/templates dist build
+	rm -rf $(VENV) .venv-py310 .venv-py313 $(GRADIO5_VENV) frontend/node_modules backend/gradio_diffusion_preview/templates dist build

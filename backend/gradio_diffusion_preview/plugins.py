@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import itertools
 import os
 import re
 import warnings
@@ -152,9 +153,19 @@ class Registry:
         self.plugins[name] = PluginInfo(name, distribution, version)
         self._backends = None
 
-    def add_backends(self, *backends: Backend, name: str = "app") -> None:
+    def add_backends(self, *backends: Backend, name: str | None = None) -> None:
         """Register backend instances made in code (e.g. a remote endpoint configured by the
-        app) through a plugin named ``name``, exactly as a package's plugin would."""
+        app) through a plugin named ``name``, exactly as a package's plugin would. Without a
+        name, each call gets one of its own ("app", "app-2", ...), so an app may call this
+        once per endpoint; a name already taken raises ``ValueError``."""
+        if name is None:
+            names = itertools.chain(["app"], (f"app-{n}" for n in itertools.count(2)))
+            name = next(n for n in names if self.manager.get_plugin(n) is None)
+        elif self.manager.get_plugin(name) is not None:
+            raise ValueError(
+                f"A plugin named '{name}' is already registered. Fix: give another name to "
+                "add_backends(..., name=...), or leave the name out (each call then gets one)."
+            )
 
         class _CodePlugin:
             @hookimpl

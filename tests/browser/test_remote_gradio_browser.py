@@ -76,3 +76,48 @@ def test_stop_in_the_local_widget_stops_the_remote_run(open_page, serve):
     assert page.get_by_test_id("final-image").count() == 0
     assert not page.errors
     page.close()
+
+
+@pytest.fixture(scope="module")
+def flux_space(tmp_path_factory):
+    """The FLUX-style streaming Space of tests/support/remote_space_apps.py, served by Gradio 6."""
+    from remote_space_server import start_space_apps
+
+    server = start_space_apps("gradio6", tmp_path_factory.mktemp("space-apps"))
+    yield server
+    server.stop()
+
+
+def test_a_streaming_spaces_intermediate_images_paint_in_the_widget(open_page, serve, flux_space):
+    # The Space yields an image per step; its steps wait at a gate, let through one at a time
+    # once the widget shows the step before, so each image is seen painted (none lost in a
+    # burst), then the final image.
+    tag = flux_space.tag()
+    backend = gradio_backend(flux_space.url, api_name="/infer")
+
+    def run(prompt: str):
+        yield from stream(backend, prompt=f"{tag} {prompt}", steps=6, width=256, height=256)
+
+    with gr.Blocks() as app:
+        prompt = gr.Textbox(label="Prompt")
+        button = gr.Button("Generate")
+        preview = DiffusionPreview(label="Generation")
+        preview.attach_run(button.click(run, prompt, preview), api_visibility="public")
+    page = open_page(serve(app))
+    page.evaluate(probe("watch_previews"))
+    flux_space.hold(tag, 1)
+    generate(page, "a red fox")
+    for step in range(1, 6):
+        page.wait_for_function(
+            f"window.__preview_watch.previews.length >= {step}", timeout=TIMEOUT_MS
+        )
+        flux_space.hold(tag, step + 1)
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    seen = page.evaluate("window.__preview_watch")
+    assert seen["final_after"] == 5, seen["final_after"]  # steps 1-5 painted, each its own
+    assert seen["broken"] == 0
+    steps = [int(m[1]) for m in map(STEPS_RE.search, seen["steps"]) if m]
+    assert steps and steps == sorted(steps) and max(steps) <= 6, steps
+    assert flux_space.steps_run(tag) == 6
+    assert not page.errors
+    page.close()

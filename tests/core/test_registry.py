@@ -156,6 +156,19 @@ def test_hook_register_backends():
     assert registry.backends() == {}
 
 
+def test_add_backends_may_be_called_once_per_endpoint():
+    """The backend pages show one ``add_backends(...)`` call per endpoint: a second call adds
+    its backends (it crashed with pluggy's "Plugin name already registered"); a name given
+    twice is refused with what to do."""
+    registry = Registry(load_entry_points=False, default_plugins=())
+    registry.add_backends(Toy())
+    registry.add_backends(OtherToy())
+    assert sorted(registry.backends()) == ["other-toy", "toy"]
+    registry.add_backends(name="studio")
+    with pytest.raises(ValueError, match="'studio' is already registered.*Fix: give another name"):
+        registry.add_backends(name="studio")
+
+
 def test_unknown_backend_error_lists_the_registered_ids():
     registry = Registry(load_entry_points=False, default_plugins=())
     registry.add_plugin(

@@ -48,3 +48,18 @@ def subprocess_remote():
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", params=["gradio6", "gradio5"])
+def space_apps(request, tmp_path_factory):
+    """The Space-shaped apps (tests/support/remote_space_apps.py) served by Gradio 6 and by
+    Gradio 5, one server per version and test worker. Gradio 5's environment is made by
+    ``make test``; run by hand without it, its tests skip and say how to make it."""
+    from remote_space_server import MISSING, PYTHONS, start_space_apps
+
+    version = request.param
+    if not PYTHONS[version].exists():
+        pytest.skip(MISSING[version])
+    server = start_space_apps(version, tmp_path_factory.mktemp(f"space-apps-{version}"))
+    yield server
+    server.stop()

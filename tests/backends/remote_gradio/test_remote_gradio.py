@@ -160,8 +160,12 @@ def test_the_remote_runs_phase_reason_and_retry_after_are_carried_over(serve):
 # --- an image or gallery endpoint: status, then the image ------------------------------------
 
 
+NO_STEP_IMAGES = {"step_events": False, "step_previews": False}
+"""image_app is a generator that yields None before its image: it streams no step images."""
+
+
 def test_an_image_space_reports_status_while_it_runs_then_the_image(serve):
-    backend = gradio_backend(serve(image_app(delay=0.4)))
+    backend = gradio_backend(serve(image_app(delay=0.4)), capabilities=NO_STEP_IMAGES)
     assert backend.list_models()[0].id == "default"
     caps = backend.capabilities
     assert not caps.step_events and not caps.step_previews and caps.seed
@@ -417,7 +421,7 @@ def test_an_image_endpoint_passes_the_conformance_kit(serve):
     # The remote runs in this process and writes its own files (Gradio's cache) meanwhile, on
     # its server's threads: the no_files check counts only the run's own threads' writes.
     url = serve(image_app(delay=0.2, seeded=True, refuse="please fail"))
-    backend = gradio_backend(url)
+    backend = gradio_backend(url, capabilities=NO_STEP_IMAGES)
     report = check_backend(backend, failing_request={"prompt": "please fail"})
     assert set(report.passed) >= {
         "identity",

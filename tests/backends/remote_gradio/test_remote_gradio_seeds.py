@@ -5,7 +5,8 @@ declares nothing, random seeds stay within 2**31 - 1 and explicit ones go throug
 
 Gradio refuses a value above a slider's or number box's maximum ("Value 3901121542 is greater
 than maximum value 2147483647"), so a seed drawn up to 2**32 - 1 failed about half the runs.
-The apps run on loopback with this venv's Gradio (6.x); no Gradio 5 environment exists here.
+The apps run on loopback with this venv's Gradio (6.x); test_remote_gradio_spaces.py checks
+the same on Gradio 5 too.
 """
 
 from __future__ import annotations

@@ -109,6 +109,13 @@ class RemoteApi:
     """The remote DiffusionPreview's Stop event, which stops the remote run within a step."""
     finish_api: str | None = None
     """Its "Use this preview" event, which finishes the remote run with its current preview."""
+    streams: bool = False
+    """The endpoint is a generator (``/config`` says so): every value before its last is a
+    step's image, as the live-preview Spaces yield them."""
+    seed_output: int | None = None
+    """The output that returns the seed the app used (a number or slider labelled seed)."""
+    randomize: str | None = None
+    """The app's "randomize seed" switch, turned off when a request gives a seed."""
 
     def arguments(self, request: GenerationRequest) -> list[Any]:
         """The positional arguments of one call, in the endpoint's parameter order."""
@@ -131,6 +138,9 @@ class RemoteApi:
                 arguments.append(self.fixed[parameter.name])
             elif field is not None and values[field] is not None:
                 arguments.append(values[field])
+            elif parameter.name == self.randomize and "seed" in self.inputs:
+                # the request's seed goes to the app (drawn here when it gave none)
+                arguments.append(request.seed is None)
             else:
                 arguments.append(parameter.default)
         return arguments
@@ -140,6 +150,18 @@ class RemoteApi:
         if self.output_count == 1 or not isinstance(value, tuple | list):
             return value
         return value[self.output_index] if self.output_index < len(value) else None
+
+    def seed_used(self, value: Any) -> int | None:
+        """The seed the app reports it used, out of one value (None when it reports none)."""
+        if self.seed_output is None or not isinstance(value, tuple | list):
+            return None
+        seed = value[self.seed_output] if self.seed_output < len(value) else None
+        number = isinstance(seed, int | float) and not isinstance(seed, bool)
+        return int(seed) if number and math.isfinite(seed) and seed == int(seed) else None
+
+    @property
+    def takes_prompt(self) -> bool:
+        return "prompt" in self.inputs
 
 
 def detect(
@@ -174,7 +196,9 @@ def detect(
     stop_api = finish_api = None
     if mode == "preview" and component == PREVIEW_COMPONENT:
         stop_api, finish_api = _preview_events(config or {}, named, api_name, output_index)
-    capabilities = _capabilities(mode, parameters, inputs, settings, where, finish_api)
+    streams = mode == "image" and _is_generator(config or {}, api_name)
+    randomize = _randomize_switch(parameters, inputs, settings)
+    capabilities = _capabilities(mode, parameters, inputs, settings, where, finish_api, streams)
     return RemoteApi(
         api_name=api_name,
         mode=mode,
@@ -188,7 +212,49 @@ def detect(
         models=_models(parameters, inputs, models, api_name, where),
         stop_api=stop_api,
         finish_api=finish_api,
+        streams=streams,
+        seed_output=_seed_output(returns, output_index),
+        randomize=randomize,
     )
+
+
+def _is_generator(config: Mapping[str, Any], api_name: str) -> bool:
+    """Whether ``api_name``'s handler is a generator (its values before the last stream)."""
+    for dependency in config.get("dependencies") or []:
+        if isinstance(dependency, dict) and "/" + str(dependency.get("api_name")) == api_name:
+            types = dependency.get("types")
+            return isinstance(types, dict) and types.get("generator") is True
+    return False
+
+
+def _seed_output(returns: list[Mapping[str, Any]], image_output: int) -> int | None:
+    """The output beside the image that returns the seed used: a number (or a slider, as the
+    FLUX Spaces write it) labelled as a seed, else the only number output."""
+    numbers = [
+        index
+        for index, entry in enumerate(returns)
+        if index != image_output and _component(entry) in ("number", "slider")
+    ]
+    seeds = [i for i in numbers if "seed" in _snake(str(returns[i].get("label") or ""))]
+    if len(seeds) == 1:
+        return seeds[0]
+    return numbers[0] if len(numbers) == 1 and not seeds else None
+
+
+def _randomize_switch(
+    parameters: tuple[Parameter, ...], inputs: Mapping[str, str], settings: GradioSettings
+) -> str | None:
+    """The checkbox that makes the app draw its own seed ("Randomize seed"), when the seed
+    is one of the fields sent and neither the settings nor a field take the checkbox."""
+    if "seed" not in inputs:
+        return None
+    taken = set(inputs.values()) | set(settings.fixed)
+    for parameter in parameters:
+        words = f"{_snake(parameter.name)} {_snake(parameter.label)}"
+        checkbox = parameter.component.lower() == "checkbox"
+        if checkbox and parameter.name not in taken and "random" in words:
+            return parameter.name
+    return None
 
 
 def _input_props(config: Mapping[str, Any], api_name: str, count: int) -> list[Mapping[str, Any]]:
@@ -353,13 +419,6 @@ def _map_inputs(
         if len(texts) == 1:
             inputs["prompt"] = texts[0].name
             taken.add(texts[0].name)
-    if "prompt" not in inputs:
-        raise _config(
-            where,
-            f"has no parameter recognisable as the prompt on {api_name} (its parameters are: "
-            f"{shown})",
-            "set options.inputs.prompt to the parameter that takes the prompt",
-        )
     missing = [p for p in parameters if p.name not in taken and not p.has_default]
     if missing:
         raise _config(
@@ -379,14 +438,17 @@ def _capabilities(
     settings: GradioSettings,
     where: str,
     finish_api: str | None = None,
+    streams: bool = False,
 ) -> Capabilities:
     """What requests to this endpoint may ask for, from its parameters' defaults and ranges."""
     by_name = {p.name: p for p in parameters}
     param = {field: by_name[name] for field, name in inputs.items()}
     base = Capabilities()
     caps: dict[str, Any] = {
-        "step_events": mode == "preview",
-        "step_previews": mode == "preview",
+        # a generator streams step images (relayed as Steps); options.capabilities says
+        # otherwise for one that yields something else before its image
+        "step_events": mode == "preview" or streams,
+        "step_previews": mode == "preview" or streams,
         "negative_prompt": "negative_prompt" in param,
         "seed": "seed" in param,
         "guidance": "guidance" in param,

@@ -64,8 +64,7 @@ class RemoteRun:
         self, backend: RemoteGradioBackend, request: GenerationRequest, control: RunControl
     ) -> None:
         self.backend, self.request, self.control = backend, request, control
-        seed, count = request.seed, request.num_images
-        self.seeds = [] if seed is None else [(seed + i) % 2**32 for i in range(count)]
+        self.seeds: list[int] = []
         self.last_step = 0
         self.remote_over = False
         self.remote_run_id: str | None = None
@@ -87,9 +86,16 @@ class RemoteRun:
             yield self._failure(error).as_failed()
             return
         self.session, self.client, self.job = session, client, job
+        self.seeds = self._seeds_sent()
         lost = False
         try:
             yield self._started()
+            if self.request.prompt and not session.api.takes_prompt:
+                yield Status(
+                    "generating",
+                    f"The Gradio app {session.where} takes no prompt on {session.api.api_name}: "
+                    "the prompt is not sent.",
+                )
             try:
                 yield from self._follow()
             except Exception as error:  # a bad value, a file that would not fetch
@@ -105,13 +111,24 @@ class RemoteRun:
             else:
                 _stop_soon(session, client, job, self.remote_run_id)
 
+    def _seeds_sent(self) -> list[int]:
+        """The seed of each image, as far as this side knows before the run: a DiffusionPreview
+        app's batch takes seed, seed+1, ...; an image app gets one seed for all its images."""
+        seed, count, api = self.request.seed, self.request.num_images, self.session.api
+        if seed is None or "seed" not in api.inputs:
+            return []
+        if api.mode == "preview":
+            return [(seed + i) % 2**32 for i in range(count)]
+        return [seed] * count
+
     def _failure(self, error: BaseException) -> RemoteFailure:
         """The failure for ``error``, without the endpoint's address or secrets."""
         return scrubbed(classify(error, where_of(self.backend.endpoint)), self.backend.endpoint)
 
     def _started(self) -> Started:
         request = self.request
-        preview = self.session.api.mode == "preview"
+        api = self.session.api
+        preview = api.mode == "preview" or (api.streams and api.capabilities.step_previews)
         side = self.backend.settings.preview_max_side
         return Started(
             total_steps=request.steps or 0,
@@ -143,6 +160,14 @@ class RemoteRun:
                 yield from self._relay(fresh)
                 if self.remote_over:
                     return
+            elif api.streams and api.capabilities.step_previews:
+                # a generator's values before its last are step images; once done, the last
+                # value is the final one (gradio_client does not append the final again)
+                intermediate = fresh[:-1] if done and seen == len(outputs) else fresh
+                # a value without an image (None, as some apps yield while they work) is no step
+                intermediate = [v for v in intermediate if api.pick(v) not in (None, [])]
+                if intermediate:
+                    yield self._stream_step(intermediate, job.status())
             if done:
                 self.remote_over = True
                 yield from self._result()
@@ -178,8 +203,32 @@ class RemoteRun:
             return
         yield Status("fetching", "Fetching the image from the remote app…")
         images = self._images(api.pick(result))
-        seeds = self.seeds if len(self.seeds) == len(images) else []
+        used = api.seed_used(result)
+        if used is not None:  # the seed the app says it used wins over the one sent
+            seeds = [used] * len(images)
+        else:
+            seeds = self.seeds if len(self.seeds) == len(images) else []
         yield Finished(images, seeds, metadata=self._metadata())
+
+    def _stream_step(self, values: Sequence[Any], status: StatusUpdate) -> Step | None:
+        """One Step for a burst of a streaming app's values, with the newest one's image as
+        its preview: the step and total from the app's progress when it reports them, else one
+        step per value of the run's steps. None when the value holds no image."""
+        try:
+            images = self._images(self.session.api.pick(values[-1]))
+        except RemoteFailure:
+            return None  # a value without an image (a state, a text) is no step image
+        step, total = self.last_step + len(values), self.request.steps or 0
+        units = [u for u in status.progress_data or [] if isinstance(u.length, int) and u.length]
+        if units and isinstance(units[-1].index, int) and units[-1].index > self.last_step:
+            step, total = units[-1].index, units[-1].length
+        self.last_step = step
+        side = self.backend.settings.preview_max_side
+        size = fit((self.request.width, self.request.height), side)
+        preview = (
+            resized(images[0], size) if len(images) == 1 else [resized(i, size) for i in images]
+        )
+        return Step(step, max(total, step), preview)
 
     def _images(self, value: Any) -> list:
         client = self.client
