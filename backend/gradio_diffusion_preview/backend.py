@@ -187,6 +187,9 @@ class Capabilities(BaseModel):
         return Capabilities.model_validate({**self.model_dump(), **defaults.overrides()})
 
 
+DEFAULT_CAPABILITIES = Capabilities()
+"""The capabilities of a backend that declares none."""
+
 AvailabilityState = Literal["usable", "needs_token", "offline", "not_configured", "unavailable"]
 
 
@@ -254,7 +257,14 @@ class Backend(ABC):
     id: ClassVar[str]
     display_name: ClassVar[str]
     location: ClassVar[Literal["local", "remote"]]
-    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend can do. One way to declare it, two cases: fixed capabilities are a
+        class attribute (``capabilities = Capabilities(...)``); capabilities that the backend's
+        settings or its service decide are a property computed from the instance's state
+        (never I/O: it is read before every run)."""
+        return DEFAULT_CAPABILITIES
 
     def models(self) -> Sequence[ModelInfo]:
         """The models this backend offers; may do I/O. Callers use ``list_models``, which

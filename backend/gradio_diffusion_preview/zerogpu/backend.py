@@ -70,7 +70,7 @@ class ZeroGPUBackend(Backend):
         HOSTED[self.id] = hosted
 
     @property
-    def capabilities(self) -> Capabilities:  # type: ignore[override]
+    def capabilities(self) -> Capabilities:
         hosted = self.hosted.capabilities
         described = "Seconds of GPU a run asks ZeroGPU for (set by the app's catalogue)."
         return hosted.model_copy(update={"options": {**hosted.options, GPU_DURATION: described}})

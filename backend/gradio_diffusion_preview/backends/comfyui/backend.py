@@ -68,12 +68,17 @@ class ComfyUIBackend(Backend):
                 self.settings = Settings.from_options(endpoint.id, endpoint.options)
             except SettingsError as error:
                 self.problem = str(error)
-        self.capabilities = _capabilities(self.settings)
+        self._capabilities = _capabilities(self.settings)
         self._client: ComfyClient | None = None
         self._lock = threading.Lock()
         self._choices: dict[tuple[str, str], tuple[float, list[str]]] = {}
 
     # -- identity and models -------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The built-in workflow's, or those the configured workflow's marks allow."""
+        return self._capabilities
 
     def availability(self) -> Availability:
         if self.problem:

@@ -141,7 +141,7 @@ class RayBackend(Backend):
         return description
 
     @property
-    def capabilities(self) -> Capabilities:  # type: ignore[override]
+    def capabilities(self) -> Capabilities:
         """The hosted backend's, as its replicas last described them; until then those of
         the locally installed backend of that id, if any."""
         with self._described_lock:

@@ -71,7 +71,7 @@ class RemoteGradioBackend(Backend):
             ) from None
 
     @property
-    def capabilities(self) -> Capabilities:  # type: ignore[override]
+    def capabilities(self) -> Capabilities:
         """What the endpoint allows: detected once the app has been asked (first listing or
         run), the configuration's until then. Reading it never touches the network."""
         session = self._session
