@@ -251,7 +251,10 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
                 warmed = rss
             time.sleep(0.2)
         seconds = time.monotonic() - started
-        deadline = time.monotonic() + 15
+        # Runs of disconnected visitors end when Gradio notices the closed stream (its next
+        # message or heartbeat): wait for that, up to a bound that only catches a hang (a busy
+        # machine may take tens of seconds).
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline and (
             gdp_threads(besides=threads_before)
             or len(RUNS) > runs_before
