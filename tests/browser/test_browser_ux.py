@@ -493,7 +493,10 @@ def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
     app = backend_app(ToyBackend(), spacer=1400, scroll_into_view=scroll)
     page = open_page(serve(app), width=390, height=844)
     root = page.get_by_test_id("diffusion-preview")
-    assert box(root)["y"] > 844, "the component starts below the fold"
+    # the spacer above it may be laid out after the component mounts (a loaded machine)
+    page.wait_for_function(
+        "el => el.getBoundingClientRect().top > 844", arg=root.element_handle()
+    )  # the component starts below the fold
     set_number(page, "Steps", 30)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS, state="attached")
