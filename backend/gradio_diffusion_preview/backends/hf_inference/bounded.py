@@ -66,14 +66,11 @@ class Bound:
         return left
 
 
-def bound(limits: Bound) -> contextvars.Token:
-    """Bound huggingface_hub's requests made in this context (and threads it starts with
-    ``asyncio.to_thread``) by ``limits``; undo with ``_CURRENT.reset(token)``."""
-    return _CURRENT.set(limits)
-
-
-def unbound(token: contextvars.Token) -> None:
-    _CURRENT.reset(token)
+def bound(limits: Bound) -> None:
+    """Bound huggingface_hub's requests made in the current context by ``limits``: our call
+    sets it in its own task, whose context ends with it (``asyncio.to_thread`` copies it into
+    the library thread)."""
+    _CURRENT.set(limits)
 
 
 def _on_request(request: Any) -> None:
