@@ -52,11 +52,13 @@ def recorded_png() -> bytes:
 
 @dataclass
 class Replay:
-    """Recorded answers by route; ``requests`` are (method, url, authorized) as sent."""
+    """Recorded answers by route; ``requests`` are (method, url, authorized) as sent, and
+    ``timeouts`` each request's timeouts (httpx's ``timeout`` extension) in the same order."""
 
     mappings: dict[str, list[dict]] = field(default_factory=dict)
     routes: dict[tuple[str, str], Answer] = field(default_factory=dict)
     requests: list[tuple[str, str, bool]] = field(default_factory=list)
+    timeouts: list[dict[str, float | None]] = field(default_factory=list)
     hub_calls: int = 0
 
     def serve(self, model: str, *providers: tuple[str, str, str]) -> None:
@@ -77,6 +79,7 @@ class Replay:
         url = str(request.url).split("?", 1)[0]
         authorized = request.headers.get("authorization") == f"Bearer {TOKEN}"
         self.requests.append((request.method, url, authorized))
+        self.timeouts.append(dict(request.extensions.get("timeout") or {}))
         if url.startswith(f"{HUB}/api/models/"):
             self.hub_calls += 1
             model = url.removeprefix(f"{HUB}/api/models/")

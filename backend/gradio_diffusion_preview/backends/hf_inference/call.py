@@ -9,8 +9,11 @@ result that arrives after that is dropped with the thread.
 
 Why not the sync ``InferenceClient``: it sends through huggingface_hub's shared session, so an
 in-flight request could only be abandoned (its thread waits for the server), never aborted.
-The synchronous steps inside ``text_to_image`` (the Hub look-ups that "auto" routing does) still
-run to their end before a cancel takes effect; they touch no per-run state.
+The synchronous steps inside ``text_to_image`` (the Hub look-ups of "auto" routing, and the
+provider helper that fetches the image by URL or polls, in a library thread) do use that shared
+session: ``bounded`` makes each of their requests and each chunk of a body check the call's
+cancel and its deadline (the call's ``timeout`` from its start), so a cancelled call sends no
+further request and reads no further chunk, and no read waits past the deadline.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +57,18 @@ class CallSpec:
 class InferenceCall:
     """Runs ``spec`` once; read ``image`` or ``error`` after ``finished`` is set."""
 
-    def __init__(self, spec: CallSpec, token: SecretStr | None, timeout: float) -> None:
+    def __init__(
+        self,
+        spec: CallSpec,
+        token: SecretStr | None,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.spec = spec
         self.timeout = timeout
+        self.clock = clock
+        """The clock of the call's deadline (``timeout`` after ``start``)."""
+        self.deadline = math.inf
         self.finished = threading.Event()
         self.image: PIL.Image.Image | None = None
         self.error: BaseException | None = None
@@ -72,6 +87,7 @@ class InferenceCall:
         )
 
     def start(self) -> InferenceCall:
+        self.deadline = self.clock() + self.timeout
         self._thread.start()
         return self
 
@@ -103,6 +119,11 @@ class InferenceCall:
             if self._cancelled:
                 return
             self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        from . import bounded
+
+        bounded.install()
+        # This task's context, and the library threads it starts (asyncio.to_thread copies it).
+        bounded.bound(bounded.Bound(lambda: self._cancelled, self.deadline, self.clock))
         token = resolve_token(self._code_token)
         self.token_used = token
         if token is None and self.spec.needs_token:

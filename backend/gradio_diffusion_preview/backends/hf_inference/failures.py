@@ -69,7 +69,15 @@ def _classify(error: BaseException, where: Where, wait_left: float) -> Retry | F
     )
     from PIL import UnidentifiedImageError
 
+    from .bounded import DeadlinePassed
+
     asked = f"'{where.model}' ({where.route})"
+    if isinstance(error, DeadlinePassed):  # raised inside the provider's code: not its failure
+        return Failed(
+            f"Hugging Face Inference did not finish {asked} within the run's time limit. Fix: "
+            "try again, or a faster model or fewer steps.",
+            "timeout",
+        )
     if isinstance(error, MissingToken):
         return Failed(
             f"No Hugging Face token is set, so Inference cannot run {asked}. Fix: {TOKEN_HELP}.",
