@@ -56,9 +56,9 @@ SERVED = {
 }
 SMALL = {"width": 256, "height": 256}
 SDXL_SMALL = {"width": 512, "height": 512}  # SDXL's own minimum
-STOP_BOUND = 3.0
-"""Stop ends a run in 3 to 50 ms here (five runs at load 20); the tests' bound leaves room
-for a loaded machine and is still far below the 30 s a stalled request would take."""
+STOP_BOUND = 60.0
+"""Only a bound on a hang: a stopped run is judged by order (it ended before the stalled
+server answered, or before the next try), never by how long it took (3 to 50 ms here)."""
 
 
 @pytest.fixture
@@ -231,15 +231,13 @@ def test_waits_share_one_budget_and_the_last_fails_with_retry_after(router):
 # --- Stop, the deadline, a dead router --------------------------------------------------------
 
 
-def test_stop_mid_request_ends_the_run_within_a_second_and_aborts_the_request(router):
-    router.script(SCHNELL, stall(30))
+def test_stop_mid_request_ends_the_run_before_the_server_answers_and_aborts_it(router):
+    router.script(SCHNELL, stall(600))  # answers only when released
     run_ = Background(backend_for(router), model=SCHNELL, **SMALL)
-    wait_until(lambda: router.posts())
-    time.sleep(0.2)  # the request is in flight, the server silent
-    stopped = time.monotonic()
+    wait_until(lambda: router.posts())  # the request is in flight, the server silent
     run_.control.cancel()
     run_.thread.join(STOP_BOUND)
-    assert run_.returned_at is not None and run_.returned_at - stopped < STOP_BOUND
+    assert run_.returned_at is not None, "the run ended while the server still stalled"
     assert [type(e) for e in run_.events] == [Started, Status], "a stopped run just stops"
     # The HTTP request itself was aborted (the server saw the client hang up) and the call's
     # thread ended: nothing is left waiting on the server.
@@ -250,15 +248,14 @@ def test_stop_mid_request_ends_the_run_within_a_second_and_aborts_the_request(ro
     assert [type(e) for e in run_.events] == [Started, Status]
 
 
-def test_stop_while_waiting_for_a_loading_model_ends_at_once(router):
-    router.script(SCHNELL, loading(4.0))
-    run_ = Background(backend_for(router), model=SCHNELL, **SMALL)
+def test_stop_while_waiting_for_a_loading_model_ends_before_the_next_try(router):
+    router.script(SCHNELL, loading(40.0))  # the next try would come 40 s later
+    run_ = Background(backend_for(router, max_wait=50.0), model=SCHNELL, **SMALL)
     wait_until(lambda: any(getattr(e, "phase", None) == "loading" for e in run_.events))
-    stopped = time.monotonic()
     run_.control.cancel()
     run_.thread.join(STOP_BOUND)
-    assert run_.returned_at is not None and run_.returned_at - stopped < STOP_BOUND
-    assert len(router.posts()) == 1
+    assert run_.returned_at is not None and len(router.posts()) == 1, "ended before a retry"
+    assert not any(isinstance(e, Failed) for e in run_.events), "a stopped run just stops"
 
 
 def test_the_deadline_is_kept_on_our_own_clock(router):
