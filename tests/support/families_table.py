@@ -159,26 +159,49 @@ MAPPING_NAMES = {
 """The family names used here, against diffusers' mapping names."""
 
 
+def defaults_cell(pipeline: str) -> str:
+    """The defaults a released model of this pipeline class gets (model_defaults.py), without
+    name rules (a turbo or schnell name changes them)."""
+    from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
+    from gradio_diffusion_preview.backends.diffusers.family_defaults import (
+        CALL_DEFAULTS,
+        STEPS_CHOSEN,
+    )
+
+    caps = DiffusersBackend.capabilities
+    row = CALL_DEFAULTS.get(pipeline)
+    if row is None:
+        return f"the backend's: {caps.default_steps}, {caps.default_guidance:g}, " + (
+            "{}x{}".format(*caps.default_size)
+        )
+    guidance = "takes none" if row.guidance is None else f"{row.guidance:g}"
+    steps = STEPS_CHOSEN.get(pipeline, row.steps)
+    return f"{steps}, {guidance}, {row.size}x{row.size}"
+
+
 def render_table() -> str:
     """The markdown table, between its markers."""
     lines = [
         BEGIN,
         "",
         "| family | pipeline | tiny config | preview colours (CPU) | finish early | "
-        "64x64 asked, made | kit |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "64x64 asked, made | defaults: steps, guidance, size | kit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in EXPECTED.items():
         config = row.config if row.config == "tiny.py" else f"`tests/pipelines/{row.config}`"
         made = f"{row.size_made[0]}x{row.size_made[1]}"
         lines.append(
             f"| {name} | `{row.pipeline}` | {config} | {row.preview} | {row.finish} | {made} | "
-            f"{'yes' if row.kit else ''} |"
+            f"{defaults_cell(row.pipeline)} | {'yes' if row.kit else ''} |"
         )
     lines += [
         "",
         f"Tiny configs from {CONFIG_SOURCE}'s pipeline tests (`get_dummy_components`), with "
-        "tokenizers built locally. Not run here, with the reason:",
+        "tokenizers built locally. Defaults: the pipeline's own `__call__` steps and guidance "
+        "(SDXL: 30 steps), its released size; a model's configs state its own size "
+        "(sample size x VAE scale), and Flux without a guidance embedding takes no guidance. "
+        "Not run here, with the reason:",
         "",
         "| diffusers name | why |",
         "| --- | --- |",
