@@ -89,6 +89,15 @@ EXPECTED: dict[str, Row] = {
     "cogview4": Row(
         "CogView4Pipeline", "cogview4/test_cogview4.py", "SDXL factors", PIPELINE, (64, 64)
     ),
+    "kandinsky3": Row(
+        "Kandinsky3Pipeline", "kandinsky3/test_kandinsky3.py", STANDARDISED, HERE, (64, 64)
+    ),
+    "hunyuan": Row(
+        "HunyuanDiTPipeline", "hunyuandit/test_hunyuan_dit.py", "SDXL factors", PIPELINE, (64, 64)
+    ),
+    "cogview3": Row(
+        "CogView3PlusPipeline", "cogview3/test_cogview3plus.py", "SDXL factors", PIPELINE, (64, 64)
+    ),
 }
 
 _REFUSED = "no `callback_on_step_end` in diffusers 0.42.1: the backend refuses it with that reason"
@@ -123,9 +132,6 @@ NOT_RUN: dict[str, str] = {
     "stable-diffusion-3-pag": "PAG variant of SD3: " + _NOT_YET,
     "sana-pag": "PAG variant of Sana: " + _NOT_YET,
     "hunyuan-pag": "PAG variant of HunyuanDiT: " + _NOT_YET,
-    "hunyuan": _NOT_YET,
-    "kandinsky3": _NOT_YET,
-    "cogview3": _NOT_YET,
     "glm_image": _NOT_YET,
     "helios": _NOT_YET,
     "helios-pyramid": _NOT_YET,
@@ -155,6 +161,9 @@ MAPPING_NAMES = {
     "lcm": "lcm",
     "lumina": "lumina",
     "cogview4": "cogview4",
+    "kandinsky3": "kandinsky3",
+    "hunyuan": "hunyuan",
+    "cogview3": "cogview3",
 }
 """The family names used here, against diffusers' mapping names."""
 

@@ -166,7 +166,7 @@ def family_of(pipe: Any) -> Family:
     """The latent family of a loaded diffusers pipeline, judged from its denoiser's structure
     and, for transformer pipelines, from its VAE: the family whose preview factors and tiny
     decoder fit its latents. ``other``: a latent format with no factors here (Qwen-Image's and
-    Sana's VAEs, ...), previewed from its own channels."""
+    Sana's VAEs, Kandinsky 3's movq, ...), previewed from its own channels."""
     transformer = getattr(pipe, "transformer", None)
     if transformer is not None:
         name = type(transformer).__name__
@@ -177,6 +177,8 @@ def family_of(pipe: Any) -> Family:
         return _family_of_vae(getattr(pipe, "vae", None))
     unet = getattr(pipe, "unet", None)
     vae = getattr(pipe, "vae", None)
+    if vae is None and getattr(pipe, "movq", None) is not None:
+        return "other"  # Kandinsky 3's VQ "movq" latents: no published factors
     if unet is None or vae is None or getattr(vae.config, "latent_channels", 4) != 4:
         return "unknown"
     if getattr(unet.config, "addition_embed_type", None) == "text_time":
@@ -203,7 +205,7 @@ def _family_of_vae(vae: Any) -> Family:
 
 
 def latent_channels_of(pipe: Any) -> int:
-    vae = getattr(pipe, "vae", None)
+    vae = getattr(pipe, "vae", None) or getattr(pipe, "movq", None)
     return int(getattr(getattr(vae, "config", None), "latent_channels", 4) or 4)
 
 
