@@ -98,6 +98,9 @@ EXPECTED: dict[str, Row] = {
     "cogview3": Row(
         "CogView3PlusPipeline", "cogview3/test_cogview3plus.py", "SDXL factors", PIPELINE, (64, 64)
     ),
+    "flux2-klein": Row(
+        "Flux2KleinPipeline", "flux2/test_pipeline_flux2_klein.py", STANDARDISED, PIPELINE, (64, 64)
+    ),
 }
 
 _REFUSED = "no `callback_on_step_end` in diffusers 0.42.1: the backend refuses it with that reason"
@@ -136,7 +139,6 @@ NOT_RUN: dict[str, str] = {
     "helios": _NOT_YET,
     "helios-pyramid": _NOT_YET,
     "flux2": _NOT_YET,
-    "flux2-klein": _NOT_YET,
     "ideogram4": _NOT_YET,
     "krea2": _NOT_YET,
     "nucleusmoe-image": _NOT_YET,
@@ -164,6 +166,7 @@ MAPPING_NAMES = {
     "kandinsky3": "kandinsky3",
     "hunyuan": "hunyuan",
     "cogview3": "cogview3",
+    "flux2-klein": "flux2-klein",
 }
 """The family names used here, against diffusers' mapping names."""
 

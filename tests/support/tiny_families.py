@@ -413,17 +413,12 @@ def _zimage(tmp: Path):
         vocab_size=151936,
         max_position_embeddings=512,
     )
-    tokenizer = byte_tokenizer(512, QWEN_SPECIALS)
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
     return ZImagePipeline(
         transformer=transformer,
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(),
         text_encoder=Qwen3Model(config).eval(),
-        tokenizer=tokenizer,
+        tokenizer=_chat_tokenizer(),
     )
 
 
@@ -801,6 +796,79 @@ def _cogview3plus(tmp: Path):
     )
 
 
+def _flux2_klein(tmp: Path):
+    """FLUX.2 [klein]: a Qwen3 causal LM whose hidden states 9, 18 and 27 are the prompt
+    embedding (the pipeline's default ``text_encoder_out_layers``), so 27 layers here where the
+    test has 2 and passes ``text_encoder_out_layers=(1,)``, which a plain run does not; and the
+    transformer's ``joint_attention_dim`` is those three layers' 3 x 16 = 48 (the test's 16 is
+    its one layer's)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=48,
+        timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4],
+        guidance_embeds=False,
+    )
+    config = Qwen3Config(
+        intermediate_size=16,
+        hidden_size=16,
+        num_hidden_layers=27,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    text_encoder = Qwen3ForCausalLM(config).eval()
+    torch.manual_seed(0)
+    vae = AutoencoderKLFlux2(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=1,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    return Flux2KleinPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=text_encoder,
+        tokenizer=_chat_tokenizer(),
+        transformer=transformer,
+        vae=vae,
+    )
+
+
+def _chat_tokenizer():
+    """The byte tokenizer with Qwen's special tokens and a minimal chat template (Z-Image and
+    FLUX.2 [klein] wrap the prompt in one)."""
+    tokenizer = byte_tokenizer(512, QWEN_SPECIALS)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    return tokenizer
+
+
 def _wan(tmp: Path):
     """A video pipeline (Wan 2.1), built to check the backend refuses it before the run."""
     import torch
@@ -929,6 +997,13 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/cogview3/test_cogview3plus.py",
             _cogview3plus,
             "071190daca865a4d04deac0e02cda5b8c5d6f6fa",
+        ),
+        Family(
+            "flux2-klein",
+            "Flux2KleinPipeline",
+            "tests/pipelines/flux2/test_pipeline_flux2_klein.py",
+            _flux2_klein,
+            "1165f9fcc2db94ed536c53ea7f9b0770cf838567",
         ),
     )
 }

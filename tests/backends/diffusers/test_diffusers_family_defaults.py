@@ -80,6 +80,20 @@ def test_flux_without_a_guidance_embedding_takes_no_guidance(tmp_path):
     assert resolve(dev_like).guidance == 3.5
 
 
+def test_a_step_distilled_flux2_klein_takes_no_guidance(tmp_path):
+    base = tmp_path / "base"
+    base.mkdir()
+    distilled = tmp_path / "distilled"
+    distilled.mkdir()
+    for folder, flag in ((base, False), (distilled, True)):
+        index = {"_class_name": "Flux2KleinPipeline", "is_distilled": flag}
+        (folder / "model_index.json").write_text(json.dumps(index))
+    assert resolve(str(base)).guidance == 4.0
+    assert resolve(str(distilled)).guidance is None
+    with pytest.raises(InvalidRequest, match="takes no guidance scale"):
+        resolve(str(distilled), guidance=4.0)
+
+
 def test_the_size_is_the_denoisers_sample_size_times_the_vaes_scale(tmp_path):
     four_blocks = {"block_out_channels": [128, 256, 512, 512]}
     lumina2 = model_folder(

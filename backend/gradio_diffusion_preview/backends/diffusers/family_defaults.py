@@ -10,7 +10,9 @@ cannot drift silently (tests/backends/diffusers/test_diffusers_family_defaults.p
 guidance-distilled transformer (``guidance_embeds``); the released checkpoints are not, and the
 pipeline logs that the value is ignored. Its classifier-free guidance is ``true_cfg_scale``,
 applied only with a negative prompt. So the run records no guidance for it, rather than a value
-the model never used. Flux with ``guidance_embeds`` false (FLUX.1-schnell) ignores it too.
+the model never used. Flux with ``guidance_embeds`` false (FLUX.1-schnell) ignores it too, and so
+does a step-distilled FLUX.2 [klein] (``is_distilled`` in its ``model_index.json``: the pipeline
+warns that guidance is ignored and runs without CFG).
 
 The native size is the pipeline's own default: the denoiser's ``sample_size`` times the VAE's
 scale factor, as the pipelines compute ``height = height or sample_size * vae_scale_factor``;
@@ -112,3 +114,8 @@ def guidance_distilled(read: Callable[[str], dict[str, Any] | None]) -> bool | N
     config = read("transformer/config.json")
     value = config.get("guidance_embeds") if config else None
     return value if isinstance(value, bool) else None
+
+
+def step_distilled(read: Callable[[str], dict[str, Any] | None]) -> bool:
+    """The pipeline config's ``is_distilled`` (FLUX.2 [klein]): True when it says so."""
+    return (read("model_index.json") or {}).get("is_distilled") is True

@@ -25,6 +25,7 @@ from .family_defaults import (
     STEPS_CHOSEN,
     guidance_distilled,
     native_size,
+    step_distilled,
 )
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ def _class_defaults(class_name: str, read) -> dict:
             fields["guidance"] = False
     elif class_name == "FluxPipeline" and distilled is False:
         fields["guidance"] = False  # FLUX.1-schnell: no guidance embedding, no CFG
+    elif step_distilled(read):
+        fields["guidance"] = False  # FLUX.2 [klein] distilled: guidance ignored
     else:
         fields["default_guidance"] = call.guidance
     if not call.negative_prompt:
