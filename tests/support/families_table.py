@@ -98,6 +98,9 @@ EXPECTED: dict[str, Row] = {
     "cogview3": Row(
         "CogView3PlusPipeline", "cogview3/test_cogview3plus.py", "SDXL factors", PIPELINE, (64, 64)
     ),
+    "sd-pag": Row(
+        "StableDiffusionPAGPipeline", "pag/test_pag_sd.py", "SD 1.x factors", PIPELINE, (64, 64)
+    ),
     "flux2-klein": Row(
         "Flux2KleinPipeline", "flux2/test_pipeline_flux2_klein.py", STANDARDISED, PIPELINE, (64, 64)
     ),
@@ -130,7 +133,6 @@ NOT_RUN: dict[str, str] = {
     "kandinsky22": _TWO_STAGE,
     "wuerstchen": _TWO_STAGE,
     "cascade": _TWO_STAGE,
-    "stable-diffusion-pag": "PAG variant of SD 1.x: " + _NOT_YET,
     "stable-diffusion-xl-pag": "PAG variant of SDXL: " + _NOT_YET,
     "stable-diffusion-3-pag": (
         "PAG variant of SD3: its tiny config (`tests/pipelines/pag/test_pag_sd3.py`) ran the "
@@ -171,6 +173,7 @@ MAPPING_NAMES = {
     "hunyuan": "hunyuan",
     "cogview3": "cogview3",
     "flux2-klein": "flux2-klein",
+    "sd-pag": "stable-diffusion-pag",
 }
 """The family names used here, against diffusers' mapping names."""
 

@@ -869,6 +869,69 @@ def _chat_tokenizer():
     return tokenizer
 
 
+def _sd_pag(tmp: Path):
+    """SD 1.x with perturbed-attention guidance (PAG on the mid block, the pipeline's default)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPAGPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8),
+        layers_per_block=2,
+        sample_size=32,
+        time_cond_proj_dim=None,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=8,
+        norm_num_groups=2,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=2,
+    )
+    torch.manual_seed(0)
+    config = _clip_config(
+        hidden_size=8,
+        intermediate_size=16,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        hidden_act="quick_gelu",
+        projection_dim=512,
+    )
+    return StableDiffusionPAGPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(config).eval(),
+        tokenizer=_clip_tokenizer(tmp / "clip"),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
 def _wan(tmp: Path):
     """A video pipeline (Wan 2.1), built to check the backend refuses it before the run."""
     import torch
@@ -997,6 +1060,13 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/cogview3/test_cogview3plus.py",
             _cogview3plus,
             "071190daca865a4d04deac0e02cda5b8c5d6f6fa",
+        ),
+        Family(
+            "sd-pag",
+            "StableDiffusionPAGPipeline",
+            "tests/pipelines/pag/test_pag_sd.py",
+            _sd_pag,
+            "013f555075f8f500e6289568fee34651dd7fa772",
         ),
         Family(
             "flux2-klein",
