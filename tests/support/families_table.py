@@ -101,6 +101,9 @@ EXPECTED: dict[str, Row] = {
     "sd-pag": Row(
         "StableDiffusionPAGPipeline", "pag/test_pag_sd.py", "SD 1.x factors", PIPELINE, (64, 64)
     ),
+    "hunyuan-pag": Row(
+        "HunyuanDiTPAGPipeline", "pag/test_pag_hunyuan_dit.py", "SDXL factors", PIPELINE, (64, 64)
+    ),
     "flux2-klein": Row(
         "Flux2KleinPipeline", "flux2/test_pipeline_flux2_klein.py", STANDARDISED, PIPELINE, (64, 64)
     ),
@@ -140,7 +143,6 @@ NOT_RUN: dict[str, str] = {
         "4096 tokens at 64 px); left out of the suite"
     ),
     "sana-pag": "PAG variant of Sana: " + _NOT_YET,
-    "hunyuan-pag": "PAG variant of HunyuanDiT: " + _NOT_YET,
     "glm_image": _NOT_YET,
     "helios": _NOT_YET,
     "helios-pyramid": _NOT_YET,
@@ -174,6 +176,7 @@ MAPPING_NAMES = {
     "cogview3": "cogview3",
     "flux2-klein": "flux2-klein",
     "sd-pag": "stable-diffusion-pag",
+    "hunyuan-pag": "hunyuan-pag",
 }
 """The family names used here, against diffusers' mapping names."""
 

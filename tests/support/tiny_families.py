@@ -30,6 +30,7 @@ The families diffusers' auto text-to-image mapping has but that are not built he
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -709,9 +710,17 @@ def _kandinsky3(tmp: Path):
     )
 
 
-def _hunyuandit(tmp: Path):
+def _hunyuandit(tmp: Path, pag: bool = False):
+    """HunyuanDiT; with ``pag``, HunyuanDiTPAGPipeline from test_pag_hunyuan_dit.py (the same
+    components, PAG on block 1)."""
     import torch
-    from diffusers import AutoencoderKL, DDPMScheduler, HunyuanDiT2DModel, HunyuanDiTPipeline
+    from diffusers import (
+        AutoencoderKL,
+        DDPMScheduler,
+        HunyuanDiT2DModel,
+        HunyuanDiTPAGPipeline,
+        HunyuanDiTPipeline,
+    )
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
@@ -739,7 +748,9 @@ def _hunyuandit(tmp: Path):
     )
     tokenizer = byte_tokenizer()
     bert = BertConfig(**TINY_BERT, vocab_size=max(TINY_BERT_VOCAB, len(tokenizer)))
-    return HunyuanDiTPipeline(
+    # PAG on block 1: the test's pag_applied_layers=[1] is refused by 0.42.1 (not a string);
+    # the pipeline's default "blocks.1" is that block.
+    return (HunyuanDiTPAGPipeline if pag else HunyuanDiTPipeline)(
         transformer=transformer.eval(),
         vae=vae.eval(),
         scheduler=DDPMScheduler(),
@@ -1067,6 +1078,13 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/pag/test_pag_sd.py",
             _sd_pag,
             "013f555075f8f500e6289568fee34651dd7fa772",
+        ),
+        Family(
+            "hunyuan-pag",
+            "HunyuanDiTPAGPipeline",
+            "tests/pipelines/pag/test_pag_hunyuan_dit.py",
+            functools.partial(_hunyuandit, pag=True),
+            "21af0a7a68d3dcf6a150adcdfe6747dfffa232be",
         ),
         Family(
             "flux2-klein",
