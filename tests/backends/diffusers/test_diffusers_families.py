@@ -206,6 +206,7 @@ def test_a_family_row_says_what_its_pipeline_is(model):
         "sdxl": "SDXL factors",
         "sd3": "SD3 factors",
         "flux": "Flux factors",
+        "qwenimage": "Qwen-Image factors",
     }
     seen = colours.get(previewer.family) if previewer._weight is not None else STANDARDISED
     assert seen == row.preview
