@@ -222,7 +222,9 @@ def render_table() -> str:
         f"Tiny configs from {CONFIG_SOURCE}'s pipeline tests (`get_dummy_components`), with "
         "tokenizers built locally. Defaults: the pipeline's own `__call__` steps and guidance "
         "(SDXL: 30 steps), its released size; a model's configs state its own size "
-        "(sample size x VAE scale), and Flux without a guidance embedding takes no guidance. "
+        "(sample size x VAE scale). No guidance where the pipeline ignores it: Qwen-Image "
+        "(not guidance-distilled), Flux without a guidance embedding, a step-distilled "
+        "FLUX.2 [klein]. "
         "Not run here, with the reason:",
         "",
         "| diffusers name | why |",
