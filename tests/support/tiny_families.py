@@ -3,8 +3,9 @@ offline from the configs diffusers' own tests use, saved, and loaded back like a
 
 Source of every config: the ``get_dummy_components()`` of each pipeline's test file in
 huggingface/diffusers at commit 58eb52c0803ea9af3abec60841c2a093bdf1f951 (``SOURCE`` below;
-the path of each test file is in ``FAMILIES``). The denoisers and VAEs are those configs as
-written. What differs, and why:
+the path of each test file is in ``FAMILIES``), except where a family names another commit (the
+version of that test file that could be read here: Kandinsky 3, HunyuanDiT, CogView3-Plus). The
+denoisers and VAEs are those configs as written. What differs, and why:
 
 - Tokenizers: diffusers' tests download them (``hf-internal-testing/tiny-random-clip``,
   ``tiny-random-t5``, ``dummy-gemma``, ``tiny-random-Qwen2VLForConditionalGeneration``), which
@@ -15,8 +16,13 @@ written. What differs, and why:
   "hf-internal-testing/tiny-random-t5")``, ``UMT5EncoderModel.from_pretrained(...)``) are built
   from an equivalent tiny config (``TINY_T5``); every text encoder's ``vocab_size`` is raised to
   at least the local tokenizer's size where the test's is smaller (Sana's Gemma2 has 8).
-- Lumina2's and Lumina's VAEs have four blocks (8x downsampling) instead of the test's one:
-  the pipeline assumes 8x, so with the test's VAE a 64 px request makes an 8 px image.
+- Lumina2's, Lumina's and HunyuanDiT's VAEs have four blocks (8x downsampling) instead of the
+  test's one, and Kandinsky 3's movq four instead of two: those pipelines assume 8x, so with the
+  test's VAE a 64 px request makes an 8 px image (Kandinsky 3: 16 px; HunyuanDiT fails, its
+  rotary grid computed for 8x).
+- HunyuanDiT's BERT encoder (``hf-internal-testing/tiny-random-BertModel``) is built from its
+  config reproduced (``TINY_BERT``).
+- CogView3-Plus's ``pos_embed_max_size`` is 16 instead of 8: 8 patches allow at most 32 px.
 
 The families diffusers' auto text-to-image mapping has but that are not built here are listed in
 ``NOT_BUILT`` with the reason; the tests skip them with it, and the docs table says so.
@@ -24,6 +30,7 @@ The families diffusers' auto text-to-image mapping has but that are not built he
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -50,6 +57,18 @@ TINY_T5 = dict(
     decoder_start_token_id=0,
     dropout_rate=0.0,
 )
+
+# hf-internal-testing/tiny-random-BertModel's config, reproduced (HunyuanDiT's first encoder).
+TINY_BERT = dict(
+    hidden_size=32,
+    num_hidden_layers=5,
+    num_attention_heads=4,
+    intermediate_size=37,
+    hidden_act="gelu",
+    max_position_embeddings=512,
+    type_vocab_size=16,
+)
+TINY_BERT_VOCAB = 1124
 
 BYTE_ORDER_SPECIALS = ("<pad>", "</s>", "<unk>", "<s>")
 QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -395,17 +414,12 @@ def _zimage(tmp: Path):
         vocab_size=151936,
         max_position_embeddings=512,
     )
-    tokenizer = byte_tokenizer(512, QWEN_SPECIALS)
-    tokenizer.chat_template = (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
     return ZImagePipeline(
         transformer=transformer,
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(),
         text_encoder=Qwen3Model(config).eval(),
-        tokenizer=tokenizer,
+        tokenizer=_chat_tokenizer(),
     )
 
 
@@ -644,6 +658,291 @@ def _cogview4(tmp: Path):
     )
 
 
+def _kandinsky3(tmp: Path):
+    """Kandinsky 3: a VQ "movq" decoder instead of a VAE, a DDPM scheduler, and a denoising loop
+    that ignores ``_interrupt`` (finish early is the backend's)."""
+    import torch
+    from diffusers import DDPMScheduler, Kandinsky3Pipeline, Kandinsky3UNet, VQModel
+
+    torch.manual_seed(0)
+    unet = Kandinsky3UNet(
+        in_channels=4,
+        time_embedding_dim=4,
+        groups=2,
+        attention_head_dim=4,
+        layers_per_block=3,
+        block_out_channels=(32, 64),
+        cross_attention_dim=4,
+        encoder_hid_dim=32,
+    )
+    scheduler = DDPMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        steps_offset=1,
+        beta_schedule="squaredcos_cap_v2",
+        clip_sample=True,
+        thresholding=False,
+    )
+    torch.manual_seed(0)
+    # The test's movq has two blocks (2x); the pipeline assumes 8x (downscale_height_and_width),
+    # so a 64 px request made 16 px: four blocks here, the first two as the test's.
+    movq = VQModel(
+        block_out_channels=[32, 64, 64, 64],
+        down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"]
+        + ["DownEncoderBlock2D"] * 2,
+        in_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        norm_type="spatial",
+        num_vq_embeddings=12,
+        out_channels=3,
+        up_block_types=["UpDecoderBlock2D"] * 2 + ["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+        vq_embed_dim=4,
+    )
+    torch.manual_seed(0)
+    return Kandinsky3Pipeline(
+        unet=unet,
+        scheduler=scheduler,
+        movq=movq,
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+    )
+
+
+def _hunyuandit(tmp: Path, pag: bool = False):
+    """HunyuanDiT; with ``pag``, HunyuanDiTPAGPipeline from test_pag_hunyuan_dit.py (the same
+    components, PAG on block 1)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDPMScheduler,
+        HunyuanDiT2DModel,
+        HunyuanDiTPAGPipeline,
+        HunyuanDiTPipeline,
+    )
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    transformer = HunyuanDiT2DModel(
+        sample_size=16,
+        num_layers=2,
+        patch_size=2,
+        attention_head_dim=8,
+        num_attention_heads=3,
+        in_channels=4,
+        cross_attention_dim=32,
+        cross_attention_dim_t5=32,
+        pooled_projection_dim=16,
+        hidden_size=24,
+        activation_fn="gelu-approximate",
+    )
+    torch.manual_seed(0)
+    # The test's AutoencoderKL() has one block; the pipeline's rotary grid assumes 8x
+    # (height // 8 // patch_size): four blocks here, as for Lumina.
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=8,
+    )
+    tokenizer = byte_tokenizer()
+    bert = BertConfig(**TINY_BERT, vocab_size=max(TINY_BERT_VOCAB, len(tokenizer)))
+    # PAG on block 1: the test's pag_applied_layers=[1] is refused by 0.42.1 (not a string);
+    # the pipeline's default "blocks.1" is that block.
+    return (HunyuanDiTPAGPipeline if pag else HunyuanDiTPipeline)(
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=DDPMScheduler(),
+        text_encoder=BertModel(bert).eval(),
+        tokenizer=tokenizer,
+        text_encoder_2=_t5_encoder(),
+        tokenizer_2=byte_tokenizer(256),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def _cogview3plus(tmp: Path):
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        CogVideoXDDIMScheduler,
+        CogView3PlusPipeline,
+        CogView3PlusTransformer2DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = CogView3PlusTransformer2DModel(
+        patch_size=2,
+        in_channels=4,
+        num_layers=1,
+        attention_head_dim=4,
+        num_attention_heads=2,
+        out_channels=4,
+        text_embed_dim=32,
+        time_embed_dim=8,
+        condition_dim=2,
+        pos_embed_max_size=16,  # the test's 8 patches make at most 32 px; 64 px needs 16
+        sample_size=8,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        sample_size=128,
+    )
+    torch.manual_seed(0)
+    return CogView3PlusPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=CogVideoXDDIMScheduler(),
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+    )
+
+
+def _flux2_klein(tmp: Path):
+    """FLUX.2 [klein]: a Qwen3 causal LM whose hidden states 9, 18 and 27 are the prompt
+    embedding (the pipeline's default ``text_encoder_out_layers``), so 27 layers here where the
+    test has 2 and passes ``text_encoder_out_layers=(1,)``, which a plain run does not; and the
+    transformer's ``joint_attention_dim`` is those three layers' 3 x 16 = 48 (the test's 16 is
+    its one layer's)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=48,
+        timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4],
+        guidance_embeds=False,
+    )
+    config = Qwen3Config(
+        intermediate_size=16,
+        hidden_size=16,
+        num_hidden_layers=27,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=512,
+    )
+    torch.manual_seed(0)
+    text_encoder = Qwen3ForCausalLM(config).eval()
+    torch.manual_seed(0)
+    vae = AutoencoderKLFlux2(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=1,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    return Flux2KleinPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=text_encoder,
+        tokenizer=_chat_tokenizer(),
+        transformer=transformer,
+        vae=vae,
+    )
+
+
+def _chat_tokenizer():
+    """The byte tokenizer with Qwen's special tokens and a minimal chat template (Z-Image and
+    FLUX.2 [klein] wrap the prompt in one)."""
+    tokenizer = byte_tokenizer(512, QWEN_SPECIALS)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    return tokenizer
+
+
+def _sd_pag(tmp: Path):
+    """SD 1.x with perturbed-attention guidance (PAG on the mid block, the pipeline's default)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPAGPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8),
+        layers_per_block=2,
+        sample_size=32,
+        time_cond_proj_dim=None,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=8,
+        norm_num_groups=2,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        norm_num_groups=2,
+    )
+    torch.manual_seed(0)
+    config = _clip_config(
+        hidden_size=8,
+        intermediate_size=16,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        hidden_act="quick_gelu",
+        projection_dim=512,
+    )
+    return StableDiffusionPAGPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(config).eval(),
+        tokenizer=_clip_tokenizer(tmp / "clip"),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
 def _wan(tmp: Path):
     """A video pipeline (Wan 2.1), built to check the backend refuses it before the run."""
     import torch
@@ -695,6 +994,16 @@ class Family:
     pipeline: str
     test_file: str
     build: Callable[[Path], Any]
+    commit: str | None = None  # the diffusers commit read, where not SOURCE's
+
+    @property
+    def source(self) -> str:
+        repo = SOURCE.split("@")[0]
+        return (
+            f"{repo}@{self.commit}:{self.test_file}"
+            if self.commit
+            else f"{SOURCE}:{self.test_file}"
+        )
 
 
 FAMILIES: dict[str, Family] = {
@@ -742,6 +1051,48 @@ FAMILIES: dict[str, Family] = {
         Family(
             "cogview4", "CogView4Pipeline", "tests/pipelines/cogview4/test_cogview4.py", _cogview4
         ),
+        Family(
+            "kandinsky3",
+            "Kandinsky3Pipeline",
+            "tests/pipelines/kandinsky3/test_kandinsky3.py",
+            _kandinsky3,
+            "084c959bdf572e3f77b19004ff11c35cc6df1e26",
+        ),
+        Family(
+            "hunyuan",
+            "HunyuanDiTPipeline",
+            "tests/pipelines/hunyuandit/test_hunyuan_dit.py",
+            _hunyuandit,
+            "03af56544379038b5cdabac7bf16bf4dd60b3c19",
+        ),
+        Family(
+            "cogview3",
+            "CogView3PlusPipeline",
+            "tests/pipelines/cogview3/test_cogview3plus.py",
+            _cogview3plus,
+            "071190daca865a4d04deac0e02cda5b8c5d6f6fa",
+        ),
+        Family(
+            "sd-pag",
+            "StableDiffusionPAGPipeline",
+            "tests/pipelines/pag/test_pag_sd.py",
+            _sd_pag,
+            "013f555075f8f500e6289568fee34651dd7fa772",
+        ),
+        Family(
+            "hunyuan-pag",
+            "HunyuanDiTPAGPipeline",
+            "tests/pipelines/pag/test_pag_hunyuan_dit.py",
+            functools.partial(_hunyuandit, pag=True),
+            "21af0a7a68d3dcf6a150adcdfe6747dfffa232be",
+        ),
+        Family(
+            "flux2-klein",
+            "Flux2KleinPipeline",
+            "tests/pipelines/flux2/test_pipeline_flux2_klein.py",
+            _flux2_klein,
+            "1165f9fcc2db94ed536c53ea7f9b0770cf838567",
+        ),
     )
 }
 
@@ -771,7 +1122,7 @@ def build_family(name: str, folder: Path) -> Path:
         pipe = family.build(staging / "tokenizer-src")
         shutil.rmtree(staging / "tokenizer-src", ignore_errors=True)
         pipe.save_pretrained(staging)
-        stamp = {"family": name, "version": BUILD_VERSION, "source": f"{SOURCE}:{family.test_file}"}
+        stamp = {"family": name, "version": BUILD_VERSION, "source": family.source}
         (staging / "tiny_family.json").write_text(json.dumps(stamp))
         try:
             os.replace(staging, folder)

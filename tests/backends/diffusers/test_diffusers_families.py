@@ -206,6 +206,7 @@ def test_a_family_row_says_what_its_pipeline_is(model):
         "sdxl": "SDXL factors",
         "sd3": "SD3 factors",
         "flux": "Flux factors",
+        "qwenimage": "Qwen-Image factors",
     }
     seen = colours.get(previewer.family) if previewer._weight is not None else STANDARDISED
     assert seen == row.preview
@@ -230,3 +231,15 @@ def test_a_video_pipeline_is_refused_before_the_run(backend, tiny_models_lazy):
     assert "WanPipeline, a video pipeline" in final.message
     assert "Use a text-to-image model" in final.message
     assert iterations.count == 0
+
+
+@pytest.mark.parametrize("model", [family("qwenimage")], indirect=True)
+def test_qwen_image_records_no_guidance_it_ignores(backend, model):
+    """Qwen-Image's guidance_scale goes nowhere (not guidance-distilled): the run's settings and
+    the PNG's parameters say no guidance, not the 7.5 the pipeline logged as ignored."""
+    from gradio_diffusion_preview.generation_info import infotext
+
+    final = list(run(backend, model))[-1]
+    assert final.status == "done", final.message
+    assert final.params.guidance is None
+    assert "CFG scale" not in infotext(final.params)

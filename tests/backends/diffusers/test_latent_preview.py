@@ -20,7 +20,7 @@ from gradio_diffusion_preview.backends.diffusers.latent_preview import (
     unpack_flux_latents,
 )
 
-CHANNELS = {"sd1": 4, "sdxl": 4, "sd3": 16, "flux": 16}
+CHANNELS = {"sd1": 4, "sdxl": 4, "sd3": 16, "flux": 16, "qwenimage": 16}
 
 
 def latent_of_colour(family: str, rgb: tuple[float, float, float], h: int = 8, w: int = 8):
@@ -36,7 +36,7 @@ def hue(pixel: np.ndarray) -> float:
     return colorsys.rgb_to_hsv(*(pixel / 255.0))[0] * 360
 
 
-@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux"])
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux", "qwenimage"])
 def test_each_family_has_a_factor_row_per_latent_channel(family):
     factors, bias = RGB_FACTORS[family]
     assert len(factors) == CHANNELS[family]
@@ -58,7 +58,7 @@ def test_preview_is_a_uint8_rgb_array_at_latent_resolution(family):
     assert array.flags["C_CONTIGUOUS"]
 
 
-@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux"])
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux", "qwenimage"])
 @pytest.mark.parametrize(
     ("colour", "expected_hue"),
     [
@@ -208,3 +208,25 @@ def test_the_device_path_of_the_fused_projection_matches_numpys():
     weight, bias = previewer._on_uint8[latent.device]
     on_device = fused_uint8(weight, bias, latent.reshape(4, -1), 8, 12).contiguous().numpy()
     assert np.array_equal(on_device, on_cpu)
+
+
+def test_qwen_image_vae_previews_with_its_wan21_factors():
+    """Qwen-Image's VAE (Wan 2.1's, 16 channels) is told by its class and gets
+    stable-diffusion.cpp's Wan 2.1 factors, not the standardised channels of "other"."""
+    from types import SimpleNamespace
+
+    from diffusers import AutoencoderKLQwenImage
+
+    from gradio_diffusion_preview.backends.diffusers.latent_preview import (
+        family_of,
+        latent_channels_of,
+    )
+
+    vae = AutoencoderKLQwenImage(
+        base_dim=8, z_dim=16, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[False]
+    )
+    pipe = SimpleNamespace(transformer=object(), vae=vae)
+    assert (family_of(pipe), latent_channels_of(pipe)) == ("qwenimage", 16)
+    previewer = LatentRGBPreviewer(family_of(pipe), latent_channels_of(pipe))
+    weight = torch.tensor(RGB_FACTORS["qwenimage"][0])
+    assert torch.equal(previewer._weight, weight)

@@ -6,7 +6,8 @@ decode them. Some do not (diffusers 0.42.1: Lumina, Lumina2, AuraFlow, Kandinsky
 PRX...): they would run to their last step while the callback kept replacing the latents. On
 those the callback raises instead, leaving the loop at once, and the run decodes the estimate
 here exactly as the pipeline's own end does: ``latents / scaling_factor`` (``+ shift_factor``
-where the pipeline adds it), the VAE's decode, and the pipeline's image post-processing.
+where the pipeline adds it), the VAE's decode, and the pipeline's image post-processing; for
+Kandinsky 3, its movq's decode of the unscaled latents and its own conversion to images.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def honours_interrupt(pipe: Any) -> bool:
 
 
 def _decodable(pipe: Any) -> bool:
+    if _movq(pipe) is not None:
+        return True
     vae = getattr(pipe, "vae", None)
     return (
         vae is not None
@@ -48,6 +51,9 @@ def _decodable(pipe: Any) -> bool:
 def decode_latents(pipe: Any, latents: torch.Tensor) -> list:
     """The final PIL images from ``latents`` (the denoiser's space), as the pipeline's end
     makes them."""
+    movq = _movq(pipe)
+    if movq is not None:
+        return _decode_movq(pipe, movq, latents)
     vae = pipe.vae
     config = vae.config
     latents = latents.to(vae.dtype) / config.scaling_factor
@@ -57,3 +63,20 @@ def decode_latents(pipe: Any, latents: torch.Tensor) -> list:
     with torch.inference_mode():
         image = vae.decode(latents, return_dict=False)[0]
     return pipe.image_processor.postprocess(image, output_type="pil")
+
+
+def _movq(pipe: Any) -> Any:
+    """Kandinsky 3's VQ decoder ("movq"), where the pipeline has one instead of a VAE."""
+    movq = getattr(pipe, "movq", None)
+    if getattr(pipe, "vae", None) is None and movq is not None and hasattr(movq, "decode"):
+        return movq
+    return None
+
+
+def _decode_movq(pipe: Any, movq: Any, latents: torch.Tensor) -> list:
+    """As Kandinsky3Pipeline's end: the movq decodes the latents unscaled and unquantised,
+    then [-1, 1] becomes [0, 1] and PIL images."""
+    with torch.inference_mode():
+        image = movq.decode(latents.to(movq.dtype), force_not_quantize=True)["sample"]
+    image = (image * 0.5 + 0.5).clamp(0, 1).cpu().permute(0, 2, 3, 1).float().numpy()
+    return pipe.numpy_to_pil(image)

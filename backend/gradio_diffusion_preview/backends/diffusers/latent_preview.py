@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-Family = Literal["sd1", "sdxl", "sd3", "flux", "other", "unknown"]
+Family = Literal["sd1", "sdxl", "sd3", "flux", "qwenimage", "other", "unknown"]
 Factors = tuple[list[list[float]], list[float] | None]
 FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 
@@ -53,6 +53,12 @@ FAMILIES: tuple[Family, ...] = ("sd1", "sdxl", "sd3", "flux")
 # - sd3: ComfyUI, comfy/latent_formats.py class SD3 (GPL-3.0 project), at
 #   https://github.com/Comfy-Org/ComfyUI/blob/75399d78ddcc01f46f9b94521b29f1fe8a90ed53/comfy/latent_formats.py
 #   the only source found with these numbers (stable-diffusion.cpp's SD3 matrix is another fit).
+# - qwenimage: stable-diffusion.cpp, latent-preview.h wan_21_latent_rgb_proj and _bias, MIT, at
+#   https://github.com/leejet/stable-diffusion.cpp/blob/40c324bf92cb9837c2cea8e7cbfe3f71f7726c39/latent-preview.h
+#   which stable-diffusion.cpp applies to Qwen-Image's latents: its VAE is Wan 2.1's (16 channels,
+#   normalised by its latents_mean/std as the denoiser sees them).
+# - Sana's DC-AE (32 channels) and Kandinsky 3's movq: no published factors found; previewed from
+#   their own channels, standardised.
 # SD 1.x/2.x share one VAE, so SD 2.x uses the SD 1.x factors.
 RGB_FACTORS: dict[Family, Factors] = {
     # stable-diffusion.cpp sd_latent_rgb_proj (= ComfyUI SD15.latent_rgb_factors; no bias).
@@ -122,6 +128,30 @@ RGB_FACTORS: dict[Family, Factors] = {
     ),
 }
 
+RGB_FACTORS["qwenimage"] = (
+    # stable-diffusion.cpp wan_21_latent_rgb_proj and wan_21_latent_rgb_bias (16 channels,
+    # applied after unpacking Qwen-Image's 2x2 patch tokens, as Flux's).
+    [
+        [0.015123, -0.148418, 0.479828],
+        [0.003652, -0.010680, -0.037142],
+        [0.212264, 0.063033, 0.016779],
+        [0.232999, 0.406476, 0.220125],
+        [-0.051864, -0.082384, -0.069396],
+        [0.085005, -0.161492, 0.010689],
+        [-0.245369, -0.506846, -0.117010],
+        [-0.151145, 0.017721, 0.007207],
+        [-0.293239, -0.207936, -0.421135],
+        [-0.187721, 0.050783, 0.177649],
+        [-0.013067, 0.265964, 0.166578],
+        [0.028327, 0.109329, 0.108642],
+        [-0.205343, 0.043991, 0.148914],
+        [0.014307, -0.048647, -0.007219],
+        [0.217150, 0.053074, 0.319923],
+        [0.155357, 0.083156, 0.064780],
+    ],
+    [-0.270270, -0.234976, -0.456853],
+)
+
 MODEL_FACTORS_FILE = "latent_rgb.json"
 
 # Tiny decoders by family (Hugging Face repo ids of madebyollin's TAESD family, in diffusers form).
@@ -165,8 +195,9 @@ _SD3_VAE = (1.5305, 0.0609)
 def family_of(pipe: Any) -> Family:
     """The latent family of a loaded diffusers pipeline, judged from its denoiser's structure
     and, for transformer pipelines, from its VAE: the family whose preview factors and tiny
-    decoder fit its latents. ``other``: a latent format with no factors here (Qwen-Image's and
-    Sana's VAEs, ...), previewed from its own channels."""
+    decoder fit its latents; ``qwenimage`` for Qwen-Image's (Wan 2.1's) VAE. ``other``: a latent
+    format with no factors here (Sana's DC-AE, Kandinsky 3's movq, ...), previewed from its own
+    channels."""
     transformer = getattr(pipe, "transformer", None)
     if transformer is not None:
         name = type(transformer).__name__
@@ -177,6 +208,8 @@ def family_of(pipe: Any) -> Family:
         return _family_of_vae(getattr(pipe, "vae", None))
     unet = getattr(pipe, "unet", None)
     vae = getattr(pipe, "vae", None)
+    if vae is None and getattr(pipe, "movq", None) is not None:
+        return "other"  # Kandinsky 3's VQ "movq" latents: no published factors
     if unet is None or vae is None or getattr(vae.config, "latent_channels", 4) != 4:
         return "unknown"
     if getattr(unet.config, "addition_embed_type", None) == "text_time":
@@ -185,6 +218,8 @@ def family_of(pipe: Any) -> Family:
 
 
 def _family_of_vae(vae: Any) -> Family:
+    if vae is not None and type(vae).__name__ == "AutoencoderKLQwenImage":
+        return "qwenimage"  # Wan 2.1's VAE; a test config's fewer channels fall back later
     if vae is None or type(vae).__name__ != "AutoencoderKL":
         return "other"
     config = vae.config
@@ -203,8 +238,10 @@ def _family_of_vae(vae: Any) -> Family:
 
 
 def latent_channels_of(pipe: Any) -> int:
-    vae = getattr(pipe, "vae", None)
-    return int(getattr(getattr(vae, "config", None), "latent_channels", 4) or 4)
+    vae = getattr(pipe, "vae", None) or getattr(pipe, "movq", None)
+    config = getattr(vae, "config", None)
+    # z_dim: the Qwen-Image (Wan) VAE's name for it
+    return int(getattr(config, "latent_channels", None) or getattr(config, "z_dim", None) or 4)
 
 
 def unpack_flux_latents(latents: torch.Tensor, latent_h: int, latent_w: int) -> torch.Tensor:
