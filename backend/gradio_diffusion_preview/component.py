@@ -428,7 +428,7 @@ def _checked_buttons(buttons: Sequence[str] | None) -> list[str]:
     if wrong:
         raise ValueError(
             f"DiffusionPreview: buttons {wrong!r} are not offered; choose from "
-            f"{', '.join(BUTTONS)} (\"share\" and gr.Button instances are not supported)."
+            f'{", ".join(BUTTONS)} ("share" and gr.Button instances are not supported).'
         )
     return list(buttons)
 

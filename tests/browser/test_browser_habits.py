@@ -115,4 +115,3 @@ def test_interactive_false_is_display_only(open_page, serve):
     assert page.get_by_role("button", name="Reuse").count() == 0
     assert page.get_by_test_id("download-link").count() == 1  # still an output to view
     assert not page.errors
-
