@@ -79,14 +79,21 @@ def test_clear_empties_the_component_and_fires_clear_once(open_page, serve):
     with app:
         cleared = gr.Number(0, label="cleared")
         preview_of(app).clear(lambda n: n + 1, cleared, cleared)
+        read = gr.Button("Read the value")
+        seen = gr.Textbox(label="Seen")
+        read.click(lambda value: value.status if value else "None", preview_of(app), seen)
     page = open_page(serve(app))
     assert page.get_by_test_id("clear-button").count() == 0  # nothing to clear yet
     finish_a_run(page)
+    page.get_by_role("button", name="Read the value").click()
+    expect(page.get_by_label("Seen")).to_have_value("done", timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Clear", exact=True).click()
     wait_view(page, "idle")
     expect(page.get_by_label("cleared")).to_have_value("1", timeout=TIMEOUT_MS)
     assert page.get_by_test_id("final-image").count() == 0
     assert page.get_by_test_id("clear-button").count() == 0
+    page.get_by_role("button", name="Read the value").click()  # as an input: empty
+    expect(page.get_by_label("Seen")).to_have_value("None", timeout=TIMEOUT_MS)
     finish_a_run(page)  # the component works as before after a clear
     assert page.get_by_label("cleared").input_value() == "1"
     assert not page.errors
