@@ -36,6 +36,8 @@ ACCEPTED = (
 INPUT_TYPES = ("state", "pil", "numpy", "filepath")
 """What a handler may receive from the component as an input (its ``type``)."""
 WIRE_ROUNDING = {"elapsed": 3, "eta": 3, "steps_per_second": 3}
+BUTTONS = ("download", "fullscreen")
+"""The buttons a final image may show (``buttons``): gr.Image's, less "share"."""
 
 
 class ReuseData(EventData):
@@ -76,6 +78,8 @@ class DiffusionPreview(Component):
 
     EVENTS = [
         Events.change,
+        Events.select,
+        Events.clear,
         EventListener("stop", doc="Triggered when the user clicks the Stop button of a run."),
         EventListener(
             "finish", doc="Triggered when the user asks a run to finish with its current preview."
@@ -107,6 +111,8 @@ class DiffusionPreview(Component):
         height: int | str | None = None,
         width: int | str | None = None,
         columns: int | None = None,
+        buttons: Sequence[Literal["download", "fullscreen"]] | None = None,
+        placeholder: str | None = None,
         show_stop_button: bool = True,
         show_finish_button: bool = True,
         final_format: str = "png",
@@ -138,6 +144,13 @@ class DiffusionPreview(Component):
                 generation info go below it, so the images keep their size when they appear.
             width: width of the component (pixels or CSS size), like gr.Image.
             columns: columns of the final-image grid; by default one per image, up to 4.
+            buttons: what each final image offers, as ``gr.Image``'s ``buttons``: "download"
+                (a download link in its corner) and "fullscreen" (a click opens the full-size
+                viewer; the history strip too). Default: both; ``[]``: neither. "share" and
+                ``gr.Button`` instances are not supported.
+            placeholder: text shown on the empty stage before any run (None: an image icon),
+                as ``gr.Image``'s ``placeholder``: new lines separate lines, and a line that
+                starts with ``#`` is a heading.
             show_stop_button: show a Stop button while a run is active (dispatches "stop").
             show_finish_button: show a "Use this preview" button while a run is active
                 (dispatches "finish"); only useful with backends that can finish early.
@@ -161,7 +174,11 @@ class DiffusionPreview(Component):
             keep_images_for: seconds a final image file stays in Gradio's cache before it is
                 removed (None: kept until the server stops). Public apps set it, e.g. to
                 ``policy.image_max_age``, so the disk does not fill over weeks.
-            interactive: unused (the component is an output); kept for Gradio compatibility.
+            interactive: False makes it display-only: no Stop, "Use this preview", Reuse or
+                clear button (events wired to them cannot fire from the page; select still
+                does). True shows the clear button on a result even with no ``clear`` listener.
+                None (default): the run controls, and the clear button when something
+                listens to ``clear``. Read at construction (``gr.update`` cannot change it).
             visible: whether the component is visible.
             elem_id: an HTML id for the component.
             elem_classes: HTML classes for the component.
@@ -171,6 +188,8 @@ class DiffusionPreview(Component):
         self.height = height
         self.width = width
         self.columns = columns
+        self.buttons = _checked_buttons(buttons)
+        self.placeholder = placeholder
         self.show_stop_button = show_stop_button
         self.show_finish_button = show_finish_button
         if type not in INPUT_TYPES:
@@ -211,6 +230,15 @@ class DiffusionPreview(Component):
             value=value,
         )
         _guard_app()
+
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        """The props sent to the browser, plus what ``interactive`` asked for: the page's own
+        ``interactive`` prop is inferred (an output-only component's is false), so it cannot
+        tell "display only" from the default."""
+        config = super().get_config(cls)
+        config["display_only"] = self.interactive is False
+        config["clearable"] = self.interactive is True
+        return config
 
     def preprocess(self, payload: PreviewData | None) -> Any:
         """
@@ -386,6 +414,23 @@ def _guard_app() -> None:
 
     if Context.root_block is not None:
         install_on_start(Context.root_block)
+
+
+def _checked_buttons(buttons: Sequence[str] | None) -> list[str]:
+    """``buttons`` as a list, refusing what a final image cannot offer with the fix."""
+    if buttons is None:
+        return list(BUTTONS)
+    if isinstance(buttons, str):
+        raise TypeError(
+            f"DiffusionPreview: buttons={buttons!r} must be a list, e.g. buttons=[{buttons!r}]."
+        )
+    wrong = [button for button in buttons if button not in BUTTONS]
+    if wrong:
+        raise ValueError(
+            f"DiffusionPreview: buttons {wrong!r} are not offered; choose from "
+            f'{", ".join(BUTTONS)} ("share" and gr.Button instances are not supported).'
+        )
+    return list(buttons)
 
 
 def _is_final_image(value: Any) -> bool:

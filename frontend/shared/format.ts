@@ -123,3 +123,19 @@ export function counted_down(
 	if (seconds == null || !isFinite(seconds)) return null;
 	return Math.max(0, seconds - Math.max(0, now - since) / 1000);
 }
+
+/** gr.Image's placeholder text as lines: blank lines dropped, and a line that starts with "#"
+ * is a heading (the "#"s and the space after them removed). Plain text, never HTML. */
+export function placeholder_lines(
+	placeholder: string | null | undefined
+): { heading: boolean; text: string }[] {
+	return (placeholder ?? "")
+		.split("\n")
+		.map((line) => line.trim())
+		.filter((line) => line.length > 0)
+		.map((line) =>
+			line.startsWith("#")
+				? { heading: true, text: line.replace(/^#+\s*/, "") }
+				: { heading: false, text: line }
+		);
+}

@@ -62,10 +62,25 @@ export interface DiffusionPreviewProps {
 	height: number | string | null;
 	width: number | string | null;
 	columns: number | null;
+	/** What each final image offers: "download", "fullscreen" (component.py BUTTONS). */
+	buttons: string[];
+	/** Text for the empty stage ("#" starts a heading line); null: an icon. */
+	placeholder: string | null;
+	/** interactive=False: no run controls, Reuse or clear button. */
+	display_only: boolean;
+	/** interactive=True: the clear button even with no clear listener. */
+	clearable: boolean;
 	show_stop_button: boolean;
 	show_finish_button: boolean;
 	history: number;
 	scroll_into_view: boolean;
+}
+
+/** What "select" sends (gr.SelectData): the image's place and, as gr.Gallery's, its file
+ * and caption (here its infotext). */
+export interface SelectPayload {
+	index: number;
+	value: { image: unknown; caption: string | null } | null;
 }
 
 /** What the "reuse" event sends to the server (component.py `ReuseData`). */
@@ -80,6 +95,8 @@ export interface DiffusionPreviewEvents {
 	stop: { run_id: string | null };
 	finish: { run_id: string | null };
 	reuse: ReusePayload;
+	select: SelectPayload;
+	clear: never;
 	clear_status: ILoadingStatus;
 }
 

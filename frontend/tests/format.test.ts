@@ -11,6 +11,7 @@ import {
 	format_seconds,
 	grid_columns,
 	image_count,
+	placeholder_lines,
 	settings_parts,
 	shown_images
 } from "../shared/format";
@@ -168,5 +169,19 @@ describe("names and settings", () => {
 				"unavailable"
 			].sort()
 		);
+	});
+});
+
+describe("placeholder_lines", () => {
+	it("makes a line starting with # a heading and keeps the others as text", () => {
+		expect(placeholder_lines("# Your image\n\n  appears here  \n## <b>not html</b>")).toEqual([
+			{ heading: true, text: "Your image" },
+			{ heading: false, text: "appears here" },
+			{ heading: true, text: "<b>not html</b>" }
+		]);
+	});
+	it("gives no lines for no placeholder", () => {
+		expect(placeholder_lines(null)).toEqual([]);
+		expect(placeholder_lines("  \n ")).toEqual([]);
 	});
 });
