@@ -213,10 +213,16 @@ class FakeA1111:
         preview_scale: float = 1.0,
         webui: bool = True,
         fresh: bool = False,
+        lowvram: bool = False,
     ) -> None:
         self.flavor, self.auth, self.step_time, self.api = flavor, auth, step_time, api
         self.preview_scale = preview_scale
         self.webui = webui
+        self.cmd_flags = {"api": True, "nowebui": not webui, "lowvram": lowvram, "medvram": False}
+        """``GET /sdapi/v1/cmd-flags`` (``vars(cmd_opts)``, the flags that matter here)."""
+        self.parallel_processing_allowed = not lowvram
+        """AUTOMATIC1111's ``lowvram.apply`` turns it off for --lowvram / --medvram: previews
+        are then decoded in the sampler (``store_latent``), never at a poll."""
         self.opts: dict[str, Any] = dict(DEFAULT_OPTIONS)
         """The options in effect: ``opts.data`` over the defaults."""
         self.saved: set[str] = {"sd_model_checkpoint"} if fresh else set(DEFAULT_OPTIONS)
@@ -396,7 +402,7 @@ class FakeA1111:
                     raise _Dropped
                 time.sleep(self.step_time)
                 with self._lock:
-                    self.state.current_latent = (task_id, index)  # store_latent(denoised)
+                    self._store_latent((task_id, index))  # in the step, sampling_step stale
                     self.state.sampling_step = index
                 done = index + 1
                 job.steps_done = done
@@ -567,7 +573,22 @@ class FakeA1111:
         state.textinfo = None
         state.job = job
 
+    def _store_latent(self, latent: tuple) -> None:
+        """``sd_samplers_common.store_latent``: with parallel processing off, the sampler
+        decodes the preview itself when ``sampling_step % every == 0`` (and every > 0)."""
+        state, every = self.state, self.opts["show_progress_every_n_steps"]
+        state.current_latent = latent
+        if (
+            self.opts["live_previews_enable"]
+            and every > 0
+            and state.sampling_step % every == 0
+            and not self.parallel_processing_allowed
+        ):
+            self._decode_current_image()
+
     def _set_current_image(self) -> None:
+        if not self.parallel_processing_allowed:
+            return
         state, every = self.state, self.opts["show_progress_every_n_steps"]
         if (
             self.opts["live_previews_enable"]
@@ -576,6 +597,12 @@ class FakeA1111:
             and state.current_latent is not None
             and self._job_spec is not None
         ):
+            self._decode_current_image()
+            state.current_image_sampling_step = state.sampling_step
+
+    def _decode_current_image(self) -> None:
+        state = self.state
+        if state.current_latent is not None and self._job_spec is not None:
             _, index = state.current_latent
             spec = self._job_spec
             fraction = (index + 1) / spec["steps"]
@@ -591,7 +618,6 @@ class FakeA1111:
                 image = image.resize(size)
             state.current_image = image
             state.id_live_preview += 1
-            state.current_image_sampling_step = state.sampling_step
 
     def _take(self, name: str) -> Any:
         with self._lock:
@@ -770,6 +796,8 @@ class _Handler(BaseHTTPRequestHandler):
             return SAMPLERS
         if (method, path) == ("GET", "/sdapi/v1/schedulers"):
             return SCHEDULERS
+        if (method, path) == ("GET", "/sdapi/v1/cmd-flags"):
+            return dict(fake.cmd_flags)
         if (method, path) == ("GET", "/sdapi/v1/options"):
             with fake._lock:
                 return {key: fake.opts[key] for key in fake.saved if key in fake.opts}

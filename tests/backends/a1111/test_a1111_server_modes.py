@@ -85,3 +85,32 @@ def test_an_api_only_server_found_out_by_a_run_is_remembered(fake):
         assert backend.capabilities.step_events is False
     finally:
         server.stop()
+
+
+def test_a_lowvram_server_still_gives_a_preview_of_every_step():
+    """With --lowvram / --medvram AUTOMATIC1111 decodes previews in the sampler, on the steps
+    where ``sampling_step % show_progress_every_n_steps == 0`` and never for 0; so there the
+    run asks for every 1 step, which gives step 1 too (the sampler's step index is stale)."""
+    server = FakeA1111(step_time=0.02, lowvram=True)
+    server.start()
+    try:
+        server.lockstep_polls = 2
+        backend = make_backend(server.url)
+        run = record(backend, make_request(backend, steps=6))
+        assert [s.step for s in run.of(Step) if s.preview is not None] == list(range(1, 7))
+        assert server.opts["show_progress_every_n_steps"] == 10  # restored
+    finally:
+        server.stop()
+
+
+def test_a_model_the_backend_does_not_offer_is_an_invalid_request_before_the_run(fake):
+    """As the docs' failure table says (issue #28, 9): refused by validation, naming the
+    models; model_not_found is for a listed checkpoint the server no longer has."""
+    from gradio_diffusion_preview import InvalidRequest
+
+    backend = make_backend(fake.url)
+    with pytest.raises(InvalidRequest) as refused:
+        make_request(backend, model="no-such-model")
+    assert refused.value.reason == "invalid_request"
+    assert "v1-5-pruned-emaonly" in str(refused.value)
+    assert ("POST", "/sdapi/v1/txt2img") not in fake.requests

@@ -76,6 +76,8 @@ NO_PROGRESS_API = {
     "finish_early": False,
 }
 """What a server without ``/internal/progress`` cannot do."""
+LOW_MEMORY_FLAGS = ("lowvram", "medvram", "medvram_sdxl")
+"""Flags with which AUTOMATIC1111 decodes previews in the sampler instead of at a poll."""
 
 
 class A1111Backend(Backend):
@@ -254,6 +256,16 @@ class A1111Backend(Backend):
                 "invalid_request",
             )
         return _pick(name, schedulers, ("name", "label", "aliases"), "scheduler", self.client.where)
+
+    def decodes_previews_at_polls(self) -> bool:
+        """False when the server decodes its previews in the sampler, not at a poll:
+        AUTOMATIC1111's ``lowvram.apply`` turns ``parallel_processing_allowed`` off for
+        --lowvram and --medvram (and --medvram-sdxl, for SDXL). Unknown flags count as True."""
+        try:
+            flags = self._cached("cmd_flags", self.client.cmd_flags, MODEL_LIST_SECONDS)
+        except RemoteFailure:
+            return True
+        return not any(flags.get(name) is True for name in LOW_MEMORY_FLAGS)
 
     def forget_models(self) -> None:
         super().forget_models()

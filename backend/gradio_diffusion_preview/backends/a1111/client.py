@@ -67,6 +67,11 @@ class A1111Client:
         options = self._json("GET", "/sdapi/v1/options")
         return options if isinstance(options, dict) else {}
 
+    def cmd_flags(self) -> dict[str, Any]:
+        """The server's command-line flags (``GET /sdapi/v1/cmd-flags``, ``vars(cmd_opts)``)."""
+        flags = self._json("GET", "/sdapi/v1/cmd-flags")
+        return flags if isinstance(flags, dict) else {}
+
     def has_progress_api(self) -> bool | None:
         """Whether the server answers ``/internal/progress``: False for ``--nowebui`` (the
         route is registered with the web UI only), None when the server could not be asked."""

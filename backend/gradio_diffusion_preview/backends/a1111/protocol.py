@@ -48,6 +48,9 @@ class RunSettings:
     scheduler: str | None = None
     previews: bool = True
     preview_every_n_steps: int = 1
+    decodes_at_polls: bool = True
+    """False for a server that decodes previews in its sampler instead of at a poll
+    (AUTOMATIC1111 with --lowvram / --medvram), where a preview period of 0 gives none."""
     saved_options: frozenset[str] = frozenset()
     """The settings the server has saved (``GET /sdapi/v1/options`` lists ``opts.data``): the
     only ones it restores after a run, so the only ones a run may override."""
@@ -75,7 +78,9 @@ def txt2img_payload(request: GenerationRequest, settings: RunSettings) -> dict[s
     preview setting is overridden only when ``settings.saved_options`` has it; the others stay
     the server's own. A preview every step is ``show_progress_every_n_steps`` 0, not 1: the
     server decodes when ``sampling_step`` (the 0-based index of the step done) has moved on by
-    that many, so 1 gives the first preview after step 2, and 0 one from step 1 on."""
+    that many, so 1 gives the first preview after step 2, and 0 one from step 1 on. A server that
+    decodes in its sampler (``settings.decodes_at_polls`` False) does so on the steps where
+    ``sampling_step % n == 0``, never for 0: there 1 is every step, step 1 included."""
     overrides: dict[str, Any] = {}
     if settings.checkpoint:
         overrides["sd_model_checkpoint"] = settings.checkpoint
@@ -83,7 +88,7 @@ def txt2img_payload(request: GenerationRequest, settings: RunSettings) -> dict[s
         every = settings.preview_every_n_steps
         wanted = {
             "live_previews_enable": True,
-            "show_progress_every_n_steps": 0 if every == 1 else every,
+            "show_progress_every_n_steps": 0 if every == 1 and settings.decodes_at_polls else every,
             "live_previews_image_format": "jpeg",
             "show_progress_grid": False,
         }

@@ -146,8 +146,10 @@ class Txt2ImgRun:
         sampler = options.get("sampler") or self.settings.sampler
         scheduler = options.get("scheduler") or self.settings.scheduler
         saved: dict[str, Any] = {}
+        at_polls = True
         if self.previews:  # only settings the server will restore are overridden
             saved = self._blocking(backend.client.saved_options, fallback={})
+            at_polls = self._blocking(backend.decodes_previews_at_polls)
         return RunSettings(
             task_id=self.task_id,
             checkpoint=_text(self.checkpoint, "title") or self.request.model,
@@ -157,6 +159,7 @@ class Txt2ImgRun:
             ),
             previews=self.previews,
             preview_every_n_steps=self.settings.preview_every_n_steps,
+            decodes_at_polls=at_polls,
             saved_options=frozenset(saved),
         )
 
