@@ -23,11 +23,12 @@ sources define it, with numpy drawing the images instead of a model:
   stops sampling and the images are decoded from the current estimate; a batch comes back
   with a grid first when ``return_grid`` is on.
 
-Checked against AUTOMATIC1111 @2fec947 (``modules/api/api.py``; ``modules/progress.py``
-@66aaa2b; ``modules/shared_state.py`` @f2844bd; ``modules/processing.py`` v1.10) and Forge
-@dfdcbab (2025-06-26: ``webui.py``, ``modules/progress.py``, ``modules/shared_state.py``,
-``modules/sd_samplers_common.py``, ``modules/processing.py``, ``modules/sysinfo.py``), which
-behave alike in what follows:
+Checked against Forge @dfdcbab685e5 (2025-06-26: ``webui.py``, ``modules/progress.py``,
+``modules/shared_state.py``, ``modules/sd_samplers_common.py``, ``modules/processing.py``,
+``modules/sysinfo.py``) and AUTOMATIC1111 (``modules/api/api.py`` @2fec947: ``get_config``,
+``progressapi``; ``process_images``' ``stored_opts`` and ``store_latent`` of the v1.10 line,
+the same lines as Forge's; ``webui.py``: ``api_only`` creates the API alone; ``progress.py``
+@66aaa2b and ``shared_state.py`` @f2844bd), which behave alike in what follows:
 
 - ``webui=False`` is ``--nowebui``: ``webui.py api_only_worker`` creates only the API, and
   ``progress.setup_progress_api`` (``/internal/progress``) and ``ui.setup_ui_api``
@@ -43,6 +44,10 @@ behave alike in what follows:
   ``sampling_step - current_image_sampling_step >= show_progress_every_n_steps``, so with 1 the
   first preview comes after step 2, and with 0 a preview comes at every poll once a latent is
   stored (step 1 on).
+- ``lowvram=True`` is --lowvram / --medvram on AUTOMATIC1111 (``lowvram.apply`` turns
+  ``parallel_processing_allowed`` off; Forge never does): no decode at a poll, but
+  ``store_latent`` decodes in the sampler when ``sampling_step % n == 0`` and ``n > 0``, with
+  ``sampling_step`` still the previous step's. ``GET /sdapi/v1/cmd-flags`` shows the flag.
 
 Tests inject faults through ``FakeA1111.faults`` and read what happened in ``jobs`` and
 ``interrupts``.
