@@ -23,6 +23,32 @@ sources define it, with numpy drawing the images instead of a model:
   stops sampling and the images are decoded from the current estimate; a batch comes back
   with a grid first when ``return_grid`` is on.
 
+Checked against Forge @dfdcbab685e5 (2025-06-26: ``webui.py``, ``modules/progress.py``,
+``modules/shared_state.py``, ``modules/sd_samplers_common.py``, ``modules/processing.py``,
+``modules/sysinfo.py``) and AUTOMATIC1111 (``modules/api/api.py`` @2fec947: ``get_config``,
+``progressapi``; ``process_images``' ``stored_opts`` and ``store_latent`` of the v1.10 line,
+the same lines as Forge's; ``webui.py``: ``api_only`` creates the API alone; ``progress.py``
+@66aaa2b and ``shared_state.py`` @f2844bd), which behave alike in what follows:
+
+- ``webui=False`` is ``--nowebui``: ``webui.py api_only_worker`` creates only the API, and
+  ``progress.setup_progress_api`` (``/internal/progress``) and ``ui.setup_ui_api``
+  (``/internal/ping``) are called only on the web UI's app, so those answer 404.
+- The options are ``opts.data`` (what ``config.json`` holds) over the defaults. ``GET
+  /sdapi/v1/options`` returns ``opts.data`` only (``get_config``), and ``process_images``
+  stores for restoring only the overrides already in ``opts.data`` (``stored_opts = {...
+  if k in opts.data}``); applying an override puts it in ``opts.data`` (``opts.set``). So on a
+  fresh server (``fresh=True``: no ``config.json``, only the loaded checkpoint saved) an
+  override of a default it never saved stays after the run.
+- ``callback_state`` sets ``sampling_step`` to the 0-based index of the step just done, so
+  ``progress`` is 0 before step 1 and still 0 after it; ``set_current_image`` decodes when
+  ``sampling_step - current_image_sampling_step >= show_progress_every_n_steps``, so with 1 the
+  first preview comes after step 2, and with 0 a preview comes at every poll once a latent is
+  stored (step 1 on).
+- ``lowvram=True`` is --lowvram / --medvram on AUTOMATIC1111 (``lowvram.apply`` turns
+  ``parallel_processing_allowed`` off; Forge never does): no decode at a poll, but
+  ``store_latent`` decodes in the sampler when ``sampling_step % n == 0`` and ``n > 0``, with
+  ``sampling_step`` still the previous step's. ``GET /sdapi/v1/cmd-flags`` shows the flag.
+
 Tests inject faults through ``FakeA1111.faults`` and read what happened in ``jobs`` and
 ``interrupts``.
 """
@@ -118,6 +144,10 @@ class Faults:
     """The next /internal/progress calls fail with a 500 (NaN in the answer, #13225)."""
     progress_garbage: int = 0
     """The next /internal/progress calls answer 200 with HTML."""
+    hold_after_step: tuple[int, int] | None = None
+    """(step, polls): the next job waits after its step ``step`` (1-based) until
+    /internal/progress has been asked ``polls`` more times, so that a test sees that step
+    whatever the machine's speed."""
 
 
 @dataclass
@@ -186,15 +216,33 @@ class FakeA1111:
         step_time: float = 0.02,
         api: bool = True,
         preview_scale: float = 1.0,
+        webui: bool = True,
+        fresh: bool = False,
+        lowvram: bool = False,
     ) -> None:
         self.flavor, self.auth, self.step_time, self.api = flavor, auth, step_time, api
         self.preview_scale = preview_scale
+        self.webui = webui
+        self.cmd_flags = {"api": True, "nowebui": not webui, "lowvram": lowvram, "medvram": False}
+        """``GET /sdapi/v1/cmd-flags`` (``vars(cmd_opts)``, the flags that matter here)."""
+        self.parallel_processing_allowed = not lowvram
+        """AUTOMATIC1111's ``lowvram.apply`` turns it off for --lowvram / --medvram: previews
+        are then decoded in the sampler (``store_latent``), never at a poll."""
         self.opts: dict[str, Any] = dict(DEFAULT_OPTIONS)
+        """The options in effect: ``opts.data`` over the defaults."""
+        self.saved: set[str] = {"sd_model_checkpoint"} if fresh else set(DEFAULT_OPTIONS)
+        """The keys of ``opts.data`` (what ``config.json`` would hold)."""
         self.checkpoints = [dict(c) for c in CHECKPOINTS]
         self.faults = Faults()
         self.jobs: list[Job] = []
         self.interrupts: list[Interrupt] = []
         self.requests: list[tuple[str, str]] = []
+        self.progress_polls = 0
+        """How many times /internal/progress was asked."""
+        self.lockstep_polls = 0
+        """When above 0, each job waits after every step until /internal/progress has been
+        asked that many more times, so that a test sees every step whatever the machine's
+        speed (2: at least one whole answer per step)."""
         self.authorizations: set[str | None] = set()
         """Every ``Authorization`` header the server was sent (None: a request without one)."""
         self.state = _State()
@@ -301,13 +349,15 @@ class FakeA1111:
     def _process_images(
         self, handler: _Handler, task_id: str, body: dict[str, Any], overrides: dict[str, Any]
     ) -> tuple[list[str], dict[str, Any]]:
-        stored = {key: self.opts.get(key) for key in overrides}
+        with self._lock:  # stored_opts: only what opts.data already holds is restored
+            stored = {key: self.opts.get(key) for key in overrides if key in self.saved}
         restore = body.get("override_settings_restore_afterwards", True)
         try:
             if self.checkpoint(overrides.get("sd_model_checkpoint")) is None:
                 overrides.pop("sd_model_checkpoint", None)  # dropped silently
             with self._lock:
                 self.opts.update(overrides)
+                self.saved.update(overrides)  # opts.set puts each in opts.data
                 loaded = self.opts["sd_model_checkpoint"]
                 checkpoint = self.checkpoint(loaded) or self.checkpoints[0]
             failure = self._take("txt2img_error")
@@ -338,6 +388,7 @@ class FakeA1111:
         }
         job = Job(task_id, prompt, steps, checkpoint["model_name"], time.monotonic())
         drop_at = self._take("drop_at_step")
+        hold = self._take("hold_after_step")
         with self._lock:
             self.jobs.append(job)
             self._job_spec = spec
@@ -356,10 +407,14 @@ class FakeA1111:
                     raise _Dropped
                 time.sleep(self.step_time)
                 with self._lock:
-                    self.state.current_latent = (task_id, index)  # store_latent(denoised)
+                    self._store_latent((task_id, index))  # in the step, sampling_step stale
                     self.state.sampling_step = index
                 done = index + 1
                 job.steps_done = done
+                if hold is not None and done == hold[0]:
+                    self._hold(hold[1])
+                elif self.lockstep_polls:
+                    self._hold(self.lockstep_polls)
             with self._lock:
                 self.state.job_no += 1  # state.nextjob()
                 self.state.sampling_step = 0
@@ -392,7 +447,18 @@ class FakeA1111:
         }
         return encoded, info
 
+    def _hold(self, polls: int) -> None:
+        with self._lock:
+            until = self.progress_polls + polls
+        while not self._closing:
+            with self._lock:
+                if self.progress_polls >= until or self.state.interrupted:
+                    return
+            time.sleep(0.005)
+
     def internal_progress(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.progress_polls += 1
         if self._take("progress_errors"):
             raise ApiError(500, "ValueError", "Out of range float values are not JSON compliant")
         if self._take("progress_garbage"):
@@ -492,6 +558,7 @@ class FakeA1111:
             raise ApiError(500, "RuntimeError", f"model {wanted!r} not found")
         with self._lock:
             self.opts.update(body)
+            self.saved.update(body)
 
     # -- shared_state ------------------------------------------------------------------------
 
@@ -511,7 +578,22 @@ class FakeA1111:
         state.textinfo = None
         state.job = job
 
+    def _store_latent(self, latent: tuple) -> None:
+        """``sd_samplers_common.store_latent``: with parallel processing off, the sampler
+        decodes the preview itself when ``sampling_step % every == 0`` (and every > 0)."""
+        state, every = self.state, self.opts["show_progress_every_n_steps"]
+        state.current_latent = latent
+        if (
+            self.opts["live_previews_enable"]
+            and every > 0
+            and state.sampling_step % every == 0
+            and not self.parallel_processing_allowed
+        ):
+            self._decode_current_image()
+
     def _set_current_image(self) -> None:
+        if not self.parallel_processing_allowed:
+            return
         state, every = self.state, self.opts["show_progress_every_n_steps"]
         if (
             self.opts["live_previews_enable"]
@@ -520,6 +602,12 @@ class FakeA1111:
             and state.current_latent is not None
             and self._job_spec is not None
         ):
+            self._decode_current_image()
+            state.current_image_sampling_step = state.sampling_step
+
+    def _decode_current_image(self) -> None:
+        state = self.state
+        if state.current_latent is not None and self._job_spec is not None:
             _, index = state.current_latent
             spec = self._job_spec
             fraction = (index + 1) / spec["steps"]
@@ -535,7 +623,6 @@ class FakeA1111:
                 image = image.resize(size)
             state.current_image = image
             state.id_live_preview += 1
-            state.current_image_sampling_step = state.sampling_step
 
     def _take(self, name: str) -> Any:
         with self._lock:
@@ -626,6 +713,10 @@ class _Validation(Exception):
         self.detail = detail
 
 
+class _NotFound(Exception):
+    """A path the server has no route for (``--nowebui``: no ``/internal/*``)."""
+
+
 class _Dropped(Exception):
     """The job's connection was dropped (the answer is never sent)."""
 
@@ -679,6 +770,8 @@ class _Handler(BaseHTTPRequestHandler):
             result = self._route(fake, method, path, query, body)
         except _Dropped:
             return None
+        except _NotFound:  # FastAPI's answer for a route that is not there
+            return self._send(404, {"detail": "Not Found"})
         except _Validation as error:
             return self._send(422, {"detail": error.detail})
         except ApiError as error:
@@ -690,6 +783,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, fake: FakeA1111, method: str, path: str, query: str, body: Any) -> Any:
         if (method, path) == ("POST", "/sdapi/v1/txt2img"):
             return fake.txt2img(self, body)
+        if path.startswith("/internal/") and not fake.webui:
+            raise _NotFound
         if (method, path) == ("POST", "/internal/progress"):
             return fake.internal_progress(body if isinstance(body, dict) else {})
         if (method, path) == ("GET", "/internal/ping"):
@@ -706,9 +801,11 @@ class _Handler(BaseHTTPRequestHandler):
             return SAMPLERS
         if (method, path) == ("GET", "/sdapi/v1/schedulers"):
             return SCHEDULERS
+        if (method, path) == ("GET", "/sdapi/v1/cmd-flags"):
+            return dict(fake.cmd_flags)
         if (method, path) == ("GET", "/sdapi/v1/options"):
             with fake._lock:
-                return dict(fake.opts)
+                return {key: fake.opts[key] for key in fake.saved if key in fake.opts}
         if (method, path) == ("POST", "/sdapi/v1/options"):
             return fake.set_options(body)
         raise http_exception(404, "Not Found")

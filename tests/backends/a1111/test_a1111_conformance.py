@@ -49,3 +49,31 @@ class TestA1111BatchConformance(TestA1111Conformance):
         "model": "anime_counterfeit-v3",
         "options": {"sampler": "k_euler_a"},
     }
+
+
+API_ONLY = FakeA1111(step_time=0.02, webui=False)
+
+
+@pytest.fixture(scope="class")
+def api_only_server():
+    API_ONLY.start()
+    yield API_ONLY
+    API_ONLY.stop()
+
+
+@pytest.mark.usefixtures("api_only_server")
+class TestA1111ApiOnlyConformance(BackendConformanceTests):
+    """A server started with --nowebui (no /internal/progress): the capabilities the listing
+    finds (no steps, previews, Stop or finish early) are the ones the runs keep to."""
+
+    request = TestA1111Conformance.request
+    failing_request = TestA1111Conformance.failing_request
+    _backend = None
+
+    def make_backend(self):
+        if TestA1111ApiOnlyConformance._backend is None:
+            backend = make_backend(API_ONLY.url)
+            backend.list_models()  # the listing finds out that there is no progress API
+            assert backend.capabilities.step_events is False
+            TestA1111ApiOnlyConformance._backend = backend
+        return TestA1111ApiOnlyConformance._backend

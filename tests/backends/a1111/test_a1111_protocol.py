@@ -11,6 +11,7 @@ import pytest
 
 from gradio_diffusion_preview import GenerationRequest
 from gradio_diffusion_preview.backends.a1111.protocol import (
+    PREVIEW_OVERRIDES,
     ProtocolError,
     RunSettings,
     checkpoint_stem,
@@ -41,7 +42,10 @@ def test_the_payload_asks_for_one_batch_with_our_task_id_checkpoint_and_previews
         height=768,
         num_images=3,
     )
-    settings = RunSettings("task(abc)", checkpoint="m.safetensors [1234]", sampler="Euler a")
+    saved = frozenset(PREVIEW_OVERRIDES) | {"sd_model_checkpoint"}
+    settings = RunSettings(
+        "task(abc)", checkpoint="m.safetensors [1234]", sampler="Euler a", saved_options=saved
+    )
     payload = txt2img_payload(request, settings)
     assert payload["force_task_id"] == "task(abc)"
     assert (payload["batch_size"], payload["n_iter"], payload["steps"]) == (3, 1, 12)
@@ -49,7 +53,7 @@ def test_the_payload_asks_for_one_batch_with_our_task_id_checkpoint_and_previews
     assert payload["override_settings"] == {
         "sd_model_checkpoint": "m.safetensors [1234]",
         "live_previews_enable": True,
-        "show_progress_every_n_steps": 1,
+        "show_progress_every_n_steps": 0,  # 1 would skip step 1's preview, see txt2img_payload
         "live_previews_image_format": "jpeg",
         "show_progress_grid": False,
     }
@@ -59,6 +63,16 @@ def test_the_payload_asks_for_one_batch_with_our_task_id_checkpoint_and_previews
     assert quiet["override_settings"] == {}
 
 
+def test_only_settings_the_server_saved_are_overridden_since_only_those_are_restored():
+    request = GenerationRequest(prompt="a fox", model="m", steps=12, seed=1)
+    fresh = RunSettings("t", checkpoint="m [1]", saved_options=frozenset({"sd_model_checkpoint"}))
+    assert txt2img_payload(request, fresh)["override_settings"] == {"sd_model_checkpoint": "m [1]"}
+    some = RunSettings(
+        "t", preview_every_n_steps=4, saved_options=frozenset({"show_progress_every_n_steps"})
+    )
+    assert txt2img_payload(request, some)["override_settings"] == {"show_progress_every_n_steps": 4}
+
+
 @pytest.mark.parametrize(
     ("progress", "done"),
     [(None, 0), (0.0, 0), (1 / 20, 2), (9 / 20, 10), (19 / 20, 20), (1.0, 20), (1.3, 20)],
@@ -66,6 +80,12 @@ def test_the_payload_asks_for_one_batch_with_our_task_id_checkpoint_and_previews
 def test_the_progress_fraction_maps_onto_steps_done(progress, done):
     """sampling_step is the 0-based index of the step just finished."""
     assert steps_done(progress, 20) == done
+
+
+def test_a_preview_while_the_progress_is_still_zero_is_step_one():
+    """The server's progress is 0 both before and after step 1; a live preview at 0 (a latent
+    stored, so step 1 is done) tells them apart. It never moves a later count."""
+    assert [steps_done(p, 20, preview=True) for p in (None, 0.0, 1 / 20)] == [1, 1, 2]
 
 
 def test_a_queued_answer_gives_the_place_in_the_queue():

@@ -75,6 +75,7 @@ def spec_of(request) -> dict:
 
 
 def test_previews_and_steps_are_our_tasks_while_another_clients_job_runs_first(fake):
+    fake.lockstep_polls = 2  # every step is seen by at least one whole poll (ours or theirs)
     backend = make_backend(fake.url)
     other = OtherClient(fake, "a blue whale", steps=25)
     wait_for(lambda: fake.current_task == other.task_id, what="the other job to start")
@@ -102,7 +103,7 @@ def test_previews_and_steps_are_our_tasks_while_another_clients_job_runs_first(f
     assert other_job.steps_done == 25 and not other_job.interrupted
     assert our_job.started >= other_job.ended
     previews = [(s.step, s.preview) for s in steps if s.preview is not None]
-    assert len(previews) >= 5
+    assert [step for step, _ in previews] == list(range(1, 13))
     ours = spec_of(request)
     for step, preview in previews:
         assert difference(preview, render(ours, 0, step / 12), blocks=8) < 4, step
@@ -224,17 +225,20 @@ def test_previews_can_be_turned_off_for_an_endpoint(fake):
 
 
 def test_the_run_asks_for_a_preview_every_step_and_the_server_restores_its_settings(fake):
+    fake.lockstep_polls = 2  # every step is seen by at least one whole poll
     backend = make_backend(fake.url)
     run = record(backend, make_request(backend, steps=10))
-    previews = [s for s in run.of(Step)[:-1] if s.preview is not None]
-    assert len(previews) >= 3  # the server's own default (every 10 steps) gives none here
+    # A preview at every step from the first (the server's own default, every 10 steps after
+    # the first, gives none here).
+    assert [s.step for s in run.of(Step) if s.preview is not None] == list(range(1, 11))
     assert fake.opts["show_progress_every_n_steps"] == 10
     assert fake.opts["live_previews_image_format"] == "png"
 
 
 def test_stream_relays_the_queue_place_previews_and_final_images(fake):
+    fake.lockstep_polls = 2  # the other job moves on only as we poll: we arrive while it runs
     backend = make_backend(fake.url)
-    other = OtherClient(fake, "a blue whale", steps=25)  # 1 s: we arrive while it runs
+    other = OtherClient(fake, "a blue whale", steps=25)
     wait_for(lambda: fake.current_task == other.task_id, what="the other job to start")
     states = list(stream(backend, prompt="a red fox", steps=8, width=64, height=64, seed=3))
     queued = [s for s in states if s.phase == "queued"]

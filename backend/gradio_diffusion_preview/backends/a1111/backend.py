@@ -13,6 +13,7 @@ Importing this module and constructing the backend make no network call and impo
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from ...control import RunControl
     from ...events import GenerationEvent
     from ...request import GenerationRequest
+
+log = logging.getLogger(__name__)
 
 KIND = "a1111"
 HOW_TO_CONFIGURE = (
@@ -66,6 +69,16 @@ CAPABILITIES = Capabilities(
     },
 )
 
+NO_PROGRESS_API = {
+    "step_events": False,
+    "step_previews": False,
+    "cancel": False,
+    "finish_early": False,
+}
+"""What a server without ``/internal/progress`` cannot do."""
+LOW_MEMORY_FLAGS = ("lowvram", "medvram", "medvram_sdxl")
+"""Flags with which AUTOMATIC1111 decodes previews in the sampler instead of at a poll."""
+
 
 class A1111Backend(Backend):
     """An AUTOMATIC1111 / Forge / SD.Next server's txt2img, with live previews and cancel."""
@@ -73,7 +86,6 @@ class A1111Backend(Backend):
     id = KIND
     display_name = "AUTOMATIC1111 / Forge / SD.Next"
     location = "remote"
-    capabilities = CAPABILITIES
 
     def __init__(self, endpoint: Endpoint | None = None, *, problem: str | None = None) -> None:
         """
@@ -102,10 +114,37 @@ class A1111Backend(Backend):
             )
             self._client = A1111Client(endpoint)
             self.reaper = Reaper(self._client, self.settings.poll_interval)
+        self._capabilities = CAPABILITIES
         if not self.settings.previews:
-            self.capabilities = CAPABILITIES.model_copy(update={"step_previews": False})
+            self._capabilities = CAPABILITIES.model_copy(update={"step_previews": False})
+        self.progress_api: bool | None = None
+        """Whether the server answers ``/internal/progress``; None until a listing or a run
+        found out. False for a server started with ``--nowebui``."""
         self._cache: dict[str, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The endpoint's capabilities; without ``/internal/progress`` (``--nowebui``) no steps,
+        previews, Stop or finish early, since all of them follow our task through it."""
+        if self.progress_api is False:
+            return self._capabilities.model_copy(update=NO_PROGRESS_API)
+        return self._capabilities
+
+    def learn_progress_api(self, present: bool | None) -> None:
+        """Remember whether the server has ``/internal/progress``, and say when it has not."""
+        if present is False and self.progress_api is not False:
+            log.warning("%s", self.no_progress_api_message())
+        if present is not None:
+            self.progress_api = present
+
+    def no_progress_api_message(self) -> str:
+        return (
+            f"{self.client.where} has no progress API (/internal/progress answers 404: it was "
+            "started with --nowebui, which serves the API alone), so this run shows no steps "
+            "or previews and cannot be stopped on the server. Fix: start it with --api instead "
+            "(the web UI and the API, e.g. ./webui.sh --api --listen)."
+        )
 
     @property
     def client(self) -> A1111Client:
@@ -151,8 +190,10 @@ class A1111Backend(Backend):
         if self.endpoint is None:
             return []
         if self.endpoint.models is not None:
+            self.learn_progress_api(self.client.has_progress_api())
             return [ModelInfo(id=model) for model in self.endpoint.models]
         checkpoints = self.checkpoints(max_age=0)
+        self.learn_progress_api(self.client.has_progress_api())
         try:
             loaded = self.client.loaded_checkpoint()
         except RemoteFailure:  # the list is still good without knowing which one is loaded
@@ -215,6 +256,16 @@ class A1111Backend(Backend):
                 "invalid_request",
             )
         return _pick(name, schedulers, ("name", "label", "aliases"), "scheduler", self.client.where)
+
+    def decodes_previews_at_polls(self) -> bool:
+        """False when the server decodes its previews in the sampler, not at a poll:
+        AUTOMATIC1111's ``lowvram.apply`` turns ``parallel_processing_allowed`` off for
+        --lowvram and --medvram (and --medvram-sdxl, for SDXL). Unknown flags count as True."""
+        try:
+            flags = self._cached("cmd_flags", self.client.cmd_flags, MODEL_LIST_SECONDS)
+        except RemoteFailure:
+            return True
+        return not any(flags.get(name) is True for name in LOW_MEMORY_FLAGS)
 
     def forget_models(self) -> None:
         super().forget_models()

@@ -58,9 +58,28 @@ class A1111Client:
 
     def loaded_checkpoint(self) -> str | None:
         """The title of the checkpoint the server has loaded (``opts.sd_model_checkpoint``)."""
-        options = self._json("GET", "/sdapi/v1/options")
-        value = options.get("sd_model_checkpoint") if isinstance(options, dict) else None
+        value = self.saved_options().get("sd_model_checkpoint")
         return value if isinstance(value, str) else None
+
+    def saved_options(self) -> dict[str, Any]:
+        """The server's saved settings: ``GET /sdapi/v1/options`` answers ``opts.data`` (what
+        its ``config.json`` holds), not the defaults of the settings it never saved."""
+        options = self._json("GET", "/sdapi/v1/options")
+        return options if isinstance(options, dict) else {}
+
+    def cmd_flags(self) -> dict[str, Any]:
+        """The server's command-line flags (``GET /sdapi/v1/cmd-flags``, ``vars(cmd_opts)``)."""
+        flags = self._json("GET", "/sdapi/v1/cmd-flags")
+        return flags if isinstance(flags, dict) else {}
+
+    def has_progress_api(self) -> bool | None:
+        """Whether the server answers ``/internal/progress``: False for ``--nowebui`` (the
+        route is registered with the web UI only), None when the server could not be asked."""
+        try:
+            self.progress("task(gradio-diffusion-preview-probe)", -1, False)
+        except RemoteFailure as failure:
+            return False if failure.status == 404 else None
+        return True
 
     def progress(
         self, task_id: str, last_preview: int = -1, live_preview: bool = True

@@ -48,6 +48,21 @@ class RunSettings:
     scheduler: str | None = None
     previews: bool = True
     preview_every_n_steps: int = 1
+    decodes_at_polls: bool = True
+    """False for a server that decodes previews in its sampler instead of at a poll
+    (AUTOMATIC1111 with --lowvram / --medvram), where a preview period of 0 gives none."""
+    saved_options: frozenset[str] = frozenset()
+    """The settings the server has saved (``GET /sdapi/v1/options`` lists ``opts.data``): the
+    only ones it restores after a run, so the only ones a run may override."""
+
+
+PREVIEW_OVERRIDES = (
+    "live_previews_enable",
+    "show_progress_every_n_steps",
+    "live_previews_image_format",
+    "show_progress_grid",
+)
+"""The server settings a run with previews overrides, when the server will restore them."""
 
 
 def txt2img_payload(request: GenerationRequest, settings: RunSettings) -> dict[str, Any]:
@@ -55,20 +70,29 @@ def txt2img_payload(request: GenerationRequest, settings: RunSettings) -> dict[s
 
     The batch is one iteration of ``num_images`` images (``n_iter=1``), so the server's progress
     fraction is the sampler's alone. Settings this run needs (its checkpoint, a live preview at
-    every step, JPEG previews of the first image only) go in ``override_settings``, which the
-    server restores afterwards."""
+    every step, JPEG previews of the first image only) go in ``override_settings``.
+
+    The server restores afterwards only the overrides its ``opts.data`` already held
+    (``process_images``' ``stored_opts``; a fresh server without ``config.json`` holds almost
+    none), and an override it did not restore stays and is saved by the next options call. So a
+    preview setting is overridden only when ``settings.saved_options`` has it; the others stay
+    the server's own. A preview every step is ``show_progress_every_n_steps`` 0, not 1: the
+    server decodes when ``sampling_step`` (the 0-based index of the step done) has moved on by
+    that many, so 1 gives the first preview after step 2, and 0 one from step 1 on. A server that
+    decodes in its sampler (``settings.decodes_at_polls`` False) does so on the steps where
+    ``sampling_step % n == 0``, never for 0: there 1 is every step, step 1 included."""
     overrides: dict[str, Any] = {}
     if settings.checkpoint:
         overrides["sd_model_checkpoint"] = settings.checkpoint
     if settings.previews:
-        overrides.update(
-            {
-                "live_previews_enable": True,
-                "show_progress_every_n_steps": settings.preview_every_n_steps,
-                "live_previews_image_format": "jpeg",
-                "show_progress_grid": False,
-            }
-        )
+        every = settings.preview_every_n_steps
+        wanted = {
+            "live_previews_enable": True,
+            "show_progress_every_n_steps": 0 if every == 1 and settings.decodes_at_polls else every,
+            "live_previews_image_format": "jpeg",
+            "show_progress_grid": False,
+        }
+        overrides.update({k: v for k, v in wanted.items() if k in settings.saved_options})
     payload: dict[str, Any] = {
         "prompt": request.prompt,
         "negative_prompt": request.negative_prompt,
@@ -139,14 +163,18 @@ def parse_progress(data: Any) -> ProgressReport:
     )
 
 
-def steps_done(progress: float | None, total_steps: int) -> int:
+def steps_done(progress: float | None, total_steps: int, preview: bool = False) -> int:
     """Denoising steps finished, from the server's progress fraction mapped onto our steps.
 
     The fraction is ``sampling_step / sampling_steps``, where ``sampling_step`` is the 0-based
     index of the last step finished, so any fraction above zero means that index plus one
-    steps are done. Zero says nothing (no step, or only the first), so it counts as none."""
-    if progress is None or progress <= 0 or total_steps <= 0:
+    steps are done. Zero alone says nothing (no step, or only the first); a live preview
+    (``preview``: the server had a latent to decode, which a sampler stores from step 1 on)
+    makes it step 1."""
+    if total_steps <= 0:
         return 0
+    if progress is None or progress <= 0:
+        return 1 if preview else 0
     return min(total_steps, int(progress * total_steps + 0.5) + 1)
 
 

@@ -68,7 +68,9 @@ class Txt2ImgRun:
         self.deadline = time.monotonic() + self.timeout
         self.task_id = f"task({uuid.uuid4().hex})"
         self.total = request.steps or 1
-        self.previews = self.settings.previews
+        self.followed = backend.progress_api is not False
+        """Whether the run can follow its task (the server has ``/internal/progress``)."""
+        self.previews = self.settings.previews and self.followed
         self.preview_size = (
             fit(request.width, request.height, self.settings.preview_max_side)
             if self.previews
@@ -114,12 +116,16 @@ class Txt2ImgRun:
             preview_size=self.preview_size,
         )
         call = _Call(self.client, txt2img_payload(request, settings), self._left() + 1.0)
+        if not self.followed:
+            yield Status("generating", self.backend.no_progress_api_message())
         poller = _Poller(self, call.over)
         try:
             yield from self._follow(call, poller, seeds)
         finally:
             poller.stop()
-            if not call.answered.is_set():  # cancelled, timed out, cut off: our job may run on
+            if poller.missing and self.followed:  # found out now: --nowebui
+                self.backend.learn_progress_api(False)
+            if not call.answered.is_set() and self.followed:  # our job may run on
                 self.backend.reaper.abandon(self.task_id, call.answered, self.timeout, self.rate)
 
     # -- before the run ----------------------------------------------------------------------
@@ -139,6 +145,11 @@ class Txt2ImgRun:
             self.checkpoint = self._blocking(lambda: backend.find_checkpoint(self.request.model))
         sampler = options.get("sampler") or self.settings.sampler
         scheduler = options.get("scheduler") or self.settings.scheduler
+        saved: dict[str, Any] = {}
+        at_polls = True
+        if self.previews:  # only settings the server will restore are overridden
+            saved = self._blocking(backend.client.saved_options, fallback={})
+            at_polls = self._blocking(backend.decodes_previews_at_polls)
         return RunSettings(
             task_id=self.task_id,
             checkpoint=_text(self.checkpoint, "title") or self.request.model,
@@ -148,6 +159,8 @@ class Txt2ImgRun:
             ),
             previews=self.previews,
             preview_every_n_steps=self.settings.preview_every_n_steps,
+            decodes_at_polls=at_polls,
+            saved_options=frozenset(saved),
         )
 
     # -- while it runs -----------------------------------------------------------------------
@@ -180,13 +193,17 @@ class Txt2ImgRun:
             try:
                 report, new_preview = poller.reports.get(timeout=WAIT_SLICE)
             except queue.Empty:
+                if poller.missing and self.followed:
+                    self.followed = False
+                    self.backend.learn_progress_api(False)
+                    yield Status("generating", self.backend.no_progress_api_message())
                 continue
             if new_preview is not None:
                 preview = new_preview
             if report.active:
                 was_active = True
                 self._saw(report.progress)
-                step = steps_done(report.progress, self.total)
+                step = steps_done(report.progress, self.total, new_preview is not None)
                 if step > last_step and not finishing:
                     yield Step(step, self.total, preview)
                     last_step, preview = step, None
@@ -245,7 +262,7 @@ class Txt2ImgRun:
         if early:
             yield Finished(result.images, seeds, metadata, early=True)
             return
-        if last_step < self.total:
+        if last_step < self.total and self.followed:
             final_preview = self._preview_of(result.images[0]) if self.previews else None
             yield Step(self.total, self.total, final_preview)
         yield Finished(result.images, seeds, metadata)
@@ -280,6 +297,13 @@ class Txt2ImgRun:
     def _left(self) -> float:
         return self.deadline - time.monotonic()
 
+    def _deadline_failure(self) -> RemoteFailure:
+        return RemoteFailure(
+            f"{self.client.where} did not answer within the endpoint's timeout "
+            f"({self.timeout:g} s).",
+            "timeout",
+        )
+
     def _blocking(self, fn: Callable[[], T], fallback: Any = None) -> T:
         """``fn()`` on a thread of its own, so that cancel and the deadline still count while
         the server answers; raises ``_Cancelled``, or ``RemoteFailure`` (timeout). With a
@@ -300,12 +324,11 @@ class Txt2ImgRun:
             if self.control.cancelled:
                 raise _Cancelled
             if self._left() <= 0:
-                raise RemoteFailure(
-                    f"{self.client.where} did not answer within the endpoint's timeout "
-                    f"({self.timeout:g} s).",
-                    "timeout",
-                )
+                raise self._deadline_failure()
         error = box.get("error")
+        if isinstance(error, RemoteFailure) and error.reason == "timeout" and self._left() <= 0:
+            # the call's own read timeout (the endpoint's too) came first by a hair
+            raise self._deadline_failure()
         if isinstance(error, RemoteFailure) and fallback is not None:
             return fallback
         if error is not None:
@@ -354,6 +377,8 @@ class _Poller:
     def __init__(self, run: Txt2ImgRun, call_over: threading.Event) -> None:
         self.reports: queue.Queue[tuple[ProgressReport, PIL.Image.Image | None]] = queue.Queue()
         self.failures = 0
+        self.missing = False
+        """Set when the server answered 404: it has no ``/internal/progress`` (``--nowebui``)."""
         self._run = run
         self._stop = threading.Event()
         self._call_over = call_over
@@ -366,12 +391,13 @@ class _Poller:
         run = self._run
         last_preview = -1
         interval = run.settings.poll_interval
-        while not (self._stop.is_set() or self._call_over.is_set()):
+        while not (self._stop.is_set() or self._call_over.is_set()) and run.followed:
             try:
                 report = run.client.progress(run.task_id, last_preview, run.previews)
             except RemoteFailure as failure:
                 self.failures += 1
                 if failure.status == 404:
+                    self.missing = True
                     return
             else:
                 preview = None
