@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from .control import RunControl
-    from .events import GenerationEvent
+    from .events import FailureReason, GenerationEvent
     from .request import GenerationRequest
 
 MODEL_LIST_SECONDS = 60.0
@@ -209,6 +209,13 @@ class Availability(BaseModel):
     @property
     def usable(self) -> bool:
         return self.state == "usable"
+
+    @property
+    def reason(self) -> FailureReason:
+        """The failure reason a run refused for this availability gets (``Failed.reason``):
+        ``unauthorized`` for a missing token, else ``unavailable``. A backend that checks its
+        availability again inside ``generate`` fails with this, as validation does."""
+        return "unauthorized" if self.state == "needs_token" else "unavailable"
 
 
 USABLE = Availability()

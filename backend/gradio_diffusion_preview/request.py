@@ -93,9 +93,6 @@ class BackendUnavailable(RunRefused):
         super().__init__(message)
 
 
-_AVAILABILITY_REASONS: dict[str, FailureReason] = {"needs_token": "unauthorized"}
-
-
 def build_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest:
     """Build a request from loose fields (UI or API input), turning type errors into
     ``InvalidRequest``s that name the field."""
@@ -162,7 +159,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
         raise BackendUnavailable(
             bid,
             availability.message or f"Backend '{bid}' cannot run now ({availability.state}).",
-            _AVAILABILITY_REASONS.get(availability.state, "unavailable"),
+            availability.reason,
         )
 
     try:  # listing models may need a network or a cache; that must not crash the caller

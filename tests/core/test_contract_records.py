@@ -57,3 +57,11 @@ def test_the_types_the_docs_examples_import_are_public():
     assert typing.get_args(Phase) == ("queued", "loading", "generating", "fetching")
     assert "needs_token" in typing.get_args(AvailabilityState)
     assert {"FailureReason", "Phase", "AvailabilityState"} <= set(gdp.__all__)
+
+
+def test_an_availability_names_the_reason_a_refused_run_gets():
+    from gradio_diffusion_preview import Availability
+
+    assert Availability("needs_token", "Set HF_TOKEN.").reason == "unauthorized"
+    for state in ("offline", "not_configured", "unavailable"):
+        assert Availability(state, "why").reason == "unavailable"

@@ -289,8 +289,7 @@ class A1111Backend(Backend):
     ) -> Iterator[GenerationEvent]:
         availability = self.availability()  # checked by validation too; cheap, no network
         if not availability.usable:
-            reason = "unauthorized" if availability.state == "needs_token" else "unavailable"
-            yield Failed(availability.message, reason)
+            yield Failed(availability.message, availability.reason)
             return
         from .run import Txt2ImgRun
 

@@ -165,8 +165,8 @@ class ComfyUIBackend(Backend):
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
         availability = self.availability()
-        if not availability.usable:
-            yield Failed(availability.message, "unavailable")
+        if not availability.usable:  # checked by validation too; cheap, no network
+            yield Failed(availability.message, availability.reason)
             return
         from .run import ComfyRun  # httpx and websockets load here
 
