@@ -104,6 +104,7 @@ def test_a_loop_that_returns_no_image_is_told_what_to_return():
 
 
 @pytest.mark.slow
+@pytest.mark.torch
 def test_a_pipeline_called_by_the_author_reports_through_the_composed_callback(tiny_sd15):
     import torch
     from diffusers import StableDiffusionPipeline
