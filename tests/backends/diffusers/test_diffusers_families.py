@@ -129,8 +129,8 @@ def test_a_family_cancels_within_a_step(backend, model):
         ):
             states.append(state)
             if state.step == 2 and iterations.at_signal is None:
-                iterations.at_signal = iterations.count
                 assert cancel_run(state.run_id)
+                iterations.at_signal = iterations.count  # counted once the signal is given
     assert states[-1].status == "cancelled", states[-1].message
     assert iterations.count - iterations.at_signal <= 1
     assert backend.active_runs == 0
@@ -152,8 +152,8 @@ def test_a_family_finishes_early_within_a_step(backend, model):
         ):
             states.append(state)
             if state.step == 2 and iterations.at_signal is None:
-                iterations.at_signal = iterations.count
                 assert finish_run(state.run_id)
+                iterations.at_signal = iterations.count  # counted once the signal is given
     final = states[-1]
     assert final.status == "done", final.message
     assert iterations.count - iterations.at_signal <= 1
