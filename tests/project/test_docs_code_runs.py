@@ -19,15 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = re.compile(r"<!-- runs -->\n```python\n(.*?)\n```", flags=re.S)
 
 
-def runnable_blocks() -> list[tuple[str, int, str]]:
-    """(page, line, code) of every block marked to run."""
+def marked_blocks(marker: re.Pattern = RUNS) -> list[tuple[str, int, str]]:
+    """(page, line, block) of every block of docs/ that ``marker`` finds."""
     found = []
     for page in sorted((ROOT / "docs").rglob("*.md")):
         text = page.read_text()
-        for match in RUNS.finditer(text):
+        for match in marker.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             found.append((str(page.relative_to(ROOT)), line, match.group(1)))
     return found
+
+
+def runnable_blocks() -> list[tuple[str, int, str]]:
+    """(page, line, code) of every Python block marked to run."""
+    return marked_blocks(RUNS)
 
 
 def test_the_docs_mark_code_to_run():
@@ -45,13 +50,7 @@ CONSOLE = re.compile(r"<!-- console runs -->\n```console\n(.*?)\n```", flags=re.
 
 def console_blocks() -> list[tuple[str, int, str]]:
     """(page, line, block) of every console session marked to run."""
-    found = []
-    for page in sorted((ROOT / "docs").rglob("*.md")):
-        text = page.read_text()
-        for match in CONSOLE.finditer(text):
-            line = text.count("\n", 0, match.start()) + 1
-            found.append((str(page.relative_to(ROOT)), line, match.group(1)))
-    return found
+    return marked_blocks(CONSOLE)
 
 
 def session_steps(block: str) -> list[tuple[str, list[str]]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from step_counter import StepCounter
 
 from gradio_diffusion_preview import (
     Failed,
@@ -56,32 +57,6 @@ def finished(events) -> Finished:
     return events[-1]
 
 
-class Counter:
-    """Counts denoising iterations through the backend's step-listener hook."""
-
-    def __init__(self, backend) -> None:
-        self.count = 0
-        self.at_signal: int | None = None
-        self.backend = backend
-
-    def __call__(self, iteration: int, total: int) -> None:
-        self.count += 1
-
-    def __enter__(self):
-        self.backend.step_listeners.append(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.backend.step_listeners.remove(self)
-
-    def mark(self) -> None:
-        self.at_signal = self.count
-
-    @property
-    def after_signal(self) -> int:
-        return self.count - self.at_signal
-
-
 def test_importing_the_package_and_registering_the_backend_imports_no_torch():
     code = (
         "import sys, gradio_diffusion_preview as g\n"
@@ -109,7 +84,7 @@ def test_capabilities_describe_the_backend():
     assert set(caps.options) == {"scheduler", "previewer", "device", "dtype"}
 
 
-def every_step_ran(counter: Counter, events: list, total: int) -> bool:
+def every_step_ran(counter: StepCounter, events: list, total: int) -> bool:
     """The pipeline ran (at least: PNDM repeats a timestep) ``total`` iterations and the Step
     events came in order, the last one at ``total``. Steps are handed over latest-wins: a
     consumer thread that a loaded machine leaves waiting gets the newest step, not a backlog,
@@ -120,7 +95,7 @@ def every_step_ran(counter: Counter, events: list, total: int) -> bool:
 
 
 def test_a_preview_of_the_declared_size_at_every_step(backend, model):
-    with Counter(backend) as counter:
+    with StepCounter(backend) as counter:
         events = run(backend, model=model, steps=8, width=64, height=96)
     started, steps = events[0], [e for e in events if isinstance(e, Step)]
     assert isinstance(started, Started)
@@ -162,13 +137,13 @@ def test_a_batch_of_two_gives_two_images_and_one_tiled_preview(backend, model):
 
 def test_cancel_stops_the_pipeline_within_one_step(backend, model):
     control = RunControl()
-    with Counter(backend) as counter:
+    with StepCounter(backend) as counter:
         events = []
         for event in backend.generate(resolve(backend, model=model, steps=40), control):
             events.append(event)
             if isinstance(event, Step) and event.step == 3:
-                counter.mark()
                 control.cancel()
+                counter.mark()
     assert counter.after_signal <= 1
     assert not any(isinstance(e, Finished | Failed) for e in events)
     assert backend.active_runs == 0
@@ -177,7 +152,7 @@ def test_cancel_stops_the_pipeline_within_one_step(backend, model):
 def test_closing_the_generator_stops_the_pipeline(backend, model):
     """What happens when a client disconnects: Gradio closes the handler's generator."""
     control = RunControl()
-    with Counter(backend) as counter:
+    with StepCounter(backend) as counter:
         events = backend.generate(resolve(backend, model=model, steps=40), control)
         for event in events:
             if isinstance(event, Step) and event.step == 2:
@@ -190,13 +165,13 @@ def test_closing_the_generator_stops_the_pipeline(backend, model):
 
 def test_finish_early_decodes_the_current_estimate(backend, model):
     control = RunControl()
-    with Counter(backend) as counter:
+    with StepCounter(backend) as counter:
         events = []
         for event in backend.generate(resolve(backend, model=model, steps=30), control):
             events.append(event)
             if isinstance(event, Step) and event.step == 3:
-                counter.mark()
                 control.finish_early()
+                counter.mark()
         assert counter.after_signal <= 1
     final = finished(events)
     assert final.early
@@ -250,7 +225,7 @@ def test_an_absent_device_is_refused(backend, tiny_models):
     "scheduler", ["euler", "euler_a", "dpm++", "dpm++_karras", "ddim", "pndm", "unipc"]
 )
 def test_each_scheduler_runs_with_a_preview_per_step(backend, tiny_models, scheduler):
-    with Counter(backend) as counter:
+    with StepCounter(backend) as counter:
         events = run(backend, model=tiny_models["sd15"], steps=5, options={"scheduler": scheduler})
     assert events[0].total_steps == 5 and counter.count >= 5, "the pipeline ran every step"
     steps = [e for e in events if isinstance(e, Step)]

@@ -28,6 +28,7 @@ from families_table import (
     render_table,
     table_in,
 )
+from step_counter import StepCounter
 from tiny_families import FAMILIES, build_family
 
 from gradio_diffusion_preview import stream
@@ -78,23 +79,6 @@ def family_of_folder(model: str) -> str:
     return next(key for key in EXPECTED if model.endswith(f"-{key}"))
 
 
-class Iterations:
-    """Counts denoising iterations through the backend's step-listener hook."""
-
-    def __init__(self, backend) -> None:
-        self.backend, self.count, self.at_signal = backend, 0, None
-
-    def __call__(self, iteration: int, total: int) -> None:
-        self.count += 1
-
-    def __enter__(self):
-        self.backend.step_listeners.append(self)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.backend.step_listeners.remove(self)
-
-
 def run(backend, model, **fields):
     fields = {"prompt": "a red fox", "steps": STEPS, "seed": 3, "width": SIZE, "height": SIZE}
     return stream(backend, model=model, min_interval=0.0, **fields)
@@ -116,7 +100,7 @@ def test_a_family_previews_every_step_and_makes_the_size_it_reports(backend, mod
 
 @pytest.mark.parametrize("model", families_param(), indirect=True)
 def test_a_family_cancels_within_a_step(backend, model):
-    with Iterations(backend) as iterations:
+    with StepCounter(backend) as iterations:
         states = []
         for state in stream(
             backend,
@@ -130,16 +114,16 @@ def test_a_family_cancels_within_a_step(backend, model):
             states.append(state)
             if state.step == 2 and iterations.at_signal is None:
                 assert cancel_run(state.run_id)
-                iterations.at_signal = iterations.count  # counted once the signal is given
+                iterations.mark()
     assert states[-1].status == "cancelled", states[-1].message
-    assert iterations.count - iterations.at_signal <= 1
+    assert iterations.after_signal <= 1
     assert backend.active_runs == 0
 
 
 @pytest.mark.parametrize("model", families_param(), indirect=True)
 def test_a_family_finishes_early_within_a_step(backend, model):
     name = family_of_folder(model)
-    with Iterations(backend) as iterations:
+    with StepCounter(backend) as iterations:
         states = []
         for state in stream(
             backend,
@@ -153,10 +137,10 @@ def test_a_family_finishes_early_within_a_step(backend, model):
             states.append(state)
             if state.step == 2 and iterations.at_signal is None:
                 assert finish_run(state.run_id)
-                iterations.at_signal = iterations.count  # counted once the signal is given
+                iterations.mark()
     final = states[-1]
     assert final.status == "done", final.message
-    assert iterations.count - iterations.at_signal <= 1
+    assert iterations.after_signal <= 1
     assert final.params.steps_done <= 3
     assert final.images[0].size == EXPECTED[name].size_made
 
@@ -224,7 +208,7 @@ def test_the_docs_table_is_these_results():
 def test_a_video_pipeline_is_refused_before_the_run(backend, tiny_models_lazy):
     """Wan passes the callback_on_step_end check, but makes video: refused with the reason
     before any step, instead of failing after the whole run."""
-    with Iterations(backend) as iterations:
+    with StepCounter(backend) as iterations:
         states = list(run(backend, tiny_models_lazy("wan")))
     final = states[-1]
     assert final.status == "error" and final.reason == "invalid_request", final.message

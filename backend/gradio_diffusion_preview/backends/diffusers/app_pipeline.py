@@ -173,22 +173,9 @@ class PipelineBackend(DiffusersBackend):
         """The pipeline with what runs need to know about it (made once, on the first run)."""
         with self._entry_lock:
             if self._entry is None:
-                from .latent_preview import family_of, latent_channels_of
                 from .loading import LoadedPipeline
 
-                pipe = self.pipe
-                device, dtype = pipe.device, pipe.dtype
-                self._entry = LoadedPipeline(
-                    key=(self.name, str(device), str(dtype).removeprefix("torch.")),
-                    pipe=pipe,
-                    device=device,
-                    dtype=dtype,
-                    family=family_of(pipe),
-                    latent_channels=latent_channels_of(pipe),
-                    vae_scale_factor=int(getattr(pipe, "vae_scale_factor", 8) or 8),
-                    call_parameters=frozenset(inspect.signature(pipe.__call__).parameters),
-                    base_scheduler=pipe.scheduler,
-                )
+                self._entry = LoadedPipeline.of(self.pipe, self.name)
             return self._entry
 
     def generate(

@@ -250,6 +250,24 @@ class LoadedPipeline:
     def model(self) -> str:
         return self.key[0]
 
+    @classmethod
+    def of(cls, pipe: Any, model: str, rgb_factors: Factors | None = None) -> LoadedPipeline:
+        """``pipe`` (already on its device) with what runs need to know about it, under the
+        name ``model``: the one way a loaded or an app's own pipeline becomes an entry."""
+        device, dtype = pipe.device, pipe.dtype
+        return cls(
+            key=(model, str(device), str(dtype).removeprefix("torch.")),
+            pipe=pipe,
+            device=device,
+            dtype=dtype,
+            family=family_of(pipe),
+            latent_channels=latent_channels_of(pipe),
+            vae_scale_factor=int(getattr(pipe, "vae_scale_factor", 8) or 8),
+            call_parameters=frozenset(inspect.signature(pipe.__call__).parameters),
+            base_scheduler=pipe.scheduler,
+            rgb_factors=rgb_factors,
+        )
+
 
 def model_rgb_factors(source: ModelSource) -> Factors | None:
     """The latent-to-RGB factors a model ships in its folder (or its cached repo), if any."""
@@ -317,18 +335,7 @@ def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype)
         )
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    return LoadedPipeline(
-        key=(source.model, str(device), str(dtype).removeprefix("torch.")),
-        pipe=pipe,
-        device=device,
-        dtype=dtype,
-        family=family_of(pipe),
-        latent_channels=latent_channels_of(pipe),
-        vae_scale_factor=int(getattr(pipe, "vae_scale_factor", 8) or 8),
-        call_parameters=parameters,
-        base_scheduler=pipe.scheduler,
-        rgb_factors=model_rgb_factors(source),
-    )
+    return LoadedPipeline.of(pipe, source.model, model_rgb_factors(source))
 
 
 class PipelineCache:
