@@ -101,9 +101,11 @@ def test_a_streaming_space_relays_every_intermediate_image_in_order(space_apps: 
     tag = space_apps.tag()
     events = gated_run(space_apps, backend, tag, RunControl(), steps=5, seed=1234)
     steps = [e for e in events if isinstance(e, Step)]
-    assert [s.step for s in steps] == [1, 2, 3, 4], events
+    # The last yield may also come as an update before the completion (Gradio 5, a busy
+    # machine): then it is relayed as the last step's preview too, in order.
+    assert [s.step for s in steps] in ([1, 2, 3, 4], [1, 2, 3, 4, 5]), events
     assert all(s.total_steps == 5 for s in steps)
-    assert all(near(red(s.preview), 20 * s.step) for s in steps), [red(s.preview) for s in steps]
+    assert all(near(red(s.preview), 20 * s.step) for s in steps if s.step < 5), events
     finished = events[-1]
     assert isinstance(finished, Finished), events[-1]
     (image,) = finished.images
