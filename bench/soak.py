@@ -198,6 +198,12 @@ def gdp_thread_set() -> frozenset[threading.Thread]:
     return frozenset(t for t in threading.enumerate() if t.name.startswith("gdp-"))
 
 
+def runs_added(before: frozenset[str]) -> int:
+    """Runs registered now that were not in ``before``: an earlier test's leftover run that ends
+    during the soak must not count (a plain count went negative then and read as stuck)."""
+    return len(RUNS.ids() - before)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -208,7 +214,7 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
     """Run the soak; returns its figures and ``problems`` (empty when it passed)."""
     rng = random.Random(seed)
     # What this process already had (a test suite's earlier tests): the soak judges its own runs.
-    threads_before, runs_before = gdp_thread_set(), len(RUNS)
+    threads_before, runs_before = gdp_thread_set(), RUNS.ids()
     policy, registry = soak_policy(), soak_registry()
     app = build_app(policy, registry)
     app.queue(max_size=64)
@@ -257,7 +263,7 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and (
             gdp_threads(besides=threads_before)
-            or len(RUNS) > runs_before
+            or runs_added(runs_before)
             or policy.queue.active() != (0, 0)
         ):
             time.sleep(0.05)
@@ -270,7 +276,7 @@ def soak(runs: int = 64, clients: int = 16, seed: int = 0, memory_bound: float =
             "seconds": round(seconds, 1),
             "outcomes": dict(outcomes),
             "threads_left": gdp_threads(besides=threads_before),
-            "runs_registered": len(RUNS) - runs_before,
+            "runs_registered": runs_added(runs_before),
             "queue_left": policy.queue.active(),
             "memory_start_mb": round(baseline / 2**20, 1),
             "memory_growth_from_start_mb": round((final_rss - baseline) / 2**20, 1),

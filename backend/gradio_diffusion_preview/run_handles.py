@@ -112,6 +112,12 @@ class RunRegistry:
         with self._lock:
             return len(self._handles)
 
+    def ids(self) -> frozenset[str]:
+        """The ids of the runs registered now: compare two snapshots to see which runs one piece
+        of work added, whatever other runs ended meanwhile."""
+        with self._lock:
+            return frozenset(self._handles)
+
 
 RUNS = RunRegistry()
 """The process-wide registry: ``stream``, ``astream`` and ``compare`` register their runs here."""

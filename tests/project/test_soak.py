@@ -28,6 +28,20 @@ def soak():
     return load_soak()
 
 
+def test_an_earlier_run_that_ends_during_the_soak_is_not_counted_as_stuck(soak):
+    """The CI failure of stop 35: a run left registered by an earlier test ended while the soak
+    ran, the soak's count of its own runs went to -1, and -1 read as "runs left behind"."""
+    from gradio_diffusion_preview.run_handles import RUNS
+
+    leftover = RUNS.open("an earlier test")
+    before = RUNS.ids()
+    mine = RUNS.open("the soak")
+    RUNS.close(leftover)
+    assert soak.runs_added(before) == 1
+    RUNS.close(mine)
+    assert soak.runs_added(before) == 0
+
+
 @pytest.mark.slow
 def test_a_short_soak_loses_nothing_and_leaves_nothing(soak):
     figures = soak.soak(runs=64, clients=16, seed=1)
@@ -46,12 +60,12 @@ def test_100_disconnects_leave_no_run_thread_or_memory_behind(soak):
     from gradio_diffusion_preview.run_handles import RUNS
 
     # what the process had before (earlier tests' leftovers) is not this test's to judge
-    threads_before, runs_before = soak.gdp_thread_set(), len(RUNS)
+    threads_before, runs_before = soak.gdp_thread_set(), RUNS.ids()
 
     def settled() -> bool:
         return not (
             soak.gdp_threads(besides=threads_before)
-            or len(RUNS) > runs_before
+            or soak.runs_added(runs_before)
             or policy.queue.active() != (0, 0)
         )
 
