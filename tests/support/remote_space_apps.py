@@ -101,6 +101,10 @@ def infer(
         if step < steps:
             yield frame, seed
     yield image(13, seed, width, height), seed  # the final image: red 250 (clipped)
+    # Gradio sends the final yield as an update, then the completion once the generator ends:
+    # a test may hold that moment at the gate (its permits below steps + 1).
+    log(tag_of(prompt), "final sent")
+    wait_at_gate(tag_of(prompt), steps + 1)
 
 
 def gallery(

@@ -11,6 +11,7 @@ sliders capped at 2**31 - 1 get seeds within the cap.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -19,6 +20,7 @@ from remote_gradio_client import gradio_backend
 from remote_space_server import SpaceServer
 
 from gradio_diffusion_preview import Failed, Finished, RunControl, Step, stream
+from gradio_diffusion_preview.backends.remote_gradio.run import POLL_SECONDS
 from gradio_diffusion_preview.component import DiffusionPreview
 from gradio_diffusion_preview.request import InvalidRequest, build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
@@ -96,16 +98,31 @@ def gated_run(space_apps: SpaceServer, backend, tag: str, control: RunControl, *
     return events
 
 
+def release_after_final(space_apps: SpaceServer, tag: str) -> None:
+    """Open the tag's gate once its app sent the final value and 20 polls have passed."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "final sent" not in space_apps.lines(tag):
+        time.sleep(0.02)
+    time.sleep(20 * POLL_SECONDS)
+    space_apps.open(tag)
+
+
 def test_a_streaming_space_relays_every_intermediate_image_in_order(space_apps: SpaceServer):
     backend = gradio_backend(space_apps.url, api_name="/infer")
     tag = space_apps.tag()
+    # The app holds its completion after the final yield until the backend has polled that
+    # update many times (POLL_SECONDS each): the window where the final looks like a step.
+    release = threading.Thread(target=release_after_final, args=(space_apps, tag), daemon=True)
+    release.start()
     events = gated_run(space_apps, backend, tag, RunControl(), steps=5, seed=1234)
+    release.join(timeout=120)
+    assert "final sent" in space_apps.lines(tag)
     steps = [e for e in events if isinstance(e, Step)]
-    # The last yield may also come as an update before the completion (Gradio 5, a busy
-    # machine): then it is relayed as the last step's preview too, in order.
-    assert [s.step for s in steps] in ([1, 2, 3, 4], [1, 2, 3, 4, 5]), events
+    # the final yield is the final image, never a fifth step's preview, also when it comes as
+    # an update before the completion (Gradio 5 sends it so on a busy machine)
+    assert [s.step for s in steps] == [1, 2, 3, 4], events
     assert all(s.total_steps == 5 for s in steps)
-    assert all(near(red(s.preview), 20 * s.step) for s in steps if s.step < 5), events
+    assert all(near(red(s.preview), 20 * s.step) for s in steps), events
     finished = events[-1]
     assert isinstance(finished, Finished), events[-1]
     (image,) = finished.images

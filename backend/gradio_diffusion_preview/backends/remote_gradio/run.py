@@ -164,6 +164,12 @@ class RemoteRun:
                 # a generator's values before its last are step images; once done, the last
                 # value is the final one (gradio_client does not append the final again)
                 intermediate = fresh[:-1] if done and seen == len(outputs) else fresh
+                if not done and intermediate and self._may_be_final(len(intermediate)):
+                    # The newest value reaches the run's last step: it may be the final one,
+                    # sent as an update before the completion (Gradio 5 does). Hold it until a
+                    # newer value shows it was a step, or the completion shows it was the end.
+                    seen -= 1
+                    intermediate = intermediate[:-1]
                 # a value without an image (None, as some apps yield while they work) is no step
                 intermediate = [v for v in intermediate if api.pick(v) not in (None, [])]
                 if intermediate:
@@ -209,6 +215,12 @@ class RemoteRun:
         else:
             seeds = self.seeds if len(self.seeds) == len(images) else []
         yield Finished(images, seeds, metadata=self._metadata())
+
+    def _may_be_final(self, values: int) -> bool:
+        """Whether the newest of ``values`` fresh values would be counted at or past the
+        request's last step (a streaming app's final image is its value at that point)."""
+        steps = self.request.steps or 0
+        return bool(steps) and self.last_step + values >= steps
 
     def _stream_step(self, values: Sequence[Any], status: StatusUpdate) -> Step | None:
         """One Step for a burst of a streaming app's values, with the newest one's image as
