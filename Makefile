@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
 .PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes release-check space \
-	gradio5
+	gradio5 test-gradio4
 
 demo: setup frontend
 	$(PY) demo/app.py
@@ -116,6 +116,21 @@ $(GRADIO5_VENV)/.installed:
 	$(GRADIO5_VENV)/bin/pip install -q --upgrade pip
 	$(GRADIO5_VENV)/bin/pip install -q "gradio>=5,<6"
 	touch $@
+
+# The slower target: the same Space-shaped apps served by Gradio 4.44 (its own environment,
+# with the pins it needs today), the remote Gradio backend's Space tests run against them.
+GRADIO4_VENV := .venv-gradio4
+gradio4: $(GRADIO4_VENV)/.installed
+$(GRADIO4_VENV)/.installed:
+	test -x $(GRADIO4_VENV)/bin/python || $(GRADIO5_PYTHON) -m venv $(GRADIO4_VENV)
+	$(GRADIO4_VENV)/bin/pip install -q --upgrade pip
+	$(GRADIO4_VENV)/bin/pip install -q "gradio==4.44.*" "huggingface_hub<1" "pydantic==2.10.6" \
+		"fastapi==0.115.*"
+	touch $@
+
+test-gradio4: setup gradio4
+	REMOTE_GRADIO_VERSIONS=gradio4 $(PY) -m pytest -ra -p no:xdist \
+		tests/backends/remote_gradio/test_remote_gradio_spaces.py
 
 frontend/node_modules/.package-lock.json: frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund

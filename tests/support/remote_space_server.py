@@ -19,6 +19,7 @@ from testenv import ROOT, SUPPORT, free_port
 PYTHONS = {
     "gradio6": Path(sys.executable),
     "gradio5": ROOT / ".venv-gradio5" / "bin" / "python",
+    "gradio4": ROOT / ".venv-gradio4" / "bin" / "python",
 }
 """The interpreter serving each Gradio version's apps."""
 ENVIRONMENT = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -26,6 +27,8 @@ ENVIRONMENT = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "V
 MISSING = {
     "gradio5": "the Gradio 5 environment .venv-gradio5 is missing: `make gradio5` makes it "
     "(`make test` always does)",
+    "gradio4": "the Gradio 4.44 environment .venv-gradio4 is missing: `make test-gradio4` makes "
+    "it and runs these tests on it",
 }
 
 
@@ -85,8 +88,10 @@ def start_space_apps(version: str, state: Path) -> SpaceServer:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            if httpx.get(url + "/gradio_api/info", timeout=2).status_code == 200:
-                return SpaceServer(version, url, state, process)
+            # Gradio 5 and 6 answer under /gradio_api, Gradio 4 at the root
+            for info in ("/gradio_api/info", "/info"):
+                if httpx.get(url + info, timeout=2).status_code == 200:
+                    return SpaceServer(version, url, state, process)
         except httpx.TransportError:
             pass
         time.sleep(0.2)

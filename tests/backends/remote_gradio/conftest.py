@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -50,7 +51,12 @@ def subprocess_remote():
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session", params=["gradio6", "gradio5"])
+SPACE_APP_VERSIONS = os.environ.get("REMOTE_GRADIO_VERSIONS", "gradio6,gradio5").split(",")
+"""The Gradio versions serving the Space-shaped apps: 6 and 5 in ``make test``; 4.44 in the
+slower ``make test-gradio4`` (REMOTE_GRADIO_VERSIONS=gradio4)."""
+
+
+@pytest.fixture(scope="session", params=SPACE_APP_VERSIONS)
 def space_apps(request, tmp_path_factory):
     """The Space-shaped apps (tests/support/remote_space_apps.py) served by Gradio 6 and by
     Gradio 5, one server per version and test worker. Gradio 5's environment is made by

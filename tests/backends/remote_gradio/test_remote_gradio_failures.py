@@ -33,7 +33,7 @@ from gradio_diffusion_preview import (
 )
 from gradio_diffusion_preview.backends.remote_failure import RemoteFailure
 from gradio_diffusion_preview.backends.remote_gradio.backend import RemoteGradioBackend
-from gradio_diffusion_preview.backends.remote_gradio.failures import scrubbed
+from gradio_diffusion_preview.backends.remote_gradio.failures import classify, scrubbed
 from gradio_diffusion_preview.endpoints import Endpoint
 from gradio_diffusion_preview.request import build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
@@ -302,3 +302,21 @@ def test_a_failed_remote_run_releases_the_local_slot_for_the_next_run(serve):
     assert failed["status"] == "error" and failed["reason"] == "timeout", failed
     done = client.submit("working", api_name="/generate").result(timeout=30)
     assert done["status"] == "done" and done["images"], done
+
+
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        ("'No faces, please.'", "No faces, please."),  # Gradio 4.44: repr of the gr.Error text
+        ('"It\'s too dark."', "It's too dark."),
+        ("'Line\\nbreak'", "Line\nbreak"),
+        ("No faces, please.", "No faces, please."),  # Gradio 5 and 6: the text itself
+        ("'half quoted", "'half quoted"),
+    ],
+)
+def test_an_apps_error_reads_as_the_app_wrote_it_on_every_gradio(sent, shown):
+    from gradio_client.exceptions import AppError
+
+    failure = classify(AppError(sent), "'space'")
+    assert failure.message == f"The Gradio app 'space' failed: {shown}"
+    assert failure.reason == "remote_error"

@@ -10,6 +10,7 @@ login as ``AuthenticationError``. ``classify`` turns each into one clear ``Remot
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import re
 from typing import Literal
@@ -56,6 +57,20 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def unquoted(message: str) -> str:
+    """A ``gr.Error``'s text as the app wrote it: Gradio 4 sends ``repr`` of it (its
+    ``Error.__str__``), quotes and escapes included; Gradio 5 and 6 send the text itself."""
+    text = message.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        try:
+            value = ast.literal_eval(text)
+        except (SyntaxError, ValueError):
+            return message
+        if isinstance(value, str):
+            return value
+    return message
+
+
 def classify(
     error: BaseException, where: str, *, stage: Literal["connect", "run"] = "run"
 ) -> RemoteFailure:
@@ -68,7 +83,7 @@ def classify(
     if isinstance(error, RemoteFailure):
         return error
     if isinstance(error, AppError):
-        message = error.message or str(error)
+        message = unquoted(error.message or str(error))
         return RemoteFailure(f"The Gradio app {where} failed: {message}", "remote_error")
     if isinstance(error, AuthenticationError) or str(error).startswith("Could not login"):
         return RemoteFailure(
