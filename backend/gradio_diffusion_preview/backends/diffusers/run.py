@@ -53,7 +53,7 @@ from .loading import (
     resolve_device,
     resolve_dtype,
 )
-from .schedulers import SchedulerChoiceError, count_steps, make_scheduler
+from .schedulers import SchedulerChoiceError, count_steps, make_scheduler, sampler_name
 from .x0 import X0Tracker
 
 if TYPE_CHECKING:
@@ -264,6 +264,7 @@ class PipelineRun:
                     "model": request.model,
                     "pipeline": type(pipe).__name__,
                     "family": entry.family,
+                    "sampler": sampler_name(scheduler),  # A1111's name, for PNG info
                     "scheduler": type(scheduler).__name__,
                     "steps": request.steps,
                     "steps_done": self.steps_done,
