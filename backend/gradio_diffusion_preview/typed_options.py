@@ -102,6 +102,18 @@ class Options(BaseModel):
             fields[name] = (annotation | None if optional else annotation, field)
         return create_model(cls.__name__, __base__=cls, **fields)
 
+    @classmethod
+    def subset(cls, *names: str) -> type[Options]:
+        """The options named, alone (a configured workflow that exposes only some of them)."""
+        fields = {
+            name: (cls.model_fields[name].annotation, copy.copy(cls.model_fields[name]))
+            for name in names
+        }
+        kept = {name: alias for name, alias in cls.aliases.items() if name in names}
+        subset = create_model(cls.__name__, __base__=Options, **fields)
+        subset.aliases = kept
+        return subset
+
 
 def _literal_values(annotation: Any) -> tuple[str, ...]:
     """The values of a ``Literal[...]`` annotation, or of one inside ``X | None``."""

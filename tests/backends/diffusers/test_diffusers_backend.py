@@ -222,8 +222,13 @@ def test_bad_option_values_are_refused_before_the_run_with_the_valid_choices(
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [("euler_a", "Euler a"), ("dpm++_karras", "DPM++ 2M Karras"), ("pndm", "PLMS"),
-     ("DEFAULT", "Default"), ("euler a", "Euler a")],
+    [
+        ("euler_a", "Euler a"),
+        ("dpm++_karras", "DPM++ 2M Karras"),
+        ("pndm", "PLMS"),
+        ("DEFAULT", "Default"),
+        ("euler a", "Euler a"),
+    ],
 )
 def test_old_sampler_names_are_aliases_of_automatic1111s(backend, tiny_models, old, new):
     request = resolve(backend, model=tiny_models["sd15"], options={"scheduler": old})
