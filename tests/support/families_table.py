@@ -107,19 +107,33 @@ EXPECTED: dict[str, Row] = {
     "flux2-klein": Row(
         "Flux2KleinPipeline", "flux2/test_pipeline_flux2_klein.py", STANDARDISED, PIPELINE, (64, 64)
     ),
+    "pixart-alpha": Row(
+        "PixArtAlphaPipeline", "pixart_alpha/test_pixart.py", "SDXL factors", HERE, (64, 64)
+    ),
+    "pixart-sigma": Row(
+        "PixArtSigmaPipeline", "pixart_sigma/test_pixart.py", "SDXL factors", HERE, (64, 64)
+    ),
+    "pixart-sigma-pag": Row(
+        "PixArtSigmaPAGPipeline",
+        "pag/test_pag_pixart_sigma.py",
+        "SDXL factors",
+        HERE,
+        (64, 64),
+    ),
 }
+"""PixArt has no ``callback_on_step_end`` in diffusers 0.42.1: its older ``callback`` is used."""
 
-_REFUSED = "no `callback_on_step_end` in diffusers 0.42.1: the backend refuses it with that reason"
+_LEGACY = "no `callback_on_step_end` in diffusers 0.42.1, only the older `callback`, and "
 _CONTROL = "needs a control image as well as a prompt: not a plain text-to-image run"
 _TWO_STAGE = "a combined prior + decoder pipeline: no tiny build yet"
 _NOT_YET = "no tiny builder yet (its test config is in diffusers' tests; not written here)"
 
 NOT_RUN: dict[str, str] = {
-    "if": _REFUSED,
-    "kandinsky": _REFUSED,
-    "pixart-alpha": _REFUSED,
-    "pixart-sigma": _REFUSED,
-    "pixart-sigma-pag": _REFUSED,
+    "if": _LEGACY
+    + "no VAE (DeepFloyd IF denoises pixels): the backend refuses it with that reason",
+    "kandinsky": _LEGACY
+    + "a combined prior + decoder pipeline whose prior takes no callback: the backend "
+    "refuses it with that reason",
     "stable-diffusion-controlnet": _CONTROL,
     "stable-diffusion-xl-controlnet": _CONTROL,
     "stable-diffusion-xl-controlnet-union": _CONTROL,
@@ -177,6 +191,9 @@ MAPPING_NAMES = {
     "flux2-klein": "flux2-klein",
     "sd-pag": "stable-diffusion-pag",
     "hunyuan-pag": "hunyuan-pag",
+    "pixart-alpha": "pixart-alpha",
+    "pixart-sigma": "pixart-sigma",
+    "pixart-sigma-pag": "pixart-sigma-pag",
 }
 """The family names used here, against diffusers' mapping names."""
 

@@ -23,6 +23,8 @@ denoisers and VAEs are those configs as written. What differs, and why:
 - HunyuanDiT's BERT encoder (``hf-internal-testing/tiny-random-BertModel``) is built from its
   config reproduced (``TINY_BERT``).
 - CogView3-Plus's ``pos_embed_max_size`` is 16 instead of 8: 8 patches allow at most 32 px.
+- PixArt's one-block VAE is kept as written: PixArt reads its scale from the VAE, so the latent
+  is simply the size of the image.
 
 The families diffusers' auto text-to-image mapping has but that are not built here are listed in
 ``NOT_BUILT`` with the reason; the tests skip them with it, and the docs table says so.
@@ -943,6 +945,44 @@ def _sd_pag(tmp: Path):
     )
 
 
+def _pixart(tmp: Path, pipeline: str = "PixArtAlphaPipeline"):
+    """PixArt-alpha, PixArt-Sigma and PixArt-Sigma PAG: the same components in all three tests
+    (the PAG one with PAG on the pipeline's default layer); a one-block VAE, as written, so
+    the latent is the size of the image. These pipelines take only the older ``callback``."""
+    import diffusers
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, PixArtTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = PixArtTransformer2DModel(
+        sample_size=8,
+        num_layers=2,
+        patch_size=2,
+        attention_head_dim=8,
+        num_attention_heads=3,
+        caption_channels=32,
+        in_channels=4,
+        cross_attention_dim=24,
+        out_channels=8,
+        attention_bias=True,
+        activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000,
+        norm_type="ada_norm_single",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL()
+    torch.manual_seed(0)
+    return getattr(diffusers, pipeline)(
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=DDIMScheduler(),
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+    )
+
+
 def _wan(tmp: Path):
     """A video pipeline (Wan 2.1), built to check the backend refuses it before the run."""
     import torch
@@ -982,6 +1022,56 @@ def _wan(tmp: Path):
         text_encoder=_t5_encoder(),
         tokenizer=byte_tokenizer(),
         transformer_2=None,
+    )
+
+
+def _deepfloyd_if(tmp: Path):
+    """DeepFloyd IF's first stage (``tests/pipelines/deepfloyd_if/__init__.py``): it denoises
+    pixels, has no VAE and takes only the older ``callback``; built to check the backend
+    refuses it before the run, with that reason."""
+    import torch
+    from diffusers import DDPMScheduler, IFPipeline, UNet2DConditionModel
+    from diffusers.pipelines.deepfloyd_if import IFWatermarker
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        layers_per_block=1,
+        block_out_channels=[32, 64],
+        down_block_types=["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        up_block_types=["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"],
+        in_channels=3,
+        out_channels=6,
+        cross_attention_dim=32,
+        encoder_hid_dim=32,
+        attention_head_dim=8,
+        addition_embed_type="text",
+        addition_embed_type_num_heads=2,
+        cross_attention_norm="group_norm",
+        resnet_time_scale_shift="scale_shift",
+        act_fn="gelu",
+    )
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        beta_start=0.0001,
+        beta_end=0.02,
+        thresholding=True,
+        dynamic_thresholding_ratio=0.95,
+        sample_max_value=1.0,
+        prediction_type="epsilon",
+        variance_type="learned_range",
+    )
+    return IFPipeline(
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        watermarker=IFWatermarker(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
 
 
@@ -1093,6 +1183,27 @@ FAMILIES: dict[str, Family] = {
             _flux2_klein,
             "1165f9fcc2db94ed536c53ea7f9b0770cf838567",
         ),
+        Family(
+            "pixart-alpha",
+            "PixArtAlphaPipeline",
+            "tests/pipelines/pixart_alpha/test_pixart.py",
+            _pixart,
+            "084c959bdf572e3f77b19004ff11c35cc6df1e26",
+        ),
+        Family(
+            "pixart-sigma",
+            "PixArtSigmaPipeline",
+            "tests/pipelines/pixart_sigma/test_pixart.py",
+            functools.partial(_pixart, pipeline="PixArtSigmaPipeline"),
+            "18a3d237b7db0445f14bde21675c746bd43e64da",
+        ),
+        Family(
+            "pixart-sigma-pag",
+            "PixArtSigmaPAGPipeline",
+            "tests/pipelines/pag/test_pag_pixart_sigma.py",
+            functools.partial(_pixart, pipeline="PixArtSigmaPAGPipeline"),
+            "3540e069cd9c9d52e55dd9f152378af2919a9a81",
+        ),
     )
 }
 
@@ -1100,6 +1211,17 @@ VIDEO_FAMILIES: dict[str, Family] = {
     "wan": Family("wan", "WanPipeline", "tests/pipelines/wan/test_wan.py", _wan),
 }
 """Video pipelines: the backend must refuse them before the run."""
+
+REFUSED_FAMILIES: dict[str, Family] = {
+    "if": Family(
+        "if",
+        "IFPipeline",
+        "tests/pipelines/deepfloyd_if/__init__.py",
+        _deepfloyd_if,
+        "084c959bdf572e3f77b19004ff11c35cc6df1e26",
+    ),
+}
+"""Text-to-image pipelines the backend refuses before the run, with the reason (NOT_RUN)."""
 
 
 def is_built(folder: Path) -> bool:
@@ -1115,7 +1237,7 @@ def build_family(name: str, folder: Path) -> Path:
     beside it, then renamed, so concurrent test workers never see half a model)."""
     if is_built(folder):
         return folder
-    family = FAMILIES.get(name) or VIDEO_FAMILIES[name]
+    family = FAMILIES.get(name) or VIDEO_FAMILIES.get(name) or REFUSED_FAMILIES[name]
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:

@@ -56,6 +56,9 @@ CALL_DEFAULTS: dict[str, CallDefaults] = {
     "CogView3PlusPipeline": CallDefaults(50, 5.0, size_multiple=16),
     "HunyuanDiTPipeline": CallDefaults(50, 5.0, size_multiple=16),
     "Kandinsky3Pipeline": CallDefaults(25, 3.0),
+    "PixArtAlphaPipeline": CallDefaults(20, 4.5),
+    "PixArtSigmaPipeline": CallDefaults(20, 4.5),
+    "PixArtSigmaPAGPipeline": CallDefaults(20, 4.5),
     "Flux2Pipeline": CallDefaults(50, 4.0, negative_prompt=False, size_multiple=16),
     "Flux2KleinPipeline": CallDefaults(50, 4.0, negative_prompt=False, size_multiple=16),
 }
