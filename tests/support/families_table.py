@@ -107,6 +107,10 @@ EXPECTED: dict[str, Row] = {
     "flux2-klein": Row(
         "Flux2KleinPipeline", "flux2/test_pipeline_flux2_klein.py", STANDARDISED, PIPELINE, (64, 64)
     ),
+    "sdxl-pag": Row(
+        "StableDiffusionXLPAGPipeline", "pag/test_pag_sdxl.py", "SDXL factors", PIPELINE, (64, 64)
+    ),
+    "sana-pag": Row("SanaPAGPipeline", "pag/test_pag_sana.py", STANDARDISED, PIPELINE, (64, 64)),
     "pixart-alpha": Row(
         "PixArtAlphaPipeline", "pixart_alpha/test_pixart.py", "SDXL factors", HERE, (64, 64)
     ),
@@ -150,13 +154,11 @@ NOT_RUN: dict[str, str] = {
     "kandinsky22": _TWO_STAGE,
     "wuerstchen": _TWO_STAGE,
     "cascade": _TWO_STAGE,
-    "stable-diffusion-xl-pag": "PAG variant of SDXL: " + _NOT_YET,
     "stable-diffusion-3-pag": (
         "PAG variant of SD3: its tiny config (`tests/pipelines/pag/test_pag_sd3.py`) ran the "
         "family tests once, all passed, but took about 60 s of CPU (PAG's threefold batch over "
         "4096 tokens at 64 px); left out of the suite"
     ),
-    "sana-pag": "PAG variant of Sana: " + _NOT_YET,
     "glm_image": _NOT_YET,
     "helios": _NOT_YET,
     "helios-pyramid": _NOT_YET,
@@ -191,6 +193,8 @@ MAPPING_NAMES = {
     "flux2-klein": "flux2-klein",
     "sd-pag": "stable-diffusion-pag",
     "hunyuan-pag": "hunyuan-pag",
+    "sdxl-pag": "stable-diffusion-xl-pag",
+    "sana-pag": "sana-pag",
     "pixart-alpha": "pixart-alpha",
     "pixart-sigma": "pixart-sigma",
     "pixart-sigma-pag": "pixart-sigma-pag",

@@ -457,9 +457,19 @@ def _auraflow(tmp: Path):
     )
 
 
-def _sana(tmp: Path):
+def _sana(tmp: Path, pag: bool = False):
+    """Sana; with ``pag``, SanaPAGPipeline from test_pag_sana.py: the same transformer with two
+    layers, PAG on the pipeline's default (``transformer_blocks.0``). Its text encoder is
+    Sana's own test's (a ``Gemma2Model``, 8 wide): the PAG test's ``Gemma2ForCausalLM`` hands
+    its logits over an 8-token vocabulary to the 8-channel caption projection, which works only
+    with the 8-token tokenizer it downloads."""
     import torch
-    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline
+    from diffusers import (
+        AutoencoderDC,
+        FlowMatchEulerDiscreteScheduler,
+        SanaPAGPipeline,
+        SanaPipeline,
+    )
     from diffusers import SanaTransformer2DModel as Transformer
     from transformers import Gemma2Config, Gemma2Model
 
@@ -468,7 +478,7 @@ def _sana(tmp: Path):
         patch_size=1,
         in_channels=4,
         out_channels=4,
-        num_layers=1,
+        num_layers=2 if pag else 1,
         num_attention_heads=2,
         attention_head_dim=4,
         num_cross_attention_heads=2,
@@ -509,7 +519,7 @@ def _sana(tmp: Path):
         vocab_size=len(tokenizer),  # the test's 8 is for its downloaded dummy tokenizer
         attn_implementation="eager",
     )
-    return SanaPipeline(
+    return (SanaPAGPipeline if pag else SanaPipeline)(
         transformer=transformer,
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
@@ -945,6 +955,72 @@ def _sd_pag(tmp: Path):
     )
 
 
+def _sdxl_pag(tmp: Path):
+    """SDXL with perturbed-attention guidance: test_pag_sdxl.py's components (SDXL's own test's:
+    a two-block VAE, 2x downsampling, two CLIP encoders) with PAG on the mid, up and down
+    blocks, as its ``test_pag_inference``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPAGPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(2, 4),
+        layers_per_block=2,
+        time_cond_proj_dim=None,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
+        cross_attention_dim=64,
+        norm_num_groups=1,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        steps_offset=1,
+        beta_schedule="scaled_linear",
+        timestep_spacing="leading",
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        sample_size=128,
+    )
+    torch.manual_seed(0)
+    config = _clip_config()
+    tokenizer = _clip_tokenizer(tmp / "clip")
+    return StableDiffusionXLPAGPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(config).eval(),
+        tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(config).eval(),
+        tokenizer_2=tokenizer,
+        image_encoder=None,
+        feature_extractor=None,
+        pag_applied_layers=["mid", "up", "down"],
+    )
+
+
 def _pixart(tmp: Path, pipeline: str = "PixArtAlphaPipeline"):
     """PixArt-alpha, PixArt-Sigma and PixArt-Sigma PAG: the same components in all three tests
     (the PAG one with PAG on the pipeline's default layer); a one-block VAE, as written, so
@@ -1182,6 +1258,20 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/flux2/test_pipeline_flux2_klein.py",
             _flux2_klein,
             "1165f9fcc2db94ed536c53ea7f9b0770cf838567",
+        ),
+        Family(
+            "sdxl-pag",
+            "StableDiffusionXLPAGPipeline",
+            "tests/pipelines/pag/test_pag_sdxl.py",
+            _sdxl_pag,
+            "0ec79055bfdbca733f61ab1746c32ca61b4a5478",
+        ),
+        Family(
+            "sana-pag",
+            "SanaPAGPipeline",
+            "tests/pipelines/pag/test_pag_sana.py",
+            functools.partial(_sana, pag=True),
+            "0afb7ce305382c829173ba2c17a2120080dc952f",
         ),
         Family(
             "pixart-alpha",

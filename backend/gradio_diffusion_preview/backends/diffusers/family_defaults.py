@@ -56,6 +56,8 @@ CALL_DEFAULTS: dict[str, CallDefaults] = {
     "CogView3PlusPipeline": CallDefaults(50, 5.0, size_multiple=16),
     "HunyuanDiTPipeline": CallDefaults(50, 5.0, size_multiple=16),
     "Kandinsky3Pipeline": CallDefaults(25, 3.0),
+    "StableDiffusionXLPAGPipeline": CallDefaults(50, 5.0),
+    "SanaPAGPipeline": CallDefaults(20, 4.5, size_multiple=32),
     "PixArtAlphaPipeline": CallDefaults(20, 4.5),
     "PixArtSigmaPipeline": CallDefaults(20, 4.5),
     "PixArtSigmaPAGPipeline": CallDefaults(20, 4.5),
@@ -66,6 +68,7 @@ CALL_DEFAULTS: dict[str, CallDefaults] = {
 # Where the project's default differs from the signature's, and why.
 STEPS_CHOSEN: dict[str, int] = {
     "StableDiffusionXLPipeline": 30,  # SDXL base converges by about 30; 50 is the generic default
+    "StableDiffusionXLPAGPipeline": 30,  # the same SDXL models, with PAG
 }
 
 _DENOISERS = ("transformer", "unet", "prior")
