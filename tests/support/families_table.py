@@ -111,6 +111,7 @@ EXPECTED: dict[str, Row] = {
         "StableDiffusionXLPAGPipeline", "pag/test_pag_sdxl.py", "SDXL factors", PIPELINE, (64, 64)
     ),
     "sana-pag": Row("SanaPAGPipeline", "pag/test_pag_sana.py", STANDARDISED, PIPELINE, (64, 64)),
+    "flux2": Row("Flux2Pipeline", "flux2/test_pipeline_flux2.py", STANDARDISED, PIPELINE, (64, 64)),
     "pixart-alpha": Row(
         "PixArtAlphaPipeline", "pixart_alpha/test_pixart.py", "SDXL factors", HERE, (64, 64)
     ),
@@ -162,7 +163,6 @@ NOT_RUN: dict[str, str] = {
     "glm_image": _NOT_YET,
     "helios": _NOT_YET,
     "helios-pyramid": _NOT_YET,
-    "flux2": _NOT_YET,
     "ideogram4": _NOT_YET,
     "krea2": _NOT_YET,
     "nucleusmoe-image": _NOT_YET,
@@ -193,6 +193,7 @@ MAPPING_NAMES = {
     "flux2-klein": "flux2-klein",
     "sd-pag": "stable-diffusion-pag",
     "hunyuan-pag": "hunyuan-pag",
+    "flux2": "flux2",
     "sdxl-pag": "stable-diffusion-xl-pag",
     "sana-pag": "sana-pag",
     "pixart-alpha": "pixart-alpha",

@@ -881,6 +881,99 @@ def _flux2_klein(tmp: Path):
     )
 
 
+def _flux2(tmp: Path):
+    """FLUX.2 [dev]: a Mistral 3 encoder whose hidden states 10, 20 and 30 are the prompt
+    embedding (the pipeline's default ``text_encoder_out_layers``), so 30 text layers here
+    where the test has 1 and passes ``(1,)``, and ``joint_attention_dim`` 3 x 16 = 48 (the
+    test's 16 is one layer's). The test downloads Mistral's processor; here the byte tokenizer
+    with a chat template that joins each message's text parts (the pipeline sends the system
+    message and the prompt as lists of parts, and pads to 512 tokens)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2Pipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    torch.manual_seed(0)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=48,
+        timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4],
+    )
+    config = Mistral3Config(
+        text_config={
+            "model_type": "mistral",
+            "vocab_size": 32000,
+            "hidden_size": 16,
+            "intermediate_size": 37,
+            "max_position_embeddings": 512,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 30,
+            "num_key_value_heads": 2,
+            "rms_norm_eps": 1e-05,
+            "rope_theta": 1000000000.0,
+            "sliding_window": None,
+            "bos_token_id": 2,
+            "eos_token_id": 3,
+            "pad_token_id": 4,
+        },
+        vision_config={
+            "model_type": "pixtral",
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "intermediate_size": 37,
+            "image_size": 30,
+            "patch_size": 6,
+            "num_channels": 3,
+        },
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=4,
+        model_dtype="mistral3",
+        image_seq_length=4,
+        vision_feature_layer=-1,
+        image_token_index=1,
+    )
+    torch.manual_seed(0)
+    text_encoder = Mistral3ForConditionalGeneration(config).eval()
+    tokenizer = byte_tokenizer(512)
+    tokenizer.chat_template = (
+        "{% for m in messages %}[{{ m['role'] }}]{% for part in m['content'] %}"
+        "{{ part['text'] }}{% endfor %}\n{% endfor %}"
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLFlux2(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=1,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    return Flux2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        vae=vae,
+    )
+
+
 def _chat_tokenizer():
     """The byte tokenizer with Qwen's special tokens and a minimal chat template (Z-Image and
     FLUX.2 [klein] wrap the prompt in one)."""
@@ -1272,6 +1365,13 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/pag/test_pag_sana.py",
             functools.partial(_sana, pag=True),
             "0afb7ce305382c829173ba2c17a2120080dc952f",
+        ),
+        Family(
+            "flux2",
+            "Flux2Pipeline",
+            "tests/pipelines/flux2/test_pipeline_flux2.py",
+            _flux2,
+            "136ee3f4da74746ef6b13e8851e3376d7b92072d",
         ),
         Family(
             "pixart-alpha",
