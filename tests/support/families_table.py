@@ -112,6 +112,9 @@ EXPECTED: dict[str, Row] = {
     ),
     "sana-pag": Row("SanaPAGPipeline", "pag/test_pag_sana.py", STANDARDISED, PIPELINE, (64, 64)),
     "flux2": Row("Flux2Pipeline", "flux2/test_pipeline_flux2.py", STANDARDISED, PIPELINE, (64, 64)),
+    "ovis": Row(
+        "OvisImagePipeline", "ovis_image/test_ovis_image.py", STANDARDISED, PIPELINE, (64, 64)
+    ),
     "pixart-alpha": Row(
         "PixArtAlphaPipeline", "pixart_alpha/test_pixart.py", "SDXL factors", HERE, (64, 64)
     ),
@@ -131,6 +134,10 @@ EXPECTED: dict[str, Row] = {
 _LEGACY = "no `callback_on_step_end` in diffusers 0.42.1, only the older `callback`, and "
 _CONTROL = "needs a control image as well as a prompt: not a plain text-to-image run"
 _TWO_STAGE = "a combined prior + decoder pipeline: no tiny build yet"
+_VIDEO = (
+    "a video pipeline in diffusers 0.42.1 (its `__call__` takes `num_frames`): refused before "
+    "the run, as the Wan test checks"
+)
 _NOT_YET = "no tiny builder yet (its test config is in diffusers' tests; not written here)"
 
 NOT_RUN: dict[str, str] = {
@@ -161,15 +168,18 @@ NOT_RUN: dict[str, str] = {
         "4096 tokens at 64 px); left out of the suite"
     ),
     "glm_image": _NOT_YET,
-    "helios": _NOT_YET,
-    "helios-pyramid": _NOT_YET,
+    "helios": _VIDEO,
+    "helios-pyramid": _VIDEO,
     "ideogram4": _NOT_YET,
     "krea2": _NOT_YET,
     "nucleusmoe-image": _NOT_YET,
     "qwenimage21": _NOT_YET,
     "z-image-omni": _NOT_YET,
-    "ovis": _NOT_YET,
-    "prx": _NOT_YET,
+    "prx": (
+        "its pipeline cleans every prompt with `ftfy`, which the test environment lacks: the tiny "
+        "build from `tests/pipelines/prx/test_pipeline_prx.py` loads, then fails with "
+        "`NameError: name 'ftfy' is not defined` (install `ftfy` to run PRX)"
+    ),
 }
 """Keyed by diffusers' AUTO_TEXT2IMAGE_PIPELINES_MAPPING names."""
 
@@ -194,6 +204,7 @@ MAPPING_NAMES = {
     "sd-pag": "stable-diffusion-pag",
     "hunyuan-pag": "hunyuan-pag",
     "flux2": "flux2",
+    "ovis": "ovis",
     "sdxl-pag": "stable-diffusion-xl-pag",
     "sana-pag": "sana-pag",
     "pixart-alpha": "pixart-alpha",

@@ -974,6 +974,55 @@ def _flux2(tmp: Path):
     )
 
 
+def _ovis(tmp: Path):
+    """Ovis-Image: a Qwen3 encoder; the test downloads Qwen2-VL's tokenizer, here the byte
+    tokenizer with Qwen's special tokens and a chat template (the pipeline drops the first 28
+    tokens, its own prefix, whatever they are)."""
+    import torch
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        OvisImagePipeline,
+        OvisImageTransformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3Model
+
+    torch.manual_seed(0)
+    transformer = OvisImageTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        axes_dims_rope=(4, 4, 8),
+    )
+    torch.manual_seed(0)
+    vae = _small_vae(1)
+    tokenizer = _chat_tokenizer()
+    torch.manual_seed(0)
+    text_encoder = Qwen3Model(
+        Qwen3Config(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            vocab_size=len(tokenizer) + 4,
+            max_position_embeddings=512,
+        )
+    ).eval()
+    return OvisImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
 def _chat_tokenizer():
     """The byte tokenizer with Qwen's special tokens and a minimal chat template (Z-Image and
     FLUX.2 [klein] wrap the prompt in one)."""
@@ -1372,6 +1421,13 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/flux2/test_pipeline_flux2.py",
             _flux2,
             "136ee3f4da74746ef6b13e8851e3376d7b92072d",
+        ),
+        Family(
+            "ovis",
+            "OvisImagePipeline",
+            "tests/pipelines/ovis_image/test_ovis_image.py",
+            _ovis,
+            "08d3bdebdbc34fbb437439d5e8bee6605148bf9a",
         ),
         Family(
             "pixart-alpha",
