@@ -115,6 +115,7 @@ EXPECTED: dict[str, Row] = {
     "ovis": Row(
         "OvisImagePipeline", "ovis_image/test_ovis_image.py", STANDARDISED, PIPELINE, (64, 64)
     ),
+    "krea2": Row("Krea2Pipeline", "krea2/test_krea2.py", STANDARDISED, PIPELINE, (64, 64)),
     "pixart-alpha": Row(
         "PixArtAlphaPipeline", "pixart_alpha/test_pixart.py", "SDXL factors", HERE, (64, 64)
     ),
@@ -171,7 +172,6 @@ NOT_RUN: dict[str, str] = {
     "helios": _VIDEO,
     "helios-pyramid": _VIDEO,
     "ideogram4": _NOT_YET,
-    "krea2": _NOT_YET,
     "nucleusmoe-image": _NOT_YET,
     "qwenimage21": _NOT_YET,
     "z-image-omni": _NOT_YET,
@@ -205,6 +205,7 @@ MAPPING_NAMES = {
     "hunyuan-pag": "hunyuan-pag",
     "flux2": "flux2",
     "ovis": "ovis",
+    "krea2": "krea2",
     "sdxl-pag": "stable-diffusion-xl-pag",
     "sana-pag": "sana-pag",
     "pixart-alpha": "pixart-alpha",

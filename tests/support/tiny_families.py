@@ -1023,6 +1023,86 @@ def _ovis(tmp: Path):
     )
 
 
+def _krea2(tmp: Path):
+    """Krea 2: a Qwen3-VL encoder (the test's config) and the Qwen-Image VAE with four latent
+    channels; the test downloads Qwen2-VL's tokenizer, here the byte tokenizer with Qwen's
+    special tokens (the pipeline writes its chat template into the text itself). The byte
+    tokenizer is not a ``Qwen2Tokenizer``: the pipeline's suffix of five tokens is five here
+    only by its special tokens, so the prompt embedding's length can differ from a release's."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        Krea2Pipeline,
+        Krea2Transformer2DModel,
+    )
+    from transformers import Qwen3VLConfig, Qwen3VLModel
+
+    torch.manual_seed(0)
+    transformer = Krea2Transformer2DModel(
+        in_channels=16,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=32,
+        timestep_embed_dim=8,
+        text_hidden_dim=16,
+        num_text_layers=3,
+        text_num_attention_heads=2,
+        text_num_key_value_heads=1,
+        text_intermediate_size=16,
+        num_layerwise_text_blocks=1,
+        num_refiner_text_blocks=1,
+        axes_dims_rope=(4, 2, 2),
+        rope_theta=1000.0,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLQwenImage(
+        base_dim=4 * 6,
+        z_dim=4,
+        dim_mult=[1, 2, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True],
+        latents_mean=[0.0] * 4,
+        latents_std=[1.0] * 4,
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=6400,
+    )
+    torch.manual_seed(0)
+    config = Qwen3VLConfig(
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": 16,
+        },
+        vocab_size=152064,
+    )
+    return Krea2Pipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=Qwen3VLModel(config).eval(),
+        tokenizer=_chat_tokenizer(),
+        text_encoder_select_layers=(0, 1, 2),
+    )
+
+
 def _chat_tokenizer():
     """The byte tokenizer with Qwen's special tokens and a minimal chat template (Z-Image and
     FLUX.2 [klein] wrap the prompt in one)."""
@@ -1428,6 +1508,13 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/ovis_image/test_ovis_image.py",
             _ovis,
             "08d3bdebdbc34fbb437439d5e8bee6605148bf9a",
+        ),
+        Family(
+            "krea2",
+            "Krea2Pipeline",
+            "tests/pipelines/krea2/test_krea2.py",
+            _krea2,
+            "2aca8ec28404e36e0a55fca23758e85ad01390d5",
         ),
         Family(
             "pixart-alpha",
