@@ -116,6 +116,13 @@ EXPECTED: dict[str, Row] = {
         "OvisImagePipeline", "ovis_image/test_ovis_image.py", STANDARDISED, PIPELINE, (64, 64)
     ),
     "krea2": Row("Krea2Pipeline", "krea2/test_krea2.py", STANDARDISED, PIPELINE, (64, 64)),
+    "kandinsky22": Row(
+        "KandinskyV22CombinedPipeline",
+        "kandinsky2_2/test_kandinsky_combined.py",
+        STANDARDISED,
+        HERE,
+        (64, 64),
+    ),
     "pixart-alpha": Row(
         "PixArtAlphaPipeline", "pixart_alpha/test_pixart.py", "SDXL factors", HERE, (64, 64)
     ),
@@ -163,7 +170,6 @@ NOT_RUN: dict[str, str] = {
     "qwenimage-controlnet": _CONTROL,
     "z-image-controlnet": _CONTROL,
     "z-image-controlnet-inpaint": _CONTROL,
-    "kandinsky22": _TWO_STAGE,
     "wuerstchen": _TWO_STAGE,
     "cascade": _TWO_STAGE,
     "stable-diffusion-3-pag": (
@@ -213,6 +219,7 @@ MAPPING_NAMES = {
     "flux2": "flux2",
     "ovis": "ovis",
     "krea2": "krea2",
+    "kandinsky22": "kandinsky22",
     "sdxl-pag": "stable-diffusion-xl-pag",
     "sana-pag": "sana-pag",
     "pixart-alpha": "pixart-alpha",

@@ -1103,6 +1103,120 @@ def _krea2(tmp: Path):
     )
 
 
+def _kandinsky22(tmp: Path):
+    """Kandinsky 2.2, combined: the prior of test_kandinsky_prior.py (a PriorTransformer over a
+    CLIP text encoder, a CLIP image encoder and image processor, an UnCLIP scheduler) and the
+    decoder of test_kandinsky.py (an image-embedding UNet, DDIM, a two-block movq), as
+    test_kandinsky_combined.py joins them; the CLIP tokenizer is tiny.py's local one."""
+    import torch
+    from diffusers import (
+        DDIMScheduler,
+        KandinskyV22CombinedPipeline,
+        PriorTransformer,
+        UnCLIPScheduler,
+        UNet2DConditionModel,
+        VQModel,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    torch.manual_seed(0)
+    prior = PriorTransformer(
+        num_attention_heads=2, attention_head_dim=12, embedding_dim=32, num_layers=1
+    )
+    # the test's: clip_std starts at 0, which would make every image embedding 0
+    prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            image_size=224,
+            projection_dim=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_channels=3,
+            num_hidden_layers=5,
+            patch_size=14,
+        )
+    )
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModelWithProjection(_clip_config(projection_dim=32))
+    image_processor = CLIPImageProcessor(
+        crop_size=224,
+        do_center_crop=True,
+        do_normalize=True,
+        do_resize=True,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+        resample=3,
+        size=224,
+    )
+    prior_scheduler = UnCLIPScheduler(
+        variance_type="fixed_small_log",
+        prediction_type="sample",
+        num_train_timesteps=1000,
+        clip_sample=True,
+        clip_sample_range=10.0,
+    )
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        in_channels=4,
+        out_channels=8,
+        addition_embed_type="image",
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        encoder_hid_dim=32,
+        encoder_hid_dim_type="image_proj",
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        resnet_time_scale_shift="scale_shift",
+        class_embed_type=None,
+    )
+    torch.manual_seed(0)
+    movq = VQModel(
+        block_out_channels=[32, 64],
+        down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+        in_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        norm_type="spatial",
+        num_vq_embeddings=12,
+        out_channels=3,
+        up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+        vq_embed_dim=4,
+    )
+    scheduler = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+        thresholding=False,
+    )
+    return KandinskyV22CombinedPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        movq=movq,
+        prior_prior=prior,
+        prior_image_encoder=image_encoder,
+        prior_text_encoder=text_encoder,
+        prior_tokenizer=_clip_tokenizer(tmp / "clip"),
+        prior_scheduler=prior_scheduler,
+        prior_image_processor=image_processor,
+    )
+
+
 def _chat_tokenizer():
     """The byte tokenizer with Qwen's special tokens and a minimal chat template (Z-Image and
     FLUX.2 [klein] wrap the prompt in one)."""
@@ -1515,6 +1629,13 @@ FAMILIES: dict[str, Family] = {
             "tests/pipelines/krea2/test_krea2.py",
             _krea2,
             "2aca8ec28404e36e0a55fca23758e85ad01390d5",
+        ),
+        Family(
+            "kandinsky22",
+            "KandinskyV22CombinedPipeline",
+            "tests/pipelines/kandinsky2_2/test_kandinsky_combined.py",
+            _kandinsky22,
+            "f345325d8b009bc17f1d3756df3e776424e65913",
         ),
         Family(
             "pixart-alpha",

@@ -58,6 +58,7 @@ CALL_DEFAULTS: dict[str, CallDefaults] = {
     "Kandinsky3Pipeline": CallDefaults(25, 3.0),
     "StableDiffusionXLPAGPipeline": CallDefaults(50, 5.0),
     "SanaPAGPipeline": CallDefaults(20, 4.5, size_multiple=32),
+    "KandinskyV22CombinedPipeline": CallDefaults(100, 4.0, size=512),
     "Krea2Pipeline": CallDefaults(28, 4.5, size_multiple=16),
     "OvisImagePipeline": CallDefaults(50, 5.0, size_multiple=16),
     "PixArtAlphaPipeline": CallDefaults(20, 4.5),
