@@ -146,7 +146,11 @@ def fair_line_app(backend: CountingBackend) -> gr.Blocks:
 
     def run(prompt, steps):
         yield from stream(
-            backend.id, model="flat", prompt=prompt, steps=int(steps), policy=policy,
+            backend.id,
+            model="flat",
+            prompt=prompt,
+            steps=int(steps),
+            policy=policy,
             registry=registry,
         )
 
@@ -161,9 +165,7 @@ def fair_line_app(backend: CountingBackend) -> gr.Blocks:
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_a_run_waiting_in_the_apps_line_shows_its_place_and_expected_wait(
-    open_page, serve, size
-):
+def test_a_run_waiting_in_the_apps_line_shows_its_place_and_expected_wait(open_page, serve, size):
     gate = Gate()
     backend = GatedCounting(gate=gate)
     url = serve(fair_line_app(backend))
@@ -265,3 +267,59 @@ def test_an_error_is_a_short_block_that_clears_when_a_new_run_starts(open_page, 
     gate.open()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     assert not page.errors
+
+
+# --- item 4: contrast of every text the widget draws, in the states the other test misses --
+
+
+class StubbornGate(Gate):
+    """A gate that holds steps even after "Use this preview": the button stays "Finishing…"
+    until the test lets the step through."""
+
+    def wait(self, control) -> bool:
+        with self._cond:
+            while not (self._open or self._permits):
+                if control.cancelled:
+                    return False
+                self._cond.wait(0.02)
+            if not self._open:
+                self._permits -= 1
+            return True
+
+
+def low_contrast(page) -> list[dict]:
+    from browser_helpers import probe
+
+    return [item for item in page.evaluate(probe("contrast")) if item["ratio"] < item["required"]]
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_queued_finishing_and_phone_viewer_texts_meet_wcag_aa_contrast(open_page, serve, dark):
+    gate = StubbornGate()
+    url = serve(fair_line_app(GatedCounting(gate=gate)))
+    first, second = open_page(url, dark=dark), open_page(url, dark=dark, **PHONE)
+    gate.release(2)
+    set_number(first, "Steps", 2)
+    generate(first)
+    first.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    seen: dict[str, list[dict]] = {}
+
+    set_number(first, "Steps", 50)
+    generate(first)
+    gate.release(1)
+    first.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    button(first, "Use this preview").click()
+    expect(first.get_by_role("button", name="Finishing…")).to_be_visible()
+    seen["finishing"] = low_contrast(first)
+    generate(second, "wait your turn")
+    second.get_by_test_id("queue-eta").wait_for(timeout=TIMEOUT_MS)
+    seen["queued"] = low_contrast(second)
+    gate.open()
+    first.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    second.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    seen["phone done"] = low_contrast(second)
+    open_viewer(second, 0)
+    seen["phone viewer"] = low_contrast(second)
+
+    failures = {state: items for state, items in seen.items() if items}
+    assert not failures, failures
