@@ -71,6 +71,20 @@ def load_tokenizer(folder: Path):
     return PreTrainedTokenizerFast.from_pretrained(folder)
 
 
+def mark_fast_tokenizer(folder: Path) -> None:
+    """Name the saved tokenizer ``PreTrainedTokenizerFast`` in ``folder``'s ``model_index.json``
+    and tokenizer config: transformers 5 saves it as ``TokenizersBackend``, which transformers
+    4 does not know, and ``CLIPTokenizer`` would drop the normalizer of ``tokenizer.json``."""
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    config_path = folder / "tokenizer" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def make_tokenizer(folder: Path, words: tuple[str, ...]):
     """A CLIP BPE tokenizer in which every grammar word is one token, reading prompts through
     ``words.tokenizer_normalizer`` (synonyms, punctuation), saved in ``folder / "fast"``."""

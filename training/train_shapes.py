@@ -42,6 +42,7 @@ from shapes_parts import (  # noqa: E402
     make_tokenizer,
     make_unet,
     make_vae,
+    mark_fast_tokenizer,
 )
 from shapes_vae import encode, finetune_decoder, fit_latent_rgb, train_vae  # noqa: E402
 
@@ -297,6 +298,7 @@ def best_checkpoint(
         unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
         pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
         pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+        mark_fast_tokenizer(out)
         minutes = (time.monotonic() - denoiser_began) / 60
         training.update(
             steps=steps_before + step,

@@ -168,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": seed,
         "accuracy": result.summary(),
         "per_shape": per_shape(scenes, judged),
+        # pictures with no shape at all (a plain colour, or specks under the judge's minimum area)
+        "plain_colour_images": sum(judge(image).size is None for image in images),
         "counts": asdict(result),
         "seconds_per_image_median": round(per_image, 3),
         "seconds_per_image_max": round(max(seconds), 3),
