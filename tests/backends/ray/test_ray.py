@@ -317,7 +317,7 @@ def test_a_dead_replica_fails_only_its_run_and_the_next_run_works(cluster, toy, 
 def test_an_app_that_is_not_there_fails_unavailable(cluster):
     backend = RayBackend.for_app("no-such-app", id="ray-missing")
     assert backend.availability().usable  # network-free: only a run finds out
-    last = list(stream(backend, prompt="x", steps=2))[-1]
+    last = list(stream(backend, model="any", prompt="x", steps=2))[-1]
     assert last.status == "error" and last.reason == "unavailable"
     assert last.message == (
         "The Ray Serve application 'no-such-app' is not running on the cluster: start it with "

@@ -94,6 +94,7 @@ class RayBackend(Backend):
         self._connection = RayConnection(endpoint.url, self.app, self.hosted) if endpoint else None
         self._described: tuple[float, dict[str, Any], Capabilities] | None = None
         self._described_lock = threading.Lock()
+        self._asking = threading.Lock()
 
     @classmethod
     def for_app(
@@ -127,7 +128,14 @@ class RayBackend(Backend):
     def _describe_now(self) -> dict[str, Any]:
         """Ask a replica; a busy pool (every replica at work, the queue full) answers with the
         last description instead, if there is one. Raises ``RayUnreachable`` and Ray's errors."""
-        return _off_the_event_loop(self._ask_a_replica)
+        return _off_the_event_loop(self._ask_once)
+
+    def _ask_once(self) -> dict[str, Any]:
+        """One question at a time: runs that start together (a burst on a fresh app) share
+        one answer instead of filling the application's queue with descriptions."""
+        with self._asking:
+            fresh = self._description(MODEL_LIST_SECONDS)
+            return fresh if fresh is not None else self._ask_a_replica()
 
     def _ask_a_replica(self) -> dict[str, Any]:
         assert self._connection is not None and self.endpoint is not None
