@@ -218,6 +218,7 @@ class RayBackend(Backend):
         if self._connection is None or self.endpoint is None:
             yield Failed(self.problem or NOT_CONFIGURED, "unavailable")
             return
+        shown_started = False
         for attempt in (1, 2):
             try:
                 handle = self._connection.handle()
@@ -234,6 +235,7 @@ class RayBackend(Backend):
                 self._learn,
                 self._connection.admission,
                 self._connection.limits(),
+                shown_started,
             )
             try:
                 yield from run.events()
@@ -258,6 +260,7 @@ class RayBackend(Backend):
                     # send a run that never reached a replica once more.
                     self._connection.reconnect()
                     if attempt == 1 and not run.reached_replica:
+                        shown_started = run.shown_started
                         continue
                 yield self._failure(error, run.replica, request)
                 return

@@ -62,6 +62,7 @@ class ServeRun:
         learn: Callable[[dict[str, Any] | None], None],
         admission: Admission | None = None,
         limits: Limits | None = None,
+        shown_started: bool = False,
     ) -> None:
         self.handle, self.signals, self.request, self.control = handle, signals, request, control
         self.deadline = time.monotonic() + timeout
@@ -71,6 +72,8 @@ class ServeRun:
         self.run_id = uuid.uuid4().hex
         self.replica: str | None = None
         self.reached_replica = False
+        self.shown_started = shown_started
+        """``Started`` was shown while the run waited (by this try or an earlier one)."""
         self.watch: RunWatch | None = None
 
     def _send(self) -> Any:
@@ -97,7 +100,8 @@ class ServeRun:
                     if self.control.cancelled:
                         return  # the watch cancels the call; the thread ends with it
                     place = self.admission.place(self.run_id) or (1, 1)
-                    if said is None:
+                    if not self.shown_started:
+                        self.shown_started = True
                         yield self._started()
                     if place != said:
                         said = place
@@ -108,7 +112,6 @@ class ServeRun:
                             queue_size=place[1],
                         )
                     continue
-                self.shown_started = said is not None
                 if item is not _END:
                     yield (item,)
                 return
@@ -156,7 +159,6 @@ class ServeRun:
     def events(self) -> Iterator[GenerationEvent]:
         """The run's events; raises what the stream raised, except after a cancel."""
         ended = False
-        self.shown_started = False
         try:
             for item in self._submit():
                 if not isinstance(item, tuple | dict):
