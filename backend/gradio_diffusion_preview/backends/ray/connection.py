@@ -34,7 +34,7 @@ LIMITS_SECONDS = 5.0
 
 _init_lock = threading.Lock()
 _signals: dict[str, Any] = {}
-"""The finish-early actor of this process, by Ray session (job id)."""
+"""The finish-early actor of this process, by Ray session (node and job id)."""
 
 
 def start_command(app: str, backend: str) -> str:
@@ -51,7 +51,7 @@ class RayConnection:
         self.admission = Admission()
 
     def _session(self) -> str:
-        """Connect if this process is not connected yet; the session's job id."""
+        """Connect if this process is not connected yet; the session (this node, this job)."""
         import ray
 
         with _init_lock:
@@ -66,7 +66,10 @@ class RayConnection:
                         f"(`{start_command(self.app, self.backend)}`), or set the endpoint's "
                         "url to the cluster's address."
                     ) from None
-            return ray.get_runtime_context().get_job_id()
+            context = ray.get_runtime_context()
+            # A job id alone repeats in a new cluster (each one's first driver is 01000000):
+            # an actor of a cluster that is gone must not be taken for this one's.
+            return f"{context.get_node_id()}/{context.get_job_id()}"
 
     def handle(self) -> Any:
         """The application's handle (``DeploymentHandle``); raises ``RayUnreachable``."""
