@@ -13,6 +13,7 @@ cannot load (a misspelt hook) with 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -143,7 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout.write(settings.config_yaml())
         return 0
     try:
-        from .serving.app import run
+        from .serving.app import connect, run
     except ImportError as error:
         print(
             f"error: `serve run` needs Ray Serve ({error}). Fix: pip install "
@@ -162,15 +163,55 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    where = where or ("this process's Ray" if ray.is_initialized() else "a new local Ray")
+    where = connect(args.address)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if args.num_gpus is None and not gpus:
+        settings = settings.model_copy(update={"num_gpus": 0.0})
+        print(
+            "The Ray cluster has no GPUs: each replica runs on CPU (--num-gpus 0).",
+            file=sys.stderr,
+        )
+    elif settings.num_gpus > gpus:
+        print(
+            f"{PROG} serve: error: each replica asks for {settings.num_gpus:g} GPU "
+            f"(--num-gpus) and the Ray cluster has {gpus:g}, so no replica could start. Fix: "
+            "pass --num-gpus 0 to run the replicas on CPU, or add GPU machines to the cluster "
+            "(`ray start --address=<head>:6379` on each).",
+            file=sys.stderr,
+        )
+        return 2
     print(
         f"Serving backend '{settings.backend}' as the Ray Serve application '{settings.app}' "
         f"on {where}. The Gradio app reaches it through the 'ray' backend "
         "(DIFFUSION_PREVIEW_RAY_URL=auto; docs/scaling.md).",
         file=sys.stderr,
+        flush=True,
     )
-    run(settings, address=args.address, blocking=not args.non_blocking)
+    try:
+        run(settings, address=args.address, blocking=False)
+        if not args.non_blocking:
+            print(
+                f"The application '{settings.app}' is running; Ctrl-C removes it.",
+                file=sys.stderr,
+                flush=True,
+            )
+            run_until_interrupted()
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            from ray import serve
+
+            serve.delete(settings.app)
+        print(f"Removed the application '{settings.app}'.", file=sys.stderr)
+        return 130
     return 0
+
+
+def run_until_interrupted() -> None:
+    """Sleep until Ctrl-C (``KeyboardInterrupt``)."""
+    import time
+
+    while True:
+        time.sleep(3600)
 
 
 def _plugins(args: argparse.Namespace) -> int:

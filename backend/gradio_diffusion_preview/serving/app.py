@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -56,14 +57,38 @@ def build_app(args: dict[str, Any]) -> Application:
     return _bind(hosted)
 
 
-def run(
-    settings: ServeSettings, *, address: str | None = None, blocking: bool = False
-) -> DeploymentHandle:
-    """Run the application on the Ray cluster at ``address`` (``None``: the one this process
-    is connected to, else ``RAY_ADDRESS``, else a new local one) and return its handle."""
+def connect(address: str | None = None) -> str:
+    """Connect this process to Ray unless it is already; say truthfully where it runs: a new
+    local Ray this process started (it stops with the process), or the cluster it joined
+    (``address``, ``RAY_ADDRESS``, or one already running on this machine)."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=address)
+    gcs = ray.get_runtime_context().gcs_address
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is not None and getattr(node, "head", False):
+        return f"a new local Ray ({gcs}) that stops when this process ends"
+    return f"the Ray cluster at {gcs}, which this process joined"
+
+
+def run(
+    settings: ServeSettings, *, address: str | None = None, blocking: bool = False
+) -> DeploymentHandle:
+    """Run the application on the Ray cluster at ``address`` (``None``: the one this process
+    is connected to, else ``RAY_ADDRESS``, else one running on this machine, else a new local
+    one) and return its handle. With ``blocking`` it then waits for Ctrl-C; Ctrl-C, there or
+    while it deploys, removes the application before ``KeyboardInterrupt`` goes on."""
+    connect(address)
     serve.start(proxy_location="Disabled")  # no HTTP: callers use handles (a no-op if running)
-    return serve.run(application(settings), name=settings.app, route_prefix=None, blocking=blocking)
+    try:
+        handle = serve.run(
+            application(settings), name=settings.app, route_prefix=None, blocking=False
+        )
+        if blocking:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        serve.delete(settings.app)
+        raise
+    return handle

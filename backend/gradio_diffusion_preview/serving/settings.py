@@ -165,7 +165,8 @@ class ServeSettings(HostedBackend):
         header = (
             f"# Ray Serve config: backend '{self.backend}' as the application '{self.app}'.\n"
             "# Run:     serve run this.yaml     (on a Ray cluster's node, or with RAY_ADDRESS)\n"
-            "# Deploy:  serve deploy this.yaml  (to a running cluster through its dashboard)\n"
+            "# Deploy:  serve deploy this.yaml  (to a running cluster through its dashboard;\n"
+            "#          RAY_AUTH_MODE=token where the cluster uses token authentication)\n"
             "# KubeRay: the 'applications' list is a RayService's serveConfigV2.\n"
             "# The Gradio app reaches it through the 'ray' backend:\n"
             f"# {reach} (docs/scaling.md).\n"

@@ -251,6 +251,47 @@ def test_a_full_queue_fails_busy_with_retry_after(cluster, toy):
         assert run_.result().status in ("done", "error")
 
 
+def test_a_queued_run_shows_its_place_until_a_replica_takes_it(cluster):
+    backend = RayBackend.for_app("toy", id="ray-toy-queue")
+    two_replicas()
+    running = [Run(backend), Run(backend)]
+    for run_ in running:
+        assert run_.first_step.wait(30)
+    queued = Run(backend, steps=3, delay=0.0)
+    wait_until(lambda: any(s.phase == "queued" for s in queued.states), 30, "a queued state")
+    waiting = next(s for s in queued.states if s.phase == "queued")
+    assert (waiting.status, waiting.queue_position, waiting.queue_size) == ("running", 1, 1)
+    assert waiting.message == "Waiting for a free replica…" and waiting.step == 0
+    running[0].cancel()
+    done = queued.result()
+    assert done.status == "done" and done.step == 3, done
+    assert queued.states[-2].phase is None  # the steps replaced the waiting view
+    running[1].cancel()
+    assert running[1].result().status == "cancelled"
+
+
+def burst(backend: RayBackend, runs: int = 4) -> list:
+    """``runs`` runs started at once, as that many visitors pressing Generate together."""
+    started = [Run(backend, steps=6, delay=0.1) for _ in range(runs)]
+    return [run_.result() for run_ in started]
+
+
+def test_the_queue_bound_answers_busy_the_same_way_cold_and_warm(cluster):
+    """Two one-run replicas and a queue of one: of four runs at once, three run (one after
+    waiting) and one is refused, on a backend's first burst as on its later ones."""
+    two_replicas()
+    backend = RayBackend.for_app("toy", id="ray-toy-burst")  # its own handle: cold
+    for which in ("cold", "warm", "warm again"):
+        ends = burst(backend)
+        refused = [end for end in ends if end.status == "error"]
+        assert len(refused) == 1 and sum(e.status == "done" for e in ends) == 3, (which, ends)
+        assert (refused[0].reason, refused[0].retry_after) == ("busy", 3.0), refused[0]
+        assert refused[0].message == (
+            "Every replica of the Ray Serve application 'toy' is busy and its queue is full; "
+            "try again in about 3 s."
+        )
+
+
 @pytest.mark.parametrize("how", ["ray.kill", "os._exit"])
 def test_a_dead_replica_fails_only_its_run_and_the_next_run_works(cluster, toy, how):
     two_replicas()
@@ -263,7 +304,10 @@ def test_a_dead_replica_fails_only_its_run_and_the_next_run_works(cluster, toy, 
 
     failed = doomed.result()
     assert failed.status == "error" and failed.reason == "unavailable", failed
-    assert "died" in failed.message and "replica" in failed.message
+    assert failed.message == (
+        "The replica of the Ray Serve application 'toy' that ran this run stopped mid-run; "
+        "try again, the next run goes to a healthy replica."
+    )
     assert survivor.result().status == "done"
     after = Run(toy, steps=3, delay=0.0)
     assert after.result().status == "done"
@@ -273,9 +317,13 @@ def test_a_dead_replica_fails_only_its_run_and_the_next_run_works(cluster, toy, 
 def test_an_app_that_is_not_there_fails_unavailable(cluster):
     backend = RayBackend.for_app("no-such-app", id="ray-missing")
     assert backend.availability().usable  # network-free: only a run finds out
-    last = list(stream(backend, prompt="x", steps=2))[-1]
+    last = list(stream(backend, model="any", prompt="x", steps=2))[-1]
     assert last.status == "error" and last.reason == "unavailable"
-    assert "no-such-app" in last.message and "serve run" in last.message
+    assert last.message == (
+        "The Ray Serve application 'no-such-app' is not running on the cluster: start it with "
+        "`python -m gradio_diffusion_preview serve run diffusers --app no-such-app` (or set the "
+        "endpoint's 'app' option to the name it runs under)."
+    )
 
 
 def test_cli_serve_run_deploys_an_app_the_backend_reaches(cluster, example_plugin):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,6 +20,7 @@ from ray.serve.schema import ServeDeploySchema
 
 from gradio_diffusion_preview import Failed, Finished, Started, Status, Step, stream
 from gradio_diffusion_preview.backends.ray import backend as ray_backend_module
+from gradio_diffusion_preview.backends.ray.admission import Admission, Limits
 from gradio_diffusion_preview.backends.ray.backend import RayBackend
 from gradio_diffusion_preview.backends.ray.connection import RayUnreachable
 from gradio_diffusion_preview.backends.ray.failures import failure_for
@@ -353,19 +355,47 @@ def fail(error, typical_run=None, replica="abc123"):
     )
 
 
+PLAIN = re.compile(r"^[^\n]+[.]$")
+"""One sentence on one line: no Ray boilerplate, tracebacks or second paragraphs."""
+INTERNALS = ("pid", "ip:", "actor_id", "ray stop", "backpressure", "num_queued", "Error:")
+
+
+def assert_plain(message: str) -> None:
+    assert PLAIN.match(message) and ". " not in message, message
+    assert not any(word in message for word in INTERNALS), message
+    assert not re.search(r"\d+\.\d+\.\d+\.\d+", message), message  # no address
+
+
 def test_a_full_queue_is_busy_with_the_deployments_retry_after():
     failed = fail(BackPressureError(4, 4, 503, 5.0), typical_run=30.0)
     assert (failed.reason, failed.retry_after) == ("busy", 5.0)
-    assert "queue is full" in failed.message and "max_queued_requests" in failed.message
+    assert "queue is full" in failed.message and "try again in about 5 s" in failed.message
+    assert_plain(failed.message)
     assert fail(BackPressureError(4, 4), typical_run=12.34).retry_after == 12.3
     assert fail(BackPressureError(4, 4)).retry_after == 10.0
 
 
-def test_a_dead_replica_is_unavailable_and_named():
-    failed = fail(ActorDiedError())
+def test_a_dead_replica_is_one_plain_sentence():
+    ray_words = (
+        "The actor died unexpectedly before finishing this task.\n\tclass_name: ServeReplica\n"
+        "\tpid: 26536\n\tip: 192.0.2.2\nThe actor is dead because its worker process has "
+        "died. Worker exit type: SYSTEM_ERROR ... the process was killed by the OOM killer "
+        "... ray stop --force ..."
+    )
+    failed = fail(type("Died", (ActorDiedError,), {"__str__": lambda self: ray_words})())
     assert failed.reason == "unavailable"
-    assert "replica 'abc123' running this run died" in failed.message
-    assert "next run goes to a healthy replica" in failed.message
+    assert "replica" in failed.message and "next run goes to a healthy replica" in failed.message
+    assert_plain(failed.message)
+
+
+def test_a_missing_app_and_a_removed_deployment_say_how_to_start_it():
+    from ray.serve._private.common import DeploymentID
+    from ray.serve.exceptions import DeploymentUnavailableError
+
+    removed = fail(DeploymentUnavailableError(DeploymentID(name="BackendServer", app_name="pool")))
+    assert removed.reason == "unavailable" and "failed to deploy" not in removed.message
+    assert "`python -m gradio_diffusion_preview serve run diffusers --app pool`" in removed.message
+    assert_plain(removed.message)
 
 
 def test_an_unreachable_cluster_and_a_bug_are_told_apart():
@@ -373,3 +403,19 @@ def test_an_unreachable_cluster_and_a_bug_are_told_apart():
     assert unreachable.reason == "unavailable" and "Cannot connect" in unreachable.message
     bug = fail(KeyError("event"))
     assert bug.reason == "backend_error" and "KeyError" in bug.message
+
+
+def test_admission_bounds_the_queue_by_this_process_own_count():
+    """Replica slots plus the queue bound, however the runs arrive: the fourth of four runs
+    at once on two one-run replicas with a queue of one is refused, and places follow order."""
+    admission = Admission()
+    limits = Limits(slots=2, max_queued=1)
+    assert [admission.enter(run, limits) for run in "abcd"] == [True, True, True, False]
+    assert [admission.place(run) for run in "abc"] == [(1, 3), (2, 3), (3, 3)]
+    admission.at_replica("a")
+    admission.at_replica("b")
+    assert admission.place("c") == (1, 1) and admission.place("a") is None
+    assert not admission.enter("d", limits)
+    admission.leave("a")
+    assert admission.enter("d", limits) and admission.place("d") == (2, 2)
+    assert all(Admission().enter(run, Limits(2, -1)) for run in "abcdef")  # -1: no bound

@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import importlib.util
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -41,13 +42,15 @@ from ...events import Failed
 from ...progress import RUN_DURATIONS
 from ...serving.settings import DEFAULT_APP
 from .connection import RayConnection, RayUnreachable
-from .failures import failure_for
-from .serve_run import ServeRun
+from .failures import busy, failure_for, retry_wait
+from .serve_run import Refused, ServeRun
 
 if TYPE_CHECKING:
     from ...control import RunControl
     from ...events import GenerationEvent
     from ...request import GenerationRequest
+
+log = logging.getLogger(__name__)
 
 KIND = "ray"
 INSTALL_HINT = "pip install 'gradio-diffusion-preview[ray]'"
@@ -88,9 +91,10 @@ class RayBackend(Backend):
         if endpoint is not None:
             self.id = endpoint.id
             self.display_name = endpoint.display_name or f"{self.hosted} on Ray Serve ({self.app})"
-        self._connection = RayConnection(endpoint.url, self.app) if endpoint else None
+        self._connection = RayConnection(endpoint.url, self.app, self.hosted) if endpoint else None
         self._described: tuple[float, dict[str, Any], Capabilities] | None = None
         self._described_lock = threading.Lock()
+        self._asking = threading.Lock()
 
     @classmethod
     def for_app(
@@ -124,7 +128,14 @@ class RayBackend(Backend):
     def _describe_now(self) -> dict[str, Any]:
         """Ask a replica; a busy pool (every replica at work, the queue full) answers with the
         last description instead, if there is one. Raises ``RayUnreachable`` and Ray's errors."""
-        return _off_the_event_loop(self._ask_a_replica)
+        return _off_the_event_loop(self._ask_once)
+
+    def _ask_once(self) -> dict[str, Any]:
+        """One question at a time: runs that start together (a burst on a fresh app) share
+        one answer instead of filling the application's queue with descriptions."""
+        with self._asking:
+            fresh = self._description(MODEL_LIST_SECONDS)
+            return fresh if fresh is not None else self._ask_a_replica()
 
     def _ask_a_replica(self) -> dict[str, Any]:
         assert self._connection is not None and self.endpoint is not None
@@ -180,6 +191,8 @@ class RayBackend(Backend):
             # A run's first message describes the backend too: no call while runs go on.
             description = self._description(MODEL_LIST_SECONDS) or self._describe_now()
         except Exception as error:
+            if not isinstance(error, RayUnreachable) and _gone(error):
+                self._connection.reconnect()
             raise ModelListingError(_why(error, self.app)) from None
         if description.get("models") is None:
             raise ModelListingError(
@@ -205,30 +218,58 @@ class RayBackend(Backend):
         if self._connection is None or self.endpoint is None:
             yield Failed(self.problem or NOT_CONFIGURED, "unavailable")
             return
-        try:
-            handle = self._connection.handle()
-            signals = self._connection.signals() if self.capabilities.finish_early else None
-        except Exception as error:
-            yield self._failure(error, None, request)
-            return
-        run = ServeRun(handle, signals, request, control, self.endpoint.timeout, self._learn)
-        try:
-            yield from run.events()
-        except Exception as error:
-            if run.timed_out:
-                yield Failed(
-                    f"The run on the Ray Serve application '{self.app}' took longer than "
-                    f"{self.endpoint.timeout:g} s and was stopped. Fix: ask for fewer steps or "
-                    "a smaller image, or raise the endpoint's timeout.",
-                    "timeout",
-                )
-            elif not control.cancelled:
+        shown_started = False
+        for attempt in (1, 2):
+            try:
+                handle = self._connection.handle()
+                signals = self._connection.signals() if self.capabilities.finish_early else None
+            except Exception as error:
+                yield self._failure(error, None, request)
+                return
+            run = ServeRun(
+                handle,
+                signals,
+                request,
+                control,
+                self.endpoint.timeout,
+                self._learn,
+                self._connection.admission,
+                self._connection.limits(),
+                shown_started,
+            )
+            try:
+                yield from run.events()
+                return
+            except Refused as refused:
+                wait = retry_wait(refused.limits.retry_after, self._typical(request))
+                yield busy(self.app, wait)
+                return
+            except Exception as error:
+                if run.timed_out:
+                    yield Failed(
+                        f"The run on the Ray Serve application '{self.app}' took longer than "
+                        f"{self.endpoint.timeout:g} s and was stopped; ask for fewer steps or "
+                        "a smaller image, or raise the endpoint's timeout.",
+                        "timeout",
+                    )
+                    return
+                if control.cancelled:
+                    return
                 if _gone(error):
-                    self._connection.forget_handle()
+                    # Removed, or redeployed under a new Serve controller: find it anew, and
+                    # send a run that never reached a replica once more.
+                    self._connection.reconnect()
+                    if attempt == 1 and not run.reached_replica:
+                        shown_started = run.shown_started
+                        continue
                 yield self._failure(error, run.replica, request)
-        finally:
-            if signals is not None:
-                _forget(signals, run.run_id)
+                return
+            finally:
+                if signals is not None:
+                    _forget(signals, run.run_id)
+
+    def _typical(self, request: GenerationRequest) -> float | None:
+        return RUN_DURATIONS.expected(self.id, request.model)
 
     def _failure(
         self, error: BaseException, replica: str | None, request: GenerationRequest
@@ -238,7 +279,8 @@ class RayBackend(Backend):
             backend_id=self.id,
             app=self.app,
             replica=replica,
-            typical_run=RUN_DURATIONS.expected(self.id, request.model),
+            typical_run=self._typical(request),
+            hosted=self.hosted,
         )
 
 
@@ -271,19 +313,22 @@ def _busy(error: BaseException) -> bool:
 
 
 def _gone(error: BaseException) -> bool:
-    """The application itself is gone or broken: its handle must be fetched again."""
+    """The application itself is gone, broken or moved to a new Serve controller: its handle
+    (and Serve's link to the controller) must be made again."""
+    from ray.exceptions import RayActorError
     from ray.serve.exceptions import DeploymentUnavailableError, RayServeException
 
-    return isinstance(error, DeploymentUnavailableError) or type(error) is RayServeException
+    return (
+        isinstance(error, DeploymentUnavailableError | RayActorError)
+        or type(error) is RayServeException
+    )
 
 
 def _why(error: BaseException, app: str) -> str:
     if isinstance(error, RayUnreachable):
         return str(error)
-    return (
-        f"the Ray Serve application '{app}' did not describe its backend "
-        f"({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''})"
-    )
+    log.warning("the Ray Serve application %r did not describe its backend", app, exc_info=error)
+    return f"the Ray Serve application '{app}' did not describe its backend; try again"
 
 
 def _cancel(response: Any) -> None:

@@ -1,15 +1,19 @@
 """ServeRun: one run on a Serve application, its wire events turned back into events.
 
-It submits the run through Serve's streaming handle (``handle.options(stream=True)``), starts a
-``RunWatch`` that passes Stop, "finish early" and the deadline on, and reads the stream: the
-replica's first message (which replica, and its backend's description), then the run's events.
-A run that Serve refuses because its queue looks full is tried once more after a moment: Serve's
-router may refuse requests that arrive together even when one of them could have waited (its own
-comment in ``router.py``), and a truly full queue refuses the second try too.
+It asks this process's ``Admission`` for a place (a full application answers ``busy`` here, the
+same way on a fresh handle as on a warm one), submits the run through Serve's streaming handle
+(``handle.options(stream=True)``), starts a ``RunWatch`` that passes Stop, "finish early" and
+the deadline on, and reads the stream: the replica's first message (which replica, and its
+backend's description), then the run's events. While no replica has taken the run it shows
+``Started`` and ``Status("queued")`` with its place among this process's waiting runs, as the
+remote backends do. A run that Serve refuses while this process's own count says there is room
+is tried again after a moment: Serve's router may refuse runs that arrive together even when one
+of them could have waited (its own comment in ``router.py``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import random
 import time
 import uuid
@@ -18,13 +22,33 @@ from dataclasses import replace
 from typing import Any
 
 from ...control import RunControl
-from ...events import Failed, Finished, GenerationEvent, Step
+from ...events import Failed, Finished, GenerationEvent, Started, Status, Step
 from ...request import GenerationRequest
 from ...serving.wire import from_wire
+from .admission import Admission, Limits
 from .watch import RunWatch
 
 RETRY_PAUSE = (0.05, 0.15)
-"""Seconds (a random pick between) before a run refused as busy is tried again, once."""
+"""Seconds (a random pick between) before a run refused as busy is tried again."""
+TRIES = 3
+"""How often a run Serve refuses, while this process counts room for it, is sent."""
+QUEUE_GRACE = 0.5
+"""Seconds a run may take to reach a replica before it is shown as queued (no flash of
+"queued" for a run on its way to a free replica)."""
+LOOK_SECONDS = 0.1
+"""How often a queued run looks at its place."""
+
+
+_END = object()
+"""What ``next`` gives for a stream that ended before its first message."""
+
+
+class Refused(Exception):
+    """The application is full by this process's own count."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__("full")
+        self.limits = limits
 
 
 class ServeRun:
@@ -36,34 +60,100 @@ class ServeRun:
         control: RunControl,
         timeout: float,
         learn: Callable[[dict[str, Any] | None], None],
+        admission: Admission | None = None,
+        limits: Limits | None = None,
+        shown_started: bool = False,
     ) -> None:
         self.handle, self.signals, self.request, self.control = handle, signals, request, control
         self.deadline = time.monotonic() + timeout
         self.learn = learn
+        self.admission = admission or Admission()
+        self.limits = limits
         self.run_id = uuid.uuid4().hex
         self.replica: str | None = None
+        self.reached_replica = False
+        self.shown_started = shown_started
+        """``Started`` was shown while the run waited (by this try or an earlier one)."""
         self.watch: RunWatch | None = None
 
-    def _submit(self) -> Iterator[Any]:
-        """Submit the run and wait for its first message; one more try if refused as busy.
-        Raises Serve's and Ray's errors."""
+    def _send(self) -> Any:
+        response = self.handle.options(stream=True).generate.remote(
+            self.request.model_dump(), self.run_id, self.signals
+        )
+        self.watch = RunWatch(
+            response, self.control, self.deadline, self.signals, self.run_id
+        ).start()
+        return response
+
+    def _first(self, response: Any) -> Iterator[GenerationEvent | tuple[Any]]:
+        """Wait for the replica's first message, showing the run as queued meanwhile; yields
+        events, then the first message as a 1-tuple. Raises what Serve raised."""
+        # Not a `with`: leaving it must not wait for a call that only a cancel will end.
+        one = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gdp-ray-first")
+        try:
+            first = one.submit(next, response, _END)
+            said: tuple[int, int] | None = None
+            while True:
+                try:
+                    item = first.result(timeout=QUEUE_GRACE if said is None else LOOK_SECONDS)
+                except concurrent.futures.TimeoutError:
+                    if self.control.cancelled:
+                        return  # the watch cancels the call; the thread ends with it
+                    place = self.admission.place(self.run_id) or (1, 1)
+                    if not self.shown_started:
+                        self.shown_started = True
+                        yield self._started()
+                    if place != said:
+                        said = place
+                        yield Status(
+                            "queued",
+                            "Waiting for a free replica…",
+                            position=place[0],
+                            queue_size=place[1],
+                        )
+                    continue
+                if item is not _END:
+                    yield (item,)
+                return
+        finally:
+            one.shutdown(wait=False)
+
+    def _started(self) -> Started:
+        request = self.request
+        return Started(
+            request.steps,
+            request.model or "",
+            request.image_seeds(),
+            request.width or 0,
+            request.height or 0,
+            request.num_images,
+        )
+
+    def _submit(self) -> Iterator[GenerationEvent | tuple[Any]]:
+        """Send the run (tried again while Serve refuses it but this process counts room) and
+        wait for its first message. Raises ``Refused`` and Serve's and Ray's errors."""
         from ray.serve.exceptions import BackPressureError
 
-        for attempt in (1, 2):
-            response = self.handle.options(stream=True).generate.remote(
-                self.request.model_dump(), self.run_id, self.signals
-            )
-            self.watch = RunWatch(
-                response, self.control, self.deadline, self.signals, self.run_id
-            ).start()
+        if not self.admission.enter(self.run_id, self.limits):
+            assert self.limits is not None
+            raise Refused(self.limits)
+        for attempt in range(1, TRIES + 1):
+            response = self._send()
             try:
-                first = next(response)
+                for item in self._first(response):
+                    if isinstance(item, tuple):
+                        self.reached_replica = True
+                        self.admission.at_replica(self.run_id)
+                        yield item
+                        yield from response
+                        return
+                    yield item
+                return
             except BackPressureError:
+                assert self.watch is not None
                 self.watch.stop()
-                if attempt == 2 or self.control.wait_cancelled(random.uniform(*RETRY_PAUSE)):
+                if attempt == TRIES or self.control.wait_cancelled(random.uniform(*RETRY_PAUSE)):
                     raise
-                continue
-            return _chain(first, response)
         raise AssertionError("unreachable")
 
     def events(self) -> Iterator[GenerationEvent]:
@@ -71,6 +161,10 @@ class ServeRun:
         ended = False
         try:
             for item in self._submit():
+                if not isinstance(item, tuple | dict):
+                    yield item  # Started and Status while queued
+                    continue
+                item = item[0] if isinstance(item, tuple) else item
                 if item.get("event") == "replica":
                     self.replica = item.get("replica")
                     self.learn(item.get("description"))
@@ -78,6 +172,8 @@ class ServeRun:
                 event = from_wire(item)
                 if self.control.cancelled:
                     return
+                if isinstance(event, Started) and self.shown_started:
+                    continue  # shown while the run waited
                 if isinstance(event, Step) and self.control.finish_requested:
                     # Asked to finish: the replica hears it a moment later; show no previews
                     # past the one the person chose, only the final image.
@@ -91,6 +187,7 @@ class ServeRun:
         except StopIteration:
             return
         finally:
+            self.admission.leave(self.run_id)
             if self.watch is not None:
                 self.watch.stop()
                 if not ended:
@@ -99,8 +196,3 @@ class ServeRun:
     @property
     def timed_out(self) -> bool:
         return self.watch is not None and self.watch.timed_out
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest
