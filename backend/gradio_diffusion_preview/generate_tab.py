@@ -72,7 +72,7 @@ def generate_tab(
                 value=prompt,
                 lines=1,
                 max_lines=6,
-                info="Enter runs; Shift+Enter starts a new line.",
+                placeholder="Describe the picture. Enter runs; Shift+Enter adds a line.",
                 elem_classes=["diffusion-prompt"],
             )
             words = gr.Markdown(
@@ -84,7 +84,7 @@ def generate_tab(
                     variant="primary",
                     interactive=controls.unavailable_reason(first.backend) is None,
                 )
-                stop = gr.Button("Stop", variant="stop", visible=False)
+                stop = gr.Button("Stop generating", variant="stop", visible=False)
             model_box = gr.Dropdown(
                 [(controls.entry_title(entry), entry.id) for entry in policy.catalogue],
                 value=first.id,
