@@ -369,7 +369,7 @@ def _model_chosen(policy: Policy, model_id: Any, prompt: Any) -> list:
         word_hint(entry, prompt),
         gr.Button(interactive=usable),
         "",
-        None,
+        RunState(status="idle", model=entry.id),
     ]
 
 
