@@ -20,6 +20,7 @@ from gradio_diffusion_preview.bundled.shapes.grammar import (
     heldout_combinations,
     training_combinations,
 )
+from gradio_diffusion_preview.bundled.shapes.words import SYNONYMS
 
 SERIES = {"colour": (200, 40, 40), "background": (40, 80, 220), "shape": (30, 150, 60)}
 
@@ -101,6 +102,13 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _synonyms() -> str:
+    meaning: dict[str, list[str]] = {}
+    for word, grammar_word in SYNONYMS.items():
+        meaning.setdefault(grammar_word, []).append(word)
+    return "; ".join(f"{', '.join(words)} -> {word}" for word, words in meaning.items())
+
+
 def _parameters(folder: Path) -> dict[str, float]:
     """Millions of parameters per part, read from the safetensors headers."""
     counts = {}
@@ -147,8 +155,55 @@ def _shipped(t: dict, rows: list[dict]) -> str:
     )
 
 
+def _per_shape(evaluation: dict) -> str:
+    """A table of shape, colour and background accuracy per asked shape, if recorded."""
+    table = evaluation.get("per_shape")
+    if not table:
+        return ""
+    lines = [
+        "| shape | prompts | shape right | colour right | background right |",
+        "|---|---|---|---|---|",
+    ]
+    for shape, row in table.items():
+        n = row["prompts"]
+        lines.append(
+            f"| {shape} | {n} | {row['shape'] / n:.0%} | {row['colour'] / n:.0%} "
+            f"| {row['background'] / n:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def _phrasings_result(phrasings: dict | None) -> str:
+    """The held-out phrasings section (issue #26), from ``evaluation_phrasings.json``."""
+    if not phrasings:
+        return "Not evaluated on the held-out phrasings."
+    acc = phrasings["accuracy"]
+    text = (
+        f"Over **{phrasings['prompts']} held-out phrasings**: prompts written as people write "
+        "them (colour synonyms such as crimson, navy, gold; no articles; commas; capitals and "
+        'full stops; the background first; "tiny", "in the centre"), every one of a '
+        "held-out combination, so neither the text nor what the tokenizer makes of it was ever "
+        f"a training prompt; sampling seeds {phrasings['seed']} and up, never used in training. "
+        f"Shape colour **{acc['colour']:.1%}**, background **{acc['background']:.1%}**, shape "
+        f"**{acc['shape']:.1%}**; size {acc['size']:.1%} and position {acc['position']:.1%} of "
+        f"the prompts that name one; median {phrasings['seconds_per_image_median']:.2f} s per "
+        "image. Reproduce with `python -m gradio_diffusion_preview.bundled.shapes.evaluate "
+        "--phrasings`."
+    )
+    before = phrasings.get("before")
+    if before:
+        text += "\n\n" + "\n".join(
+            f"- {label}: colour {b['colour']:.1%}, background {b['background']:.1%}, shape "
+            f"{b['shape']:.1%}, size {b['size']:.1%}, position {b['position']:.1%}."
+            for label, b in before.items()
+        )
+    return text + "\n\n" + _per_shape(phrasings)
+
+
 def write_card(folder: Path, training: dict, evaluation: dict | None, curve_path: Path) -> None:
     rows = read_curve(curve_path)
+    recorded = folder / "evaluation_phrasings.json"
+    phrasings = json.loads(recorded.read_text()) if recorded.is_file() else None
     vae_rows = [r for r in rows if r.get("stage") == "vae_check"]
     vae_note = ""
     if vae_rows:
@@ -216,8 +271,15 @@ real pictures forming, offline.
 - Sizes (optional): {", ".join(SIZES)}; unnamed, a medium size.
 - Positions (optional): {", ".join(POSITIONS.values())}; unnamed, in the middle.
 - Phrasings it was trained on: "a small red circle on the left of a blue background",
-  "a blue background with a red circle at the top", "a red circle on blue". Each word of this
-  grammar is one token of its word-level tokenizer.
+  "a blue background with a red circle at the top", "a red circle on blue", and, as people
+  also write them, "red circle, blue background", "blue background, red circle", "red circle
+  on blue background". Each word of this grammar is one token of its word-level tokenizer.
+- How people write (issue #26): the tokenizer's normalizer (built from
+  `gradio_diffusion_preview.bundled.shapes.words`) reads punctuation and digits as spaces (a
+  comma no longer ends the prompt) and common synonyms as the grammar's words: {_synonyms()}.
+  `words.unknown_words(prompt)` lists what it does not know (plurals and counts included: it
+  draws one shape), and `words.prompt_hint(prompt)` says what to write when a prompt names no
+  shape (it would come out as a plain colour).
 
 ## What it cannot do
 
@@ -255,6 +317,13 @@ real pictures forming, offline.
 ## Evaluation
 
 {result} Reproduce with `python -m gradio_diffusion_preview.bundled.shapes.evaluate`.
+
+{_per_shape(evaluation or {})}
+
+### Held-out phrasings
+
+{_phrasings_result(phrasings)}
+
 {_limits(t)}
 Learning curve: the weight average drawing the same held-out prompts (one batch, same seeds)
 during training; `learning_curve.jsonl` has every logged step.

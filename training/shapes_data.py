@@ -1,6 +1,7 @@
 """Training data for the shapes model: scenes drawn from the training combinations, and the
-prompts that describe them (in three phrasings, sometimes with an unknown word slipped in, so the
-model learns what each word means rather than one fixed sentence)."""
+prompts that describe them (in six phrasings, with and without articles and commas; sometimes
+with an unknown word slipped in, so the model learns what each word means rather than one fixed
+sentence)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from gradio_diffusion_preview.bundled.shapes.grammar import (
 
 P_SIZE, P_POSITION = 0.5, 0.5  # scenes with a size word (small, big) / a position word
 P_SAY_MIDDLE = 0.5  # "in the middle" is the default, so the prompt says it only sometimes
-# "a red circle on a blue background", "a blue background with a red circle", "... on blue"
-TEMPLATE_WEIGHTS = (0.6, 0.2, 0.2)
+# "a red circle on a blue background", "a blue background with a red circle", "... on blue",
+# "red circle, blue background", "blue background, red circle", "red circle on blue background"
+TEMPLATE_WEIGHTS = (0.35, 0.15, 0.15, 0.15, 0.1, 0.1)
 P_EMPTY = 0.1  # the empty prompt, for classifier-free guidance
 P_STRAY_WORD = 0.1  # an unknown word somewhere in the prompt, to be ignored
 

@@ -62,12 +62,47 @@ def tokenizer_files(folder: Path, words: tuple[str, ...]) -> Path:
     return folder
 
 
+def load_tokenizer(folder: Path):
+    """The saved tokenizer as a plain fast tokenizer: transformers' ``CLIPTokenizer`` replaces
+    the normalizer of ``tokenizer.json`` with its own, which would drop the synonyms and the
+    punctuation rule of ``bundled.shapes.words``."""
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(folder)
+
+
+def mark_fast_tokenizer(folder: Path) -> None:
+    """Name the saved tokenizer ``PreTrainedTokenizerFast`` in ``folder``'s ``model_index.json``
+    and tokenizer config: transformers 5 saves it as ``TokenizersBackend``, which transformers
+    4 does not know, and ``CLIPTokenizer`` would drop the normalizer of ``tokenizer.json``."""
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
+    config_path = folder / "tokenizer" / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def make_tokenizer(folder: Path, words: tuple[str, ...]):
+    """A CLIP BPE tokenizer in which every grammar word is one token, reading prompts through
+    ``words.tokenizer_normalizer`` (synonyms, punctuation), saved in ``folder / "fast"``."""
     from transformers import CLIPTokenizer
 
-    tokenizer = CLIPTokenizer.from_pretrained(
+    from gradio_diffusion_preview.bundled.shapes.words import tokenizer_normalizer
+
+    clip = CLIPTokenizer.from_pretrained(
         tokenizer_files(folder, words), pad_token="<|endoftext|>", model_max_length=PROMPT_TOKENS
     )
+    clip.save_pretrained(folder / "fast")
+    spec = json.loads((folder / "fast" / "tokenizer.json").read_text())
+    spec["normalizer"] = tokenizer_normalizer()
+    (folder / "fast" / "tokenizer.json").write_text(json.dumps(spec, indent=2))
+    config = json.loads((folder / "fast" / "tokenizer_config.json").read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (folder / "fast" / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    tokenizer = load_tokenizer(folder / "fast")
     for word in words:
         ids = tokenizer(word).input_ids
         assert len(ids) == 3, f"{word!r} is not one token: {tokenizer.convert_ids_to_tokens(ids)}"

@@ -36,11 +36,13 @@ from shapes_data import draw_batch, images_to_tensor  # noqa: E402
 from shapes_diffusion import train_denoiser  # noqa: E402
 from shapes_parts import (  # noqa: E402
     assemble,
+    load_tokenizer,
     make_scheduler,
     make_text_encoder,
     make_tokenizer,
     make_unet,
     make_vae,
+    mark_fast_tokenizer,
 )
 from shapes_vae import encode, finetune_decoder, fit_latent_rgb, train_vae  # noqa: E402
 
@@ -89,6 +91,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="continue the denoiser of the run saved in this folder (its weight average, its "
         "autoencoder and tokenizer unchanged) for --steps more batches at --lr, into --out; "
         "the learning curve and the card go on from where it stopped",
+    )
+    parser.add_argument(
+        "--resume-images",
+        type=int,
+        help="with --resume: draw this many training pictures (default: as many as the source)",
     )
     parser.add_argument("--skip-final-eval", action="store_true")
     parser.add_argument(
@@ -291,6 +298,7 @@ def best_checkpoint(
         unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
         pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
         pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+        mark_fast_tokenizer(out)
         minutes = (time.monotonic() - denoiser_began) / 60
         training.update(
             steps=steps_before + step,
@@ -308,7 +316,7 @@ def resume(args) -> int:
     upcast to float32) on the same drawings, with a fresh optimiser and learning-rate
     schedule; the step counts, minutes and learning curve continue FOLDER's."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel
 
     source, out = args.resume, args.out
     if source.resolve() == out.resolve():
@@ -323,14 +331,18 @@ def resume(args) -> int:
         earlier.append(before.pop("resumed"))
     offset, minutes_before = before["trained_steps"], before["denoiser_minutes"]
     total_before = before["total_minutes"]
-    tokenizer = CLIPTokenizer.from_pretrained(source / "tokenizer")
+    tokenizer = load_tokenizer(source / "tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(source / "text_encoder", torch_dtype=torch.float32)
     unet = UNet2DConditionModel.from_pretrained(source / "unet", torch_dtype=torch.float32)
     vae = AutoencoderKL.from_pretrained(source / "vae", torch_dtype=torch.float32).eval()
     scheduler = make_scheduler()
     began = time.monotonic()
-    latents, scenes, _ = draw_training_set(vae, before["images"], args.seed + 1)
+    images = args.resume_images or before["images"]
+    latents, scenes, _ = draw_training_set(vae, images, args.seed + 1)
     latents = (latents.float() * vae.config.scaling_factor).half()
+    if args.minutes:
+        args.steps = size_steps(args, unet, text_encoder, tokenizer, scheduler, latents, scenes)
+        args.eval_every = args.eval_every or args.steps
     write = log_to(out / "learning_curve.jsonl")
 
     def log(row: dict) -> None:  # the curve goes on from the source's last batch

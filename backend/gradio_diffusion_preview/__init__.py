@@ -23,6 +23,7 @@ _EXPORTS = {
     "RunRefused": "request",
     "Capabilities": "backend",
     "ModelInfo": "backend",
+    "Options": "typed_options",
     "DiffusionPreview": "component",
     "RunControl": "control",
     "Failed": "events",
@@ -70,6 +71,7 @@ __all__ = [
     "ModelDefaults",
     "ModelInfo",
     "ModelListingError",
+    "Options",
     "Phase",
     "PreviewData",
     "Registry",
@@ -146,4 +148,5 @@ if TYPE_CHECKING:
     from .run_state import RunState
     from .state import PreviewData
     from .streaming import failure_text, raise_failed, stream
+    from .typed_options import Options
     from .zerogpu import on_zerogpu

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .typed_options import Options
+
 if TYPE_CHECKING:
     from .control import RunControl
     from .events import FailureReason, GenerationEvent
@@ -138,11 +140,56 @@ class Capabilities(BaseModel):
     any_model: bool = False
     """True when the backend accepts models beyond those it lists (paths, hub repo ids)."""
     options: dict[str, str] = Field(default_factory=dict)
-    """Backend-specific request options this backend understands: name -> description."""
+    """Backend-specific request options this backend understands: name -> description.
+    Declare them as a typed ``Options`` class (``Capabilities(options=MyOptions)``): this
+    field, ``option_choices``, ``option_labels`` and ``options_model`` are then derived from it,
+    and requests' options are checked through it before the run. A plain dict of names is the
+    old, deprecated way: only the names are checked, and ``generate`` checks the values."""
     option_choices: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     """For options that take one of a fixed set of values (a sampler, a previewer): name ->
     the values, in the order a UI offers them (it preselects the first). Apps show these as
-    dropdowns instead of free text, and a policy holds visitors to them."""
+    dropdowns instead of free text, and a policy holds visitors to them. Derived from the
+    ``Literal`` fields of a typed ``Options`` class."""
+    option_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Labels for people of some options' choices (``latent_rgb`` -> "Latent RGB"): name ->
+    value -> label. Derived from a typed ``Options`` class's ``Field(json_schema_extra=
+    {"labels": ...})``; a choice without a label is shown as it is."""
+    options_model: type[Options] | None = Field(None, exclude=True)
+    """The typed ``Options`` class the options come from; ``None`` for the old dict of names."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typed_options(cls, data: Any) -> Any:
+        """``options=SomeOptions`` (a class): the derived fields filled from it."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("options")
+        if isinstance(given, type) and issubclass(given, Options):
+            data = {**data, "options_model": given}
+        model = data.get("options_model")
+        if model is None:
+            return data
+        return {
+            **data,
+            "options": model.descriptions(),
+            "option_choices": model.choices(),
+            "option_labels": model.labels(),
+        }
+
+    def with_options(self, model: type[Options]) -> Capabilities:
+        """These capabilities with a (narrowed) ``Options`` class and what derives from it."""
+        return self.model_copy(
+            update={
+                "options_model": model,
+                "options": model.descriptions(),
+                "option_choices": model.choices(),
+                "option_labels": model.labels(),
+            }
+        )
+
+    def options_schema(self) -> dict[str, Any] | None:
+        """The JSON schema of the typed options (for an API page), or ``None`` without one."""
+        return None if self.options_model is None else self.options_model.model_json_schema()
 
     @model_validator(mode="after")
     def _defaults_within_limits(self) -> Capabilities:
@@ -184,7 +231,9 @@ class Capabilities(BaseModel):
         """These capabilities with a model's own defaults and limits applied."""
         if defaults is None or not defaults.overrides():
             return self
-        return Capabilities.model_validate({**self.model_dump(), **defaults.overrides()})
+        return Capabilities.model_validate(
+            {**self.model_dump(), "options_model": self.options_model, **defaults.overrides()}
+        )
 
 
 DEFAULT_CAPABILITIES = Capabilities()
@@ -359,6 +408,7 @@ class Backend(ABC):
             "location": self.location,
             "availability": self.availability().model_dump(mode="json"),
             "capabilities": self.capabilities.model_dump(mode="json"),
+            "options_schema": self.capabilities.options_schema(),
         }
 
 

@@ -231,7 +231,7 @@ def write_plugins(plugins: list[dict[str, Any]], out: TextIO, problems: Sequence
                 out.write(f"    models:  {_models(backend['models'])}\n")
                 for line in _model_lines(backend["models"]):
                     out.write(f"      {line}\n")
-            for line in _capabilities(backend["capabilities"]):
+            for line in _capabilities(backend["capabilities"], backend.get("options_schema")):
                 out.write(f"    {line}\n")
         out.write("\n")
     for problem in problems:
@@ -279,7 +279,7 @@ FEATURES = (
 )
 
 
-def _capabilities(caps: dict[str, Any]) -> list[str]:
+def _capabilities(caps: dict[str, Any], schema: dict[str, Any] | None = None) -> list[str]:
     yes = [name for name in (*FEATURES, "any_model") if caps.get(name)]
     no = [name for name in FEATURES if not caps.get(name)]
     width, height = caps["default_size"]
@@ -295,8 +295,21 @@ def _capabilities(caps: dict[str, Any]) -> list[str]:
         g_low, g_high = caps["guidance_range"]
         lines.append(f"guidance: {g_low:g}-{g_high:g}, default {caps['default_guidance']:g}")
     for name, description in (caps.get("options") or {}).items():
-        lines.append(f"option:  {name}: {description}")
+        allowed = _allowed(name, caps, schema)
+        lines.append(f"option:  {name}: {description}{allowed}")
     return lines
+
+
+def _allowed(name: str, caps: dict[str, Any], schema: dict[str, Any] | None) -> str:
+    """What a typed option takes, for the listing: its choices, or its range."""
+    choices = (caps.get("option_choices") or {}).get(name)
+    if choices:
+        return f" [{', '.join(choices)}]"
+    field = ((schema or {}).get("properties") or {}).get(name) or {}
+    low, high = field.get("minimum"), field.get("maximum")
+    if low is not None and high is not None:
+        return f" [{low:g} to {high:g}]"
+    return ""
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def control_settings(policy: Policy, backend_id: str, model_id: str | None) -> d
         },
         "negative": {"visible": caps.negative_prompt},
         "sampler": dropdown_choice(choices.get("scheduler")),
-        "previewer": dropdown_choice(choices.get("previewer")),
+        "previewer": dropdown_choice(choices.get("previewer"), caps.option_labels.get("previewer")),
     }
 
 
@@ -108,11 +108,14 @@ def slider_range(low: float, high: float, step: float) -> dict:
     return {"minimum": high - step, "maximum": high, "step": step, "interactive": False}
 
 
-def dropdown_choice(values: tuple[str, ...] | None) -> dict:
-    """A dropdown offering ``values`` (the first preselected), hidden when there is none."""
+def dropdown_choice(values: tuple[str, ...] | None, labels: dict[str, str] | None = None) -> dict:
+    """A dropdown offering ``values`` (the first preselected), each shown by its label where
+    the backend's options give one (``Capabilities.option_labels``); hidden when there is
+    none."""
     if not values:
         return {"choices": [], "value": None, "visible": False}
-    return {"choices": list(values), "value": values[0], "visible": True}
+    shown = [(labels.get(value, value), value) for value in values] if labels else list(values)
+    return {"choices": shown, "value": values[0], "visible": True}
 
 
 def options_json(sampler: str | None, previewer: str | None) -> str:

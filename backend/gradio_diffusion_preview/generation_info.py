@@ -56,6 +56,12 @@ def display_model_name(model: str | None) -> str | None:
     return parts[-1] if parts else None
 
 
+def _is_default(sampler: str | None) -> bool:
+    """True for no sampler named, or the backend's own ("Default", "default", "Automatic"):
+    the sampler the backend reports using is named instead."""
+    return not sampler or sampler.strip().casefold() in ("default", "automatic")
+
+
 def params_for_request(request: GenerationRequest, backend_id: str) -> GenerationParams:
     """The settings of a validated (resolved) request."""
     scheduler = request.options.get("scheduler")
@@ -70,7 +76,7 @@ def params_for_request(request: GenerationRequest, backend_id: str) -> Generatio
         seed=request.seed,
         model=display_model_name(request.model),
         backend=backend_id,
-        sampler=scheduler if isinstance(scheduler, str) and scheduler else None,
+        sampler=scheduler if isinstance(scheduler, str) and not _is_default(scheduler) else None,
     )
 
 
@@ -102,7 +108,7 @@ def params_finished(
         return None
     update: dict[str, Any] = {}
     reported = event.metadata.get("sampler") or event.metadata.get("scheduler")
-    if params.sampler in (None, "default") and isinstance(reported, str) and reported:
+    if _is_default(params.sampler) and isinstance(reported, str) and reported:
         update["sampler"] = reported
     if event.seeds:
         update["seed"] = event.seeds[0]

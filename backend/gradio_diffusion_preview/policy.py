@@ -218,6 +218,9 @@ class Policy:
                     f"remove it; options you may set: {allowed}.",
                 )
         choices = self.option_choices(entry, backend)
+        typed = backend.capabilities_for(entry.model).options_model
+        if typed is not None:  # an alias (euler_a) is its choice (Euler a)
+            options = {name: typed.canonical(name, value) for name, value in options.items()}
         for name, value in options.items():
             if name in choices and value not in choices[name]:
                 raise InvalidRequest(
@@ -261,11 +264,14 @@ class Policy:
         """The values a visitor may pick for each option of ``entry`` that has a fixed set:
         the backend's list, narrowed by the entry's (the entry's alone where the backend
         leaves the option free). Options visitors may not set are left out."""
-        offered = backend.capabilities_for(entry.model).option_choices  # what runs on it
+        caps = backend.capabilities_for(entry.model)
+        offered = caps.option_choices  # what runs on it
         choices = {}
         for name in entry.visitor_options:
             values = offered.get(name)
             narrowed = entry.option_choices.get(name)
+            if narrowed is not None and caps.options_model is not None:
+                narrowed = tuple(caps.options_model.canonical(name, v) for v in narrowed)
             if narrowed is not None:
                 values = tuple(v for v in narrowed if values is None or v in values)
             if values:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .backend import SEED_RANGE, ModelListingError
+from .typed_options import OptionProblem, check_options
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -294,8 +295,14 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             f"ask for 1 to {caps.max_batch} images.",
         )
 
+    options = request.options
+    if caps.options_model is not None:
+        try:
+            options = check_options(caps.options_model, request.options)
+        except OptionProblem as problem:
+            fail(f"options.{problem.name}", problem.value, problem.rule, problem.fix)
     unknown = sorted(set(request.options) - set(caps.options))
-    if unknown:
+    if unknown:  # the deprecated options: a dict of names, values checked by generate
         known = ", ".join(sorted(caps.options)) or "none"
         fail(
             f"options.{unknown[0]}",
@@ -312,5 +319,6 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             "seed": seed,
             "width": width,
             "height": height,
+            "options": options,
         }
     )

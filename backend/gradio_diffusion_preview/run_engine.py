@@ -36,7 +36,7 @@ from .progress import RUN_DURATIONS, ProgressClock
 from .request import GenerationRequest, RunRefused, build_request, validate_request
 from .run_handles import RUNS, RunHandle, RunRegistry
 from .run_progress import RunProgress
-from .run_state import RunState
+from .run_state import RunCapabilities, RunState
 from .runner import BackendRunner
 
 if TYPE_CHECKING:
@@ -202,6 +202,7 @@ class RunEngine:
                 elapsed=clock.elapsed,
                 eta=None if expected is None else expected * ((position - 1) // slots + 1),
                 message=f"Waiting for your turn: {position} of {waiting} in line.",
+                capabilities=_run_capabilities(admitted),
             )
 
     # -- run ---------------------------------------------------------------------------------
@@ -221,6 +222,7 @@ class RunEngine:
             height=request.height,
             seeds=[request.seed] if request.seed is not None else [],
             message="Starting…",
+            capabilities=_run_capabilities(admitted),
             params=params_for_request(request, backend.id),
         )
         progress = RunProgress(backend.id, request.model, spec.preview_max_side, self.clock)
@@ -263,6 +265,12 @@ class RunEngine:
         if state.params is not None:  # the run's settings, labelling its images
             update["params"] = state.params.model_copy(update={"model": entry.id})
         return state.model_copy(update=update)
+
+
+def _run_capabilities(admitted: _Admitted) -> RunCapabilities:
+    """What the admitted run's backend can do for its model: what a UI may offer during it."""
+    caps = admitted.backend.capabilities_for(admitted.request.model)
+    return RunCapabilities(cancel=caps.cancel, finish_early=caps.finish_early)
 
 
 def _cancelled(handle: RunHandle, admitted: _Admitted) -> RunState:

@@ -39,6 +39,15 @@ class GenerationParams(BaseModel):
     )
 
 
+class RunCapabilities(BaseModel):
+    """What the running backend can do for this run, so a UI offers only that."""
+
+    cancel: bool = Field(True, description="Stop ends the backend's work (it stops promptly).")
+    finish_early: bool = Field(
+        False, description="'Use this preview' works: the current estimate becomes the result."
+    )
+
+
 class RunFields(BaseModel):
     """The fields both forms share."""
 
@@ -85,6 +94,11 @@ class RunFields(BaseModel):
     )
     retry_after: float | None = Field(
         None, description="Seconds after which trying again may succeed, when known."
+    )
+    capabilities: RunCapabilities | None = Field(
+        None,
+        description="What the running backend can do for this run (cancel, finish early); "
+        "null when unknown (a state an app made itself).",
     )
     params: GenerationParams | None = Field(
         None,

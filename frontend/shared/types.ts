@@ -29,6 +29,12 @@ export interface GenerationParams {
 	steps_done: number | null;
 }
 
+/** What the running backend can do for this run: the widget offers only that. */
+export interface RunCapabilities {
+	cancel: boolean;
+	finish_early: boolean;
+}
+
 export interface PreviewData {
 	run_id: string | null;
 	status: RunStatus;
@@ -51,6 +57,8 @@ export interface PreviewData {
 	message: string | null;
 	reason?: string | null;
 	retry_after?: number | null;
+	/** What the running backend can do (state.py `RunCapabilities`); null: unknown. */
+	capabilities?: RunCapabilities | null;
 	params?: GenerationParams | null;
 	images: FileData[];
 	/** AUTOMATIC1111-style infotext per final image. */

@@ -161,3 +161,70 @@ export function announcement(
 			return "";
 	}
 }
+
+/** The run's buttons the page offers: "Use this preview" only while previews run on a
+ * backend that can finish early, Stop while a run is active unless its backend says it
+ * cannot cancel (a run waiting in line or for its first state can always leave). A value
+ * that says nothing of its backend (an app's own state) offers both, as before. */
+export function run_offers(
+	value: PreviewData | null,
+	view: View,
+	stale: boolean
+): { finish: boolean; stop: boolean } {
+	const caps = stale ? null : value?.capabilities;
+	const running = !stale && value?.status === "running";
+	return {
+		finish: view === "running" && running && caps?.finish_early !== false,
+		stop: is_active(view) && !(running && caps?.cancel === false)
+	};
+}
+
+/** A place in line: 1 is next. */
+export interface QueuePlace {
+	position: number | null;
+	size: number | null;
+	/** Where the expected wait comes from: the run's value (an app's fair line) or Gradio's
+	 * queue status. */
+	eta_from: "value" | "loading";
+}
+
+/** Where a queued run stands: in the app's own line (a "queued" value from a policy's fair
+ * queue, whose position counts from 1) or in Gradio's queue (its status counts from 0). */
+export function queue_place(value: PreviewData | null, loading: Loading, stale: boolean): QueuePlace {
+	if (!stale && value?.status === "queued" && typeof value.queue_position === "number")
+		return {
+			position: value.queue_position,
+			size: typeof value.queue_size === "number" ? value.queue_size : null,
+			eta_from: "value"
+		};
+	const position = loading?.queue_position;
+	const size = loading?.queue_size;
+	return {
+		position: typeof position === "number" ? position + 1 : null,
+		size: typeof size === "number" ? size : null,
+		eta_from: "loading"
+	};
+}
+
+/** "Queued: position 2 of 3", or "Queued" when the place is not known. */
+export function queue_text(place: QueuePlace): string {
+	if (place.position == null) return "Queued";
+	return place.size != null && place.size >= place.position
+		? `Queued: position ${place.position} of ${place.size}`
+		: `Queued: position ${place.position}`;
+}
+
+/** Whether the stage shows the frame it has: a frame of an earlier run (or of the previous
+ * result while a new submission waits) bridges the wait for the new run's first frame, dimmed
+ * and without its buttons, but it goes once the new run has ended without one (stopped at
+ * once, failed): it must not sit above the new run's details as if it were its result. */
+export function frame_shown(
+	painted_run: string | null | undefined,
+	current_run: string | null,
+	view: View,
+	stale: boolean
+): { shown: boolean; own: boolean } {
+	if (painted_run === undefined) return { shown: false, own: false };
+	const own = !stale && painted_run === current_run;
+	return { shown: own || (view !== "cancelled" && view !== "error"), own };
+}

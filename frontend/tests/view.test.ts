@@ -8,7 +8,11 @@ import {
 	current_view,
 	finished,
 	is_active,
+	frame_shown,
 	is_stale,
+	queue_place,
+	queue_text,
+	run_offers,
 	run_status,
 	view_message,
 	type Loading
@@ -209,5 +213,59 @@ describe("announcement", () => {
 		expect(announcement("cancelled", value(), "", "")).toBe("Cancelled");
 		expect(announcement("error", value(), "Rate limited", "")).toBe("Error: Rate limited");
 		expect(announcement("idle", null, "", "")).toBe("");
+	});
+});
+
+describe("run_offers", () => {
+	const caps = (cancel: boolean, finish_early: boolean) => ({ capabilities: { cancel, finish_early } });
+	it("offers Use this preview only while previews run on a backend that can finish early", () => {
+		expect(run_offers(value(caps(true, true)), "running", false)).toEqual({ finish: true, stop: true });
+		expect(run_offers(value(caps(true, false)), "running", false)).toEqual({ finish: false, stop: true });
+		expect(run_offers(value({ status: "queued", ...caps(true, true) }), "queued", false).finish).toBe(false);
+	});
+	it("offers no Stop while a backend that cannot cancel runs, but a run in line can leave", () => {
+		expect(run_offers(value(caps(false, false)), "running", false).stop).toBe(false);
+		expect(run_offers(value({ status: "queued", ...caps(false, false) }), "queued", false).stop).toBe(true);
+		// a new submission waiting while the previous run (on such a backend) is shown
+		expect(run_offers(value({ status: "done", ...caps(false, false) }), "queued", true).stop).toBe(true);
+	});
+	it("offers both for a value that says nothing of its backend (an app's own state)", () => {
+		expect(run_offers(value(), "running", false)).toEqual({ finish: true, stop: true });
+	});
+});
+
+describe("queue_place and queue_text", () => {
+	it("reads the app's fair line from a queued value (1 = next)", () => {
+		const place = queue_place(value({ status: "queued", queue_position: 2, queue_size: 3 }), loading({ status: "generating" }), false);
+		expect(place).toEqual({ position: 2, size: 3, eta_from: "value" });
+		expect(queue_text(place)).toBe("Queued: position 2 of 3");
+	});
+	it("reads Gradio's queue (0 = next) while the submission waits there", () => {
+		const place = queue_place(value({ status: "done" }), loading({ queue_position: 0, queue_size: 2 }), true);
+		expect(place).toEqual({ position: 1, size: 2, eta_from: "loading" });
+		expect(queue_text(place)).toBe("Queued: position 1 of 2");
+	});
+	it("says just Queued when the place is not known", () => {
+		expect(queue_text(queue_place(null, loading({}), false))).toBe("Queued");
+		expect(queue_text({ position: 3, size: null, eta_from: "value" })).toBe("Queued: position 3");
+	});
+});
+
+describe("frame_shown", () => {
+	it("keeps the run's own frame, with its buttons, in every view", () => {
+		for (const view of ["running", "done", "cancelled", "error"] as const)
+			expect(frame_shown("run-1", "run-1", view, false)).toEqual({ shown: true, own: true });
+	});
+	it("lets the previous run's frame bridge a starting run, without its buttons", () => {
+		expect(frame_shown("run-0", "run-1", "starting", false)).toEqual({ shown: true, own: false });
+		expect(frame_shown("run-1", "run-1", "queued", true)).toEqual({ shown: true, own: false });
+	});
+	it("drops the previous run's frame once the new run is stopped or fails without one", () => {
+		expect(frame_shown("run-0", "run-1", "cancelled", false).shown).toBe(false);
+		expect(frame_shown("run-0", "run-1", "error", false).shown).toBe(false);
+		expect(frame_shown("run-1", "run-1", "cancelled", true).shown).toBe(false);
+	});
+	it("shows nothing when nothing is painted", () => {
+		expect(frame_shown(undefined, "run-1", "running", false).shown).toBe(false);
 	});
 });

@@ -71,7 +71,13 @@ def test_plugins_prints_plugins_backends_models_and_capabilities(registry, capsy
     assert "    cannot:  negative_prompt, guidance\n" in out
     assert "    size:    64-1024 px, multiples of 8, default 512x512\n" in out
     assert "    steps:   1-100, default 20; batch up to 4\n" in out
-    assert "    option:  palette: colours: fire, forest, mono, neon, ocean" in out
+    assert (
+        "    option:  palette: colours (default: picked by the prompt) [fire, forest, mono" in out
+    )
+    assert (
+        "    option:  step_delay: seconds to wait after each step, to watch the preview "
+        "form [0 to 5]" in out
+    )
     version = importlib.metadata.version("gradio-diffusion-preview")
     assert f"gradio-diffusion-preview {version}  [plugin: " in out  # built-ins are plugins too
 

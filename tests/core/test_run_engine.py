@@ -139,3 +139,35 @@ def test_the_engine_runs_without_importing_gradio():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_state_of_a_run_says_what_its_backend_can_do_so_a_ui_offers_only_that():
+    """The value carries the running backend's cancel and finish-early capabilities (for the
+    model run), from the queued states on: the widget hides "Use this preview" where it cannot
+    work (a ComfyUI endpoint's run went on to its last step after it)."""
+
+    class NoFinishEarly(CountingBackend):
+        id = "counting"
+        capabilities = Capabilities(finish_early=False, cancel=False, default_size=(64, 64))
+
+    fields = {"model": "flat", "prompt": "p", "steps": 3}
+    for backend, can in ((CountingBackend(), True), (NoFinishEarly(), False)):
+        states = list(stream(backend, registry=registry_with(backend), **fields))
+        assert states[-1].status == "done"
+        said = [state.capabilities.model_dump() for state in states]
+        assert said == [{"cancel": can, "finish_early": can}] * len(states)
+
+    backend = CountingBackend(step_seconds=0.01)
+    registry, policy = registry_with(backend), one_slot_policy()
+    engine = RunEngine(RunRegistry(), wait_tick=5.0)
+    long = {**fields, "steps": 400}
+    first = engine.states(RunSpec("counting", long, policy, registry), engine.open("a"))
+    next(first)
+    handle = engine.open("b")
+    waiting = engine.states(RunSpec("counting", fields, policy, registry), handle)
+    queued = next(waiting)
+    assert queued.status == "queued"
+    assert queued.capabilities.model_dump() == {"cancel": True, "finish_early": True}
+    handle.cancel()
+    list(waiting)
+    first.close()

@@ -41,7 +41,9 @@ def test_the_docs_mark_code_to_run():
 
 @pytest.mark.parametrize(("page", "line", "code"), runnable_blocks(), ids=lambda v: str(v)[:40])
 def test_a_marked_block_runs_as_shown(page, line, code, capsys):
-    exec(compile(code, f"{page}:{line}", "exec"), {"__name__": "docs_block"})
+    # dont_inherit: the block runs as pasted into a file, without this module's
+    # `from __future__ import annotations` (which left a pydantic model's fields unresolved)
+    exec(compile(code, f"{page}:{line}", "exec", dont_inherit=True), {"__name__": "docs_block"})
     assert capsys.readouterr().out, f"{page}:{line} printed nothing"
 
 

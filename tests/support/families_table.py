@@ -107,19 +107,55 @@ EXPECTED: dict[str, Row] = {
     "flux2-klein": Row(
         "Flux2KleinPipeline", "flux2/test_pipeline_flux2_klein.py", STANDARDISED, PIPELINE, (64, 64)
     ),
+    "sdxl-pag": Row(
+        "StableDiffusionXLPAGPipeline", "pag/test_pag_sdxl.py", "SDXL factors", PIPELINE, (64, 64)
+    ),
+    "sana-pag": Row("SanaPAGPipeline", "pag/test_pag_sana.py", STANDARDISED, PIPELINE, (64, 64)),
+    "flux2": Row("Flux2Pipeline", "flux2/test_pipeline_flux2.py", STANDARDISED, PIPELINE, (64, 64)),
+    "ovis": Row(
+        "OvisImagePipeline", "ovis_image/test_ovis_image.py", STANDARDISED, PIPELINE, (64, 64)
+    ),
+    "krea2": Row("Krea2Pipeline", "krea2/test_krea2.py", STANDARDISED, PIPELINE, (64, 64)),
+    "kandinsky22": Row(
+        "KandinskyV22CombinedPipeline",
+        "kandinsky2_2/test_kandinsky_combined.py",
+        STANDARDISED,
+        HERE,
+        (64, 64),
+    ),
+    "pixart-alpha": Row(
+        "PixArtAlphaPipeline", "pixart_alpha/test_pixart.py", "SDXL factors", HERE, (64, 64)
+    ),
+    "pixart-sigma": Row(
+        "PixArtSigmaPipeline", "pixart_sigma/test_pixart.py", "SDXL factors", HERE, (64, 64)
+    ),
+    "pixart-sigma-pag": Row(
+        "PixArtSigmaPAGPipeline",
+        "pag/test_pag_pixart_sigma.py",
+        "SDXL factors",
+        HERE,
+        (64, 64),
+    ),
 }
+"""PixArt has no ``callback_on_step_end`` in diffusers 0.42.1: its older ``callback`` is used."""
 
-_REFUSED = "no `callback_on_step_end` in diffusers 0.42.1: the backend refuses it with that reason"
+_LEGACY = "no `callback_on_step_end` in diffusers 0.42.1, only the older `callback`, and "
 _CONTROL = "needs a control image as well as a prompt: not a plain text-to-image run"
-_TWO_STAGE = "a combined prior + decoder pipeline: no tiny build yet"
-_NOT_YET = "no tiny builder yet (its test config is in diffusers' tests; not written here)"
+_VIDEO = (
+    "a video pipeline in diffusers 0.42.1 (its `__call__` takes `num_frames`): refused before "
+    "the run, as the Wan test checks"
+)
+_PROCESSOR = (
+    "no tiny builder yet: the pipeline takes a multimodal processor as a component ({}), which "
+    "diffusers' tests download from the Hub; no local equivalent is written here"
+)
 
 NOT_RUN: dict[str, str] = {
-    "if": _REFUSED,
-    "kandinsky": _REFUSED,
-    "pixart-alpha": _REFUSED,
-    "pixart-sigma": _REFUSED,
-    "pixart-sigma-pag": _REFUSED,
+    "if": _LEGACY
+    + "no VAE (DeepFloyd IF denoises pixels): the backend refuses it with that reason",
+    "kandinsky": _LEGACY
+    + "a combined prior + decoder pipeline whose prior takes no callback: the backend "
+    "refuses it with that reason",
     "stable-diffusion-controlnet": _CONTROL,
     "stable-diffusion-xl-controlnet": _CONTROL,
     "stable-diffusion-xl-controlnet-union": _CONTROL,
@@ -133,27 +169,40 @@ NOT_RUN: dict[str, str] = {
     "qwenimage-controlnet": _CONTROL,
     "z-image-controlnet": _CONTROL,
     "z-image-controlnet-inpaint": _CONTROL,
-    "kandinsky22": _TWO_STAGE,
-    "wuerstchen": _TWO_STAGE,
-    "cascade": _TWO_STAGE,
-    "stable-diffusion-xl-pag": "PAG variant of SDXL: " + _NOT_YET,
+    "wuerstchen": (
+        "cannot be loaded from a folder in diffusers 0.42.1, which moved Würstchen to "
+        "`pipelines/deprecated`: a tiny build from "
+        "`tests/pipelines/wuerstchen/test_wuerstchen_combined.py` saves its decoder as "
+        '`["diffusers", "WuerstchenDiffNeXt"]` and loading fails ("`diffusers` has no class '
+        '`WuerstchenDiffNeXt`"); the released repos\' `["wuerstchen", ...]` fails too ("wuerstchen '
+        'is not one of the libraries Diffusers can load components from")'
+    ),
+    "cascade": (
+        "not built: its VQ-GAN is Würstchen's `PaellaVQModel`, which diffusers 0.42.1 has only "
+        "under `pipelines/deprecated/wuerstchen` (there is no `diffusers.PaellaVQModel`), the "
+        "class that stops Würstchen loading from a folder"
+    ),
     "stable-diffusion-3-pag": (
         "PAG variant of SD3: its tiny config (`tests/pipelines/pag/test_pag_sd3.py`) ran the "
         "family tests once, all passed, but took about 60 s of CPU (PAG's threefold batch over "
         "4096 tokens at 64 px); left out of the suite"
     ),
-    "sana-pag": "PAG variant of Sana: " + _NOT_YET,
-    "glm_image": _NOT_YET,
-    "helios": _NOT_YET,
-    "helios-pyramid": _NOT_YET,
-    "flux2": _NOT_YET,
-    "ideogram4": _NOT_YET,
-    "krea2": _NOT_YET,
-    "nucleusmoe-image": _NOT_YET,
-    "qwenimage21": _NOT_YET,
-    "z-image-omni": _NOT_YET,
-    "ovis": _NOT_YET,
-    "prx": _NOT_YET,
+    "glm_image": _PROCESSOR.format("`GlmImageProcessor`, with a vision-language encoder"),
+    "helios": _VIDEO,
+    "helios-pyramid": _VIDEO,
+    "ideogram4": (
+        "not run yet: its `__call__` takes a per-step `guidance_schedule` (48 steps by default) "
+        "that excludes `guidance_scale` (read from `pipeline_ideogram4.py`), so a run needs "
+        "`guidance_schedule=None` with a constant guidance, which the backend does not pass yet"
+    ),
+    "nucleusmoe-image": _PROCESSOR.format("`Qwen3VLProcessor`"),
+    "qwenimage21": _PROCESSOR.format("`Qwen3VLProcessor`"),
+    "z-image-omni": _PROCESSOR.format("`Siglip2ImageProcessor`, with a SigLIP encoder"),
+    "prx": (
+        "its pipeline cleans every prompt with `ftfy`, which the test environment lacks: the tiny "
+        "build from `tests/pipelines/prx/test_pipeline_prx.py` loads, then fails with "
+        "`NameError: name 'ftfy' is not defined` (install `ftfy` to run PRX)"
+    ),
 }
 """Keyed by diffusers' AUTO_TEXT2IMAGE_PIPELINES_MAPPING names."""
 
@@ -177,6 +226,15 @@ MAPPING_NAMES = {
     "flux2-klein": "flux2-klein",
     "sd-pag": "stable-diffusion-pag",
     "hunyuan-pag": "hunyuan-pag",
+    "flux2": "flux2",
+    "ovis": "ovis",
+    "krea2": "krea2",
+    "kandinsky22": "kandinsky22",
+    "sdxl-pag": "stable-diffusion-xl-pag",
+    "sana-pag": "sana-pag",
+    "pixart-alpha": "pixart-alpha",
+    "pixart-sigma": "pixart-sigma",
+    "pixart-sigma-pag": "pixart-sigma-pag",
 }
 """The family names used here, against diffusers' mapping names."""
 

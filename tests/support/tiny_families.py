@@ -23,6 +23,8 @@ denoisers and VAEs are those configs as written. What differs, and why:
 - HunyuanDiT's BERT encoder (``hf-internal-testing/tiny-random-BertModel``) is built from its
   config reproduced (``TINY_BERT``).
 - CogView3-Plus's ``pos_embed_max_size`` is 16 instead of 8: 8 patches allow at most 32 px.
+- PixArt's one-block VAE is kept as written: PixArt reads its scale from the VAE, so the latent
+  is simply the size of the image.
 
 The families diffusers' auto text-to-image mapping has but that are not built here are listed in
 ``NOT_BUILT`` with the reason; the tests skip them with it, and the docs table says so.
@@ -455,9 +457,19 @@ def _auraflow(tmp: Path):
     )
 
 
-def _sana(tmp: Path):
+def _sana(tmp: Path, pag: bool = False):
+    """Sana; with ``pag``, SanaPAGPipeline from test_pag_sana.py: the same transformer with two
+    layers, PAG on the pipeline's default (``transformer_blocks.0``). Its text encoder is
+    Sana's own test's (a ``Gemma2Model``, 8 wide): the PAG test's ``Gemma2ForCausalLM`` hands
+    its logits over an 8-token vocabulary to the 8-channel caption projection, which works only
+    with the 8-token tokenizer it downloads."""
     import torch
-    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline
+    from diffusers import (
+        AutoencoderDC,
+        FlowMatchEulerDiscreteScheduler,
+        SanaPAGPipeline,
+        SanaPipeline,
+    )
     from diffusers import SanaTransformer2DModel as Transformer
     from transformers import Gemma2Config, Gemma2Model
 
@@ -466,7 +478,7 @@ def _sana(tmp: Path):
         patch_size=1,
         in_channels=4,
         out_channels=4,
-        num_layers=1,
+        num_layers=2 if pag else 1,
         num_attention_heads=2,
         attention_head_dim=4,
         num_cross_attention_heads=2,
@@ -507,7 +519,7 @@ def _sana(tmp: Path):
         vocab_size=len(tokenizer),  # the test's 8 is for its downloaded dummy tokenizer
         attn_implementation="eager",
     )
-    return SanaPipeline(
+    return (SanaPAGPipeline if pag else SanaPipeline)(
         transformer=transformer,
         vae=vae,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
@@ -869,6 +881,342 @@ def _flux2_klein(tmp: Path):
     )
 
 
+def _flux2(tmp: Path):
+    """FLUX.2 [dev]: a Mistral 3 encoder whose hidden states 10, 20 and 30 are the prompt
+    embedding (the pipeline's default ``text_encoder_out_layers``), so 30 text layers here
+    where the test has 1 and passes ``(1,)``, and ``joint_attention_dim`` 3 x 16 = 48 (the
+    test's 16 is one layer's). The test downloads Mistral's processor; here the byte tokenizer
+    with a chat template that joins each message's text parts (the pipeline sends the system
+    message and the prompt as lists of parts, and pads to 512 tokens)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2Pipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration
+
+    torch.manual_seed(0)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=48,
+        timestep_guidance_channels=256,
+        axes_dims_rope=[4, 4, 4, 4],
+    )
+    config = Mistral3Config(
+        text_config={
+            "model_type": "mistral",
+            "vocab_size": 32000,
+            "hidden_size": 16,
+            "intermediate_size": 37,
+            "max_position_embeddings": 512,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 30,
+            "num_key_value_heads": 2,
+            "rms_norm_eps": 1e-05,
+            "rope_theta": 1000000000.0,
+            "sliding_window": None,
+            "bos_token_id": 2,
+            "eos_token_id": 3,
+            "pad_token_id": 4,
+        },
+        vision_config={
+            "model_type": "pixtral",
+            "hidden_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "intermediate_size": 37,
+            "image_size": 30,
+            "patch_size": 6,
+            "num_channels": 3,
+        },
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=4,
+        model_dtype="mistral3",
+        image_seq_length=4,
+        vision_feature_layer=-1,
+        image_token_index=1,
+    )
+    torch.manual_seed(0)
+    text_encoder = Mistral3ForConditionalGeneration(config).eval()
+    tokenizer = byte_tokenizer(512)
+    tokenizer.chat_template = (
+        "{% for m in messages %}[{{ m['role'] }}]{% for part in m['content'] %}"
+        "{{ part['text'] }}{% endfor %}\n{% endfor %}"
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLFlux2(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        block_out_channels=(4,),
+        layers_per_block=1,
+        latent_channels=1,
+        norm_num_groups=1,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    return Flux2Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        vae=vae,
+    )
+
+
+def _ovis(tmp: Path):
+    """Ovis-Image: a Qwen3 encoder; the test downloads Qwen2-VL's tokenizer, here the byte
+    tokenizer with Qwen's special tokens and a chat template (the pipeline drops the first 28
+    tokens, its own prefix, whatever they are)."""
+    import torch
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        OvisImagePipeline,
+        OvisImageTransformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3Model
+
+    torch.manual_seed(0)
+    transformer = OvisImageTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        axes_dims_rope=(4, 4, 8),
+    )
+    torch.manual_seed(0)
+    vae = _small_vae(1)
+    tokenizer = _chat_tokenizer()
+    torch.manual_seed(0)
+    text_encoder = Qwen3Model(
+        Qwen3Config(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            vocab_size=len(tokenizer) + 4,
+            max_position_embeddings=512,
+        )
+    ).eval()
+    return OvisImagePipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
+    )
+
+
+def _krea2(tmp: Path):
+    """Krea 2: a Qwen3-VL encoder (the test's config) and the Qwen-Image VAE with four latent
+    channels; the test downloads Qwen2-VL's tokenizer, here the byte tokenizer with Qwen's
+    special tokens (the pipeline writes its chat template into the text itself). The byte
+    tokenizer is not a ``Qwen2Tokenizer``: the pipeline's suffix of five tokens is five here
+    only by its special tokens, so the prompt embedding's length can differ from a release's."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        Krea2Pipeline,
+        Krea2Transformer2DModel,
+    )
+    from transformers import Qwen3VLConfig, Qwen3VLModel
+
+    torch.manual_seed(0)
+    transformer = Krea2Transformer2DModel(
+        in_channels=16,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=32,
+        timestep_embed_dim=8,
+        text_hidden_dim=16,
+        num_text_layers=3,
+        text_num_attention_heads=2,
+        text_num_key_value_heads=1,
+        text_intermediate_size=16,
+        num_layerwise_text_blocks=1,
+        num_refiner_text_blocks=1,
+        axes_dims_rope=(4, 2, 2),
+        rope_theta=1000.0,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKLQwenImage(
+        base_dim=4 * 6,
+        z_dim=4,
+        dim_mult=[1, 2, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True],
+        latents_mean=[0.0] * 4,
+        latents_std=[1.0] * 4,
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=6400,
+    )
+    torch.manual_seed(0)
+    config = Qwen3VLConfig(
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 16,
+            "intermediate_size": 16,
+            "num_heads": 2,
+            "out_hidden_size": 16,
+        },
+        vocab_size=152064,
+    )
+    return Krea2Pipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=scheduler,
+        text_encoder=Qwen3VLModel(config).eval(),
+        tokenizer=_chat_tokenizer(),
+        text_encoder_select_layers=(0, 1, 2),
+    )
+
+
+def _kandinsky22(tmp: Path):
+    """Kandinsky 2.2, combined: the prior of test_kandinsky_prior.py (a PriorTransformer over a
+    CLIP text encoder, a CLIP image encoder and image processor, an UnCLIP scheduler) and the
+    decoder of test_kandinsky.py (an image-embedding UNet, DDIM, a two-block movq), as
+    test_kandinsky_combined.py joins them; the CLIP tokenizer is tiny.py's local one."""
+    import torch
+    from diffusers import (
+        DDIMScheduler,
+        KandinskyV22CombinedPipeline,
+        PriorTransformer,
+        UnCLIPScheduler,
+        UNet2DConditionModel,
+        VQModel,
+    )
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPTextModelWithProjection,
+        CLIPVisionConfig,
+        CLIPVisionModelWithProjection,
+    )
+
+    torch.manual_seed(0)
+    prior = PriorTransformer(
+        num_attention_heads=2, attention_head_dim=12, embedding_dim=32, num_layers=1
+    )
+    # the test's: clip_std starts at 0, which would make every image embedding 0
+    prior.clip_std = torch.nn.Parameter(torch.ones(prior.clip_std.shape))
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            image_size=224,
+            projection_dim=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_channels=3,
+            num_hidden_layers=5,
+            patch_size=14,
+        )
+    )
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModelWithProjection(_clip_config(projection_dim=32))
+    image_processor = CLIPImageProcessor(
+        crop_size=224,
+        do_center_crop=True,
+        do_normalize=True,
+        do_resize=True,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+        resample=3,
+        size=224,
+    )
+    prior_scheduler = UnCLIPScheduler(
+        variance_type="fixed_small_log",
+        prediction_type="sample",
+        num_train_timesteps=1000,
+        clip_sample=True,
+        clip_sample_range=10.0,
+    )
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        in_channels=4,
+        out_channels=8,
+        addition_embed_type="image",
+        down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+        up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        encoder_hid_dim=32,
+        encoder_hid_dim_type="image_proj",
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        resnet_time_scale_shift="scale_shift",
+        class_embed_type=None,
+    )
+    torch.manual_seed(0)
+    movq = VQModel(
+        block_out_channels=[32, 64],
+        down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+        in_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        norm_type="spatial",
+        num_vq_embeddings=12,
+        out_channels=3,
+        up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+        vq_embed_dim=4,
+    )
+    scheduler = DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+        thresholding=False,
+    )
+    return KandinskyV22CombinedPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        movq=movq,
+        prior_prior=prior,
+        prior_image_encoder=image_encoder,
+        prior_text_encoder=text_encoder,
+        prior_tokenizer=_clip_tokenizer(tmp / "clip"),
+        prior_scheduler=prior_scheduler,
+        prior_image_processor=image_processor,
+    )
+
+
 def _chat_tokenizer():
     """The byte tokenizer with Qwen's special tokens and a minimal chat template (Z-Image and
     FLUX.2 [klein] wrap the prompt in one)."""
@@ -943,6 +1291,110 @@ def _sd_pag(tmp: Path):
     )
 
 
+def _sdxl_pag(tmp: Path):
+    """SDXL with perturbed-attention guidance: test_pag_sdxl.py's components (SDXL's own test's:
+    a two-block VAE, 2x downsampling, two CLIP encoders) with PAG on the mid, up and down
+    blocks, as its ``test_pag_inference``."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPAGPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(2, 4),
+        layers_per_block=2,
+        time_cond_proj_dim=None,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
+        cross_attention_dim=64,
+        norm_num_groups=1,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        steps_offset=1,
+        beta_schedule="scaled_linear",
+        timestep_spacing="leading",
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        sample_size=128,
+    )
+    torch.manual_seed(0)
+    config = _clip_config()
+    tokenizer = _clip_tokenizer(tmp / "clip")
+    return StableDiffusionXLPAGPipeline(
+        unet=unet,
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=CLIPTextModel(config).eval(),
+        tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(config).eval(),
+        tokenizer_2=tokenizer,
+        image_encoder=None,
+        feature_extractor=None,
+        pag_applied_layers=["mid", "up", "down"],
+    )
+
+
+def _pixart(tmp: Path, pipeline: str = "PixArtAlphaPipeline"):
+    """PixArt-alpha, PixArt-Sigma and PixArt-Sigma PAG: the same components in all three tests
+    (the PAG one with PAG on the pipeline's default layer); a one-block VAE, as written, so
+    the latent is the size of the image. These pipelines take only the older ``callback``."""
+    import diffusers
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, PixArtTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = PixArtTransformer2DModel(
+        sample_size=8,
+        num_layers=2,
+        patch_size=2,
+        attention_head_dim=8,
+        num_attention_heads=3,
+        caption_channels=32,
+        in_channels=4,
+        cross_attention_dim=24,
+        out_channels=8,
+        attention_bias=True,
+        activation_fn="gelu-approximate",
+        num_embeds_ada_norm=1000,
+        norm_type="ada_norm_single",
+        norm_elementwise_affine=False,
+        norm_eps=1e-6,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL()
+    torch.manual_seed(0)
+    return getattr(diffusers, pipeline)(
+        transformer=transformer.eval(),
+        vae=vae.eval(),
+        scheduler=DDIMScheduler(),
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+    )
+
+
 def _wan(tmp: Path):
     """A video pipeline (Wan 2.1), built to check the backend refuses it before the run."""
     import torch
@@ -982,6 +1434,56 @@ def _wan(tmp: Path):
         text_encoder=_t5_encoder(),
         tokenizer=byte_tokenizer(),
         transformer_2=None,
+    )
+
+
+def _deepfloyd_if(tmp: Path):
+    """DeepFloyd IF's first stage (``tests/pipelines/deepfloyd_if/__init__.py``): it denoises
+    pixels, has no VAE and takes only the older ``callback``; built to check the backend
+    refuses it before the run, with that reason."""
+    import torch
+    from diffusers import DDPMScheduler, IFPipeline, UNet2DConditionModel
+    from diffusers.pipelines.deepfloyd_if import IFWatermarker
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        layers_per_block=1,
+        block_out_channels=[32, 64],
+        down_block_types=["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn",
+        up_block_types=["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"],
+        in_channels=3,
+        out_channels=6,
+        cross_attention_dim=32,
+        encoder_hid_dim=32,
+        attention_head_dim=8,
+        addition_embed_type="text",
+        addition_embed_type_num_heads=2,
+        cross_attention_norm="group_norm",
+        resnet_time_scale_shift="scale_shift",
+        act_fn="gelu",
+    )
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        beta_start=0.0001,
+        beta_end=0.02,
+        thresholding=True,
+        dynamic_thresholding_ratio=0.95,
+        sample_max_value=1.0,
+        prediction_type="epsilon",
+        variance_type="learned_range",
+    )
+    return IFPipeline(
+        text_encoder=_t5_encoder(),
+        tokenizer=byte_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        watermarker=IFWatermarker(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
 
 
@@ -1093,6 +1595,69 @@ FAMILIES: dict[str, Family] = {
             _flux2_klein,
             "1165f9fcc2db94ed536c53ea7f9b0770cf838567",
         ),
+        Family(
+            "sdxl-pag",
+            "StableDiffusionXLPAGPipeline",
+            "tests/pipelines/pag/test_pag_sdxl.py",
+            _sdxl_pag,
+            "0ec79055bfdbca733f61ab1746c32ca61b4a5478",
+        ),
+        Family(
+            "sana-pag",
+            "SanaPAGPipeline",
+            "tests/pipelines/pag/test_pag_sana.py",
+            functools.partial(_sana, pag=True),
+            "0afb7ce305382c829173ba2c17a2120080dc952f",
+        ),
+        Family(
+            "flux2",
+            "Flux2Pipeline",
+            "tests/pipelines/flux2/test_pipeline_flux2.py",
+            _flux2,
+            "136ee3f4da74746ef6b13e8851e3376d7b92072d",
+        ),
+        Family(
+            "ovis",
+            "OvisImagePipeline",
+            "tests/pipelines/ovis_image/test_ovis_image.py",
+            _ovis,
+            "08d3bdebdbc34fbb437439d5e8bee6605148bf9a",
+        ),
+        Family(
+            "krea2",
+            "Krea2Pipeline",
+            "tests/pipelines/krea2/test_krea2.py",
+            _krea2,
+            "2aca8ec28404e36e0a55fca23758e85ad01390d5",
+        ),
+        Family(
+            "kandinsky22",
+            "KandinskyV22CombinedPipeline",
+            "tests/pipelines/kandinsky2_2/test_kandinsky_combined.py",
+            _kandinsky22,
+            "f345325d8b009bc17f1d3756df3e776424e65913",
+        ),
+        Family(
+            "pixart-alpha",
+            "PixArtAlphaPipeline",
+            "tests/pipelines/pixart_alpha/test_pixart.py",
+            _pixart,
+            "084c959bdf572e3f77b19004ff11c35cc6df1e26",
+        ),
+        Family(
+            "pixart-sigma",
+            "PixArtSigmaPipeline",
+            "tests/pipelines/pixart_sigma/test_pixart.py",
+            functools.partial(_pixart, pipeline="PixArtSigmaPipeline"),
+            "18a3d237b7db0445f14bde21675c746bd43e64da",
+        ),
+        Family(
+            "pixart-sigma-pag",
+            "PixArtSigmaPAGPipeline",
+            "tests/pipelines/pag/test_pag_pixart_sigma.py",
+            functools.partial(_pixart, pipeline="PixArtSigmaPAGPipeline"),
+            "3540e069cd9c9d52e55dd9f152378af2919a9a81",
+        ),
     )
 }
 
@@ -1100,6 +1665,17 @@ VIDEO_FAMILIES: dict[str, Family] = {
     "wan": Family("wan", "WanPipeline", "tests/pipelines/wan/test_wan.py", _wan),
 }
 """Video pipelines: the backend must refuse them before the run."""
+
+REFUSED_FAMILIES: dict[str, Family] = {
+    "if": Family(
+        "if",
+        "IFPipeline",
+        "tests/pipelines/deepfloyd_if/__init__.py",
+        _deepfloyd_if,
+        "084c959bdf572e3f77b19004ff11c35cc6df1e26",
+    ),
+}
+"""Text-to-image pipelines the backend refuses before the run, with the reason (NOT_RUN)."""
 
 
 def is_built(folder: Path) -> bool:
@@ -1115,7 +1691,7 @@ def build_family(name: str, folder: Path) -> Path:
     beside it, then renamed, so concurrent test workers never see half a model)."""
     if is_built(folder):
         return folder
-    family = FAMILIES.get(name) or VIDEO_FAMILIES[name]
+    family = FAMILIES.get(name) or VIDEO_FAMILIES.get(name) or REFUSED_FAMILIES[name]
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:

@@ -112,7 +112,8 @@ def check_failure(
         if not backend.capabilities.any_model:
             return (
                 "pass failing_request=... (request fields that pass validation but make "
-                "generate fail, e.g. a bad value for one of its options)"
+                "generate fail, e.g. a model or a value the service refuses; a backend whose "
+                "every valid request runs has none to give)"
             )
         failing_request = {"model": NO_SUCH_MODEL}
     merged = {**fields, **failing_request}
@@ -123,7 +124,8 @@ def check_failure(
         raise ValueError(
             f"failing_request is rejected by validation before it reaches backend "
             f"'{backend_name(backend)}' ({error}); give fields that pass validation but make "
-            "generate fail, e.g. a bad value for one of the backend's options."
+            "generate fail, e.g. a value the service refuses (typed Options are checked by "
+            "validation, so a value outside their choices or range never reaches generate)."
         ) from None
     rec = record_run(backend, request, timeout)
     expect_event_order(rec, "failure", allow_failed=True)

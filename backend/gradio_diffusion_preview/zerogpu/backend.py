@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..backend import Availability, Backend, Capabilities, ModelInfo
 from ..events import Failed, GenerationEvent
 from ..request import GenerationRequest
+from ..typed_options import Options
 from .signals import SlotsExhausted, run_signals
 from .worker import HOSTED, gpu_task
 
@@ -73,6 +74,8 @@ class ZeroGPUBackend(Backend):
     def capabilities(self) -> Capabilities:
         hosted = self.hosted.capabilities
         described = "Seconds of GPU a run asks ZeroGPU for (set by the app's catalogue)."
+        if hosted.options_model is not None:  # typed: the hosted options plus the duration
+            return hosted.with_options(with_gpu_duration(hosted.options_model, described))
         return hosted.model_copy(update={"options": {**hosted.options, GPU_DURATION: described}})
 
     def availability(self) -> Availability:
@@ -200,3 +203,11 @@ def on_zerogpu(
         registry.remove_plugin(name)
     registry.add_backends(zero, name=name)
     return zero
+
+
+def with_gpu_duration(options: type[Options], described: str) -> type[Options]:
+    """``options`` with the ZeroGPU duration option (seconds, set by the app's catalogue)."""
+    from pydantic import Field, create_model
+
+    field = Field(None, gt=0, description=described)
+    return create_model(options.__name__, __base__=options, **{GPU_DURATION: (float | None, field)})

@@ -262,6 +262,29 @@ def test_heldout_prompts_regenerate_as_the_card_recorded_them():
 
 
 @pytest.mark.slow
+def test_heldout_phrasings_regenerate_as_the_card_recorded_them():
+    """The first held-out phrasings (issue #26: synonyms, commas, no articles), regenerated
+    through the backend with the evaluation's seeds, come out as ``evaluation_phrasings.json``
+    recorded them (at most one verdict per attribute differs), and none is a plain colour."""
+    from gradio_diffusion_preview.bundled.shapes.evaluate import PHRASINGS_SEED, generate
+    from gradio_diffusion_preview.bundled.shapes.phrasings import heldout_phrasings
+
+    recorded = json.loads((model_dir() / "evaluation_phrasings.json").read_text())
+    assert recorded["prompts"] >= 40 and recorded["seed"] == PHRASINGS_SEED
+    count = 8
+    chosen = heldout_phrasings()[:count]
+    prompts = [prompt for prompt, _ in chosen]
+    assert prompts == [row["prompt"] for row in recorded["verdicts"][:count]]
+    assert any("," in p for p in prompts) and any(p[0].isupper() for p in prompts)
+    images, _ = generate(prompts, seed=PHRASINGS_SEED)
+    result = score([scene for _, scene in chosen], images)
+    for name in ("colour", "background", "shape"):
+        expected = sum(row[name] for row in recorded["verdicts"][:count])
+        assert abs(getattr(result, name) - expected) <= 1, (name, result, expected)
+    assert all(judge(image).size is not None for image in images)  # no plain colour
+
+
+@pytest.mark.slow
 def test_step_previews_converge_on_the_final_picture():
     from gradio_diffusion_preview import Finished, RunControl, Step, validate_request
     from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend

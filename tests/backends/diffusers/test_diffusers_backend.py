@@ -19,6 +19,7 @@ from gradio_diffusion_preview import (
     Failed,
     Finished,
     GenerationRequest,
+    InvalidRequest,
     RunControl,
     Started,
     Step,
@@ -203,16 +204,35 @@ def test_a_missing_folder_is_reported_as_not_found(backend, tmp_path):
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"scheduler": "warp-drive"}, ["unknown scheduler", "euler_a", "dpm++"]),
-        ({"previewer": "crystal-ball"}, ["unknown previewer", "latent_rgb", "taesd"]),
-        ({"dtype": "int4"}, ["unknown dtype", "bfloat16"]),
-        ({"device": "tpu"}, ["unknown device", "cuda"]),
+        ({"scheduler": "warp-drive"}, ["options.scheduler='warp-drive'", "Euler a", "DPM++ 2M"]),
+        ({"previewer": "crystal-ball"}, ["options.previewer", "latent_rgb", "taesd:<folder"]),
+        ({"dtype": "int4"}, ["options.dtype='int4'", "bfloat16"]),
+        ({"device": "tpu"}, ["options.device='tpu'", "cuda:N"]),
     ],
 )
-def test_bad_option_values_fail_with_the_valid_choices(backend, tiny_models, options, words):
-    failed = run(backend, model=tiny_models["sd15"], options=options)[-1]
-    assert isinstance(failed, Failed) and failed.reason == "invalid_request"
-    assert all(word in failed.message for word in words), failed.message
+def test_bad_option_values_are_refused_before_the_run_with_the_valid_choices(
+    backend, tiny_models, options, words
+):
+    """The central validation checks options through DiffusersOptions: the refusal names the
+    option, the value and what is allowed, and generate never sees the request."""
+    with pytest.raises(InvalidRequest) as refused:
+        resolve(backend, model=tiny_models["sd15"], options=options)
+    assert all(word in str(refused.value) for word in words), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("euler_a", "Euler a"),
+        ("dpm++_karras", "DPM++ 2M Karras"),
+        ("pndm", "PLMS"),
+        ("DEFAULT", "Default"),
+        ("euler a", "Euler a"),
+    ],
+)
+def test_old_sampler_names_are_aliases_of_automatic1111s(backend, tiny_models, old, new):
+    request = resolve(backend, model=tiny_models["sd15"], options={"scheduler": old})
+    assert request.options == {"scheduler": new}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -244,6 +264,18 @@ def test_each_scheduler_runs_with_a_preview_per_step(backend, tiny_models, sched
         "unipc": "UniPC",
     }
     assert final.metadata["scheduler"].startswith(expected[scheduler])
+    a1111 = {"euler": "Euler", "euler_a": "Euler a", "dpm++": "DPM++ 2M", "ddim": "DDIM"}
+    a1111 |= {"dpm++_karras": "DPM++ 2M Karras", "pndm": "PLMS", "unipc": "UniPC"}
+    assert final.metadata["sampler"] == a1111[scheduler]  # the name A1111's PNG Info reads
+
+
+def test_the_default_sampler_is_reported_by_its_automatic1111_name(backend, tiny_models):
+    """No scheduler asked for: the run reports the model's own by A1111's name (the tiny SD
+    1.5 pipeline's EulerDiscreteScheduler is Euler), so the result and the PNG never say a
+    class name."""
+    final = finished(run(backend, model=tiny_models["sd15"], steps=2))
+    assert final.metadata["scheduler"] == "EulerDiscreteScheduler"
+    assert final.metadata["sampler"] == "Euler"
 
 
 def test_the_lms_scheduler_runs_or_says_what_it_needs(backend, tiny_models):

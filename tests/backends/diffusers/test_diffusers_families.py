@@ -223,6 +223,21 @@ def test_a_video_pipeline_is_refused_before_the_run(backend, tiny_models_lazy):
     assert iterations.count == 0
 
 
+@pytest.mark.xdist_group("family-if")
+def test_a_pixel_space_pipeline_with_only_the_older_callback_is_refused(backend, tiny_models_lazy):
+    """DeepFloyd IF takes only the older ``callback`` (which PixArt runs with) but has no VAE:
+    refused before any step, with that reason, not run to a finish early it cannot make."""
+    with StepCounter(backend) as iterations:
+        states = list(run(backend, tiny_models_lazy("if")))
+    final = states[-1]
+    assert final.status == "error" and final.reason == "invalid_request", final.message
+    assert "IFPipeline, which has no callback_on_step_end, only the older callback" in (
+        final.message
+    )
+    assert "no VAE (it denoises pixels" in final.message
+    assert iterations.count == 0
+
+
 @pytest.mark.parametrize("model", [family("qwenimage")], indirect=True)
 def test_qwen_image_records_no_guidance_it_ignores(backend, model):
     """Qwen-Image's guidance_scale goes nowhere (not guidance-distilled): the run's settings and

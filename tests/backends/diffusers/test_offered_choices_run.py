@@ -53,8 +53,8 @@ def test_every_offered_previewer_runs_on_the_bundled_model(previewer):
 
 
 def test_a_sampler_that_cannot_run_is_not_offered_nor_accepted():
-    assert "dpm++_karras" in DiffusersBackend.capabilities.option_choices["scheduler"]
-    assert "dpm++_karras" not in OFFERED["scheduler"]
+    assert "DPM++ 2M Karras" in DiffusersBackend.capabilities.option_choices["scheduler"]
+    assert "DPM++ 2M Karras" not in OFFERED["scheduler"]
     states = list(
         stream(
             BACKEND,
@@ -68,13 +68,13 @@ def test_a_sampler_that_cannot_run_is_not_offered_nor_accepted():
     policy = Policy.from_file(ROOT / "demo" / "catalogue.toml")
     shapes = next(entry for entry in policy.catalogue if entry.model == MODEL)
     choices = policy.option_choices(shapes, BACKEND)
-    assert "dpm++_karras" not in choices["scheduler"] and "dpm++" in choices["scheduler"]
+    assert "DPM++ 2M Karras" not in choices["scheduler"] and "DPM++ 2M" in choices["scheduler"]
 
 
 def test_choices_follow_the_scheduler_config():
     from gradio_diffusion_preview.backends.diffusers.scheduler_choices import choices_for_config
 
     flow = {"_class_name": "FlowMatchEulerDiscreteScheduler"}
-    assert choices_for_config(flow) == ("default", "euler")
-    assert "dpm++_karras" not in choices_for_config({"beta_schedule": "squaredcos_cap_v2"})
-    assert "dpm++_karras" in choices_for_config({"beta_schedule": "scaled_linear"})
+    assert choices_for_config(flow) == ("Default", "Euler")
+    assert "DPM++ 2M Karras" not in choices_for_config({"beta_schedule": "squaredcos_cap_v2"})
+    assert "DPM++ 2M Karras" in choices_for_config({"beta_schedule": "scaled_linear"})

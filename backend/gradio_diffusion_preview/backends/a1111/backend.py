@@ -19,9 +19,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ...backend import MODEL_LIST_SECONDS, Availability, Backend, Capabilities, ModelInfo
 from ...endpoints import ENDPOINTS_FILE_VARIABLE, Endpoint, public_url
 from ...events import Failed
+from ...typed_options import Options
 from ..remote_failure import RemoteFailure
 from .client import A1111Client
 from .protocol import checkpoint_stem
@@ -44,6 +47,23 @@ HOW_TO_CONFIGURE = (
     "See docs/backends/a1111.md."
 )
 
+
+class A1111Options(Options):
+    """The a1111 backend's request options: names from the server's own lists, which only
+    the server knows, so their values are checked by it (a wrong one fails with its list)."""
+
+    sampler: str | None = Field(
+        None,
+        description="a sampler the server lists (GET /sdapi/v1/samplers), by name or alias, "
+        "e.g. 'Euler a' or 'DPM++ 2M' (default: the endpoint's, else the server's).",
+    )
+    scheduler: str | None = Field(
+        None,
+        description="a scheduler the server lists (GET /sdapi/v1/schedulers, servers from "
+        "1.9 on), e.g. 'Karras' (default: the sampler's own).",
+    )
+
+
 CAPABILITIES = Capabilities(
     step_events=True,
     step_previews=True,
@@ -61,12 +81,7 @@ CAPABILITIES = Capabilities(
     max_batch=8,
     cancel=True,
     finish_early=True,
-    options={
-        "sampler": "a sampler the server lists (GET /sdapi/v1/samplers), by name or alias, "
-        "e.g. 'Euler a' or 'DPM++ 2M' (default: the endpoint's, else the server's).",
-        "scheduler": "a scheduler the server lists (GET /sdapi/v1/schedulers, servers from "
-        "1.9 on), e.g. 'Karras' (default: the sampler's own).",
-    },
+    options=A1111Options,
 )
 
 NO_PROGRESS_API = {

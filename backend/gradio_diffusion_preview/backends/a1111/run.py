@@ -132,14 +132,7 @@ class Txt2ImgRun:
 
     def _prepare(self) -> RunSettings:
         """Resolve the checkpoint, sampler and scheduler against the server's lists."""
-        options = self.request.options
-        for name in ("sampler", "scheduler"):
-            value = options.get(name)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise RemoteFailure(
-                    f"Option '{name}' must be the name of a {name}, got {value!r}.",
-                    "invalid_request",
-                )
+        options = self.request.options  # typed by A1111Options, checked by validation
         backend = self.backend
         if self.request.model:
             self.checkpoint = self._blocking(lambda: backend.find_checkpoint(self.request.model))

@@ -15,9 +15,12 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from ...backend import Availability, Backend, Capabilities, ModelInfo
 from ...endpoints import ENDPOINTS_FILE_VARIABLE
 from ...events import Failed
+from ...typed_options import Options
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -35,12 +38,22 @@ NOT_CONFIGURED = (
     f"{ENDPOINTS_FILE_VARIABLE}; see docs/backends/comfyui.md."
 )
 SAMPLER_LIST_SECONDS = 60.0
-OPTION_TEXT = {
-    "sampler": "A sampler the ComfyUI server offers (e.g. euler, euler_ancestral, dpmpp_2m); "
-    "another name fails with the server's list.",
-    "scheduler": "A scheduler the ComfyUI server offers (e.g. normal, karras, simple); "
-    "another name fails with the server's list.",
-}
+
+
+class ComfyUIOptions(Options):
+    """The ComfyUI backend's request options: names from the server's own lists (checked
+    against them at the run, where the server can be asked)."""
+
+    sampler: str | None = Field(
+        None,
+        description="A sampler the ComfyUI server offers (e.g. euler, euler_ancestral, "
+        "dpmpp_2m); another name fails with the server's list.",
+    )
+    scheduler: str | None = Field(
+        None,
+        description="A scheduler the ComfyUI server offers (e.g. normal, karras, simple); "
+        "another name fails with the server's list.",
+    )
 
 
 class ComfyUIBackend(Backend):
@@ -188,7 +201,7 @@ def _capabilities(settings: Settings) -> Capabilities:
             steps_range=(1, 150),
             default_steps=20,
             max_batch=4,
-            options=dict(OPTION_TEXT),
+            options=ComfyUIOptions,
         )
     marks = workflow.marks
     steps = int(workflow.default("steps"))
@@ -208,7 +221,9 @@ def _capabilities(settings: Settings) -> Capabilities:
         steps_range=(1, max(150, steps)),
         default_steps=max(1, steps),
         max_batch=1,
-        options={name: text for name, text in OPTION_TEXT.items() if name in marks},
+        options=ComfyUIOptions.subset(
+            *(name for name in ComfyUIOptions.model_fields if name in marks)
+        ),
     )
 
 

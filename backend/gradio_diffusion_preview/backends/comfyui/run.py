@@ -191,7 +191,7 @@ class ComfyRun:
             known = self.backend.choices(class_type, input_name)
         except RemoteFailure:
             known = None
-        if not isinstance(value, str) or (known is not None and value not in known):
+        if known is not None and value not in known:  # a string: ComfyUIOptions typed it
             listed = ", ".join(known) if known else "the server's list"
             raise RemoteFailure(
                 f"Backend '{self.backend.id}' cannot run this request: option '{option}' is "

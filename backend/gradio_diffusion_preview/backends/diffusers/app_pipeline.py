@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from ...backend import Capabilities, ModelInfo
 from ...events import Failed
-from .backend import DiffusersBackend, OptionError, parse_options
+from .backend import DiffusersBackend, RunOptions
+from .options import PipelineOptions
 
 if TYPE_CHECKING:
     from ...control import RunControl
@@ -92,19 +93,8 @@ class PipelineBackend(DiffusersBackend):
     id = "pipeline"
     display_name = "Your pipeline"
     capabilities = DiffusersBackend.capabilities.model_copy(
-        update={
-            "any_model": False,
-            "options": {
-                **DiffusersBackend.capabilities.options,
-                "scheduler": "Sampler: default (the pipeline's own), or one built from its "
-                "config: " + ", ".join(DiffusersBackend.capabilities.option_choices["scheduler"]),
-                "pipeline_args": "The pipeline's own call arguments, e.g. {'clip_skip': 2}; "
-                "checked against its signature.",
-                "adapters": "Loaded LoRA adapters to use, with weights: {'name': 0.8} "
-                "(needs peft).",
-            },
-        }
-    )
+        update={"any_model": False}
+    ).with_options(PipelineOptions)
 
     def __init__(
         self,
@@ -159,8 +149,7 @@ class PipelineBackend(DiffusersBackend):
         config = dict(getattr(self.pipe.scheduler, "config", None) or {})
         config.setdefault("_class_name", type(self.pipe.scheduler).__name__)
         runnable = choices_for_config(config)
-        choices = {**self.capabilities.option_choices, "scheduler": runnable}
-        return self.capabilities.model_copy(update={"option_choices": choices})
+        return self.capabilities.with_options(PipelineOptions.narrowed(scheduler=runnable))
 
     def loaded_models(self) -> list[tuple[str, str, str]]:
         entry = self._entry
@@ -181,21 +170,15 @@ class PipelineBackend(DiffusersBackend):
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
-        options = dict(request.options)
+        options = request.options  # checked by the central validation (PipelineOptions)
         try:
-            extra = check_call_args(self.pipe, options.pop("pipeline_args", None) or {}, "")
-            adapters = _adapter_weights(self.pipe, options.pop("adapters", None))
-            for name in ("device", "dtype"):
-                if options.get(name) not in (None, "", "auto"):
-                    raise OptionError(
-                        f"option '{name}' cannot move the app's pipeline; leave it unset "
-                        "(the pipeline runs where the app put it)"
-                    )
-            parsed = parse_options(options)
+            extra = check_call_args(self.pipe, options.get("pipeline_args") or {}, "")
+            adapters = _adapter_weights(self.pipe, options.get("adapters"))
         except (OptionError, PipelineArgumentError) as error:
             text = str(error).replace(" ()", "")
             yield Failed(f"Backend 'pipeline' cannot run this request: {text}.", "invalid_request")
             return
+        parsed = RunOptions.of(options)
         from .app_pipeline_run import AppPipelineRun
 
         yield from AppPipelineRun(
@@ -216,15 +199,15 @@ def _pipeline_name(pipe: Any) -> str:
     return str(name) if name else type(pipe).__name__
 
 
+class OptionError(ValueError):
+    """An option's value that this pipeline cannot use (an adapter it has not loaded)."""
+
+
 def _adapter_weights(pipe: Any, adapters: Any) -> dict[str, float] | None:
-    """The ``adapters`` option checked: a dict of loaded adapter names to weights, or None."""
+    """The ``adapters`` option (a dict of names to weights, typed by ``PipelineOptions``)
+    checked against the pipeline: every name a loaded adapter."""
     if adapters is None:
         return None
-    if not isinstance(adapters, Mapping) or not all(
-        isinstance(weight, int | float) and not isinstance(weight, bool)
-        for weight in adapters.values()
-    ):
-        raise OptionError(f"option 'adapters' must be a dict of names to weights, got {adapters!r}")
     getter = getattr(pipe, "get_list_adapters", None)
     try:
         loaded = sorted({name for names in getter().values() for name in names}) if getter else []

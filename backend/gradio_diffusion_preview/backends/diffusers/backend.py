@@ -4,11 +4,12 @@ Models are local folders or Hugging Face repo ids (from the local cache; see ``l
 torch, diffusers and transformers are the ``[diffusers]`` extra and are imported only when a run
 starts, so importing this module (and registering the backend) stays cheap.
 
-Request options (all optional):
+Request options (all optional, typed in ``options.DiffusersOptions`` and checked centrally):
 
-- ``scheduler``: ``default`` (the model's own), ``euler``, ``euler_a``, ``dpm++``,
-  ``dpm++_karras``, ``ddim``, ``pndm``, ``lms``, ``unipc``; flow-matching models (SD3, Flux)
-  take ``default`` or ``euler``.
+- ``scheduler``: AUTOMATIC1111's sampler names: ``Default`` (the model's own), ``Euler``,
+  ``Euler a``, ``DPM++ 2M``, ``DPM++ 2M Karras``, ``DDIM``, ``PLMS``, ``LMS``, ``UniPC``;
+  flow-matching models (SD3, Flux) take ``Default`` or ``Euler``. The old names (``euler_a``,
+  ``dpm++_karras``...) are accepted as aliases.
 - ``previewer``: ``latent_rgb`` (a per-family latent-to-RGB projection), ``taesd`` (the family's
   tiny decoder), ``taesd:<folder or repo id>``, ``auto`` (taesd when available, else latent_rgb),
   ``none``. The default depends on the device: ``auto`` on a GPU (CUDA, MPS), where a tiny decoder
@@ -34,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from ...backend import Backend, Capabilities, ModelInfo
 from ...events import Failed
+from ...typed_options import check_options
 from .cpu_threads import ThreadChoice, choose, parse_setting
 from .model_defaults import defaults_for
-from .schedulers import SCHEDULERS, SchedulerChoiceError, canonical_name
+from .options import DiffusersOptions
 
 if TYPE_CHECKING:
     from ...control import RunControl
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREVIEWERS = ("latent_rgb", "taesd", "auto", "none")
-DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
-DTYPE_NAMES = ("auto", "float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16")
 INSTALL_HINT = "pip install 'gradio-diffusion-preview[diffusers]'"
 
 StepListener = Callable[[int, int], None]
@@ -55,52 +55,23 @@ StepListener = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class RunOptions:
-    """A request's options, checked (but not yet resolved against the machine)."""
+    """A request's options as a run uses them (checked by the central validation through
+    ``DiffusersOptions``, so the values are known ones)."""
 
-    scheduler: str = "default"
+    scheduler: str = "Default"
     previewer: str | None = None
     device: str | None = None
     dtype: str | None = None
 
-
-class OptionError(ValueError):
-    pass
-
-
-def parse_options(options: dict[str, Any]) -> RunOptions:
-    """Check option values; raises ``OptionError`` naming the valid values."""
-
-    def text(name: str) -> str | None:
-        value = options.get(name)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str):
-            raise OptionError(f"option '{name}' must be a string, got {value!r}")
-        return value.strip()
-
-    try:
-        scheduler = canonical_name(text("scheduler"))
-    except SchedulerChoiceError as error:
-        raise OptionError(str(error)) from None
-    previewer = text("previewer")
-    if previewer is not None:
-        previewer_key = previewer.lower()
-        if previewer_key.startswith("taesd:") and previewer[6:].strip():
-            previewer = "taesd:" + previewer[6:].strip()
-        elif previewer_key in PREVIEWERS:
-            previewer = previewer_key
-        else:
-            raise OptionError(
-                f"unknown previewer {previewer!r}; use one of: "
-                f"{', '.join(PREVIEWERS)}, or taesd:<folder or repo id>"
-            )
-    device = text("device")
-    if device is not None and device.lower().split(":")[0] not in DEVICE_NAMES:
-        raise OptionError(f"unknown device {device!r}; use one of: auto, cpu, cuda, cuda:N, mps")
-    dtype = text("dtype")
-    if dtype is not None and dtype.lower() not in DTYPE_NAMES:
-        raise OptionError(f"unknown dtype {dtype!r}; use one of: auto, float32, float16, bfloat16")
-    return RunOptions(scheduler, previewer, device, dtype)
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> RunOptions:
+        """The run options of a validated request's ``options``."""
+        return cls(
+            scheduler=options.get("scheduler") or "Default",
+            previewer=options.get("previewer"),
+            device=options.get("device"),
+            dtype=options.get("dtype"),
+        )
 
 
 class DiffusersBackend(Backend):
@@ -126,20 +97,7 @@ class DiffusersBackend(Backend):
         cancel=True,
         finish_early=True,
         any_model=True,
-        options={
-            "scheduler": "Sampler: " + ", ".join(SCHEDULERS) + " (flow-matching models such as "
-            "SD3 and Flux: default or euler).",
-            "previewer": "Step previews: latent_rgb (a per-family latent-to-RGB projection; "
-            "the default on the CPU), taesd (the family's tiny decoder), taesd:<folder or repo "
-            "id>, auto (taesd when available, else latent_rgb; the default on a GPU), none.",
-            "device": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
-            "dtype": "auto (float16/bfloat16 on a GPU, float32 on the CPU), float32, "
-            "float16 or bfloat16.",
-        },
-        option_choices={
-            "scheduler": tuple(SCHEDULERS),
-            "previewer": ("latent_rgb", "auto", "taesd", "none"),
-        },
+        options=DiffusersOptions,
     )
 
     def __init__(
@@ -174,7 +132,7 @@ class DiffusersBackend(Backend):
                 ``Policy``'s slots for it); the automatic thread count shares the cores
                 among them.
         """
-        parse_options({"device": device, "dtype": dtype, "previewer": previewer})
+        check_options(DiffusersOptions, {"device": device, "dtype": dtype, "previewer": previewer})
         parse_setting(torch_threads, "torch_threads")
         if isinstance(concurrent_runs, bool) or not isinstance(concurrent_runs, int):
             raise ValueError(f"concurrent_runs must be a whole number, got {concurrent_runs!r}")
@@ -244,7 +202,7 @@ class DiffusersBackend(Backend):
         from .run import PipelineRun
 
         request = GenerationRequest(prompt="", model=resolve_model(model))
-        PipelineRun(self, request, RunControl(), parse_options({}))._load()
+        PipelineRun(self, request, RunControl(), RunOptions())._load()
 
     def unload(self) -> None:
         """Unload every cached pipeline (a running one finishes first)."""
@@ -303,22 +261,13 @@ class DiffusersBackend(Backend):
         from .scheduler_choices import scheduler_choices
 
         runnable = scheduler_choices(model)
-        if runnable == caps.option_choices.get("scheduler"):
-            return caps
-        return caps.model_copy(
-            update={"option_choices": {**caps.option_choices, "scheduler": runnable}}
-        )
+        model_options = caps.options_model or DiffusersOptions
+        return caps.with_options(model_options.narrowed(scheduler=runnable))
 
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
-        try:
-            options = parse_options(request.options)
-        except OptionError as error:
-            yield Failed(
-                f"Backend 'diffusers' cannot run this request: {error}.", "invalid_request"
-            )
-            return
+        options = RunOptions.of(request.options)
         try:
             from .run import PipelineRun
         except ImportError as error:

@@ -56,6 +56,14 @@ CALL_DEFAULTS: dict[str, CallDefaults] = {
     "CogView3PlusPipeline": CallDefaults(50, 5.0, size_multiple=16),
     "HunyuanDiTPipeline": CallDefaults(50, 5.0, size_multiple=16),
     "Kandinsky3Pipeline": CallDefaults(25, 3.0),
+    "StableDiffusionXLPAGPipeline": CallDefaults(50, 5.0),
+    "SanaPAGPipeline": CallDefaults(20, 4.5, size_multiple=32),
+    "KandinskyV22CombinedPipeline": CallDefaults(100, 4.0, size=512),
+    "Krea2Pipeline": CallDefaults(28, 4.5, size_multiple=16),
+    "OvisImagePipeline": CallDefaults(50, 5.0, size_multiple=16),
+    "PixArtAlphaPipeline": CallDefaults(20, 4.5),
+    "PixArtSigmaPipeline": CallDefaults(20, 4.5),
+    "PixArtSigmaPAGPipeline": CallDefaults(20, 4.5),
     "Flux2Pipeline": CallDefaults(50, 4.0, negative_prompt=False, size_multiple=16),
     "Flux2KleinPipeline": CallDefaults(50, 4.0, negative_prompt=False, size_multiple=16),
 }
@@ -63,6 +71,7 @@ CALL_DEFAULTS: dict[str, CallDefaults] = {
 # Where the project's default differs from the signature's, and why.
 STEPS_CHOSEN: dict[str, int] = {
     "StableDiffusionXLPipeline": 30,  # SDXL base converges by about 30; 50 is the generic default
+    "StableDiffusionXLPAGPipeline": 30,  # the same SDXL models, with PAG
 }
 
 _DENOISERS = ("transformer", "unet", "prior")

@@ -27,16 +27,19 @@ def _source_of_call(pipeline_class: type) -> str:
         return ""
 
 
-def honours_interrupt(pipe: Any) -> bool:
+def honours_interrupt(pipe: Any, legacy_callback: bool = False) -> bool:
     """True when the pipeline's loop checks ``self.interrupt`` (or when it cannot be decoded
-    here, so the pipeline's own end is the only way to get an image)."""
+    here, so the pipeline's own end is the only way to get an image). With
+    ``legacy_callback`` (the older ``callback``, whose return the loop ignores, so the x0
+    estimate cannot be handed back) only a pipeline that cannot be decoded here counts."""
     source = _source_of_call(type(pipe))
-    if "self.interrupt" in source or not source:
+    if ("self.interrupt" in source or not source) and not legacy_callback:
         return True
-    return not _decodable(pipe)
+    return not decodable(pipe)
 
 
-def _decodable(pipe: Any) -> bool:
+def decodable(pipe: Any) -> bool:
+    """Whether ``decode_latents`` can turn this pipeline's latents into its final images."""
     if _movq(pipe) is not None:
         return True
     vae = getattr(pipe, "vae", None)

@@ -287,6 +287,32 @@ def dtype_argument(dtype: torch.dtype) -> dict[str, torch.dtype]:
     return {"dtype" if new else "torch_dtype": dtype}
 
 
+def has_step_callback(parameters: frozenset[str]) -> bool:
+    """Whether a pipeline's ``__call__`` takes a step callback: ``callback_on_step_end``, or the
+    older ``callback(step, timestep, latents)`` with ``callback_steps`` (PixArt-alpha and -Sigma
+    in diffusers 0.42.1), which ``PipelineRun`` calls every step."""
+    return "callback_on_step_end" in parameters or {"callback", "callback_steps"} <= parameters
+
+
+def legacy_refusal(pipe: Any, parameters: frozenset[str]) -> str | None:
+    """Why a pipeline with only the older ``callback`` cannot be run here, or None. Such a
+    loop ignores the callback's return, so finishing early leaves the loop and decodes the x0
+    estimate with the pipeline's VAE: a pipeline without one that can be decoded so cannot
+    finish early. A combined prior + decoder pipeline's prior stage takes no callback at all."""
+    if "callback_on_step_end" in parameters:
+        return None
+    if getattr(pipe, "prior_pipe", None) is not None:
+        return "its prior stage takes no callback, so a Stop there waits for the whole prior"
+    from .finishing import decodable
+
+    if not decodable(pipe):
+        return (
+            "no VAE (it denoises pixels, as DeepFloyd IF's first stage does), so neither its "
+            "previews nor an early finish can be made from its latents here"
+        )
+    return None
+
+
 def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype) -> LoadedPipeline:
     """Load a text-to-image pipeline and move it to ``device``."""
     import diffusers
@@ -322,11 +348,19 @@ def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype)
             _not_cached_message(source.model, "it could not be downloaded") + f" ({error})"
         ) from None
     parameters = frozenset(inspect.signature(pipe.__call__).parameters)
-    if "callback_on_step_end" not in parameters:
+    if not has_step_callback(parameters):
+        raise UnsupportedModelError(
+            f"Model '{source.model}' loads as {type(pipe).__name__}, which has neither "
+            "callback_on_step_end nor the older callback and callback_steps, so its steps "
+            "cannot be previewed or stopped. Use a text-to-image pipeline that has one "
+            "(Stable Diffusion 1.x/2.x, SDXL, SD3, Flux, PixArt...)."
+        )
+    why_not = legacy_refusal(pipe, parameters)
+    if why_not:
         raise UnsupportedModelError(
             f"Model '{source.model}' loads as {type(pipe).__name__}, which has no "
-            "callback_on_step_end, so its steps cannot be previewed or stopped. Use a "
-            "text-to-image pipeline that has one (Stable Diffusion 1.x/2.x, SDXL, SD3, Flux...)."
+            f"callback_on_step_end, only the older callback, and {why_not}. Use a text-to-image "
+            "pipeline with a VAE (Stable Diffusion 1.x/2.x, SDXL, SD3, Flux, PixArt...)"
         )
     if "num_frames" in parameters:
         raise UnsupportedModelError(

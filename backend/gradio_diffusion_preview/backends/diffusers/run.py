@@ -15,7 +15,9 @@ device. It checks the run's controls first: cancel (or the consumer going away) 
 pipeline's ``_interrupt`` and leaves the pipeline at once, skipping the VAE decode; finish
 early returns the x0 estimate as the latents and sets ``_interrupt``, so the pipeline's own
 decode (with its upcasting, unpacking and post-processing) turns the estimate into the final
-images.
+images. A pipeline with only the older ``callback(step, timestep, latents)`` (PixArt) gets it
+with ``callback_steps=1``, calling the same code; its loop ignores what the callback returns, so
+there cancel and finish early always leave by raising.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from .loading import (
     resolve_device,
     resolve_dtype,
 )
-from .schedulers import SchedulerChoiceError, count_steps, make_scheduler
+from .schedulers import SchedulerChoiceError, count_steps, make_scheduler, sampler_name
 from .x0 import X0Tracker
 
 if TYPE_CHECKING:
@@ -225,7 +227,9 @@ class PipelineRun:
                 f"{entry.family} models need a width and height that are multiples of 16, got "
                 f"{width}x{height}; use {width - width % 16 or 16}x{height - height % 16 or 16}"
             )
-        self._honours_interrupt = honours_interrupt(pipe)
+        # An older callback's return is ignored: finishing early always leaves the loop there.
+        legacy = "callback_on_step_end" not in entry.call_parameters
+        self._honours_interrupt = honours_interrupt(pipe, legacy)
         scheduler = make_scheduler(entry.base_scheduler, self.options.scheduler)
         self.iterations = count_steps(scheduler, self.total_steps)
         self._tracker = X0Tracker(scheduler)
@@ -264,6 +268,7 @@ class PipelineRun:
                     "model": request.model,
                     "pipeline": type(pipe).__name__,
                     "family": entry.family,
+                    "sampler": sampler_name(scheduler),  # A1111's name, for PNG info
                     "scheduler": type(scheduler).__name__,
                     "steps": request.steps,
                     "steps_done": self.steps_done,
@@ -301,6 +306,12 @@ class PipelineRun:
             "output_type": "pil",
             "callback_on_step_end": self._on_step,
             "callback_on_step_end_tensor_inputs": ["latents"],
+            # the older callback, where there is no callback_on_step_end (PixArt)
+            **(
+                {}
+                if "callback_on_step_end" in accepts
+                else {"callback": self._legacy_callback(entry.pipe), "callback_steps": 1}
+            ),
             # Sana, PixArt, HunyuanDiT: make the size asked for, not the nearest trained one
             "use_resolution_binning": False,
         }
@@ -386,6 +397,18 @@ class PipelineRun:
             if x0 is not None:
                 return {"latents": x0}
         return {}
+
+    def _legacy_callback(self, pipe: Any):
+        """The older ``callback(step, timestep, latents)``, called every ``callback_steps``
+        scheduler steps (``i // scheduler.order``, after the step's last iteration): runs
+        ``_on_step`` for that step's last iteration. Its return is ignored by the pipeline, so
+        cancel and finish early leave the loop by raising (``_Stop``, ``_FinishNow``)."""
+
+        def callback(step: int, timestep: Any, latents: torch.Tensor) -> None:
+            order = max(1, int(getattr(pipe.scheduler, "order", 1) or 1))  # the run's scheduler
+            self._on_step(pipe, (step + 1) * order - 1, timestep, {"latents": latents})
+
+        return callback
 
     def _oom_message(self, entry: LoadedPipeline | None, error: BaseException) -> str:
         request = self.request

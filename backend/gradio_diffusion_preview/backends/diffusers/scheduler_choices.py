@@ -1,7 +1,7 @@
 """The samplers a model can run, read from its scheduler config without loading it, so the
 ``scheduler`` choices offered for a model (in a UI, in a policy's choices, in validation) are
-those that run on it: a flow-matching model (SD3, Flux) takes ``default`` and ``euler``; a model
-with a cosine noise schedule loses ``dpm++_karras``, which diffusers cannot run on it
+those that run on it: a flow-matching model (SD3, Flux) takes ``Default`` and ``Euler``; a model
+with a cosine noise schedule loses ``DPM++ 2M Karras``, which diffusers cannot run on it
 (huggingface/diffusers#12771, see ``schedulers._refuse_known_crash``)."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def choices_for_config(config: Any) -> tuple[str, ...]:
     if "FlowMatch" in str(config.get("_class_name", "")):
         return tuple(FLOW_SCHEDULERS)
     if config.get("beta_schedule") == "squaredcos_cap_v2":
-        return tuple(name for name in SCHEDULERS if name != "dpm++_karras")
+        return tuple(name for name in SCHEDULERS if name != "DPM++ 2M Karras")
     return tuple(SCHEDULERS)
 
 

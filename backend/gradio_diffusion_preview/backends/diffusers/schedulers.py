@@ -1,4 +1,4 @@
-"""The ``scheduler`` option: short sampler names mapped to diffusers scheduler classes.
+"""The ``scheduler`` option: AUTOMATIC1111's sampler names mapped to diffusers scheduler classes.
 
 Each run gets its own scheduler instance, made with ``from_config`` from the model's own
 scheduler configuration (so the training noise schedule carries over), so runs never share
@@ -9,35 +9,48 @@ from __future__ import annotations
 
 from typing import Any
 
-# name -> (diffusers class name, config overrides, description)
+# name (AUTOMATIC1111's, as people know them) -> (diffusers class name, config overrides,
+# description)
 SCHEDULERS: dict[str, tuple[str | None, dict[str, Any], str]] = {
-    "default": (None, {}, "the model's own scheduler"),
-    "euler": ("EulerDiscreteScheduler", {}, "Euler"),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}, "Euler ancestral"),
-    "dpm++": ("DPMSolverMultistepScheduler", {}, "DPM-Solver++ 2M"),
-    "dpm++_karras": (
+    "Default": (None, {}, "the model's own scheduler"),
+    "Euler": ("EulerDiscreteScheduler", {}, "Euler"),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}, "Euler ancestral"),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}, "DPM-Solver++ 2M"),
+    "DPM++ 2M Karras": (
         "DPMSolverMultistepScheduler",
         {"use_karras_sigmas": True},
         "DPM-Solver++ 2M with Karras sigmas",
     ),
-    "ddim": ("DDIMScheduler", {}, "DDIM"),
-    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "PNDM (PLMS)"),
-    "lms": ("LMSDiscreteScheduler", {}, "LMS"),
-    "unipc": ("UniPCMultistepScheduler", {}, "UniPC"),
+    "DDIM": ("DDIMScheduler", {}, "DDIM"),
+    "PLMS": ("PNDMScheduler", {"skip_prk_steps": True}, "PNDM (PLMS)"),
+    "LMS": ("LMSDiscreteScheduler", {}, "LMS"),
+    "UniPC": ("UniPCMultistepScheduler", {}, "UniPC"),
 }
 FLOW_SCHEDULERS: dict[str, str | None] = {
-    "default": None,
-    "euler": "FlowMatchEulerDiscreteScheduler",
+    "Default": None,
+    "Euler": "FlowMatchEulerDiscreteScheduler",
 }
 ALIASES = {
-    "dpmpp": "dpm++",
-    "dpmpp_2m": "dpm++",
-    "dpm++_2m": "dpm++",
-    "euler_ancestral": "euler_a",
-    "plms": "pndm",
-    "dpmpp_2m_karras": "dpm++_karras",
-    "dpm++_2m_karras": "dpm++_karras",
+    "default": "Default",
+    "automatic": "Default",
+    "euler": "Euler",
+    "euler_a": "Euler a",
+    "euler_ancestral": "Euler a",
+    "dpm++": "DPM++ 2M",
+    "dpmpp": "DPM++ 2M",
+    "dpmpp_2m": "DPM++ 2M",
+    "dpm++_2m": "DPM++ 2M",
+    "dpm++_karras": "DPM++ 2M Karras",
+    "dpmpp_2m_karras": "DPM++ 2M Karras",
+    "dpm++_2m_karras": "DPM++ 2M Karras",
+    "ddim": "DDIM",
+    "pndm": "PLMS",
+    "plms": "PLMS",
+    "lms": "LMS",
+    "unipc": "UniPC",
 }
+"""The names this option took before it used AUTOMATIC1111's (``euler_a``, ``dpm++_karras``),
+and ComfyUI-style ones: still accepted from API users, matched without regard to case."""
 
 
 class SchedulerChoiceError(ValueError):
@@ -45,14 +58,30 @@ class SchedulerChoiceError(ValueError):
 
 
 def canonical_name(name: str | None) -> str:
-    """The canonical scheduler name for an option value; raises for unknown names."""
-    key = (name or "default").strip().lower()
-    key = ALIASES.get(key, key)
-    if key not in SCHEDULERS:
-        raise SchedulerChoiceError(
-            f"unknown scheduler {name!r}; use one of: {', '.join(SCHEDULERS)}"
-        )
-    return key
+    """The canonical (AUTOMATIC1111) scheduler name for an option value or an old alias;
+    raises for unknown names."""
+    key = (name or "Default").strip().casefold()
+    for known in SCHEDULERS:
+        if known.casefold() == key:
+            return known
+    if key in ALIASES:
+        return ALIASES[key]
+    raise SchedulerChoiceError(f"unknown scheduler {name!r}; use one of: {', '.join(SCHEDULERS)}")
+
+
+def sampler_name(scheduler: Any) -> str:
+    """The AUTOMATIC1111 name of a scheduler instance (what a run really used, the model's
+    default included): ``Euler a``, ``DPM++ 2M Karras``, ``PLMS``; a scheduler A1111 has no
+    name for is named by its class, without "Scheduler"."""
+    class_name = type(scheduler).__name__
+    karras = bool(getattr(scheduler, "config", {}).get("use_karras_sigmas"))
+    if class_name == "FlowMatchEulerDiscreteScheduler":
+        return "Euler"
+    for name, (known, overrides, _) in SCHEDULERS.items():
+        if known == class_name and bool(overrides.get("use_karras_sigmas")) == karras:
+            return name
+    base = class_name.removesuffix("Scheduler")
+    return f"{base} Karras" if karras else base
 
 
 def make_scheduler(base: Any, name: str | None) -> Any:
@@ -97,7 +126,7 @@ def _refuse_known_crash(key: str, scheduler: Any) -> None:
     ):
         raise SchedulerChoiceError(
             f"scheduler {key!r} fails with this model's cosine noise schedule (a diffusers bug: "
-            "huggingface/diffusers#12771); use 'dpm++' (the same solver without Karras sigmas) "
+            "huggingface/diffusers#12771); use 'DPM++ 2M' (the same solver without Karras sigmas) "
             "or another scheduler"
         )
 

@@ -25,23 +25,37 @@ def _fit_unit_box(points: Outline) -> Outline:
     return [((x - x0) / (x1 - x0), (y - y0) / (y1 - y0)) for x, y in points]
 
 
+STAR_INNER = 0.45  # the drawn star's inner radius, of the outer: legible when small
+
+
 @cache
-def outline(shape: str) -> tuple[tuple[float, float], ...] | None:
-    """The shape's outline in the unit box (y down), or None for the circle (an ellipse)."""
+def outline(shape: str, variant: float | None = None) -> tuple[tuple[float, float], ...] | None:
+    """The shape's outline in the unit box (y down), or None for the circle (an ellipse).
+
+    ``variant`` is for the judge's other outlines: a star's inner radius (the drawn star has
+    ``STAR_INNER``; thinner-armed stars are stars too), and the arm width of a ``"cross"`` (no
+    grammar shape: the judge matches it so that a cross is not taken for a square or circle)."""
     if shape == "circle":
         return None
     if shape == "square":
         points: Outline = [(0, 0), (1, 0), (1, 1), (0, 1)]
     elif shape == "triangle":
         points = [(0.5, 0), (1, 1), (0, 1)]
-    elif shape == "star":  # five points, inner radius 0.45 of the outer: legible when small
+    elif shape == "star":  # five points
+        inner = variant or STAR_INNER
         points = [
             (
-                (1.0 if i % 2 == 0 else 0.45) * math.sin(i * math.pi / 5),
-                -(1.0 if i % 2 == 0 else 0.45) * math.cos(i * math.pi / 5),
+                (1.0 if i % 2 == 0 else inner) * math.sin(i * math.pi / 5),
+                -(1.0 if i % 2 == 0 else inner) * math.cos(i * math.pi / 5),
             )
             for i in range(10)
         ]
+    elif shape == "cross":  # a plus sign, arms ``variant`` of the box wide
+        low, high = (1 - (variant or 1 / 3)) / 2, (1 + (variant or 1 / 3)) / 2
+        points = [
+            (low, 0), (high, 0), (high, low), (1, low), (1, high), (high, high),
+            (high, 1), (low, 1), (low, high), (0, high), (0, low), (low, low),
+        ]  # fmt: skip
     elif shape == "heart":  # the classic parametric heart curve
         points = [
             (
@@ -55,9 +69,11 @@ def outline(shape: str) -> tuple[tuple[float, float], ...] | None:
     return tuple(_fit_unit_box(points))
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, ...], fill) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, ...], fill, variant=None
+) -> None:
     x0, y0, x1, y1 = box
-    points = outline(shape)
+    points = outline(shape, variant)
     if points is None:
         draw.ellipse(box, fill=fill)
     else:
@@ -81,11 +97,16 @@ def draw_array(scene: Scene) -> np.ndarray:
 
 
 def shape_coverage(
-    shape: str, width: int, height: int, box: tuple[float, float, float, float] | None = None
+    shape: str,
+    width: int,
+    height: int,
+    box: tuple[float, float, float, float] | None = None,
+    variant: float | None = None,
 ) -> np.ndarray:
     """How much of each pixel of a ``width`` x ``height`` canvas the shape covers (0..1) when
-    drawn in ``box`` (x0, y0, x1, y1 in pixels, fractions allowed; default: the whole canvas)."""
+    drawn in ``box`` (x0, y0, x1, y1 in pixels, fractions allowed; default: the whole canvas);
+    ``variant`` as for ``outline``."""
     big = Image.new("L", (width * SUPERSAMPLE, height * SUPERSAMPLE), 0)
     box = box or (0, 0, width, height)
-    _draw_shape(ImageDraw.Draw(big), shape, tuple(v * SUPERSAMPLE for v in box), 255)
+    _draw_shape(ImageDraw.Draw(big), shape, tuple(v * SUPERSAMPLE for v in box), 255, variant)
     return np.asarray(big.resize((width, height), Image.BOX), dtype=np.float32) / 255

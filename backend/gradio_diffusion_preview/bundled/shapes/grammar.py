@@ -103,11 +103,23 @@ def _article(word: str) -> str:
 
 def prompt_for(scene: Scene, template: int = 0) -> str:
     """The scene in plain English. ``template`` 0: "a red circle on a blue background";
-    1: "a blue background with a red circle"; 2: "a red circle on blue"."""
-    thing = " ".join(word for word in (scene.size_word, scene.colour, scene.shape) if word)
-    thing = f"{_article(thing)} {thing}"
+    1: "a blue background with a red circle"; 2: "a red circle on blue"; as people also write
+    them (issue #26), 3: "red circle, blue background"; 4: "blue background, red circle";
+    5: "red circle on blue background" (no article)."""
+    bare = " ".join(word for word in (scene.size_word, scene.colour, scene.shape) if word)
+    thing = f"{_article(bare)} {bare}"
     place = POSITIONS[scene.position] if scene.position else ""
     ground = f"{_article(scene.background)} {scene.background} background"
+    if template == 3:
+        return ", ".join(
+            (" ".join(p for p in (bare, place) if p), f"{scene.background} background")
+        )
+    if template == 4:
+        return ", ".join(
+            (f"{scene.background} background", " ".join(p for p in (bare, place) if p))
+        )
+    if template == 5:
+        return " ".join(p for p in (bare, place, "on", scene.background, "background") if p)
     if template == 1:
         return " ".join(part for part in (ground, "with", thing, place) if part)
     if template == 2:

@@ -10,7 +10,9 @@ shape, and its size and position, read from the pixels alone.
    (soft intersection over union of the coverages) names the shape, unless it matches poorly
    (below ``MIN_IOU``: a blob is no circle) or other pieces add more than ``MAX_STRAY`` of its
    area (then there is no single clear shape). Either way the shape is judged ``None``, which
-   is wrong for every prompt.
+   is wrong for every prompt. Stars with thinner arms than the drawn one are matched too (the
+   eye calls them stars), and crosses, which name no shape: a cross is judged None, not a
+   square or circle. A piece under ``MIN_AREA`` pixels is no shape (noise on a blank picture).
 4. Colours are named by the nearest palette colour (RGB distance).
 
 On the drawings themselves every judgement is right (the tests check it over many scenes, with
@@ -29,6 +31,21 @@ from .grammar import COLOURS, IMAGE_SIZE, SHAPES, SIZE_RANGES, Scene
 
 MIN_IOU = 0.8
 MAX_STRAY = 0.25
+# The outlines matched, as (shape named, outline, variant): the grammar's shapes as drawn, stars
+# with thinner arms (the eye reads them as stars; the model draws them so), and crosses, which
+# name no grammar shape: a cross matches a cross better than a square or circle and is judged
+# None instead of passing for one.
+OUTLINES: tuple[tuple[str | None, str, float | None], ...] = (
+    *((shape, shape, None) for shape in SHAPES),
+    ("star", "star", 0.35),
+    ("star", "star", 0.27),
+    (None, "cross", 1 / 3),
+    (None, "cross", 0.5),
+    (None, "cross", 0.6),
+)
+# Less than half the area of the smallest shape drawn (a small star, 14 px) is no shape: noise on
+# a blank picture must not be judged "a tiny shape".
+MIN_AREA = 30
 SHAPE_DISTANCE = 40.0  # RGB distance from the background that counts as shape
 SMALL_BELOW = (SIZE_RANGES["small"][1] + SIZE_RANGES[None][0]) / 2  # 23 px
 BIG_ABOVE = (SIZE_RANGES[None][1] + SIZE_RANGES["big"][0]) / 2  # 35 px
@@ -80,9 +97,9 @@ def _components(mask: np.ndarray) -> list[np.ndarray]:
 
 
 @cache
-def _unit_moments(shape: str) -> tuple[float, float, float, float]:
+def _unit_moments(shape: str, variant: float | None = None) -> tuple[float, float, float, float]:
     """Centroid and spread (x, y) of the shape drawn in the unit box, as fractions of the box."""
-    coverage = shape_coverage(shape, 256, 256).astype(np.float64)
+    coverage = shape_coverage(shape, 256, 256, variant=variant).astype(np.float64)
     grid = (np.arange(256) + 0.5) / 256
     mass = coverage.sum()
     mean_x = (coverage.sum(axis=0) * grid).sum() / mass
@@ -92,8 +109,11 @@ def _unit_moments(shape: str) -> tuple[float, float, float, float]:
     return float(mean_x), float(mean_y), float(spread_x), float(spread_y)
 
 
-def _match(coverage: np.ndarray, piece: np.ndarray) -> tuple[str, float, tuple[float, ...]]:
-    """The best outline for the piece, its soft IoU, and its box (x0, y0, x1, y1).
+def _match(
+    coverage: np.ndarray, piece: np.ndarray
+) -> tuple[str | None, float, tuple[float, ...], str]:
+    """The shape the best of ``OUTLINES`` names (None for a cross), its soft IoU, its box
+    (x0, y0, x1, y1) and the best grammar shape's name (even when a cross matched better).
 
     Each outline is placed in the square box (every shape is drawn in one) that gives it the
     piece's centroid and spread (the coverage-weighted mean and standard deviation of x and y):
@@ -116,18 +136,20 @@ def _match(coverage: np.ndarray, piece: np.ndarray) -> tuple[str, float, tuple[f
     var_x = (ours.sum(axis=0) * (x_centres - mean_x) ** 2).sum() / mass - 1 / 12
     var_y = (ours.sum(axis=1) * (y_centres - mean_y) ** 2).sum() / mass - 1 / 12
     spread_x, spread_y = np.sqrt(max(var_x, 0.01)), np.sqrt(max(var_y, 0.01))
-    scores, boxes = {}, {}
-    for shape in SHAPES:
-        unit_x, unit_y, unit_sx, unit_sy = _unit_moments(shape)
+    scores, boxes = [], []
+    for _named, shape, variant in OUTLINES:
+        unit_x, unit_y, unit_sx, unit_sy = _unit_moments(shape, variant)
         side = np.sqrt(spread_x * spread_y / (unit_sx * unit_sy))  # shapes are drawn in squares
         x0, y0 = mean_x - unit_x * side, mean_y - unit_y * side
-        boxes[shape] = (x0, y0, x0 + side, y0 + side)
-        template = shape_coverage(shape, width, height, boxes[shape])
-        scores[shape] = float(
-            np.minimum(ours, template).sum() / max(np.maximum(ours, template).sum(), 1e-6)
+        boxes.append((x0, y0, x0 + side, y0 + side))
+        template = shape_coverage(shape, width, height, boxes[-1], variant)
+        scores.append(
+            float(np.minimum(ours, template).sum() / max(np.maximum(ours, template).sum(), 1e-6))
         )
-    best = max(scores, key=scores.get)
-    return best, scores[best], boxes[best]
+    best = max(range(len(OUTLINES)), key=scores.__getitem__)
+    shapes = [i for i, (named, _, _) in enumerate(OUTLINES) if named]
+    best_shape = OUTLINES[max(shapes, key=scores.__getitem__)][0]
+    return OUTLINES[best][0], scores[best], boxes[best], best_shape
 
 
 def judge(image) -> Judgement:
@@ -156,13 +178,15 @@ def judge(image) -> Judgement:
     if not pieces:
         return Judgement(background, colour, None, None, None, 0.0)
     main = pieces[0]
-    best, iou, (x0, y0, x1, y1) = _match(coverage, main)
+    if len(main) < MIN_AREA:
+        return Judgement(background, colour, None, None, None, 0.0)
+    named, iou, (x0, y0, x1, y1), best = _match(coverage, main)
     stray = sum(len(piece) for piece in pieces[1:] if len(piece) > 2)
     clear = iou >= MIN_IOU and stray <= MAX_STRAY * len(main)
     return Judgement(
         background,
         colour,
-        best if clear else None,
+        named if clear else None,
         max(x1 - x0, y1 - y0),
         ((x0 + x1) / 2, (y0 + y1) / 2),
         iou,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import PIL.Image
+from pydantic import Field
 
 from gradio_diffusion_preview import (
     Backend,
     Capabilities,
-    Failed,
     Finished,
     GenerationEvent,
     GenerationRequest,
     ModelInfo,
+    Options,
     RunControl,
     Started,
     Step,
@@ -22,6 +24,22 @@ from gradio_diffusion_preview import (
 from . import fractal
 
 MAX_STEP_DELAY = 5.0
+
+
+class FractalOptions(Options):
+    """The request options this backend understands, typed: the central validation checks
+    them before generate runs (a palette not listed, a delay out of range is refused there,
+    naming the option, the value and what is allowed)."""
+
+    palette: Literal[tuple(sorted(fractal.PALETTES))] | None = Field(  # type: ignore[valid-type]
+        None, description="colours (default: picked by the prompt)"
+    )
+    step_delay: float = Field(
+        0,
+        ge=0,
+        le=MAX_STEP_DELAY,
+        description="seconds to wait after each step, to watch the preview form",
+    )
 
 
 class FractalBackend(Backend):
@@ -42,12 +60,7 @@ class FractalBackend(Backend):
         default_steps=20,
         max_batch=4,
         finish_early=True,
-        options={
-            "palette": f"colours: {', '.join(sorted(fractal.PALETTES))} "
-            "(default: picked by the prompt)",
-            "step_delay": f"seconds to wait after each step, 0 to {MAX_STEP_DELAY:g}, to watch "
-            "the preview form (default 0)",
-        },
+        options=FractalOptions,  # option_choices (the palettes) derive from it
     )
 
     def models(self) -> list[ModelInfo]:
@@ -67,26 +80,12 @@ class FractalBackend(Backend):
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
-        # The request is validated and resolved: model, steps, seed, width and height are set.
-        # Options are the backend's own business, so a bad value is reported here, as an event.
+        # The request is validated and resolved: model, steps, seed, width and height are set,
+        # and its options were checked through FractalOptions (only those given are present).
         palette = request.options.get("palette") or fractal.palette_for(
             request.prompt, request.model
         )
-        if palette not in fractal.PALETTES:
-            yield Failed(
-                f"Unknown palette {palette!r} for backend '{self.id}'. Choose one of: "
-                f"{', '.join(sorted(fractal.PALETTES))}.",
-                reason="invalid_request",
-            )
-            return
         delay = request.options.get("step_delay", 0)
-        if not isinstance(delay, int | float) or not 0 <= delay <= MAX_STEP_DELAY:
-            yield Failed(
-                f"step_delay={delay!r} is not allowed for backend '{self.id}': use a number of "
-                f"seconds from 0 to {MAX_STEP_DELAY:g}.",
-                reason="invalid_request",
-            )
-            return
 
         steps, width, height = request.steps, request.width, request.height
         seeds = request.image_seeds()  # image i: (seed + i) % 2**32
