@@ -30,11 +30,18 @@ from .compare import (
     compare,
 )
 from .component import DiffusionPreview, _run_id_of
+from .controls import entry_title, request_seed, unavailable_reason
 from .ownership import session_of
 from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
 from .run_handles import cancel_run, stop_session_runs
 from .run_state import RunState
+
+COMPARE_DESCRIPTION = (
+    f"Run one prompt and seed on {MIN_MODELS} to {MAX_MODELS} of this app's models side by "
+    "side, streaming each run's steps. `models` are catalogue ids; seed -1 draws one random "
+    f"seed for all. Returns {MAX_MODELS} run states, None for the unused places."
+)
 
 
 @dataclass
@@ -58,34 +65,38 @@ def compare_tab(
     """Build the compare UI under ``policy`` in the current Blocks; ``models`` are the ids
     chosen at first (default: the first catalogue entries that can run here, up to three)."""
     chosen = models or _first_usable(policy)
-    with gr.Row(elem_classes=["diffusion-compare"]):
-        with gr.Column(scale=1, min_width=300):
-            prompt_box = gr.Textbox(label="Prompt", value=prompt, lines=2)
-            with gr.Row():
-                button = gr.Button("Compare", variant="primary")
-                stop = gr.Button("Stop all", variant="stop")
-            choice = gr.CheckboxGroup(
-                [(entry.title, entry.id) for entry in policy.catalogue],
-                value=chosen,
-                label=f"Models ({MIN_MODELS} to {MAX_MODELS})",
-            )
-            negative = gr.Textbox(label="Negative prompt", value="")
-            shared = shared_ranges(policy, chosen)
-            steps = gr.Slider(label="Steps", **shared["steps"])
-            with gr.Row():
-                width = gr.Slider(label="Width", **shared["width"])
-                height = gr.Slider(label="Height", **shared["height"])
-            seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: one random seed")
-            gr.Markdown(
-                "The same prompt and seed go to every model. Models on this server's CPU take "
-                "turns; remote ones run at once. Each panel shows its time and steps per second."
-            )
-        with gr.Column(scale=3), gr.Row():
-            # each panel in a column of its own: columns share the row's width (a component's
-            # own block would take its content's width and wrap onto a line of its own)
+    with gr.Column(elem_classes=["diffusion-compare"]):
+        with gr.Row():
+            with gr.Column(scale=2, min_width=300):
+                prompt_box = gr.Textbox(label="Prompt", value=prompt, lines=1, max_lines=6)
+                with gr.Row():
+                    button = gr.Button("Compare", variant="primary")
+                    stop = gr.Button("Stop all", variant="stop")
+                choice = gr.CheckboxGroup(
+                    [(entry_title(entry), entry.id) for entry in policy.catalogue],
+                    value=chosen,
+                    label=f"Models ({MIN_MODELS} to {MAX_MODELS})",
+                    info="Models marked (off) cannot run on this server.",
+                )
+            with gr.Column(scale=1, min_width=300), gr.Accordion("Advanced settings", open=False):
+                negative = gr.Textbox(label="Negative prompt", value="")
+                shared = shared_ranges(policy, chosen)
+                steps = gr.Slider(label="Steps", **shared["steps"])
+                with gr.Row():
+                    width = gr.Slider(label="Width", min_width=140, **shared["width"])
+                    height = gr.Slider(label="Height", min_width=140, **shared["height"])
+                seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: one random seed")
+        gr.Markdown(
+            "The same prompt and seed go to every model. Models on this server's CPU take "
+            "turns; remote ones run at once. Each panel shows its place in line, its time and "
+            "steps per second."
+        )
+        with gr.Row(equal_height=True, elem_classes=["diffusion-compare-panels"]):
+            # each panel in a column of its own, all in one row below the settings: columns
+            # share the row's width equally (four fit side by side at 1366 px)
             columns, panels = [], []
             for index in range(MAX_MODELS):
-                with gr.Column(visible=index < len(chosen), min_width=220) as column:
+                with gr.Column(visible=index < len(chosen), min_width=240) as column:
                     panel = DiffusionPreview(
                         label=_label(policy, chosen, index) or f"Model {index + 1}",
                         value=_panel_value(policy, chosen, index),
@@ -101,6 +112,7 @@ def compare_tab(
         [choice, prompt_box, negative, steps, seed, width, height],
         panels,
         api_name="compare",
+        api_description=COMPARE_DESCRIPTION,
         preprocess=False,
         concurrency_limit=policy.concurrency_limit,
         concurrency_id="compare",
@@ -135,7 +147,7 @@ def run_compare(
         "prompt": prompt,
         "negative_prompt": negative_prompt or "",
         "steps": steps,
-        "seed": None if seed is None or seed == -1 else seed,
+        "seed": request_seed(seed),
         "width": width,
         "height": height,
     }
@@ -247,15 +259,9 @@ def _panel_value(policy: Policy, chosen: list[str], index: int) -> RunState | No
 
 
 def unavailable_note(entry: CatalogueEntry) -> str | None:
-    """Why ``entry``'s backend cannot run here (no token, offline, ...), or None if it can."""
-    registry = get_registry()
-    if entry.backend not in registry.backends():
-        return f"Not available on this server: backend '{entry.backend}' is not installed."
-    availability = registry.get(entry.backend).availability()
-    if availability.state == "usable":
-        return None
-    state = availability.state.replace("_", " ")
-    return f"Not available on this server ({state}): {availability.message}"
+    """Why ``entry``'s backend cannot run here, in one line, or None if it can."""
+    reason = unavailable_reason(entry.backend)
+    return f"Not available here: {reason}." if reason else None
 
 
 def _first_usable(policy: Policy) -> list[str]:

@@ -26,6 +26,7 @@ from browser_helpers import (
     probe,
     progress_steps,
     set_number,
+    show_advanced,
     wait_view,
 )
 from playwright.sync_api import expect
@@ -72,7 +73,9 @@ def test_demo_paints_previews_then_final_image_with_download(open_page, demo_url
 
 def pick(page, label: str, option: str) -> None:
     """Choose ``option`` in the gr.Dropdown labelled ``label``."""
-    page.get_by_label(label, exact=True).click()
+    box = page.get_by_label(label, exact=True)
+    show_advanced(page, box)
+    box.click()
     page.get_by_role("option", name=option, exact=True).click()
 
 
@@ -83,6 +86,7 @@ def slider_box(page, label: str):
 def test_demo_controls_follow_the_chosen_model(open_page, demo_url):
     page = open_page(demo_url)
     sampler, previewer = page.get_by_label("Sampler"), page.get_by_label("Step previews")
+    show_advanced(page, slider_box(page, "Width"))
     # the bundled model: its own size range, a sampler and a previewer to pick
     expect(slider_box(page, "Width")).to_have_attribute("max", "128")
     expect_value(slider_box(page, "Steps"), "20")
@@ -94,28 +98,27 @@ def test_demo_controls_follow_the_chosen_model(open_page, demo_url):
     expect(page.get_by_text("Trained in this repository")).to_be_visible()
 
     # an Inference model with 1 to 4 steps, no guidance, no negative prompt, no sampler; and
-    # why it cannot run here, before anyone waits
-    pick(page, "Backend", "Hugging Face Inference")
-    expect_value(
-        page.get_by_label("Model", exact=True), "FLUX.1 [schnell] (Hugging Face Inference)"
-    )
+    # why it cannot run here, in one plain line, before anyone waits
+    pick(page, "Model", "FLUX.1 [schnell] (Hugging Face Inference) (off)")
     expect(slider_box(page, "Steps")).to_have_attribute("max", "4")
     expect_value(slider_box(page, "Steps"), "4")
     expect(slider_box(page, "Guidance")).to_be_hidden()
     expect(page.get_by_label("Negative prompt", exact=True)).to_be_hidden()
     expect(sampler).to_be_hidden()
-    expect(page.get_by_text("Not available on this server")).to_be_visible()
+    expect(page.get_by_text("Not available here: this server is offline.")).to_be_visible()
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_disabled()
 
     # another model of the same backend: its own steps and guidance
-    pick(page, "Model", "Stable Diffusion XL (Hugging Face Inference)")
+    pick(page, "Model", "Stable Diffusion XL (Hugging Face Inference) (off)")
     expect(slider_box(page, "Steps")).to_have_attribute("max", "50")
     expect_value(slider_box(page, "Steps"), "30")
     expect_value(slider_box(page, "Guidance"), "7")
     expect(page.get_by_label("Negative prompt", exact=True)).to_be_visible()
 
-    pick(page, "Backend", "Local diffusers")
+    pick(page, "Model", "Bundled shapes model (64x64)")
     expect_value(slider_box(page, "Steps"), "20")
     expect(sampler).to_be_visible()
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_enabled()
     assert not page.errors
     page.close()
 
@@ -124,6 +127,7 @@ def test_demo_writes_the_seed_used_back_and_keeps_a_chosen_one(open_page, demo_u
     page = open_page(demo_url)
     seed_box = page.get_by_role("spinbutton", name="Seed", exact=True)
     random_each_run = page.get_by_label("Random seed each run")
+    show_advanced(page, seed_box)
     expect(random_each_run).to_be_checked()
     set_number(page, "Steps", 3)
     pick(page, "Sampler", "DDIM")

@@ -20,6 +20,8 @@ CHOSEN = ["Bundled shapes model (64x64)", "Bundled shapes · DPM-Solver++"]
 
 def set_slider(root, label: str, value: int) -> None:
     box = root.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
+    if not box.is_visible():  # the settings wait in the "Advanced settings" accordion
+        root.get_by_role("button", name="Advanced settings").click()
     box.fill(str(value))
     box.press("Tab")
 

@@ -62,12 +62,21 @@ def open_app(browser, url: str, dark: bool = False, width: int = 1000, height: i
     return page
 
 
+def show_advanced(page, control) -> None:
+    """Open the "Advanced settings" accordion when ``control`` is inside it, closed."""
+    accordion = page.get_by_role("button", name="Advanced settings").first
+    if accordion.count() and not control.first.is_visible():
+        accordion.click()
+
+
 def set_number(page, label: str, value: float) -> None:
-    """Set a gr.Number, or the number box of a gr.Slider, labelled ``label``."""
-    box = page.get_by_role("spinbutton", name=f"number input for {label}", exact=True)
-    if box.count() == 0:
-        box = page.get_by_role("spinbutton", name=label, exact=True)
-    box.fill(str(value))
+    """Set a gr.Number, or the number box of a gr.Slider, labelled ``label`` (opening the
+    "Advanced settings" it may be in)."""
+    box = page.get_by_role("spinbutton", name=f"number input for {label}", exact=True).or_(
+        page.get_by_role("spinbutton", name=label, exact=True)
+    )
+    show_advanced(page, box)
+    box.first.fill(str(value))
     box.press("Tab")
 
 

@@ -12,8 +12,9 @@ import pytest
 from fake_hf_router import configure_environment, serve_router
 from testenv import load_demo_module
 
-from gradio_diffusion_preview import Registry, accepted_fields
+from gradio_diffusion_preview import Registry, accepted_fields, controls
 from gradio_diffusion_preview.compare import compare
+from gradio_diffusion_preview.generate_tab import generate_run
 from gradio_diffusion_preview.plugins import reset_registry
 
 SCHNELL = "black-forest-labs/FLUX.1-schnell"
@@ -37,7 +38,7 @@ def hf_router(monkeypatch):
 
 def sent_by_controls(entry) -> dict:
     """What the Generate tab sends for ``entry``: each control's value as set for it."""
-    settings = demo.control_settings(POLICY, entry.backend, entry.id)
+    settings = controls.control_settings(POLICY, entry.backend, entry.id)
     assert settings is not None, entry.id
     return {
         "steps": settings["steps"]["value"],
@@ -45,7 +46,7 @@ def sent_by_controls(entry) -> dict:
         "width": settings["width"]["value"],
         "height": settings["height"]["value"],
         "num_images": settings["num_images"]["value"],
-        "options_json": demo._options_json(
+        "options_json": controls.options_json(
             settings["sampler"]["value"], settings["previewer"]["value"]
         ),
     }
@@ -55,7 +56,7 @@ def sent_by_controls(entry) -> dict:
 def test_every_catalogue_entry_runs_with_what_its_controls_send(entry, hf_router):
     values = sent_by_controls(entry)
     states = list(
-        demo.generate(
+        generate_run(
             POLICY,
             entry.backend,
             entry.id,

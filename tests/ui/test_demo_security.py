@@ -5,6 +5,7 @@ and the rule, with the server serving the next request and no server path in any
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import httpx
@@ -13,6 +14,8 @@ from api_results import final_state
 from gradio_client import Client
 from public_app import launched
 from testenv import load_demo_module
+
+from gradio_diffusion_preview import controls
 
 STEPS = 3
 SIDE = 64
@@ -116,7 +119,7 @@ def test_any_folder_as_model_gets_one_refusal_that_maps_nothing(client, model):
     assert final["status"] == "error"
     shown = final["message"].replace("'<server path>'", "M").replace(repr(model), "M")
     assert shown == (
-        "Invalid request for backend 'diffusers': model=M is not allowed (not one of this "
+        "model=M is not allowed (not one of this "
         "app's models). Fix: choose one of: shapes, shapes-dpm, shapes-unipc, shapes-ddim."
     )
 
@@ -291,18 +294,24 @@ def test_the_ui_limits_agree_with_the_policy(demo_url, policy):
 
 
 def test_the_demo_offers_inference_models_and_says_why_they_cannot_run_before_a_run(
-    demo_module, policy, monkeypatch
+    policy, monkeypatch, caplog
 ):
+    """A visitor reads one plain line; the owner's fix (the environment variable) is logged."""
     assert [e.id for e in policy.entries_for("hf-inference")] == ["flux-schnell", "sdxl"]
-    assert demo_module.availability_note("diffusers") == ""
-    note = demo_module.availability_note("hf-inference")  # the tests run with HF_HUB_OFFLINE=1
-    assert (
-        note.startswith("**Not available on this server (offline):**") and "HF_HUB_OFFLINE" in note
-    )
+    assert controls.unavailable_reason("diffusers") is None
+    with caplog.at_level(logging.INFO, logger="gradio_diffusion_preview.controls"):
+        reason = controls.unavailable_reason("hf-inference")  # the tests run offline
+    assert reason == "this server is offline" and "HF_HUB_OFFLINE" in caplog.text
+    note = controls.entry_note(policy.entry("hf-inference", "sdxl"))
+    assert note.endswith("**Not available here:** this server is offline.")
+    assert "HF_HUB_OFFLINE" not in note
     from huggingface_hub import constants  # read at its import: set it as the server would have
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")
-    note = demo_module.availability_note("hf-inference")  # read when chosen, not at start
-    assert note.startswith("**Not available on this server (needs token):**") and "HF_TOKEN" in note
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="gradio_diffusion_preview.controls"):
+        reason = controls.unavailable_reason("hf-inference")  # read when chosen, not at start
+    assert reason == "it needs an access token this server does not have"
+    assert "HF_TOKEN" in caplog.text

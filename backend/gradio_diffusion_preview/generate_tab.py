@@ -1,0 +1,403 @@
+"""The Generate UI: a prompt, a model of the policy's catalogue, and its run, step by step.
+
+    with gr.Blocks() as demo:
+        with gr.Tab("Generate"):
+            generate_tab(policy, prompt="a red circle on a blue background")
+
+Built inside the current Blocks: the prompt (Enter runs, Shift+Enter adds a line), Generate
+(Stop while a run goes on), the model (every catalogue entry; one that cannot run here is
+marked and says why in one line, and Generate is then off), what the model draws, the words of
+the prompt the model ignores (for the bundled shapes model, whose vocabulary is known), and an
+"Advanced settings" accordion whose controls follow the model (see ``controls``). A failed
+run says what went wrong in a short sentence (the owner's fix goes to the log) and the
+failure clears when the model changes. The run is on the API as ``/generate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from gradio.events import Dependency
+
+from . import controls
+from .component import DiffusionPreview
+from .model_fields import accepted_fields
+from .ownership import session_of
+from .plugins import get_registry
+from .policy import CatalogueEntry, Policy
+from .request import MAX_SEED
+from .request import random_seed as draw_seed
+from .run_handles import runs_of_session, stop_session_runs
+from .run_state import RunState
+from .streaming import raise_failed, stream
+
+GENERATE_DESCRIPTION = (
+    "Make an image from a prompt with one of this app's models, streaming every denoising "
+    "step. `backend` and `model` name a catalogue entry (see the model list); seed -1 picks "
+    "a random seed; `options_json` is a JSON object of backend options, e.g. "
+    '{"scheduler": "euler_a"}, or empty for the model\'s own.'
+)
+
+
+@dataclass
+class GenerateTab:
+    """The parts of a generate UI, for an app to wire further (or a test to find)."""
+
+    prompt: gr.Textbox
+    button: gr.Button
+    stop: gr.Button
+    model: gr.Dropdown
+    backend: gr.Dropdown
+    preview: DiffusionPreview
+    run: Dependency
+
+
+def generate_tab(
+    policy: Policy,
+    *,
+    prompt: str = "",
+    examples: list[str] | None = None,
+    preview_height: int = 512,
+) -> GenerateTab:
+    """Build the generate UI under ``policy`` in the current Blocks (see the module's doc)."""
+    backends = get_registry().backends()
+    first = _first_usable(policy)
+    initial = controls.control_settings(policy, first.backend, first.id) or {}
+    with gr.Row(elem_classes=["diffusion-generate"]):
+        with gr.Column(scale=1, min_width=300):
+            prompt_box = gr.Textbox(
+                label="Prompt",
+                value=prompt,
+                lines=1,
+                max_lines=6,
+                placeholder="Describe the picture. Enter runs; Shift+Enter adds a line.",
+                elem_classes=["diffusion-prompt"],
+            )
+            words = gr.Markdown(
+                word_hint(first, prompt), elem_classes=["diffusion-hint"], padding=False
+            )
+            with gr.Row(elem_classes=["diffusion-run-buttons"]):
+                button = gr.Button(
+                    "Generate",
+                    variant="primary",
+                    interactive=controls.unavailable_reason(first.backend) is None,
+                )
+                stop = gr.Button("Stop generating", variant="stop", visible=False)
+            model_box = gr.Dropdown(
+                [(controls.entry_title(entry), entry.id) for entry in policy.catalogue],
+                value=first.id,
+                label="Model",
+            )
+            backend = gr.Dropdown(
+                [(backends[b].display_name if b in backends else b, b) for b in policy.backends()],
+                value=first.backend,
+                label="Backend",
+                visible=False,  # follows the model; an API client names it
+            )
+            about = gr.Markdown(controls.entry_note(first), elem_classes=["diffusion-about"])
+            with gr.Accordion("Advanced settings", open=False):
+                negative = gr.Textbox(label="Negative prompt", value="", **initial["negative"])
+                with gr.Row(equal_height=True, elem_classes=["diffusion-pair"]):
+                    steps = gr.Slider(label="Steps", min_width=140, **initial["steps"])
+                    guidance = gr.Slider(label="Guidance", min_width=140, **initial["guidance"])
+                with gr.Row(equal_height=True, elem_classes=["diffusion-pair"]):
+                    width = gr.Slider(label="Width", min_width=140, **initial["width"])
+                    height = gr.Slider(label="Height", min_width=140, **initial["height"])
+                with gr.Row(equal_height=True, elem_classes=["diffusion-pair"]):
+                    with gr.Column(min_width=140):
+                        seed = gr.Number(
+                            value=controls.RANDOM_SEED,
+                            precision=0,
+                            minimum=controls.RANDOM_SEED,
+                            maximum=MAX_SEED,
+                            label="Seed",
+                            info="-1: random. Shows the latest run's seed, to make it again.",
+                        )
+                        random_seed = gr.Checkbox(value=True, label="Random seed each run")
+                    num_images = gr.Slider(label="Images", min_width=140, **initial["num_images"])
+                with gr.Row(elem_classes=["diffusion-pair"]):
+                    sampler = gr.Dropdown(label="Sampler", min_width=140, **initial["sampler"])
+                    previewer = gr.Dropdown(
+                        label="Step previews", min_width=140, **initial["previewer"]
+                    )
+                # The backend options as JSON (an API client sends its own object here; empty:
+                # the model's own), set from the dropdowns above when the visitor changes them.
+                options = gr.Textbox(value="", visible=False, label="Options (JSON)")
+        with gr.Column(scale=2):
+            preview = DiffusionPreview(
+                label="Generation", height=preview_height, keep_images_for=policy.image_max_age
+            )
+            if examples:
+                gr.Examples([[e] for e in examples], inputs=[prompt_box], label="Try these")
+    inputs = [
+        backend,
+        model_box,
+        prompt_box,
+        negative,
+        steps,
+        guidance,
+        seed,
+        width,
+        height,
+        num_images,
+        options,
+    ]
+    run_event = {
+        "fn": _generate_for(policy),
+        "inputs": inputs,
+        "outputs": preview,
+        "preprocess": False,
+        "concurrency_limit": policy.concurrency_limit,
+        "concurrency_id": "generate",
+        "api_description": GENERATE_DESCRIPTION,
+    }
+    # The seed is settled before the run and written into the seed box, so the box always
+    # shows the seed of the picture being made; Generate turns into Stop for the run.
+    seed_first = {
+        "fn": pick_seed,
+        "inputs": [seed, random_seed, backend],
+        "outputs": [seed, button, stop],
+        "queue": False,
+        "show_progress": "hidden",
+        "api_name": False,
+    }
+    back = {
+        "fn": _run_ended,
+        "inputs": [backend],
+        "outputs": [button, stop],
+        "queue": False,
+        "show_progress": "hidden",
+        "api_name": False,
+    }
+    run = button.click(**seed_first).then(**run_event, api_name="generate")
+    run.then(**back)
+    submitted = prompt_box.submit(**seed_first).then(**run_event, api_name=False)
+    submitted.then(**back)
+    preview.attach_run(run)
+    stop.click(_stop_runs, None, None, queue=False, api_name=False)
+    preview.attach_reuse(
+        prompt=prompt_box,
+        negative_prompt=negative,
+        seed=seed,
+        steps=steps,
+        guidance=guidance,
+        width=width,
+        height=height,
+    )
+    # A seed the visitor reuses or types is meant to be kept: random seeds turn off.
+    keep_seed = {"fn": lambda: False, "outputs": random_seed, "api_name": False}
+    preview.reuse(**keep_seed, queue=False, show_progress="hidden")
+    seed.input(**keep_seed, queue=False, show_progress="hidden")
+    prompt_box.change(
+        lambda model_id, text: word_hint(controls.entry_by_id(policy, model_id), text),
+        [model_box, prompt_box],
+        words,
+        queue=False,
+        show_progress="hidden",
+        api_name=False,
+    )
+    settable = {
+        "steps": steps,
+        "guidance": guidance,
+        "width": width,
+        "height": height,
+        "num_images": num_images,
+        "negative": negative,
+        "sampler": sampler,
+        "previewer": previewer,
+    }
+    model_box.input(
+        lambda model_id, text: _model_chosen(policy, model_id, text),
+        [model_box, prompt_box],
+        [
+            backend,
+            *[settable[name] for name in controls.CONTROLS],
+            about,
+            words,
+            button,
+            options,
+            preview,
+        ],
+        queue=False,
+        show_progress="hidden",
+        api_name=False,
+    )
+    for dropdown in (sampler, previewer):
+        dropdown.input(
+            controls.options_json, [sampler, previewer], options, queue=False, api_name=False
+        )
+    return GenerateTab(prompt_box, button, stop, model_box, backend, preview, run)
+
+
+def _generate_for(policy: Policy):
+    """The ``/generate`` event's function under ``policy`` (a named function: Gradio shows a
+    function's own name and signature on the API page, never ``functools.partial``'s)."""
+
+    def generate(
+        backend_id: str,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        steps: float,
+        guidance: float,
+        seed: float,
+        width: float,
+        height: float,
+        num_images: float,
+        options_json: str = "",
+    ):
+        yield from generate_run(
+            policy,
+            backend_id,
+            model,
+            prompt,
+            negative_prompt,
+            steps,
+            guidance,
+            seed,
+            width,
+            height,
+            num_images,
+            options_json,
+        )
+
+    generate.__doc__ = GENERATE_DESCRIPTION
+    return generate
+
+
+def generate_run(
+    policy: Policy,
+    backend_id: Any,
+    model: Any,
+    prompt: Any,
+    negative_prompt: Any,
+    steps: Any,
+    guidance: Any,
+    seed: Any,
+    width: Any,
+    height: Any,
+    num_images: Any,
+    options_json: Any = "",
+):
+    """Stream one run, sending only what the chosen model takes; a failure reads as a short
+    sentence (``controls.plain_error``).
+
+    The values arrive as sent (the event does not preprocess them), so that every malformed
+    one is refused by the request validation naming its field, and the policy checks them."""
+    try:
+        options = controls.parse_options(options_json)
+    except ValueError as error:
+        refused = RunState(status="error", message=str(error), reason="invalid_request")
+        yield refused
+        raise_failed(refused)  # an API call ends as an error, naming the fix
+        return
+    fields = {
+        "prompt": prompt,
+        "model": model or None,
+        "steps": steps,
+        "width": width,
+        "height": height,
+        "num_images": num_images,
+        "seed": controls.request_seed(seed),
+        "options": options,
+        "guidance": guidance,
+        "negative_prompt": negative_prompt,
+    }
+    if isinstance(backend_id, str):  # the chosen model's own: hidden controls send values too
+        fields = accepted_fields(backend_id, fields, policy=policy, registry=get_registry())
+    last = None
+    try:
+        for state in stream(str(backend_id), policy=policy, **fields):
+            last = controls.plain_error(state)
+            yield last
+    except gr.Error:
+        if last is not None and last.status == "error":
+            raise_failed(last)  # the API call ends with the sentence the page shows
+        raise
+
+
+def pick_seed(seed: Any, random_each_run: bool, backend_id: Any, request: gr.Request):
+    """The seed the next run uses, and Generate turned into Stop.
+
+    A new random seed when asked (or when the box holds none), within the seeds the chosen
+    backend accepts, else the box's own. While this session's previous run is still going,
+    everything is left alone: that run keeps its seed, and the new one is refused by the
+    one-run rule."""
+    session = session_of(request)
+    if session and runs_of_session(session):
+        return gr.skip(), gr.skip(), gr.skip()
+    running = (gr.Button(visible=False), gr.Button(visible=True))
+    if random_each_run or seed is None or seed < 0:
+        chosen = get_registry().backends().get(backend_id) if isinstance(backend_id, str) else None
+        # the capabilities known now (never a network call): a remote app's own once asked
+        new = draw_seed(chosen.capabilities.seed_range) if chosen else draw_seed()
+        return new, *running
+    return gr.skip(), *running
+
+
+def _run_ended(backend_id: Any):
+    return gr.Button(visible=True), gr.Button(visible=False)
+
+
+def _stop_runs(request: gr.Request) -> None:
+    """Stop: every run of the caller's session (never anyone else's); each ends Cancelled."""
+    session = session_of(request)
+    if session is not None:
+        stop_session_runs(session)
+
+
+def _model_chosen(policy: Policy, model_id: Any, prompt: Any) -> list:
+    """Everything that follows the model: its backend, its controls, its note, the words
+    hint, Generate (off where it cannot run), the options (its own), and a cleared stage (a
+    previous model's error is no longer true)."""
+    entry = controls.entry_by_id(policy, model_id)
+    if entry is None:
+        return [gr.skip()] * (len(controls.CONTROLS) + 6)
+    settings = controls.control_settings(policy, entry.backend, entry.id)
+    if settings is None:
+        updates = [gr.skip()] * len(controls.CONTROLS)
+    else:
+        kinds = {"negative": gr.Textbox, "sampler": gr.Dropdown, "previewer": gr.Dropdown}
+        updates = [kinds.get(name, gr.Slider)(**settings[name]) for name in controls.CONTROLS]
+    usable = controls.unavailable_reason(entry.backend) is None
+    return [
+        entry.backend,
+        *updates,
+        controls.entry_note(entry),
+        word_hint(entry, prompt),
+        gr.Button(interactive=usable),
+        "",
+        RunState(status="idle", model=entry.id),
+    ]
+
+
+def word_hint(entry: CatalogueEntry | None, prompt: Any) -> str:
+    """For the bundled shapes model: what it draws, and the words of ``prompt`` it ignores.
+    Empty for any other model (its vocabulary is not known here)."""
+    if entry is None or not _is_shapes(entry):
+        return ""
+    from .bundled.shapes.vocabulary import unknown_words
+
+    text = prompt if isinstance(prompt, str) else ""
+    ignored = unknown_words(text)
+    if not ignored:
+        return "This model draws one shape in a colour on a background of another colour."
+    shown = ", ".join(f"“{word}”" for word in ignored[:8])
+    return (
+        f"**Not in this model's words:** {shown}. It reads the prompt only up to the first of "
+        "them. It knows colours, shapes (circle, square, triangle, star, heart), sizes and "
+        "places, e.g. “a red circle on a blue background”."
+    )
+
+
+def _is_shapes(entry: CatalogueEntry) -> bool:
+    from .bundled.shapes import model_dir
+
+    return str(entry.model) == str(model_dir())
+
+
+def _first_usable(policy: Policy) -> CatalogueEntry:
+    usable = [e for e in policy.catalogue if controls.unavailable_reason(e.backend) is None]
+    return (usable or policy.catalogue)[0]
