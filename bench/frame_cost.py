@@ -66,14 +66,16 @@ def bench_frames(results: dict[str, dict[str, list[float] | None]], tiny: bool =
     from diffusers import AutoencoderKL, AutoencoderTiny
 
     torch.manual_seed(0)
-    taesd = AutoencoderTiny().eval()  # madebyollin/taesd's architecture
-    vae = AutoencoderKL(  # Stable Diffusion's VAE architecture
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-    ).eval()
+    taesd = vae = None  # tiny mode times no decoder: building SD's VAE alone takes seconds
+    if not tiny:
+        taesd = AutoencoderTiny().eval()  # madebyollin/taesd's architecture
+        vae = AutoencoderKL(  # Stable Diffusion's VAE architecture
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+        ).eval()
     with tempfile.TemporaryDirectory(prefix="gdp-bench-cache-") as cache:
         for label, (h, w) in list(SIZES.items())[: 1 if tiny else None]:
             print(f"frames: {label}", flush=True)
