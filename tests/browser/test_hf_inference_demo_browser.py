@@ -7,7 +7,7 @@ Compare panel beside the bundled model, and both finish through gradio_client.""
 from __future__ import annotations
 
 import pytest
-from browser_helpers import TIMEOUT_MS, choose_backend
+from browser_helpers import TIMEOUT_MS
 from hf_replay import SCHNELL, SDXL, replay
 from playwright.sync_api import expect
 from testenv import load_demo_module
@@ -44,8 +44,7 @@ def choose_model(page, label: str) -> None:
 def test_the_generate_tab_finishes_a_hugging_face_entry(open_page, demo_with_replay, entry):
     url, served = demo_with_replay
     page = open_page(url)
-    choose_backend(page, "Hugging Face Inference")
-    choose_model(page, LABELS[entry])
+    choose_model(page, LABELS[entry])  # one Model list of every entry; the backend follows
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     expect(page.get_by_role("alert")).to_have_count(0)

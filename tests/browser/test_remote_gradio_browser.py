@@ -112,6 +112,7 @@ def test_a_streaming_spaces_intermediate_images_paint_in_the_widget(open_page, s
             f"window.__preview_watch.previews.length >= {step}", timeout=TIMEOUT_MS
         )
         flux_space.hold(tag, step + 1)
+    flux_space.open(tag)  # the app also holds its completion after the final yield
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     seen = page.evaluate("window.__preview_watch")
     assert seen["final_after"] == 5, seen["final_after"]  # steps 1-5 painted, each its own
