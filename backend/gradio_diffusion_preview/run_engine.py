@@ -147,7 +147,9 @@ class RunEngine:
             request = validate_request(policy.admit(entry, backend, fields), backend)
             policy.check_limits(backend.id, request)  # the defaults filled in, too
             expected = RUN_DURATIONS.expected(backend.id, request.model)
-            ticket = policy.queue.join(backend.id, handle.owner, expected, spec.group)
+            ticket = policy.queue.join(
+                backend.id, handle.owner, expected, spec.group, client=handle.client
+            )
             return _Admitted(backend, request, entry, ticket, expected)
         except (RunRefused, UnknownBackendError) as error:
             message = str(error) if policy is None else policy.scrub(str(error), entry)
@@ -183,14 +185,14 @@ class RunEngine:
             return
         backend_id = admitted.backend.id
         clock = ProgressClock(self.clock)
-        slots = max(1, ticket.queue.slots(backend_id))
         timeout = 0.0
         while not ticket.wait(timeout):
             if handle.control.cancelled or ticket.left:
                 return
             timeout = self.wait_tick
             position, waiting = ticket.position, ticket.waiting
-            expected = admitted.expected
+            # recent runs' typical length, read again each tick (runs end while this one waits)
+            expected = RUN_DURATIONS.expected(backend_id, admitted.request.model)
             yield RunState(
                 run_id=handle.id,
                 status="queued",
@@ -200,7 +202,7 @@ class RunEngine:
                 queue_position=position,
                 queue_size=waiting,
                 elapsed=clock.elapsed,
-                eta=None if expected is None else expected * ((position - 1) // slots + 1),
+                eta=ticket.queue.wait_estimate(ticket, expected),
                 message=f"Waiting for your turn: {position} of {waiting} in line.",
                 capabilities=_run_capabilities(admitted),
             )
