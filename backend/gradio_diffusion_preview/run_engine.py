@@ -144,7 +144,9 @@ class RunEngine:
                 return _Admitted(backend, request)
             entry = policy.entry(spec.backend_id, fields.get("model"))
             backend = plugins.get(entry.backend)
-            request = validate_request(policy.admit(entry, backend, fields), backend)
+            request = validate_request(
+                policy.admit(entry, backend, fields), backend, policy.controls(entry, backend)
+            )
             policy.check_limits(backend.id, request)  # the defaults filled in, too
             expected = RUN_DURATIONS.expected(backend.id, request.model)
             ticket = policy.queue.join(
