@@ -228,7 +228,10 @@ class FairQueue:
             now = self.clock()
             ahead = self._lines[ticket.backend].index(ticket)
             started = self._started.get(ticket.backend, [])
-            free_at = [max(0.0, expected_seconds - (now - (t.started_at or now))) for t in started]
+            free_at = [
+                max(0.0, expected_seconds - (now - (now if t.started_at is None else t.started_at)))
+                for t in started
+            ]
             free_at += [0.0] * max(0, self.slots(ticket.backend) - len(free_at))
             heapq.heapify(free_at)
             for _ in range(ahead):  # each run ahead takes the slot that frees first

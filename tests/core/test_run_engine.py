@@ -8,10 +8,11 @@ import sys
 import textwrap
 
 from testenv import ROOT
-from toy_backends import CountingBackend, registry_with
+from toy_backends import CountingBackend, Gate, registry_with
 
 from gradio_diffusion_preview import Backend, Capabilities, stream
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
+from gradio_diffusion_preview.progress import RUN_DURATIONS
 from gradio_diffusion_preview.run_engine import RunEngine, RunSpec
 from gradio_diffusion_preview.run_handles import RUNS, RunRegistry
 
@@ -171,3 +172,36 @@ def test_every_state_of_a_run_says_what_its_backend_can_do_so_a_ui_offers_only_t
     handle.cancel()
     list(waiting)
     first.close()
+
+
+def test_a_waiting_runs_eta_is_within_half_again_of_its_real_wait_at_every_place():
+    """Issue #25: early in a burst the ETA counted a whole run for the one already going (place
+    1 was shown 1.4 s for 0.4 s left: 3.5x). Time is a clock the test sets: runs take 1.4 s,
+    the running one started 1.0 s ago, so place k really waits 0.4 + (k - 1) * 1.4 s."""
+    gate = Gate()
+    registry, policy = registry_with(CountingBackend(gate=gate)), one_slot_policy()
+    now = [0.0]
+    policy.queue.clock = lambda: now[0]
+    RUN_DURATIONS.clear()
+    RUN_DURATIONS.record("counting", "flat", 1.4)
+    engine = RunEngine(RunRegistry(), wait_tick=5.0)
+    fields = {"model": "flat", "prompt": "p", "steps": 3}
+    streams = [engine.states(RunSpec("counting", fields, policy, registry), engine.open("a"))]
+    try:
+        assert next(streams[0]).status == "running"
+        now[0] = 1.0
+        for place in range(1, 9):
+            waiting = engine.states(
+                RunSpec("counting", fields, policy, registry), engine.open(f"s{place}")
+            )
+            streams.append(waiting)
+            queued = next(waiting)
+            assert (queued.status, queued.queue_position) == ("queued", place)
+            real = 0.4 + (place - 1) * 1.4
+            assert real / 1.5 <= queued.eta <= real * 1.5, (place, queued.eta, real)
+    finally:
+        gate.open()
+        for states in reversed(streams):
+            states.close()
+        RUN_DURATIONS.clear()
+    assert policy.queue.active() == (0, 0)
