@@ -55,6 +55,8 @@ class Ticket:
         self.running = False
         self.left = False
         self.started_at: float | None = None
+        self.expected: float | None = None
+        """Seconds this run is expected to take (recent runs, scaled to its steps)."""
 
     @property
     def position(self) -> int:
@@ -138,6 +140,7 @@ class FairQueue:
             if len(line) >= self.max_waiting:
                 raise Busy(*self._busy_answer(backend, len(line), expected_seconds))
             ticket = Ticket(self, backend, session, group, client)
+            ticket.expected = expected_seconds
             line.append(ticket)
             if group is not None:
                 group.tickets += 1
@@ -216,26 +219,28 @@ class FairQueue:
             )
 
     def wait_estimate(self, ticket: Ticket, expected_seconds: float | None) -> float | None:
-        """Seconds until ``ticket``'s run starts, if each run takes ``expected_seconds``: the
-        runs going now end when their own expected time is up (counted from their start, so
-        the run ahead of place 1 has only its rest to go), then each run ahead takes a slot
-        for a whole run. None when no duration is known; 0 once running."""
+        """Seconds until ``ticket``'s run starts: the runs going now end when their expected
+        time is up (counted from their start, so the run ahead of place 1 has only its rest to
+        go), then each run ahead takes the slot that frees first for its expected time. A run
+        whose time is unknown (it joined before any run ended) takes ``expected_seconds``.
+        None when no duration is known; 0 once running."""
         if expected_seconds is None:
             return None
         with self._cond:
             if ticket.running or ticket.left:
                 return 0.0
             now = self.clock()
-            ahead = self._lines[ticket.backend].index(ticket)
-            started = self._started.get(ticket.backend, [])
+            line = self._lines[ticket.backend]
+            ahead = list(line)[: line.index(ticket)]
             free_at = [
-                max(0.0, expected_seconds - (now - (now if t.started_at is None else t.started_at)))
-                for t in started
+                max(0.0, (t.expected or expected_seconds) - (now - (t.started_at or 0.0)))
+                for t in self._started.get(ticket.backend, [])
             ]
             free_at += [0.0] * max(0, self.slots(ticket.backend) - len(free_at))
             heapq.heapify(free_at)
-            for _ in range(ahead):  # each run ahead takes the slot that frees first
-                heapq.heappush(free_at, heapq.heappop(free_at) + expected_seconds)
+            for other in ahead:  # each run ahead takes the slot that frees first
+                took = other.expected or expected_seconds
+                heapq.heappush(free_at, heapq.heappop(free_at) + took)
             return free_at[0]
 
     def _position(self, ticket: Ticket) -> int:

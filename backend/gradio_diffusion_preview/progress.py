@@ -64,22 +64,31 @@ class ProgressClock:
 
 
 class RunDurations:
-    """How long this process's recent finished runs took, per backend and model."""
+    """How long this process's recent finished runs took, per backend and model (and how many
+    steps they took, so a run of 4 steps is not expected to last as long as one of 50)."""
 
     def __init__(self, keep: int = 5) -> None:
         self.keep = keep
-        self._runs: dict[tuple[str, str], deque[float]] = {}
+        self._runs: dict[tuple[str, str], deque[tuple[float, int | None]]] = {}
         self._lock = threading.Lock()
 
-    def record(self, backend: str, model: str | None, seconds: float) -> None:
+    def record(
+        self, backend: str, model: str | None, seconds: float, steps: int | None = None
+    ) -> None:
         with self._lock:
-            self._runs.setdefault((backend, model or ""), deque(maxlen=self.keep)).append(seconds)
+            runs = self._runs.setdefault((backend, model or ""), deque(maxlen=self.keep))
+            runs.append((seconds, steps or None))
 
-    def expected(self, backend: str, model: str | None) -> float | None:
-        """The median of the recent runs' durations; None before the first run."""
+    def expected(self, backend: str, model: str | None, steps: int | None = None) -> float | None:
+        """The median of the recent runs' durations, each scaled to ``steps`` where both it
+        and the run's own count of steps are known; None before the first run."""
         with self._lock:
             runs = list(self._runs.get((backend, model or ""), ()))
-        return statistics.median(runs) if runs else None
+        if not runs:
+            return None
+        return statistics.median(
+            seconds * steps / taken if steps and taken else seconds for seconds, taken in runs
+        )
 
     def clear(self) -> None:
         with self._lock:

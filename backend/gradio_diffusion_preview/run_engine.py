@@ -148,7 +148,7 @@ class RunEngine:
                 policy.admit(entry, backend, fields), backend, policy.controls(entry, backend)
             )
             policy.check_limits(backend.id, request)  # the defaults filled in, too
-            expected = RUN_DURATIONS.expected(backend.id, request.model)
+            expected = RUN_DURATIONS.expected(backend.id, request.model, request.steps)
             ticket = policy.queue.join(
                 backend.id, handle.owner, expected, spec.group, client=handle.client
             )
@@ -194,7 +194,8 @@ class RunEngine:
             timeout = self.wait_tick
             position, waiting = ticket.position, ticket.waiting
             # recent runs' typical length, read again each tick (runs end while this one waits)
-            expected = RUN_DURATIONS.expected(backend_id, admitted.request.model)
+            request = admitted.request
+            expected = RUN_DURATIONS.expected(backend_id, request.model, request.steps)
             yield RunState(
                 run_id=handle.id,
                 status="queued",

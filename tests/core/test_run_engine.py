@@ -7,12 +7,13 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from testenv import ROOT
 from toy_backends import CountingBackend, Gate, registry_with
 
 from gradio_diffusion_preview import Backend, Capabilities, stream
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
-from gradio_diffusion_preview.progress import RUN_DURATIONS
+from gradio_diffusion_preview.progress import RUN_DURATIONS, RunDurations
 from gradio_diffusion_preview.run_engine import RunEngine, RunSpec
 from gradio_diffusion_preview.run_handles import RUNS, RunRegistry
 
@@ -205,3 +206,13 @@ def test_a_waiting_runs_eta_is_within_half_again_of_its_real_wait_at_every_place
             states.close()
         RUN_DURATIONS.clear()
     assert policy.queue.active() == (0, 0)
+
+
+def test_a_runs_expected_length_follows_its_number_of_steps():
+    """A burst of 4-step runs after a 50-step one is not expected to take 50 steps' time."""
+    durations = RunDurations()
+    durations.record("counting", "flat", 5.0, 50)
+    durations.record("counting", "flat", 0.5, 4)
+    assert durations.expected("counting", "flat", 4) == pytest.approx(0.45)  # 0.4 and 0.5
+    assert durations.expected("counting", "flat", 50) == pytest.approx(5.625)
+    assert durations.expected("counting", "other", 4) is None
