@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import statistics
 import threading
 import time
 from collections import deque
@@ -57,6 +58,9 @@ class Ticket:
         self.started_at: float | None = None
         self.expected: float | None = None
         """Seconds this run is expected to take (recent runs, scaled to its steps)."""
+        self.ran_for: float | None = None
+        """Seconds the run itself took, once done (the slot is held a while longer: the final
+        images saved and sent, the event closed); the queue learns that tail from it."""
 
     @property
     def position(self) -> int:
@@ -114,6 +118,7 @@ class FairQueue:
         self._started: dict[str, list[Ticket]] = {}
         self._sessions: dict[str, int] = {}
         self._clients: dict[str, int] = {}
+        self._tails: dict[str, deque[float]] = {}
 
     def join(
         self,
@@ -221,7 +226,8 @@ class FairQueue:
     def wait_estimate(self, ticket: Ticket, expected_seconds: float | None) -> float | None:
         """Seconds until ``ticket``'s run starts: the runs going now end when their expected
         time is up (counted from their start, so the run ahead of place 1 has only its rest to
-        go), then each run ahead takes the slot that frees first for its expected time. A run
+        go), then each run ahead takes the slot that frees first for its expected time, each
+        plus the recent runs' tail (the slot held after the run itself is done). A run
         whose time is unknown (it joined before any run ended) takes ``expected_seconds``.
         None when no duration is known; 0 once running."""
         if expected_seconds is None:
@@ -232,14 +238,16 @@ class FairQueue:
             now = self.clock()
             line = self._lines[ticket.backend]
             ahead = list(line)[: line.index(ticket)]
+            tails = self._tails.get(ticket.backend)
+            tail = statistics.median(tails) if tails else 0.0
             free_at = [
-                max(0.0, (t.expected or expected_seconds) - (now - (t.started_at or 0.0)))
+                max(0.0, (t.expected or expected_seconds) + tail - (now - (t.started_at or 0.0)))
                 for t in self._started.get(ticket.backend, [])
             ]
             free_at += [0.0] * max(0, self.slots(ticket.backend) - len(free_at))
             heapq.heapify(free_at)
             for other in ahead:  # each run ahead takes the slot that frees first
-                took = other.expected or expected_seconds
+                took = (other.expected or expected_seconds) + tail
                 heapq.heappush(free_at, heapq.heappop(free_at) + took)
             return free_at[0]
 
@@ -286,6 +294,10 @@ class FairQueue:
             if ticket.running:
                 self._running[ticket.backend] -= 1
                 self._started[ticket.backend].remove(ticket)
+                if ticket.ran_for is not None and ticket.started_at is not None:
+                    held = self.clock() - ticket.started_at
+                    tails = self._tails.setdefault(ticket.backend, deque(maxlen=5))
+                    tails.append(max(0.0, held - ticket.ran_for))
             else:
                 self._lines[ticket.backend].remove(ticket)
             if ticket.group is not None:

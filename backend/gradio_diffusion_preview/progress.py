@@ -64,31 +64,42 @@ class ProgressClock:
 
 
 class RunDurations:
-    """How long this process's recent finished runs took, per backend and model (and how many
-    steps they took, so a run of 4 steps is not expected to last as long as one of 50)."""
+    """How long this process's recent finished runs took, per backend and model, and how they
+    split into a part that does not depend on the number of steps (loading, encoding, decoding,
+    saving) and a time per step: a burst of 4-step runs after 20-step ones is expected to take
+    4 steps' time plus the same overhead, not 20 steps' time, nor a fifth of it."""
 
     def __init__(self, keep: int = 5) -> None:
         self.keep = keep
-        self._runs: dict[tuple[str, str], deque[tuple[float, int | None]]] = {}
+        self._runs: dict[tuple[str, str], deque[tuple[float, int | None, float | None]]] = {}
         self._lock = threading.Lock()
 
     def record(
-        self, backend: str, model: str | None, seconds: float, steps: int | None = None
+        self,
+        backend: str,
+        model: str | None,
+        seconds: float,
+        steps: int | None = None,
+        step_seconds: float | None = None,
     ) -> None:
+        """A finished run: its duration, and where known its steps and seconds per step."""
         with self._lock:
             runs = self._runs.setdefault((backend, model or ""), deque(maxlen=self.keep))
-            runs.append((seconds, steps or None))
+            runs.append((seconds, steps or None, step_seconds or None))
 
     def expected(self, backend: str, model: str | None, steps: int | None = None) -> float | None:
-        """The median of the recent runs' durations, each scaled to ``steps`` where both it
-        and the run's own count of steps are known; None before the first run."""
+        """The expected duration of a run of ``steps``: the median overhead plus ``steps`` times
+        the median time per step, where the runs' steps were timed; else the median duration
+        (each scaled to ``steps`` where both counts are known). None before the first run."""
         with self._lock:
             runs = list(self._runs.get((backend, model or ""), ()))
         if not runs:
             return None
-        return statistics.median(
-            seconds * steps / taken if steps and taken else seconds for seconds, taken in runs
-        )
+        timed = [(s, n, t) for s, n, t in runs if n and t]
+        if steps and timed:
+            overhead = statistics.median(max(0.0, s - n * t) for s, n, t in timed)
+            return overhead + steps * statistics.median(t for _, _, t in timed)
+        return statistics.median(s * steps / n if steps and n else s for s, n, _ in runs)
 
     def clear(self) -> None:
         with self._lock:

@@ -248,6 +248,8 @@ class RunEngine:
                     break
                 else:
                     state = progress.apply(state, event)
+                if state.status == "done" and admitted.ticket is not None:
+                    admitted.ticket.ran_for = progress.clock.elapsed  # its slot's tail: the rest
                 yield state
                 if state.status in ("done", "error"):
                     return

@@ -12,6 +12,7 @@ from testenv import ROOT
 from toy_backends import CountingBackend, Gate, registry_with
 
 from gradio_diffusion_preview import Backend, Capabilities, stream
+from gradio_diffusion_preview.fair_queue import FairQueue
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
 from gradio_diffusion_preview.progress import RUN_DURATIONS, RunDurations
 from gradio_diffusion_preview.run_engine import RunEngine, RunSpec
@@ -209,10 +210,35 @@ def test_a_waiting_runs_eta_is_within_half_again_of_its_real_wait_at_every_place
 
 
 def test_a_runs_expected_length_follows_its_number_of_steps():
-    """A burst of 4-step runs after a 50-step one is not expected to take 50 steps' time."""
+    """A burst of 4-step runs after 20-step ones is expected to take 4 steps' time plus the
+    same overhead (loading, decoding, saving): not 20 steps' time, nor a fifth of it."""
     durations = RunDurations()
-    durations.record("counting", "flat", 5.0, 50)
-    durations.record("counting", "flat", 0.5, 4)
-    assert durations.expected("counting", "flat", 4) == pytest.approx(0.45)  # 0.4 and 0.5
-    assert durations.expected("counting", "flat", 50) == pytest.approx(5.625)
+    durations.record("counting", "flat", 3.0, 20, 0.1)  # 1 s of overhead, 0.1 s a step
+    durations.record("counting", "flat", 3.2, 20, 0.11)  # 1 s of overhead, 0.11 s a step
+    assert durations.expected("counting", "flat", 4) == pytest.approx(1.0 + 4 * 0.105)
+    durations.record("counting", "flat", 6.0, 50)  # steps not timed: scaled as a whole
     assert durations.expected("counting", "other", 4) is None
+    untimed = RunDurations()
+    untimed.record("counting", "flat", 5.0, 50)
+    untimed.record("counting", "flat", 0.5, 4)
+    assert untimed.expected("counting", "flat", 4) == pytest.approx(0.45)  # 0.4 and 0.5
+
+
+def test_the_eta_in_line_counts_the_slots_tail_after_a_run_is_done():
+    """A slot is held a while after its run is done (final images saved and sent); the queue
+    learns that tail from the runs it served and counts it for each run ahead."""
+    now = [0.0]
+    queue = FairQueue(slots=lambda backend: 1, max_waiting=5, clock=lambda: now[0])
+    first = queue.join("b", "s1", expected_seconds=1.0)
+    assert first.wait(0)
+    first.ran_for = 1.0
+    now[0] = 1.5  # the slot was held 0.5 s after the run was done
+    first.leave()
+    running, waiting = queue.join("b", "s2", 1.0), queue.join("b", "s3", 1.0)
+    assert running.wait(0)
+    assert waiting.position == 1
+    assert queue.wait_estimate(waiting, 1.0) == pytest.approx(1.5)
+    now[0] = 2.0
+    assert queue.wait_estimate(waiting, 1.0) == pytest.approx(1.0)
+    running.leave()
+    waiting.leave()
