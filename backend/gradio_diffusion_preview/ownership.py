@@ -66,13 +66,24 @@ def is_trusted(address: str, trusted_proxies: tuple[str, ...]) -> bool:
     except ValueError:
         return False
     for entry in trusted_proxies:
-        if entry == "private":
-            if ip.is_private or ip.is_loopback:
-                return True
-            continue
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
+        for network in PRIVATE_NETWORKS if entry == "private" else (entry,):
+            try:
+                if ip in ipaddress.ip_network(network, strict=False):
+                    return True
+            except (ValueError, TypeError):
+                continue
     return False
+
+
+PRIVATE_NETWORKS = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "::1/128",
+    "fc00::/7",
+)
+"""What ``"private"`` trusts: private, shared (carrier NAT) and loopback networks, where a
+platform's proxy lives (not ``ipaddress``'s wider ``is_private``, which also takes the
+documentation ranges)."""

@@ -171,3 +171,22 @@ def test_one_client_with_twenty_sessions_holds_only_its_share(app_url, policy, g
     assert policy.queue.active("counting") == (0, 0)
     for visitor in [*visitors, other]:
         visitor.close()
+
+
+def test_x_forwarded_for_is_read_only_from_a_trusted_proxy():
+    from types import SimpleNamespace
+
+    from gradio_diffusion_preview.ownership import client_of
+
+    def request(peer: str, forwarded: str | None) -> SimpleNamespace:
+        headers = {"x-forwarded-for": forwarded} if forwarded else {}
+        return SimpleNamespace(client=SimpleNamespace(host=peer), headers=headers)
+
+    spoofed = request("203.0.113.9", "198.51.100.1")
+    assert client_of(spoofed, ("10.0.0.0/8",)) == "203.0.113.9"  # not a proxy: header ignored
+    via_proxy = request("10.1.2.3", "198.51.100.1, 10.0.0.7")
+    assert client_of(via_proxy, ("10.0.0.0/8",)) == "198.51.100.1"  # nearest untrusted hop
+    assert client_of(via_proxy, ("private",)) == "198.51.100.1"
+    assert client_of(via_proxy, ()) == "10.1.2.3"
+    assert client_of(request("10.1.2.3", "garbage, 198.51.100.1"), ("private",)) == "198.51.100.1"
+    assert client_of(SimpleNamespace(), ()) is None
