@@ -95,6 +95,7 @@ def soak_policy() -> Policy:
         slots={"soak": 2},
         max_queue=8,
         image_max_age=30,
+        runs_per_client=32,  # 16 clients standing for 16 people, all on loopback
     )
 
 

@@ -62,6 +62,8 @@ def demo_policy(model: str | None = None) -> Policy:
         else:
             continue
         policy.catalogue[index] = replace(entry, model=real)
+    if os.environ.get("SPACE_ID"):  # on a Space the platform's proxy is the only direct peer
+        policy.trusted_proxies = ("private",)
     return on_zerogpu_hardware(policy)
 
 

@@ -1,6 +1,8 @@
 """Guards put on the Gradio app a ``DiffusionPreview`` is part of, at its router (ASGI).
 
 - ``cancel_guard``: Gradio's cancel route cancels an event only for the session it belongs to.
+- ``request_guard``: every request body is bounded (uploads refused in an app without an
+  upload control), and calls to unknown endpoints or with missing inputs get a plain 4xx.
 - ``served_files``: the files being served right now are known, so image retention never removes
   one in the middle of a response.
 
@@ -20,6 +22,7 @@ import weakref
 from typing import Any
 
 from .cancel_guard import CancelGuard
+from .request_guard import RequestGuard
 from .served_files import ServedFiles
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,9 @@ def guard_app(app: Any) -> int:
             guarded += guard_app(route.app)
     if hasattr(app, "get_blocks"):
         router = app.router
-        if not isinstance(router.middleware_stack, CancelGuard):
-            router.middleware_stack = CancelGuard(ServedFiles(router.middleware_stack), app)
+        if not isinstance(router.middleware_stack, RequestGuard):
+            inner = CancelGuard(ServedFiles(router.middleware_stack), app)
+            router.middleware_stack = RequestGuard(inner, app)
         _guarded.add(app)
         guarded += 1
     return guarded

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .model_fields import accepted_fields
-from .ownership import current_session
+from .ownership import current_client, current_session
 from .plugins import Registry, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .request import SEED_RANGE, RunRefused, random_seed
@@ -138,7 +138,8 @@ def stream_together(
     group: RunGroup | None = None
     if policy is not None:
         try:
-            group = policy.queue.group(owner, max(1, len(runs)))
+            client = current_client(policy.trusted_proxies)
+            group = policy.queue.group(owner, max(1, len(runs)), client=client)
         except RunRefused as error:
             yield tuple(
                 state.model_copy(

@@ -34,6 +34,7 @@ from .controls import entry_title, request_seed, unavailable_reason
 from .ownership import session_of
 from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
+from .request_guard import use_policy
 from .run_handles import cancel_run, stop_session_runs
 from .run_state import RunState
 
@@ -64,6 +65,7 @@ def compare_tab(
 ) -> CompareTab:
     """Build the compare UI under ``policy`` in the current Blocks; ``models`` are the ids
     chosen at first (default: the first catalogue entries that can run here, up to three)."""
+    use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
     chosen = models or _first_usable(policy)
     with gr.Column(elem_classes=["diffusion-compare"]):
         with gr.Row():

@@ -29,6 +29,7 @@ from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
 from .request import MAX_SEED
 from .request import random_seed as draw_seed
+from .request_guard import use_policy
 from .run_handles import runs_of_session, stop_session_runs
 from .run_state import RunState
 from .streaming import raise_failed, stream
@@ -62,6 +63,7 @@ def generate_tab(
     preview_height: int = 512,
 ) -> GenerateTab:
     """Build the generate UI under ``policy`` in the current Blocks (see the module's doc)."""
+    use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
     backends = get_registry().backends()
     first = _first_usable(policy)
     initial = controls.control_settings(policy, first.backend, first.id) or {}

@@ -27,3 +27,63 @@ def session_of(request: Any) -> str | None:
     """A ``gr.Request``'s session hash, or None when it has none."""
     session = getattr(request, "session_hash", None)
     return session if isinstance(session, str) and session else None
+
+
+def current_client(trusted_proxies: tuple[str, ...] = ()) -> str | None:
+    """The network address of the client of the Gradio event running this code (see
+    ``client_of``), or None outside one."""
+    try:
+        from gradio.context import LocalContext
+    except ImportError:
+        return None
+    return client_of(LocalContext.request.get(None), trusted_proxies)
+
+
+def client_of(request: Any, trusted_proxies: tuple[str, ...] = ()) -> str | None:
+    """The address a request came from: its direct peer, or, when that peer is one of
+    ``trusted_proxies``, the nearest address in ``X-Forwarded-For`` that is not (the header
+    is anyone's to write, so only a trusted proxy's is read). ``"private"`` trusts private and
+    loopback addresses (a Space, whose platform proxy is the only direct peer). Uvicorn, which
+    serves Gradio, already reads the header from a loopback peer (its ``forwarded_allow_ips``
+    default), so a local reverse proxy's clients arrive here with their own address."""
+    host = getattr(getattr(request, "client", None), "host", None)
+    if not isinstance(host, str) or not host:
+        return None
+    headers = getattr(request, "headers", None)
+    forwarded = headers.get("x-forwarded-for", "") if headers is not None else ""
+    hops = [hop.strip() for hop in str(forwarded).split(",") if hop.strip()]
+    while hops and is_trusted(host, trusted_proxies):
+        host = hops.pop()
+    return host
+
+
+def is_trusted(address: str, trusted_proxies: tuple[str, ...]) -> bool:
+    """Whether ``address`` is one of ``trusted_proxies`` (addresses, networks or ``private``)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in trusted_proxies:
+        for network in PRIVATE_NETWORKS if entry == "private" else (entry,):
+            try:
+                if ip in ipaddress.ip_network(network, strict=False):
+                    return True
+            except (ValueError, TypeError):
+                continue
+    return False
+
+
+PRIVATE_NETWORKS = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "::1/128",
+    "fc00::/7",
+)
+"""What ``"private"`` trusts: private, shared (carrier NAT) and loopback networks, where a
+platform's proxy lives (not ``ipaddress``'s wider ``is_private``, which also takes the
+documentation ranges)."""

@@ -101,6 +101,18 @@ class Policy:
     """Runs each backend may do at once (backend id -> count; others: ``DEFAULT_SLOTS``)."""
     image_max_age: float = 3600.0
     """Seconds a final image file stays in the cache before it is removed."""
+    runs_per_client: int = 2
+    """Runs one client (its network address) may have waiting or running, whatever session
+    hashes it sends: a script opening 20 sessions holds no more of the line than this."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (``10.0.0.0/8``) of proxies whose ``X-Forwarded-For`` names the
+    client; ``"private"`` trusts every private and loopback address (a Space: the platform's
+    proxy is the only direct peer). From anyone else the header is ignored."""
+    max_body_bytes: int = 1_000_000
+    """The largest request body the app reads (uploads excepted); larger ones get 413 unread."""
+    max_file_size: int = 10_000_000
+    """The largest upload, where the app has an upload control (without one, every upload is
+    refused)."""
 
     def __post_init__(self) -> None:
         if not self.catalogue:
@@ -109,12 +121,16 @@ class Policy:
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"Policy: catalogue ids must be unique; repeated: {duplicates}.")
-        if self.runs_per_session < 1 or self.max_queue < 0:
-            raise ValueError("Policy: runs_per_session must be >= 1 and max_queue >= 0.")
+        if self.runs_per_session < 1 or self.runs_per_client < 1 or self.max_queue < 0:
+            raise ValueError(
+                "Policy: runs_per_session and runs_per_client must be >= 1 and max_queue >= 0."
+            )
+        self.trusted_proxies = tuple(self.trusted_proxies)
         self.queue = FairQueue(
             slots=lambda backend: self.slots.get(backend, DEFAULT_SLOTS),
             max_waiting=self.max_queue,
             runs_per_session=self.runs_per_session,
+            runs_per_client=self.runs_per_client,
         )
 
     @classmethod

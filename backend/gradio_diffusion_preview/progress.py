@@ -64,22 +64,42 @@ class ProgressClock:
 
 
 class RunDurations:
-    """How long this process's recent finished runs took, per backend and model."""
+    """How long this process's recent finished runs took, per backend and model, and how they
+    split into a part that does not depend on the number of steps (loading, encoding, decoding,
+    saving) and a time per step: a burst of 4-step runs after 20-step ones is expected to take
+    4 steps' time plus the same overhead, not 20 steps' time, nor a fifth of it."""
 
     def __init__(self, keep: int = 5) -> None:
         self.keep = keep
-        self._runs: dict[tuple[str, str], deque[float]] = {}
+        self._runs: dict[tuple[str, str], deque[tuple[float, int | None, float | None]]] = {}
         self._lock = threading.Lock()
 
-    def record(self, backend: str, model: str | None, seconds: float) -> None:
+    def record(
+        self,
+        backend: str,
+        model: str | None,
+        seconds: float,
+        steps: int | None = None,
+        step_seconds: float | None = None,
+    ) -> None:
+        """A finished run: its duration, and where known its steps and seconds per step."""
         with self._lock:
-            self._runs.setdefault((backend, model or ""), deque(maxlen=self.keep)).append(seconds)
+            runs = self._runs.setdefault((backend, model or ""), deque(maxlen=self.keep))
+            runs.append((seconds, steps or None, step_seconds or None))
 
-    def expected(self, backend: str, model: str | None) -> float | None:
-        """The median of the recent runs' durations; None before the first run."""
+    def expected(self, backend: str, model: str | None, steps: int | None = None) -> float | None:
+        """The expected duration of a run of ``steps``: the median overhead plus ``steps`` times
+        the median time per step, where the runs' steps were timed; else the median duration
+        (each scaled to ``steps`` where both counts are known). None before the first run."""
         with self._lock:
             runs = list(self._runs.get((backend, model or ""), ()))
-        return statistics.median(runs) if runs else None
+        if not runs:
+            return None
+        timed = [(s, n, t) for s, n, t in runs if n and t]
+        if steps and timed:
+            overhead = statistics.median(max(0.0, s - n * t) for s, n, t in timed)
+            return overhead + steps * statistics.median(t for _, _, t in timed)
+        return statistics.median(s * steps / n if steps and n else s for s, n, _ in runs)
 
     def clear(self) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ from .backend import SEED_RANGE, ModelListingError
 from .typed_options import OptionProblem, check_options
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from .backend import Backend, Capabilities
     from .events import FailureReason
 
 MAX_SEED = SEED_RANGE[1]
@@ -125,9 +125,12 @@ def random_seed(seed_range: tuple[int, int] = SEED_RANGE) -> int:
     return low + secrets.randbelow(top - low + 1)
 
 
-def validate_request(request: GenerationRequest, backend: Backend) -> GenerationRequest:
+def validate_request(
+    request: GenerationRequest, backend: Backend, caps: Capabilities | None = None
+) -> GenerationRequest:
     """Check ``request`` against the backend and the capabilities that hold for its model
-    (``backend.capabilities_for``), and return it with defaults filled.
+    (``backend.capabilities_for``, or ``caps``: a public app's, held to its policy, so a fix
+    names the range the app allows), and return it with defaults filled.
 
     Raises ``InvalidRequest`` for a request that breaks a rule, and ``BackendUnavailable`` when
     the backend cannot run now (its ``availability()``, or a model listing that failed).
@@ -139,6 +142,15 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
 
     if not request.prompt.strip():
         fail("prompt", request.prompt, "the prompt is empty", "describe the image you want.")
+    for name in ("prompt", "negative_prompt"):
+        at = lone_surrogate(getattr(request, name))
+        if at is not None:  # it cannot be sent back as UTF-8, nor tokenized: never echoed
+            fail(
+                name,
+                f"<text with an invalid character at position {at + 1}>",
+                "text must be valid Unicode (a lone surrogate such as \\ud800 is not)",
+                f"remove character {at + 1} of the {name.replace('_', ' ')}.",
+            )
     if len(request.prompt) > MAX_PROMPT_CHARS:
         fail(
             "prompt",
@@ -181,7 +193,7 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             "not one of the models this backend offers",
             f"choose one of: {', '.join(offered) or '(none listed)'}.",
         )
-    caps = backend.capabilities_for(model)
+    caps = caps or backend.capabilities_for(model)
     # Limits a model sets itself are named as the model's, so the fix is clear.
     own = backend.model_info(model)
     own_fields = set(own.defaults.overrides()) if own and own.defaults else set()
@@ -322,3 +334,9 @@ def validate_request(request: GenerationRequest, backend: Backend) -> Generation
             "options": options,
         }
     )
+
+
+def lone_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (JSON's ``"\\ud800"``, which no
+    UTF-8 encoder takes), or None."""
+    return next((i for i, char in enumerate(text) if "\ud800" <= char <= "\udfff"), None)

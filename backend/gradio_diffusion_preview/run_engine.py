@@ -144,10 +144,14 @@ class RunEngine:
                 return _Admitted(backend, request)
             entry = policy.entry(spec.backend_id, fields.get("model"))
             backend = plugins.get(entry.backend)
-            request = validate_request(policy.admit(entry, backend, fields), backend)
+            request = validate_request(
+                policy.admit(entry, backend, fields), backend, policy.controls(entry, backend)
+            )
             policy.check_limits(backend.id, request)  # the defaults filled in, too
-            expected = RUN_DURATIONS.expected(backend.id, request.model)
-            ticket = policy.queue.join(backend.id, handle.owner, expected, spec.group)
+            expected = RUN_DURATIONS.expected(backend.id, request.model, request.steps)
+            ticket = policy.queue.join(
+                backend.id, handle.owner, expected, spec.group, client=handle.client
+            )
             return _Admitted(backend, request, entry, ticket, expected)
         except (RunRefused, UnknownBackendError) as error:
             message = str(error) if policy is None else policy.scrub(str(error), entry)
@@ -183,14 +187,15 @@ class RunEngine:
             return
         backend_id = admitted.backend.id
         clock = ProgressClock(self.clock)
-        slots = max(1, ticket.queue.slots(backend_id))
         timeout = 0.0
         while not ticket.wait(timeout):
             if handle.control.cancelled or ticket.left:
                 return
             timeout = self.wait_tick
             position, waiting = ticket.position, ticket.waiting
-            expected = admitted.expected
+            # recent runs' typical length, read again each tick (runs end while this one waits)
+            request = admitted.request
+            expected = RUN_DURATIONS.expected(backend_id, request.model, request.steps)
             yield RunState(
                 run_id=handle.id,
                 status="queued",
@@ -200,7 +205,7 @@ class RunEngine:
                 queue_position=position,
                 queue_size=waiting,
                 elapsed=clock.elapsed,
-                eta=None if expected is None else expected * ((position - 1) // slots + 1),
+                eta=ticket.queue.wait_estimate(ticket, expected),
                 message=f"Waiting for your turn: {position} of {waiting} in line.",
                 capabilities=_run_capabilities(admitted),
             )
@@ -243,6 +248,8 @@ class RunEngine:
                     break
                 else:
                     state = progress.apply(state, event)
+                if state.status == "done" and admitted.ticket is not None:
+                    admitted.ticket.ran_for = progress.clock.elapsed  # its slot's tail: the rest
                 yield state
                 if state.status in ("done", "error"):
                     return

@@ -32,6 +32,8 @@ class RunHandle:
     def __init__(self, owner: str | None = None) -> None:
         self.id = uuid.uuid4().hex
         self.owner = owner
+        self.client: str | None = None
+        """The client's network address (``ownership.client_of``), counted by the fair queue."""
         self.control = RunControl()
         self.phase: RunPhase = "pending"
         self.ticket: Ticket | None = None

@@ -110,7 +110,14 @@ class RunProgress:
             )
         if isinstance(event, Finished):
             if not event.early:
-                RUN_DURATIONS.record(self.backend_id, self.model, clock.elapsed)
+                rate = clock.steps_per_second()
+                RUN_DURATIONS.record(
+                    self.backend_id,
+                    self.model,
+                    clock.elapsed,
+                    state.total_steps or None,
+                    1 / rate if rate else None,
+                )
             message = (
                 f"Finished early at step {state.step} of {state.total_steps}."
                 if event.early

@@ -7,11 +7,14 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from testenv import ROOT
-from toy_backends import CountingBackend, registry_with
+from toy_backends import CountingBackend, Gate, registry_with
 
 from gradio_diffusion_preview import Backend, Capabilities, stream
+from gradio_diffusion_preview.fair_queue import FairQueue
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
+from gradio_diffusion_preview.progress import RUN_DURATIONS, RunDurations
 from gradio_diffusion_preview.run_engine import RunEngine, RunSpec
 from gradio_diffusion_preview.run_handles import RUNS, RunRegistry
 
@@ -171,3 +174,71 @@ def test_every_state_of_a_run_says_what_its_backend_can_do_so_a_ui_offers_only_t
     handle.cancel()
     list(waiting)
     first.close()
+
+
+def test_a_waiting_runs_eta_is_within_half_again_of_its_real_wait_at_every_place():
+    """Issue #25: early in a burst the ETA counted a whole run for the one already going (place
+    1 was shown 1.4 s for 0.4 s left: 3.5x). Time is a clock the test sets: runs take 1.4 s,
+    the running one started 1.0 s ago, so place k really waits 0.4 + (k - 1) * 1.4 s."""
+    gate = Gate()
+    registry, policy = registry_with(CountingBackend(gate=gate)), one_slot_policy()
+    now = [0.0]
+    policy.queue.clock = lambda: now[0]
+    RUN_DURATIONS.clear()
+    RUN_DURATIONS.record("counting", "flat", 1.4)
+    engine = RunEngine(RunRegistry(), wait_tick=5.0)
+    fields = {"model": "flat", "prompt": "p", "steps": 3}
+    streams = [engine.states(RunSpec("counting", fields, policy, registry), engine.open("a"))]
+    try:
+        assert next(streams[0]).status == "running"
+        now[0] = 1.0
+        for place in range(1, 9):
+            waiting = engine.states(
+                RunSpec("counting", fields, policy, registry), engine.open(f"s{place}")
+            )
+            streams.append(waiting)
+            queued = next(waiting)
+            assert (queued.status, queued.queue_position) == ("queued", place)
+            real = 0.4 + (place - 1) * 1.4
+            assert real / 1.5 <= queued.eta <= real * 1.5, (place, queued.eta, real)
+    finally:
+        gate.open()
+        for states in reversed(streams):
+            states.close()
+        RUN_DURATIONS.clear()
+    assert policy.queue.active() == (0, 0)
+
+
+def test_a_runs_expected_length_follows_its_number_of_steps():
+    """A burst of 4-step runs after 20-step ones is expected to take 4 steps' time plus the
+    same overhead (loading, decoding, saving): not 20 steps' time, nor a fifth of it."""
+    durations = RunDurations()
+    durations.record("counting", "flat", 3.0, 20, 0.1)  # 1 s of overhead, 0.1 s a step
+    durations.record("counting", "flat", 3.2, 20, 0.11)  # 1 s of overhead, 0.11 s a step
+    assert durations.expected("counting", "flat", 4) == pytest.approx(1.0 + 4 * 0.105)
+    durations.record("counting", "flat", 6.0, 50)  # steps not timed: scaled as a whole
+    assert durations.expected("counting", "other", 4) is None
+    untimed = RunDurations()
+    untimed.record("counting", "flat", 5.0, 50)
+    untimed.record("counting", "flat", 0.5, 4)
+    assert untimed.expected("counting", "flat", 4) == pytest.approx(0.45)  # 0.4 and 0.5
+
+
+def test_the_eta_in_line_counts_the_slots_tail_after_a_run_is_done():
+    """A slot is held a while after its run is done (final images saved and sent); the queue
+    learns that tail from the runs it served and counts it for each run ahead."""
+    now = [0.0]
+    queue = FairQueue(slots=lambda backend: 1, max_waiting=5, clock=lambda: now[0])
+    first = queue.join("b", "s1", expected_seconds=1.0)
+    assert first.wait(0)
+    first.ran_for = 1.0
+    now[0] = 1.5  # the slot was held 0.5 s after the run was done
+    first.leave()
+    running, waiting = queue.join("b", "s2", 1.0), queue.join("b", "s3", 1.0)
+    assert running.wait(0)
+    assert waiting.position == 1
+    assert queue.wait_estimate(waiting, 1.0) == pytest.approx(1.5)
+    now[0] = 2.0
+    assert queue.wait_estimate(waiting, 1.0) == pytest.approx(1.0)
+    running.leave()
+    waiting.leave()

@@ -68,6 +68,7 @@ def test_four_clients_at_once_one_runs_one_waits_two_are_busy(serve):
         catalogue=[CatalogueEntry(id="flat", backend="counting", model="flat")],
         limits=Limits(max_steps=50),
         max_queue=1,
+        runs_per_client=4,  # four people, all on loopback
     )
     url = serve(recipe_app(policy, registry_with(backend)))
     jobs = [Client(url, verbose=False).submit("a", "flat", 3, api_name="/generate")]

@@ -1,0 +1,216 @@
+"""Attack the demo as a hostile visitor would (issue #25) and print what got through.
+
+    .venv/bin/python bench/attack.py          # about a minute on 2 cores
+
+The demo (its catalogue, the bundled shapes model) is served by Gradio on loopback in this
+process. The attack, over raw HTTP: bad inputs of many kinds (each must end in a clear refusal,
+with no traceback in the log); one client opening 20 sessions (it must hold at most
+``runs_per_client`` places); a 50 MB body (refused without the server's memory growing); uploads
+(refused, the demo has no upload control); and a burst of 8 clients from 8 addresses (each
+waiting run's first ETA against its real wait). It prints the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = ["diffusers", "shapes", "a red circle on a blue background", "", 4, 7.5, 1, 64, 64, 1, "{}"]
+BIG_BODY = 50_000_000
+
+
+def load_demo():
+    spec = importlib.util.spec_from_file_location("demo_app", ROOT / "demo" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def bad_inputs() -> list[tuple[str, dict | bytes]]:
+    """(path, JSON body or raw bytes) of calls that must each be refused plainly."""
+    changes = [
+        (4, 0), (4, 10_000), (4, "many"), (4, True), (5, "nan"), (6, -5), (6, 2**80),
+        (7, 65), (7, 100_000), (9, 0), (9, 99), (2, ""), (2, "x" * 5000), (3, "y" * 200_000),
+        (1, "/etc/passwd"), (1, "../../models"), (0, "no-such-backend"),
+        (10, '{"device": "cuda"}'), (10, '{"dtype": "float64"}'),
+        (10, "[" * 100_000 + "]" * 100_000),
+        (10, "not json"), (10, "[1, 2]"), (2, "red \ud800 circle"),
+    ]  # fmt: skip
+    calls: list[tuple[str, dict | bytes]] = []
+    for index, value in changes:
+        data = list(GOOD)
+        data[index] = value
+        calls.append(("/gradio_api/call/generate", {"data": data}))
+    calls += [
+        ("/gradio_api/call/nope", {"data": []}),
+        ("/gradio_api/queue/join", {"data": [], "fn_index": 999, "session_hash": "x"}),
+        ("/gradio_api/run/predict", {"data": [], "fn_index": 999, "session_hash": "x"}),
+        ("/gradio_api/call/generate", {"data": GOOD[:3]}),
+        ("/gradio_api/call/generate", {"data": GOOD, "session_hash": "s" * 10_000}),
+        ("/gradio_api/call/generate", {"data": GOOD, "event_data": "e" * 5_000_000}),
+        ("/gradio_api/call/generate", b"{not json"),
+    ]
+    return calls
+
+
+def refused(http: httpx.Client, path: str, body: dict | bytes) -> tuple[bool, str]:
+    """Whether the call was refused with a message (a 4xx with text, or an event that ends in
+    an error naming the problem), and that message."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    answer = http.post(path, content=content, headers={"content-type": "application/json"})
+    if 400 <= answer.status_code < 500:
+        return bool(answer.text.strip()), answer.text[:120]
+    if answer.status_code != 200 or "event_id" not in answer.text:
+        return False, f"{answer.status_code} {answer.text[:100]}"
+    result = http.get(f"{path}/{answer.json()['event_id']}").text
+    if "event: error" not in result:
+        return False, result[-120:]
+    error = json.loads(result.split("event: error\ndata:", 1)[1].split("\n", 1)[0])
+    message = (error or {}).get("error")
+    return bool(message), str(message)[:120]
+
+
+def main() -> None:
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    logging.getLogger().addHandler(handler)
+    stderr, sys.stderr = sys.stderr, _Tee(sys.stderr, log)
+    demo_module = load_demo()
+    policy = demo_module.demo_policy()
+    demo = demo_module.build_demo(policy=policy)
+    demo.queue(max_size=64)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    figures: dict = {}
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            refused(http, "/gradio_api/call/generate", {"data": GOOD})  # warm: load the model
+            calls = bad_inputs()
+            results = [refused(http, path, body) for path, body in calls]
+            figures["bad_inputs"] = len(calls)
+            figures["clear_refusals"] = sum(ok for ok, _ in results)
+            figures["not_refused"] = [m for ok, m in results if not ok]
+            figures["tracebacks_in_log"] = log.getvalue().count("Traceback")
+
+            process = psutil.Process()
+            before = process.memory_info().rss
+            answers = [  # streamed from a generator: the client holds 1 MB at a time
+                http.post(path, content=_chunks(BIG_BODY), headers=headers).status_code
+                for path in ("/gradio_api/call/generate", "/gradio_api/queue/join")
+                for headers in ({"content-length": str(BIG_BODY)}, {})  # declared, chunked
+            ]
+            figures["50MB_body"] = {
+                "answers": answers,
+                "memory_growth_mb": round((process.memory_info().rss - before) / 1e6, 1),
+            }
+            upload = http.post("/gradio_api/upload", files={"files": ("evil.html", b"x" * 10**7)})
+            figures["upload_10MB"] = [upload.status_code, upload.text[:60]]
+        figures["one_client_20_sessions"] = one_client_many_sessions(url, policy)
+        figures["eta_burst"] = eta_burst(url)
+        from gradio_diffusion_preview.progress import RUN_DURATIONS
+
+        figures["recent_runs"] = {  # (seconds, steps, seconds per step) per backend and model
+            f"{backend}/{Path(model).name}": [tuple(round(x or 0, 3) for x in r) for r in runs]
+            for (backend, model), runs in RUN_DURATIONS._runs.items()
+        }
+    finally:
+        demo.close()
+        sys.stderr = stderr
+    print(json.dumps(figures, indent=2))
+
+
+def one_client_many_sessions(url: str, policy) -> dict:
+    """20 session hashes from one address join at once: the places it holds."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        fn = next(
+            d["id"] for d in http.get("/config").json()["dependencies"]
+            if d.get("api_name") == "generate"
+        )  # fmt: skip
+        slow = list(GOOD)
+        slow[4] = 20
+        for index in range(20):
+            http.post(
+                "/gradio_api/queue/join",
+                json={"data": slow, "fn_index": fn, "session_hash": f"script{index}"},
+            )
+        most, deadline = 0, time.monotonic() + 3
+        while time.monotonic() < deadline:
+            most = max(most, sum(policy.queue.active()))
+            time.sleep(0.01)
+    deadline = time.monotonic() + 120
+    while policy.queue.active() != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {"most_places_held": most, "runs_per_client": policy.runs_per_client}
+
+
+def eta_burst(url: str, clients: int = 8) -> list[dict]:
+    """``clients`` visitors from as many addresses start a run each: every waiting run's first
+    ETA against the time it really waited for its start."""
+    from gradio_client import Client
+
+    rows: list[dict] = []
+    lock = threading.Lock()
+
+    def visitor(index: int) -> None:
+        client = Client(url, verbose=False, headers={"x-forwarded-for": f"198.51.100.{index + 1}"})
+        job = client.submit(*GOOD, api_name="/generate")
+        first = None
+        while not job.done():
+            for state in job.outputs():
+                if first is None and state.get("status") == "queued":
+                    first = (state["queue_position"], state["eta"], time.monotonic())
+                if first and state.get("status") == "running":
+                    with lock:
+                        rows.append(
+                            {
+                                "place": first[0],
+                                "eta": first[1],
+                                "waited": round(time.monotonic() - first[2], 2),
+                            }
+                        )
+                    job.result(timeout=300)
+                    return
+            time.sleep(0.02)
+
+    threads = []
+    for index in range(clients):
+        threads.append(threading.Thread(target=visitor, args=(index,)))
+        threads[-1].start()
+        time.sleep(0.3)  # in order: each joins the line before the next
+    for thread in threads:
+        thread.join(600)
+    return sorted(rows, key=lambda row: row["place"])
+
+
+def _chunks(size: int, chunk: int = 1_000_000):
+    """``size`` bytes of a JSON list that never ends, ``chunk`` at a time."""
+    yield b"[" + b" " * (chunk - 1)
+    for _ in range(size // chunk - 1):
+        yield b" " * chunk
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+
+if __name__ == "__main__":
+    main()
