@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from . import controls
+from . import controls, page_style
 from .component import DiffusionPreview
 from .model_fields import accepted_fields
 from .ownership import session_of
@@ -65,8 +65,9 @@ def generate_tab(
     backends = get_registry().backends()
     first = _first_usable(policy)
     initial = controls.control_settings(policy, first.backend, first.id) or {}
-    with gr.Row(elem_classes=["diffusion-generate"]):
+    with gr.Row(elem_classes=["diffusion-generate", page_style.SCOPE]):
         with gr.Column(scale=1, min_width=300):
+            page_style.page_style()
             prompt_box = gr.Textbox(
                 label="Prompt",
                 value=prompt,
