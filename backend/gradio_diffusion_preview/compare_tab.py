@@ -22,6 +22,7 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency, EventData
 
+from . import page_style
 from .compare import (
     MAX_MODELS,
     MIN_MODELS,
@@ -67,7 +68,8 @@ def compare_tab(
     chosen at first (default: the first catalogue entries that can run here, up to three)."""
     use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
     chosen = models or _first_usable(policy)
-    with gr.Column(elem_classes=["diffusion-compare"]):
+    with gr.Column(elem_classes=["diffusion-compare", page_style.SCOPE]):
+        page_style.page_style()
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
                 prompt_box = gr.Textbox(label="Prompt", value=prompt, lines=1, max_lines=6)

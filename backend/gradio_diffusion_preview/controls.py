@@ -207,17 +207,25 @@ out, filtered) already speak to the visitor and are kept."""
 _REFUSAL_PREFIX = re.compile(r"^Invalid request for backend '[^']*': ")
 """The start of a refusal's message, which names the backend: nothing a visitor needs."""
 
+_PLAIN_REFUSALS = {"the prompt is empty": "Type a prompt first."}
+"""Refusals a visitor meets by a slip rather than a setting, by the rule the refusal names
+(``request.InvalidRequest``): one short sentence instead of the field, its value and the fix."""
+
 
 def plain_error(state: RunState) -> RunState:
     """``state`` (a failed run) with a short sentence a visitor understands; the full message,
     which may name the owner's fix, goes to the log. A refused setting keeps its field, rule
     and fix ("steps=150 is not allowed (at most 50 steps in this app). Fix: use 50 or
-    fewer.") without the backend's name. Any other state is returned as it is."""
+    fewer.") without the backend's name; an empty prompt reads "Type a prompt first.". Any
+    other state is returned as it is."""
     if state.status != "error":
         return state
     log.warning("Run failed (%s): %s", state.reason, state.message)
     message = state.message or ""
-    if _REFUSAL_PREFIX.match(message):
+    slip = next((text for rule, text in _PLAIN_REFUSALS.items() if f"({rule})" in message), None)
+    if slip and _REFUSAL_PREFIX.match(message):
+        text = slip
+    elif _REFUSAL_PREFIX.match(message):
         text = _REFUSAL_PREFIX.sub("", message)
     elif state.reason in _PLAIN_REASONS:
         text = _PLAIN_REASONS[state.reason]

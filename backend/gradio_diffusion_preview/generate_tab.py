@@ -7,7 +7,8 @@
 Built inside the current Blocks: the prompt (Enter runs, Shift+Enter adds a line), Generate
 (Stop while a run goes on), the model (every catalogue entry; one that cannot run here is
 marked and says why in one line, and Generate is then off), what the model draws, the words of
-the prompt the model ignores (for the bundled shapes model, whose vocabulary is known), and an
+the prompt the model ignores and what to write when it names no shape (for the bundled shapes
+model, whose words are known: ``bundled.shapes.words``), and an
 "Advanced settings" accordion whose controls follow the model (see ``controls``). A failed
 run says what went wrong in a short sentence (the owner's fix goes to the log) and the
 failure clears when the model changes. The run is on the API as ``/generate``.
@@ -21,7 +22,7 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from . import controls
+from . import controls, page_style
 from .component import DiffusionPreview
 from .model_fields import accepted_fields
 from .ownership import session_of
@@ -67,8 +68,9 @@ def generate_tab(
     backends = get_registry().backends()
     first = _first_usable(policy)
     initial = controls.control_settings(policy, first.backend, first.id) or {}
-    with gr.Row(elem_classes=["diffusion-generate"]):
+    with gr.Row(elem_classes=["diffusion-generate", page_style.SCOPE]):
         with gr.Column(scale=1, min_width=300):
+            page_style.page_style()
             prompt_box = gr.Textbox(
                 label="Prompt",
                 value=prompt,
@@ -376,21 +378,25 @@ def _model_chosen(policy: Policy, model_id: Any, prompt: Any) -> list:
 
 
 def word_hint(entry: CatalogueEntry | None, prompt: Any) -> str:
-    """For the bundled shapes model: what it draws, and the words of ``prompt`` it ignores.
-    Empty for any other model (its vocabulary is not known here)."""
+    """For the bundled shapes model: what it draws, the words of ``prompt`` it does not know,
+    and what to write when the prompt names no shape (``bundled.shapes.words``). Empty for any
+    other model (its vocabulary is not known here)."""
     if entry is None or not _is_shapes(entry):
         return ""
-    from .bundled.shapes.vocabulary import unknown_words
+    from .bundled.shapes.words import prompt_hint, unknown_words
 
     text = prompt if isinstance(prompt, str) else ""
+    advice = prompt_hint(text) if text.strip() else None
+    if advice:  # names no shape: what it would draw, the words it does not know, an example
+        return f"**Nothing to draw here.** {advice}"
     ignored = unknown_words(text)
     if not ignored:
         return "This model draws one shape in a colour on a background of another colour."
     shown = ", ".join(f"“{word}”" for word in ignored[:8])
     return (
-        f"**Not in this model's words:** {shown}. It reads the prompt only up to the first of "
-        "them. It knows colours, shapes (circle, square, triangle, star, heart), sizes and "
-        "places, e.g. “a red circle on a blue background”."
+        f"**Not in this model's words:** {shown}: it ignores them. It knows colours, shapes "
+        "(circle, square, triangle, star, heart), sizes and places, e.g. “a red circle on a "
+        "blue background”."
     )
 
 

@@ -19,6 +19,7 @@ from browser_helpers import (
     choose_backend,
     generate,
     open_viewer,
+    probe,
     set_number,
     wait_view,
 )
@@ -195,19 +196,6 @@ def test_a_run_waiting_in_the_apps_line_shows_its_place_and_expected_wait(open_p
     assert not second.errors
 
 
-TOOLBAR_ROWS = """el => [...el.children].map(group => {
-  const boxes = [...group.querySelectorAll(".action, .counter, .zoom")]
-    .map(c => c.getBoundingClientRect()).filter(r => r.width > 0);
-  const first_bottom = Math.min(...boxes.map(r => r.bottom));
-  const box = group.getBoundingClientRect();
-  return {
-    top: Math.round(box.top),
-    rows: boxes.some(r => r.top >= first_bottom - 1) ? 2 : 1,
-    cut: group.scrollWidth > group.clientWidth + 1 || box.left < 0 || box.right > innerWidth + 1,
-  };
-})"""
-
-
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_on_a_phone_the_viewer_covers_the_page_and_its_toolbar_keeps_one_row(
     open_page, serve, output_dir, dark
@@ -220,7 +208,7 @@ def test_on_a_phone_the_viewer_covers_the_page_and_its_toolbar_keeps_one_row(
     viewer = open_viewer(page, 0)
     page.screenshot(path=output_dir / f"viewer-{'dark' if dark else 'light'}.png")
     toolbar = page.get_by_test_id("viewer-toolbar")
-    groups = toolbar.evaluate(TOOLBAR_ROWS)
+    groups = toolbar.evaluate(probe("toolbar_rows"))
     assert [(g["rows"], g["cut"]) for g in groups] == [(1, False)] * 2, groups  # no wrap or cut
     assert groups[0]["top"] <= 24, groups  # the tools at the top, the image's actions below
     # Nothing of the page shows through: the viewer covers the screen, opaque.
@@ -288,8 +276,6 @@ class StubbornGate(Gate):
 
 
 def low_contrast(page) -> list[dict]:
-    from browser_helpers import probe
-
     return [item for item in page.evaluate(probe("contrast")) if item["ratio"] < item["required"]]
 
 

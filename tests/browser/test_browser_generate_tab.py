@@ -33,11 +33,13 @@ def test_the_words_the_bundled_model_ignores_are_named_as_the_visitor_types(
     hint = page.locator(".diffusion-hint").first
     expect(hint).to_contain_text("one shape in a colour on a background")  # before any run
     prompt_box(page).fill("a photo of an astronaut riding a horse on the moon")
-    expect(hint).to_contain_text("Not in this model's words")
+    expect(hint).to_contain_text("Nothing to draw here")  # no shape named: what to write
     for word in ("photo", "astronaut", "riding", "horse", "moon"):
-        expect(hint).to_contain_text(f"“{word}”")
-    prompt_box(page).fill("blue circle, red background")  # the comma ends the text
-    expect(hint).to_contain_text("“,”")
+        expect(hint).to_contain_text(f"'{word}'")
+    prompt_box(page).fill("a red circle riding a horse")
+    expect(hint).to_contain_text("Not in this model's words: “riding”, “horse”")
+    prompt_box(page).fill("crimson circle, navy background")  # synonyms and commas it reads
+    expect(hint).to_contain_text("one shape in a colour on a background")
     prompt_box(page).fill("a red circle on a blue background")
     expect(hint).not_to_contain_text("Not in this model's words")
     assert not page.errors
@@ -60,12 +62,12 @@ def test_a_failure_reads_plainly_and_clears_when_the_model_changes(open_page, de
     prompt_box(page).fill("")
     page.get_by_role("button", name="Generate", exact=True).click()
     status = page.get_by_test_id("status-message")
-    expect(status).to_contain_text("the prompt is empty")
+    expect(status).to_contain_text("Type a prompt first.")
     expect(status).not_to_contain_text("Invalid request for backend")
     pick_model(page, "Bundled shapes · DPM-Solver++")
     # the previous model's failure is no longer shown: the stage waits for the next run
     wait_view(page, "idle")
-    expect(status).not_to_contain_text("prompt")
+    expect(status).not_to_contain_text("Type a prompt")
     assert not page.errors
 
 

@@ -1,7 +1,8 @@
 // Every visible text element of the component (and of its full-size viewer, when open):
 // its contrast ratio against what is behind it (backgrounds composited up the tree, with
-// opacity), and the WCAG AA minimum for its size (4.5:1, or 3:1 for large text).
-() => {
+// opacity), and the WCAG AA minimum for its size (4.5:1, or 3:1 for large text). Given a CSS
+// selector, the texts of the elements it matches instead.
+(selector) => {
   const canvas = document.createElement("canvas");
   canvas.width = canvas.height = 1;
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
@@ -25,10 +26,10 @@
     const [l1, l2] = [lum(a), lum(b)].sort((x, y) => y - x);
     return (l1 + 0.05) / (l2 + 0.05);
   };
-  const roots = [];
-  const widget = document.querySelector('[data-testid="diffusion-preview"]');
+  const roots = selector ? [...document.querySelectorAll(selector)] : [];
+  const widget = selector ? null : document.querySelector('[data-testid="diffusion-preview"]');
   if (widget) roots.push(widget.closest(".block") || widget);
-  const viewer = document.querySelector('[data-testid="viewer"]');
+  const viewer = selector ? null : document.querySelector('[data-testid="viewer"]');
   if (viewer) roots.push(viewer);
   const results = [];
   for (const root of roots) {
