@@ -12,11 +12,13 @@ waiting run's first ETA against its real wait). It prints the figures as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -31,6 +33,7 @@ import psutil  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ["diffusers", "shapes", "a red circle on a blue background", "", 4, 7.5, 1, 64, 64, 1, "{}"]
 BIG_BODY = 50_000_000
+BURST_STEPS = 40  # runs of about 1-2 s here: waits long enough to compare with the ETA
 
 
 def load_demo():
@@ -119,17 +122,50 @@ def main() -> None:
             upload = http.post("/gradio_api/upload", files={"files": ("evil.html", b"x" * 10**7)})
             figures["upload_10MB"] = [upload.status_code, upload.text[:60]]
         figures["one_client_20_sessions"] = one_client_many_sessions(url, policy)
-        figures["eta_burst"] = eta_burst(url)
-        from gradio_diffusion_preview.progress import RUN_DURATIONS
-
-        figures["recent_runs"] = {  # (seconds, steps, seconds per step) per backend and model
-            f"{backend}/{Path(model).name}": [tuple(round(x or 0, 3) for x in r) for r in runs]
-            for (backend, model), runs in RUN_DURATIONS._runs.items()
-        }
     finally:
         demo.close()
         sys.stderr = stderr
+    with demo_in_another_process() as burst_url:
+        figures["eta_burst"] = eta_burst(burst_url)
     print(json.dumps(figures, indent=2))
+
+
+@contextlib.contextmanager
+def demo_in_another_process():
+    """The demo served by a child process, so the burst's clients measure the waits from
+    outside it: clients in the server's own process share its GIL and lag behind its states."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "backend")},
+    )
+    try:
+        line = child.stdout.readline()  # the child prints its address once it serves
+        if not line.startswith("http"):
+            raise RuntimeError(f"the demo did not start in its own process: {line!r}")
+        yield line.strip()
+    finally:
+        child.terminate()
+        child.wait(30)
+
+
+def serve() -> None:
+    """The child of ``demo_in_another_process``: serve the demo, warm the model at two step
+    counts, a few times (so the ETA knows a run's overhead and its time per step), print the
+    address."""
+    demo_module = load_demo()
+    demo = demo_module.build_demo(policy=demo_module.demo_policy())
+    demo.queue(max_size=64)
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for steps in (4, BURST_STEPS, 4, BURST_STEPS, BURST_STEPS):
+            warm = list(GOOD)
+            warm[4] = steps
+            refused(http, "/gradio_api/call/generate", {"data": warm})
+    print(url, flush=True)
+    threading.Event().wait()
 
 
 def one_client_many_sessions(url: str, policy) -> dict:
@@ -157,16 +193,25 @@ def one_client_many_sessions(url: str, policy) -> dict:
 
 
 def eta_burst(url: str, clients: int = 8) -> list[dict]:
-    """``clients`` visitors from as many addresses start a run each: every waiting run's first
-    ETA against the time it really waited for its start."""
+    """``clients`` visitors from as many addresses start a ``BURST_STEPS``-step run each: every
+    waiting run's first ETA against the time it really waited for its start, and their ratio."""
     from gradio_client import Client
+
+    burst = list(GOOD)
+    burst[4] = BURST_STEPS
 
     rows: list[dict] = []
     lock = threading.Lock()
 
+    # connected before the burst: eight clients reading the app's API description at once would
+    # slow the server's first runs, and the waits, by as much as the runs themselves
+    clients_ready = [
+        Client(url, verbose=False, headers={"x-forwarded-for": f"198.51.100.{index + 1}"})
+        for index in range(clients)
+    ]
+
     def visitor(index: int) -> None:
-        client = Client(url, verbose=False, headers={"x-forwarded-for": f"198.51.100.{index + 1}"})
-        job = client.submit(*GOOD, api_name="/generate")
+        job = clients_ready[index].submit(*burst, api_name="/generate")
         first = None
         while not job.done():
             for state in job.outputs():
@@ -180,6 +225,9 @@ def eta_burst(url: str, clients: int = 8) -> list[dict]:
                                 "eta": first[1],
                                 "waited": round(time.monotonic() - first[2], 2),
                             }
+                        )
+                        rows[-1]["ratio"] = round(
+                            rows[-1]["eta"] / max(rows[-1]["waited"], 0.01), 2
                         )
                     job.result(timeout=300)
                     return
@@ -213,4 +261,4 @@ class _Tee(io.TextIOBase):
 
 
 if __name__ == "__main__":
-    main()
+    serve() if sys.argv[1:] == ["--serve"] else main()

@@ -88,16 +88,20 @@ class RunDurations:
             runs.append((seconds, steps or None, step_seconds or None))
 
     def expected(self, backend: str, model: str | None, steps: int | None = None) -> float | None:
-        """The expected duration of a run of ``steps``: the median overhead plus ``steps`` times
-        the median time per step, where the runs' steps were timed; else the median duration
-        (each scaled to ``steps`` where both counts are known). None before the first run."""
+        """The expected duration of a run of ``steps``: the overhead plus ``steps`` times the
+        median time per step, where the runs' steps were timed; else the median duration (each
+        scaled to ``steps`` where both counts are known). None before the first run.
+
+        The overhead is the lower median of the runs': a process's first run of a model also
+        loads it, and that one slow start must not make every place in the next burst wait
+        twice as long as it will (the mean of a cold and a warm run would)."""
         with self._lock:
             runs = list(self._runs.get((backend, model or ""), ()))
         if not runs:
             return None
         timed = [(s, n, t) for s, n, t in runs if n and t]
         if steps and timed:
-            overhead = statistics.median(max(0.0, s - n * t) for s, n, t in timed)
+            overhead = statistics.median_low(max(0.0, s - n * t) for s, n, t in timed)
             return overhead + steps * statistics.median(t for _, _, t in timed)
         return statistics.median(s * steps / n if steps and n else s for s, n, _ in runs)
 
