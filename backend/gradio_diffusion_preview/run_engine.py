@@ -236,7 +236,11 @@ class RunEngine:
         )
         progress = RunProgress(backend.id, request.model, spec.preview_max_side, self.clock, waited)
         runner = BackendRunner(
-            backend.id, lambda: backend.generate(request, control), control, spec.min_interval
+            backend.id,
+            lambda: backend.generate(request, control),
+            control,
+            spec.min_interval,
+            on_end=lambda: self._backend_ended(admitted, handle),
         )
         runner.start()
         try:
@@ -260,6 +264,14 @@ class RunEngine:
         finally:
             control.cancel()
             runner.stop(timeout=self.stop_seconds)
+
+    def _backend_ended(self, admitted: _Admitted, handle: RunHandle) -> None:
+        """The backend's run is over (its last event waits to be read): its slot in the line
+        is free and it leaves the registry now, not only when its states are closed, which a
+        consumer that went away may never do (a server closed while it streamed)."""
+        if admitted.ticket is not None:
+            admitted.ticket.leave()
+        self.handles.close(handle)
 
     # -- scrub -------------------------------------------------------------------------------
 
