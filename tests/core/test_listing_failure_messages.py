@@ -166,3 +166,10 @@ def test_every_built_in_listing_failure_is_one_message_with_one_fix(case, reques
     [state] = stream(backend, prompt="a fox")
     assert state.status == "error" and state.reason == "unavailable"
     assert state.message == message
+
+
+def test_a_listing_error_raised_with_its_fix_apart_keeps_that_one_fix():
+    message = refusal(Broken(ModelListingError("the service is down.", fix="start it.")))
+    assert (
+        message == "Backend 'broken' could not list its models: the service is down. Fix: start it."
+    )
