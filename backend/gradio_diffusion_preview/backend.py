@@ -272,22 +272,71 @@ USABLE = Availability()
 
 class ModelListingError(RuntimeError):
     """A backend could not list its models (a service down, no token, no cache); ``str()``
-    names the backend and the cause. ``reason`` is the failure reason a run refused for it
-    gets: the cause's own ``reason`` attribute when it has one (a refused login is
-    ``unauthorized``), else ``unavailable``. ``refusal()`` is the whole message for a refused
-    run: the cause's own "Fix:" when it gives one, else one general fix."""
+    names the backend and the cause (and the cause's own fix, when it names one). ``reason``
+    is the failure reason a run refused for it gets: the cause's own ``reason`` attribute when
+    it has one (a refused login is ``unauthorized``), else ``unavailable``. ``refusal()`` is the
+    whole message for a refused run: the cause, then exactly one "Fix:" (the cause's own, else
+    one general fix).
+
+    A backend's ``models()`` may raise it with the fix apart (``fix=``): ``list_models`` then
+    names the backend once and keeps that fix as the one fix."""
 
     reason: str = "unavailable"
 
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        cause, own_fix = split_fix(message)
+        self.cause = cause
+        self.fix = _bare(fix) if fix else own_fix
+        super().__init__(join_fix(cause, self.fix) if self.fix else cause)
+
     def refusal(self) -> str:
         """This error as one message with exactly one "Fix:" and one closing full stop."""
-        text = str(self).strip().rstrip(".")
-        if "Fix:" in text:
-            return f"{text}."
-        return (
-            f"{text}. Fix: check the backend's setup or connection (`python -m "
-            "gradio_diffusion_preview plugins` shows what it lists), then try again."
-        )
+        return join_fix(self.cause, self.fix or GENERAL_LISTING_FIX)
+
+
+GENERAL_LISTING_FIX = (
+    "check the backend's setup or connection (`python -m gradio_diffusion_preview plugins` "
+    "shows what it lists), then try again"
+)
+"""The fix of a listing failure whose cause names none."""
+
+
+def _bare(text: str) -> str:
+    """``text`` without surrounding blanks and closing full stops."""
+    return text.strip().rstrip(".").rstrip()
+
+
+def split_fix(text: str) -> tuple[str, str | None]:
+    """A message for people as (cause, fix): the fix is what follows its first "Fix:"
+    (None when it names none); neither part keeps its closing full stop."""
+    cause, marker, fix = text.partition("Fix:")
+    return _bare(cause), (_bare(fix) or None) if marker else None
+
+
+def join_fix(cause: str, fix: str) -> str:
+    """One message: the cause, one "Fix:", one closing full stop."""
+    return f"{_bare(cause)}. Fix: {_bare(fix)}."
+
+
+def _listing_failure(backend_id: str, error: BaseException) -> ModelListingError:
+    """The ``ModelListingError`` for a failed ``models()``: the backend named once, the cause
+    as it was written for people, its own fix kept apart (see ``_cause_text``)."""
+    from .events import FAILURE_REASONS
+
+    if isinstance(error, ModelListingError):
+        cause, fix = error.cause, error.fix
+    else:
+        cause, fix = split_fix(_cause_text(error))
+        own = getattr(error, "fix", None)  # a cause that keeps its fix apart (RayUnreachable)
+        if isinstance(own, str) and own and fix is None:
+            cause, fix = _bare(getattr(error, "cause", cause)), own
+    result = ModelListingError(
+        f"Backend '{backend_id}' could not list its models: {cause}", fix=fix
+    )
+    reason = getattr(error, "reason", None)
+    if reason in FAILURE_REASONS:  # not any .reason (urllib's is a message)
+        result.reason = reason
+    return result
 
 
 def _cause_text(error: BaseException) -> str:
@@ -302,6 +351,7 @@ def _cause_text(error: BaseException) -> str:
         isinstance(error, ModelListingError)
         or getattr(error, "reason", None) in FAILURE_REASONS
         or "Fix:" in text
+        or isinstance(getattr(error, "fix", None), str)
     )
     return text if composed and text else f"{type(error).__name__}: {text}"
 
@@ -343,14 +393,7 @@ class Backend(ABC):
         try:
             result: list[ModelInfo] | ModelListingError = list(self.models())
         except Exception as error:
-            result = ModelListingError(
-                f"Backend '{self.id}' could not list its models: {_cause_text(error)}"
-            )
-            from .events import FAILURE_REASONS
-
-            reason = getattr(error, "reason", None)
-            if reason in FAILURE_REASONS:  # not any .reason (urllib's is a message)
-                result.reason = reason
+            result = _listing_failure(self.id, error)
         with _listing_lock:
             self.__dict__["_gdp_listing"] = (now, result)
         if isinstance(result, ModelListingError):

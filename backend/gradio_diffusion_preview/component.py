@@ -35,7 +35,7 @@ ACCEPTED = (
 # Decimals the timing figures keep on the wire: a float's 17 digits cost ~40 bytes per frame.
 INPUT_TYPES = ("state", "pil", "numpy", "filepath")
 """What a handler may receive from the component as an input (its ``type``)."""
-WIRE_ROUNDING = {"elapsed": 3, "eta": 3, "steps_per_second": 3}
+WIRE_ROUNDING = {"elapsed": 3, "waited": 3, "eta": 3, "steps_per_second": 3}
 BUTTONS = ("download", "fullscreen")
 """The buttons a final image may show (``buttons``): gr.Image's, less "share"."""
 

@@ -34,6 +34,13 @@ class ProgressClock:
     def elapsed(self) -> float:
         return self._clock() - self._start
 
+    def restart(self) -> float:
+        """Count ``elapsed`` from now (the run leaves a queue and starts running); the seconds
+        counted until now."""
+        now = self._clock()
+        counted, self._start = now - self._start, now
+        return counted
+
     def steps_per_second(self) -> float | None:
         if self._first_step is None or self._last_step is None:
             return None

@@ -116,11 +116,16 @@ class RunEngine:
                 yield admitted
                 return
             policy = spec.policy
-            yield from (self._shown(s, admitted, policy) for s in self._wait_turn(admitted, handle))
+            waiting_since, waited = self.clock(), None
+            for state in self._wait_turn(admitted, handle):
+                waited = 0.0  # it waited: the time is taken when its turn comes
+                yield self._shown(state, admitted, policy)
+            if waited is not None:
+                waited = self.clock() - waiting_since
             if not handle.enter("running"):
                 yield self._shown(_cancelled(handle, admitted), admitted, policy)
                 return
-            for state in self._run(spec, admitted, handle):
+            for state in self._run(spec, admitted, handle, waited):
                 yield self._shown(state, admitted, policy)
         finally:
             handle.control.cancel()  # the backend stops, if it still runs
@@ -212,9 +217,12 @@ class RunEngine:
 
     # -- run ---------------------------------------------------------------------------------
 
-    def _run(self, spec: RunSpec, admitted: _Admitted, handle: RunHandle) -> Iterator[RunState]:
+    def _run(
+        self, spec: RunSpec, admitted: _Admitted, handle: RunHandle, waited: float | None = None
+    ) -> Iterator[RunState]:
         """The states of the admitted run, ended with reason ``timeout`` after the policy's
-        time limit (if any)."""
+        time limit (if any); ``waited`` is the seconds it waited in this app's queue (its
+        ``elapsed`` counts from here, or from when it leaves the service's queue)."""
         backend, request, control = admitted.backend, admitted.request, handle.control
         time_limit = spec.policy.limits.time_limit if spec.policy is not None else None
         state = RunState(
@@ -227,19 +235,24 @@ class RunEngine:
             height=request.height,
             seeds=[request.seed] if request.seed is not None else [],
             message="Starting…",
+            waited=waited,
             capabilities=_run_capabilities(admitted),
             params=params_for_request(request, backend.id),
         )
-        progress = RunProgress(backend.id, request.model, spec.preview_max_side, self.clock)
+        progress = RunProgress(backend.id, request.model, spec.preview_max_side, self.clock, waited)
         runner = BackendRunner(
-            backend.id, lambda: backend.generate(request, control), control, spec.min_interval
+            backend.id,
+            lambda: backend.generate(request, control),
+            control,
+            spec.min_interval,
+            on_end=lambda: self._backend_ended(admitted, handle),
         )
         runner.start()
         try:
             yield state
             while True:
                 event = runner.channel.get(timeout=self.heartbeat)
-                if time_limit is not None and progress.clock.elapsed > time_limit:
+                if time_limit is not None and progress.total.elapsed > time_limit:
                     yield progress.timed_out(state, time_limit)
                     return
                 if event is None and not runner.channel.closed:
@@ -258,6 +271,14 @@ class RunEngine:
         finally:
             control.cancel()
             runner.stop(timeout=self.stop_seconds)
+
+    def _backend_ended(self, admitted: _Admitted, handle: RunHandle) -> None:
+        """The backend's run is over (its last event waits to be read): its slot in the line
+        is free and it leaves the registry now, not only when its states are closed, which a
+        consumer that went away may never do (a server closed while it streamed)."""
+        if admitted.ticket is not None:
+            admitted.ticket.leave()
+        self.handles.close(handle)
 
     # -- scrub -------------------------------------------------------------------------------
 

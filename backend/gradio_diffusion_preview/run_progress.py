@@ -33,10 +33,28 @@ class RunProgress:
         model: str | None,
         preview_max_side: int,
         clock: Callable[[], float] = time.monotonic,
+        waited: float | None = None,
     ) -> None:
+        """``waited``: the seconds the run waited in this app's queue before it came here."""
         self.backend_id, self.model = backend_id, model
         self.preview_max_side = preview_max_side
         self.clock = ProgressClock(clock)
+        self.total = ProgressClock(clock)
+        """Since the run came here, waiting at the service included (the app's time limit)."""
+        self.waited = waited
+        self._queued = False
+        """Whether the run waits in the service's queue (a ``Status("queued")`` came last)."""
+
+    def _leave_queue(self, event: GenerationEvent) -> None:
+        """The service's queue counts as waiting, not running: a ``Status("queued")`` starts
+        a wait (counted from the run's start: a service shows it once the run is in line);
+        the first event after it that is not one (a step, another phase, the end) ends it,
+        and ``elapsed`` counts from there."""
+        if isinstance(event, Status) and event.phase == "queued":
+            self._queued = True
+        elif self._queued and not isinstance(event, Started):
+            self._queued = False
+            self.waited = (self.waited or 0.0) + self.clock.restart()
 
     def tick(self, state: RunState) -> RunState:
         """A heartbeat with no event: the elapsed time, and a waiting run's ETA counted down."""
@@ -49,6 +67,16 @@ class RunProgress:
         return self.clock.wait_eta(RUN_DURATIONS.expected(self.backend_id, self.model))
 
     def apply(self, state: RunState, event: GenerationEvent) -> RunState:
+        """The state after ``event`` (its ``waited`` kept up to date)."""
+        self._leave_queue(event)
+        state = self._apply(state, event)
+        return (
+            state
+            if state.waited == self.waited
+            else state.model_copy(update={"waited": self.waited})
+        )
+
+    def _apply(self, state: RunState, event: GenerationEvent) -> RunState:
         clock = self.clock
         if isinstance(event, Started):
             return state.model_copy(

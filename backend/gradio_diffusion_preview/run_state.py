@@ -72,7 +72,17 @@ class RunFields(BaseModel):
         None, description="The run's place in the service's queue (1 = next), when it says."
     )
     queue_size: int | None = Field(None, description="The service's queue length, when it says.")
-    elapsed: float = Field(0.0, description="Seconds since the run started.")
+    elapsed: float = Field(
+        0.0,
+        description="Seconds since the run started running; while it waits in a queue (this "
+        "app's or the service's), seconds since it started waiting.",
+    )
+    waited: float | None = Field(
+        None,
+        description="Seconds the run waited in a queue (this app's, then the service's) "
+        "before it started running; not counted in ``elapsed`` once it runs. Null when it "
+        "never waited.",
+    )
     steps_per_second: float | None = None
     eta: float | None = Field(None, description="Estimated seconds left.")
     progress: float | None = Field(

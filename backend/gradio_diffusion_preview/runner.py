@@ -31,8 +31,13 @@ class BackendRunner:
         generate: Callable[[], Iterable[GenerationEvent]],
         control: RunControl,
         min_interval: float = 0.0,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
+        """``on_end`` is called on the runner's thread once the backend's run has ended and
+        its last event is in the channel, whoever reads it (or nobody: a consumer that went
+        away without closing its states, such as a server closed under its stream)."""
         self.backend_id = backend_id
+        self._on_end = on_end
         self.control = control
         self.channel = EventChannel(min_interval)
         self.steps_produced = 0
@@ -90,3 +95,8 @@ class BackendRunner:
                 except Exception:
                     log.exception("backend %r failed while closing", self.backend_id)
             self.channel.close()
+            if self._on_end is not None:
+                try:
+                    self._on_end()
+                except Exception:
+                    log.exception("the end of backend %r's run failed", self.backend_id)

@@ -78,6 +78,19 @@ export const PHASE_TEXT: Record<string, string> = {
 };
 
 /** The settings of a run as short labelled parts, for the info panel and captions. */
+/** A finished run's times for its info: how long it ran, and how long it waited in a queue
+ * before (its own figure: the time it ran does not include it), when it waited. */
+export function timing_parts(
+	elapsed: number | null | undefined,
+	waited: number | null | undefined
+): [string, string][] {
+	const parts: [string, string][] = [];
+	if (elapsed != null) parts.push(["Time", format_elapsed(elapsed)]);
+	if (elapsed != null && waited != null && waited > 0)
+		parts.push(["Waited", format_elapsed(waited)]);
+	return parts;
+}
+
 export function settings_parts(
 	params: GenerationParams,
 	seed: number | null

@@ -46,7 +46,10 @@ export interface PreviewData {
 	phase?: Phase | null;
 	queue_position?: number | null;
 	queue_size?: number | null;
+	/** Seconds since the run started running (while it waits: since it started waiting). */
 	elapsed: number;
+	/** Seconds it waited in a queue (the app's, the service's) before running; not in elapsed. */
+	waited?: number | null;
 	steps_per_second: number | null;
 	eta: number | null;
 	seeds: number[];

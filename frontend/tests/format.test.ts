@@ -13,7 +13,8 @@ import {
 	image_count,
 	placeholder_lines,
 	settings_parts,
-	shown_images
+	shown_images,
+	timing_parts
 } from "../shared/format";
 import type { GenerationParams, PreviewData } from "../shared/types";
 
@@ -78,6 +79,15 @@ describe("rates and durations", () => {
 		expect(format_elapsed(9.94)).toBe("9.9s");
 		expect(format_elapsed(10)).toBe("10s");
 		expect(format_elapsed(75)).toBe("1m 15s");
+	});
+	it("shows the time a run ran, and the time it waited in a queue as its own figure", () => {
+		expect(timing_parts(1.4, 3.2)).toEqual([
+			["Time", "1.4s"],
+			["Waited", "3.2s"]
+		]);
+		expect(timing_parts(1.4, null)).toEqual([["Time", "1.4s"]]);
+		expect(timing_parts(1.4, 0)).toEqual([["Time", "1.4s"]]);
+		expect(timing_parts(null, 3.2)).toEqual([]);
 	});
 	it("counts a said number of seconds down from when it was said, not below zero", () => {
 		expect(counted_down(30, 1_000, 1_000)).toBe(30);

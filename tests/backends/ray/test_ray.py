@@ -266,6 +266,13 @@ def test_a_queued_run_shows_its_place_until_a_replica_takes_it(cluster):
     done = queued.result()
     assert done.status == "done" and done.step == 3, done
     assert queued.states[-2].phase is None  # the steps replaced the waiting view
+    # The wait in Serve's queue is its own figure; the time shown counts from the run's start.
+    assert done.waited is not None and done.waited >= waiting.elapsed, (waiting, done)
+    assert all(s.waited == done.waited for s in queued.states if s.step >= 1)
+    phases = [s.phase for s in queued.states if s.phase is not None]
+    assert phases[-1] == "generating" and set(phases[:-1]) == {"queued"}, (
+        phases
+    )  # a replica took it
     running[1].cancel()
     assert running[1].result().status == "cancelled"
 

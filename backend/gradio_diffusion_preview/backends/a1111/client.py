@@ -192,7 +192,7 @@ class A1111Client:
         name = type(error).__name__
         if isinstance(error, httpx.ConnectTimeout | httpx.ConnectError):
             return RemoteFailure(
-                f"Cannot reach {self.where} ({name}: {error}). Fix: start AUTOMATIC1111, Forge "
+                f"Cannot reach {self.where} ({_said(error)}). Fix: start AUTOMATIC1111, Forge "
                 "or SD.Next with --api (and --listen when it runs on another machine), and "
                 "check the endpoint's URL (DIFFUSION_PREVIEW_A1111_URL or the endpoints file).",
                 "unavailable",
@@ -286,3 +286,8 @@ def _seconds(value: str | None) -> float | None:
 def _clip(value: Any, limit: int = 160) -> str:
     text = value if isinstance(value, str) else json.dumps(value)[: limit + 1]
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _said(error: Exception) -> str:
+    """What a connection error says, for people: its words, not its class (the log has both)."""
+    return str(error).strip() or "no answer"

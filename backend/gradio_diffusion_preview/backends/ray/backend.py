@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import importlib.util
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from ...backend import (
     Capabilities,
     ModelInfo,
     ModelListingError,
+    split_fix,
 )
 from ...endpoints import Endpoint
 from ...events import Failed
@@ -193,10 +195,15 @@ class RayBackend(Backend):
         except Exception as error:
             if not isinstance(error, RayUnreachable) and _gone(error):
                 self._connection.reconnect()
-            raise ModelListingError(_why(error, self.app)) from None
+            raise _why(error, self.app) from None
         if description.get("models") is None:
+            # The replica's own listing error, which names its backend: said once, here.
+            cause, fix = split_fix(str(description.get("models_error") or "no reason given"))
+            cause = re.sub(r"^Backend '[^']*' could not list its models: ", "", cause)
             raise ModelListingError(
-                f"its replicas could not list models: {description.get('models_error')}"
+                f"its replicas' backend '{description.get('id', self.hosted)}' (Ray Serve "
+                f"application '{self.app}') says: {cause}",
+                fix=fix,
             )
         models = [ModelInfo.model_validate(model) for model in description["models"]]
         wanted = self.endpoint.models if self.endpoint else None
@@ -324,11 +331,14 @@ def _gone(error: BaseException) -> bool:
     )
 
 
-def _why(error: BaseException, app: str) -> str:
+def _why(error: BaseException, app: str) -> ModelListingError:
+    """The listing error for a replica that could not be asked: its cause, its one fix."""
     if isinstance(error, RayUnreachable):
-        return str(error)
+        return ModelListingError(error.cause, fix=error.fix)
     log.warning("the Ray Serve application %r did not describe its backend", app, exc_info=error)
-    return f"the Ray Serve application '{app}' did not describe its backend; try again"
+    return ModelListingError(
+        f"the Ray Serve application '{app}' did not describe its backend", fix="try again"
+    )
 
 
 def _cancel(response: Any) -> None:

@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 
 class RayUnreachable(RuntimeError):
     """The cluster or the application cannot be reached; ``str()`` names the cause and fix
-    in one sentence for a visitor (the details go to the log)."""
+    in one sentence for a visitor (the details go to the log). ``cause`` and ``fix`` are its
+    two halves, for a message that puts its own words around them (a model listing's)."""
+
+    def __init__(self, cause: str, fix: str | None = None) -> None:
+        self.cause, self.fix = cause, fix
+        super().__init__(f"{cause}: {fix}" if fix else cause)
 
 
 LIMITS_SECONDS = 5.0
@@ -61,10 +66,10 @@ class RayConnection:
                 except Exception:
                     log.warning("cannot connect to Ray at %r", self.address, exc_info=True)
                     raise RayUnreachable(
-                        f"Cannot connect to the Ray cluster at '{self.address}': start the "
-                        "cluster (`ray start --head`) and the application "
+                        f"Cannot connect to the Ray cluster at '{self.address}'",
+                        "start the cluster (`ray start --head`) and the application "
                         f"(`{start_command(self.app, self.backend)}`), or set the endpoint's "
-                        "url to the cluster's address."
+                        "url to the cluster's address.",
                     ) from None
             context = ray.get_runtime_context()
             # A job id alone repeats in a new cluster (each one's first driver is 01000000):
@@ -90,9 +95,9 @@ class RayConnection:
             except Exception:
                 log.warning("no Serve application %r", self.app, exc_info=True)
                 raise RayUnreachable(
-                    f"The Ray Serve application '{self.app}' is not running on the cluster: "
+                    f"The Ray Serve application '{self.app}' is not running on the cluster",
                     f"start it with `{start_command(self.app, self.backend)}` (or set the "
-                    "endpoint's 'app' option to the name it runs under)."
+                    "endpoint's 'app' option to the name it runs under).",
                 ) from None
         with self._lock:
             self._handle = (session, handle)

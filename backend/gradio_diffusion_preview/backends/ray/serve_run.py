@@ -6,7 +6,8 @@ same way on a fresh handle as on a warm one), submits the run through Serve's st
 the deadline on, and reads the stream: the replica's first message (which replica, and its
 backend's description), then the run's events. While no replica has taken the run it shows
 ``Started`` and ``Status("queued")`` with its place among this process's waiting runs, as the
-remote backends do. A run that Serve refuses while this process's own count says there is room
+remote backends do, then ``Status("generating")`` when a replica takes it: its wait ends there,
+not at its first step. A run that Serve refuses while this process's own count says there is room
 is tried again after a moment: Serve's router may refuse runs that arrive together even when one
 of them could have waited (its own comment in ``router.py``).
 """
@@ -74,6 +75,8 @@ class ServeRun:
         self.reached_replica = False
         self.shown_started = shown_started
         """``Started`` was shown while the run waited (by this try or an earlier one)."""
+        self.shown_queued = False
+        """A queued ``Status`` was shown: the replica that takes the run says it has begun."""
         self.watch: RunWatch | None = None
 
     def _send(self) -> Any:
@@ -105,6 +108,7 @@ class ServeRun:
                         yield self._started()
                     if place != said:
                         said = place
+                        self.shown_queued = True
                         yield Status(
                             "queued",
                             "Waiting for a free replica…",
@@ -168,6 +172,11 @@ class ServeRun:
                 if item.get("event") == "replica":
                     self.replica = item.get("replica")
                     self.learn(item.get("description"))
+                    if self.shown_queued:
+                        # The wait in Serve's queue ends here, not at the first step: the time
+                        # the run shows counts from now (a model load on the replica included).
+                        self.shown_queued = False
+                        yield Status("generating", "Starting on a replica…")
                     continue
                 event = from_wire(item)
                 if self.control.cancelled:

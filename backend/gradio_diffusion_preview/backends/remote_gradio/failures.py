@@ -57,6 +57,12 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def said(error: BaseException) -> str:
+    """What a transport error says, for people: its words, not its class (``describe`` keeps
+    the class where it is the only clue)."""
+    return str(error).strip() or "no answer"
+
+
 def unquoted(message: str) -> str:
     """A ``gr.Error``'s text as the app wrote it: Gradio 4 sends ``repr`` of it (its
     ``Error.__str__``), quotes and escapes included; Gradio 5 and 6 send the text itself."""
@@ -128,7 +134,7 @@ def classify(
         return RemoteFailure(f"The Gradio app {where} answered HTTP {status}. {FIX_REACH}", reason)
     if isinstance(error, httpx.TransportError | OSError):
         return RemoteFailure(
-            f"The Gradio app {where} cannot be reached ({describe(error)}). {FIX_REACH}",
+            f"The Gradio app {where} cannot be reached ({said(error)}). {FIX_REACH}",
             "unavailable",
         )
     if isinstance(error, ValueError) and "Unknown protocol" in str(error):
