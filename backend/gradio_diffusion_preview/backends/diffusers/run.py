@@ -190,7 +190,8 @@ class PipelineRun:
             failure = Failed(str(error), "model_not_found")
         except (OptionValueError, SchedulerChoiceError, UnsupportedModelError) as error:
             failure = Failed(
-                f"Backend 'diffusers' cannot run this request: {str(error).rstrip('.')}.",
+                f"Backend '{self.backend.id}' cannot run this request: "
+                f"{str(error).rstrip('.')}.",
                 "invalid_request",
             )
         except Exception as error:
