@@ -190,8 +190,7 @@ class PipelineRun:
             failure = Failed(str(error), "model_not_found")
         except (OptionValueError, SchedulerChoiceError, UnsupportedModelError) as error:
             failure = Failed(
-                f"Backend '{self.backend.id}' cannot run this request: "
-                f"{str(error).rstrip('.')}.",
+                f"Backend '{self.backend.id}' cannot run this request: {str(error).rstrip('.')}.",
                 "invalid_request",
             )
         except Exception as error:
