@@ -136,6 +136,13 @@ EXPECTED: dict[str, Row] = {
         HERE,
         (64, 64),
     ),
+    "ideogram4": Row(
+        "Ideogram4Pipeline",
+        "lora/test_lora_layers_ideogram4.py",
+        STANDARDISED,
+        PIPELINE,
+        (64, 64),
+    ),
 }
 """PixArt has no ``callback_on_step_end`` in diffusers 0.42.1: its older ``callback`` is used."""
 
@@ -190,18 +197,15 @@ NOT_RUN: dict[str, str] = {
     "glm_image": _PROCESSOR.format("`GlmImageProcessor`, with a vision-language encoder"),
     "helios": _VIDEO,
     "helios-pyramid": _VIDEO,
-    "ideogram4": (
-        "not run yet: its `__call__` takes a per-step `guidance_schedule` (48 steps by default) "
-        "that excludes `guidance_scale` (read from `pipeline_ideogram4.py`), so a run needs "
-        "`guidance_schedule=None` with a constant guidance, which the backend does not pass yet"
-    ),
     "nucleusmoe-image": _PROCESSOR.format("`Qwen3VLProcessor`"),
     "qwenimage21": _PROCESSOR.format("`Qwen3VLProcessor`"),
     "z-image-omni": _PROCESSOR.format("`Siglip2ImageProcessor`, with a SigLIP encoder"),
     "prx": (
-        "its pipeline cleans every prompt with `ftfy`, which the test environment lacks: the tiny "
-        "build from `tests/pipelines/prx/test_pipeline_prx.py` loads, then fails with "
-        "`NameError: name 'ftfy' is not defined` (install `ftfy` to run PRX)"
+        "the tiny build from `tests/pipelines/prx/test_pipeline_prx.py` saves but does not load "
+        "back: transformers 5.25's `T5GemmaEncoder.from_pretrained` reads the test's "
+        "`T5GemmaModuleConfig` as a `T5GemmaConfig` and builds the default 2304-wide, "
+        '256000-token encoder ("ignore_mismatched_sizes" error; the PRX test checks it). Its '
+        "pipeline also cleans every prompt with `ftfy`, which the diffusers extra now installs"
     ),
 }
 """Keyed by diffusers' AUTO_TEXT2IMAGE_PIPELINES_MAPPING names."""
@@ -235,6 +239,7 @@ MAPPING_NAMES = {
     "pixart-alpha": "pixart-alpha",
     "pixart-sigma": "pixart-sigma",
     "pixart-sigma-pag": "pixart-sigma-pag",
+    "ideogram4": "ideogram4",
 }
 """The family names used here, against diffusers' mapping names."""
 

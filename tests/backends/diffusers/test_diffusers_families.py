@@ -248,3 +248,19 @@ def test_qwen_image_records_no_guidance_it_ignores(backend, model):
     assert final.status == "done", final.message
     assert final.params.guidance is None
     assert "CFG scale" not in infotext(final.params)
+
+
+@pytest.mark.xdist_group("family-prx")
+def test_prx_tiny_text_encoder_does_not_load_back_as_the_table_says(tmp_path_factory):
+    """PRX's reason in NOT_RUN, checked: the test config's T5Gemma encoder saves, then loads as
+    the default-sized encoder, so the saved pipeline cannot be loaded. When this fails, the
+    installed transformers loads it: move PRX into EXPECTED."""
+    from conftest import shared_tmp
+    from diffusers import DiffusionPipeline
+    from tiny_families import UNLOADABLE_FAMILIES
+
+    assert "T5GemmaEncoder.from_pretrained" in NOT_RUN["prx"]
+    folder = build_family("prx", shared_tmp(tmp_path_factory) / "tiny-family-prx")
+    assert UNLOADABLE_FAMILIES["prx"].pipeline == "PRXPipeline"
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        DiffusionPipeline.from_pretrained(folder)
