@@ -177,17 +177,19 @@ NOT_RUN: dict[str, str] = {
     "z-image-controlnet": _CONTROL,
     "z-image-controlnet-inpaint": _CONTROL,
     "wuerstchen": (
-        "cannot be loaded from a folder in diffusers 0.42.1, which moved Würstchen to "
-        "`pipelines/deprecated`: a tiny build from "
+        "refused before the run: diffusers 0.42.1 keeps Würstchen under `pipelines/deprecated`, "
+        "where loading does not look; a tiny build from "
         "`tests/pipelines/wuerstchen/test_wuerstchen_combined.py` saves its decoder as "
-        '`["diffusers", "WuerstchenDiffNeXt"]` and loading fails ("`diffusers` has no class '
-        '`WuerstchenDiffNeXt`"); the released repos\' `["wuerstchen", ...]` fails too ("wuerstchen '
-        'is not one of the libraries Diffusers can load components from")'
+        '`["diffusers", "WuerstchenDiffNeXt"]` ("`diffusers` has no class `WuerstchenDiffNeXt`"), '
+        'the released repos name `["wuerstchen", ...]` ("wuerstchen is not one of the libraries '
+        'Diffusers can load components from"); the backend reads either error as that reason'
     ),
     "cascade": (
-        "not built: its VQ-GAN is Würstchen's `PaellaVQModel`, which diffusers 0.42.1 has only "
-        "under `pipelines/deprecated/wuerstchen` (there is no `diffusers.PaellaVQModel`), the "
-        "class that stops Würstchen loading from a folder"
+        "refused before the run (the Stable Cascade test checks it): its combined pipeline has "
+        "`callback_on_step_end`, but the tiny build from "
+        "`tests/pipelines/stable_cascade/test_stable_cascade_combined.py` saves its VQ-GAN as "
+        '`["diffusers", "PaellaVQModel"]`, a class diffusers 0.42.1 has only under '
+        "`pipelines/deprecated/wuerstchen`, so it does not load from a folder"
     ),
     "stable-diffusion-3-pag": (
         "PAG variant of SD3: its tiny config (`tests/pipelines/pag/test_pag_sd3.py`) ran the "

@@ -1246,6 +1246,66 @@ def _prx(tmp: Path):
     )
 
 
+def _cascade(tmp: Path):
+    """Stable Cascade, combined (prior + decoder + Paella VQ-GAN): test_stable_cascade_combined.py's
+    components, with tiny.py's CLIP tokenizer for the test's downloaded tiny-random-clip."""
+    import torch
+    from diffusers import DDPMWuerstchenScheduler, StableCascadeCombinedPipeline
+    from diffusers.models import StableCascadeUNet
+    from diffusers.pipelines.deprecated.wuerstchen import PaellaVQModel
+    from transformers import CLIPTextModelWithProjection
+
+    def text_encoder():
+        torch.manual_seed(0)
+        return CLIPTextModelWithProjection(_clip_config(projection_dim=32)).eval()
+
+    torch.manual_seed(0)
+    prior = StableCascadeUNet(
+        conditioning_dim=128,
+        block_out_channels=(128, 128),
+        num_attention_heads=(2, 2),
+        down_num_layers_per_block=(1, 1),
+        up_num_layers_per_block=(1, 1),
+        clip_image_in_channels=768,
+        switch_level=(False,),
+        clip_text_in_channels=32,
+        clip_text_pooled_in_channels=32,
+    ).eval()
+    torch.manual_seed(0)
+    vqgan = PaellaVQModel(bottleneck_blocks=1, num_vq_embeddings=2).eval()
+    torch.manual_seed(0)
+    attention = ("SDCascadeResBlock", "SDCascadeTimestepBlock", "SDCascadeAttnBlock")
+    decoder = StableCascadeUNet(
+        in_channels=4,
+        out_channels=4,
+        conditioning_dim=128,
+        block_out_channels=(16, 32, 64, 128),
+        num_attention_heads=(-1, -1, 1, 2),
+        down_num_layers_per_block=(1, 1, 1, 1),
+        up_num_layers_per_block=(1, 1, 1, 1),
+        down_blocks_repeat_mappers=(1, 1, 1, 1),
+        up_blocks_repeat_mappers=(3, 3, 2, 2),
+        block_types_per_layer=(attention[:2], attention[:2], attention, attention),
+        switch_level=None,
+        clip_text_pooled_in_channels=32,
+        dropout=(0.1, 0.1, 0.1, 0.1),
+    ).eval()
+    scheduler = DDPMWuerstchenScheduler()
+    return StableCascadeCombinedPipeline(
+        text_encoder=text_encoder(),
+        tokenizer=_clip_tokenizer(tmp / "tokenizer"),
+        decoder=decoder,
+        scheduler=scheduler,
+        vqgan=vqgan,
+        prior_text_encoder=text_encoder(),
+        prior_tokenizer=_clip_tokenizer(tmp / "prior-tokenizer"),
+        prior_prior=prior,
+        prior_scheduler=scheduler,
+        prior_feature_extractor=None,
+        prior_image_encoder=None,
+    )
+
+
 def _kandinsky22(tmp: Path):
     """Kandinsky 2.2, combined: the prior of test_kandinsky_prior.py (a PriorTransformer over a
     CLIP text encoder, a CLIP image encoder and image processor, an UnCLIP scheduler) and the
@@ -1829,6 +1889,12 @@ REFUSED_FAMILIES: dict[str, Family] = {
 
 UNLOADABLE_FAMILIES: dict[str, Family] = {
     "prx": Family("prx", "PRXPipeline", "tests/pipelines/prx/test_pipeline_prx.py", _prx),
+    "cascade": Family(
+        "cascade",
+        "StableCascadeCombinedPipeline",
+        "tests/pipelines/stable_cascade/test_stable_cascade_combined.py",
+        _cascade,
+    ),
 }
 """Tiny builds that save but do not load back in the installed libraries (the reason is in
 families_table.NOT_RUN; a test checks it still holds)."""

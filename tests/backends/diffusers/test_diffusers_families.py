@@ -264,3 +264,36 @@ def test_prx_tiny_text_encoder_does_not_load_back_as_the_table_says(tmp_path_fac
     assert UNLOADABLE_FAMILIES["prx"].pipeline == "PRXPipeline"
     with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
         DiffusionPipeline.from_pretrained(folder)
+
+
+@pytest.mark.xdist_group("family-cascade")
+def test_stable_cascade_is_refused_before_the_run_with_the_reason(backend, tiny_models_lazy):
+    """Stable Cascade's tiny build (its combined pipeline has callback_on_step_end) saves its
+    VQ-GAN as diffusers' ``PaellaVQModel``, which diffusers 0.42.1 cannot load from a folder:
+    refused as a request it cannot run, with that reason, before any step (it was a
+    backend_error quoting diffusers' ValueError)."""
+    with StepCounter(backend) as iterations:
+        states = list(run(backend, tiny_models_lazy("cascade")))
+    final = states[-1]
+    assert final.status == "error" and final.reason == "invalid_request", final.message
+    assert "declares a Würstchen component (PaellaVQModel" in final.message
+    assert "keeps only under pipelines/deprecated" in final.message
+    assert "Use another text-to-image model" in final.message
+    assert iterations.count == 0
+
+
+@pytest.mark.parametrize(
+    ("load_error", "names"),
+    [
+        # a tiny Würstchen from tests/pipelines/wuerstchen/test_wuerstchen_combined.py
+        ("`diffusers` has no class `WuerstchenDiffNeXt`. The component was declared", "DiffNeXt"),
+        # the released Würstchen repos' model_index.json
+        ("wuerstchen is not one of the libraries Diffusers can load components from", "library"),
+    ],
+)
+def test_wuerstchen_load_errors_are_read_as_the_reason(load_error, names):
+    from gradio_diffusion_preview.backends.diffusers.loading import deprecated_wuerstchen_refusal
+
+    why = deprecated_wuerstchen_refusal(load_error)
+    assert why and names in why and "pipelines/deprecated" in why
+    assert deprecated_wuerstchen_refusal("`diffusers` has no class `SomethingElse`.") is None
