@@ -138,7 +138,7 @@ EXPECTED: dict[str, Row] = {
     ),
     "ideogram4": Row(
         "Ideogram4Pipeline",
-        "lora/test_lora_layers_ideogram4.py",
+        "tests/lora/test_lora_layers_ideogram4.py",  # diffusers has no Ideogram 4 pipeline test
         STANDARDISED,
         PIPELINE,
         (64, 64),
@@ -153,8 +153,14 @@ _VIDEO = (
     "the run, as the Wan test checks"
 )
 _PROCESSOR = (
-    "no tiny builder yet: the pipeline takes a multimodal processor as a component ({}), which "
-    "diffusers' tests download from the Hub; no local equivalent is written here"
+    "not built: the pipeline takes a multimodal processor as a component ({}); diffusers' own "
+    "test ({}) downloads it ({}) rather than building a tiny one, so there is no offline test "
+    "config to build from"
+)
+_NO_TEST = (
+    "not built: diffusers has no pipeline test for `{}` (none in `tests/` at "
+    + CONFIG_SOURCE
+    + "), so no tiny config of its own; it takes a multimodal processor ({}) as well"
 )
 
 NOT_RUN: dict[str, str] = {
@@ -192,16 +198,30 @@ NOT_RUN: dict[str, str] = {
         "`pipelines/deprecated/wuerstchen`, so it does not load from a folder"
     ),
     "stable-diffusion-3-pag": (
-        "PAG variant of SD3: its tiny config (`tests/pipelines/pag/test_pag_sd3.py`) ran the "
-        "family tests once, all passed, but took about 60 s of CPU (PAG's threefold batch over "
-        "4096 tokens at 64 px); left out of the suite"
+        "PAG variant of SD3, left out of the suite for its cost: its tiny config "
+        "(`tests/pipelines/pag/test_pag_sd3.py`, built by `tiny_families.py` as `sd3-pag`) runs "
+        "4 steps at 64x64 in about 18 s of CPU (PAG's threefold batch over 4096 tokens; the "
+        "family tests take about a minute). Its config's own size, 32x32 (a third of the "
+        "cost), is below the backend's 64 px minimum, and `make test` has no slow-only tier "
+        "(the `slow` mark is not deselected there)"
     ),
-    "glm_image": _PROCESSOR.format("`GlmImageProcessor`, with a vision-language encoder"),
+    "glm_image": _PROCESSOR.format(
+        "`GlmImageProcessor`, with a vision-language encoder",
+        "`tests/pipelines/glm_image/test_glm_image.py`",
+        '`GlmImageProcessor.from_pretrained("zai-org/GLM-Image", subfolder="processor")`, '
+        "the released model's",
+    ),
     "helios": _VIDEO,
     "helios-pyramid": _VIDEO,
-    "nucleusmoe-image": _PROCESSOR.format("`Qwen3VLProcessor`"),
-    "qwenimage21": _PROCESSOR.format("`Qwen3VLProcessor`"),
-    "z-image-omni": _PROCESSOR.format("`Siglip2ImageProcessor`, with a SigLIP encoder"),
+    "nucleusmoe-image": _PROCESSOR.format(
+        "`Qwen3VLProcessor`",
+        "`tests/pipelines/nucleusmoe_image/test_nucleusmoe_image.py`",
+        "`hf-internal-testing/tiny-random-Qwen2VLForConditionalGeneration`",
+    ),
+    "qwenimage21": _NO_TEST.format("QwenImage21Pipeline", "`Qwen3VLProcessor`"),
+    "z-image-omni": _NO_TEST.format(
+        "ZImageOmniPipeline", "`Siglip2ImageProcessor`, with a SigLIP encoder"
+    ),
     "prx": (
         "the tiny build from `tests/pipelines/prx/test_pipeline_prx.py` saves but does not load "
         "back: transformers 5.25's `T5GemmaEncoder.from_pretrained` reads the test's "
@@ -277,6 +297,7 @@ def render_table() -> str:
     ]
     for name, row in EXPECTED.items():
         config = row.config if row.config == "tiny.py" else f"`tests/pipelines/{row.config}`"
+        config = f"`{row.config}`" if row.config.startswith("tests/") else config
         made = f"{row.size_made[0]}x{row.size_made[1]}"
         lines.append(
             f"| {name} | `{row.pipeline}` | {config} | {row.preview} | {row.finish} | {made} | "
