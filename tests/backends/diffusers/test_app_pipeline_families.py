@@ -134,3 +134,40 @@ def test_a_request_the_pipeline_cannot_run_names_the_pipeline_backend(app_pipe):
     assert final.message.startswith("Backend 'pipeline' cannot run this request: "), final.message
     assert "LatentConsistencyModelPipeline takes no negative prompt" in final.message
     assert iterations.count == 0
+
+
+def test_the_loop_callback_finishes_early_within_a_step_where_interrupt_is_ignored(app_pipe):
+    """``live.callback_on_step_end`` on LCM (its loop ignores ``_interrupt``): "Use this
+    preview" leaves the pipeline within a step and the run decodes its latents; it used to set
+    ``_interrupt`` and let the pipeline run on to its last step."""
+    from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+
+    from gradio_diffusion_preview import stream_loop
+
+    pipe = app_pipe("lcm")
+    iterations = []
+
+    class Count(PipelineCallback):
+        tensor_inputs = ["latents"]
+
+        def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+            iterations.append(step_index)
+            return callback_kwargs
+
+    def my_loop(live):
+        callbacks = MultiPipelineCallbacks([Count(), live.callback_on_step_end])
+        return pipe(
+            "a fox", num_inference_steps=8, width=SIZE, height=SIZE, callback_on_step_end=callbacks
+        ).images
+
+    states, at_signal = [], None
+    for state in stream_loop(my_loop, steps=8, width=SIZE, height=SIZE, min_interval=0.0):
+        states.append(state)
+        if state.step == 2 and at_signal is None:
+            assert finish_run(state.run_id)
+            at_signal = len(iterations)
+    final = states[-1]
+    assert final.status == "done", final.message
+    assert len(iterations) - at_signal <= 1, iterations
+    assert final.params.steps_done <= 3
+    assert final.images[0].size == (SIZE, SIZE)
