@@ -23,7 +23,9 @@ The loop runs through the run engine like any backend: the states carry run ids 
 images go to the history strip. Stop makes ``live.step`` raise ``LoopStopped`` (and sets the
 pipeline's ``_interrupt`` from the callback), which leaves the loop; "Use this preview" sets
 ``live.finish_requested`` (the callback also sets ``_interrupt``, and the pipeline decodes
-the latents it has).
+the latents it has; a pipeline whose loop ignores ``_interrupt`` is left at once instead, and
+the run decodes its latents as the pipeline's end would, so code after the pipeline call does
+not run then).
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ if TYPE_CHECKING:
 
 Loop = Callable[["LiveSteps"], Any]
 """The author's loop: takes a ``LiveSteps``, returns the final image(s) (PIL)."""
+
+
+class FinishedEarly(Exception):
+    """Raised by ``live.callback_on_step_end`` on "Use this preview" when the pipeline's loop
+    ignores ``_interrupt`` (Lumina, AuraFlow, LCM... in diffusers 0.42.1): it leaves the
+    pipeline, and the run decodes ``latents`` as the pipeline's own end would."""
+
+    def __init__(self, pipeline: Any, latents: Any) -> None:
+        super().__init__("finished early")
+        self.pipeline, self.latents = pipeline, latents
 
 
 class LoopStopped(Exception):
@@ -185,7 +197,12 @@ class LoopBackend(Backend):
     def _work(self, live: LiveSteps, channel: EventChannel) -> None:
         request = live.request
         try:
-            result = self.loop(live)
+            try:
+                result = self.loop(live)
+            except FinishedEarly as finished:
+                from .backends.diffusers.finishing import decode_latents
+
+                result = decode_latents(finished.pipeline, finished.latents)
             images = _images(result)
             channel.put(
                 Finished(

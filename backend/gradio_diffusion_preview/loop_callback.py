@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from diffusers.callbacks import PipelineCallback
 
+from .backends.diffusers.finishing import honours_interrupt
+
 if TYPE_CHECKING:
     from .loop import LiveSteps
 
@@ -15,8 +17,9 @@ if TYPE_CHECKING:
 class LiveStepsCallback(PipelineCallback):
     """After every denoising iteration: a step with a latent preview; on Stop, leave the
     pipeline (``LoopStopped``); on "Use this preview", set the pipeline's ``_interrupt`` so it
-    decodes the latents it has. Composes with other callbacks (``MultiPipelineCallbacks``):
-    the tensors pass through unchanged."""
+    decodes the latents it has, or, where its loop ignores ``_interrupt``, leave it
+    (``FinishedEarly``: the run decodes them). Composes with other callbacks
+    (``MultiPipelineCallbacks``): the tensors pass through unchanged."""
 
     tensor_inputs = ["latents"]
 
@@ -40,6 +43,10 @@ class LiveStepsCallback(PipelineCallback):
             raise
         if live.finish_requested:
             pipeline._interrupt = True
+            if not honours_interrupt(pipeline):  # it would run on to its last step
+                from .loop import FinishedEarly
+
+                raise FinishedEarly(pipeline, callback_kwargs["latents"])
         return callback_kwargs
 
 

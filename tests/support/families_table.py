@@ -136,6 +136,13 @@ EXPECTED: dict[str, Row] = {
         HERE,
         (64, 64),
     ),
+    "ideogram4": Row(
+        "Ideogram4Pipeline",
+        "tests/lora/test_lora_layers_ideogram4.py",  # diffusers has no Ideogram 4 pipeline test
+        STANDARDISED,
+        PIPELINE,
+        (64, 64),
+    ),
 }
 """PixArt has no ``callback_on_step_end`` in diffusers 0.42.1: its older ``callback`` is used."""
 
@@ -146,8 +153,14 @@ _VIDEO = (
     "the run, as the Wan test checks"
 )
 _PROCESSOR = (
-    "no tiny builder yet: the pipeline takes a multimodal processor as a component ({}), which "
-    "diffusers' tests download from the Hub; no local equivalent is written here"
+    "not built: the pipeline takes a multimodal processor as a component ({}); diffusers' own "
+    "test ({}) downloads it ({}) rather than building a tiny one, so there is no offline test "
+    "config to build from"
+)
+_NO_TEST = (
+    "not built: diffusers has no pipeline test for `{}` (none in `tests/` at "
+    + CONFIG_SOURCE
+    + "), so no tiny config of its own; it takes a multimodal processor ({}) as well"
 )
 
 NOT_RUN: dict[str, str] = {
@@ -170,38 +183,51 @@ NOT_RUN: dict[str, str] = {
     "z-image-controlnet": _CONTROL,
     "z-image-controlnet-inpaint": _CONTROL,
     "wuerstchen": (
-        "cannot be loaded from a folder in diffusers 0.42.1, which moved Würstchen to "
-        "`pipelines/deprecated`: a tiny build from "
+        "refused before the run: diffusers 0.42.1 keeps Würstchen under `pipelines/deprecated`, "
+        "where loading does not look; a tiny build from "
         "`tests/pipelines/wuerstchen/test_wuerstchen_combined.py` saves its decoder as "
-        '`["diffusers", "WuerstchenDiffNeXt"]` and loading fails ("`diffusers` has no class '
-        '`WuerstchenDiffNeXt`"); the released repos\' `["wuerstchen", ...]` fails too ("wuerstchen '
-        'is not one of the libraries Diffusers can load components from")'
+        '`["diffusers", "WuerstchenDiffNeXt"]` ("`diffusers` has no class `WuerstchenDiffNeXt`"), '
+        'the released repos name `["wuerstchen", ...]` ("wuerstchen is not one of the libraries '
+        'Diffusers can load components from"); the backend reads either error as that reason'
     ),
     "cascade": (
-        "not built: its VQ-GAN is Würstchen's `PaellaVQModel`, which diffusers 0.42.1 has only "
-        "under `pipelines/deprecated/wuerstchen` (there is no `diffusers.PaellaVQModel`), the "
-        "class that stops Würstchen loading from a folder"
+        "refused before the run (the Stable Cascade test checks it): its combined pipeline has "
+        "`callback_on_step_end`, but the tiny build from "
+        "`tests/pipelines/stable_cascade/test_stable_cascade_combined.py` saves its VQ-GAN as "
+        '`["diffusers", "PaellaVQModel"]`, a class diffusers 0.42.1 has only under '
+        "`pipelines/deprecated/wuerstchen`, so it does not load from a folder"
     ),
     "stable-diffusion-3-pag": (
-        "PAG variant of SD3: its tiny config (`tests/pipelines/pag/test_pag_sd3.py`) ran the "
-        "family tests once, all passed, but took about 60 s of CPU (PAG's threefold batch over "
-        "4096 tokens at 64 px); left out of the suite"
+        "PAG variant of SD3, left out of the suite for its cost: its tiny config "
+        "(`tests/pipelines/pag/test_pag_sd3.py`, built by `tiny_families.py` as `sd3-pag`) runs "
+        "4 steps at 64x64 in about 18 s of CPU (PAG's threefold batch over 4096 tokens; the "
+        "family tests take about a minute). Its config's own size, 32x32 (a third of the "
+        "cost), is below the backend's 64 px minimum, and `make test` has no slow-only tier "
+        "(the `slow` mark is not deselected there)"
     ),
-    "glm_image": _PROCESSOR.format("`GlmImageProcessor`, with a vision-language encoder"),
+    "glm_image": _PROCESSOR.format(
+        "`GlmImageProcessor`, with a vision-language encoder",
+        "`tests/pipelines/glm_image/test_glm_image.py`",
+        '`GlmImageProcessor.from_pretrained("zai-org/GLM-Image", subfolder="processor")`, '
+        "the released model's",
+    ),
     "helios": _VIDEO,
     "helios-pyramid": _VIDEO,
-    "ideogram4": (
-        "not run yet: its `__call__` takes a per-step `guidance_schedule` (48 steps by default) "
-        "that excludes `guidance_scale` (read from `pipeline_ideogram4.py`), so a run needs "
-        "`guidance_schedule=None` with a constant guidance, which the backend does not pass yet"
+    "nucleusmoe-image": _PROCESSOR.format(
+        "`Qwen3VLProcessor`",
+        "`tests/pipelines/nucleusmoe_image/test_nucleusmoe_image.py`",
+        "`hf-internal-testing/tiny-random-Qwen2VLForConditionalGeneration`",
     ),
-    "nucleusmoe-image": _PROCESSOR.format("`Qwen3VLProcessor`"),
-    "qwenimage21": _PROCESSOR.format("`Qwen3VLProcessor`"),
-    "z-image-omni": _PROCESSOR.format("`Siglip2ImageProcessor`, with a SigLIP encoder"),
+    "qwenimage21": _NO_TEST.format("QwenImage21Pipeline", "`Qwen3VLProcessor`"),
+    "z-image-omni": _NO_TEST.format(
+        "ZImageOmniPipeline", "`Siglip2ImageProcessor`, with a SigLIP encoder"
+    ),
     "prx": (
-        "its pipeline cleans every prompt with `ftfy`, which the test environment lacks: the tiny "
-        "build from `tests/pipelines/prx/test_pipeline_prx.py` loads, then fails with "
-        "`NameError: name 'ftfy' is not defined` (install `ftfy` to run PRX)"
+        "the tiny build from `tests/pipelines/prx/test_pipeline_prx.py` saves but does not load "
+        "back: transformers 5.25's `T5GemmaEncoder.from_pretrained` reads the test's "
+        "`T5GemmaModuleConfig` as a `T5GemmaConfig` and builds the default 2304-wide, "
+        '256000-token encoder ("ignore_mismatched_sizes" error; the PRX test checks it). Its '
+        "pipeline also cleans every prompt with `ftfy`, which the diffusers extra now installs"
     ),
 }
 """Keyed by diffusers' AUTO_TEXT2IMAGE_PIPELINES_MAPPING names."""
@@ -235,6 +261,7 @@ MAPPING_NAMES = {
     "pixart-alpha": "pixart-alpha",
     "pixart-sigma": "pixart-sigma",
     "pixart-sigma-pag": "pixart-sigma-pag",
+    "ideogram4": "ideogram4",
 }
 """The family names used here, against diffusers' mapping names."""
 
@@ -270,6 +297,7 @@ def render_table() -> str:
     ]
     for name, row in EXPECTED.items():
         config = row.config if row.config == "tiny.py" else f"`tests/pipelines/{row.config}`"
+        config = f"`{row.config}`" if row.config.startswith("tests/") else config
         made = f"{row.size_made[0]}x{row.size_made[1]}"
         lines.append(
             f"| {name} | `{row.pipeline}` | {config} | {row.preview} | {row.finish} | {made} | "

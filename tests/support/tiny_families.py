@@ -179,18 +179,21 @@ def _two_block_vae(latent_channels: int = 4, **extra):
     )
 
 
-def _sd3(tmp: Path):
+def _sd3(tmp: Path, pag: bool = False):
+    """SD3; with ``pag``, StableDiffusion3PAGPipeline from test_pag_sd3.py (the same components
+    with a two-layer transformer)."""
+    import diffusers
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
-    from diffusers import StableDiffusion3Pipeline as Pipeline
     from transformers import CLIPTextModelWithProjection
 
+    Pipeline = diffusers.StableDiffusion3PAGPipeline if pag else diffusers.StableDiffusion3Pipeline
     torch.manual_seed(0)
     transformer = SD3Transformer2DModel(
         sample_size=32,
         patch_size=1,
         in_channels=4,
-        num_layers=1,
+        num_layers=2 if pag else 1,
         attention_head_dim=8,
         num_attention_heads=4,
         caption_projection_dim=32,
@@ -1103,6 +1106,209 @@ def _krea2(tmp: Path):
     )
 
 
+def _ideogram4(tmp: Path):
+    """Ideogram 4: diffusers has no pipeline test for it; its tiny components are those of
+    ``tests/lora/test_lora_layers_ideogram4.py`` (``get_dummy_components``, without the LoRA
+    configs): two transformers (conditional and unconditional), a one-block FLUX.2 VAE and a
+    Qwen3-VL encoder deep enough for the pipeline's tapped layers. The test downloads Qwen2-VL's
+    tokenizer; here the byte tokenizer with Qwen's chat tokens (the pipeline applies the chat
+    template)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Ideogram4Pipeline,
+        Ideogram4Transformer2DModel,
+    )
+    from diffusers.pipelines.ideogram4.pipeline_ideogram4 import QWEN3_VL_ACTIVATION_LAYERS
+    from transformers import Qwen3VLConfig, Qwen3VLModel
+
+    text_hidden = 8
+    transformer_kwargs = dict(
+        in_channels=16,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        intermediate_size=32,
+        adaln_dim=16,
+        llm_features_dim=len(QWEN3_VL_ACTIVATION_LAYERS) * text_hidden,
+        rope_theta=10_000,
+        mrope_section=(2, 1, 1),
+        norm_eps=1e-5,
+    )
+    torch.manual_seed(0)
+    transformer = Ideogram4Transformer2DModel(**transformer_kwargs)
+    unconditional_transformer = Ideogram4Transformer2DModel(**transformer_kwargs)
+    torch.manual_seed(0)
+    vae = AutoencoderKLFlux2(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",),
+        up_block_types=("UpDecoderBlock2D",),
+        block_out_channels=(8,),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=1,
+        sample_size=32,
+        patch_size=(2, 2),
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    torch.manual_seed(0)
+    config = Qwen3VLConfig(
+        text_config={
+            "hidden_size": text_hidden,
+            "num_hidden_layers": max(QWEN3_VL_ACTIVATION_LAYERS) + 1,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 16,
+            "head_dim": 8,
+            "vocab_size": 151936,
+            "max_position_embeddings": 256,
+            "rope_theta": 10_000.0,
+        },
+        vision_config={
+            "hidden_size": 8,
+            "depth": 2,
+            "num_heads": 2,
+            "intermediate_size": 16,
+            "out_hidden_size": text_hidden,
+            "patch_size": 14,
+        },
+    )
+    return Ideogram4Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=vae,
+        text_encoder=Qwen3VLModel(config).eval(),
+        tokenizer=_chat_tokenizer(),
+        transformer=transformer,
+        unconditional_transformer=unconditional_transformer,
+    )
+
+
+def _prx(tmp: Path):
+    """PRX: a T5Gemma encoder (the test's config, its vocabulary the local tokenizer's) and the
+    one-block VAE. The test downloads ``hf-internal-testing/dummy-gemma``'s tokenizer; here the
+    byte tokenizer, with the test's ``model_max_length`` of 64. The pipeline cleans every prompt
+    with ``ftfy``, so running it needs ftfy installed (the diffusers extra has it). The
+    test's text encoder does not load back (``UNLOADABLE_FAMILIES``)."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.models.transformers.transformer_prx import PRXTransformer2DModel
+    from diffusers.pipelines.prx.pipeline_prx import PRXPipeline
+    from transformers.models.t5gemma.configuration_t5gemma import (
+        T5GemmaConfig,
+        T5GemmaModuleConfig,
+    )
+    from transformers.models.t5gemma.modeling_t5gemma import T5GemmaEncoder
+
+    torch.manual_seed(0)
+    transformer = PRXTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        context_in_dim=8,
+        hidden_size=8,
+        mlp_ratio=2.0,
+        num_heads=2,
+        depth=1,
+        axes_dim=[2, 2],
+    )
+    torch.manual_seed(0)
+    vae = _small_vae(4, shift_factor=0.0, scaling_factor=1.0).eval()
+    tokenizer = byte_tokenizer(64)
+    torch.manual_seed(0)
+    encoder_params = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=4,
+        max_position_embeddings=64,
+        layer_types=["full_attention"],
+        attention_bias=False,
+        attention_dropout=0.0,
+        dropout_rate=0.0,
+        hidden_activation="gelu_pytorch_tanh",
+        rms_norm_eps=1e-06,
+        attn_logit_softcapping=50.0,
+        final_logit_softcapping=30.0,
+        query_pre_attn_scalar=4,
+        rope_theta=10000.0,
+        sliding_window=4096,
+    )
+    encoder_config = T5GemmaModuleConfig(**encoder_params)
+    config = T5GemmaConfig(encoder=encoder_config, is_encoder_decoder=False, **encoder_params)
+    return PRXPipeline(
+        transformer=transformer,
+        vae=vae,
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        text_encoder=T5GemmaEncoder(config.encoder).eval(),
+        tokenizer=tokenizer,
+    )
+
+
+def _cascade(tmp: Path):
+    """Stable Cascade, combined (prior + decoder + Paella VQ-GAN): test_stable_cascade_combined.py's
+    components, with tiny.py's CLIP tokenizer for the test's downloaded tiny-random-clip."""
+    import torch
+    from diffusers import DDPMWuerstchenScheduler, StableCascadeCombinedPipeline
+    from diffusers.models import StableCascadeUNet
+    from diffusers.pipelines.deprecated.wuerstchen import PaellaVQModel
+    from transformers import CLIPTextModelWithProjection
+
+    def text_encoder():
+        torch.manual_seed(0)
+        return CLIPTextModelWithProjection(_clip_config(projection_dim=32)).eval()
+
+    torch.manual_seed(0)
+    prior = StableCascadeUNet(
+        conditioning_dim=128,
+        block_out_channels=(128, 128),
+        num_attention_heads=(2, 2),
+        down_num_layers_per_block=(1, 1),
+        up_num_layers_per_block=(1, 1),
+        clip_image_in_channels=768,
+        switch_level=(False,),
+        clip_text_in_channels=32,
+        clip_text_pooled_in_channels=32,
+    ).eval()
+    torch.manual_seed(0)
+    vqgan = PaellaVQModel(bottleneck_blocks=1, num_vq_embeddings=2).eval()
+    torch.manual_seed(0)
+    attention = ("SDCascadeResBlock", "SDCascadeTimestepBlock", "SDCascadeAttnBlock")
+    decoder = StableCascadeUNet(
+        in_channels=4,
+        out_channels=4,
+        conditioning_dim=128,
+        block_out_channels=(16, 32, 64, 128),
+        num_attention_heads=(-1, -1, 1, 2),
+        down_num_layers_per_block=(1, 1, 1, 1),
+        up_num_layers_per_block=(1, 1, 1, 1),
+        down_blocks_repeat_mappers=(1, 1, 1, 1),
+        up_blocks_repeat_mappers=(3, 3, 2, 2),
+        block_types_per_layer=(attention[:2], attention[:2], attention, attention),
+        switch_level=None,
+        clip_text_pooled_in_channels=32,
+        dropout=(0.1, 0.1, 0.1, 0.1),
+    ).eval()
+    scheduler = DDPMWuerstchenScheduler()
+    return StableCascadeCombinedPipeline(
+        text_encoder=text_encoder(),
+        tokenizer=_clip_tokenizer(tmp / "tokenizer"),
+        decoder=decoder,
+        scheduler=scheduler,
+        vqgan=vqgan,
+        prior_text_encoder=text_encoder(),
+        prior_tokenizer=_clip_tokenizer(tmp / "prior-tokenizer"),
+        prior_prior=prior,
+        prior_scheduler=scheduler,
+        prior_feature_extractor=None,
+        prior_image_encoder=None,
+    )
+
+
 def _kandinsky22(tmp: Path):
     """Kandinsky 2.2, combined: the prior of test_kandinsky_prior.py (a PriorTransformer over a
     CLIP text encoder, a CLIP image encoder and image processor, an UnCLIP scheduler) and the
@@ -1658,6 +1864,12 @@ FAMILIES: dict[str, Family] = {
             functools.partial(_pixart, pipeline="PixArtSigmaPAGPipeline"),
             "3540e069cd9c9d52e55dd9f152378af2919a9a81",
         ),
+        Family(
+            "ideogram4",
+            "Ideogram4Pipeline",
+            "tests/lora/test_lora_layers_ideogram4.py",
+            _ideogram4,
+        ),
     )
 }
 
@@ -1678,6 +1890,31 @@ REFUSED_FAMILIES: dict[str, Family] = {
 """Text-to-image pipelines the backend refuses before the run, with the reason (NOT_RUN)."""
 
 
+UNLOADABLE_FAMILIES: dict[str, Family] = {
+    "prx": Family("prx", "PRXPipeline", "tests/pipelines/prx/test_pipeline_prx.py", _prx),
+    "cascade": Family(
+        "cascade",
+        "StableCascadeCombinedPipeline",
+        "tests/pipelines/stable_cascade/test_stable_cascade_combined.py",
+        _cascade,
+    ),
+}
+"""Tiny builds that save but do not load back in the installed libraries (the reason is in
+families_table.NOT_RUN; a test checks it still holds)."""
+
+
+SLOW_FAMILIES: dict[str, Family] = {
+    "sd3-pag": Family(
+        "sd3-pag",
+        "StableDiffusion3PAGPipeline",
+        "tests/pipelines/pag/test_pag_sd3.py",
+        functools.partial(_sd3, pag=True),
+    ),
+}
+"""Families that run but are left out of the suite for their CPU cost (families_table.NOT_RUN
+says how much); ``build_family`` builds them for a run by hand."""
+
+
 def is_built(folder: Path) -> bool:
     stamp = folder / "tiny_family.json"
     try:
@@ -1691,7 +1928,13 @@ def build_family(name: str, folder: Path) -> Path:
     beside it, then renamed, so concurrent test workers never see half a model)."""
     if is_built(folder):
         return folder
-    family = FAMILIES.get(name) or VIDEO_FAMILIES.get(name) or REFUSED_FAMILIES[name]
+    family = (
+        FAMILIES.get(name)
+        or VIDEO_FAMILIES.get(name)
+        or REFUSED_FAMILIES.get(name)
+        or UNLOADABLE_FAMILIES.get(name)
+        or SLOW_FAMILIES[name]
+    )
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:

@@ -248,3 +248,52 @@ def test_qwen_image_records_no_guidance_it_ignores(backend, model):
     assert final.status == "done", final.message
     assert final.params.guidance is None
     assert "CFG scale" not in infotext(final.params)
+
+
+@pytest.mark.xdist_group("family-prx")
+def test_prx_tiny_text_encoder_does_not_load_back_as_the_table_says(tmp_path_factory):
+    """PRX's reason in NOT_RUN, checked: the test config's T5Gemma encoder saves, then loads as
+    the default-sized encoder, so the saved pipeline cannot be loaded. When this fails, the
+    installed transformers loads it: move PRX into EXPECTED."""
+    from conftest import shared_tmp
+    from diffusers import DiffusionPipeline
+    from tiny_families import UNLOADABLE_FAMILIES
+
+    assert "T5GemmaEncoder.from_pretrained" in NOT_RUN["prx"]
+    folder = build_family("prx", shared_tmp(tmp_path_factory) / "tiny-family-prx")
+    assert UNLOADABLE_FAMILIES["prx"].pipeline == "PRXPipeline"
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
+        DiffusionPipeline.from_pretrained(folder)
+
+
+@pytest.mark.xdist_group("family-cascade")
+def test_stable_cascade_is_refused_before_the_run_with_the_reason(backend, tiny_models_lazy):
+    """Stable Cascade's tiny build (its combined pipeline has callback_on_step_end) saves its
+    VQ-GAN as diffusers' ``PaellaVQModel``, which diffusers 0.42.1 cannot load from a folder:
+    refused as a request it cannot run, with that reason, before any step (it was a
+    backend_error quoting diffusers' ValueError)."""
+    with StepCounter(backend) as iterations:
+        states = list(run(backend, tiny_models_lazy("cascade")))
+    final = states[-1]
+    assert final.status == "error" and final.reason == "invalid_request", final.message
+    assert "declares a Würstchen component (PaellaVQModel" in final.message
+    assert "keeps only under pipelines/deprecated" in final.message
+    assert "Use another text-to-image model" in final.message
+    assert iterations.count == 0
+
+
+@pytest.mark.parametrize(
+    ("load_error", "names"),
+    [
+        # a tiny Würstchen from tests/pipelines/wuerstchen/test_wuerstchen_combined.py
+        ("`diffusers` has no class `WuerstchenDiffNeXt`. The component was declared", "DiffNeXt"),
+        # the released Würstchen repos' model_index.json
+        ("wuerstchen is not one of the libraries Diffusers can load components from", "library"),
+    ],
+)
+def test_wuerstchen_load_errors_are_read_as_the_reason(load_error, names):
+    from gradio_diffusion_preview.backends.diffusers.loading import deprecated_wuerstchen_refusal
+
+    why = deprecated_wuerstchen_refusal(load_error)
+    assert why and names in why and "pipelines/deprecated" in why
+    assert deprecated_wuerstchen_refusal("`diffusers` has no class `SomethingElse`.") is None

@@ -109,7 +109,9 @@ class PipelineBackend(DiffusersBackend):
     ) -> None:
         """
         Parameters:
-            pipe: a loaded diffusers text-to-image pipeline (it needs ``callback_on_step_end``).
+            pipe: a loaded diffusers text-to-image pipeline with a step callback
+                (``callback_on_step_end``, or the older ``callback`` with a VAE, as PixArt's);
+                a video pipeline, or one the diffusers backend refuses, is refused here.
             name: the model name runs show (default: the pipeline's ``name_or_path``, else
                 its class name).
             description: a line shown with the model in listings.
@@ -120,12 +122,9 @@ class PipelineBackend(DiffusersBackend):
             torch_threads: "keep" (default: the app's own torch threads are left alone), a
                 number, or "auto" (see ``DiffusersBackend``).
         """
-        if not callable(pipe) or "callback_on_step_end" not in _parameters(pipe):
-            raise TypeError(
-                f"PipelineBackend needs a diffusers text-to-image pipeline with "
-                f"callback_on_step_end, got {type(pipe).__name__}; pass the pipeline object "
-                "(e.g. StableDiffusionPipeline.from_pretrained(...))."
-            )
+        refusal = _refusal(pipe)
+        if refusal:
+            raise TypeError(refusal)
         super().__init__(
             previewer=previewer, preview_max_side=preview_max_side, torch_threads=torch_threads
         )
@@ -191,6 +190,35 @@ def _parameters(pipe: Any) -> frozenset[str]:
         return frozenset(inspect.signature(pipe).parameters)
     except (TypeError, ValueError):
         return frozenset()
+
+
+def _refusal(pipe: Any) -> str | None:
+    """Why ``pipe`` cannot be run with step previews, or None: the diffusers backend's own
+    checks on a loaded model (a step callback, an older one only where finishing early can be
+    decoded, no video), so an app's pipeline is taken or refused exactly as a loaded one."""
+    from .loading import has_step_callback, legacy_refusal
+
+    name = type(pipe).__name__
+    parameters = _parameters(pipe)
+    if not callable(pipe) or not has_step_callback(parameters):
+        return (
+            f"PipelineBackend needs a diffusers text-to-image pipeline with "
+            f"callback_on_step_end (or the older callback and callback_steps), got {name}; "
+            "pass the pipeline object (e.g. StableDiffusionPipeline.from_pretrained(...))."
+        )
+    why_not = legacy_refusal(pipe, parameters)
+    if why_not:
+        return (
+            f"PipelineBackend cannot run {name}: it has no callback_on_step_end, only the older "
+            f"callback, and {why_not}. Use a text-to-image pipeline with a VAE (Stable "
+            "Diffusion 1.x/2.x, SDXL, SD3, Flux, PixArt...)."
+        )
+    if "num_frames" in parameters:
+        return (
+            f"PipelineBackend cannot run {name}, a video pipeline: it makes still images. "
+            "Pass a text-to-image pipeline."
+        )
+    return None
 
 
 def _pipeline_name(pipe: Any) -> str:

@@ -313,6 +313,33 @@ def legacy_refusal(pipe: Any, parameters: frozenset[str]) -> str | None:
     return None
 
 
+_WUERSTCHEN_PARTS = {
+    "`PaellaVQModel`": "PaellaVQModel",
+    "`WuerstchenDiffNeXt`": "WuerstchenDiffNeXt",
+    "`WuerstchenPrior`": "WuerstchenPrior",
+    "wuerstchen is not one of the libraries": 'library "wuerstchen"',
+}
+"""Parts of diffusers' load errors that name a Würstchen component, with how to name it."""
+
+
+def deprecated_wuerstchen_refusal(load_error: str) -> str | None:
+    """Why a Würstchen or Stable Cascade model cannot be loaded, from diffusers' load error, or
+    None. Their VQ-GAN (``PaellaVQModel``) and Würstchen's denoisers live under diffusers'
+    ``pipelines/deprecated/wuerstchen`` (0.42.1), where ``from_pretrained`` does not look: a
+    model declaring them fails to load, whichever library its ``model_index.json`` names."""
+    part = next((name for key, name in _WUERSTCHEN_PARTS.items() if key in load_error), None)
+    if part is None:
+        return None
+    import diffusers
+
+    return (
+        f"declares a Würstchen component ({part}: Würstchen and Stable "
+        f"Cascade's VQ-GAN and denoisers), which diffusers {diffusers.__version__} keeps only "
+        "under pipelines/deprecated and cannot load from a model's files. Use another "
+        "text-to-image model"
+    )
+
+
 def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype) -> LoadedPipeline:
     """Load a text-to-image pipeline and move it to ``device``."""
     import diffusers
@@ -328,6 +355,11 @@ def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype)
             if "AutoPipeline" not in str(error):
                 raise
             pipe = diffusers.DiffusionPipeline.from_pretrained(source.location, **kwargs)
+    except ValueError as error:
+        why_not = deprecated_wuerstchen_refusal(str(error))
+        if why_not:
+            raise UnsupportedModelError(f"Model '{source.model}' {why_not}") from None
+        raise
     except GatedRepoError as error:
         raise ModelNotFoundError(
             f"Model '{source.model}' is gated on the Hugging Face Hub: accept its licence on "

@@ -190,7 +190,7 @@ class PipelineRun:
             failure = Failed(str(error), "model_not_found")
         except (OptionValueError, SchedulerChoiceError, UnsupportedModelError) as error:
             failure = Failed(
-                f"Backend 'diffusers' cannot run this request: {str(error).rstrip('.')}.",
+                f"Backend '{self.backend.id}' cannot run this request: {str(error).rstrip('.')}.",
                 "invalid_request",
             )
         except Exception as error:
@@ -315,9 +315,14 @@ class PipelineRun:
             # Sana, PixArt, HunyuanDiT: make the size asked for, not the nearest trained one
             "use_resolution_binning": False,
         }
-        return {
+        arguments = {
             name: value for name, value in wanted.items() if name in accepts and value is not None
         }
+        if "guidance_schedule" in accepts and "guidance_scale" in arguments:
+            # Ideogram 4: its default per-step schedule (as long as its default steps) excludes a
+            # constant guidance_scale; the run's guidance is that constant
+            arguments["guidance_schedule"] = None
+        return arguments
 
     def _preview_plan(
         self, entry: LoadedPipeline, previewer: Any, width: int, height: int, count: int
