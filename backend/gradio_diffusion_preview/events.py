@@ -59,6 +59,13 @@ class Started:
     preview_size: tuple[int, int] | None = None
     """(width, height) of every preview image this run will send; ``None`` when it sends none.
     With one preview per image of a batch, each of them has this size."""
+    job_id: str | None = None
+    """The service's own id for this run (a prediction id, a prompt id), when it has one: the
+    widget shows it, so a person can find the job at the service. A later ``Status`` may give
+    it, when the service names the job only once it is submitted."""
+    job_url: str | None = None
+    """A link to the job at the service (an ``http://`` or ``https://`` URL only), shown with
+    the id."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,10 @@ class Status:
     queue_size: int | None = None
     eta: float | None = None
     progress: float | None = None
+    job_id: str | None = None
+    """The service's id for the job, as on ``Started``: give it once the service has named it."""
+    job_url: str | None = None
+    """A link to the job at the service (``http://`` or ``https://`` only), as on ``Started``."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,21 @@ class Failed:
     message: str
     reason: FailureReason = "backend_error"
     retry_after: float | None = None
+
+
+JOB_URL_SCHEMES = ("http", "https")
+"""The only schemes a job link may have: the widget shows it as a link a person clicks."""
+
+
+def is_job_url(url: object) -> bool:
+    """Whether ``url`` may be shown as a job's link: an ``http://`` or ``https://`` URL with a
+    host (never ``javascript:``, ``file:`` or a relative path)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or any(char.isspace() for char in url):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme.lower() in JOB_URL_SCHEMES and bool(parts.netloc)
 
 
 GenerationEvent = Started | Step | Status | Finished | Failed

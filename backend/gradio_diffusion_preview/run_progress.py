@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from .control import RunControl
-from .events import Failed, Finished, GenerationEvent, Started, Status, Step
+from .events import Failed, Finished, GenerationEvent, Started, Status, Step, is_job_url
 from .generation_info import params_finished, params_started
 from .preview_encoding import InvalidPreview, encode_previews
 from .progress import RUN_DURATIONS, ProgressClock
-from .run_state import RunState
+from .run_state import GenerationParams, RunState
 
 PHASE_TEXT = {
     "queued": "Queued at the service…",
@@ -60,13 +60,14 @@ class RunProgress:
                     "height": event.height,
                     "message": None,
                     "elapsed": clock.elapsed,
-                    "params": params_started(state.params, event),
+                    "params": with_job(params_started(state.params, event), event),
                 }
             )
         if isinstance(event, Status):
             clock.service_said(event.eta)
             return state.model_copy(
                 update={
+                    "params": with_job(state.params, event),
                     "phase": event.phase,
                     "message": event.message or PHASE_TEXT.get(event.phase),
                     "queue_position": event.position,
@@ -197,6 +198,21 @@ class RunProgress:
                 "eta": None,
             }
         )
+
+
+def with_job(params: GenerationParams | None, event: Started | Status) -> GenerationParams | None:
+    """The run's settings with the service's job id and link, when ``event`` names them (a
+    later event that names none keeps what an earlier one said). A link that is not an
+    ``http(s)`` URL is never shown (the conformance kit reports it to the backend's author)."""
+    job_id, job_url = getattr(event, "job_id", None), getattr(event, "job_url", None)
+    update: dict[str, str] = {}
+    if isinstance(job_id, str) and job_id.strip():
+        update["job_id"] = job_id.strip()
+    if job_url is not None and is_job_url(job_url):
+        update["job_url"] = job_url
+    if params is None or not update:
+        return params
+    return params.model_copy(update=update)
 
 
 def fraction_done(progress: object) -> float | None:

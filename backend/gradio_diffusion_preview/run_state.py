@@ -37,6 +37,12 @@ class GenerationParams(BaseModel):
     steps_done: int | None = Field(
         None, description="Steps actually run, when the run was finished early."
     )
+    job_id: str | None = Field(
+        None, description="The service's own id for the job that made the images, when it has one."
+    )
+    job_url: str | None = Field(
+        None, description="A link (http or https) to that job at the service, when it gives one."
+    )
 
 
 class RunCapabilities(BaseModel):

@@ -100,6 +100,19 @@ export function settings_parts(
 	return parts;
 }
 
+/** `url` when a job link may be shown as one: an absolute http(s) URL, never `javascript:`,
+ * `data:` or a relative path (the server drops any other, this holds for a value made by an
+ * app itself). */
+export function job_link(url: string | null | undefined): string | null {
+	if (!url) return null;
+	try {
+		const parsed = new URL(url);
+		return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+	} catch {
+		return null;
+	}
+}
+
 /** The final images of a value, with what the viewer shows about each. */
 export function shown_images(value: PreviewData | null): ShownImage[] {
 	const images = value?.images ?? [];

@@ -27,6 +27,9 @@ export interface GenerationParams {
 	backend: string | null;
 	sampler: string | null;
 	steps_done: number | null;
+	/** The service's own id for the job, and a link to it there (http/https only). */
+	job_id?: string | null;
+	job_url?: string | null;
 }
 
 /** What the running backend can do for this run: the widget offers only that. */

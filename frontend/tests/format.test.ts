@@ -11,6 +11,7 @@ import {
 	format_seconds,
 	grid_columns,
 	image_count,
+	job_link,
 	placeholder_lines,
 	settings_parts,
 	shown_images
@@ -183,5 +184,16 @@ describe("placeholder_lines", () => {
 	it("gives no lines for no placeholder", () => {
 		expect(placeholder_lines(null)).toEqual([]);
 		expect(placeholder_lines("  \n ")).toEqual([]);
+	});
+});
+
+describe("job_link", () => {
+	it("keeps an http or https link to the service's job", () => {
+		expect(job_link("https://example.com/p/abc")).toBe("https://example.com/p/abc");
+		expect(job_link("http://127.0.0.1:8000/p/1")).toBe("http://127.0.0.1:8000/p/1");
+	});
+	it("drops anything else: scripts, data, files, relative paths, nothing", () => {
+		for (const url of ["javascript:alert(1)", "data:text/html,x", "file:///etc", "/p/1", "", null])
+			expect(job_link(url)).toBeNull();
 	});
 });

@@ -134,3 +134,43 @@ def test_a_polled_backend_that_claims_exact_steps_is_told_to_declare_its_own_cou
                       failing_request={"prompt": "a forbidden fox"})  # fmt: skip
     assert "every Step.total_steps to be 3" in str(error.value)
     assert "Capabilities(exact_steps=False)" in str(error.value)
+
+
+def test_the_services_job_id_and_link_reach_the_value_and_the_json_chunk_not_the_infotext(
+    prediction,
+):
+    states = list(stream(PredictionBackend(prediction.url), prompt="a fox", steps=2, seed=5,
+                         width=64, height=64))  # fmt: skip
+    last = states[-1]
+    assert last.status == "done", last.message
+    job_id = last.params.job_id
+    assert job_id in prediction.predictions
+    assert last.params.job_url == f"{prediction.url}/p/{job_id}"
+    first_with_job = next(i for i, state in enumerate(states) if state.params.job_id)
+    assert all(state.params.job_id == job_id for state in states[first_with_job:])
+    chunks = image_metadata(last.params, 5, 0)
+    settings = json.loads(chunks["gradio_diffusion_preview"])
+    assert settings["job_id"] == job_id and settings["job_url"] == last.params.job_url
+    assert job_id not in chunks["parameters"]  # A1111's infotext has no job ids
+
+
+@pytest.mark.parametrize("job_url", ["javascript:alert(1)", "/v1/predictions/p1", "file:///etc"])
+def test_a_job_link_that_is_not_http_fails_the_kit_and_never_reaches_the_value(prediction, job_url):
+    from gradio_diffusion_preview import Status
+
+    class BadLink(PredictionBackend):
+        id = "bad-link"
+
+        def generate(self, request, control):
+            for event in super().generate(request, control):
+                if isinstance(event, Status) and event.job_url:
+                    event = Status(event.phase, job_id=event.job_id, job_url=job_url)
+                yield event
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(BadLink(prediction.url), prompt="a fox", steps=2, width=64, height=64,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "Status.job_url to be None or an http:// or https:// URL" in str(error.value)
+    assert "fix: pass the absolute http(s) address" in str(error.value)
+    last = list(stream(BadLink(prediction.url), prompt="a fox", steps=2, width=64, height=64))[-1]
+    assert last.status == "done" and last.params.job_id and last.params.job_url is None

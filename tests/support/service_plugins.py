@@ -7,7 +7,8 @@ loopback server that speaks its protocol:
 - ``PredictionBackend``: a Replicate-style prediction API. ``POST /v1/predictions`` starts a
   prediction; the backend polls ``urls.get``, reads progress from the tqdm lines in its
   ``logs`` (the service's own count, which is not the request's steps: ``exact_steps=False``),
-  fetches the output URLs and cancels by ``urls.cancel``. The service takes one seed for the
+  fetches the output URLs and cancels by ``urls.cancel``. It reports the prediction's id and its
+  page (``urls.web``), which the widget shows. The service takes one seed for the
   whole batch (``seed_per_image=False``) and sends no previews.
 
 Both are honest: no invented seed, step or error reaches the widget or the PNG.
@@ -248,7 +249,11 @@ class PredictionHandler(JsonHandler):
                 "done": 0,
                 "total": given["num_inference_steps"] + 2,
                 "status": "starting",
-                "urls": {"get": base, "cancel": f"{base}/cancel"},
+                "urls": {
+                    "get": base,
+                    "cancel": f"{base}/cancel",
+                    "web": f"{self.server.url}/p/{prediction_id}",
+                },
             }
             self.answer(201, self.view(prediction_id))
         elif self.path.endswith("/cancel"):
@@ -356,7 +361,8 @@ class PredictionBackend(Backend):
         }
         with httpx.Client(timeout=10) as client:
             prediction = client.post(f"{self.url}/v1/predictions", json={"input": given}).json()
-            yield Status("queued")
+            # the service's id and page for the job, so a person can find it there
+            yield Status("queued", job_id=prediction["id"], job_url=prediction["urls"]["web"])
             seen = 0
             while prediction["status"] in ("starting", "processing"):
                 if control.wait_cancelled(self.poll):

@@ -14,7 +14,7 @@ from typing import Any
 import PIL.Image
 
 from ..backend import Backend
-from ..events import FAILURE_REASONS, Failed, Finished, Started, Status, Step
+from ..events import FAILURE_REASONS, Failed, Finished, Started, Status, Step, is_job_url
 from .defaults import DEFAULT_TIMEOUT
 from .recording import Recording, fail_check, run_backend
 from .report import describe_event
@@ -172,6 +172,7 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             fix="return right after Finished or Failed; stop polling and join worker threads "
             "before yielding the end, not after",
         )
+    expect_job_links(rec, check)
     if isinstance(rec.events[-1], Failed):
         expect_failure_well_formed(rec, check, rec.events[-1])
         if not allow_failed:
@@ -183,6 +184,33 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
                 fix="make the kit's request one the backend can run: pass request fields it "
                 "serves (a model, a size, options) and start or configure the service it needs "
                 "in a fixture",
+            )
+
+
+def expect_job_links(rec: Recording, check: str) -> None:
+    """The service's job id and link on Started and Status events, when given: an id is a
+    non-empty str, a link an ``http://`` or ``https://`` URL (the widget shows it as a link)."""
+    for event in rec.events:
+        if not isinstance(event, Started | Status):
+            continue
+        job_id, job_url = getattr(event, "job_id", None), getattr(event, "job_url", None)
+        if job_id is not None and (not isinstance(job_id, str) or not job_id.strip()):
+            fail_check(
+                rec,
+                check,
+                f"{type(event).__name__}.job_id to be None or the service's id as a non-empty str",
+                f"job_id={job_id!r}",
+                fix="pass the id the service gave the job as a str (str(prediction['id'])), "
+                "or None before the service has named it",
+            )
+        if job_url is not None and not is_job_url(job_url):
+            fail_check(
+                rec,
+                check,
+                f"{type(event).__name__}.job_url to be None or an http:// or https:// URL",
+                f"job_url={job_url!r}",
+                fix="pass the absolute http(s) address of the job's page at the service (join a "
+                "relative path to the service's base URL), or None when it has no page",
             )
 
 
