@@ -299,7 +299,9 @@ class DiffusionPreview(Component):
             ]
         params = state.params
         files, infotexts = [], []
-        for index, image in enumerate(state.images):
+        # images that arrived one by one (ImageReady) are those of ``ready``, in its order
+        indices = state.ready if len(state.ready) == len(state.images) else range(len(state.images))
+        for index, image in zip(indices, state.images, strict=False):
             seed = state.seeds[index] if index < len(state.seeds) else None
             if params is None:
                 files.append(self._save(image))

@@ -2,9 +2,10 @@
 
 ``Started`` once; then, as the run goes, ``Step`` for each denoising step (with a preview when the
 backend can make one) and ``Status`` while it waits (queued at a service, loading a model, a
-remote generation that reports no steps); then either ``Finished`` with the final images or a
-single ``Failed``. A cancelled run simply stops yielding. Everything downstream (coalescing,
-progress, the component) reads only these types.
+remote generation that reports no steps), and ``ImageReady`` for each image of a batch that is
+done before the others; then either ``Finished`` with the final images or a single ``Failed``.
+A cancelled run simply stops yielding. Everything downstream (coalescing, progress, the
+component) reads only these types.
 """
 
 from __future__ import annotations
@@ -105,6 +106,22 @@ class Status:
 
 
 @dataclass(frozen=True)
+class ImageReady:
+    """Image ``index`` (0-based) of the batch is final, before the run ends: a service that
+    delivers a batch's images one by one (one call per image, output URLs that appear as each
+    is done) sends each as it arrives, and the widget shows it at once.
+
+    The rule: ``Finished`` still carries every image of the batch, those sent here included,
+    in order (the kit checks each image is sent at most once, of the requested size, and that
+    ``Finished`` holds as many). ``seed`` is the image's seed, when the run has seeds (it is
+    ``Started.seeds[index]``)."""
+
+    index: int
+    image: PIL.Image.Image
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
 class Finished:
     """The final images, one per seed, with whatever the backend wants to record about them.
     ``seeds`` is ``None`` (the default) for a backend that has no seed (``Capabilities(
@@ -143,4 +160,4 @@ def is_job_url(url: object) -> bool:
     return parts.scheme.lower() in JOB_URL_SCHEMES and bool(parts.netloc)
 
 
-GenerationEvent = Started | Step | Status | Finished | Failed
+GenerationEvent = Started | Step | Status | ImageReady | Finished | Failed

@@ -9,8 +9,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import PIL.Image
+
 from .control import RunControl
-from .events import Failed, Finished, GenerationEvent, Started, Status, Step, is_job_url
+from .events import (
+    Failed,
+    Finished,
+    GenerationEvent,
+    ImageReady,
+    Started,
+    Status,
+    Step,
+    is_job_url,
+)
 from .generation_info import params_finished, params_started
 from .preview_encoding import InvalidPreview, encode_previews
 from .progress import RUN_DURATIONS, ProgressClock
@@ -109,6 +120,8 @@ class RunProgress:
                     "message": None,
                 }
             )
+        if isinstance(event, ImageReady):
+            return self._image_ready(state, event)
         if isinstance(event, Finished):
             if not event.early:
                 rate = clock.steps_per_second()
@@ -128,6 +141,7 @@ class RunProgress:
                 update={
                     "status": "done",
                     "images": list(event.images),
+                    "ready": [],
                     "seeds": list(event.seeds or []),
                     # the final images replace the preview: it need not travel again in the
                     # event's last message, nor stay in Gradio's store of each session's value
@@ -182,6 +196,49 @@ class RunProgress:
                 "elapsed": self.clock.elapsed,
                 "phase": None,
                 "progress": None,
+            }
+        )
+
+    def _image_ready(self, state: RunState, event: ImageReady) -> RunState:
+        """A final image that arrived before the end joins the value's ``images`` (in the
+        batch's order, ``ready`` saying which each is); one that is not a PIL image fails
+        the run as a backend bug (so does an index outside the batch), and one sent again
+        replaces the first."""
+        count = state.params.num_images if state.params is not None else None
+        index = event.index
+        if (
+            not isinstance(index, int)
+            or isinstance(index, bool)
+            or index < 0
+            or (count is not None and index >= count)
+        ):
+            return self._failed(
+                state,
+                Failed(
+                    f"Backend '{self.backend_id}' sent an image with index {index!r}, not one "
+                    f"of the batch's 0..{(count or 1) - 1}. This is a bug in the backend; "
+                    "report it to its authors.",
+                    "backend_error",
+                ),
+            )
+        if not isinstance(event.image, PIL.Image.Image):
+            return self._failed(
+                state,
+                Failed(
+                    f"Backend '{self.backend_id}' sent image {event.index} as a "
+                    f"{type(event.image).__name__}, not a PIL image. This is a bug in the "
+                    "backend; report it to its authors.",
+                    "backend_error",
+                ),
+            )
+        arrived = dict(zip(state.ready, state.images, strict=False))
+        arrived[event.index] = event.image
+        order = sorted(arrived)
+        return state.model_copy(
+            update={
+                "ready": order,
+                "images": [arrived[index] for index in order],
+                "elapsed": self.clock.elapsed,
             }
         )
 

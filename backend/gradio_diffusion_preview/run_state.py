@@ -87,6 +87,12 @@ class RunFields(BaseModel):
         "says; null while steps are reported.",
     )
     seeds: list[int] = Field(default_factory=list)
+    ready: list[int] = Field(
+        default_factory=list,
+        description="While a run goes: the indices (0-based, in the batch) of the final images "
+        "that arrived before the end, in order; ``images`` holds them in this order. Empty "
+        "once the run is done (``images`` then holds every image).",
+    )
     backend: str | None = None
     model: str | None = None
     width: int | None = None

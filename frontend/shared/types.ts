@@ -64,6 +64,9 @@ export interface PreviewData {
 	capabilities?: RunCapabilities | null;
 	params?: GenerationParams | null;
 	images: FileData[];
+	/** While a run goes: the batch indices of the final images that already arrived
+	 * (`images` holds them in this order). */
+	ready?: number[];
 	/** AUTOMATIC1111-style infotext per final image. */
 	infotexts?: string[];
 }

@@ -174,3 +174,62 @@ def test_a_job_link_that_is_not_http_fails_the_kit_and_never_reaches_the_value(p
     assert "fix: pass the absolute http(s) address" in str(error.value)
     last = list(stream(BadLink(prediction.url), prompt="a fox", steps=2, width=64, height=64))[-1]
     assert last.status == "done" and last.params.job_id and last.params.job_url is None
+
+
+def test_a_batchs_images_reach_the_value_one_by_one_before_the_run_is_done(openai_url):
+    from gradio_diffusion_preview import DiffusionPreview
+
+    states = list(stream(OpenAIImagesBackend(openai_url), prompt="a red fox", num_images=3,
+                         width=256, height=256))  # fmt: skip
+    last = states[-1]
+    assert last.status == "done" and len(last.images) == 3 and last.ready == []
+    arriving = [state for state in states if state.status == "running" and state.ready]
+    counts = [len(state.ready) for state in arriving]
+    assert counts and counts == sorted(counts) and counts[-1] >= 1, counts
+    assert all(len(state.images) == len(state.ready) for state in arriving)
+    assert all(state.ready == sorted(state.ready) for state in arriving)
+    # the value a browser receives while the run goes carries those images as files
+    wire = DiffusionPreview().postprocess(arriving[-1])
+    assert wire.status == "running" and len(wire.images) == len(arriving[-1].ready)
+    assert len(wire.infotexts) == len(wire.images)
+
+
+class _Sends:
+    """An OpenAI-style backend whose images one by one break the kit's rule in one way."""
+
+    @staticmethod
+    def backend(url: str, how: str):
+        from gradio_diffusion_preview import Finished, ImageReady
+
+        class Broken(OpenAIImagesBackend):
+            id = f"broken-{how}"
+
+            def generate(self, request, control):
+                for event in super().generate(request, control):
+                    if isinstance(event, ImageReady) and how == "twice":
+                        yield event
+                    if isinstance(event, ImageReady) and how == "out_of_range":
+                        event = ImageReady(request.num_images, event.image)
+                    if isinstance(event, Finished) and how == "only_the_rest":
+                        event = Finished(event.images[1:])
+                    yield event
+
+        return Broken(url)
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("twice", "each image sent with ImageReady at most once"),
+        ("out_of_range", "ImageReady.index from 0 to 1"),
+        ("only_the_rest", "Finished to carry all 2 image(s), those sent with ImageReady too"),
+    ],
+)
+def test_images_one_by_one_that_break_the_rule_fail_the_kit_with_a_fix(openai_url, how, expected):
+    with pytest.raises(AssertionError) as error:
+        check_backend(_Sends.backend(openai_url, how), prompt="a fox", num_images=2,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert expected in str(error.value)
+    assert "fix: send each image of the batch once, as ImageReady(index, image, seed)" in str(
+        error.value
+    )

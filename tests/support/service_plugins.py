@@ -3,7 +3,8 @@ loopback server that speaks its protocol:
 
 - ``OpenAIImagesBackend``: an OpenAI-compatible ``POST /v1/images/generations`` endpoint. The
   service takes no seed and no number of steps, makes a fixed list of sizes per model and
-  reports no progress: ``seed=False``, ``steps=False``, ``sizes``, ``step_events=False``.
+  reports no progress: ``seed=False``, ``steps=False``, ``sizes``, ``step_events=False``. A
+  batch is one call per image, and each image is sent (``ImageReady``) as its call returns.
 - ``PredictionBackend``: a Replicate-style prediction API. ``POST /v1/predictions`` starts a
   prediction; the backend polls ``urls.get``, reads progress from the tqdm lines in its
   ``logs`` (the service's own count, which is not the request's steps: ``exact_steps=False``),
@@ -39,6 +40,7 @@ from gradio_diffusion_preview import (
     Finished,
     GenerationEvent,
     GenerationRequest,
+    ImageReady,
     ModelDefaults,
     ModelInfo,
     RunControl,
@@ -187,7 +189,7 @@ class OpenAIImagesBackend(Backend):
         body = {
             "model": request.model,
             "prompt": request.prompt,
-            "n": request.num_images,
+            "n": 1,  # one call per image, so each is shown as it arrives
             "size": f"{request.width}x{request.height}",
             "response_format": "b64_json",
         }
@@ -199,30 +201,37 @@ class OpenAIImagesBackend(Backend):
         width, height = request.width, request.height
         yield Started(None, request.model, None, width, height, request.num_images)
         yield Status("generating")
-        call = self._calls.submit(self._post, request)
-        while not call.done():
+        calls = {self._calls.submit(self._post, request): i for i in range(request.num_images)}
+        images: dict[int, PIL.Image.Image] = {}
+        while len(images) < len(calls):
             if control.wait_cancelled(0.02):
                 return
-        try:
-            response = call.result()
-        except httpx.HTTPError as error:
-            yield Failed(
-                f"Cannot reach the images endpoint ({type(error).__name__}).", "unavailable"
-            )
-            return
-        if response.status_code != 200:
-            error = response.json().get("error", {})
-            if error.get("code") == "content_policy_violation":
-                yield Failed("The service's content filter refused the prompt.", "content_filtered")
-            else:
-                yield Failed(f"The service refused the request: {error.get('message')}.")
-            return
-        yield Status("fetching")
-        images = [
-            PIL.Image.open(io.BytesIO(base64.b64decode(item["b64_json"]))).convert("RGB")
-            for item in response.json()["data"]
-        ]
-        yield Finished(images)  # seeds=None: the service has none
+            for call, index in calls.items():
+                if index in images or not call.done():
+                    continue
+                try:
+                    response = call.result()
+                except httpx.HTTPError as error:
+                    yield Failed(
+                        f"Cannot reach the images endpoint ({type(error).__name__}).",
+                        "unavailable",
+                    )
+                    return
+                if response.status_code != 200:
+                    error = response.json().get("error", {})
+                    if error.get("code") == "content_policy_violation":
+                        yield Failed(
+                            "The service's content filter refused the prompt.", "content_filtered"
+                        )
+                    else:
+                        yield Failed(f"The service refused the request: {error.get('message')}.")
+                    return
+                item = response.json()["data"][0]
+                images[index] = PIL.Image.open(
+                    io.BytesIO(base64.b64decode(item["b64_json"]))
+                ).convert("RGB")
+                yield ImageReady(index, images[index])  # shown at once; no seed to claim
+        yield Finished([images[i] for i in range(len(calls))])  # seeds=None: it has none
 
 
 # --- a Replicate-style prediction API -------------------------------------------------------

@@ -14,7 +14,16 @@ from typing import Any
 import PIL.Image
 
 from ..backend import Backend
-from ..events import FAILURE_REASONS, Failed, Finished, Started, Status, Step, is_job_url
+from ..events import (
+    FAILURE_REASONS,
+    Failed,
+    Finished,
+    ImageReady,
+    Started,
+    Status,
+    Step,
+    is_job_url,
+)
 from .defaults import DEFAULT_TIMEOUT
 from .recording import Recording, fail_check, run_backend
 from .report import describe_event
@@ -97,14 +106,14 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             "timeout=... to the kit",
         )
     for event in rec.events:
-        if not isinstance(event, Started | Step | Status | Finished | Failed):
+        if not isinstance(event, Started | Step | Status | ImageReady | Finished | Failed):
             fail_check(
                 rec,
                 check,
-                "only Started, Step, Status, Finished and Failed events",
+                "only Started, Step, Status, ImageReady, Finished and Failed events",
                 f"a {type(event).__name__}",
                 fix="yield only gradio_diffusion_preview's events (Started, Step, Status, "
-                "Finished, Failed); say anything else in a Status message",
+                "ImageReady, Finished, Failed); say anything else in a Status message",
             )
     if not rec.events:
         fail_check(
@@ -173,6 +182,7 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             "before yielding the end, not after",
         )
     expect_job_links(rec, check)
+    expect_images_ready(rec, check)
     if isinstance(rec.events[-1], Failed):
         expect_failure_well_formed(rec, check, rec.events[-1])
         if not allow_failed:
@@ -185,6 +195,63 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
                 "serves (a model, a size, options) and start or configure the service it needs "
                 "in a fixture",
             )
+
+
+READY_FIX = (
+    "send each image of the batch once, as ImageReady(index, image, seed) with index 0 to "
+    "num_images - 1, a PIL image of the requested size and the seed Started gave that image "
+    "(or None); then Finished with every image, those already sent included, in order"
+)
+
+
+def expect_images_ready(rec: Recording, check: str) -> None:
+    """The images sent one by one before the end (``ImageReady``): each index of the batch at
+    most once, a PIL image of the requested size, the seed ``Started`` gave it (or None), and
+    a ``Finished`` that still carries every image of the batch."""
+    ready = [e for e in rec.events if isinstance(e, ImageReady)]
+    if not ready:
+        return
+    req, started = rec.request, rec.started
+    seen: set[int] = set()
+    for event in ready:
+        index = event.index
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < req.num_images:
+            fail_check(rec, check, f"ImageReady.index from 0 to {req.num_images - 1}",
+                       f"index={index!r}", fix=READY_FIX)  # fmt: skip
+        if index in seen:
+            fail_check(rec, check, "each image sent with ImageReady at most once",
+                       f"image {index} twice", fix=READY_FIX)  # fmt: skip
+        seen.add(index)
+        image = event.image
+        if not isinstance(image, PIL.Image.Image) or image.size != (req.width, req.height):
+            fail_check(
+                rec,
+                check,
+                f"ImageReady.image to be a PIL image of {req.width}x{req.height}",
+                f"image {index}: {describe_event(event)}",
+                fix=READY_FIX,
+            )
+        seeds = started.seeds if started is not None else None
+        if event.seed is not None and (not seeds or event.seed != seeds[index]):
+            fail_check(
+                rec,
+                check,
+                f"ImageReady.seed to be the seed Started gave image {index}, or None",
+                f"seed={event.seed!r}, Started.seeds={seeds!r}",
+                fix=READY_FIX,
+            )
+    finished = rec.finished
+    if finished is not None and (
+        not isinstance(finished.images, list) or len(finished.images) != req.num_images
+    ):
+        count = len(finished.images) if isinstance(finished.images, list) else "no list of"
+        fail_check(
+            rec,
+            check,
+            f"Finished to carry all {req.num_images} image(s), those sent with ImageReady too",
+            f"{count} image(s) after {len(ready)} ImageReady",
+            fix=READY_FIX,
+        )
 
 
 def expect_job_links(rec: Recording, check: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backend import Backend
-from ..events import Failed, Finished, Started, Status, Step
+from ..events import Failed, Finished, ImageReady, Started, Status, Step
 from ..request import GenerationRequest
 from .checks_events import expect_event_order, expect_final_images
 from .defaults import DEFAULT_CANCEL_AFTER, DEFAULT_TIMEOUT, capabilities_for_run
@@ -177,7 +177,7 @@ def check_signal(
             expect_quiet_end(rec, check)
             return
         expect_clean_signal(rec, check)
-        others = [e for e in after_events if not isinstance(e, Step | Status)]
+        others = [e for e in after_events if not isinstance(e, Step | Status | ImageReady)]
         finished = rec.finished
         if finished is None or len(others) != 1 or rec.events[-1] is not finished:
             fail_check(
