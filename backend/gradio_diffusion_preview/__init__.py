@@ -27,6 +27,7 @@ _EXPORTS = {
     "DiffusionPreview": "component",
     "RunControl": "control",
     "Failed": "events",
+    "Cancelled": "events",
     "Finished": "events",
     "ImageReady": "events",
     "GenerationEvent": "events",
@@ -63,6 +64,7 @@ __all__ = [
     "DiffusionPreview",
     "Failed",
     "FailureReason",
+    "Cancelled",
     "Finished",
     "ImageReady",
     "GenerationEvent",
@@ -126,6 +128,7 @@ if TYPE_CHECKING:
     from .component import DiffusionPreview
     from .control import RunControl
     from .events import (
+        Cancelled,
         Failed,
         FailureReason,
         Finished,

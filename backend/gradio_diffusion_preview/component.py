@@ -82,6 +82,11 @@ class DiffusionPreview(Component):
         Events.clear,
         EventListener("stop", doc="Triggered when the user clicks the Stop button of a run."),
         EventListener(
+            "stop_confirmed",
+            doc="Triggered by Stop for a run whose backend passes the cancel on to a service "
+            "(cancel_confirms): the run streams on ('Stopping…') until the service answers.",
+        ),
+        EventListener(
             "finish", doc="Triggered when the user asks a run to finish with its current preview."
         ),
         EventListener(
@@ -345,6 +350,8 @@ class DiffusionPreview(Component):
         hidden = {"outputs": None, "queue": False, "api_visibility": api_visibility}
         _guard_app()
         self.stop(fn=_cancel_shown_run, inputs=None, cancels=[run], **hidden)
+        # a run whose service answers the cancel is not cut off: it ends with that answer
+        self.stop_confirmed(fn=_cancel_shown_run, inputs=None, **hidden)
         self.finish(fn=_finish_shown_run, inputs=None, **hidden)
 
     def attach_reuse(

@@ -4,8 +4,9 @@
 backend can make one) and ``Status`` while it waits (queued at a service, loading a model, a
 remote generation that reports no steps), and ``ImageReady`` for each image of a batch that is
 done before the others; then either ``Finished`` with the final images or a single ``Failed``.
-A cancelled run simply stops yielding. Everything downstream (coalescing, progress, the
-component) reads only these types.
+A cancelled run simply stops yielding, or, when it passed the cancel on to a service, ends with
+one ``Cancelled`` saying whether the service stopped the job. Everything downstream
+(coalescing, progress, the component) reads only these types.
 """
 
 from __future__ import annotations
@@ -135,6 +136,18 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Cancelled:
+    """The service's answer to a cancel, from a backend that passes the cancel on to a service
+    (``Capabilities(cancel_confirms=True)``): the last event of a cancelled run, yielded once
+    the service has answered. ``acknowledged`` is True when the service stopped the job, False
+    when it refused or could not be reached (the job may still run, and bill); ``detail`` is
+    the service's own words, for a person. A backend without it simply stops yielding."""
+
+    acknowledged: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Failed:
     """The run failed. ``message`` names the problem and the fix, for a person to read;
     ``reason`` says what kind of failure it is, for code; ``retry_after`` (seconds), when
@@ -160,4 +173,4 @@ def is_job_url(url: object) -> bool:
     return parts.scheme.lower() in JOB_URL_SCHEMES and bool(parts.netloc)
 
 
-GenerationEvent = Started | Step | Status | ImageReady | Finished | Failed
+GenerationEvent = Started | Step | Status | ImageReady | Finished | Failed | Cancelled

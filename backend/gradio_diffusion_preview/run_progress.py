@@ -13,6 +13,7 @@ import PIL.Image
 
 from .control import RunControl
 from .events import (
+    Cancelled,
     Failed,
     Finished,
     GenerationEvent,
@@ -26,6 +27,9 @@ from .generation_info import params_finished, params_started
 from .preview_encoding import InvalidPreview, encode_previews
 from .progress import RUN_DURATIONS, ProgressClock
 from .run_state import GenerationParams, RunState
+
+CANCEL_REFUSED = "Cancel was refused by the service: the job may still run."
+"""What a person reads when the service did not stop the job it was asked to cancel."""
 
 PHASE_TEXT = {
     "queued": "Queued at the service…",
@@ -161,6 +165,8 @@ class RunProgress:
             )
         if isinstance(event, Failed):
             return self._failed(state, event)
+        if isinstance(event, Cancelled):
+            return self.cancelled(state, event)
         raise TypeError(f"unknown event {event!r}")
 
     def timed_out(self, state: RunState, time_limit: float) -> RunState:
@@ -171,6 +177,27 @@ class RunProgress:
                 "message": f"The run took longer than this app's limit of {time_limit:g} s and was "
                 "stopped. Fix: ask for fewer steps, a smaller size or fewer images.",
                 "reason": "timeout",
+                "elapsed": self.clock.elapsed,
+                "phase": None,
+                "progress": None,
+                "eta": None,
+            }
+        )
+
+    def cancelled(self, state: RunState, event: Cancelled) -> RunState:
+        """The last state of a cancelled run whose backend passed the cancel on to a service,
+        with the service's answer: stopped, or refused (the job may still run)."""
+        detail = event.detail.strip() if isinstance(event.detail, str) else ""
+        if event.acknowledged:
+            message = f"Cancelled. {detail}" if detail else "Cancelled."
+        else:
+            message = CANCEL_REFUSED + (f" ({detail})" if detail else "")
+        return state.model_copy(
+            update={
+                "status": "cancelled",
+                "message": message,
+                "cancel_acknowledged": bool(event.acknowledged),
+                "reason": None,
                 "elapsed": self.clock.elapsed,
                 "phase": None,
                 "progress": None,

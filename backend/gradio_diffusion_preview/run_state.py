@@ -52,6 +52,11 @@ class RunCapabilities(BaseModel):
     finish_early: bool = Field(
         False, description="'Use this preview' works: the current estimate becomes the result."
     )
+    cancel_confirms: bool = Field(
+        False,
+        description="Stop is passed on to a service, whose answer ends the run: the run goes on "
+        "streaming ('Stopping…') until it comes.",
+    )
 
 
 class RunFields(BaseModel):
@@ -106,6 +111,12 @@ class RunFields(BaseModel):
     )
     retry_after: float | None = Field(
         None, description="Seconds after which trying again may succeed, when known."
+    )
+    cancel_acknowledged: bool | None = Field(
+        None,
+        description="For a cancelled run whose backend passed the cancel on to a service: "
+        "true when the service stopped the job, false when it refused or could not be "
+        "reached (the job may still run); null when not known.",
     )
     capabilities: RunCapabilities | None = Field(
         None,

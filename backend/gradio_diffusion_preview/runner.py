@@ -3,8 +3,9 @@
 The generation thread never waits for the consumer. The backend's ``generate`` is called on that
 thread too, so an exception escaping it, whether it is a generator or a plain function that
 raises before returning one, becomes a ``Failed`` event naming the backend, and the server keeps
-serving. On cancel the runner stops
-pulling and closes the backend's generator, so its ``finally`` blocks run.
+serving. On cancel the runner stops pulling and closes the backend's generator, so its
+``finally`` blocks run; a backend that passes the cancel on to a service (``cancel_confirms``)
+is pulled on until it returns or yields the service's answer, ``Cancelled``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from .channel import EventChannel
 from .control import RunControl
-from .events import Failed, Finished, GenerationEvent, Step
+from .events import Cancelled, Failed, Finished, GenerationEvent, Step
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,10 @@ class BackendRunner:
         generate: Callable[[], Iterable[GenerationEvent]],
         control: RunControl,
         min_interval: float = 0.0,
+        confirms_cancel: bool = False,
     ) -> None:
         self.backend_id = backend_id
+        self.confirms_cancel = confirms_cancel
         self.control = control
         self.channel = EventChannel(min_interval)
         self.steps_produced = 0
@@ -58,12 +61,16 @@ class BackendRunner:
         try:
             self._events = iter(self._generate())
             for event in self._events:
-                if self.control.cancelled:
+                if self.control.cancelled and not self.confirms_cancel:
                     break
+                if self.control.cancelled and not isinstance(event, Cancelled):
+                    continue  # a backend passing the cancel on: only its answer counts now
+                if isinstance(event, Cancelled) and not self.control.cancelled:
+                    continue  # an answer to no cancel (the kit reports it)
                 if isinstance(event, Step):
                     self.steps_produced += 1
                 self.channel.put(event)
-                if isinstance(event, Finished | Failed):
+                if isinstance(event, Finished | Failed | Cancelled):
                     break
         except MemoryError:  # out of memory is the request's size, not the backend's bug
             log.exception("backend %r ran out of memory", self.backend_id)

@@ -36,6 +36,8 @@ export interface GenerationParams {
 export interface RunCapabilities {
 	cancel: boolean;
 	finish_early: boolean;
+	/** Stop is passed on to a service whose answer ends the run ("Stopping…" until then). */
+	cancel_confirms?: boolean;
 }
 
 export interface PreviewData {
@@ -60,6 +62,8 @@ export interface PreviewData {
 	message: string | null;
 	reason?: string | null;
 	retry_after?: number | null;
+	/** A cancelled run's service stopped the job (true) or refused (false); null: unknown. */
+	cancel_acknowledged?: boolean | null;
 	/** What the running backend can do (state.py `RunCapabilities`); null: unknown. */
 	capabilities?: RunCapabilities | null;
 	params?: GenerationParams | null;
@@ -123,6 +127,7 @@ export type View =
 	| "waiting"
 	| "running"
 	| "done"
+	| "stopping"
 	| "cancelled"
 	| "error";
 

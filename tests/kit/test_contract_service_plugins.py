@@ -233,3 +233,69 @@ def test_images_one_by_one_that_break_the_rule_fail_the_kit_with_a_fix(openai_ur
     assert "fix: send each image of the batch once, as ImageReady(index, image, seed)" in str(
         error.value
     )
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_a_cancel_passed_on_to_the_service_ends_with_its_answer(prediction, refuse):
+    from gradio_diffusion_preview.run_engine import ENGINE, RunSpec
+
+    prediction.refuse_cancels = refuse
+    try:
+        handle = ENGINE.open()
+        backend = PredictionBackend(prediction.url, poll=0.05)  # 42 polls to go: time to stop
+        spec = RunSpec(backend, {"prompt": "a fox", "steps": 40, "width": 64, "height": 64})
+        states = []
+        for state in ENGINE.states(spec, handle):
+            states.append(state)
+            if state.params.job_id and not handle.control.cancelled:
+                handle.cancel()  # Stop: the run goes on streaming until the service answers
+    finally:
+        prediction.refuse_cancels = False
+    stopping = [state for state in states if state.message == "Stopping…"]
+    last = states[-1]
+    assert states[0].capabilities.cancel_confirms
+    assert last.status == "cancelled" and last.cancel_acknowledged is (not refuse)
+    assert all(state.status == "running" for state in stopping)
+    job_id = last.params.job_id
+    if refuse:
+        assert last.message.startswith("Cancel was refused by the service: the job may still run")
+        assert "409" in last.message and job_id not in prediction.cancelled
+    else:
+        assert last.message == "Cancelled." and job_id in prediction.cancelled
+
+
+def test_the_kit_holds_a_backend_that_confirms_cancels_to_its_answer(prediction):
+    class Silent(PredictionBackend):
+        id = "silent-cancel"
+
+        @staticmethod
+        def _cancel(client, prediction):  # cancels, but never says what the service answered
+            client.post(prediction["urls"]["cancel"], timeout=5)
+            return None
+
+        def generate(self, request, control):
+            yield from (e for e in super().generate(request, control) if e is not None)
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(Silent(prediction.url), prompt="a fox", steps=3, width=64, height=64,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "as Capabilities(cancel_confirms=True) says" in str(error.value)
+    assert "fix: after control.cancelled, pass the cancel on to the service" in str(error.value)
+
+
+def test_an_answer_to_no_cancel_fails_the_kit(openai_url):
+    from gradio_diffusion_preview import Cancelled, Finished
+
+    class Confused(OpenAIImagesBackend):
+        id = "confused"
+
+        def generate(self, request, control):
+            for event in super().generate(request, control):
+                if isinstance(event, Finished):
+                    yield Cancelled(True)
+                yield event
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(Confused(openai_url), prompt="a fox",
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "Cancelled only as the last event of a cancelled run" in str(error.value)

@@ -8,7 +8,8 @@ loopback server that speaks its protocol:
 - ``PredictionBackend``: a Replicate-style prediction API. ``POST /v1/predictions`` starts a
   prediction; the backend polls ``urls.get``, reads progress from the tqdm lines in its
   ``logs`` (the service's own count, which is not the request's steps: ``exact_steps=False``),
-  fetches the output URLs and cancels by ``urls.cancel``. It reports the prediction's id and its
+  fetches the output URLs and cancels by ``urls.cancel``, reporting the service's answer
+  (``Cancelled``: stopped or refused). It reports the prediction's id and its
   page (``urls.web``), which the widget shows. The service takes one seed for the
   whole batch (``seed_per_image=False``) and sends no previews.
 
@@ -35,6 +36,7 @@ import PIL.Image
 from gradio_diffusion_preview import (
     Availability,
     Backend,
+    Cancelled,
     Capabilities,
     Failed,
     Finished,
@@ -267,6 +269,9 @@ class PredictionHandler(JsonHandler):
             self.answer(201, self.view(prediction_id))
         elif self.path.endswith("/cancel"):
             prediction_id = self.path.split("/")[3]
+            if self.server.refuse_cancels:  # type: ignore[attr-defined]
+                self.answer(409, {"detail": "the prediction is running on a worker already"})
+                return
             predictions[prediction_id]["status"] = "canceled"
             self.server.cancelled.append(prediction_id)  # type: ignore[attr-defined]
             self.answer(200, self.view(prediction_id))
@@ -324,6 +329,7 @@ def prediction_server() -> LoopbackServer:
     server.predictions = {}  # type: ignore[attr-defined]
     server.ids = itertools.count(1)  # type: ignore[attr-defined]
     server.cancelled = []  # type: ignore[attr-defined]
+    server.refuse_cancels = False  # type: ignore[attr-defined]
     return server
 
 
@@ -337,6 +343,7 @@ class PredictionBackend(Backend):
         step_events=True,  # progress from the service's logs...
         step_previews=False,  # ...but no previews
         exact_steps=False,  # its own count, and a poll may miss the last line
+        cancel_confirms=True,  # a cancel goes to the service, whose answer ends the run
         seed_per_image=False,  # one seed for the whole batch
         negative_prompt=True,
         guidance=False,
@@ -375,7 +382,7 @@ class PredictionBackend(Backend):
             seen = 0
             while prediction["status"] in ("starting", "processing"):
                 if control.wait_cancelled(self.poll):
-                    client.post(prediction["urls"]["cancel"])
+                    yield self._cancel(client, prediction)
                     return
                 prediction = client.get(prediction["urls"]["get"]).json()
                 found = TQDM_LINE.findall(prediction["logs"] or "")
@@ -394,3 +401,16 @@ class PredictionBackend(Backend):
                 for url in prediction["output"]
             ]
         yield Finished(images, seeds)
+
+    @staticmethod
+    def _cancel(client: httpx.Client, prediction: dict) -> Cancelled:
+        """Cancel by URL and report the service's answer: stopped, or refused (the
+        prediction may still run, and bill)."""
+        try:
+            answer = client.post(prediction["urls"]["cancel"], timeout=5)
+        except httpx.HTTPError as error:
+            return Cancelled(False, f"the service could not be reached: {type(error).__name__}")
+        if answer.is_success and answer.json().get("status") == "canceled":
+            return Cancelled(True)
+        said = answer.json().get("detail") if answer.content else None
+        return Cancelled(False, f"the service answered {answer.status_code}: {said}")

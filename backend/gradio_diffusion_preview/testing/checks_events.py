@@ -16,6 +16,7 @@ import PIL.Image
 from ..backend import Backend
 from ..events import (
     FAILURE_REASONS,
+    Cancelled,
     Failed,
     Finished,
     ImageReady,
@@ -106,14 +107,25 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             "timeout=... to the kit",
         )
     for event in rec.events:
-        if not isinstance(event, Started | Step | Status | ImageReady | Finished | Failed):
+        if isinstance(event, Cancelled) and rec.signal != "cancel":
             fail_check(
                 rec,
                 check,
-                "only Started, Step, Status, ImageReady, Finished and Failed events",
+                "Cancelled only as the last event of a cancelled run",
+                f"{describe_event(event)} in a run that was not cancelled",
+                fix="yield Cancelled(acknowledged, detail) only once control.cancelled is True "
+                "and the service has answered the cancel; end other runs with Finished or Failed",
+            )
+        if not isinstance(event, Started | Step | Status | ImageReady | Finished | Failed):
+            if isinstance(event, Cancelled):
+                continue
+            fail_check(
+                rec,
+                check,
+                "only Started, Step, Status, ImageReady, Finished, Failed and Cancelled events",
                 f"a {type(event).__name__}",
                 fix="yield only gradio_diffusion_preview's events (Started, Step, Status, "
-                "ImageReady, Finished, Failed); say anything else in a Status message",
+                "ImageReady, Finished, Failed, Cancelled); say anything else in a Status message",
             )
     if not rec.events:
         fail_check(
