@@ -269,6 +269,7 @@ class PredictionHandler(JsonHandler):
             self.answer(201, self.view(prediction_id))
         elif self.path.endswith("/cancel"):
             prediction_id = self.path.split("/")[3]
+            self.server.cancel_gate.wait(30)  # type: ignore[attr-defined]
             if self.server.refuse_cancels:  # type: ignore[attr-defined]
                 self.answer(409, {"detail": "the prediction is running on a worker already"})
                 return
@@ -330,6 +331,8 @@ def prediction_server() -> LoopbackServer:
     server.ids = itertools.count(1)  # type: ignore[attr-defined]
     server.cancelled = []  # type: ignore[attr-defined]
     server.refuse_cancels = False  # type: ignore[attr-defined]
+    server.cancel_gate = threading.Event()  # type: ignore[attr-defined]
+    server.cancel_gate.set()  # a test clears it to hold the answer to a cancel
     return server
 
 
