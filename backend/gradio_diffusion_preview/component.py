@@ -306,6 +306,7 @@ class DiffusionPreview(Component):
         files, infotexts = [], []
         # images that arrived one by one (ImageReady) are those of ``ready``, in its order
         indices = state.ready if len(state.ready) == len(state.images) else range(len(state.images))
+        elapsed = state.elapsed if state.status != "running" else None
         for index, image in zip(indices, state.images, strict=False):
             seed = state.seeds[index] if index < len(state.seeds) else None
             if params is None:
@@ -316,7 +317,9 @@ class DiffusionPreview(Component):
                 self._save(
                     image,
                     name=file_stem(params.prompt, seed, index),
-                    text=image_metadata(params, seed, index, state.elapsed),
+                    # no run time in an image that arrived mid-run: its file stays the same
+                    # bytes (one file, not one per streamed state) until the run is done
+                    text=image_metadata(params, seed, index, elapsed),
                 )
             )
         return PreviewData(**fields, images=files, infotexts=infotexts)

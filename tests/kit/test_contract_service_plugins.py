@@ -189,9 +189,13 @@ def test_a_batchs_images_reach_the_value_one_by_one_before_the_run_is_done(opena
     assert all(len(state.images) == len(state.ready) for state in arriving)
     assert all(state.ready == sorted(state.ready) for state in arriving)
     # the value a browser receives while the run goes carries those images as files
-    wire = DiffusionPreview().postprocess(arriving[-1])
+    component = DiffusionPreview()
+    wire = component.postprocess(arriving[-1])
     assert wire.status == "running" and len(wire.images) == len(arriving[-1].ready)
     assert len(wire.infotexts) == len(wire.images)
+    # a later state of the run (more seconds gone) sends the same files, not new ones
+    later = component.postprocess(arriving[-1].model_copy(update={"elapsed": 99.0}))
+    assert [file.path for file in later.images] == [file.path for file in wire.images]
 
 
 class _Sends:
