@@ -37,9 +37,11 @@ def check_event_order(
     timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
-    """Started, then Steps and Status events, then Finished or one Failed (with a known reason
-    and a ``retry_after`` that is None or a finite number >= 0), then the generator returns;
-    nothing raised, nothing after the end, no run without an end, no event of another type."""
+    """Started, then Steps and Status events (and ImageReady, each image of a batch at most
+    once, then a Finished that carries them all), then Finished or one Failed (with a known
+    reason and a ``retry_after`` that is None or a finite number >= 0), then the generator
+    returns; nothing raised, nothing after the end, no run without an end, no event of another
+    type; a ``job_id`` a non-empty str and a ``job_url`` an http(s) URL, when given."""
     rec = recording or run_backend(backend, timeout=timeout, **fields)
     expect_event_order(rec, "event_order", allow_failed=True)
 

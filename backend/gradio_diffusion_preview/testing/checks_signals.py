@@ -52,9 +52,10 @@ def check_cancel(
     **fields: Any,
 ) -> str | None:
     """``control.cancel()`` sent after Step ``cancel_after``: of the events pulled from the
-    generator after it, at most one Step and no Finished or Failed, then the generator returns.
-    Judged by steps, not seconds: ``cancel_timeout`` is only the ceiling that catches a hang
-    (by default 30 s, or ten of the run's step times if longer), and a run that reached its
+    generator after it, at most one Step and no Finished or Failed, then the generator returns
+    (with ``cancel_confirms``, after one Cancelled, the service's answer). Judged by steps,
+    not seconds: ``cancel_timeout`` is only the ceiling that catches a hang (by default 30 s,
+    or ten of the run's step times if longer), and a run that reached its
     last step before the signal took effect is run again, four times as long. A backend that
     reports no steps (``step_events=False``) is checked by ``check_cancel_at_start`` instead."""
     if not backend.capabilities.cancel:
