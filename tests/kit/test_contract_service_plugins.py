@@ -244,6 +244,7 @@ def test_a_cancel_passed_on_to_the_service_ends_with_its_answer(prediction, refu
     from gradio_diffusion_preview.run_engine import ENGINE, RunSpec
 
     prediction.refuse_cancels = refuse
+    prediction.cancel_gate.clear()  # the service answers the cancel once the run said Stopping…
     try:
         handle = ENGINE.open()
         backend = PredictionBackend(prediction.url, poll=0.05)  # 42 polls to go: time to stop
@@ -253,9 +254,13 @@ def test_a_cancel_passed_on_to_the_service_ends_with_its_answer(prediction, refu
             states.append(state)
             if state.params.job_id and not handle.control.cancelled:
                 handle.cancel()  # Stop: the run goes on streaming until the service answers
+            if state.message == "Stopping…":
+                prediction.cancel_gate.set()
     finally:
         prediction.refuse_cancels = False
+        prediction.cancel_gate.set()
     stopping = [state for state in states if state.message == "Stopping…"]
+    assert stopping and states.index(stopping[0]) < len(states) - 1
     last = states[-1]
     assert states[0].capabilities.cancel_confirms
     assert last.status == "cancelled" and last.cancel_acknowledged is (not refuse)
