@@ -1,15 +1,21 @@
 """In Chromium: a run of the Replicate-style prediction plugin (tests/support/service_plugins.py)
 shows the service's job id linked to its page in the run's details, and its Stop, which the
 plugin passes on to the service, says "Stopping…" until the service answers, then the answer:
-a refused cancel in plain words (the job may still run)."""
+a refused cancel in plain words (the job may still run). A batch of the OpenAI-style plugin
+(one call per image) shows its first image while the service still makes the second."""
 
 from __future__ import annotations
 
 import gradio as gr
 import pytest
-from browser_helpers import TIMEOUT_MS, generate, wait_view
+from browser_helpers import TIMEOUT_MS, generate, view_of, wait_view
 from playwright.sync_api import expect
-from service_plugins import PredictionBackend, prediction_server
+from service_plugins import (
+    OpenAIImagesBackend,
+    PredictionBackend,
+    openai_server,
+    prediction_server,
+)
 
 from gradio_diffusion_preview import DiffusionPreview, stream
 
@@ -68,3 +74,33 @@ def test_a_cancel_the_service_refuses_says_stopping_then_that_the_job_may_still_
     expect(message).to_contain_text("Cancel was refused by the service: the job may still run.")
     assert service.cancelled == [] and not page.errors
     page.close()
+
+
+def test_a_batchs_first_image_shows_while_the_others_are_still_made(open_page, serve):
+    server = openai_server()
+    server.hold_later.clear()  # the service answers the first call, holds the second
+    try:
+        backend = OpenAIImagesBackend(server.url)
+
+        def run(prompt):
+            yield from stream(backend, prompt=prompt, num_images=2, width=256, height=256)
+
+        with gr.Blocks() as app:
+            prompt = gr.Textbox(label="Prompt")
+            button = gr.Button("Generate")
+            preview = DiffusionPreview(label="Preview")
+            preview.attach_run(button.click(run, prompt, preview))
+
+        page = open_page(serve(app))
+        generate(page, "a red fox")
+        tiles = page.get_by_test_id("preview-image")
+        expect(tiles).to_have_count(1, timeout=TIMEOUT_MS)  # the first image, as it arrived
+        assert page.get_by_test_id("final-image").count() == 0
+        assert view_of(page) != "done"
+        server.hold_later.set()
+        expect(page.get_by_test_id("final-image")).to_have_count(2, timeout=TIMEOUT_MS)
+        assert server.calls == 2 and not page.errors
+        page.close()
+    finally:
+        server.hold_later.set()
+        server.close()

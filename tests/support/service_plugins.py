@@ -136,7 +136,11 @@ class OpenAIImagesHandler(JsonHandler):
         if REFUSED_WORD in body.get("prompt", ""):
             self.answer(400, {"error": {"code": "content_policy_violation", "message": "no"}})
             return
-        self.server.calls += 1  # type: ignore[attr-defined]
+        with self.server.lock:  # type: ignore[attr-defined]
+            self.server.calls += 1  # type: ignore[attr-defined]
+            later = self.server.calls > 1  # type: ignore[attr-defined]
+        if later:
+            self.server.hold_later.wait(30)  # type: ignore[attr-defined]
         images = [painted(body["prompt"], width, height, None) for _ in range(body.get("n", 1))]
         data = [{"b64_json": base64.b64encode(png(image)).decode()} for image in images]
         self.answer(200, {"created": 0, "data": data})
@@ -145,6 +149,9 @@ class OpenAIImagesHandler(JsonHandler):
 def openai_server() -> LoopbackServer:
     server = LoopbackServer(OpenAIImagesHandler)
     server.calls = 0  # type: ignore[attr-defined]
+    server.lock = threading.Lock()  # type: ignore[attr-defined]
+    server.hold_later = threading.Event()  # type: ignore[attr-defined]
+    server.hold_later.set()  # a test clears it to hold every call but the first
     return server
 
 
