@@ -27,7 +27,9 @@ _EXPORTS = {
     "DiffusionPreview": "component",
     "RunControl": "control",
     "Failed": "events",
+    "Cancelled": "events",
     "Finished": "events",
+    "ImageReady": "events",
     "GenerationEvent": "events",
     "Started": "events",
     "Step": "events",
@@ -62,7 +64,9 @@ __all__ = [
     "DiffusionPreview",
     "Failed",
     "FailureReason",
+    "Cancelled",
     "Finished",
+    "ImageReady",
     "GenerationEvent",
     "GenerationRequest",
     "InvalidRequest",
@@ -124,10 +128,12 @@ if TYPE_CHECKING:
     from .component import DiffusionPreview
     from .control import RunControl
     from .events import (
+        Cancelled,
         Failed,
         FailureReason,
         Finished,
         GenerationEvent,
+        ImageReady,
         Phase,
         Started,
         Status,

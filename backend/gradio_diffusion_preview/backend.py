@@ -136,6 +136,10 @@ class Capabilities(BaseModel):
     default_steps: int = 20
     max_batch: int = Field(4, ge=1)
     cancel: bool = True
+    cancel_confirms: bool = False
+    """True when ``generate`` passes a cancel on to a service and ends the cancelled run with
+    ``Cancelled(acknowledged, detail)``, the service's answer: the widget then says
+    "Stopping…" until it comes, and says so when the service refused (the job may still run)."""
     finish_early: bool = False
     any_model: bool = False
     """True when the backend accepts models beyond those it lists (paths, hub repo ids)."""

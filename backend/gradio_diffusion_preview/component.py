@@ -82,6 +82,11 @@ class DiffusionPreview(Component):
         Events.clear,
         EventListener("stop", doc="Triggered when the user clicks the Stop button of a run."),
         EventListener(
+            "stop_confirmed",
+            doc="Triggered by Stop for a run whose backend passes the cancel on to a service "
+            "(cancel_confirms): the run streams on ('Stopping…') until the service answers.",
+        ),
+        EventListener(
             "finish", doc="Triggered when the user asks a run to finish with its current preview."
         ),
         EventListener(
@@ -299,7 +304,10 @@ class DiffusionPreview(Component):
             ]
         params = state.params
         files, infotexts = [], []
-        for index, image in enumerate(state.images):
+        # images that arrived one by one (ImageReady) are those of ``ready``, in its order
+        indices = state.ready if len(state.ready) == len(state.images) else range(len(state.images))
+        elapsed = state.elapsed if state.status != "running" else None
+        for index, image in zip(indices, state.images, strict=False):
             seed = state.seeds[index] if index < len(state.seeds) else None
             if params is None:
                 files.append(self._save(image))
@@ -309,7 +317,9 @@ class DiffusionPreview(Component):
                 self._save(
                     image,
                     name=file_stem(params.prompt, seed, index),
-                    text=image_metadata(params, seed, index, state.elapsed),
+                    # no run time in an image that arrived mid-run: its file stays the same
+                    # bytes (one file, not one per streamed state) until the run is done
+                    text=image_metadata(params, seed, index, elapsed),
                 )
             )
         return PreviewData(**fields, images=files, infotexts=infotexts)
@@ -343,6 +353,8 @@ class DiffusionPreview(Component):
         hidden = {"outputs": None, "queue": False, "api_visibility": api_visibility}
         _guard_app()
         self.stop(fn=_cancel_shown_run, inputs=None, cancels=[run], **hidden)
+        # a run whose service answers the cancel is not cut off: it ends with that answer
+        self.stop_confirmed(fn=_cancel_shown_run, inputs=None, **hidden)
         self.finish(fn=_finish_shown_run, inputs=None, **hidden)
 
     def attach_reuse(

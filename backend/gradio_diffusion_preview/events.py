@@ -2,9 +2,11 @@
 
 ``Started`` once; then, as the run goes, ``Step`` for each denoising step (with a preview when the
 backend can make one) and ``Status`` while it waits (queued at a service, loading a model, a
-remote generation that reports no steps); then either ``Finished`` with the final images or a
-single ``Failed``. A cancelled run simply stops yielding. Everything downstream (coalescing,
-progress, the component) reads only these types.
+remote generation that reports no steps), and ``ImageReady`` for each image of a batch that is
+done before the others; then either ``Finished`` with the final images or a single ``Failed``.
+A cancelled run simply stops yielding, or, when it passed the cancel on to a service, ends with
+one ``Cancelled`` saying whether the service stopped the job. Everything downstream
+(coalescing, progress, the component) reads only these types.
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ class Started:
     preview_size: tuple[int, int] | None = None
     """(width, height) of every preview image this run will send; ``None`` when it sends none.
     With one preview per image of a batch, each of them has this size."""
+    job_id: str | None = None
+    """The service's own id for this run (a prediction id, a prompt id), when it has one: the
+    widget shows it, so a person can find the job at the service. A later ``Status`` may give
+    it, when the service names the job only once it is submitted."""
+    job_url: str | None = None
+    """A link to the job at the service (an ``http://`` or ``https://`` URL only), shown with
+    the id."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,26 @@ class Status:
     queue_size: int | None = None
     eta: float | None = None
     progress: float | None = None
+    job_id: str | None = None
+    """The service's id for the job, as on ``Started``: give it once the service has named it."""
+    job_url: str | None = None
+    """A link to the job at the service (``http://`` or ``https://`` only), as on ``Started``."""
+
+
+@dataclass(frozen=True)
+class ImageReady:
+    """Image ``index`` (0-based) of the batch is final, before the run ends: a service that
+    delivers a batch's images one by one (one call per image, output URLs that appear as each
+    is done) sends each as it arrives, and the widget shows it at once.
+
+    The rule: ``Finished`` still carries every image of the batch, those sent here included,
+    in order (the kit checks each image is sent at most once, of the requested size, and that
+    ``Finished`` holds as many). ``seed`` is the image's seed, when the run has seeds (it is
+    ``Started.seeds[index]``)."""
+
+    index: int
+    image: PIL.Image.Image
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +136,18 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Cancelled:
+    """The service's answer to a cancel, from a backend that passes the cancel on to a service
+    (``Capabilities(cancel_confirms=True)``): the last event of a cancelled run, yielded once
+    the service has answered. ``acknowledged`` is True when the service stopped the job, False
+    when it refused or could not be reached (the job may still run, and bill); ``detail`` is
+    the service's own words, for a person. A backend without it simply stops yielding."""
+
+    acknowledged: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Failed:
     """The run failed. ``message`` names the problem and the fix, for a person to read;
     ``reason`` says what kind of failure it is, for code; ``retry_after`` (seconds), when
@@ -117,4 +158,19 @@ class Failed:
     retry_after: float | None = None
 
 
-GenerationEvent = Started | Step | Status | Finished | Failed
+JOB_URL_SCHEMES = ("http", "https")
+"""The only schemes a job link may have: the widget shows it as a link a person clicks."""
+
+
+def is_job_url(url: object) -> bool:
+    """Whether ``url`` may be shown as a job's link: an ``http://`` or ``https://`` URL with a
+    host (never ``javascript:``, ``file:`` or a relative path)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or any(char.isspace() for char in url):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme.lower() in JOB_URL_SCHEMES and bool(parts.netloc)
+
+
+GenerationEvent = Started | Step | Status | ImageReady | Finished | Failed | Cancelled

@@ -51,6 +51,8 @@ HEARTBEAT_SECONDS = 1.0
 """Seconds between states while a run reports nothing (elapsed time, a waiting run's ETA)."""
 WAIT_TICK_SECONDS = 1.0
 """Seconds between queued states while a run waits for its turn."""
+STOPPING = "Stopping…"
+"""A cancelled run's message until its backend ends it (a service answering the cancel)."""
 STOP_SECONDS = 1.0
 """How long a run's end waits for its backend's thread (it stops within a step)."""
 
@@ -246,6 +248,7 @@ class RunEngine:
             control,
             spec.min_interval,
             on_end=lambda: self._backend_ended(admitted, handle),
+            confirms_cancel=backend.capabilities_for(request.model).cancel_confirms,
         )
         runner.start()
         try:
@@ -263,8 +266,10 @@ class RunEngine:
                     state = progress.apply(state, event)
                 if state.status == "done" and admitted.ticket is not None:
                     admitted.ticket.ran_for = progress.clock.elapsed  # its slot's tail: the rest
+                if control.cancelled and state.status == "running":
+                    state = state.model_copy(update={"message": STOPPING})  # until it ends
                 yield state
-                if state.status in ("done", "error"):
+                if state.status in ("done", "error", "cancelled"):
                     return
             if state.status == "running":
                 yield progress.ended_without_result(state, control)
@@ -298,7 +303,9 @@ class RunEngine:
 def _run_capabilities(admitted: _Admitted) -> RunCapabilities:
     """What the admitted run's backend can do for its model: what a UI may offer during it."""
     caps = admitted.backend.capabilities_for(admitted.request.model)
-    return RunCapabilities(cancel=caps.cancel, finish_early=caps.finish_early)
+    return RunCapabilities(
+        cancel=caps.cancel, finish_early=caps.finish_early, cancel_confirms=caps.cancel_confirms
+    )
 
 
 def _cancelled(handle: RunHandle, admitted: _Admitted) -> RunState:

@@ -9,12 +9,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import PIL.Image
+
 from .control import RunControl
-from .events import Failed, Finished, GenerationEvent, Started, Status, Step
+from .events import (
+    Cancelled,
+    Failed,
+    Finished,
+    GenerationEvent,
+    ImageReady,
+    Started,
+    Status,
+    Step,
+    is_job_url,
+)
 from .generation_info import params_finished, params_started
 from .preview_encoding import InvalidPreview, encode_previews
 from .progress import RUN_DURATIONS, ProgressClock
-from .run_state import RunState
+from .run_state import GenerationParams, RunState
+
+CANCEL_REFUSED = "Cancel was refused by the service: the job may still run."
+"""What a person reads when the service did not stop the job it was asked to cancel."""
 
 PHASE_TEXT = {
     "queued": "Queued at the service…",
@@ -88,13 +103,14 @@ class RunProgress:
                     "height": event.height,
                     "message": None,
                     "elapsed": clock.elapsed,
-                    "params": params_started(state.params, event),
+                    "params": with_job(params_started(state.params, event), event),
                 }
             )
         if isinstance(event, Status):
             clock.service_said(event.eta)
             return state.model_copy(
                 update={
+                    "params": with_job(state.params, event),
                     "phase": event.phase,
                     "message": event.message or PHASE_TEXT.get(event.phase),
                     "queue_position": event.position,
@@ -136,6 +152,8 @@ class RunProgress:
                     "message": None,
                 }
             )
+        if isinstance(event, ImageReady):
+            return self._image_ready(state, event)
         if isinstance(event, Finished):
             if not event.early:
                 rate = clock.steps_per_second()
@@ -155,6 +173,7 @@ class RunProgress:
                 update={
                     "status": "done",
                     "images": list(event.images),
+                    "ready": [],
                     "seeds": list(event.seeds or []),
                     # the final images replace the preview: it need not travel again in the
                     # event's last message, nor stay in Gradio's store of each session's value
@@ -174,6 +193,8 @@ class RunProgress:
             )
         if isinstance(event, Failed):
             return self._failed(state, event)
+        if isinstance(event, Cancelled):
+            return self.cancelled(state, event)
         raise TypeError(f"unknown event {event!r}")
 
     def timed_out(self, state: RunState, time_limit: float) -> RunState:
@@ -184,6 +205,27 @@ class RunProgress:
                 "message": f"The run took longer than this app's limit of {time_limit:g} s and was "
                 "stopped. Fix: ask for fewer steps, a smaller size or fewer images.",
                 "reason": "timeout",
+                "elapsed": self.clock.elapsed,
+                "phase": None,
+                "progress": None,
+                "eta": None,
+            }
+        )
+
+    def cancelled(self, state: RunState, event: Cancelled) -> RunState:
+        """The last state of a cancelled run whose backend passed the cancel on to a service,
+        with the service's answer: stopped, or refused (the job may still run)."""
+        detail = event.detail.strip() if isinstance(event.detail, str) else ""
+        if event.acknowledged:
+            message = f"Cancelled. {detail}" if detail else "Cancelled."
+        else:
+            message = CANCEL_REFUSED + (f" ({detail})" if detail else "")
+        return state.model_copy(
+            update={
+                "status": "cancelled",
+                "message": message,
+                "cancel_acknowledged": bool(event.acknowledged),
+                "reason": None,
                 "elapsed": self.clock.elapsed,
                 "phase": None,
                 "progress": None,
@@ -212,6 +254,49 @@ class RunProgress:
             }
         )
 
+    def _image_ready(self, state: RunState, event: ImageReady) -> RunState:
+        """A final image that arrived before the end joins the value's ``images`` (in the
+        batch's order, ``ready`` saying which each is); one that is not a PIL image fails
+        the run as a backend bug (so does an index outside the batch), and one sent again
+        replaces the first."""
+        count = state.params.num_images if state.params is not None else None
+        index = event.index
+        if (
+            not isinstance(index, int)
+            or isinstance(index, bool)
+            or index < 0
+            or (count is not None and index >= count)
+        ):
+            return self._failed(
+                state,
+                Failed(
+                    f"Backend '{self.backend_id}' sent an image with index {index!r}, not one "
+                    f"of the batch's 0..{(count or 1) - 1}. This is a bug in the backend; "
+                    "report it to its authors.",
+                    "backend_error",
+                ),
+            )
+        if not isinstance(event.image, PIL.Image.Image):
+            return self._failed(
+                state,
+                Failed(
+                    f"Backend '{self.backend_id}' sent image {event.index} as a "
+                    f"{type(event.image).__name__}, not a PIL image. This is a bug in the "
+                    "backend; report it to its authors.",
+                    "backend_error",
+                ),
+            )
+        arrived = dict(zip(state.ready, state.images, strict=False))
+        arrived[event.index] = event.image
+        order = sorted(arrived)
+        return state.model_copy(
+            update={
+                "ready": order,
+                "images": [arrived[index] for index in order],
+                "elapsed": self.clock.elapsed,
+            }
+        )
+
     def _failed(self, state: RunState, event: Failed) -> RunState:
         return state.model_copy(
             update={
@@ -225,6 +310,21 @@ class RunProgress:
                 "eta": None,
             }
         )
+
+
+def with_job(params: GenerationParams | None, event: Started | Status) -> GenerationParams | None:
+    """The run's settings with the service's job id and link, when ``event`` names them (a
+    later event that names none keeps what an earlier one said). A link that is not an
+    ``http(s)`` URL is never shown (the conformance kit reports it to the backend's author)."""
+    job_id, job_url = getattr(event, "job_id", None), getattr(event, "job_url", None)
+    update: dict[str, str] = {}
+    if isinstance(job_id, str) and job_id.strip():
+        update["job_id"] = job_id.strip()
+    if job_url is not None and is_job_url(job_url):
+        update["job_url"] = job_url
+    if params is None or not update:
+        return params
+    return params.model_copy(update=update)
 
 
 def fraction_done(progress: object) -> float | None:

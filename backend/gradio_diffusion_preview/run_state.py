@@ -37,6 +37,12 @@ class GenerationParams(BaseModel):
     steps_done: int | None = Field(
         None, description="Steps actually run, when the run was finished early."
     )
+    job_id: str | None = Field(
+        None, description="The service's own id for the job that made the images, when it has one."
+    )
+    job_url: str | None = Field(
+        None, description="A link (http or https) to that job at the service, when it gives one."
+    )
 
 
 class RunCapabilities(BaseModel):
@@ -45,6 +51,11 @@ class RunCapabilities(BaseModel):
     cancel: bool = Field(True, description="Stop ends the backend's work (it stops promptly).")
     finish_early: bool = Field(
         False, description="'Use this preview' works: the current estimate becomes the result."
+    )
+    cancel_confirms: bool = Field(
+        False,
+        description="Stop is passed on to a service, whose answer ends the run: the run goes on "
+        "streaming ('Stopping…') until it comes.",
     )
 
 
@@ -91,6 +102,12 @@ class RunFields(BaseModel):
         "says; null while steps are reported.",
     )
     seeds: list[int] = Field(default_factory=list)
+    ready: list[int] = Field(
+        default_factory=list,
+        description="While a run goes: the indices (0-based, in the batch) of the final images "
+        "that arrived before the end, in order; ``images`` holds them in this order. Empty "
+        "once the run is done (``images`` then holds every image).",
+    )
     backend: str | None = None
     model: str | None = None
     width: int | None = None
@@ -104,6 +121,12 @@ class RunFields(BaseModel):
     )
     retry_after: float | None = Field(
         None, description="Seconds after which trying again may succeed, when known."
+    )
+    cancel_acknowledged: bool | None = Field(
+        None,
+        description="For a cancelled run whose backend passed the cancel on to a service: "
+        "true when the service stopped the job, false when it refused or could not be "
+        "reached (the job may still run); null when not known.",
     )
     capabilities: RunCapabilities | None = Field(
         None,

@@ -3,8 +3,9 @@
 The generation thread never waits for the consumer. The backend's ``generate`` is called on that
 thread too, so an exception escaping it, whether it is a generator or a plain function that
 raises before returning one, becomes a ``Failed`` event naming the backend, and the server keeps
-serving. On cancel the runner stops
-pulling and closes the backend's generator, so its ``finally`` blocks run.
+serving. On cancel the runner stops pulling and closes the backend's generator, so its
+``finally`` blocks run; a backend that passes the cancel on to a service (``cancel_confirms``)
+is pulled on until it returns or yields the service's answer, ``Cancelled``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from .channel import EventChannel
 from .control import RunControl
-from .events import Failed, Finished, GenerationEvent, Step
+from .events import Cancelled, Failed, Finished, GenerationEvent, Step
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,14 @@ class BackendRunner:
         control: RunControl,
         min_interval: float = 0.0,
         on_end: Callable[[], None] | None = None,
+        confirms_cancel: bool = False,
     ) -> None:
         """``on_end`` is called on the runner's thread once the backend's run has ended and
         its last event is in the channel, whoever reads it (or nobody: a consumer that went
         away without closing its states, such as a server closed under its stream)."""
         self.backend_id = backend_id
         self._on_end = on_end
+        self.confirms_cancel = confirms_cancel
         self.control = control
         self.channel = EventChannel(min_interval)
         self.steps_produced = 0
@@ -63,12 +66,16 @@ class BackendRunner:
         try:
             self._events = iter(self._generate())
             for event in self._events:
-                if self.control.cancelled:
+                if self.control.cancelled and not self.confirms_cancel:
                     break
+                if self.control.cancelled and not isinstance(event, Cancelled):
+                    continue  # a backend passing the cancel on: only its answer counts now
+                if isinstance(event, Cancelled) and not self.control.cancelled:
+                    continue  # an answer to no cancel (the kit reports it)
                 if isinstance(event, Step):
                     self.steps_produced += 1
                 self.channel.put(event)
-                if isinstance(event, Finished | Failed):
+                if isinstance(event, Finished | Failed | Cancelled):
                     break
         except MemoryError:  # out of memory is the request's size, not the backend's bug
             log.exception("backend %r ran out of memory", self.backend_id)

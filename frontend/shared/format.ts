@@ -113,6 +113,36 @@ export function settings_parts(
 	return parts;
 }
 
+/** The tiles of a running batch some of whose final images already arrived (`ready`): each
+ * arrived image in its place, the others' own previews between them (an image with neither
+ * has no tile yet). Empty when no image has arrived. */
+export function arrived_srcs(value: PreviewData): string[] {
+	const ready = value.ready ?? [];
+	const images = value.images ?? [];
+	if (value.status !== "running" || !ready.length || images.length !== ready.length) return [];
+	const count = Math.max(value.params?.num_images ?? 0, ...ready.map((index) => index + 1));
+	const srcs: string[] = [];
+	for (let index = 0; index < count; index++) {
+		const at = ready.indexOf(index);
+		const src = at >= 0 ? images[at].url : value.previews?.[index];
+		if (src) srcs.push(src);
+	}
+	return srcs;
+}
+
+/** `url` when a job link may be shown as one: an absolute http(s) URL, never `javascript:`,
+ * `data:` or a relative path (the server drops any other, this holds for a value made by an
+ * app itself). */
+export function job_link(url: string | null | undefined): string | null {
+	if (!url) return null;
+	try {
+		const parsed = new URL(url);
+		return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+	} catch {
+		return null;
+	}
+}
+
 /** The final images of a value, with what the viewer shows about each. */
 export function shown_images(value: PreviewData | null): ShownImage[] {
 	const images = value?.images ?? [];

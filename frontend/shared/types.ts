@@ -27,12 +27,17 @@ export interface GenerationParams {
 	backend: string | null;
 	sampler: string | null;
 	steps_done: number | null;
+	/** The service's own id for the job, and a link to it there (http/https only). */
+	job_id?: string | null;
+	job_url?: string | null;
 }
 
 /** What the running backend can do for this run: the widget offers only that. */
 export interface RunCapabilities {
 	cancel: boolean;
 	finish_early: boolean;
+	/** Stop is passed on to a service whose answer ends the run ("Stopping…" until then). */
+	cancel_confirms?: boolean;
 }
 
 export interface PreviewData {
@@ -60,10 +65,15 @@ export interface PreviewData {
 	message: string | null;
 	reason?: string | null;
 	retry_after?: number | null;
+	/** A cancelled run's service stopped the job (true) or refused (false); null: unknown. */
+	cancel_acknowledged?: boolean | null;
 	/** What the running backend can do (state.py `RunCapabilities`); null: unknown. */
 	capabilities?: RunCapabilities | null;
 	params?: GenerationParams | null;
 	images: FileData[];
+	/** While a run goes: the batch indices of the final images that already arrived
+	 * (`images` holds them in this order). */
+	ready?: number[];
 	/** AUTOMATIC1111-style infotext per final image. */
 	infotexts?: string[];
 }
@@ -120,6 +130,7 @@ export type View =
 	| "waiting"
 	| "running"
 	| "done"
+	| "stopping"
 	| "cancelled"
 	| "error";
 

@@ -44,9 +44,12 @@ export function current_view(
 	value: PreviewData | null,
 	loading: Loading,
 	status: string | null,
-	stop_requested: boolean
+	stop_requested: boolean,
+	stop_waiting = false
 ): View {
 	const busy = status === "pending" || status === "generating";
+	// Stop was passed on to the service: the run streams on until the service answers.
+	if (stop_waiting && value?.status === "running" && busy) return "stopping";
 	const stale = is_stale(value, status);
 	if (
 		stop_requested &&
@@ -93,7 +96,8 @@ export function is_active(view: View): boolean {
 		view === "queued" ||
 		view === "starting" ||
 		view === "waiting" ||
-		view === "running"
+		view === "running" ||
+		view === "stopping"
 	);
 }
 
@@ -109,8 +113,10 @@ export function view_message(
 			return value?.message ?? "The image appears here as it is generated.";
 		case "starting":
 			return value?.message && !stale ? value.message : "Starting…";
+		case "stopping":
+			return "Stopping…";
 		case "cancelled":
-			return "Cancelled";
+			return cancel_text(value);
 		case "error":
 			// A run that failed sends its last state, then ends its event as an error (which
 			// carries no message to the page): the state's message is the one to show.
@@ -124,6 +130,14 @@ export function view_message(
 		default:
 			return "";
 	}
+}
+
+/** "Cancelled", or, when the service refused to stop the job, the run's own message ("Cancel
+ * was refused by the service: the job may still run."). */
+export function cancel_text(value: PreviewData | null): string {
+	if (value?.status === "cancelled" && value.cancel_acknowledged === false && value.message)
+		return value.message;
+	return "Cancelled";
 }
 
 /** The words a screen reader hears when the run's state changes (not every step). */
@@ -153,8 +167,10 @@ export function announcement(
 			const count = value?.images?.length ?? 0;
 			return `Done: ${count} image${count === 1 ? "" : "s"}${message ? `. ${message}` : ""}`;
 		}
+		case "stopping":
+			return "Stopping";
 		case "cancelled":
-			return "Cancelled";
+			return cancel_text(value);
 		case "error":
 			return `Error: ${message}`;
 		default:
@@ -175,7 +191,7 @@ export function run_offers(
 	const running = !stale && value?.status === "running";
 	return {
 		finish: view === "running" && running && caps?.finish_early !== false,
-		stop: is_active(view) && !(running && caps?.cancel === false)
+		stop: is_active(view) && view !== "stopping" && !(running && caps?.cancel === false)
 	};
 }
 

@@ -11,6 +11,8 @@ import {
 	format_seconds,
 	grid_columns,
 	image_count,
+	job_link,
+	arrived_srcs,
 	placeholder_lines,
 	settings_parts,
 	shown_images,
@@ -193,5 +195,58 @@ describe("placeholder_lines", () => {
 	it("gives no lines for no placeholder", () => {
 		expect(placeholder_lines(null)).toEqual([]);
 		expect(placeholder_lines("  \n ")).toEqual([]);
+	});
+});
+
+describe("job_link", () => {
+	it("keeps an http or https link to the service's job", () => {
+		expect(job_link("https://example.com/p/abc")).toBe("https://example.com/p/abc");
+		expect(job_link("http://127.0.0.1:8000/p/1")).toBe("http://127.0.0.1:8000/p/1");
+	});
+	it("drops anything else: scripts, data, files, relative paths, nothing", () => {
+		for (const url of ["javascript:alert(1)", "data:text/html,x", "file:///etc", "/p/1", "", null])
+			expect(job_link(url)).toBeNull();
+	});
+});
+
+describe("arrived_srcs", () => {
+	const running = (extra: Partial<PreviewData>): PreviewData =>
+		({
+			run_id: "r",
+			status: "running",
+			step: 0,
+			total_steps: 0,
+			preview: null,
+			elapsed: 1,
+			steps_per_second: null,
+			eta: null,
+			seeds: [],
+			backend: "b",
+			model: "m",
+			width: 64,
+			height: 64,
+			message: null,
+			images: [],
+			params: { ...params, num_images: 3 },
+			...extra
+		}) as PreviewData;
+	const file = (url: string) => ({ url, path: url }) as PreviewData["images"][number];
+
+	it("shows each arrived image in its place, the others' previews between", () => {
+		const value = running({
+			ready: [0, 2],
+			images: [file("/a.png"), file("/c.png")],
+			previews: ["p0", "p1", "p2"]
+		});
+		expect(arrived_srcs(value)).toEqual(["/a.png", "p1", "/c.png"]);
+	});
+	it("shows only the arrived images of a run with no previews", () => {
+		const value = running({ ready: [1], images: [file("/b.png")] });
+		expect(arrived_srcs(value)).toEqual(["/b.png"]);
+	});
+	it("is empty before any image arrives, and once the run is done", () => {
+		expect(arrived_srcs(running({}))).toEqual([]);
+		const done = running({ status: "done", ready: [], images: [file("/a.png")] });
+		expect(arrived_srcs(done)).toEqual([]);
 	});
 });

@@ -269,3 +269,35 @@ describe("frame_shown", () => {
 		expect(frame_shown(undefined, "run-1", "running", false).shown).toBe(false);
 	});
 });
+
+describe("a Stop passed on to the service (cancel_confirms)", () => {
+	const generating: Loading = { status: "generating" } as Loading;
+	const caps = { cancel: true, finish_early: false, cancel_confirms: true };
+
+	it("says Stopping… until the service answers, and offers no second Stop", () => {
+		const running = value({ step: 3, preview: "p", capabilities: caps });
+		const view = current_view(running, generating, "generating", false, true);
+		expect(view).toBe("stopping");
+		expect(is_active(view)).toBe(true);
+		expect(view_message(view, running, generating, false)).toBe("Stopping…");
+		expect(run_offers(running, view, false).stop).toBe(false);
+		expect(current_view(running, generating, "generating", false, false)).toBe("running");
+	});
+
+	it("then Cancelled, or the refusal in plain words", () => {
+		const stopped = value({ status: "cancelled", cancel_acknowledged: true, message: "Cancelled." });
+		expect(current_view(stopped, generating, "complete", false, true)).toBe("cancelled");
+		expect(view_message("cancelled", stopped, null, false)).toBe("Cancelled");
+		const refused = value({
+			status: "cancelled",
+			cancel_acknowledged: false,
+			message: "Cancel was refused by the service: the job may still run."
+		});
+		expect(view_message("cancelled", refused, null, false)).toBe(
+			"Cancel was refused by the service: the job may still run."
+		);
+		expect(announcement("cancelled", refused, "", "")).toBe(
+			"Cancel was refused by the service: the job may still run."
+		);
+	});
+});

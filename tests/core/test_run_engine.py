@@ -158,7 +158,8 @@ def test_every_state_of_a_run_says_what_its_backend_can_do_so_a_ui_offers_only_t
         states = list(stream(backend, registry=registry_with(backend), **fields))
         assert states[-1].status == "done"
         said = [state.capabilities.model_dump() for state in states]
-        assert said == [{"cancel": can, "finish_early": can}] * len(states)
+        expected = {"cancel": can, "finish_early": can, "cancel_confirms": False}
+        assert said == [expected] * len(states)
 
     backend = CountingBackend(step_seconds=0.01)
     registry, policy = registry_with(backend), one_slot_policy()
@@ -170,7 +171,11 @@ def test_every_state_of_a_run_says_what_its_backend_can_do_so_a_ui_offers_only_t
     waiting = engine.states(RunSpec("counting", fields, policy, registry), handle)
     queued = next(waiting)
     assert queued.status == "queued"
-    assert queued.capabilities.model_dump() == {"cancel": True, "finish_early": True}
+    assert queued.capabilities.model_dump() == {
+        "cancel": True,
+        "finish_early": True,
+        "cancel_confirms": False,
+    }
     handle.cancel()
     list(waiting)
     first.close()

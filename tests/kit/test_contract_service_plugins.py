@@ -134,3 +134,177 @@ def test_a_polled_backend_that_claims_exact_steps_is_told_to_declare_its_own_cou
                       failing_request={"prompt": "a forbidden fox"})  # fmt: skip
     assert "every Step.total_steps to be 3" in str(error.value)
     assert "Capabilities(exact_steps=False)" in str(error.value)
+
+
+def test_the_services_job_id_and_link_reach_the_value_and_the_json_chunk_not_the_infotext(
+    prediction,
+):
+    states = list(stream(PredictionBackend(prediction.url), prompt="a fox", steps=2, seed=5,
+                         width=64, height=64))  # fmt: skip
+    last = states[-1]
+    assert last.status == "done", last.message
+    job_id = last.params.job_id
+    assert job_id in prediction.predictions
+    assert last.params.job_url == f"{prediction.url}/p/{job_id}"
+    first_with_job = next(i for i, state in enumerate(states) if state.params.job_id)
+    assert all(state.params.job_id == job_id for state in states[first_with_job:])
+    chunks = image_metadata(last.params, 5, 0)
+    settings = json.loads(chunks["gradio_diffusion_preview"])
+    assert settings["job_id"] == job_id and settings["job_url"] == last.params.job_url
+    assert job_id not in chunks["parameters"]  # A1111's infotext has no job ids
+
+
+@pytest.mark.parametrize("job_url", ["javascript:alert(1)", "/v1/predictions/p1", "file:///etc"])
+def test_a_job_link_that_is_not_http_fails_the_kit_and_never_reaches_the_value(prediction, job_url):
+    from gradio_diffusion_preview import Status
+
+    class BadLink(PredictionBackend):
+        id = "bad-link"
+
+        def generate(self, request, control):
+            for event in super().generate(request, control):
+                if isinstance(event, Status) and event.job_url:
+                    event = Status(event.phase, job_id=event.job_id, job_url=job_url)
+                yield event
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(BadLink(prediction.url), prompt="a fox", steps=2, width=64, height=64,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "Status.job_url to be None or an http:// or https:// URL" in str(error.value)
+    assert "fix: pass the absolute http(s) address" in str(error.value)
+    last = list(stream(BadLink(prediction.url), prompt="a fox", steps=2, width=64, height=64))[-1]
+    assert last.status == "done" and last.params.job_id and last.params.job_url is None
+
+
+def test_a_batchs_images_reach_the_value_one_by_one_before_the_run_is_done(openai_url):
+    from gradio_diffusion_preview import DiffusionPreview
+
+    states = list(stream(OpenAIImagesBackend(openai_url), prompt="a red fox", num_images=3,
+                         width=256, height=256))  # fmt: skip
+    last = states[-1]
+    assert last.status == "done" and len(last.images) == 3 and last.ready == []
+    arriving = [state for state in states if state.status == "running" and state.ready]
+    counts = [len(state.ready) for state in arriving]
+    assert counts and counts == sorted(counts) and counts[-1] >= 1, counts
+    assert all(len(state.images) == len(state.ready) for state in arriving)
+    assert all(state.ready == sorted(state.ready) for state in arriving)
+    # the value a browser receives while the run goes carries those images as files
+    component = DiffusionPreview()
+    wire = component.postprocess(arriving[-1])
+    assert wire.status == "running" and len(wire.images) == len(arriving[-1].ready)
+    assert len(wire.infotexts) == len(wire.images)
+    # a later state of the run (more seconds gone) sends the same files, not new ones
+    later = component.postprocess(arriving[-1].model_copy(update={"elapsed": 99.0}))
+    assert [file.path for file in later.images] == [file.path for file in wire.images]
+
+
+class _Sends:
+    """An OpenAI-style backend whose images one by one break the kit's rule in one way."""
+
+    @staticmethod
+    def backend(url: str, how: str):
+        from gradio_diffusion_preview import Finished, ImageReady
+
+        class Broken(OpenAIImagesBackend):
+            id = f"broken-{how}"
+
+            def generate(self, request, control):
+                for event in super().generate(request, control):
+                    if isinstance(event, ImageReady) and how == "twice":
+                        yield event
+                    if isinstance(event, ImageReady) and how == "out_of_range":
+                        event = ImageReady(request.num_images, event.image)
+                    if isinstance(event, Finished) and how == "only_the_rest":
+                        event = Finished(event.images[1:])
+                    yield event
+
+        return Broken(url)
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("twice", "each image sent with ImageReady at most once"),
+        ("out_of_range", "ImageReady.index from 0 to 1"),
+        ("only_the_rest", "Finished to carry all 2 image(s), those sent with ImageReady too"),
+    ],
+)
+def test_images_one_by_one_that_break_the_rule_fail_the_kit_with_a_fix(openai_url, how, expected):
+    with pytest.raises(AssertionError) as error:
+        check_backend(_Sends.backend(openai_url, how), prompt="a fox", num_images=2,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert expected in str(error.value)
+    assert "fix: send each image of the batch once, as ImageReady(index, image, seed)" in str(
+        error.value
+    )
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_a_cancel_passed_on_to_the_service_ends_with_its_answer(prediction, refuse):
+    from gradio_diffusion_preview.run_engine import ENGINE, RunSpec
+
+    prediction.refuse_cancels = refuse
+    prediction.cancel_gate.clear()  # the service answers the cancel once the run said Stopping…
+    try:
+        handle = ENGINE.open()
+        backend = PredictionBackend(prediction.url, poll=0.05)  # 42 polls to go: time to stop
+        spec = RunSpec(backend, {"prompt": "a fox", "steps": 40, "width": 64, "height": 64})
+        states = []
+        for state in ENGINE.states(spec, handle):
+            states.append(state)
+            if state.params.job_id and not handle.control.cancelled:
+                handle.cancel()  # Stop: the run goes on streaming until the service answers
+            if state.message == "Stopping…":
+                prediction.cancel_gate.set()
+    finally:
+        prediction.refuse_cancels = False
+        prediction.cancel_gate.set()
+    stopping = [state for state in states if state.message == "Stopping…"]
+    assert stopping and states.index(stopping[0]) < len(states) - 1
+    last = states[-1]
+    assert states[0].capabilities.cancel_confirms
+    assert last.status == "cancelled" and last.cancel_acknowledged is (not refuse)
+    assert all(state.status == "running" for state in stopping)
+    job_id = last.params.job_id
+    if refuse:
+        assert last.message.startswith("Cancel was refused by the service: the job may still run")
+        assert "409" in last.message and job_id not in prediction.cancelled
+    else:
+        assert last.message == "Cancelled." and job_id in prediction.cancelled
+
+
+def test_the_kit_holds_a_backend_that_confirms_cancels_to_its_answer(prediction):
+    class Silent(PredictionBackend):
+        id = "silent-cancel"
+
+        @staticmethod
+        def _cancel(client, prediction):  # cancels, but never says what the service answered
+            client.post(prediction["urls"]["cancel"], timeout=5)
+            return None
+
+        def generate(self, request, control):
+            yield from (e for e in super().generate(request, control) if e is not None)
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(Silent(prediction.url), prompt="a fox", steps=3, width=64, height=64,
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "as Capabilities(cancel_confirms=True) says" in str(error.value)
+    assert "fix: after control.cancelled, pass the cancel on to the service" in str(error.value)
+
+
+def test_an_answer_to_no_cancel_fails_the_kit(openai_url):
+    from gradio_diffusion_preview import Cancelled, Finished
+
+    class Confused(OpenAIImagesBackend):
+        id = "confused"
+
+        def generate(self, request, control):
+            for event in super().generate(request, control):
+                if isinstance(event, Finished):
+                    yield Cancelled(True)
+                yield event
+
+    with pytest.raises(AssertionError) as error:
+        check_backend(Confused(openai_url), prompt="a fox",
+                      failing_request={"prompt": "a forbidden fox"})  # fmt: skip
+    assert "Cancelled only as the last event of a cancelled run" in str(error.value)

@@ -19,7 +19,8 @@ import gradio_diffusion_preview as gdp
 from gradio_diffusion_preview import events, hookspecs, testing
 from gradio_diffusion_preview.backend import Capabilities
 
-RECORDS = ("Started", "Step", "Status", "Finished", "Failed", "ModelInfo", "ModelDefaults")
+RECORDS = ("Started", "Step", "Status", "ImageReady", "Finished", "Failed", "ModelInfo")
+RECORDS += ("ModelDefaults",)
 RECORDS += ("Availability",)
 """The exported types a plugin constructs: their fields are documented exactly."""
 

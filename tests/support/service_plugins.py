@@ -3,11 +3,14 @@ loopback server that speaks its protocol:
 
 - ``OpenAIImagesBackend``: an OpenAI-compatible ``POST /v1/images/generations`` endpoint. The
   service takes no seed and no number of steps, makes a fixed list of sizes per model and
-  reports no progress: ``seed=False``, ``steps=False``, ``sizes``, ``step_events=False``.
+  reports no progress: ``seed=False``, ``steps=False``, ``sizes``, ``step_events=False``. A
+  batch is one call per image, and each image is sent (``ImageReady``) as its call returns.
 - ``PredictionBackend``: a Replicate-style prediction API. ``POST /v1/predictions`` starts a
   prediction; the backend polls ``urls.get``, reads progress from the tqdm lines in its
   ``logs`` (the service's own count, which is not the request's steps: ``exact_steps=False``),
-  fetches the output URLs and cancels by ``urls.cancel``. The service takes one seed for the
+  fetches the output URLs and cancels by ``urls.cancel``, reporting the service's answer
+  (``Cancelled``: stopped or refused). It reports the prediction's id and its
+  page (``urls.web``), which the widget shows. The service takes one seed for the
   whole batch (``seed_per_image=False``) and sends no previews.
 
 Both are honest: no invented seed, step or error reaches the widget or the PNG.
@@ -33,11 +36,13 @@ import PIL.Image
 from gradio_diffusion_preview import (
     Availability,
     Backend,
+    Cancelled,
     Capabilities,
     Failed,
     Finished,
     GenerationEvent,
     GenerationRequest,
+    ImageReady,
     ModelDefaults,
     ModelInfo,
     RunControl,
@@ -131,7 +136,11 @@ class OpenAIImagesHandler(JsonHandler):
         if REFUSED_WORD in body.get("prompt", ""):
             self.answer(400, {"error": {"code": "content_policy_violation", "message": "no"}})
             return
-        self.server.calls += 1  # type: ignore[attr-defined]
+        with self.server.lock:  # type: ignore[attr-defined]
+            self.server.calls += 1  # type: ignore[attr-defined]
+            later = self.server.calls > 1  # type: ignore[attr-defined]
+        if later:
+            self.server.hold_later.wait(30)  # type: ignore[attr-defined]
         images = [painted(body["prompt"], width, height, None) for _ in range(body.get("n", 1))]
         data = [{"b64_json": base64.b64encode(png(image)).decode()} for image in images]
         self.answer(200, {"created": 0, "data": data})
@@ -140,6 +149,9 @@ class OpenAIImagesHandler(JsonHandler):
 def openai_server() -> LoopbackServer:
     server = LoopbackServer(OpenAIImagesHandler)
     server.calls = 0  # type: ignore[attr-defined]
+    server.lock = threading.Lock()  # type: ignore[attr-defined]
+    server.hold_later = threading.Event()  # type: ignore[attr-defined]
+    server.hold_later.set()  # a test clears it to hold every call but the first
     return server
 
 
@@ -186,7 +198,7 @@ class OpenAIImagesBackend(Backend):
         body = {
             "model": request.model,
             "prompt": request.prompt,
-            "n": request.num_images,
+            "n": 1,  # one call per image, so each is shown as it arrives
             "size": f"{request.width}x{request.height}",
             "response_format": "b64_json",
         }
@@ -198,30 +210,37 @@ class OpenAIImagesBackend(Backend):
         width, height = request.width, request.height
         yield Started(None, request.model, None, width, height, request.num_images)
         yield Status("generating")
-        call = self._calls.submit(self._post, request)
-        while not call.done():
+        calls = {self._calls.submit(self._post, request): i for i in range(request.num_images)}
+        images: dict[int, PIL.Image.Image] = {}
+        while len(images) < len(calls):
             if control.wait_cancelled(0.02):
                 return
-        try:
-            response = call.result()
-        except httpx.HTTPError as error:
-            yield Failed(
-                f"Cannot reach the images endpoint ({type(error).__name__}).", "unavailable"
-            )
-            return
-        if response.status_code != 200:
-            error = response.json().get("error", {})
-            if error.get("code") == "content_policy_violation":
-                yield Failed("The service's content filter refused the prompt.", "content_filtered")
-            else:
-                yield Failed(f"The service refused the request: {error.get('message')}.")
-            return
-        yield Status("fetching")
-        images = [
-            PIL.Image.open(io.BytesIO(base64.b64decode(item["b64_json"]))).convert("RGB")
-            for item in response.json()["data"]
-        ]
-        yield Finished(images)  # seeds=None: the service has none
+            for call, index in calls.items():
+                if index in images or not call.done():
+                    continue
+                try:
+                    response = call.result()
+                except httpx.HTTPError as error:
+                    yield Failed(
+                        f"Cannot reach the images endpoint ({type(error).__name__}).",
+                        "unavailable",
+                    )
+                    return
+                if response.status_code != 200:
+                    error = response.json().get("error", {})
+                    if error.get("code") == "content_policy_violation":
+                        yield Failed(
+                            "The service's content filter refused the prompt.", "content_filtered"
+                        )
+                    else:
+                        yield Failed(f"The service refused the request: {error.get('message')}.")
+                    return
+                item = response.json()["data"][0]
+                images[index] = PIL.Image.open(
+                    io.BytesIO(base64.b64decode(item["b64_json"]))
+                ).convert("RGB")
+                yield ImageReady(index, images[index])  # shown at once; no seed to claim
+        yield Finished([images[i] for i in range(len(calls))])  # seeds=None: it has none
 
 
 # --- a Replicate-style prediction API -------------------------------------------------------
@@ -248,11 +267,19 @@ class PredictionHandler(JsonHandler):
                 "done": 0,
                 "total": given["num_inference_steps"] + 2,
                 "status": "starting",
-                "urls": {"get": base, "cancel": f"{base}/cancel"},
+                "urls": {
+                    "get": base,
+                    "cancel": f"{base}/cancel",
+                    "web": f"{self.server.url}/p/{prediction_id}",
+                },
             }
             self.answer(201, self.view(prediction_id))
         elif self.path.endswith("/cancel"):
             prediction_id = self.path.split("/")[3]
+            self.server.cancel_gate.wait(30)  # type: ignore[attr-defined]
+            if self.server.refuse_cancels:  # type: ignore[attr-defined]
+                self.answer(409, {"detail": "the prediction is running on a worker already"})
+                return
             predictions[prediction_id]["status"] = "canceled"
             self.server.cancelled.append(prediction_id)  # type: ignore[attr-defined]
             self.answer(200, self.view(prediction_id))
@@ -310,6 +337,9 @@ def prediction_server() -> LoopbackServer:
     server.predictions = {}  # type: ignore[attr-defined]
     server.ids = itertools.count(1)  # type: ignore[attr-defined]
     server.cancelled = []  # type: ignore[attr-defined]
+    server.refuse_cancels = False  # type: ignore[attr-defined]
+    server.cancel_gate = threading.Event()  # type: ignore[attr-defined]
+    server.cancel_gate.set()  # a test clears it to hold the answer to a cancel
     return server
 
 
@@ -323,6 +353,7 @@ class PredictionBackend(Backend):
         step_events=True,  # progress from the service's logs...
         step_previews=False,  # ...but no previews
         exact_steps=False,  # its own count, and a poll may miss the last line
+        cancel_confirms=True,  # a cancel goes to the service, whose answer ends the run
         seed_per_image=False,  # one seed for the whole batch
         negative_prompt=True,
         guidance=False,
@@ -356,11 +387,12 @@ class PredictionBackend(Backend):
         }
         with httpx.Client(timeout=10) as client:
             prediction = client.post(f"{self.url}/v1/predictions", json={"input": given}).json()
-            yield Status("queued")
+            # the service's id and page for the job, so a person can find it there
+            yield Status("queued", job_id=prediction["id"], job_url=prediction["urls"]["web"])
             seen = 0
             while prediction["status"] in ("starting", "processing"):
                 if control.wait_cancelled(self.poll):
-                    client.post(prediction["urls"]["cancel"])
+                    yield self._cancel(client, prediction)
                     return
                 prediction = client.get(prediction["urls"]["get"]).json()
                 found = TQDM_LINE.findall(prediction["logs"] or "")
@@ -379,3 +411,16 @@ class PredictionBackend(Backend):
                 for url in prediction["output"]
             ]
         yield Finished(images, seeds)
+
+    @staticmethod
+    def _cancel(client: httpx.Client, prediction: dict) -> Cancelled:
+        """Cancel by URL and report the service's answer: stopped, or refused (the
+        prediction may still run, and bill)."""
+        try:
+            answer = client.post(prediction["urls"]["cancel"], timeout=5)
+        except httpx.HTTPError as error:
+            return Cancelled(False, f"the service could not be reached: {type(error).__name__}")
+        if answer.is_success and answer.json().get("status") == "canceled":
+            return Cancelled(True)
+        said = answer.json().get("detail") if answer.content else None
+        return Cancelled(False, f"the service answered {answer.status_code}: {said}")

@@ -14,7 +14,17 @@ from typing import Any
 import PIL.Image
 
 from ..backend import Backend
-from ..events import FAILURE_REASONS, Failed, Finished, Started, Status, Step
+from ..events import (
+    FAILURE_REASONS,
+    Cancelled,
+    Failed,
+    Finished,
+    ImageReady,
+    Started,
+    Status,
+    Step,
+    is_job_url,
+)
 from .defaults import DEFAULT_TIMEOUT
 from .recording import Recording, fail_check, run_backend
 from .report import describe_event
@@ -27,9 +37,11 @@ def check_event_order(
     timeout: float = DEFAULT_TIMEOUT,
     **fields: Any,
 ) -> None:
-    """Started, then Steps and Status events, then Finished or one Failed (with a known reason
-    and a ``retry_after`` that is None or a finite number >= 0), then the generator returns;
-    nothing raised, nothing after the end, no run without an end, no event of another type."""
+    """Started, then Steps and Status events (and ImageReady, each image of a batch at most
+    once, then a Finished that carries them all), then Finished or one Failed (with a known
+    reason and a ``retry_after`` that is None or a finite number >= 0), then the generator
+    returns; nothing raised, nothing after the end, no run without an end, no event of another
+    type; a ``job_id`` a non-empty str and a ``job_url`` an http(s) URL, when given."""
     rec = recording or run_backend(backend, timeout=timeout, **fields)
     expect_event_order(rec, "event_order", allow_failed=True)
 
@@ -97,14 +109,25 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             "timeout=... to the kit",
         )
     for event in rec.events:
-        if not isinstance(event, Started | Step | Status | Finished | Failed):
+        if isinstance(event, Cancelled) and rec.signal != "cancel":
             fail_check(
                 rec,
                 check,
-                "only Started, Step, Status, Finished and Failed events",
+                "Cancelled only as the last event of a cancelled run",
+                f"{describe_event(event)} in a run that was not cancelled",
+                fix="yield Cancelled(acknowledged, detail) only once control.cancelled is True "
+                "and the service has answered the cancel; end other runs with Finished or Failed",
+            )
+        if not isinstance(event, Started | Step | Status | ImageReady | Finished | Failed):
+            if isinstance(event, Cancelled):
+                continue
+            fail_check(
+                rec,
+                check,
+                "only Started, Step, Status, ImageReady, Finished, Failed and Cancelled events",
                 f"a {type(event).__name__}",
                 fix="yield only gradio_diffusion_preview's events (Started, Step, Status, "
-                "Finished, Failed); say anything else in a Status message",
+                "ImageReady, Finished, Failed, Cancelled); say anything else in a Status message",
             )
     if not rec.events:
         fail_check(
@@ -172,6 +195,8 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
             fix="return right after Finished or Failed; stop polling and join worker threads "
             "before yielding the end, not after",
         )
+    expect_job_links(rec, check)
+    expect_images_ready(rec, check)
     if isinstance(rec.events[-1], Failed):
         expect_failure_well_formed(rec, check, rec.events[-1])
         if not allow_failed:
@@ -183,6 +208,90 @@ def expect_event_order(rec: Recording, check: str, allow_failed: bool = False) -
                 fix="make the kit's request one the backend can run: pass request fields it "
                 "serves (a model, a size, options) and start or configure the service it needs "
                 "in a fixture",
+            )
+
+
+READY_FIX = (
+    "send each image of the batch once, as ImageReady(index, image, seed) with index 0 to "
+    "num_images - 1, a PIL image of the requested size and the seed Started gave that image "
+    "(or None); then Finished with every image, those already sent included, in order"
+)
+
+
+def expect_images_ready(rec: Recording, check: str) -> None:
+    """The images sent one by one before the end (``ImageReady``): each index of the batch at
+    most once, a PIL image of the requested size, the seed ``Started`` gave it (or None), and
+    a ``Finished`` that still carries every image of the batch."""
+    ready = [e for e in rec.events if isinstance(e, ImageReady)]
+    if not ready:
+        return
+    req, started = rec.request, rec.started
+    seen: set[int] = set()
+    for event in ready:
+        index = event.index
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < req.num_images:
+            fail_check(rec, check, f"ImageReady.index from 0 to {req.num_images - 1}",
+                       f"index={index!r}", fix=READY_FIX)  # fmt: skip
+        if index in seen:
+            fail_check(rec, check, "each image sent with ImageReady at most once",
+                       f"image {index} twice", fix=READY_FIX)  # fmt: skip
+        seen.add(index)
+        image = event.image
+        if not isinstance(image, PIL.Image.Image) or image.size != (req.width, req.height):
+            fail_check(
+                rec,
+                check,
+                f"ImageReady.image to be a PIL image of {req.width}x{req.height}",
+                f"image {index}: {describe_event(event)}",
+                fix=READY_FIX,
+            )
+        seeds = started.seeds if started is not None else None
+        if event.seed is not None and (not seeds or event.seed != seeds[index]):
+            fail_check(
+                rec,
+                check,
+                f"ImageReady.seed to be the seed Started gave image {index}, or None",
+                f"seed={event.seed!r}, Started.seeds={seeds!r}",
+                fix=READY_FIX,
+            )
+    finished = rec.finished
+    if finished is not None and (
+        not isinstance(finished.images, list) or len(finished.images) != req.num_images
+    ):
+        count = len(finished.images) if isinstance(finished.images, list) else "no list of"
+        fail_check(
+            rec,
+            check,
+            f"Finished to carry all {req.num_images} image(s), those sent with ImageReady too",
+            f"{count} image(s) after {len(ready)} ImageReady",
+            fix=READY_FIX,
+        )
+
+
+def expect_job_links(rec: Recording, check: str) -> None:
+    """The service's job id and link on Started and Status events, when given: an id is a
+    non-empty str, a link an ``http://`` or ``https://`` URL (the widget shows it as a link)."""
+    for event in rec.events:
+        if not isinstance(event, Started | Status):
+            continue
+        job_id, job_url = getattr(event, "job_id", None), getattr(event, "job_url", None)
+        if job_id is not None and (not isinstance(job_id, str) or not job_id.strip()):
+            fail_check(
+                rec,
+                check,
+                f"{type(event).__name__}.job_id to be None or the service's id as a non-empty str",
+                f"job_id={job_id!r}",
+                fix="pass the id the service gave the job as a str (str(prediction['id'])), "
+                "or None before the service has named it",
+            )
+        if job_url is not None and not is_job_url(job_url):
+            fail_check(
+                rec,
+                check,
+                f"{type(event).__name__}.job_url to be None or an http:// or https:// URL",
+                f"job_url={job_url!r}",
+                fix="pass the absolute http(s) address of the job's page at the service (join a "
+                "relative path to the service's base URL), or None when it has no page",
             )
 
 

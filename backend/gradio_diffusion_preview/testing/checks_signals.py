@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backend import Backend
-from ..events import Failed, Finished, Started, Status, Step
+from ..events import Cancelled, Failed, Finished, ImageReady, Started, Status, Step
 from ..request import GenerationRequest
 from .checks_events import expect_event_order, expect_final_images
 from .defaults import DEFAULT_CANCEL_AFTER, DEFAULT_TIMEOUT, capabilities_for_run
@@ -34,7 +34,8 @@ CANCEL_FIX = (
     "check control.cancelled once per step or wait, and wait with "
     "control.wait_cancelled(seconds) (it wakes at once on cancel), never time.sleep; run a "
     "blocking call (an HTTP request) on a worker thread and wait for it in short "
-    "control.wait_cancelled slices; then return, with no Finished or Failed"
+    "control.wait_cancelled slices; then return, with no Finished or Failed (a backend that "
+    "passes the cancel on to a service ends with Cancelled(acknowledged, detail) instead)"
 )
 FINISH_FIX = (
     "check control.finish_requested once per step and answer it with your current estimate "
@@ -51,9 +52,10 @@ def check_cancel(
     **fields: Any,
 ) -> str | None:
     """``control.cancel()`` sent after Step ``cancel_after``: of the events pulled from the
-    generator after it, at most one Step and no Finished or Failed, then the generator returns.
-    Judged by steps, not seconds: ``cancel_timeout`` is only the ceiling that catches a hang
-    (by default 30 s, or ten of the run's step times if longer), and a run that reached its
+    generator after it, at most one Step and no Finished or Failed, then the generator returns
+    (with ``cancel_confirms``, after one Cancelled, the service's answer). Judged by steps,
+    not seconds: ``cancel_timeout`` is only the ceiling that catches a hang (by default 30 s,
+    or ten of the run's step times if longer), and a run that reached its
     last step before the signal took effect is run again, four times as long. A backend that
     reports no steps (``step_events=False``) is checked by ``check_cancel_at_start`` instead."""
     if not backend.capabilities.cancel:
@@ -94,7 +96,7 @@ def check_cancel_at_start(
                 "none",
                 fix="yield Started(...) before waiting on anything, so a user can stop the run",
             )
-        after_events = rec.after_signal
+        after_events = [e for e in rec.after_signal if not isinstance(e, Cancelled)]
         if len(after_events) > 1:
             fail_check(
                 rec,
@@ -177,7 +179,7 @@ def check_signal(
             expect_quiet_end(rec, check)
             return
         expect_clean_signal(rec, check)
-        others = [e for e in after_events if not isinstance(e, Step | Status)]
+        others = [e for e in after_events if not isinstance(e, Step | Status | ImageReady)]
         finished = rec.finished
         if finished is None or len(others) != 1 or rec.events[-1] is not finished:
             fail_check(
@@ -254,7 +256,49 @@ def expect_quiet_end(rec: Recording, check: str) -> None:
             describe_event(ends[0]),
             fix=CANCEL_FIX,
         )
+    expect_cancel_answer(rec, check)
     expect_returned(rec, check, CANCEL_FIX)
+
+
+CONFIRM_FIX = (
+    "after control.cancelled, pass the cancel on to the service (with a bounded timeout) and "
+    "yield one Cancelled(acknowledged, detail) as the run's last event: acknowledged=True when "
+    "the service stopped the job, False when it refused or could not be reached; a backend "
+    "that does not pass cancels on declares Capabilities(cancel_confirms=False) and just returns"
+)
+
+
+def expect_cancel_answer(rec: Recording, check: str) -> None:
+    """A cancelled run's ``Cancelled``: at most one, the last event, with a bool
+    ``acknowledged`` and a str ``detail``; and one there must be when the backend declares
+    ``cancel_confirms`` and its generator returned."""
+    answers = [e for e in rec.after_signal if isinstance(e, Cancelled)]
+    if len(answers) > 1 or (answers and rec.events[-1] is not answers[0]):
+        fail_check(
+            rec,
+            check,
+            "one Cancelled, as the cancelled run's last event",
+            ", ".join(describe_event(e) for e in rec.after_signal[:5]),
+            fix=CONFIRM_FIX,
+        )
+    for answer in answers:
+        if not isinstance(answer.acknowledged, bool) or not isinstance(answer.detail, str):
+            fail_check(
+                rec,
+                check,
+                "Cancelled(acknowledged: bool, detail: str)",
+                describe_event(answer),
+                fix=CONFIRM_FIX,
+            )
+    if rec.capabilities.cancel_confirms and rec.ended and not answers:
+        fail_check(
+            rec,
+            check,
+            "Cancelled(acknowledged, detail) to end the cancelled run, as "
+            "Capabilities(cancel_confirms=True) says",
+            "the generator returned without one",
+            fix=CONFIRM_FIX,
+        )
 
 
 def expect_clean_signal(rec: Recording, check: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from ..backend import Backend, Capabilities
 from ..control import RunControl
-from ..events import Failed, Finished, GenerationEvent, Started, Status, Step
+from ..events import Cancelled, Failed, Finished, GenerationEvent, Started, Status, Step
 from ..request import GenerationRequest, InvalidRequest, RunRefused, build_request, validate_request
 from .defaults import (
     DEFAULT_CANCEL_AFTER,
@@ -228,7 +228,7 @@ def record_run(
                 after_signal += rec.signal is not None and not isinstance(item, Status)
                 if extra is not None:
                     extra -= 1
-                elif isinstance(item, Finished | Failed):
+                elif isinstance(item, Finished | Failed | Cancelled):
                     extra = EXTRA_PULLS
                 elif signal and rec.signal is None and signal_point(item, signal_after):
                     if signal == "cancel":

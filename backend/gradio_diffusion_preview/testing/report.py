@@ -12,7 +12,7 @@ from typing import Any
 
 import PIL.Image
 
-from ..events import Failed, Finished, Started, Status, Step
+from ..events import Cancelled, Failed, Finished, ImageReady, Started, Status, Step
 
 
 class ConformanceError(AssertionError):
@@ -103,6 +103,8 @@ def describe_event(event: Any) -> str:
             if value is not None
         ]
         return f"Status({', '.join([repr(event.phase), *where])})"
+    if isinstance(event, ImageReady):
+        return f"ImageReady({event.index!r}, {describe_image(event.image)}, seed={event.seed!r})"
     if isinstance(event, Finished):
         sizes = ", ".join(
             f"{i.width}x{i.height}" if isinstance(i, PIL.Image.Image) else type(i).__name__
@@ -112,6 +114,8 @@ def describe_event(event: Any) -> str:
         return f"Finished({len(event.images)} image(s) {sizes}, seeds={event.seeds}{early})"
     if isinstance(event, Failed):
         return f"Failed({event.reason}: {event.message})"
+    if isinstance(event, Cancelled):
+        return f"Cancelled(acknowledged={event.acknowledged!r}, detail={event.detail!r})"
     return f"<{type(event).__name__}>"
 
 
