@@ -230,9 +230,14 @@ def test_bad_input_through_gradio_client_names_the_field(client, policy, field, 
     final = final_state(client.submit(*args(**{field: value}), api_name="/generate"))
     assert final["status"] == "error", (field, value, final)
     assert final["reason"] == "invalid_request", final
+    assert_no_server_path(final, policy)
+    if field == "prompt" and isinstance(value, str) and not value.strip():
+        # a slip, not a setting: the visitor reads one short sentence (the owner's detail is
+        # in the log)
+        assert final["message"] == "Type a prompt first.", final["message"]
+        return
     assert expected_field(field, value) in final["message"], final["message"]
     assert "Fix:" in final["message"] or "scheduler" in final["message"]
-    assert_no_server_path(final, policy)
 
 
 def sse_final(http: httpx.Client, body: str) -> tuple[str, object]:
