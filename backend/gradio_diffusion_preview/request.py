@@ -228,7 +228,7 @@ def validate_request(
     def scope(*fields: str) -> str:
         return f" for model '{model}'" if own_fields & set(fields) else ""
 
-    edit = _checked_edit(request, model, caps, own_fields, fail)
+    edit = _checked_edit(request, model, caps, own_fields, backend.capabilities, fail)
 
     if request.negative_prompt and not caps.negative_prompt:
         fail(
@@ -381,16 +381,19 @@ def _checked_edit(
     model: str,
     caps: Any,
     own_fields: set[str],
+    backend_caps: Any,
     fail: Any,
 ) -> dict[str, Any]:
     """Check the input image, mask and strength against what the model takes; the fields to
-    update (the default strength filled in)."""
+    update (the default strength filled in). A refusal names the model where the model's
+    flags differ from the backend's (its ``ModelDefaults``, or the backend's per-model
+    ``capabilities_for``)."""
     image, mask, strength = request.init_image, request.mask_image, request.strength
-    who = (
-        f"model '{model}'"
-        if own_fields & {"image_to_image", "inpainting", "instruction_editing"}
-        else "this backend"
+    flags = ("image_to_image", "inpainting", "instruction_editing")
+    own = own_fields & set(flags) or any(
+        getattr(caps, flag) != getattr(backend_caps, flag) for flag in flags
     )
+    who = f"model '{model}'" if own else "this backend"
     if image is None:
         if mask is not None:
             fail(
