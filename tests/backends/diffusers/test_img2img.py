@@ -27,6 +27,7 @@ from gradio_diffusion_preview.bundled.shapes import model_dir
 from gradio_diffusion_preview.bundled.shapes.draw import draw_scene
 from gradio_diffusion_preview.bundled.shapes.grammar import make_scene
 from gradio_diffusion_preview.bundled.shapes.judge import judge
+from gradio_diffusion_preview.generation_info import infotext
 from gradio_diffusion_preview.request import build_request
 from gradio_diffusion_preview.run_handles import cancel_run, finish_run
 
@@ -106,6 +107,7 @@ def test_the_bundled_model_turns_a_red_circle_into_a_blue_star(backend, red_circ
         seen = judge(final.images[0])
         assert (seen.background, seen.colour, seen.shape) == ("white", "blue", "star"), seen
         assert final.params.strength == 0.6
+        assert "Denoising strength: 0.6" in infotext(final.params)  # PNG info, as A1111's
 
 
 def test_the_first_preview_shows_the_input_at_a_low_strength(backend, red_circle):
