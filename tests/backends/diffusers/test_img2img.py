@@ -224,3 +224,33 @@ def test_the_kit_sees_a_backend_that_ignores_the_input(backend, tiny_sd15):
     with pytest.raises(ConformanceError) as caught:
         check_image_to_image_preview(backend, **fields)
     assert "fix: start the run from the input image noised" in str(caught.value)
+
+
+def test_an_apps_own_pipeline_takes_an_input_image(tiny_sd15):
+    """stream(pipe, ...) on a pipeline the app loaded: its img2img pipeline is built from the
+    same components (no second load), and the app's pipeline is left as it was."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd15, safety_checker=None)
+    image = PIL.Image.new("RGB", (80, 64), (200, 40, 40))
+    final, seen = run(pipe, prompt="a fox", init_image=image, strength=0.5, steps=4)
+    assert final.status == "done", final.message
+    assert [s.step for s in seen] == [1, 2] and final.images[0].size == (80, 64)
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+    text, _ = run(pipe, prompt="a fox", steps=2, width=64, height=64)  # text-to-image still
+    assert text.status == "done" and text.images[0].size == (64, 64)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["img2img", "inpainting"])
+def test_sdxl_and_flux_edit_and_inpaint(backend, tiny_models, tiny_flux, masked):
+    image = PIL.Image.new("RGB", (96, 64), (30, 200, 30))
+    mask = PIL.Image.new("L", (96, 64), 0)
+    mask.paste(255, (32, 16, 64, 48))
+    for model in (tiny_models["sdxl"], tiny_flux):
+        extra = {"mask_image": mask} if masked else {}
+        final, seen = run(backend, model=model, prompt="a fox", init_image=image, strength=0.5,
+                          steps=4, **extra)  # fmt: skip
+        assert final.status == "done", final.message
+        assert [s.step for s in seen] == [1, 2]
+        assert all(s.preview is not None for s in seen)
+        assert final.images[0].size == (96, 64)
