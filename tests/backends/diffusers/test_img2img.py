@@ -73,6 +73,15 @@ def run(backend, **fields):
     return states[-1], steps
 
 
+def expect_steps(final, seen, count: int) -> None:
+    """The run counted ``count`` steps and reached the last: the steps seen rise to it (the
+    stream coalesces steps when its reader falls behind, latest wins, so some may be skipped)."""
+    numbers = [state.step for state in seen]
+    assert final.total_steps == count, final.total_steps
+    assert numbers == sorted(set(numbers)) and numbers[-1] == count, numbers
+    assert set(numbers) <= set(range(1, count + 1)), numbers
+
+
 def test_the_classes_taken_are_those_the_installed_diffusers_maps():
     from diffusers.pipelines.auto_pipeline import (
         AUTO_IMAGE2IMAGE_PIPELINES_MAPPING,
@@ -101,8 +110,7 @@ def test_the_bundled_model_turns_a_red_circle_into_a_blue_star(backend, red_circ
             seed=seed,
         )
         assert final.status == "done", final.message
-        assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6]  # int(10 * 0.6)
-        assert final.total_steps == 6
+        expect_steps(final, steps, 6)  # int(10 * 0.6)
         assert final.images[0].size == red_circle.size
         seen = judge(final.images[0])
         assert (seen.background, seen.colour, seen.shape) == ("white", "blue", "star"), seen
@@ -134,7 +142,7 @@ def test_an_edit_does_int_steps_times_strength_steps(backend, tiny_sd15, steps, 
         backend, model=tiny_sd15, prompt="a fox", init_image=image, strength=strength, steps=steps
     )
     assert final.status == "done", final.message
-    assert [s.step for s in seen] == list(range(1, int(steps * strength) + 1))
+    expect_steps(final, seen, int(steps * strength))
     assert all(s.preview is not None for s in seen)
     assert final.images[0].size == (96, 64)  # the input's size
     assert final.params.width == 96 and final.params.height == 64
@@ -150,7 +158,7 @@ def test_inpainting_runs_the_inpaint_pipeline_with_the_mask(backend, tiny_sd15):
         states.append(state)
     final = states[-1]
     assert final.status == "done", final.message
-    assert [s.step for s in states if s.status == "running" and s.step] == [1, 2, 3]
+    expect_steps(final, [s for s in states if s.status == "running" and s.step], 3)
     assert final.images[0].size == (64, 64)
 
 
@@ -187,7 +195,7 @@ def test_flux_img2img_runs_the_steps_its_pipeline_takes(backend, tiny_flux):
     final, seen = run(backend, model=tiny_flux, prompt="a fox", init_image=image, strength=0.5,
                       steps=4, guidance=None)  # fmt: skip
     assert final.status == "done", final.message
-    assert [s.step for s in seen] == [1, 2]
+    expect_steps(final, seen, 2)  # Flux: 4 - int(4 - 4 * 0.5)
     assert all(s.preview is not None for s in seen)
     assert final.images[0].size == (96, 64)
     assert final.params.strength == 0.5
@@ -235,7 +243,8 @@ def test_an_apps_own_pipeline_takes_an_input_image(tiny_sd15):
     image = PIL.Image.new("RGB", (80, 64), (200, 40, 40))
     final, seen = run(pipe, prompt="a fox", init_image=image, strength=0.5, steps=4)
     assert final.status == "done", final.message
-    assert [s.step for s in seen] == [1, 2] and final.images[0].size == (80, 64)
+    expect_steps(final, seen, 2)
+    assert final.images[0].size == (80, 64)
     assert type(pipe).__name__ == "StableDiffusionPipeline"
     text, _ = run(pipe, prompt="a fox", steps=2, width=64, height=64)  # text-to-image still
     assert text.status == "done" and text.images[0].size == (64, 64)
@@ -251,6 +260,6 @@ def test_sdxl_and_flux_edit_and_inpaint(backend, tiny_models, tiny_flux, masked)
         final, seen = run(backend, model=model, prompt="a fox", init_image=image, strength=0.5,
                           steps=4, **extra)  # fmt: skip
         assert final.status == "done", final.message
-        assert [s.step for s in seen] == [1, 2]
+        expect_steps(final, seen, 2)
         assert all(s.preview is not None for s in seen)
         assert final.images[0].size == (96, 64)
