@@ -54,6 +54,9 @@ class ModelDefaults(BaseModel):
     max_size: int | None = None
     size_multiple: int | None = None
     max_batch: int | None = None
+    image_to_image: bool | None = None
+    inpainting: bool | None = None
+    instruction_editing: bool | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The fields this model sets, by name."""
@@ -143,6 +146,15 @@ class Capabilities(BaseModel):
     finish_early: bool = False
     any_model: bool = False
     """True when the backend accepts models beyond those it lists (paths, hub repo ids)."""
+    image_to_image: bool = False
+    """True when the backend (or the model, through ``ModelDefaults``) takes an input image
+    (``init_image``) and a ``strength``: image-to-image. Backends that declare nothing take
+    none, and a request with an input image is refused before the run."""
+    inpainting: bool = False
+    """True when it also takes a ``mask_image`` (white where the input is to be remade)."""
+    instruction_editing: bool = False
+    """True when it edits an input image by the prompt's instruction (FLUX.1 Kontext,
+    Qwen-Image-Edit): an ``init_image`` and no ``strength``."""
     options: dict[str, str] = Field(default_factory=dict)
     """Backend-specific request options this backend understands: name -> description.
     Declare them as a typed ``Options`` class (``Capabilities(options=MyOptions)``): this

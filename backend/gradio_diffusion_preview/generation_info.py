@@ -77,6 +77,7 @@ def params_for_request(request: GenerationRequest, backend_id: str) -> Generatio
         model=display_model_name(request.model),
         backend=backend_id,
         sampler=scheduler if isinstance(scheduler, str) and not _is_default(scheduler) else None,
+        strength=request.strength if request.init_image is not None else None,
     )
 
 
@@ -144,6 +145,8 @@ def infotext(params: GenerationParams, seed: int | None = None) -> str:
         "Seed": seed,
         "Size": f"{params.width}x{params.height}" if params.width and params.height else None,
         "Model": params.model,
+        # AUTOMATIC1111 writes an img2img run's strength so, after the model
+        "Denoising strength": None if params.strength is None else _number(params.strength),
         "Backend": params.backend,
         "Finished early at step": params.steps_done,
     }

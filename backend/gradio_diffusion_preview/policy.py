@@ -79,6 +79,11 @@ class Limits:
     max_images: int = 4
     time_limit: float = 300.0
     """Seconds a run may take (waiting in the queue excluded); then it ends with reason timeout."""
+    # -- input images (image-to-image, inpainting, editing) --
+    max_input_bytes: int = 10_000_000
+    """The most bytes an uploaded input image or mask may have (its file, before decoding)."""
+    max_input_pixels: int = 2048 * 2048
+    """The most pixels an input image or mask may have (checked before decoding)."""
 
 
 NUMBER_FIELDS = ("steps", "guidance", "seed", "width", "height", "num_images")
@@ -255,12 +260,41 @@ class Policy:
                     "a number, not true or false",
                     f"send {name} as a number.",
                 )
+        fields = self._decoded_inputs(backend.id, fields)
         request = build_request(
             backend,
             {**fields, "model": entry.model, "options": {**options, **entry.options}},
         )
         self.check_limits(backend.id, request)
         return self._bounded_defaults(request, backend)
+
+    def _decoded_inputs(self, backend_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """``fields`` with an uploaded input image and mask decoded, refused beyond
+        ``max_input_bytes`` (from the encoded length, before a byte is decoded) or
+        ``max_input_pixels`` (from the file's header, before its pixels are decoded)."""
+        from .input_image import ImageProblem, decode, encoded_bytes
+
+        bound, fields = self.limits.max_input_bytes, dict(fields)
+        for name in ("init_image", "mask_image"):
+            value = fields.get(name)
+            size = encoded_bytes(value)
+            if size is not None and size > bound:
+                raise InvalidRequest(
+                    backend_id,
+                    name,
+                    f"<{size} bytes>",
+                    f"at most {bound} bytes in this app",
+                    "send a smaller file (scale the picture down, or save it as JPEG).",
+                )
+            if value is None or value == "":
+                continue
+            try:
+                fields[name] = decode(value, name, self.limits.max_input_pixels)
+            except ImageProblem as problem:
+                raise InvalidRequest(
+                    backend_id, name, problem.shown, problem.rule, problem.fix
+                ) from None
+        return fields
 
     def _bounded_defaults(self, request: GenerationRequest, backend: Backend) -> GenerationRequest:
         """Fields the visitor left unset take the model's defaults, held to the limits (a
@@ -274,6 +308,15 @@ class Policy:
                 update[name] = max(
                     caps.min_size, limits.max_side // caps.size_multiple * caps.size_multiple
                 )
+        image = request.init_image
+        unsized = request.width is None and request.height is None
+        if image is not None and unsized and not caps.sizes:  # the input's size, held to limits
+            from .input_image import fitted_size
+
+            top = min(caps.max_size, limits.max_side)
+            update["width"], update["height"] = fitted_size(
+                image, caps.size_multiple, caps.min_size, top
+            )
         return request.model_copy(update=update) if update else request
 
     def option_choices(self, entry: CatalogueEntry, backend: Backend) -> dict[str, tuple]:
@@ -343,6 +386,18 @@ class Policy:
                     value,
                     f"at most {bound} {unit} in this app",
                     f"use {bound} or fewer.",
+                )
+        for name in ("init_image", "mask_image"):
+            image = getattr(request, name)
+            if image is not None and image.size[0] * image.size[1] > limits.max_input_pixels:
+                from .input_image import describe
+
+                raise InvalidRequest(
+                    backend_id,
+                    name,
+                    describe(image),
+                    f"at most {limits.max_input_pixels} pixels in this app",
+                    "scale the picture down before sending it.",
                 )
 
     def scrub(self, text: str | None, entry: CatalogueEntry | None = None) -> str | None:

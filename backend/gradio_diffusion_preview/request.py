@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import input_image
 from .backend import SEED_RANGE, ModelListingError
 from .typed_options import OptionProblem, check_options
 
@@ -30,12 +31,22 @@ RANDOM_SEED_MAX = 2**31 - 1
 and SD Spaces) stop here, so a random seed shown to a person can be typed into them too."""
 MAX_PROMPT_CHARS = 10_000
 MAX_NEGATIVE_PROMPT_CHARS = 10_000
+DEFAULT_STRENGTH = 0.75
+"""The strength of an image-to-image request that gives none (AUTOMATIC1111's default
+denoising strength)."""
 
 
 class GenerationRequest(BaseModel):
-    """One text-to-image request. ``None`` means "the backend's default"."""
+    """One request: text-to-image, or with ``init_image`` image-to-image (with ``mask_image``
+    inpainting). ``None`` means "the backend's default".
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ``init_image`` and ``mask_image`` are PIL images, or from the API a data URL or base64 text
+    of a PNG, JPEG or WebP file (see ``input_image``; never a path). ``strength`` (0 to 1) is how
+    much of the input is remade: 0 keeps it, 1 ignores it; a run does ``int(steps * strength)``
+    denoising steps. A mask is white where the picture is to be remade, and has the input's
+    size. Without a width and height the output has the input's size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     prompt: str
     negative_prompt: str = ""
@@ -47,6 +58,17 @@ class GenerationRequest(BaseModel):
     height: int | None = None
     num_images: int = 1
     options: dict[str, Any] = Field(default_factory=dict)
+    init_image: Any = None
+    mask_image: Any = None
+    strength: float | None = None
+
+    @field_validator("init_image", "mask_image", mode="before")
+    @classmethod
+    def _decoded_image(cls, value: Any, info: Any) -> Any:
+        """An input image decoded in memory (a data URL or base64 text; never a path)."""
+        if value is None or value == "":
+            return None
+        return input_image.decode(value, info.field_name)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -103,6 +125,11 @@ def build_request(backend: Backend, fields: dict[str, Any]) -> GenerationRequest
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "request"
         value = first.get("input")
+        problem = (first.get("ctx") or {}).get("error")
+        if isinstance(problem, input_image.ImageProblem):
+            raise InvalidRequest(
+                backend.id, field, problem.shown, problem.rule, problem.fix
+            ) from None
         if first["type"] == "extra_forbidden":
             known = ", ".join(GenerationRequest.model_fields)
             raise InvalidRequest(
@@ -201,6 +228,8 @@ def validate_request(
     def scope(*fields: str) -> str:
         return f" for model '{model}'" if own_fields & set(fields) else ""
 
+    edit = _checked_edit(request, model, caps, own_fields, backend.capabilities, fail)
+
     if request.negative_prompt and not caps.negative_prompt:
         fail(
             "negative_prompt",
@@ -270,6 +299,10 @@ def validate_request(
         seed = random_seed(caps.seed_range)
 
     default_w, default_h = caps.default_size
+    if request.init_image is not None and not caps.sizes:  # the output has the input's size
+        default_w, default_h = input_image.fitted_size(
+            request.init_image, caps.size_multiple, caps.min_size, caps.max_size
+        )
     width = default_w if request.width is None else request.width
     height = default_h if request.height is None else request.height
     for name, size in () if caps.sizes else (("width", width), ("height", height)):
@@ -332,6 +365,7 @@ def validate_request(
             "width": width,
             "height": height,
             "options": options,
+            **edit,
         }
     )
 
@@ -340,3 +374,80 @@ def lone_surrogate(text: str) -> int | None:
     """The index of the first lone surrogate in ``text`` (JSON's ``"\\ud800"``, which no
     UTF-8 encoder takes), or None."""
     return next((i for i, char in enumerate(text) if "\ud800" <= char <= "\udfff"), None)
+
+
+def _checked_edit(
+    request: GenerationRequest,
+    model: str,
+    caps: Any,
+    own_fields: set[str],
+    backend_caps: Any,
+    fail: Any,
+) -> dict[str, Any]:
+    """Check the input image, mask and strength against what the model takes; the fields to
+    update (the default strength filled in). A refusal names the model where the model's
+    flags differ from the backend's (its ``ModelDefaults``, or the backend's per-model
+    ``capabilities_for``)."""
+    image, mask, strength = request.init_image, request.mask_image, request.strength
+    flags = ("image_to_image", "inpainting", "instruction_editing")
+    own = own_fields & set(flags) or any(
+        getattr(caps, flag) != getattr(backend_caps, flag) for flag in flags
+    )
+    who = f"model '{model}'" if own else "this backend"
+    if image is None:
+        if mask is not None:
+            fail(
+                "mask_image",
+                input_image.describe(mask),
+                "a mask needs an input image to apply to",
+                "give init_image too, or leave mask_image unset.",
+            )
+        if strength is not None:
+            fail(
+                "strength",
+                strength,
+                "strength is for image-to-image requests",
+                "give init_image too, or leave strength unset.",
+            )
+        return {}
+    if not (caps.image_to_image or caps.instruction_editing):
+        fail(
+            "init_image",
+            input_image.describe(image),
+            f"{who} does not take an input image",
+            "leave init_image unset (text-to-image), or choose a backend or model whose "
+            "capabilities say image_to_image.",
+        )
+    if mask is not None:
+        if not caps.inpainting:
+            fail(
+                "mask_image",
+                input_image.describe(mask),
+                f"{who} does not inpaint (takes no mask)",
+                "leave mask_image unset, or choose a model whose capabilities say inpainting.",
+            )
+        if tuple(mask.size) != tuple(image.size):
+            fail(
+                "mask_image",
+                input_image.describe(mask),
+                f"the mask is {mask.size[0]}x{mask.size[1]}, the input image "
+                f"{image.size[0]}x{image.size[1]}",
+                "make the mask exactly the size of the input image.",
+            )
+    if strength is not None and not caps.image_to_image:
+        fail(
+            "strength",
+            strength,
+            f"{who} edits by instruction and takes no strength",
+            "leave strength unset.",
+        )
+    if strength is not None and not 0.0 <= strength <= 1.0:
+        fail(
+            "strength",
+            strength,
+            "strength must be from 0 to 1",
+            "use a strength from 0 (keep the input) to 1 (remake it all), e.g. 0.75.",
+        )
+    if strength is None and caps.image_to_image:
+        strength = DEFAULT_STRENGTH
+    return {"strength": strength}

@@ -43,6 +43,11 @@ class GenerationParams(BaseModel):
     job_url: str | None = Field(
         None, description="A link (http or https) to that job at the service, when it gives one."
     )
+    strength: float | None = Field(
+        None,
+        description="Denoising strength of an image-to-image run (0 keeps the input, 1 "
+        "remakes it all); None for text-to-image.",
+    )
 
 
 class RunCapabilities(BaseModel):

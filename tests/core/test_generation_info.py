@@ -48,6 +48,24 @@ def test_infotext_follows_automatic1111s_format():
     )
 
 
+def test_an_img2img_run_records_its_denoising_strength_as_automatic1111_does():
+    edit = PARAMS.model_copy(update={"strength": 0.6})
+    assert infotext(edit, seed=43).split("\n")[2] == (
+        "Steps: 20, Sampler: Euler a, CFG scale: 7.5, Seed: 43, Size: 512x384, "
+        "Model: org/model, Denoising strength: 0.6, Backend: diffusers"
+    )
+
+
+def test_the_strength_comes_from_an_img2img_request_only():
+    from gradio_diffusion_preview import GenerationRequest
+    from gradio_diffusion_preview.generation_info import params_for_request
+
+    image = PIL.Image.new("RGB", (64, 64))
+    edit = GenerationRequest(prompt="a", init_image=image, strength=0.35)
+    assert params_for_request(edit, "diffusers").strength == 0.35
+    assert params_for_request(GenerationRequest(prompt="a"), "diffusers").strength is None
+
+
 def test_infotext_quotes_values_with_commas_and_leaves_out_missing_ones():
     params = GenerationParams(prompt="p", steps=4, sampler="DPM++ 2M, Karras")
     assert infotext(params) == 'p\nSteps: 4, Sampler: "DPM++ 2M, Karras"'

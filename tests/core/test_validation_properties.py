@@ -16,6 +16,7 @@ from gradio_diffusion_preview.events import FAILURE_REASONS
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
 
 FIELDS = ("prompt", "negative_prompt", "model", "steps", "guidance", "seed", "width", "height")
+IMAGE_FIELDS = ("init_image", "mask_image", "strength")
 LIMITS = Limits(max_steps=8, max_side=256, max_images=2, max_prompt_chars=50)
 
 
@@ -56,6 +57,12 @@ plausible = {
         st.dictionaries(st.sampled_from(["scheduler", "device", "dtype", "x"]), anything),
         anything,
     ),
+    # the counting backend takes no input image: every one is refused, whatever it holds
+    "init_image": st.one_of(
+        st.sampled_from(["/etc/passwd", "data:image/png;base64,AAAA", "", None]), anything
+    ),
+    "mask_image": st.one_of(st.sampled_from(["~/.ssh/id_rsa", None]), anything),
+    "strength": st.one_of(st.floats(-1, 2), anything),
 }
 
 
@@ -73,7 +80,8 @@ def test_any_visitor_request_ends_in_one_final_state_within_the_limits(fields):
     if final.status == "error":
         assert final.reason in FAILURE_REASONS
         assert final.message and "Fix:" in final.message
-        assert any(f"{name}" in final.message for name in [*FIELDS, "num_images", "options"])
+        named = [*FIELDS, *IMAGE_FIELDS, "num_images", "options"]
+        assert any(f"{name}" in final.message for name in named)
     else:
         assert final.total_steps <= LIMITS.max_steps and len(final.images) <= LIMITS.max_images
         assert max(final.width, final.height) <= LIMITS.max_side
@@ -103,6 +111,38 @@ def test_validation_accepts_only_requests_within_the_capabilities(**fields):
     for side in (resolved.width, resolved.height):
         assert caps.min_size <= side <= caps.max_size and side % caps.size_multiple == 0
     assert 1 <= resolved.num_images <= caps.max_batch
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    side=st.tuples(st.integers(1, 300), st.integers(1, 300)),
+    mask_side=st.one_of(st.none(), st.tuples(st.integers(1, 300), st.integers(1, 300))),
+    strength=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    model=st.sampled_from(["img2img", "inpaint", "text", "kontext"]),
+)
+def test_input_images_are_accepted_only_as_the_model_takes_them(side, mask_side, strength, model):
+    import PIL.Image
+    from test_input_image import Editor
+
+    backend = Editor()
+    caps = backend.capabilities_for(model)
+    image = PIL.Image.new("RGB", side)
+    mask = None if mask_side is None else PIL.Image.new("L", mask_side)
+    fields = dict(init_image=image, mask_image=mask, strength=strength, model=model)
+    try:
+        resolved = validate_request(GenerationRequest(prompt="a", **fields), backend)
+    except InvalidRequest as error:
+        assert error.field in IMAGE_FIELDS and "Fix:" in str(error)
+        return
+    assert caps.image_to_image or caps.instruction_editing
+    assert mask is None or (caps.inpainting and mask.size == image.size)
+    if caps.image_to_image:
+        assert 0.0 <= resolved.strength <= 1.0
+    else:
+        assert resolved.strength is None
+    for side_made in (resolved.width, resolved.height):
+        assert caps.min_size <= side_made <= caps.max_size
+        assert side_made % caps.size_multiple == 0
 
 
 PYTHON_API_BAD = [
@@ -136,6 +176,11 @@ PYTHON_API_BAD = [
     ("options", "scheduler=euler"),
     ("options", ["scheduler"]),
     ("colour", "red"),
+    ("init_image", "/srv/secret/flat/model_index.json"),
+    ("init_image", "data:image/png;base64,AAAA"),
+    ("mask_image", "/etc/passwd"),
+    ("strength", 0.5),
+    ("strength", "lots"),
 ]
 
 

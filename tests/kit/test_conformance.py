@@ -47,6 +47,7 @@ from gradio_diffusion_preview.testing import (
     check_final_images,
     check_finish_early,
     check_identity,
+    check_image_to_image,
     check_no_files,
     check_previews,
     check_seed,
@@ -82,6 +83,7 @@ class Toy(Backend):
         max_batch=2,
         finish_early=True,
         options={"explode": "fail the run (a test of failures)"},
+        image_to_image=True,
     )
 
     def __init__(self, *faults: str) -> None:
@@ -115,6 +117,11 @@ class Toy(Backend):
         )
         rng = np.random.default_rng(None if broken("ignores-seed") else request.seed)
         pixels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in seeds]
+        if request.init_image is not None and not broken("ignores-input"):
+            # image-to-image: the input with noise mixed in as much as the strength says
+            start = np.asarray(request.init_image.convert("RGB").resize((width, height)))
+            mix = request.strength
+            pixels = [((1 - mix) * start + mix * p).astype(np.uint8) for p in pixels]
         signal_seen_at = None
         for step in range(1, steps + 1):
             if signal_seen_at is None and (control.cancelled or control.finish_requested):
@@ -333,7 +340,7 @@ def test_kit_passes_a_backend_that_keeps_the_contract():
     assert Toy.capabilities.options_model is None and "explode" in Toy.capabilities.options
     report = check_backend(Toy(), failing_request=FAILING)
     assert report.passed == list(CHECKS) and not report.skipped and not report.failed
-    assert "14 passed, 0 skipped, 0 failed" in str(report)
+    assert "16 passed, 0 skipped, 0 failed" in str(report)
 
 
 def test_kit_passes_the_installed_example_plugin(example_plugin):
@@ -347,8 +354,10 @@ def test_kit_passes_the_installed_example_plugin(example_plugin):
     )
     # Its options are typed (FractalOptions): every valid request runs, so there is no
     # failing request to give and only the failure check is skipped, with the reason.
-    assert report.passed == [name for name in CHECKS if name != "failure"]
+    img2img = ("image_to_image", "image_to_image_preview")  # it takes no input image
+    assert report.passed == [name for name in CHECKS if name not in ("failure", *img2img)]
     assert "failing_request" in report.skipped["failure"]
+    assert all(report.skipped[name] == "capabilities.image_to_image is False" for name in img2img)
 
 
 @pytest.mark.slow  # a pytest or Gradio process of its own
@@ -362,7 +371,7 @@ def test_example_plugins_own_suite_runs_the_kit_as_pytest_tests(example_plugin):
         env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "30 passed, 2 skipped" in result.stdout, result.stdout
+    assert "30 passed, 4 skipped" in result.stdout, result.stdout
 
 
 def test_kit_passes_a_status_only_backend():
@@ -370,6 +379,8 @@ def test_kit_passes_a_status_only_backend():
     assert report.skipped == {
         "cancel": "capabilities.step_events is False: check_cancel_at_start checks its cancel",
         "finish_early": "capabilities.finish_early is False",
+        "image_to_image": "capabilities.image_to_image is False",
+        "image_to_image_preview": "capabilities.image_to_image is False",
     }
     assert report.passed == [name for name in CHECKS if name not in report.skipped]
 
@@ -406,6 +417,21 @@ def test_kit_requests_stay_within_a_models_own_limits():
     assert default_fields(backend, "toy-1")["steps"] == 5
     report = check_backend(backend, failing_request=FAILING)
     assert report.passed == list(CHECKS)
+
+
+def test_the_kit_sees_an_img2img_backend_that_ignores_the_input():
+    from gradio_diffusion_preview.testing import check_image_to_image_preview
+
+    assert check_image_to_image(Toy(), prompt="a") is None
+    assert check_image_to_image_preview(Toy(), prompt="a") is None
+    with pytest.raises(ConformanceError) as caught:
+        check_image_to_image_preview(Toy("ignores-input"), prompt="a")
+    assert "nearer it than its mirror image" in str(caught.value)
+    assert "fix: start the run from the input image noised" in str(caught.value)
+    with pytest.raises(ConformanceError) as caught:
+        check_image_to_image(Toy("final-size"), prompt="a")
+    assert "fails the image_to_image check" in str(caught.value)
+    assert "32x48" in str(caught.value)  # the input's size, which the request asked for
 
 
 @pytest.mark.parametrize("fault", ["slow-cancel", "slow-finish", "one-step-late"])
@@ -520,7 +546,7 @@ def test_the_http_example_passes_the_kit_against_a_server_its_fixture_starts():
         env={**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "29 passed, 4 skipped" in result.stdout, result.stdout
+    assert "29 passed, 6 skipped" in result.stdout, result.stdout
     assert "SKIPPED [2] " in result.stdout and "check_cancel_at_start checks its cancel" in (
         result.stdout
     )
@@ -805,6 +831,8 @@ def test_checks_that_do_not_apply_say_why():
         "seed",
         "batch",
         "failure",
+        "image_to_image",
+        "image_to_image_preview",
     }
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 from .checks_events import check_event_order, check_final_images, check_steps
 from .checks_files import check_no_files
 from .checks_identity import check_identity
+from .checks_img2img import check_image_to_image, check_image_to_image_preview
 from .checks_previews import check_previews
 from .checks_requests import NO_SUCH_MODEL as NO_SUCH_MODEL
 from .checks_requests import check_batch, check_failure, check_seed
@@ -74,6 +75,8 @@ __all__ = [
     "check_status",
     "check_steps",
     "check_stream",
+    "check_image_to_image",
+    "check_image_to_image_preview",
     "default_fields",
     "run_backend",
 ]

@@ -14,6 +14,7 @@ from ..backend import Backend
 from .checks_events import check_event_order, check_final_images, check_steps
 from .checks_files import check_no_files
 from .checks_identity import check_identity
+from .checks_img2img import check_image_to_image, check_image_to_image_preview
 from .checks_previews import check_previews
 from .checks_requests import check_batch, check_failure, check_seed
 from .checks_signals import check_cancel, check_cancel_at_start, check_finish_early
@@ -38,6 +39,8 @@ CHECKS = (
     "finish_early",
     "failure",
     "stream",
+    "image_to_image",
+    "image_to_image_preview",
 )
 """Every check's name, in the order ``check_backend`` runs them."""
 
@@ -124,6 +127,11 @@ def check_backend(
         lambda: check_failure(backend, failing_request=failing_request, timeout=timeout, **fields),
     )
     attempt("stream", lambda: check_stream(backend, timeout=timeout, **fields))
+    attempt("image_to_image", lambda: check_image_to_image(backend, timeout=timeout, **fields))
+    attempt(
+        "image_to_image_preview",
+        lambda: check_image_to_image_preview(backend, timeout=timeout, **fields),
+    )
     return conclude(report, failures)
 
 
@@ -267,3 +275,8 @@ class BackendConformanceTests:
 
     def test_stream(self) -> None:
         check_stream(self.make_backend(), timeout=self.timeout, **self.request_fields())
+
+    def test_image_to_image(self) -> None:
+        self._skip_if(
+            check_image_to_image(self.make_backend(), timeout=self.timeout, **self.request_fields())
+        )

@@ -392,8 +392,10 @@ def test_the_conformance_kit_passes_on_busy_cores(backend, tiny_models, busy_cor
     it. (Each check reads SD 1.x; SDXL's runs, cancel and finish early are tested above.)"""
     from gradio_diffusion_preview.testing import check_backend
 
-    report = check_backend(backend, model=tiny_models["sd15"], steps=5, **SIZE)
-    assert not report.failed and not report.skipped, str(report)
+    # random weights keep nothing of an input picture in the latent: no preview can show it
+    random_weights = ("image_to_image_preview",)
+    report = check_backend(backend, model=tiny_models["sd15"], steps=5, skip=random_weights, **SIZE)
+    assert not report.failed and set(report.skipped) == set(random_weights), str(report)
     assert all(spinner.poll() is None for spinner in busy_cores), "busy from start to end"
 
 

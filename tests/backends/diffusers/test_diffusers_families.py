@@ -157,7 +157,9 @@ def test_a_family_finishes_early_within_a_step(backend, model):
 def test_the_conformance_kit_passes_on_the_family(backend, model):
     from gradio_diffusion_preview.testing import check_backend
 
-    report = check_backend(backend, model=model, steps=4, width=SIZE, height=SIZE)
+    # random weights keep nothing of an input picture in the latent: no preview can show it
+    report = check_backend(backend, model=model, steps=4, width=SIZE, height=SIZE,
+                           skip=("image_to_image_preview",))  # fmt: skip
     assert not report.failed, str(report)
 
 

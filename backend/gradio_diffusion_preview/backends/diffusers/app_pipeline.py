@@ -58,6 +58,9 @@ RUN_CONTROLLED = {
     "callback_on_step_end_tensor_inputs": None,
     "callback": None,
     "callback_steps": None,
+    "image": "init_image",
+    "mask_image": "mask_image",
+    "strength": "strength",
 }
 """Call arguments a run sets itself, with the request field that sets them (None: none)."""
 
@@ -147,8 +150,11 @@ class PipelineBackend(DiffusersBackend):
 
         config = dict(getattr(self.pipe.scheduler, "config", None) or {})
         config.setdefault("_class_name", type(self.pipe.scheduler).__name__)
+        from .edit_capabilities import edit_flags
+
         runnable = choices_for_config(config)
-        return self.capabilities.with_options(PipelineOptions.narrowed(scheduler=runnable))
+        caps = self.capabilities.with_options(PipelineOptions.narrowed(scheduler=runnable))
+        return caps.model_copy(update=edit_flags(type(self.pipe).__name__))
 
     def loaded_models(self) -> list[tuple[str, str, str]]:
         entry = self._entry

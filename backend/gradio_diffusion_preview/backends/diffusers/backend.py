@@ -98,6 +98,8 @@ class DiffusersBackend(Backend):
         finish_early=True,
         any_model=True,
         options=DiffusersOptions,
+        image_to_image=True,
+        inpainting=True,
     )
 
     def __init__(
@@ -258,11 +260,14 @@ class DiffusersBackend(Backend):
         """The model's capabilities, with only the samplers that run on it offered (see
         ``scheduler_choices``)."""
         caps = super().capabilities_for(model)
+        from .edit_capabilities import model_edit_flags
         from .scheduler_choices import scheduler_choices
 
         runnable = scheduler_choices(model)
         model_options = caps.options_model or DiffusersOptions
-        return caps.with_options(model_options.narrowed(scheduler=runnable))
+        caps = caps.with_options(model_options.narrowed(scheduler=runnable))
+        flags = model_edit_flags(model)  # img2img and inpainting where the class has them
+        return caps.model_copy(update=flags) if flags else caps
 
     def generate(
         self, request: GenerationRequest, control: RunControl

@@ -35,6 +35,7 @@ from ...channel import EventChannel
 from ...events import Failed, Finished, GenerationEvent, Started, Step
 from .cpu_threads import apply_for
 from .finishing import decode_latents, honours_interrupt
+from .img2img import denoising_steps, edit_arguments, edit_entry, edit_metadata, is_edit
 from .latent_preview import (
     TAESD_REPOS,
     LatentRGBPreviewer,
@@ -220,7 +221,10 @@ class PipelineRun:
         return self.backend._cache.get(key, lambda: load_pipeline(source, device, dtype))
 
     def _generate(self, entry: LoadedPipeline) -> None:
-        request, pipe = self.request, entry.pipe
+        request = self.request
+        if is_edit(request):  # the img2img or inpainting pipeline built from this one
+            entry = edit_entry(entry, request)
+        pipe = entry.pipe
         width, height, count = request.width or 512, request.height or 512, request.num_images
         if entry.family in ("sd3", "flux") and (width % 16 or height % 16):
             raise OptionValueError(
@@ -232,6 +236,10 @@ class PipelineRun:
         self._honours_interrupt = honours_interrupt(pipe, legacy)
         scheduler = make_scheduler(entry.base_scheduler, self.options.scheduler)
         self.iterations = count_steps(scheduler, self.total_steps)
+        if is_edit(request):  # the last int(steps * strength) steps of the schedule
+            self.total_steps, self.iterations = denoising_steps(
+                entry, scheduler, request.steps or 1, request.strength or 0.0
+            )
         self._tracker = X0Tracker(scheduler)
         previewer, previewer_name = self._previewer(entry)
         if previewer is not None:
@@ -281,6 +289,7 @@ class PipelineRun:
                     "device": str(entry.device),
                     "dtype": str(entry.dtype).removeprefix("torch."),
                     "previewer": previewer_name,
+                    **(edit_metadata(request) if is_edit(request) else {}),
                 },
             )
         )
@@ -314,6 +323,7 @@ class PipelineRun:
             ),
             # Sana, PixArt, HunyuanDiT: make the size asked for, not the nearest trained one
             "use_resolution_binning": False,
+            **(edit_arguments(request, width, height) if is_edit(request) else {}),
         }
         arguments = {
             name: value for name, value in wanted.items() if name in accepts and value is not None
