@@ -17,6 +17,14 @@ export function format_seconds(seconds: number): string {
 	return `${Math.floor(m / 60)}h ${m % 60}m`;
 }
 
+/** A waiting run's time left in the queue. An estimate that has run out (the run ahead is
+ * taking longer than runs like it took) reads "starting soon" rather than vanishing, so a
+ * visitor at the head of the line is not left without word of the wait. */
+export function format_queue_left(queue_eta: number | null | undefined): string | null {
+	if (typeof queue_eta !== "number" || !isFinite(queue_eta) || queue_eta < 0) return null;
+	return queue_eta > 0 ? `~${format_seconds(queue_eta)} left in the queue` : "starting soon";
+}
+
 export function format_eta(eta: number | null): string | null {
 	if (eta == null || !isFinite(eta) || eta < 0) return null;
 	return `~${format_seconds(eta)} left`;

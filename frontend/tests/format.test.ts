@@ -7,6 +7,7 @@ import {
 	download_name,
 	format_elapsed,
 	format_eta,
+	format_queue_left,
 	format_rate,
 	format_seconds,
 	grid_columns,
@@ -248,5 +249,15 @@ describe("arrived_srcs", () => {
 		expect(arrived_srcs(running({}))).toEqual([]);
 		const done = running({ status: "done", ready: [], images: [file("/a.png")] });
 		expect(arrived_srcs(done)).toEqual([]);
+	});
+});
+
+describe("format_queue_left", () => {
+	it("gives the wait, or 'starting soon' once the estimate has run out", () => {
+		expect(format_queue_left(12)).toBe("~12s left in the queue");
+		expect(format_queue_left(0)).toBe("starting soon");
+		expect(format_queue_left(null)).toBe(null);
+		expect(format_queue_left(undefined)).toBe(null);
+		expect(format_queue_left(-1)).toBe(null);
 	});
 });

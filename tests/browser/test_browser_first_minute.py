@@ -184,7 +184,11 @@ def test_a_run_waiting_in_the_apps_line_shows_its_place_and_expected_wait(open_p
     wait_view(second, "queued")
     queue = second.get_by_test_id("queue-status")
     expect(queue).to_contain_text("Queued: position 1 of 1")
-    expect(second.get_by_test_id("queue-eta")).to_contain_text(re.compile(r"~\d+s"))
+    # the wait left, or "starting soon" once the run ahead has overrun its estimate (a busy
+    # machine slows the held run's page, not the line's arithmetic)
+    expect(second.get_by_test_id("queue-eta")).to_contain_text(
+        re.compile(r"~\d+s left in the queue|starting soon")
+    )
     box = queue.bounding_box()
     assert box is not None and box["x"] >= 0
     assert box["x"] + box["width"] <= second.viewport_size["width"]
