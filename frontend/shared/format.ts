@@ -65,7 +65,7 @@ export function image_count(value: PreviewData | null): number {
 
 /** Human words for a failure reason (events.py `FailureReason`). */
 export const REASON_TEXT: Record<string, string> = {
-	invalid_request: "Invalid request",
+	invalid_request: "Check the settings",
 	model_not_found: "Model not found",
 	unauthorized: "Not authorized",
 	rate_limited: "Rate limited",

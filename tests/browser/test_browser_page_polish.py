@@ -131,6 +131,7 @@ def test_an_empty_prompt_is_answered_in_one_short_sentence(open_page, demo_url, 
     page.get_by_role("button", name="Generate", exact=True).click()
     wait_view(page, "error")
     expect(page.get_by_role("alert")).to_contain_text("Type a prompt first.")
-    for owners in ("Invalid request for backend", "prompt=", "diffusers", "Fix:"):
+    expect(page.get_by_test_id("error-reason")).to_have_text(": Check the settings")
+    for owners in ("Invalid request", "prompt=", "diffusers", "Fix:"):
         assert owners not in page.inner_text("body"), owners
     assert not page.errors
