@@ -56,10 +56,13 @@ REQUIRED_IN_WHEEL = [
         )
     ),
 ]
-# What a clean checkout does not have: build outputs, environments, caches.
+# What a clean checkout does not have: build outputs, environments, caches. Every name
+# starting with ".venv" is left out too: `make test`'s other environments (.venv-py310,
+# .venv-py313, .venv-gradio5, ...) are about 2 GB, and copying them took most of this test.
 NOT_IN_CHECKOUT = {
     ".git",
     ".venv",
+    ".hypothesis",
     "node_modules",
     "dist",
     "build",
@@ -97,7 +100,9 @@ def copy_checkout(dest: Path) -> None:
         ROOT,
         dest,
         ignore=lambda _dir, names: [
-            name for name in names if name in NOT_IN_CHECKOUT or name.endswith(".egg-info")
+            name
+            for name in names
+            if name in NOT_IN_CHECKOUT or name.startswith(".venv") or name.endswith(".egg-info")
         ],
     )
     node_modules = ROOT / "frontend" / "node_modules"
