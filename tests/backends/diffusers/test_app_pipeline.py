@@ -19,7 +19,8 @@ from gradio_diffusion_preview import stream
 from gradio_diffusion_preview.backends.diffusers.app_pipeline import PipelineBackend, backend_for
 from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
 
-pytestmark = pytest.mark.slow
+# one worker builds the module's app (its pipeline and LoRA): split, each worker built it
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("app-pipeline")]
 APP = Path(__file__).parents[2] / "support" / "pipeline_app.py"
 CALL = {"num_inference_steps": 4, "guidance_scale": 7.5, "width": 64, "height": 64}
 
