@@ -207,7 +207,9 @@ def test_wheel_built_from_clean_checkout_installs_and_mounts(tmp_path, browser, 
 
     venv = tmp_path / "venv"
     python = fresh_venv(venv, wheel, tmp_path)
-    located = run([str(python), "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"])
+    # the fresh environment's own imports: a PYTHONPATH (a worktree's run) would shadow the wheel
+    isolated = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    located = run([str(python), "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"], env=isolated)
     assert Path(located.stdout.strip()).resolve().is_relative_to(venv.resolve()), located.stdout
     bundled = run(
         [
@@ -215,7 +217,8 @@ def test_wheel_built_from_clean_checkout_installs_and_mounts(tmp_path, browser, 
             "-c",
             "from gradio_diffusion_preview.bundled.shapes import model_dir; "
             "print(model_dir()); print((model_dir() / 'model_index.json').is_file())",
-        ]
+        ],
+        env=isolated,
     ).stdout.split()
     assert Path(bundled[0]).resolve().is_relative_to(venv.resolve()) and bundled[1] == "True"
 
