@@ -19,8 +19,7 @@ from gradio_diffusion_preview import stream
 from gradio_diffusion_preview.backends.diffusers.app_pipeline import PipelineBackend, backend_for
 from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
 
-# one worker builds the module's app (its pipeline and LoRA): split, each worker built it
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("app-pipeline")]
+pytestmark = pytest.mark.slow
 APP = Path(__file__).parents[2] / "support" / "pipeline_app.py"
 CALL = {"num_inference_steps": 4, "guidance_scale": 7.5, "width": 64, "height": 64}
 
