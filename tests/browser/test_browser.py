@@ -30,6 +30,7 @@ from browser_helpers import (
     wait_view,
 )
 from playwright.sync_api import expect
+from toy_backends import CountingBackend, Gate
 
 from gradio_diffusion_preview import DiffusionPreview
 
@@ -216,18 +217,26 @@ def toy_app(delay: float = 0.05, width: int = 96, height: int = 64, watch_change
 
 
 def test_second_visitor_sees_queue_position_then_their_run(open_page, serve):
-    url = serve(toy_app(delay=0.1))
+    # the first visitor's run holds the app's one slot at a gate (not a run slow enough to
+    # outlast the second visitor's start on a busy machine) until the second sees its place
+    gate = Gate()
+    url = serve(backend_app(CountingBackend(gate=gate)))
     first, second = open_page(url), open_page(url)
-    set_number(first, "Steps", 30)
-    generate(first)
-    first.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
+    try:
+        set_number(first, "Steps", 30)
+        gate.release(1)
+        generate(first)
+        first.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
 
-    set_number(second, "Steps", 3)
-    generate(second, "wait your turn")
-    queue = second.get_by_test_id("queue-status")
-    queue.wait_for(timeout=TIMEOUT_MS)
-    assert re.search(r"Queued: position \d+ of \d+", queue.inner_text()), queue.inner_text()
-    assert second.get_by_role("button", name="Stop", exact=True).is_visible()
+        set_number(second, "Steps", 3)
+        generate(second, "wait your turn")
+        queue = second.get_by_test_id("queue-status")
+        queue.wait_for(timeout=TIMEOUT_MS)
+        text = queue.inner_text()
+        assert re.search(r"Queued: position \d+ of \d+", text), text
+        assert second.get_by_role("button", name="Stop", exact=True).is_visible()
+    finally:
+        gate.open()
 
     second.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     assert progress_steps(second) == (3, 3)

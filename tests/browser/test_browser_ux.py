@@ -218,16 +218,21 @@ def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(open_pag
 
 
 def test_a_batch_shows_one_tile_per_image_from_first_preview_to_final(open_page, serve):
-    page = open_page(serve(backend_app(BatchPreviewBackend(step_seconds=0.1))))
+    gate = Gate()  # the run waits after its first step until the tiles are measured
+    page = open_page(serve(backend_app(BatchPreviewBackend(gate=gate))))
     set_number(page, "Images", 3)
     set_number(page, "Steps", 30)
-    generate(page)
-    previews = page.get_by_test_id("preview-image")
-    previews.first.wait_for(timeout=TIMEOUT_MS)
-    expect(previews).to_have_count(3)
-    boxes = previews.evaluate_all(RECTS_JS)  # all three at once, before the run ends
-    assert len(boxes) == 3, boxes
-    assert len({round(b["x"]) for b in boxes}) == 3, "three tiles side by side"
+    gate.release(1)
+    try:
+        generate(page)
+        previews = page.get_by_test_id("preview-image")
+        previews.first.wait_for(timeout=TIMEOUT_MS)
+        expect(previews).to_have_count(3)
+        boxes = previews.evaluate_all(RECTS_JS)  # all three at once, before the run ends
+        assert len(boxes) == 3, boxes
+        assert len({round(b["x"]) for b in boxes}) == 3, "three tiles side by side"
+    finally:
+        gate.open()
     finals = page.get_by_test_id("final-image")
     expect(finals).to_have_count(3, timeout=TIMEOUT_MS)
     for before, index in zip(boxes, range(3), strict=True):

@@ -56,10 +56,13 @@ REQUIRED_IN_WHEEL = [
         )
     ),
 ]
-# What a clean checkout does not have: build outputs, environments, caches.
+# What a clean checkout does not have: build outputs, environments, caches. Every name
+# starting with ".venv" is left out too: `make test`'s other environments (.venv-py310,
+# .venv-py313, .venv-gradio5, ...) are about 2 GB, and copying them took most of this test.
 NOT_IN_CHECKOUT = {
     ".git",
     ".venv",
+    ".hypothesis",
     "node_modules",
     "dist",
     "build",
@@ -97,7 +100,9 @@ def copy_checkout(dest: Path) -> None:
         ROOT,
         dest,
         ignore=lambda _dir, names: [
-            name for name in names if name in NOT_IN_CHECKOUT or name.endswith(".egg-info")
+            name
+            for name in names
+            if name in NOT_IN_CHECKOUT or name.startswith(".venv") or name.endswith(".egg-info")
         ],
     )
     node_modules = ROOT / "frontend" / "node_modules"
@@ -202,7 +207,9 @@ def test_wheel_built_from_clean_checkout_installs_and_mounts(tmp_path, browser, 
 
     venv = tmp_path / "venv"
     python = fresh_venv(venv, wheel, tmp_path)
-    located = run([str(python), "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"])
+    # the fresh environment's own imports: a PYTHONPATH (a worktree's run) would shadow the wheel
+    isolated = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    located = run([str(python), "-c", f"import {PACKAGE}; print({PACKAGE}.__file__)"], env=isolated)
     assert Path(located.stdout.strip()).resolve().is_relative_to(venv.resolve()), located.stdout
     bundled = run(
         [
@@ -210,7 +217,8 @@ def test_wheel_built_from_clean_checkout_installs_and_mounts(tmp_path, browser, 
             "-c",
             "from gradio_diffusion_preview.bundled.shapes import model_dir; "
             "print(model_dir()); print((model_dir() / 'model_index.json').is_file())",
-        ]
+        ],
+        env=isolated,
     ).stdout.split()
     assert Path(bundled[0]).resolve().is_relative_to(venv.resolve()) and bundled[1] == "True"
 

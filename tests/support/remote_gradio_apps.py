@@ -105,15 +105,19 @@ def image_app(
     gallery: bool = False,
     seeded: bool = False,
     refuse: str | None = None,
+    gate: threading.Event | None = None,
 ) -> gr.Blocks:
     """The common text-to-image Space: /infer(prompt, seed, width, height) returns an image
     (or a gallery of one) after ``delay`` seconds, reporting progress on the way. ``seeded``:
     the image's blue depends on the seed, as a model's output does; ``refuse``: the prompt
-    that the app answers with its own error."""
+    that the app answers with its own error; ``gate``: each run first waits until it is set
+    (at most 60 s), so a test holds a run where it wants it."""
 
     def infer(prompt: str, seed: float, width: float, height: float, progress=PROGRESS):
         if refuse is not None and prompt == refuse:
             raise gr.Error("This app refuses that prompt.")
+        if gate is not None:
+            gate.wait(60)
         for step in progress.tqdm(range(4), desc="Denoising", unit="steps"):
             time.sleep(delay / 4)
             if step == 1:

@@ -17,7 +17,8 @@ One Blocks holds every app, each under its own API name, as the Spaces write the
 Images are flat colours a test can read back: red is 20 times the step (250 for the final
 image), green and blue the seed's two low bytes. What each run did goes to ``--state``: the
 file ``<tag>.log`` (the tag is the prompt's first word, or "fake_diffusion") gets
-``start seed=N``, ``step K`` and ``closed`` lines. A step waits while ``<tag>.gate`` exists
+``start seed=N``, ``step K`` and ``closed`` lines; ``cancels.log`` a line per job Gradio's
+``/cancel`` has cancelled. A step waits while ``<tag>.gate`` exists
 and holds fewer permits than its number (``open`` lets every step through), so a test holds a
 run where it wants it. Run as::
 
@@ -27,6 +28,7 @@ run where it wants it. Run as::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import time
@@ -203,6 +205,25 @@ def build() -> gr.Blocks:
     return demo
 
 
+def log_cancels() -> None:
+    """Log ``cancelled`` to ``cancels.log`` each time Gradio's ``/cancel`` route has cancelled a
+    job's task. The route then waits for the job's step to end (a run held at a gate: until the
+    gate opens), so a test opens the gate once this line is there, instead of waiting for the
+    cancel's answer. Gradio 4.44, 5 and 6 all cancel through ``gradio.routes.cancel_tasks``."""
+    import gradio.routes
+
+    cancel_tasks = gradio.routes.cancel_tasks
+
+    async def cancel_tasks_and_log(task_ids):
+        cancelling = asyncio.ensure_future(cancel_tasks(task_ids))
+        await asyncio.sleep(0)  # cancel_tasks ran to its first await: the tasks are cancelled
+        with (STATE / "cancels.log").open("a") as file:
+            file.write("cancelled\n")
+        return await cancelling
+
+    gradio.routes.cancel_tasks = cancel_tasks_and_log
+
+
 def main() -> None:
     global STATE
     parser = argparse.ArgumentParser(description=__doc__)
@@ -212,6 +233,7 @@ def main() -> None:
     STATE = args.state
     STATE.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    log_cancels()
     build().queue(default_concurrency_limit=4).launch(
         server_name="127.0.0.1", server_port=args.port, quiet=True
     )

@@ -58,6 +58,11 @@ class SpaceServer:
     def closed(self, tag: str) -> int:
         return self.lines(tag).count("closed")
 
+    def cancels(self) -> int:
+        """How many jobs the app's ``/cancel`` route has cancelled so far (all runs)."""
+        path = self.state / "cancels.log"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
     def hold(self, tag: str, permits: int = 0) -> None:
         """Let the tag's runs take ``permits`` steps, then wait at the next."""
         (self.state / f"{tag}.gate").write_text(str(permits))

@@ -121,20 +121,49 @@ def test_a_batch_relays_one_preview_per_image(serve):
     assert len(rec.finished.images) == 2 and rec.finished.seeds == [3, 4]
 
 
+def run_past_the_queue(backend, on_status, release_all, **fields) -> list:
+    """The events of a run of ``backend`` whose remote's only slot another client holds at a
+    gate: ``on_status(status)`` for each Status the run reports (the test lets the blocker go
+    once the run has reported its place in the remote's queue: the gate decides, not a blocker
+    slow enough), and ``release_all()`` at the end, whatever happened."""
+    request = validate_request(build_request(backend, {"prompt": "fox", **fields}), backend)
+    events = []
+    try:
+        for event in backend.generate(request, RunControl()):
+            events.append(event)
+            if isinstance(event, Status):
+                on_status(event)
+    finally:
+        release_all()
+    return events
+
+
 def test_the_remote_queue_position_is_reported_while_waiting(serve):
-    url = serve(preview_app(CountingBackend(step_seconds=0.1), concurrency_limit=1))
+    gate = Gate()
+    url = serve(preview_app(CountingBackend(gate=gate), concurrency_limit=1))
     blocker = Client(url, verbose=False, download_files=False, token=False)
     job = blocker.submit("first", "", "flat", 30, 7.5, 1, 64, 64, 1, api_name="/generate")
-    while not job.outputs():  # the blocker holds the remote's only slot
+    while not job.outputs():  # the blocker holds the remote's only slot, at the gate
         time.sleep(0.02)
-    rec = run_backend(gradio_backend(url), steps=4, timeout=30)
-    statuses = [e for e in rec.events if isinstance(e, Status)]
-    assert rec.finished is not None, rec.trace()
+
+    def on_status(status: Status) -> None:
+        # queued: the blocker's 30 steps go through; the run then waits at the gate for its
+        # first step, generating, until the test opens the gate
+        if status.phase == "queued" and not on_status.released:
+            gate.release(30)
+            on_status.released = True
+        elif status.phase == "generating":
+            gate.open()
+
+    on_status.released = False
+    events = run_past_the_queue(gradio_backend(url), on_status, gate.open, steps=4)
+    statuses = [e for e in events if isinstance(e, Status)]
+    assert isinstance(events[-1], Finished), events
     assert statuses[0].phase == "queued" and statuses[0].position == 1, statuses
     assert statuses[0].queue_size == 1
-    assert statuses[-1].phase == "generating"  # the queued notice is replaced once it runs
-    first_step = kinds(rec.events).index("Step")
-    assert all(isinstance(e, Status) for e in rec.events[1:first_step])
+    assert statuses[-1].phase == "generating", events  # the queued notice is replaced once it runs
+    first_step = kinds(events).index("Step")
+    assert all(isinstance(e, Status) for e in events[1:first_step])
     job.result(timeout=30)
 
 
@@ -182,15 +211,18 @@ def test_an_image_space_reports_status_while_it_runs_then_the_image(serve):
 
 
 def test_an_image_space_reports_its_queue_position(serve):
-    url = serve(image_app(delay=2.5, concurrency_limit=1))
+    gate = threading.Event()
+    url = serve(image_app(delay=0.1, concurrency_limit=1, gate=gate))
     blocker = Client(url, verbose=False, download_files=False, token=False)
     job = blocker.submit("first", 1, 64, 64, api_name="/infer")
     while job.status().code.name not in ("PROCESSING", "PROGRESS", "ITERATING"):
         time.sleep(0.02)
-    rec = run_backend(gradio_backend(url), timeout=30)
-    statuses = [e for e in rec.events if isinstance(e, Status)]
-    assert statuses[0].phase == "queued" and statuses[0].position == 1, rec.trace()
-    assert "generating" in [s.phase for s in statuses] and rec.finished is not None
+    events = run_past_the_queue(
+        gradio_backend(url), lambda status: status.phase == "queued" and gate.set(), gate.set
+    )
+    statuses = [e for e in events if isinstance(e, Status)]
+    assert statuses[0].phase == "queued" and statuses[0].position == 1, events
+    assert "generating" in [s.phase for s in statuses] and isinstance(events[-1], Finished)
     job.result(timeout=30)
 
 

@@ -149,22 +149,13 @@ def test_the_seed_the_space_used_is_the_runs_and_its_pngs(space_apps: SpaceServe
         assert f"Seed: {used}" in saved.text["parameters"], saved.text
 
 
-def test_stop_reaches_the_space_within_a_step(space_apps: SpaceServer, request):
-    if space_apps.version == "gradio5":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="Gradio 5.50's /cancel answers only once the held step has run, so "
-                "the test cannot open the gate after the cancel has arrived; when the gate "
-                "wins, the steps (which take no time) run before the cancel (1 of 3 runs)",
-            )
-        )
+def test_stop_reaches_the_space_within_a_step(space_apps: SpaceServer):
     # The app may take 2 steps, then waits at the third; Stop goes out at the first preview.
-    # Gradio (5.50 and 6.31 alike) closes a cancelled generator only between two of its
-    # steps, retrying while a step runs, and its queue may start another step first: held at
-    # a gate, the generator stays open. So the gate opens after Stop, and the app must then
-    # close well before its 30 steps (seen: at step 3 or 4). Had Stop not reached it, it would
-    # run all 30 and close only at the end.
+    # Gradio (4.44, 5.50 and 6.31 alike) closes a cancelled generator only between two of its
+    # steps, and its /cancel answers only once the held step has run: held at a gate, the
+    # generator stays open. So the gate opens once the app's /cancel has cancelled the job
+    # (its cancels.log), and the app must then close well before its 30 steps (seen: at step
+    # 3 or 4). Had Stop not reached it, it would run all 30 and close only at the end.
     backend = gradio_backend(space_apps.url, api_name="/infer")
     tag = space_apps.tag()
     space_apps.hold(tag, 2)
@@ -173,19 +164,16 @@ def test_stop_reaches_the_space_within_a_step(space_apps: SpaceServer, request):
     )
     control = RunControl()
     events = []
+    cancels = space_apps.cancels()
     for event in backend.generate(request, control):
         events.append(event)
         if isinstance(event, Step):
             control.cancel()
     assert not [e for e in events if isinstance(e, Finished | Failed)], events
     # Stop goes out on a thread of its own (the run's end does not wait for the app): the gate
-    # opens once that thread has sent it and the job has ended, as a visitor's next step would
-    # come after it. Opened earlier, the held steps would race the cancel (they take no time).
-    if space_apps.version != "gradio5":
-        wait_until(
-            lambda: not any(t.name == "gdp-gradio-stop" for t in threading.enumerate()),
-            "the Stop thread to send the cancel",
-        )
+    # opens once the app has taken the cancel, as a visitor's next step would come after it.
+    # Opened earlier, the held steps would race the cancel (they take no time).
+    wait_until(lambda: space_apps.cancels() > cancels, "the app to take the cancel")
     space_apps.open(tag)
     if space_apps.version == "gradio4":
         # Gradio 4.44 cancels the job's task and leaves its generator suspended: never
