@@ -299,10 +299,14 @@ def test_step_previews_converge_on_the_final_picture():
         seed=3,
     )
     events = list(backend.generate(validate_request(request, backend), RunControl()))
-    previews = [event.preview for event in events if isinstance(event, Step)]
+    steps = [event for event in events if isinstance(event, Step)]
+    previews = [event.preview for event in steps]
     final = events[-1]
     assert isinstance(final, Finished) and final.metadata["previewer"] == "latent_rgb"
-    assert len(previews) == 20 and previews[0].shape == (16, 16, 3)
+    # a reader slower than the pipeline (a busy machine) gets the latest step, not every one
+    numbers = [event.step for event in steps]
+    assert numbers == sorted(set(numbers)) and numbers[-1] == 20 and len(numbers) >= 2, numbers
+    assert previews[0].shape == (16, 16, 3)
     target = np.asarray(final.images[0].resize((16, 16)), dtype=np.float32)
     distance = [float(np.abs(p.astype(np.float32) - target).mean()) for p in previews]
     # A linear projection of the latent shows the final picture's colours roughly (about 30
