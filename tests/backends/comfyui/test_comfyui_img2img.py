@@ -108,3 +108,25 @@ def test_a_mask_is_refused_plainly_before_anything_is_sent(fake):
             backend,
         )
     assert not fake.files and not fake.sampled
+
+
+def test_stop_interrupts_an_edit_as_it_does_a_text_to_image_run(fake):
+    fake.knobs.step_delay = 0.03
+    backend = fake.backend()
+    request = validate_request(
+        GenerationRequest(
+            prompt="x", init_image=split_picture((64, 64)), strength=0.5, steps=20, seed=1
+        ),
+        backend,
+    )
+
+    def stop_after_two(event, control):
+        if isinstance(event, Step) and event.step == 2:
+            control.cancel()
+
+    run = record(backend, request, on_event=stop_after_two)
+    assert not run.of(Finished) and run.of(Step)[-1].step <= 3
+    fake.wait_idle()
+    [(prompt_id, hit)] = fake.interrupts
+    assert hit and fake.outcome(prompt_id) == "error"
+    assert fake.events_of(prompt_id)[-1] == "execution_interrupted"
