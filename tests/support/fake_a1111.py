@@ -23,6 +23,15 @@ sources define it, with numpy drawing the images instead of a model:
   stops sampling and the images are decoded from the current estimate; a batch comes back
   with a grid first when ``return_grid`` is on.
 
+``POST /sdapi/v1/img2img`` (``modules/api/api.py`` ``img2imgapi``, ``modules/processing.py``
+``StableDiffusionProcessingImg2Img``, ``modules/sd_samplers_common.py`` ``setup_img2img_steps``,
+``modules/sd_samplers_kdiffusion.py`` ``sample_img2img``; AUTOMATIC1111 v1.10 line): no
+``init_images`` is a 404 "Init image not found", an undecodable one a 500 "Invalid encoded
+image"; the input (and the mask) are resized to ``width`` x ``height`` (``resize_mode`` 0);
+the sampler runs ``t_enc + 1`` steps, ``t_enc = int(min(denoising_strength, 0.999) * steps)``,
+and ``sampling_steps`` is that count. The "model" starts from the input noised to the strength
+and keeps the input outside a mask (``inpainting_fill`` 1, "original").
+
 Checked against Forge @dfdcbab685e5 (2025-06-26: ``webui.py``, ``modules/progress.py``,
 ``modules/shared_state.py``, ``modules/sd_samplers_common.py``, ``modules/processing.py``,
 ``modules/sysinfo.py``) and AUTOMATIC1111 (``modules/api/api.py`` @2fec947: ``get_config``,
@@ -162,6 +171,15 @@ class Job:
     ended: float | None = None
     steps_done: int = 0
     interrupted: bool = False
+    kind: str = "txt2img"
+    size: tuple[int, int] | None = None
+    """The size made (``width`` x ``height``)."""
+    init_size: tuple[int, int] | None = None
+    """img2img: the size of the input image as sent, before the server resized it."""
+    strength: float | None = None
+    mask_size: tuple[int, int] | None = None
+    """img2img: the size of the mask as sent (None: no mask)."""
+    sampling_steps: int = 0
 
 
 @dataclass
@@ -315,8 +333,26 @@ class FakeA1111:
 
     # -- the API -----------------------------------------------------------------------------
 
-    def txt2img(self, handler: _Handler, body: dict[str, Any]) -> Any:
+    def img2img(self, handler: _Handler, body: dict[str, Any]) -> Any:
+        """``img2imgapi``: the input decoded (and the mask), then as txt2img."""
         _check_types(body)
+        init_images = body.get("init_images")
+        if init_images is None:
+            raise http_exception(404, "Init image not found")
+        if not isinstance(init_images, list) or not init_images:
+            raise _Validation(
+                [{"loc": ["body", "init_images"], "msg": "value is not a valid list", "type": "x"}]
+            )
+        edit = {
+            "init": _decode_base64(init_images[0]),
+            "strength": float(body.get("denoising_strength", 0.75)),
+            "mask": _decode_base64(body["mask"]) if body.get("mask") else None,
+        }
+        return self.txt2img(handler, body, edit)
+
+    def txt2img(self, handler: _Handler, body: dict[str, Any], edit: Any = None) -> Any:
+        if edit is None:
+            _check_types(body)
         task_id = body.get("force_task_id") or f"task({secrets.token_hex(8)})"
         overrides = dict(body.get("override_settings") or {})
         wanted = overrides.get("sd_model_checkpoint")
@@ -329,11 +365,11 @@ class FakeA1111:
             self.pending_tasks[task_id] = time.time()  # add_task_to_queue
         with self.queue_lock:
             with self._lock:
-                self._begin("scripts_txt2img")
+                self._begin("scripts_img2img" if edit else "scripts_txt2img")
                 self.current_task = task_id  # start_task
                 self.pending_tasks.pop(task_id, None)
             try:
-                images, info = self._process_images(handler, task_id, body, overrides)
+                images, info = self._process_images(handler, task_id, body, overrides, edit)
                 with self._lock:
                     self.finished_tasks = [*self.finished_tasks, task_id][-16:]  # finish_task
                     if self.current_task == task_id:
@@ -347,7 +383,12 @@ class FakeA1111:
         return {"images": images, "parameters": body, "info": json.dumps(info)}
 
     def _process_images(
-        self, handler: _Handler, task_id: str, body: dict[str, Any], overrides: dict[str, Any]
+        self,
+        handler: _Handler,
+        task_id: str,
+        body: dict[str, Any],
+        overrides: dict[str, Any],
+        edit: dict[str, Any] | None = None,
     ) -> tuple[list[str], dict[str, Any]]:
         with self._lock:  # stored_opts: only what opts.data already holds is restored
             stored = {key: self.opts.get(key) for key in overrides if key in self.saved}
@@ -363,16 +404,22 @@ class FakeA1111:
             failure = self._take("txt2img_error")
             if failure:
                 raise ApiError(failure[0], failure[1], failure[2])
-            return self._sample(handler, task_id, body, checkpoint)
+            return self._sample(handler, task_id, body, checkpoint, edit)
         finally:
             if restore:
                 with self._lock:
                     self.opts.update(stored)
 
     def _sample(
-        self, handler: _Handler, task_id: str, body: dict[str, Any], checkpoint: dict[str, Any]
+        self,
+        handler: _Handler,
+        task_id: str,
+        body: dict[str, Any],
+        checkpoint: dict[str, Any],
+        edit: dict[str, Any] | None = None,
     ) -> tuple[list[str], dict[str, Any]]:
         steps = int(body.get("steps", 50))
+        asked_steps = steps
         width, height = int(body.get("width", 512)), int(body.get("height", 512))
         batch = int(body.get("batch_size", 1))
         seed = int(body.get("seed", -1))
@@ -387,6 +434,22 @@ class FakeA1111:
             "checkpoint": checkpoint["model_name"],
         }
         job = Job(task_id, prompt, steps, checkpoint["model_name"], time.monotonic())
+        job.size = (width, height)
+        if edit is not None:  # setup_img2img_steps, img2img_fix_steps off
+            strength = edit["strength"]
+            steps = int(min(strength, 0.999) * steps) + 1
+            job.kind, job.strength = "img2img", strength
+            job.init_size = edit["init"].size
+            job.mask_size = edit["mask"].size if edit["mask"] is not None else None
+            spec.update(
+                steps=steps,
+                strength=strength,
+                init=np.asarray(edit["init"].convert("RGB").resize((width, height)), np.float32),
+                mask=None
+                if edit["mask"] is None
+                else np.asarray(edit["mask"].convert("L").resize((width, height))) >= 128,
+            )
+        job.sampling_steps = steps
         drop_at = self._take("drop_at_step")
         hold = self._take("hold_after_step")
         with self._lock:
@@ -437,12 +500,13 @@ class FakeA1111:
             "height": height,
             "sampler_name": body.get("sampler_name") or "Euler",
             "cfg_scale": body.get("cfg_scale", 7.0),
-            "steps": steps,
+            "steps": asked_steps,
             "batch_size": batch,
             "sd_model_name": checkpoint["filename"].rsplit("/", 1)[-1].rsplit(".", 1)[0],
             "sd_model_hash": checkpoint["hash"],
             "index_of_first_image": first,
-            "infotexts": [f"{prompt}\nSteps: {steps}, Seed: {s}" for s in spec["seeds"]],
+            "infotexts": [f"{prompt}\nSteps: {asked_steps}, Seed: {s}" for s in spec["seeds"]],
+            "denoising_strength": edit["strength"] if edit else None,
             "job_timestamp": self.state.job_timestamp,
         }
         return encoded, info
@@ -655,7 +719,14 @@ def render(spec: dict[str, Any], index: int, fraction: float) -> PIL.Image.Image
     phase = rng.uniform(0, 2 * math.pi)
     wave = 0.5 + 0.5 * np.sin((x + y) / max(width, height) * 6.0 + phase)
     final = colour * (0.6 + 0.4 * wave[..., None])
+    init = spec.get("init")
+    if init is not None:  # img2img: from the input noised to the strength, towards the prompt
+        strength = spec["strength"]
+        noise = init * (1 - strength) + noise * strength
+        final = init * (1 - strength) + final * strength
     mixed = noise * (1 - fraction) + final * fraction
+    if init is not None and spec.get("mask") is not None:  # outside the mask: the input
+        mixed = np.where(spec["mask"][..., None], mixed, init)
     return PIL.Image.fromarray(np.clip(mixed, 0, 255).astype(np.uint8))
 
 
@@ -678,6 +749,18 @@ def _encode(image: PIL.Image.Image, fmt: str) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG" if fmt in ("jpeg", "jpg") else fmt.upper())
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _decode_base64(encoded: Any) -> PIL.Image.Image:
+    """``api.decode_base64_to_image``: a data URL or bare base64; else a 500."""
+    if isinstance(encoded, str) and encoded.startswith("data:image/"):
+        encoded = encoded.split(";")[1].split(",")[1]
+    try:
+        image = PIL.Image.open(io.BytesIO(base64.b64decode(encoded)))
+        image.load()
+        return image
+    except Exception as error:
+        raise http_exception(500, "Invalid encoded image") from error
 
 
 def _png_base64(image: PIL.Image.Image) -> str:
@@ -783,6 +866,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, fake: FakeA1111, method: str, path: str, query: str, body: Any) -> Any:
         if (method, path) == ("POST", "/sdapi/v1/txt2img"):
             return fake.txt2img(self, body)
+        if (method, path) == ("POST", "/sdapi/v1/img2img"):
+            return fake.img2img(self, body)
         if path.startswith("/internal/") and not fake.webui:
             raise _NotFound
         if (method, path) == ("POST", "/internal/progress"):

@@ -22,6 +22,13 @@ What it reproduces, and the tests rely on:
   clear, ``GET /queue``, ``/history``, ``/view``, ``/object_info``, ``/models/checkpoints`` and the
   origin check (403 when the Host is loopback and the Origin names another host).
 
+- ``POST /upload/image`` (server.py ``image_upload``): a multipart ``image`` file saved in the
+  ``input`` folder (``type``), answered ``{name, subfolder, type}``; ``LoadImage`` reads it (a
+  name that is not there fails the prompt, as ``LoadImage.VALIDATE_INPUTS`` does), ``VAEEncode``
+  makes its latent, and a ``KSampler`` with ``denoise`` below 1 starts from that latent noised to
+  ``denoise`` and runs its ``steps`` steps (``KSampler``: the last ``steps`` of a schedule of
+  ``int(steps / denoise)``), so every preview and the result show the input.
+
 Knobs for failures (set them on the instance): ``fail_next`` (an exception in the next sampler),
 ``stall`` (samplers hang until interrupted), ``drop_socket_at_step``, ``refuse_sockets``,
 ``garbage`` (junk frames among a run's messages), ``corrupt_view``, ``forbidden``.
@@ -121,6 +128,8 @@ def node_classes(checkpoints: list[str]) -> dict[str, NodeClass]:
             ("LATENT",),
         ),
         "VAEDecode": NodeClass({"samples": ("LATENT", {}), "vae": ("VAE", {})}, ("IMAGE",)),
+        "LoadImage": NodeClass({"image": ("STRING", {"image_upload": True})}, ("IMAGE", "MASK")),
+        "VAEEncode": NodeClass({"pixels": ("IMAGE", {}), "vae": ("VAE", {})}, ("LATENT",)),
         "SaveImage": NodeClass(
             {"images": ("IMAGE", {}), "filename_prefix": ("STRING", {"default": "ComfyUI"})},
             (),
@@ -195,6 +204,9 @@ class FakeComfyUI:
         self.cache: dict[Any, tuple[Any, Any]] = {}  # signature -> (outputs, ui)
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.file_counter = 0
+        self.sampled: list[dict[str, Any]] = []
+        """Each KSampler run: its denoise, steps, latent size and whether it started from an
+        encoded image."""
         self.interrupts: list[tuple[str | None, bool]] = []
         self.sent: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
         """What each socket (by client id) was sent: (event, prompt_id), binary as 'binary:N'."""
@@ -447,6 +459,28 @@ class FakeComfyUI:
                 return web.Response(status=404)
             body = b"not an image at all" if self.knobs.corrupt_view else self.files[key]
             return web.Response(body=body, content_type="image/png")
+
+        @routes.post("/upload/image")
+        async def upload_image(request):
+            post = await request.post()
+            image = post.get("image")
+            if image is None or not getattr(image, "file", None):
+                return web.Response(status=400)
+            kind = post.get("type") or "input"
+            subfolder = post.get("subfolder") or ""
+            filename = image.filename
+            if not filename or filename[0] == "/" or ".." in filename:
+                return web.Response(status=400)
+            data = image.file.read()
+            with self.mutex:
+                if (kind, subfolder, filename) in self.files and post.get("overwrite") != "true":
+                    stem, dot, ext = filename.rpartition(".")
+                    counter = 1
+                    while (kind, subfolder, f"{stem} ({counter}){dot}{ext}") in self.files:
+                        counter += 1
+                    filename = f"{stem} ({counter}){dot}{ext}"
+                self.files[(kind, subfolder, filename)] = data
+            return web.json_response({"name": filename, "subfolder": subfolder, "type": kind})
 
         @routes.get("/object_info/{node_class}")
         async def object_info(request):
@@ -775,6 +809,23 @@ class FakeComfyUI:
             return (self._sample(inputs, prompt_id, node_id, method),), None
         if class_type == "VAEDecode":
             return (self._decode(inputs["samples"]),), None
+        if class_type == "LoadImage":
+            name = inputs["image"]
+            subfolder, _, filename = name.rpartition("/")
+            data = self.files.get(("input", subfolder, filename))
+            if data is None:
+                raise NodeFailure("FileNotFoundError", f"Invalid image file: {name}")
+            with PIL.Image.open(io.BytesIO(data)) as image:
+                pixels = np.asarray(image.convert("RGB"), np.float32) / 255
+            return (pixels, None), None
+        if class_type == "VAEEncode":
+            pixels = inputs["pixels"]
+            height, width = pixels.shape[0] // 8 * 8, pixels.shape[1] // 8 * 8
+            small = PIL.Image.fromarray((pixels * 255).astype(np.uint8)).resize(
+                (max(1, width // 8), max(1, height // 8)), PIL.Image.Resampling.BOX
+            )
+            latent = np.asarray(small, np.float64) / 255
+            return (("encoded", width, height, latent),), None
         if class_type in ("SaveImage", "PreviewImage"):
             kind = "output" if class_type == "SaveImage" else "temp"
             return (), {"images": [self._save(inputs, kind)]}
@@ -784,7 +835,15 @@ class FakeComfyUI:
         if self.knobs.fail_next is not None:
             failure, self.knobs.fail_next = self.knobs.fail_next, None
             raise NodeFailure(*failure)
-        _, width, height = inputs["latent_image"]
+        latent_image = inputs["latent_image"]
+        width, height = latent_image[1], latent_image[2]
+        self.sampled.append(
+            {
+                "denoise": inputs["denoise"],
+                "steps": inputs["steps"],
+                **{"size": (width, height), "from_image": latent_image[0] == "encoded"},
+            }
+        )
         rng = np.random.default_rng(
             seed_of(
                 inputs["model"][1],
@@ -807,7 +866,15 @@ class FakeComfyUI:
                 time.sleep(0.01)
             mix = (step + 1) / steps
             estimate = noise * (1 - mix) + target * mix
+            if latent_image[0] == "encoded":  # from the input, noised to the denoise level
+                init, denoise = latent_image[3], float(inputs["denoise"])
+                start = init * (1 - denoise) + noise * denoise
+                end = init * (1 - denoise) + target * denoise
+                estimate = start * (1 - mix) + end * mix
             self._progress(step + 1, steps, estimate, prompt_id, node_id, method)
+        if latent_image[0] == "encoded":
+            init, denoise = latent_image[3], float(inputs["denoise"])
+            return ("sampled", init * (1 - denoise) + target * denoise)
         return ("sampled", target)
 
     def _progress(self, value, total, estimate, prompt_id, node_id, method) -> None:

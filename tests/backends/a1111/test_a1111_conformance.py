@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fake_a1111 import FakeA1111, make_backend
 
-from gradio_diffusion_preview.testing import BackendConformanceTests
+from gradio_diffusion_preview.testing import BackendConformanceTests, check_image_to_image_preview
 
 # Steps long enough that a run stopped after step 2 still has well over the backend's safety
 # margin to go, so that cancel and finish early interrupt it (see reaper.interrupt_if_running).
@@ -37,6 +37,14 @@ class TestA1111Conformance(BackendConformanceTests):
         if TestA1111Conformance._backend is None:
             TestA1111Conformance._backend = make_backend(FAKE.url)
         return TestA1111Conformance._backend
+
+    def test_image_to_image_preview(self):
+        """The kit's img2img preview check (not in the suite's class): the fake draws its
+        steps from the input noised to the strength, so the first preview shows the input."""
+        reason = check_image_to_image_preview(
+            self.make_backend(), timeout=self.timeout, **self.request_fields()
+        )
+        assert reason is None, reason
 
 
 class TestA1111BatchConformance(TestA1111Conformance):

@@ -16,7 +16,9 @@ from gradio_diffusion_preview.backends.a1111.protocol import (
     RunSettings,
     checkpoint_stem,
     decode_image,
+    edit_steps,
     error_text,
+    img2img_payload,
     parse_progress,
     parse_txt2img,
     steps_done,
@@ -28,6 +30,40 @@ def png(colour: tuple[int, int, int], size=(8, 8)) -> str:
     buffer = io.BytesIO()
     PIL.Image.new("RGB", size, colour).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_an_img2img_payload_carries_the_input_strength_and_mask_over_txt2img_fields():
+    picture = PIL.Image.new("RGBA", (16, 24), (200, 10, 10, 0))  # alpha dropped: RGB sent
+    mask = PIL.Image.new("1", (16, 24), 1)
+    request = GenerationRequest(
+        prompt="a fox", steps=10, seed=1, width=16, height=24, init_image=picture, strength=0.3
+    )
+    settings = RunSettings("task(abc)")
+    payload = img2img_payload(request, settings)
+    assert {k: v for k, v in payload.items() if k in txt2img_payload(request, settings)} == (
+        txt2img_payload(request, settings)
+    )
+    assert (payload["denoising_strength"], payload["resize_mode"]) == (0.3, 0)
+    assert payload["include_init_images"] is False and "mask" not in payload
+    [sent] = payload["init_images"]
+    decoded = PIL.Image.open(io.BytesIO(base64.b64decode(sent, validate=True)))
+    assert (decoded.format, decoded.mode, decoded.size) == ("PNG", "RGB", (16, 24))
+    assert decoded.getpixel((0, 0)) == (200, 10, 10)
+
+    masked = img2img_payload(request.model_copy(update={"mask_image": mask}), settings)
+    sent_mask = PIL.Image.open(io.BytesIO(base64.b64decode(masked["mask"], validate=True)))
+    assert (sent_mask.mode, sent_mask.size, sent_mask.getpixel((3, 3))) == ("L", (16, 24), 255)
+    assert (masked["mask_blur"], masked["inpainting_fill"]) == (4, 1)  # A1111's blur; "original"
+    assert (masked["inpaint_full_res"], masked["inpainting_mask_invert"]) == (False, 0)
+
+
+@pytest.mark.parametrize(
+    ("steps", "strength", "expected"),
+    [(20, 0.75, 16), (20, 0.5, 11), (12, 0.5, 7), (10, 1.0, 10), (10, 0.0, 1), (3, 0.3, 1)],
+)
+def test_edit_steps_are_the_samplers_t_enc_plus_one(steps, strength, expected):
+    # setup_img2img_steps: t_enc = int(min(strength, 0.999) * steps); the sampler runs t_enc + 1
+    assert edit_steps(steps, strength) == expected
 
 
 def test_the_payload_asks_for_one_batch_with_our_task_id_checkpoint_and_previews():

@@ -1,5 +1,6 @@
-"""A1111Backend: text-to-image on an AUTOMATIC1111, Forge or SD.Next server started with
-``--api``, with the server's own live preview of every step relayed.
+"""A1111Backend: text-to-image, image-to-image and inpainting on an AUTOMATIC1111, Forge or
+SD.Next server started with ``--api`` (``/sdapi/v1/txt2img`` and ``/sdapi/v1/img2img``), with
+the server's own live preview of every step relayed.
 
 One backend per configured endpoint (its id is the endpoint's id). Models are the server's
 checkpoints (``GET /sdapi/v1/sd-models``, the loaded one first, so that the default never makes
@@ -81,6 +82,8 @@ CAPABILITIES = Capabilities(
     max_batch=8,
     cancel=True,
     finish_early=True,
+    image_to_image=True,
+    inpainting=True,
     options=A1111Options,
 )
 
@@ -96,7 +99,8 @@ LOW_MEMORY_FLAGS = ("lowvram", "medvram", "medvram_sdxl")
 
 
 class A1111Backend(Backend):
-    """An AUTOMATIC1111 / Forge / SD.Next server's txt2img, with live previews and cancel."""
+    """An AUTOMATIC1111 / Forge / SD.Next server's txt2img and img2img, with live previews
+    and cancel."""
 
     id = KIND
     display_name = "AUTOMATIC1111 / Forge / SD.Next"

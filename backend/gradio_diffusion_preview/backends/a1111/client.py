@@ -102,6 +102,10 @@ class A1111Client:
         """The blocking generation call; returns the decoded JSON answer."""
         return self._json("POST", "/sdapi/v1/txt2img", json=payload, read_timeout=read_timeout)
 
+    def img2img(self, payload: dict[str, Any], read_timeout: float) -> Any:
+        """The blocking image-to-image (and inpainting) call; answers as ``txt2img``."""
+        return self._json("POST", "/sdapi/v1/img2img", json=payload, read_timeout=read_timeout)
+
     def close(self) -> None:
         with self._lock:
             http, self._http = self._http, None

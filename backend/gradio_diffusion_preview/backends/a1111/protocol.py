@@ -13,6 +13,12 @@ Shapes, as the servers' sources define them (``modules/api/api.py``, ``modules/a
   while queued ``textinfo`` is ``"In queue: i/n"``.
 - ``progress`` is ``job_no / job_count + sampling_step / sampling_steps / job_count``, and the
   samplers' callback sets ``sampling_step`` to the 0-based index of the step just finished.
+- ``POST /sdapi/v1/img2img`` takes the same fields plus ``init_images`` (bare base64),
+  ``denoising_strength``, ``resize_mode`` and, for inpainting, ``mask`` with ``mask_blur``,
+  ``inpainting_fill``, ``inpaint_full_res`` and ``inpainting_mask_invert``; it answers as
+  txt2img does. Its sampler runs ``t_enc + 1`` steps, ``t_enc = int(min(strength, 0.999) *
+  steps)`` (``sd_samplers_common.setup_img2img_steps`` without ``img2img_fix_steps``), and
+  ``sampling_steps`` is that count, so the progress fraction is over those steps.
 """
 
 from __future__ import annotations
@@ -116,6 +122,54 @@ def txt2img_payload(request: GenerationRequest, settings: RunSettings) -> dict[s
     if settings.scheduler:
         payload["scheduler"] = settings.scheduler
     return payload
+
+
+MASK_BLUR = 4
+"""AUTOMATIC1111's default blur of a mask's edge, in pixels (its UI's and API's default)."""
+INPAINT_FROM_ORIGINAL = 1
+"""``inpainting_fill`` 1, "original": the masked area starts from the input picture, so the
+strength means what it means without a mask (0 is "fill", which starts from a flat colour)."""
+
+
+def is_edit(request: GenerationRequest) -> bool:
+    """Whether ``request`` goes to ``/sdapi/v1/img2img`` (it has an input image)."""
+    return request.init_image is not None
+
+
+def edit_steps(steps: int, strength: float) -> int:
+    """The denoising steps an img2img job runs: ``t_enc + 1`` with ``t_enc = int(min(strength,
+    0.999) * steps)`` (``setup_img2img_steps``; the server's default ``img2img_fix_steps`` off)."""
+    return int(min(strength, 0.999) * steps) + 1
+
+
+def img2img_payload(request: GenerationRequest, settings: RunSettings) -> dict[str, Any]:
+    """The JSON body of ``POST /sdapi/v1/img2img``: txt2img's fields (see ``txt2img_payload``)
+    plus the input image as bare base64 PNG, the strength as ``denoising_strength``, and a
+    mask (white: remade) with the inpainting fields when the request has one. ``resize_mode``
+    0 ("Just resize") makes the input the request's size, which validation already set to
+    the input's own when the request gave none."""
+    payload = txt2img_payload(request, settings)
+    payload["init_images"] = [png_base64(request.init_image, "RGB")]
+    payload["denoising_strength"] = request.strength
+    payload["resize_mode"] = 0
+    payload["include_init_images"] = False
+    if request.mask_image is not None:
+        payload.update(
+            mask=png_base64(request.mask_image, "L"),
+            mask_blur=MASK_BLUR,
+            inpainting_fill=INPAINT_FROM_ORIGINAL,
+            inpaint_full_res=False,
+            inpainting_mask_invert=0,
+        )
+    return payload
+
+
+def png_base64(image: PIL.Image.Image, mode: str) -> str:
+    """``image`` as bare base64 PNG in ``mode`` (what the server's ``decode_base64_to_image``
+    reads; an alpha channel is dropped so that a transparent input is not read as black)."""
+    buffer = io.BytesIO()
+    image.convert(mode).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Txt2ImgRun: one generation on the server, followed step by step.
+"""Txt2ImgRun: one generation on the server (txt2img, or img2img for a request with an input
+image), followed step by step.
 
-The txt2img call blocks for the whole generation (and for the time the job waits behind other
-jobs on the server's queue lock), so it runs on a thread of its own (``_Call``) with our own
-deadline, while a poller thread (``_Poller``) asks ``/internal/progress`` about *our* task id
-(``force_task_id``) and decodes its live previews. The generator only waits on those two, a few
-hundredths of a second at a time, so a cancel returns at once whatever the network does.
+The txt2img (img2img) call blocks for the whole generation (and for the time the job waits
+behind other jobs on the server's queue lock), so it runs on a thread of its own (``_Call``)
+with our own deadline, while a poller thread (``_Poller``) asks ``/internal/progress`` about
+*our* task id (``force_task_id``) and decodes its live previews. The generator only waits on
+those two, a few hundredths of a second at a time, so a cancel returns at once whatever the
+network does.
 
 - Queued on the server: ``Status("queued", position=i, queue_size=n)`` from ``"In queue: i/n"``.
 - Running: a ``Step`` each time the progress fraction, mapped onto our steps, moves on, with the
@@ -35,6 +37,9 @@ from .protocol import (
     Txt2ImgResult,
     checkpoint_stem,
     decode_image,
+    edit_steps,
+    img2img_payload,
+    is_edit,
     parse_txt2img,
     steps_done,
     txt2img_payload,
@@ -67,7 +72,11 @@ class Txt2ImgRun:
         self.timeout = backend.endpoint.timeout
         self.deadline = time.monotonic() + self.timeout
         self.task_id = f"task({uuid.uuid4().hex})"
+        self.edit = is_edit(request)
+        self.kind = "img2img" if self.edit else "txt2img"
         self.total = request.steps or 1
+        if self.edit:  # the server runs only the steps the strength calls for
+            self.total = edit_steps(self.total, request.strength or 0.0)
         self.followed = backend.progress_api is not False
         """Whether the run can follow its task (the server has ``/internal/progress``)."""
         self.previews = self.settings.previews and self.followed
@@ -115,7 +124,8 @@ class Txt2ImgRun:
             num_images=request.num_images,
             preview_size=self.preview_size,
         )
-        call = _Call(self.client, txt2img_payload(request, settings), self._left() + 1.0)
+        payload = (img2img_payload if self.edit else txt2img_payload)(request, settings)
+        call = _Call(self.client, self.kind, payload, self._left() + 1.0)
         if not self.followed:
             yield Status("generating", self.backend.no_progress_api_message())
         poller = _Poller(self, call.over)
@@ -231,7 +241,7 @@ class Txt2ImgRun:
         try:
             result = parse_txt2img(call.result, self.request.num_images)
         except ProtocolError as error:
-            yield Failed(f"{where} answered txt2img with {error}.", "remote_error")
+            yield Failed(f"{where} answered {self.kind} with {error}.", "remote_error")
             return
         wrong_model = self._wrong_model(result)
         if wrong_model:
@@ -330,11 +340,14 @@ class Txt2ImgRun:
 
 
 class _Call:
-    """The blocking ``POST /sdapi/v1/txt2img`` on its own thread; ``over`` is set when it
+    """The blocking ``POST /sdapi/v1/txt2img`` (or ``img2img``: ``kind``) on its own thread;
+    ``over`` is set when it
     returned (``result``) or failed (``failure``), ``answered`` only when the server answered
     (then its job is over; a call cut off or timed out says nothing about the job)."""
 
-    def __init__(self, client: Any, payload: dict[str, Any], read_timeout: float) -> None:
+    def __init__(
+        self, client: Any, kind: str, payload: dict[str, Any], read_timeout: float
+    ) -> None:
         self.over = threading.Event()
         self.answered = threading.Event()
         self.result: Any = None
@@ -342,7 +355,7 @@ class _Call:
 
         def target() -> None:
             try:
-                self.result = client.txt2img(payload, read_timeout)
+                self.result = getattr(client, kind)(payload, read_timeout)
                 self.answered.set()
             except RemoteFailure as failure:
                 self.failure = failure
@@ -350,13 +363,13 @@ class _Call:
                     self.answered.set()
             except Exception as error:  # a bug here must still end the run
                 self.failure = RemoteFailure(
-                    f"The txt2img call to {client.where} raised {type(error).__name__}: {error}",
+                    f"The {kind} call to {client.where} raised {type(error).__name__}: {error}",
                     "backend_error",
                 )
             finally:
                 self.over.set()
 
-        threading.Thread(target=target, name="gdp-a1111-txt2img", daemon=True).start()
+        threading.Thread(target=target, name=f"gdp-a1111-{kind}", daemon=True).start()
 
 
 class _Poller:

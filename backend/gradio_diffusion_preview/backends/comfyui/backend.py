@@ -201,6 +201,7 @@ def _capabilities(settings: Settings) -> Capabilities:
             steps_range=(1, 150),
             default_steps=20,
             max_batch=4,
+            image_to_image=True,
             options=ComfyUIOptions,
         )
     marks = workflow.marks

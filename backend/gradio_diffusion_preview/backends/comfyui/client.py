@@ -107,6 +107,31 @@ class ComfyClient:
                 "remote_error",
             )
 
+    def upload_image(self, png: bytes, name: str, timeout: float | None = None) -> str:
+        """Put a PNG in the server's ``input`` folder (``POST /upload/image``, overwriting a file
+        of that name); returns the name a ``LoadImage`` node takes (``subfolder/name``)."""
+        response = self._call(
+            "POST",
+            "/upload/image",
+            files={"image": (name, png, "image/png")},
+            data={"type": "input", "overwrite": "true"},
+            timeout=timeout,
+        )
+        self._check(response, "/upload/image")
+        data = _json(response)
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise RemoteFailure(
+                f"{sentence(self.where)} answered the upload with {_sample(response)}, not the "
+                "file's name. Fix: check that the backend's address is a ComfyUI server.",
+                "remote_error",
+            )
+        subfolder = data.get("subfolder")
+        return (
+            f"{subfolder}/{data['name']}"
+            if isinstance(subfolder, str) and subfolder
+            else data["name"]
+        )
+
     def queue_place(self, prompt_id: str, timeout: float | None = None) -> QueuePlace:
         """Where ``prompt_id`` is in the queue (``GET /queue``)."""
         data = self._json("GET", "/queue", timeout)

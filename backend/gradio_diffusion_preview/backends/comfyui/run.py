@@ -19,12 +19,15 @@ other client's prompt is touched.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import PIL.Image
 
 from ...events import Finished, GenerationEvent, Started, Status
 from ..remote_failure import RemoteFailure
@@ -97,7 +100,7 @@ class ComfyRun:
 
     def _run(self) -> Iterator[GenerationEvent]:
         request = self.request
-        plan = self._plan()
+        plan = self._plan(self._upload_input())
         self.socket.open(min(self.endpoint.connect_timeout, self._left()))
         self.client.submit(
             plan.graph,
@@ -164,7 +167,22 @@ class ComfyRun:
             },
         )
 
-    def _plan(self) -> Plan:
+    def _upload_input(self) -> str | None:
+        """Upload the request's input image at the request's size, as PNG under a name of this
+        run's own; the name ``LoadImage`` takes, or None for text-to-image."""
+        image = self.request.init_image
+        if image is None:
+            return None
+        size = (self.request.width, self.request.height)
+        picture = image.convert("RGB")
+        if picture.size != size:  # LoadImage gives the file's size; the request's is wanted
+            picture = picture.resize(size, PIL.Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        name = f"{self.settings.filename_prefix}_input_{self.prompt_id}.png"
+        return self.client.upload_image(buffer.getvalue(), name, timeout=self._left())
+
+    def _plan(self, input_image: str | None = None) -> Plan:
         sampler = self._choice("sampler", "KSampler", "sampler_name")
         scheduler = self._choice("scheduler", "KSampler", "scheduler")
         workflow = self.settings.workflow
@@ -174,6 +192,7 @@ class ComfyRun:
                 sampler or self.settings.sampler,
                 scheduler or self.settings.scheduler,
                 self.settings.filename_prefix,
+                input_image,
             )
         return workflow.plan(self.request, sampler, scheduler)
 

@@ -4,7 +4,9 @@ Graphs are ComfyUI's API format: ``{node_id: {"class_type": ..., "inputs": {...}
 input is a value or a link ``[other_node_id, output_index]``.
 
 The built-in workflow is the classic one (CheckpointLoaderSimple, two CLIPTextEncode,
-EmptyLatentImage, KSampler, VAEDecode, SaveImage). A batch of N images is N sampler branches
+EmptyLatentImage, KSampler, VAEDecode, SaveImage). For image-to-image, LoadImage (the input,
+uploaded first) and VAEEncode replace EmptyLatentImage, and the KSampler's ``denoise`` is the
+request's strength. A batch of N images is N sampler branches
 seeded ``seed, seed+1, ...`` that share the model, the prompts and the empty latent, so every
 image can be made again alone from its own seed (one KSampler over a batch would tie all images
 to one seed).
@@ -88,15 +90,25 @@ class Plan:
 
 
 def builtin_plan(
-    request: GenerationRequest, sampler: str, scheduler: str, filename_prefix: str
+    request: GenerationRequest,
+    sampler: str,
+    scheduler: str,
+    filename_prefix: str,
+    input_image: str | None = None,
 ) -> Plan:
-    """The built-in text-to-image graph for a validated request."""
+    """The built-in graph for a validated request: text-to-image, or with ``input_image`` (the
+    name ``/upload/image`` gave the request's input) image-to-image from that picture."""
     graph: dict[str, Any] = {
         "1": _node("CheckpointLoaderSimple", ckpt_name=request.model),
         "2": _node("CLIPTextEncode", text=request.prompt, clip=["1", 1]),
         "3": _node("CLIPTextEncode", text=request.negative_prompt, clip=["1", 1]),
         "4": _node("EmptyLatentImage", width=request.width, height=request.height, batch_size=1),
     }
+    denoise = 1.0
+    if input_image is not None:
+        graph["0"] = _node("LoadImage", image=input_image)
+        graph["4"] = _node("VAEEncode", pixels=["0", 0], vae=["1", 2])
+        denoise = request.strength if request.strength is not None else 1.0
     samplers, saves = [], []
     first = int(request.seed or 0)
     seeds = tuple((first + index) % SEED_MODULUS for index in range(request.num_images))
@@ -113,7 +125,7 @@ def builtin_plan(
             positive=["2", 0],
             negative=["3", 0],
             latent_image=["4", 0],
-            denoise=1.0,
+            denoise=denoise,
         )
         graph[decode] = _node("VAEDecode", samples=[sample, 0], vae=["1", 2])
         graph[save] = _node("SaveImage", images=[decode, 0], filename_prefix=filename_prefix)
