@@ -155,6 +155,10 @@ LISTING_FAILURES = {
 
 @pytest.mark.parametrize("case", sorted(LISTING_FAILURES))
 def test_every_built_in_listing_failure_is_one_message_with_one_fix(case, request):
+    if case.startswith("ray"):
+        pytest.importorskip(
+            "ray", reason="the ray cases need the [ray] extra (not in the py310 tier)"
+        )
     backend = LISTING_FAILURES[case](request)
     with pytest.raises(ModelListingError) as error:
         backend.list_models()
