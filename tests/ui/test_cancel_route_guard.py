@@ -22,14 +22,13 @@ import pytest
 from gradio_client import Client
 from remote_gradio_apps import preview_app
 from testenv import free_port
-from toy_backends import CountingBackend
+from toy_backends import CountingBackend, Gate
 
 from gradio_diffusion_preview import DiffusionPreview
 from gradio_diffusion_preview.app_guards import guard_app
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 40
-STEP_SECONDS = 0.1
 
 
 def wait_for(condition, what: str, limit: float = 60.0) -> None:
@@ -46,8 +45,10 @@ def generate_fn_index(client: Client) -> int:
 
 
 def start_run(client: Client, counting: CountingBackend):
+    """A run of ``STEPS`` steps, held at its backend's gate after its second step."""
     before = counting.steps_run
     job = client.submit("fox", "", "flat", STEPS, 7.5, 1, 64, 64, 1, api_name="/generate")
+    counting.gate.release(2)
     wait_for(lambda: counting.steps_run >= before + 2, "the run's second step")
     wait_for(lambda: job.communicator.event_id is not None, "the event id")
     return job
@@ -66,28 +67,36 @@ def check_stolen_id_fails_and_owner_succeeds(url: str, counting: CountingBackend
     thief_session = str(uuid.uuid4())  # another visitor: their own session
     answer = post_cancel(url, thief_session, fn_index, stolen)
     assert answer.status_code == 200 and answer.json() == {"success": True}
+    # the rest of the run, one step at a time: a cancel that had got through stops it
+    for _ in range(STEPS - 2):
+        made = counting.steps_run
+        counting.gate.release()
+        wait_for(lambda made=made: counting.steps_run > made or job.done(), "the next step")
     final = job.result(timeout=120)
     assert final["status"] == "done" and final["step"] == STEPS, final
     assert counting.steps_run % STEPS == 0  # every step of the victim's run was made
 
-    # The owner's own cancel still stops its run within a step.
+    # The owner's own cancel still stops its run within a step: steps let through after it
+    # are not taken, and the backend's run ends (held at the gate, a run going on would not).
+    ended = counting.runs_ended
     owned = start_run(victim, counting)
     owned.cancel()
     wait_for(owned.done, "the cancelled job to end")
     at_end = counting.steps_run
-    time.sleep(5 * STEP_SECONDS)  # a run still going would make about five more steps
+    counting.gate.release(5)
+    wait_for(lambda: counting.runs_ended > ended, "the cancelled run's backend to return")
     assert counting.steps_run - at_end <= 1
     assert counting.steps_run < 2 * STEPS
     victim.close()
 
 
 def test_a_stolen_event_id_cannot_cancel_another_sessions_run(serve):
-    counting = CountingBackend(step_seconds=STEP_SECONDS)
+    counting = CountingBackend(gate=Gate())
     check_stolen_id_fails_and_owner_succeeds(serve(preview_app(counting)), counting)
 
 
 def test_the_guard_holds_for_a_preview_rendered_into_a_bigger_blocks(serve):
-    counting = CountingBackend(step_seconds=STEP_SECONDS)
+    counting = CountingBackend(gate=Gate())
     inner = preview_app(counting)
     with gr.Blocks() as outer, gr.Tab("Generate"):
         inner.render()
@@ -101,7 +110,7 @@ def mounted_url():
     import fastapi
     import uvicorn
 
-    counting = CountingBackend(step_seconds=STEP_SECONDS)
+    counting = CountingBackend(gate=Gate())
     app = gr.mount_gradio_app(fastapi.FastAPI(), preview_app(counting).queue(), path="/studio")
     assert guard_app(app) == 1
     port = free_port()
