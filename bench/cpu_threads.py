@@ -248,6 +248,11 @@ def first_paint(tiny: bool) -> dict:
                 deadline = time.monotonic() + 120
                 while token not in server.steps() and time.monotonic() < deadline:
                     page.wait_for_timeout(100)
+                # and a paint: on a busy machine the page may paint only after the run's end
+                while not page.evaluate("() => window.__paints.length") and (
+                    time.monotonic() < deadline
+                ):
+                    page.wait_for_timeout(100)
                 page.wait_for_timeout(300)  # the last paints recorded
                 stamps = server.steps().get(token, {})
                 clicked = page.evaluate("() => window.__clicked")

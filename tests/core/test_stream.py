@@ -9,6 +9,7 @@ from toy_backends import (
     BatchPreviewBackend,
     CountingBackend,
     FailingBackend,
+    Gate,
     RaisingBackend,
     WaitingBackend,
     registry_with,
@@ -16,6 +17,7 @@ from toy_backends import (
 
 from gradio_diffusion_preview import Failed, Status, finish_run, stream
 from gradio_diffusion_preview.progress import RUN_DURATIONS
+from gradio_diffusion_preview.run_engine import ENGINE
 
 
 @pytest.fixture
@@ -134,17 +136,47 @@ def test_a_waiting_backend_streams_its_phase_position_and_service_eta():
     assert final.status == "done" and final.phase is None and len(final.images) == 1
 
 
-def test_a_waiting_runs_eta_is_learned_from_recent_runs_and_counts_down():
+class ManualClock:
+    """A clock that moves only when the test moves it: a run "takes" 2.3 s without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_waiting_runs_eta_is_learned_from_recent_runs_and_counts_down(monkeypatch):
+    # the engine's injectable clock and heartbeat: time passes when the test says so, and a
+    # state comes at each heartbeat while the backend waits at its gate
+    clock = ManualClock()
+    monkeypatch.setattr(ENGINE, "clock", clock)
+    monkeypatch.setattr(ENGINE, "heartbeat", 0.01)
     RUN_DURATIONS.clear()
-    backend = WaitingBackend([(Status("generating"), 2.3)])
-    first = list(stream(backend, prompt="p", model="m1"))
+
+    def run(model: str, seconds_per_state: float, waiting_states: int) -> list:
+        gate = Gate()
+        states = []
+        for state in stream(
+            WaitingBackend([(Status("generating"), 0)], gate=gate), prompt="p", model=model
+        ):
+            states.append(state)
+            if state.phase:
+                clock.now += seconds_per_state
+                if sum(1 for s in states if s.phase) == waiting_states:
+                    gate.open()
+        return states
+
+    first = run("m1", 2.3, 1)
+    assert first[-1].status == "done" and first[-1].elapsed == pytest.approx(2.3)
     assert all(s.eta is None for s in first if s.phase)  # nothing to learn from yet
-    second = [s for s in stream(backend, prompt="p", model="m1") if s.phase]
+    second = [s for s in run("m1", 0.5, 4) if s.phase]
     etas = [s.eta for s in second]
-    assert len(etas) >= 3 and all(eta is not None for eta in etas)
-    assert etas == sorted(etas, reverse=True) and etas[0] - etas[-1] > 1.0
-    assert 1.5 < etas[0] <= first[-1].elapsed + 0.1
-    other_model = [s for s in stream(backend, prompt="p", model="m2") if s.phase]
+    assert len(etas) >= 4 and all(eta is not None for eta in etas)
+    # counted down from the first run's 2.3 s by the 0.5 s that passed between states
+    assert etas[:4] == pytest.approx([2.3, 1.8, 1.3, 0.8])
+    assert etas == sorted(etas, reverse=True)
+    other_model = [s for s in run("m2", 0.5, 1) if s.phase]
     assert other_model[0].eta is None  # learned per backend and model
 
 

@@ -19,7 +19,9 @@ from gradio_diffusion_preview import stream
 from gradio_diffusion_preview.backends.diffusers.app_pipeline import PipelineBackend, backend_for
 from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
 
-pytestmark = pytest.mark.slow
+# one xdist group: the module fixture (a tiny pipeline with a LoRA, ~15-25 s) is made once,
+# not once on each worker that --dist loadgroup hands some of these tests to
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("app_pipeline")]
 APP = Path(__file__).parents[2] / "support" / "pipeline_app.py"
 CALL = {"num_inference_steps": 4, "guidance_scale": 7.5, "width": 64, "height": 64}
 
