@@ -186,9 +186,9 @@ def test_cancelling_a_waiting_run_returns_at_once():
     for state in states:
         if state.phase == "generating":
             break
-    began = time.monotonic()
     states.close()
-    assert backend.returned and time.monotonic() - began < 1.5
+    # the backend's 30 s wait was cut short by the cancel, not waited out
+    assert backend.returned and backend.cut_short
 
 
 def test_a_failure_reaches_the_state_with_its_reason_and_retry_after():

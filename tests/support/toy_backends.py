@@ -162,6 +162,7 @@ class WaitingBackend(Backend):
         self.failure = failure
         self.gate = gate
         self.returned = False
+        self.cut_short = False  # a wait ended by the cancel, not by its time
 
     def models(self):
         return [ModelInfo(id="m")]
@@ -177,6 +178,7 @@ class WaitingBackend(Backend):
                     self.gate.wait(control) if self.gate else not control.wait_cancelled(seconds)
                 )
                 if not waited or control.cancelled:
+                    self.cut_short = True
                     return
             if self.failure is not None:
                 yield self.failure
