@@ -23,8 +23,9 @@ from gradio_diffusion_preview.policy import Policy
 
 INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
-Stop, and the final images to download. **Generate** with one model, or **Compare** one prompt
-and seed on 2 to 4 models side by side. Backends are plugins; pick one below.
+Stop, and the final images to download. **Generate** with one model, **Edit** a picture (image
+to image), or **Compare** one prompt and seed on 2 to 4 models side by side. Backends are
+plugins; pick one below.
 """
 DEFAULT_PROMPT = "an orange heart on a green background"
 # Prompts the bundled model draws right (colour, background and shape) for four seeds out of

@@ -57,30 +57,14 @@ API_EXAMPLE_FILE = "picture.png"
 default is a picture on the internet, which an offline server cannot fetch)."""
 
 
-class InputImage(gr.Image):
-    """The Edit tab's image box: a ``gr.Image`` whose API page example is the reader's own
-    file ``picture.png`` (``handle_file('picture.png')``), uploaded by the client."""
-
-    def example_payload(self) -> Any:
-        return {
-            "path": API_EXAMPLE_FILE,
-            "url": API_EXAMPLE_FILE,
-            "orig_name": API_EXAMPLE_FILE,
-            "meta": {"_type": "gradio.FileData"},
-        }
-
-    def example_value(self) -> Any:
-        return API_EXAMPLE_FILE
-
-
-class StrengthSlider(gr.Slider):
-    """The strength slider, whose API page example is its value (Gradio's is the minimum)."""
-
-    def example_payload(self) -> Any:
-        return self.value
-
-    def example_value(self) -> Any:
-        return self.value
+def api_example_file() -> dict:
+    """The ``/edit`` API page example for the image: ``handle_file('picture.png')``."""
+    return {
+        "path": API_EXAMPLE_FILE,
+        "url": API_EXAMPLE_FILE,
+        "orig_name": API_EXAMPLE_FILE,
+        "meta": {"_type": "gradio.FileData"},
+    }
 
 
 @dataclass
@@ -138,7 +122,7 @@ def generate_tab(
             )
             image_box = strength = None
             if edit:
-                image_box = InputImage(
+                image_box = gr.Image(
                     value=image,
                     label="Input image",
                     type="filepath",
@@ -146,7 +130,7 @@ def generate_tab(
                     height=256,
                     elem_classes=["diffusion-input-image"],
                 )
-                strength = StrengthSlider(
+                strength = gr.Slider(
                     0.0,
                     1.0,
                     value=DEFAULT_STRENGTH,
@@ -155,6 +139,12 @@ def generate_tab(
                     info="How much of the picture is remade: 0 keeps it, 1 ignores it.",
                     visible=image is not None,
                 )
+                # The API page's examples (a subclass would be served as a custom component):
+                # the reader's own picture, not Gradio's picture on the internet, and the
+                # slider's value, not its minimum (0 remakes nothing).
+                image_box.example_payload = api_example_file
+                image_box.example_value = lambda: API_EXAMPLE_FILE
+                strength.example_payload = strength.example_value = lambda: DEFAULT_STRENGTH
             words = gr.Markdown(
                 word_hint(first, prompt), elem_classes=["diffusion-hint"], padding=False
             )

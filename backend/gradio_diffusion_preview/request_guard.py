@@ -91,8 +91,7 @@ def use_policy(policy: Any, blocks: Any = None) -> None:
 
 def has_upload_control(blocks: Any) -> bool:
     """Whether a visitor can upload a file in ``blocks``: one of its events takes an input
-    from a component that uploads (``UPLOAD_CONTROLS``, or a subclass of one, as the Edit tab's
-    image box) and is not read-only."""
+    from a component that uploads (``UPLOAD_CONTROLS``) and is not read-only."""
     inputs = {
         id(block)
         for fn in getattr(blocks, "fns", {}).values()
@@ -101,8 +100,7 @@ def has_upload_control(blocks: Any) -> bool:
     for block in getattr(blocks, "blocks", {}).values():
         interactive = getattr(block, "interactive", None)
         takes_input = id(block) in inputs or bool(interactive)
-        uploads = any(kind.__name__ in UPLOAD_CONTROLS for kind in type(block).__mro__)
-        if uploads and interactive is not False and takes_input:
+        if type(block).__name__ in UPLOAD_CONTROLS and interactive is not False and takes_input:
             return True
     return False
 
