@@ -18,7 +18,7 @@ import gradio as gr
 
 from gradio_diffusion_preview import get_registry
 from gradio_diffusion_preview.compare_tab import compare_tab
-from gradio_diffusion_preview.generate_tab import generate_tab
+from gradio_diffusion_preview.generate_tab import generate_tab, image_entries
 from gradio_diffusion_preview.policy import Policy
 
 INTRO = """# gradio-diffusion-preview
@@ -123,14 +123,16 @@ def edit_sample():
 
 def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blocks:
     """The demo Blocks under ``policy`` (by default the demo's catalogue; ``model`` replaces
-    its tiny model): the library's Generate, Edit and Compare tabs."""
+    its tiny model): the library's Generate, Edit (where a model takes an image) and Compare
+    tabs."""
     policy = policy or demo_policy(model)
     with gr.Blocks(title="gradio-diffusion-preview") as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Generate"):
             generate_tab(policy, prompt=DEFAULT_PROMPT, examples=EXAMPLES)
-        with gr.Tab("Edit"):  # the Generate tab with an input image (img2img)
-            generate_tab(policy, prompt=EDIT_PROMPT, edit=True, image=edit_sample())
+        if image_entries(policy):  # the Generate tab with an input image (img2img)
+            with gr.Tab("Edit"):
+                generate_tab(policy, prompt=EDIT_PROMPT, edit=True, image=edit_sample())
         with gr.Tab("Compare"):  # one prompt and seed, 2 to 4 models side by side
             compare_tab(policy, prompt=DEFAULT_PROMPT)
     return demo

@@ -555,13 +555,20 @@ def _is_shapes(entry: CatalogueEntry) -> bool:
 
 def image_entries(policy: Policy) -> list[CatalogueEntry]:
     """The catalogue's entries whose model takes an input image (image-to-image or
-    instruction editing), judged by the model's capabilities; an entry whose capabilities
-    cannot be read now (its backend missing, a failed listing) is left out."""
+    instruction editing), judged by the model's capabilities. A backend whose own
+    capabilities take no image is not asked about its models (a remote listing, perhaps
+    offline, is not read to build a page); an entry whose capabilities cannot be read now (its
+    backend missing, a failed listing) is left out."""
     registry = get_registry()
     taken = []
     for entry in policy.catalogue:
         try:
-            caps = registry.get(entry.backend).capabilities_for(entry.model)
+            backend = registry.get(entry.backend)
+            if not (
+                backend.capabilities.image_to_image or backend.capabilities.instruction_editing
+            ):
+                continue
+            caps = backend.capabilities_for(entry.model)
         except Exception:
             continue
         if caps.image_to_image or caps.instruction_editing:
