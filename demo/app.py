@@ -18,13 +18,14 @@ import gradio as gr
 
 from gradio_diffusion_preview import get_registry
 from gradio_diffusion_preview.compare_tab import compare_tab
-from gradio_diffusion_preview.generate_tab import generate_tab
+from gradio_diffusion_preview.generate_tab import generate_tab, image_entries
 from gradio_diffusion_preview.policy import Policy
 
 INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
-Stop, and the final images to download. **Generate** with one model, or **Compare** one prompt
-and seed on 2 to 4 models side by side. Backends are plugins; pick one below.
+Stop, and the final images to download. **Generate** with one model, **Edit** a picture (image
+to image), or **Compare** one prompt and seed on 2 to 4 models side by side. Backends are
+plugins; pick one below.
 """
 DEFAULT_PROMPT = "an orange heart on a green background"
 # Prompts the bundled model draws right (colour, background and shape) for four seeds out of
@@ -36,6 +37,8 @@ EXAMPLES = [
     "a green circle on a purple background",
     "a white heart on a yellow background",
 ]
+# The bundled model remakes a picture described by the prompt (not by an instruction).
+EDIT_PROMPT = "a blue star on a white background"
 CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TINY_PREFIX = "tiny:"
 
@@ -109,14 +112,27 @@ def _tiny_model(kind: str) -> str:
     return str(build_tiny_pipeline(kind, default_tiny_model_dir(kind)))
 
 
+def edit_sample():
+    """The Edit tab's first picture: a red circle on a white background, as the bundled model
+    draws its shapes (the prompt then says what it should become)."""
+    from gradio_diffusion_preview.bundled.shapes.draw import draw_scene
+    from gradio_diffusion_preview.bundled.shapes.grammar import Scene
+
+    return draw_scene(Scene("circle", "red", "white", size=36, centre=(32.0, 32.0)))
+
+
 def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blocks:
     """The demo Blocks under ``policy`` (by default the demo's catalogue; ``model`` replaces
-    its tiny model): the library's Generate and Compare tabs."""
+    its tiny model): the library's Generate, Edit (where a model takes an image) and Compare
+    tabs."""
     policy = policy or demo_policy(model)
     with gr.Blocks(title="gradio-diffusion-preview") as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Generate"):
             generate_tab(policy, prompt=DEFAULT_PROMPT, examples=EXAMPLES)
+        if image_entries(policy):  # the Generate tab with an input image (img2img)
+            with gr.Tab("Edit"):
+                generate_tab(policy, prompt=EDIT_PROMPT, edit=True, image=edit_sample())
         with gr.Tab("Compare"):  # one prompt and seed, 2 to 4 models side by side
             compare_tab(policy, prompt=DEFAULT_PROMPT)
     return demo

@@ -41,6 +41,30 @@ GENERATE_DESCRIPTION = (
     "a random seed; `options_json` is a JSON object of backend options, e.g. "
     '{"scheduler": "euler_a"}, or empty for the model\'s own.'
 )
+EDIT_DESCRIPTION = (
+    "Remake an input image by a prompt with one of this app's models that take an image, "
+    "streaming every denoising step from the input on. The prompt describes the result "
+    '(e.g. "a blue star on a white background"); `strength` (0 to 1) is how much of the input '
+    "is remade; the result has the input's size. `backend`, `model`, seed and `options_json` "
+    "as for /generate."
+)
+DEFAULT_STRENGTH = 0.6
+"""The Edit tab's strength slider before the visitor moves it."""
+
+
+API_EXAMPLE_FILE = "picture.png"
+"""The input image the API page's ``/edit`` snippet sends: a file of the reader's own (Gradio's
+default is a picture on the internet, which an offline server cannot fetch)."""
+
+
+def api_example_file() -> dict:
+    """The ``/edit`` API page example for the image: ``handle_file('picture.png')``."""
+    return {
+        "path": API_EXAMPLE_FILE,
+        "url": API_EXAMPLE_FILE,
+        "orig_name": API_EXAMPLE_FILE,
+        "meta": {"_type": "gradio.FileData"},
+    }
 
 
 @dataclass
@@ -54,6 +78,8 @@ class GenerateTab:
     backend: gr.Dropdown
     preview: DiffusionPreview
     run: Dependency
+    image: gr.Image | None = None
+    strength: gr.Slider | None = None
 
 
 def generate_tab(
@@ -62,11 +88,26 @@ def generate_tab(
     prompt: str = "",
     examples: list[str] | None = None,
     preview_height: int = 512,
+    edit: bool = False,
+    image: Any = None,
 ) -> GenerateTab:
-    """Build the generate UI under ``policy`` in the current Blocks (see the module's doc)."""
+    """Build the generate UI under ``policy`` in the current Blocks (see the module's doc).
+
+    With ``edit=True`` it is the Edit UI: an input image (``image``: its first picture, a PIL
+    image or a file), a strength slider shown while there is an image, only the catalogue's
+    entries whose capabilities take an image, and the run on the API as ``/edit``; the result
+    has the input's size. The app's request guard then takes uploads, each held to the
+    policy's ``max_file_size`` and ``Limits.max_input_bytes``."""
     use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
     backends = get_registry().backends()
-    first = _first_usable(policy)
+    catalogue = image_entries(policy) if edit else list(policy.catalogue)
+    if not catalogue:
+        raise ValueError(
+            "generate_tab(edit=True) needs a catalogue entry whose model takes an input image "
+            "(capabilities image_to_image or instruction_editing); add one to the policy's "
+            "catalogue, e.g. the bundled shapes model on the diffusers backend."
+        )
+    first = _first_usable(policy, catalogue)
     initial = controls.control_settings(policy, first.backend, first.id) or {}
     with gr.Row(elem_classes=["diffusion-generate", page_style.SCOPE]):
         with gr.Column(scale=1, min_width=300):
@@ -79,6 +120,31 @@ def generate_tab(
                 placeholder="Describe the picture. Enter runs; Shift+Enter adds a line.",
                 elem_classes=["diffusion-prompt"],
             )
+            image_box = strength = None
+            if edit:
+                image_box = gr.Image(
+                    value=image,
+                    label="Input image",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    height=256,
+                    elem_classes=["diffusion-input-image"],
+                )
+                strength = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=DEFAULT_STRENGTH,
+                    step=0.05,
+                    label="Strength",
+                    info="How much of the picture is remade: 0 keeps it, 1 ignores it.",
+                    visible=image is not None,
+                )
+                # The API page's examples (a subclass would be served as a custom component):
+                # the reader's own picture, not Gradio's picture on the internet, and the
+                # slider's value, not its minimum (0 remakes nothing).
+                image_box.example_payload = api_example_file
+                image_box.example_value = lambda: API_EXAMPLE_FILE
+                strength.example_payload = strength.example_value = lambda: DEFAULT_STRENGTH
             words = gr.Markdown(
                 word_hint(first, prompt), elem_classes=["diffusion-hint"], padding=False
             )
@@ -90,7 +156,7 @@ def generate_tab(
                 )
                 stop = gr.Button("Stop generating", variant="stop", visible=False)
             model_box = gr.Dropdown(
-                [(controls.entry_title(entry), entry.id) for entry in policy.catalogue],
+                [(controls.entry_title(entry), entry.id) for entry in catalogue],
                 value=first.id,
                 label="Model",
             )
@@ -106,7 +172,8 @@ def generate_tab(
                 with gr.Row(equal_height=True, elem_classes=["diffusion-pair"]):
                     steps = gr.Slider(label="Steps", min_width=140, **initial["steps"])
                     guidance = gr.Slider(label="Guidance", min_width=140, **initial["guidance"])
-                with gr.Row(equal_height=True, elem_classes=["diffusion-pair"]):
+                # An edit's result has the input's size: no size sliders there.
+                with gr.Row(equal_height=True, elem_classes=["diffusion-pair"], visible=not edit):
                     width = gr.Slider(label="Width", min_width=140, **initial["width"])
                     height = gr.Slider(label="Height", min_width=140, **initial["height"])
                 with gr.Row(equal_height=True, elem_classes=["diffusion-pair"]):
@@ -148,14 +215,16 @@ def generate_tab(
         num_images,
         options,
     ]
+    if edit:
+        inputs = [i for i in inputs if i not in (width, height)] + [image_box, strength]
     run_event = {
-        "fn": _generate_for(policy),
+        "fn": _edit_for(policy) if edit else _generate_for(policy),
         "inputs": inputs,
         "outputs": preview,
         "preprocess": False,
         "concurrency_limit": policy.concurrency_limit,
         "concurrency_id": "generate",
-        "api_description": GENERATE_DESCRIPTION,
+        "api_description": EDIT_DESCRIPTION if edit else GENERATE_DESCRIPTION,
     }
     # The seed is settled before the run and written into the seed box, so the box always
     # shows the seed of the picture being made; Generate turns into Stop for the run.
@@ -175,7 +244,7 @@ def generate_tab(
         "show_progress": "hidden",
         "api_name": False,
     }
-    run = button.click(**seed_first).then(**run_event, api_name="generate")
+    run = button.click(**seed_first).then(**run_event, api_name="edit" if edit else "generate")
     run.then(**back)
     submitted = prompt_box.submit(**seed_first).then(**run_event, api_name=False)
     submitted.then(**back)
@@ -232,7 +301,18 @@ def generate_tab(
         dropdown.input(
             controls.options_json, [sampler, previewer], options, queue=False, api_name=False
         )
-    return GenerateTab(prompt_box, button, stop, model_box, backend, preview, run)
+    if image_box is not None:  # the strength slider is shown while there is a picture
+        image_box.change(
+            lambda picture: gr.Slider(visible=picture is not None),
+            image_box,
+            strength,
+            queue=False,
+            show_progress="hidden",
+            api_name=False,
+        )
+    return GenerateTab(
+        prompt_box, button, stop, model_box, backend, preview, run, image_box, strength
+    )
 
 
 def _generate_for(policy: Policy):
@@ -271,6 +351,68 @@ def _generate_for(policy: Policy):
     return generate
 
 
+def _edit_for(policy: Policy):
+    """The ``/edit`` event's function under ``policy`` (see ``_generate_for``)."""
+
+    def edit(
+        backend_id: str,
+        model: str,
+        prompt: str,
+        negative_prompt: str,
+        steps: float,
+        guidance: float,
+        seed: float,
+        num_images: float,
+        options_json: str,
+        image: Any,
+        strength: float,
+    ):
+        try:
+            picture = uploaded_image(image, policy.limits.max_input_bytes)
+        except ValueError as error:
+            refused = RunState(status="error", message=str(error), reason="invalid_request")
+            yield refused
+            raise_failed(refused)
+            return
+        yield from generate_run(
+            policy,
+            backend_id,
+            model,
+            prompt,
+            negative_prompt,
+            steps,
+            guidance,
+            seed,
+            None,  # the result has the input's size
+            None,
+            num_images,
+            options_json,
+            init_image=picture,
+            strength=strength,
+        )
+
+    edit.__doc__ = EDIT_DESCRIPTION
+    return edit
+
+
+def uploaded_image(value: Any, max_bytes: int) -> bytes:
+    """The file bytes of the picture a visitor uploaded through the Edit tab's image box.
+
+    Gradio hands the event the upload as file data whose path it has checked is in its own
+    upload folder (a path a visitor names elsewhere is refused before this runs); at most
+    ``max_bytes + 1`` bytes are read, so a larger file is refused by the request's validation
+    without being read whole. The bytes are decoded by the request (format, pixels), as an
+    API client's data URL is."""
+    path = value.get("path") if isinstance(value, dict) else None
+    if not path:
+        raise ValueError(
+            "No input image: upload a picture (PNG, JPEG or WebP) to edit, or use Generate "
+            "to make one from a prompt."
+        )
+    with open(path, "rb") as file:
+        return file.read(max_bytes + 1)
+
+
 def generate_run(
     policy: Policy,
     backend_id: Any,
@@ -284,6 +426,9 @@ def generate_run(
     height: Any,
     num_images: Any,
     options_json: Any = "",
+    *,
+    init_image: Any = None,
+    strength: Any = None,
 ):
     """Stream one run, sending only what the chosen model takes; a failure reads as a short
     sentence (``controls.plain_error``).
@@ -309,6 +454,8 @@ def generate_run(
         "guidance": guidance,
         "negative_prompt": negative_prompt,
     }
+    if init_image is not None:  # an edit: the input picture and how much of it is remade
+        fields.update(init_image=init_image, strength=strength)
     if isinstance(backend_id, str):  # the chosen model's own: hidden controls send values too
         fields = accepted_fields(backend_id, fields, policy=policy, registry=get_registry())
     last = None
@@ -406,6 +553,30 @@ def _is_shapes(entry: CatalogueEntry) -> bool:
     return str(entry.model) == str(model_dir())
 
 
-def _first_usable(policy: Policy) -> CatalogueEntry:
-    usable = [e for e in policy.catalogue if controls.unavailable_reason(e.backend) is None]
-    return (usable or policy.catalogue)[0]
+def image_entries(policy: Policy) -> list[CatalogueEntry]:
+    """The catalogue's entries whose model takes an input image (image-to-image or
+    instruction editing), judged by the model's capabilities. A backend whose own
+    capabilities take no image is not asked about its models (a remote listing, perhaps
+    offline, is not read to build a page); an entry whose capabilities cannot be read now (its
+    backend missing, a failed listing) is left out."""
+    registry = get_registry()
+    taken = []
+    for entry in policy.catalogue:
+        try:
+            backend = registry.get(entry.backend)
+            if not (
+                backend.capabilities.image_to_image or backend.capabilities.instruction_editing
+            ):
+                continue
+            caps = backend.capabilities_for(entry.model)
+        except Exception:
+            continue
+        if caps.image_to_image or caps.instruction_editing:
+            taken.append(entry)
+    return taken
+
+
+def _first_usable(policy: Policy, catalogue: list[CatalogueEntry] | None = None) -> CatalogueEntry:
+    entries = list(policy.catalogue) if catalogue is None else catalogue
+    usable = [e for e in entries if controls.unavailable_reason(e.backend) is None]
+    return (usable or entries)[0]

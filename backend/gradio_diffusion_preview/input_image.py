@@ -46,7 +46,9 @@ def describe(image: Any) -> str:
 
 def encoded_bytes(value: Any) -> int | None:
     """The bytes of the file a data URL or base64 text holds (from its length, without
-    decoding it), or ``None`` for a value that is not such text."""
+    decoding it), the length of raw file bytes, or ``None`` for any other value."""
+    if isinstance(value, bytes | bytearray):
+        return len(value)
     if not isinstance(value, str):
         return None
     match = _DATA_URL.match(value.strip())

@@ -120,15 +120,22 @@ def test_every_api_page_snippet_runs_as_pasted(open_page, demo_url, tmp_path):
     snippets = page.locator("code", has_text="from gradio_client import Client")
     expect(snippets.first).to_be_visible()
     texts = [snippets.nth(i).inner_text() for i in range(snippets.count())]
-    endpoints = {name for text in texts for name in ("/generate", "/compare") if name in text}
-    assert endpoints == {"/generate", "/compare"}, texts
+    names = ("/generate", "/edit", "/compare")
+    endpoints = {name for text in texts for name in names if name in text}
+    assert endpoints == set(names), texts
     body = page.inner_text("body")
     assert "partial(func" not in body  # every endpoint has its own description
+    # /edit's snippet sends the reader's own picture.png: here the demo's sample picture
+    from testenv import load_demo_module
+
+    from gradio_diffusion_preview.generate_tab import API_EXAMPLE_FILE
+
+    load_demo_module().edit_sample().save(tmp_path / API_EXAMPLE_FILE)
     for index, text in enumerate(texts):
         script = tmp_path / f"snippet_{index}.py"
         script.write_text(text)
         ran = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, timeout=600
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path
         )
         assert ran.returncode == 0, (text, ran.stderr[-2000:])
         assert "'status': 'done'" in ran.stdout, ran.stdout[-2000:]

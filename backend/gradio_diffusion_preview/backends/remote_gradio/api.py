@@ -317,7 +317,9 @@ def _component(entry: Mapping[str, Any]) -> str:
 def _choose_endpoint(named: Mapping[str, Any], where: str) -> str:
     """The only endpoint with a DiffusionPreview output, else the only one with an image. An
     endpoint streaming one run (one DiffusionPreview output) goes before one streaming several
-    (a compare's panels, as this project's demo has beside its generate endpoint)."""
+    (a compare's panels, as this project's demo has beside its generate endpoint), and of
+    those, one taking no input image (text-to-image) before one that does (an edit endpoint,
+    as the demo's ``/edit``)."""
     single_run = [
         name
         for name, described in named.items()
@@ -325,6 +327,13 @@ def _choose_endpoint(named: Mapping[str, Any], where: str) -> str:
     ]
     if len(single_run) == 1:
         return single_run[0]
+    text_only = [
+        name
+        for name in single_run
+        if not any(_component(p) == "image" for p in named[name].get("parameters") or [])
+    ]
+    if len(text_only) == 1:
+        return text_only[0]
     for wanted in ((PREVIEW_COMPONENT,), IMAGE_COMPONENTS):
         found = [
             name
