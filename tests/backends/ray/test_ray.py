@@ -385,8 +385,12 @@ def test_conformance_kit_passes_for_the_ray_backend(tiny):
         width=64,
         height=64,
         failing_request={"options": {"scheduler": "no-such-sampler"}},
+        # random tiny weights keep nothing of an input picture in a preview (as in the
+        # diffusers backend's own kit tests); the image-to-image size check still runs
+        skip=("image_to_image_preview",),
     )
-    assert not report.skipped, report
+    assert set(report.skipped) == {"image_to_image_preview"}, report
+    assert "image_to_image" in report.passed, report
     signals = tiny._connection.signals()
     wait_until(lambda: ray.get(signals.pending.remote()) == 0, 10, "finish-early waits released")
 
