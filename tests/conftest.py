@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from testenv import EXAMPLE_PLUGIN, ROOT, free_port  # noqa: E402
+from testenv import EXAMPLE_PLUGIN, ROOT, free_port, shared_tmp  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -160,13 +160,6 @@ def output_dir(request) -> Path:
     path = ROOT / "test-output" / request.node.name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def shared_tmp(tmp_path_factory) -> Path:
-    """A temporary folder that every test worker of this run shares (this session's own when
-    pytest runs without workers): for things built once per run, atomically."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")

@@ -478,10 +478,14 @@ def test_gradio_queue_eta_counts_down(open_page, serve):
     generate(second, "wait your turn")
     eta = second.get_by_test_id("queue-eta")
     eta.wait_for(timeout=TIMEOUT_MS)
-    before = seconds_in(eta.inner_text())
+    before = eta.inner_text()
     second.wait_for_timeout(2_200)
-    if eta.count():  # still queued
-        assert seconds_in(eta.inner_text()) < before, "the queue ETA counts down"
+    if eta.count():  # still queued: the time left shrinks, down to "starting soon" at most
+        after = eta.inner_text()
+        if "starting soon" in before:  # a busy machine: the estimate had run out already
+            assert "starting soon" in after, (before, after)
+        elif "starting soon" not in after:
+            assert seconds_in(after) < seconds_in(before), "the queue ETA counts down"
     first.get_by_role("button", name="Stop", exact=True).click()
     second.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     first.close()

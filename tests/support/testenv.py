@@ -5,6 +5,7 @@ in any folder share them (``tests/support`` is on pytest's ``pythonpath``)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 from pathlib import Path
 
@@ -26,3 +27,10 @@ def load_demo_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """A temporary folder that every test worker of this run shares (this session's own when
+    pytest runs without workers): for things built once per run, atomically."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

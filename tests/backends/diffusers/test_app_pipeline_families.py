@@ -26,8 +26,8 @@ STEPS = 4
 @pytest.fixture(scope="module")
 def app_pipe(tmp_path_factory):
     """``app_pipe(name)``: family ``name``'s tiny pipeline, loaded as an app holds it."""
-    from conftest import shared_tmp
     from diffusers import DiffusionPipeline
+    from testenv import shared_tmp
 
     base = shared_tmp(tmp_path_factory)
     loaded = {}
@@ -49,9 +49,11 @@ def signalled(backend, signal, steps: int = 8):
             backend, prompt="a fox", steps=steps, width=SIZE, height=SIZE, min_interval=0.0
         ):
             states.append(state)
-            if state.step == 2 and iterations.at_signal is None:
+            # step 2, or the first after it where a busy machine let the newer state win
+            if (state.step or 0) >= 2 and iterations.at_signal is None:
                 assert signal(state.run_id)
                 iterations.mark()
+                iterations.signalled_at = state.step
     return states, iterations
 
 
@@ -90,7 +92,7 @@ def test_an_app_pipeline_finishes_early_within_a_step(app_pipe, name):
     final = states[-1]
     assert final.status == "done", final.message
     assert iterations.after_signal <= 1
-    assert final.params.steps_done <= 3
+    assert final.params.steps_done <= iterations.signalled_at + 1
     assert final.images[0].size == (SIZE, SIZE)
     assert backend.active_runs == 0
 
@@ -163,11 +165,11 @@ def test_the_loop_callback_finishes_early_within_a_step_where_interrupt_is_ignor
     states, at_signal = [], None
     for state in stream_loop(my_loop, steps=8, width=SIZE, height=SIZE, min_interval=0.0):
         states.append(state)
-        if state.step == 2 and at_signal is None:
+        if (state.step or 0) >= 2 and at_signal is None:  # 2, or the next a busy machine sent
             assert finish_run(state.run_id)
-            at_signal = len(iterations)
+            at_signal, signalled_at = len(iterations), state.step
     final = states[-1]
     assert final.status == "done", final.message
     assert len(iterations) - at_signal <= 1, iterations
-    assert final.params.steps_done <= 3
+    assert final.params.steps_done <= signalled_at + 1
     assert final.images[0].size == (SIZE, SIZE)

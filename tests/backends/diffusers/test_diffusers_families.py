@@ -118,7 +118,8 @@ def test_a_family_cancels_within_a_step(backend, model):
             min_interval=0.0,
         ):
             states.append(state)
-            if state.step == 2 and iterations.at_signal is None:
+            # step 2, or the first after it where a busy machine let the newer state win
+            if (state.step or 0) >= 2 and iterations.at_signal is None:
                 assert cancel_run(state.run_id)
                 iterations.mark()
     assert states[-1].status == "cancelled", states[-1].message
@@ -141,13 +142,15 @@ def test_a_family_finishes_early_within_a_step(backend, model):
             min_interval=0.0,
         ):
             states.append(state)
-            if state.step == 2 and iterations.at_signal is None:
+            # step 2, or the first after it where a busy machine let the newer state win
+            if (state.step or 0) >= 2 and iterations.at_signal is None:
                 assert finish_run(state.run_id)
                 iterations.mark()
+                signalled_at = state.step
     final = states[-1]
     assert final.status == "done", final.message
     assert iterations.after_signal <= 1
-    assert final.params.steps_done <= 3
+    assert final.params.steps_done <= signalled_at + 1
     assert final.images[0].size == EXPECTED[name].size_made
 
 
@@ -257,8 +260,8 @@ def test_prx_tiny_text_encoder_does_not_load_back_as_the_table_says(tmp_path_fac
     """PRX's reason in NOT_RUN, checked: the test config's T5Gemma encoder saves, then loads as
     the default-sized encoder, so the saved pipeline cannot be loaded. When this fails, the
     installed transformers loads it: move PRX into EXPECTED."""
-    from conftest import shared_tmp
     from diffusers import DiffusionPipeline
+    from testenv import shared_tmp
     from tiny_families import UNLOADABLE_FAMILIES
 
     assert "T5GemmaEncoder.from_pretrained" in NOT_RUN["prx"]

@@ -177,9 +177,11 @@ def test_an_edit_cancels_and_finishes_early_within_a_step(backend, tiny_sd15):
             for state in stream(backend, model=tiny_sd15, prompt="a fox", init_image=image,
                                 strength=0.8, steps=10, min_interval=0.0):  # fmt: skip
                 states.append(state)
-                if state.step == 2 and iterations.at_signal is None:
+                # step 2, or the first after it where a busy machine let the newer state win
+                if (state.step or 0) >= 2 and iterations.at_signal is None:
                     assert signal(state.run_id)
                     iterations.mark()
+                    signalled_at = state.step
         final = states[-1]
         assert iterations.after_signal <= 1
         if signal is cancel_run:
@@ -187,7 +189,8 @@ def test_an_edit_cancels_and_finishes_early_within_a_step(backend, tiny_sd15):
             assert backend.active_runs == 0
         else:
             assert final.status == "done", final.message
-            assert final.params.steps_done <= 3 and final.images[0].size == (64, 64)
+            assert final.params.steps_done <= signalled_at + 1
+            assert final.images[0].size == (64, 64)
 
 
 def test_flux_img2img_runs_the_steps_its_pipeline_takes(backend, tiny_flux):

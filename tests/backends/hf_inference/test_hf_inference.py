@@ -483,4 +483,7 @@ def test_the_conformance_kit_passes(router, monkeypatch):
     assert report.skipped == {
         "cancel": "capabilities.step_events is False: check_cancel_at_start checks its cancel",
         "finish_early": "capabilities.finish_early is False",
+        # image_to_image through huggingface_hub is not built yet (issue #27)
+        "image_to_image": "capabilities.image_to_image is False",
+        "image_to_image_preview": "capabilities.image_to_image is False",
     }, report
