@@ -23,6 +23,7 @@ behaviour without waiting.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ WAIT_TICK_SECONDS = 1.0
 STOPPING = "Stopping…"
 """A cancelled run's message until its backend ends it (a service answering the cancel)."""
 STOP_SECONDS = 1.0
+ORPHAN_SECONDS = 30.0
+"""How long a run's slot waits, after its backend's run ended, for a reader that may never
+come (a server closed under its stream) before it is freed anyway."""
 """How long a run's end waits for its backend's thread (it stops within a step)."""
 
 
@@ -278,11 +282,16 @@ class RunEngine:
             runner.stop(timeout=self.stop_seconds)
 
     def _backend_ended(self, admitted: _Admitted, handle: RunHandle) -> None:
-        """The backend's run is over (its last event waits to be read): its slot in the line
-        is free and it leaves the registry now, not only when its states are closed, which a
-        consumer that went away may never do (a server closed while it streamed)."""
+        """The backend's run is over (its last event waits to be read): it leaves the registry
+        now, not only when its states are closed, which a consumer that went away may never do
+        (a server closed while it streamed). Its slot stays held while its reader turns the
+        last event into the final state (images saved and sent: the slot's tail), so a
+        one-slot backend never shows two runs going; a reader that never comes frees it after
+        ``ORPHAN_SECONDS`` (leaving is idempotent)."""
         if admitted.ticket is not None:
-            admitted.ticket.leave()
+            timer = threading.Timer(ORPHAN_SECONDS, admitted.ticket.leave)
+            timer.daemon = True
+            timer.start()
         self.handles.close(handle)
 
     # -- scrub -------------------------------------------------------------------------------
