@@ -12,6 +12,9 @@ import sys
 import pytest
 from browser_helpers import TIMEOUT_MS, wait_view
 from playwright.sync_api import expect
+from step_counter import StepHold
+
+from gradio_diffusion_preview.plugins import get_backend
 
 pytestmark = pytest.mark.browser
 
@@ -86,13 +89,18 @@ def test_enter_runs_shift_enter_adds_a_line_and_generate_becomes_stop(open_page,
     box.type("on a blue background")
     expect(box).to_have_value("a red circle\non a blue background")
     expect(page.get_by_test_id("diffusion-preview")).to_have_attribute("data-view", "idle")
-    box.press("Enter")  # runs
-    stop = page.get_by_role("button", name="Stop generating", exact=True)
-    expect(stop).to_be_visible()
-    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_hidden()
-    page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
-    stop.click()  # the second click stops the run, it is not dropped
-    wait_view(page, "cancelled")
+    # the run is held at its second step until Stop has reached the server: on a busy machine
+    # 50 steps of the bundled model could otherwise end before the Stop request is handled
+    with StepHold(get_backend("diffusers"), at=2) as hold:
+        box.press("Enter")  # runs
+        stop = page.get_by_role("button", name="Stop generating", exact=True)
+        expect(stop).to_be_visible()
+        expect(page.get_by_role("button", name="Generate", exact=True)).to_be_hidden()
+        page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
+        with page.expect_response(lambda response: response.url.endswith("/run/predict")):
+            stop.click()  # the second click stops the run, it is not dropped
+        hold.release()
+        wait_view(page, "cancelled")
     expect(page.get_by_role("button", name="Generate", exact=True)).to_be_visible()
     expect(stop).to_be_hidden()
     assert not page.errors

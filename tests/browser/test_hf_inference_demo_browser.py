@@ -65,8 +65,12 @@ def test_flux_schnell_finishes_in_a_compare_panel_beside_the_bundled_model(
     root.get_by_label(LABELS["flux-schnell"], exact=True).check()
     panels = root.get_by_test_id("diffusion-preview")
     expect(panels.filter(visible=True)).to_have_count(2, timeout=TIMEOUT_MS)
-    root.get_by_role("button", name="Compare", exact=True).click()
     flux = panels.nth(1)
+    # the panels follow the last of the three changes before Compare: its answer, arriving
+    # after the run, would clear the panels again (two visible panels come with the first one)
+    block = flux.locator("xpath=ancestor::*[contains(@class, 'block')][1]")
+    expect(block).to_contain_text(LABELS["flux-schnell"], timeout=TIMEOUT_MS)
+    root.get_by_role("button", name="Compare", exact=True).click()
     expect(flux).to_have_attribute("data-view", "done", timeout=TIMEOUT_MS)
     flux.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     assert served.provider_calls() == ["fal-ai"]
