@@ -173,4 +173,22 @@ def is_job_url(url: object) -> bool:
     return parts.scheme.lower() in JOB_URL_SCHEMES and bool(parts.netloc)
 
 
+def is_public_job_url(url: object) -> bool:
+    """Whether a job link may be shown to a public app's visitors: a job URL (``is_job_url``)
+    whose host is a name with a dot or a public IP address. A link to ``localhost``, a bare
+    intranet name (``comfyui``) or a loopback, private or link-local address names the server's
+    own network, which a visitor can neither reach nor should learn."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if not is_job_url(url):
+        return False
+    host = (urlsplit(str(url)).hostname or "").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "." in host and not host.endswith((".localhost", ".local", ".internal"))
+    return address.is_global
+
+
 GenerationEvent = Started | Step | Status | ImageReady | Finished | Failed | Cancelled

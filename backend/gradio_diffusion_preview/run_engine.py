@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backend import Backend
+from .events import is_public_job_url
 from .generation_info import params_for_request
 from .plugins import Registry, UnknownBackendError, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
@@ -299,13 +300,17 @@ class RunEngine:
     @staticmethod
     def _shown(state: RunState, admitted: _Admitted, policy: Policy | None) -> RunState:
         """The state as a visitor sees it under a policy: the model by its catalogue id, no
-        server path in its message or settings. Without a policy, the state itself."""
+        server path in its message or settings, no job link into the server's own network.
+        Without a policy, the state itself."""
         entry = admitted.entry
         if policy is None or entry is None:
             return state
         update: dict[str, Any] = {"model": entry.id, "message": policy.scrub(state.message, entry)}
         if state.params is not None:  # the run's settings, labelling its images
-            update["params"] = state.params.model_copy(update={"model": entry.id})
+            settings: dict[str, Any] = {"model": entry.id}
+            if state.params.job_url and not is_public_job_url(state.params.job_url):
+                settings["job_url"] = None  # a link into the server's own network
+            update["params"] = state.params.model_copy(update=settings)
         return state.model_copy(update=update)
 
 

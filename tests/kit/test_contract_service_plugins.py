@@ -308,3 +308,43 @@ def test_an_answer_to_no_cancel_fails_the_kit(openai_url):
         check_backend(Confused(openai_url), prompt="a fox",
                       failing_request={"prompt": "a forbidden fox"})  # fmt: skip
     assert "Cancelled only as the last event of a cancelled run" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("web", "shown"),
+    [
+        ("https://replicate.com/p/{id}", True),  # the service's own public page
+        ("http://127.0.0.1:5000/p/{id}", False),  # loopback: the server itself
+        ("http://10.0.3.7/p/{id}", False),  # a private network
+        ("http://comfyui:8188/history/{id}", False),  # a bare intranet name
+        ("http://localhost/p/{id}", False),
+    ],
+)
+def test_a_public_app_shows_a_job_link_only_when_it_leaves_the_servers_network(
+    prediction, web, shown
+):
+    """Under a policy (a public app) a job link into the server's own network never reaches a
+    visitor (it names an internal address, and a visitor could not open it); the job id does,
+    and so does a link to the service's public page. Without a policy, the link is kept."""
+    from gradio_diffusion_preview import Status
+    from gradio_diffusion_preview.plugins import Registry
+    from gradio_diffusion_preview.policy import CatalogueEntry, Policy
+
+    class LinkedAt(PredictionBackend):
+        def generate(self, request, control):
+            for event in super().generate(request, control):
+                if isinstance(event, Status) and event.job_url:
+                    link = web.format(id=event.job_id)
+                    event = Status(event.phase, job_id=event.job_id, job_url=link)
+                yield event
+
+    registry = Registry()
+    registry.add_backends(LinkedAt(prediction.url), name="linked")
+    policy = Policy(catalogue=[CatalogueEntry(id="sdxl", backend="predictions", model="sdxl")])
+    fields = {"model": "sdxl", "prompt": "a fox", "steps": 2, "width": 64, "height": 64}
+    public = list(stream("predictions", registry=registry, policy=policy, **fields))[-1]
+    own = list(stream("predictions", registry=registry, **fields))[-1]
+    assert public.status == own.status == "done", (public.message, own.message)
+    assert public.params.job_id and own.params.job_url == web.format(id=own.params.job_id)
+    expected = web.format(id=public.params.job_id) if shown else None
+    assert public.params.job_url == expected
