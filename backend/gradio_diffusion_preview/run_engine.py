@@ -91,6 +91,7 @@ class _Admitted:
     entry: CatalogueEntry | None = None
     ticket: Ticket | None = None
     expected: float | None = None
+    orphan_timer: threading.Timer | None = None  # frees the slot if no reader ends the run
 
 
 class RunEngine:
@@ -138,6 +139,8 @@ class RunEngine:
             handle.control.cancel()  # the backend stops, if it still runs
             if isinstance(admitted, _Admitted) and admitted.ticket is not None:
                 admitted.ticket.leave()  # frees the slot, or the place in line
+                if admitted.orphan_timer is not None:
+                    admitted.orphan_timer.cancel()  # its reader came: no thread left waiting
             self.handles.close(handle)
 
     # -- validate and admit ------------------------------------------------------------------
@@ -288,10 +291,11 @@ class RunEngine:
         (a server closed while it streamed). Its slot stays held while its reader turns the
         last event into the final state (images saved and sent: the slot's tail), so a
         one-slot backend never shows two runs going; a reader that never comes frees it after
-        ``ORPHAN_SECONDS`` (leaving is idempotent)."""
+        ``ORPHAN_SECONDS`` (leaving is idempotent); a reader that comes cancels that timer."""
         if admitted.ticket is not None:
             timer = threading.Timer(ORPHAN_SECONDS, admitted.ticket.leave)
             timer.daemon = True
+            admitted.orphan_timer = timer
             timer.start()
         self.handles.close(handle)
 

@@ -257,3 +257,24 @@ def test_the_eta_in_line_counts_the_slots_tail_after_a_run_is_done():
     assert queue.wait_estimate(waiting, 1.0) == pytest.approx(1.0)
     running.leave()
     waiting.leave()
+
+
+def test_a_run_read_to_its_end_leaves_no_orphan_timer_thread_behind():
+    """A slotted run's backend arms a timer that frees the slot if no reader ever ends the run;
+    a reader that does end it disarms the timer, so a burst of runs leaves no thread per run
+    sleeping out its ``ORPHAN_SECONDS``."""
+    import threading
+
+    def timers() -> set[threading.Thread]:
+        return {thread for thread in threading.enumerate() if isinstance(thread, threading.Timer)}
+
+    before = timers()  # other tests' runs in this process may have left theirs
+    registry = registry_with(CountingBackend())
+    for _ in range(5):
+        states = list(stream("counting", registry=registry, policy=one_slot_policy(),
+                             model="flat", prompt="p", steps=2))  # fmt: skip
+        assert states[-1].status == "done", states[-1].message
+    armed = timers() - before
+    for timer in armed:
+        timer.join(timeout=5)  # a disarmed timer's thread ends at once
+    assert not [timer for timer in armed if timer.is_alive()], "a timer sleeps out its wait"
