@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .request_guard import replaying
+
 CANCEL_PATH = "/gradio_api/cancel"
 """Gradio's cancel route, under the app's own path (``gradio.route_utils.API_PREFIX``)."""
 
@@ -48,16 +50,7 @@ class CancelGuard:
         if fields is not None and not is_own_event(self.app, *fields):
             await _answer(send, {"success": True})  # nothing done, nothing told
             return
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.inner(scope, replay, send)
+        await self.inner(scope, replaying(body, receive), send)
 
 
 def _cancel_fields(body: bytes) -> tuple[str, str] | None:

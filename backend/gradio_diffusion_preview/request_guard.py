@@ -59,6 +59,21 @@ UPLOAD_CONTROLS = (
 """Gradio components through which a visitor can upload a file (when they are inputs)."""
 
 
+def replaying(body: bytes, receive: Any) -> Any:
+    """An ASGI ``receive`` for the app behind a guard that has read the request's ``body``:
+    the body once, whole, then the client's own messages (a disconnect)."""
+    replayed = False
+
+    async def replay() -> dict:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 @dataclass(frozen=True)
 class Bounds:
     """What the guard holds requests to (from a ``Policy``)."""
@@ -152,16 +167,7 @@ class RequestGuard:
             if problem is not None:
                 await plain(send, *problem)
                 return
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.inner(scope, replay, send)
+        await self.inner(scope, replaying(body, receive), send)
 
     async def _counted_upload(self, scope: dict, receive: Any, send: Any, limit: int) -> None:
         started = False
