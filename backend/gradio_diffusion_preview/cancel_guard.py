@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .request_guard import replaying
+from .request_guard import json_object, replaying
 
 CANCEL_PATH = "/gradio_api/cancel"
 """Gradio's cancel route, under the app's own path (``gradio.route_utils.API_PREFIX``)."""
@@ -56,11 +56,8 @@ class CancelGuard:
 def _cancel_fields(body: bytes) -> tuple[str, str] | None:
     """(session_hash, event_id) of a cancel body; None for a malformed body, which Gradio
     itself refuses (422)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = json_object(body)
+    if data is None:
         return None
     session, event = data.get("session_hash"), data.get("event_id")
     return (session, event) if isinstance(session, str) and isinstance(event, str) else None

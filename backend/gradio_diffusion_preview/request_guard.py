@@ -238,14 +238,21 @@ def _counted(receive: Any, limit: int) -> Any:
     return counted
 
 
-def _call_problem(blocks: Any, path: str, route: str, body: bytes) -> tuple[int, str] | None:
-    """(status, message) for a call the app cannot serve, or None to pass it on (a body that
-    is not JSON is left to Gradio, which refuses it with 422)."""
+def json_object(body: bytes) -> dict | None:
+    """The JSON object a request body holds, or None for any other body (not JSON, or JSON
+    that is not an object), which the guards leave to Gradio to refuse."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
-    if not isinstance(data, dict):
+    return data if isinstance(data, dict) else None
+
+
+def _call_problem(blocks: Any, path: str, route: str, body: bytes) -> tuple[int, str] | None:
+    """(status, message) for a call the app cannot serve, or None to pass it on (a body that
+    is not JSON is left to Gradio, which refuses it with 422)."""
+    data = json_object(body)
+    if data is None:
         return None
     session = data.get("session_hash")
     if isinstance(session, str) and len(session) > MAX_SESSION_HASH:
