@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +23,7 @@ from .image_retention import ImageRetention
 from .ownership import session_of
 from .preview_fit import fit_preview
 from .run_handles import cancel_run, finish_run, runs_of_session
+from .saved_images import SavedOnce
 from .state import GenerationParams, PreviewData, RunState
 
 if TYPE_CHECKING:
@@ -218,6 +220,7 @@ class DiffusionPreview(Component):
         self.preview_max_side = preview_max_side
         self.preview_quality = preview_quality
         self.retention = None if keep_images_for is None else ImageRetention(keep_images_for)
+        self._mid_run = SavedOnce()
         super().__init__(
             label=label,
             every=every,
@@ -313,15 +316,15 @@ class DiffusionPreview(Component):
                 files.append(self._save(image))
                 continue
             infotexts.append(infotext(params, seed))
-            files.append(
-                self._save(
-                    image,
-                    name=file_stem(params.prompt, seed, index),
-                    # no run time in an image that arrived mid-run: its file stays the same
-                    # bytes (one file, not one per streamed state) until the run is done
-                    text=image_metadata(params, seed, index, elapsed),
-                )
-            )
+            name = file_stem(params.prompt, seed, index)
+            # no run time in an image that arrived mid-run: its file stays the same bytes
+            # (one file, encoded once, not one per streamed state) until the run is done
+            text = image_metadata(params, seed, index, elapsed)
+            if state.status == "running":
+                save = partial(self._save, image, name=name, text=text)
+                files.append(self._mid_run.saved(image, text, save))
+            else:
+                files.append(self._save(image, name=name, text=text))
         return PreviewData(**fields, images=files, infotexts=infotexts)
 
     def _save(

@@ -198,6 +198,36 @@ def test_a_batchs_images_reach_the_value_one_by_one_before_the_run_is_done(opena
     assert [file.path for file in later.images] == [file.path for file in wire.images]
 
 
+def test_an_image_that_arrived_mid_run_is_encoded_once_however_many_states_follow(
+    openai_url, monkeypatch
+):
+    """Each state streamed after an ImageReady carries the image again; the component encodes
+    it once (a large PNG takes a tenth of a second or more), not once per state. The done state,
+    whose text holds the run's time, is encoded anew."""
+    from gradio_diffusion_preview import DiffusionPreview
+    from gradio_diffusion_preview import component as component_module
+
+    states = list(stream(OpenAIImagesBackend(openai_url), prompt="a red fox", num_images=2,
+                         width=256, height=256))  # fmt: skip
+    mid_run = next(state for state in states if state.status == "running" and state.ready)
+    encoded = []
+    real_embed = component_module.embed_metadata
+    monkeypatch.setattr(
+        component_module,
+        "embed_metadata",
+        lambda image, text, fmt: encoded.append(image) or real_embed(image, text, fmt),
+    )
+    component = DiffusionPreview()
+    files = [
+        component.postprocess(mid_run.model_copy(update={"elapsed": 1.0 + tick, "step": tick}))
+        for tick in range(20)
+    ]
+    assert len(encoded) == len(mid_run.images), f"{len(encoded)} encodes for 20 states"
+    assert len({tuple(file.path for file in wire.images) for wire in files}) == 1
+    done = component.postprocess(states[-1])
+    assert done.status == "done" and len(encoded) == len(mid_run.images) + len(states[-1].images)
+
+
 class _Sends:
     """An OpenAI-style backend whose images one by one break the kit's rule in one way."""
 
