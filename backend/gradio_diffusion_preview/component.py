@@ -19,6 +19,7 @@ from .final_images import embed_metadata
 from .generation_info import file_stem, image_metadata, infotext
 from .image_cache import save_to_cache
 from .image_retention import ImageRetention
+from .input_files import InputFiles
 from .ownership import session_of
 from .preview_fit import fit_preview
 from .run_handles import cancel_run, finish_run, runs_of_session
@@ -218,6 +219,7 @@ class DiffusionPreview(Component):
         self.preview_max_side = preview_max_side
         self.preview_quality = preview_quality
         self.retention = None if keep_images_for is None else ImageRetention(keep_images_for)
+        self._input_files = InputFiles(self._save)
         super().__init__(
             label=label,
             every=every,
@@ -290,7 +292,9 @@ class DiffusionPreview(Component):
         return PreviewData(status="done", images=files, message=None)
 
     def _run_to_wire(self, state: RunState) -> PreviewData:
-        fields = state.model_dump(exclude={"images"})
+        fields = state.model_dump(exclude={"images", "input_image"})
+        if state.input_image is not None:  # an edit's input: the first frame, the "before"
+            fields["input_image"] = self._input_files.file_for(state.input_image)
         for name, digits in WIRE_ROUNDING.items():  # every frame carries them
             if fields.get(name) is not None:
                 fields[name] = round(fields[name], digits)
