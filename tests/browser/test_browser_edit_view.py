@@ -120,6 +120,13 @@ def test_an_edit_forms_over_its_input_and_is_compared_with_it(open_page, demo_ur
     slider.press("ArrowLeft")
     expect(slider).to_have_attribute("aria-valuenow", "10")
     expect(viewer).to_be_visible()  # the arrows moved the slider, not the viewer
+    # the handle can be dragged too: to three quarters of the picture's width
+    box, handle = pair.bounding_box(), slider.bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.75, handle["y"] + handle["height"] / 2, steps=4)
+    page.mouse.up()
+    expect(slider).to_have_attribute("aria-valuenow", "75")
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
     assert not page.errors
