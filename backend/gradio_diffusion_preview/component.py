@@ -220,7 +220,7 @@ class DiffusionPreview(Component):
         self.preview_max_side = preview_max_side
         self.preview_quality = preview_quality
         self.retention = None if keep_images_for is None else ImageRetention(keep_images_for)
-        self._mid_run = SavedOnce()
+        self._saved_once = SavedOnce()
         super().__init__(
             label=label,
             every=every,
@@ -293,7 +293,11 @@ class DiffusionPreview(Component):
         return PreviewData(status="done", images=files, message=None)
 
     def _run_to_wire(self, state: RunState) -> PreviewData:
-        fields = state.model_dump(exclude={"images"})
+        fields = state.model_dump(exclude={"images", "input_image"})
+        if state.input_image is not None:  # an edit's input: the first frame, the "before"
+            # the same picture in every state of the run: one file, encoded once
+            save = partial(self._save, state.input_image, name="input")
+            fields["input_image"] = self._saved_once.saved(state.input_image, None, save)
         for name, digits in WIRE_ROUNDING.items():  # every frame carries them
             if fields.get(name) is not None:
                 fields[name] = round(fields[name], digits)
@@ -322,7 +326,7 @@ class DiffusionPreview(Component):
             text = image_metadata(params, seed, index, elapsed)
             if state.status == "running":
                 save = partial(self._save, image, name=name, text=text)
-                files.append(self._mid_run.saved(image, text, save))
+                files.append(self._saved_once.saved(image, text, save))
             else:
                 files.append(self._save(image, name=name, text=text))
         return PreviewData(**fields, images=files, infotexts=infotexts)

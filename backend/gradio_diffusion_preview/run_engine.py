@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from .backend import Backend
 from .events import is_public_job_url
 from .generation_info import params_for_request
+from .input_frame import shown_input
 from .plugins import Registry, UnknownBackendError, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .progress import RUN_DURATIONS, ProgressClock
@@ -248,6 +249,7 @@ class RunEngine:
             waited=waited,
             capabilities=_run_capabilities(admitted),
             params=params_for_request(request, backend.id),
+            input_image=shown_input(request),  # an edit's first frame, before any preview
         )
         progress = RunProgress(backend.id, request.model, spec.preview_max_side, self.clock, waited)
         runner = BackendRunner(

@@ -151,3 +151,9 @@ class RunState(RunFields):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     images: list[PIL.Image.Image] = Field(default_factory=list)
+    input_image: PIL.Image.Image | None = Field(
+        None,
+        description="An edit's input picture (RGB, at the output's size) from the run's start "
+        "to its end: the first frame, and the 'before' of a finished edit. None for "
+        "text-to-image.",
+    )

@@ -1,10 +1,12 @@
-"""The files that images which arrived mid-run were saved to, so each is encoded once.
+"""The files that pictures repeated in a run's states were saved to, so each is encoded once.
 
-A batch's images may arrive one by one (``ImageReady``) while the run goes on, and every state
-streamed after that carries them again. Encoding a large picture as PNG takes a tenth of a
-second or more; doing it again for each later state of the run would slow the stream by that
-much per state. ``SavedOnce`` remembers, for the last few images, the file each was saved to
-with which text, and hands that file back while it is still on disk.
+A batch's images may arrive one by one (``ImageReady``) while the run goes on, and an edit's
+input picture is in every state of its run (``RunState.input_image``): every state streamed
+after carries them again, as the same objects. Encoding a large picture as PNG takes a tenth of
+a second or more; doing it again for each later state would slow the stream by that much per
+state. ``SavedOnce`` remembers, for the last few pictures (by identity), the file each was
+saved to with which text, and hands that file back while it is still on disk (image retention
+may have removed it: then it is written again).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 from gradio.data_classes import FileData
 
 REMEMBERED = 64
-"""How many mid-run images are remembered: more than any batch a run may have (the
-remembered images are held, so the number is bounded)."""
+"""How many pictures are remembered: more than the batches and inputs of the runs going at
+once (the remembered pictures are held, so the number is bounded)."""
 
 
 class SavedOnce:

@@ -20,6 +20,13 @@ class PreviewData(GradioModel, RunFields):
     images: list[FileData] = Field(
         default_factory=list, description="The final images, full resolution, downloadable."
     )
+    input_image: FileData | None = Field(
+        None,
+        description="An edit's input picture (image-to-image, inpainting, instruction editing), "
+        "at the output's size, as a file the app serves, from the run's first state to its "
+        "last: the widget shows it as the first frame and beside the result (before/after). "
+        "Null for text-to-image.",
+    )
     infotexts: list[str] = Field(
         default_factory=list,
         description="One line block per final image in AUTOMATIC1111's infotext format (prompt, "

@@ -161,7 +161,8 @@ export function shown_images(value: PreviewData | null): ShownImage[] {
 		params: value?.params ?? null,
 		seed: value?.seeds?.[index] ?? value?.params?.seed ?? null,
 		index,
-		count: images.length
+		count: images.length,
+		input: value?.input_image?.url || null
 	}));
 }
 

@@ -76,6 +76,9 @@ export interface PreviewData {
 	ready?: number[];
 	/** AUTOMATIC1111-style infotext per final image. */
 	infotexts?: string[];
+	/** An edit's input picture, at the output's size, served by the app: the first frame of
+	 * the run and the "before" of its result. Null for text-to-image. */
+	input_image?: FileData | null;
 }
 
 export interface DiffusionPreviewProps {
@@ -143,6 +146,9 @@ export interface ShownImage {
 	seed: number | null;
 	index: number;
 	count: number;
+	/** The input picture of the edit that made it (before/after in the viewer); null for
+	 * text-to-image. */
+	input?: string | null;
 }
 
 /** What the stage has on screen: one image per tile, and where it came from. */
@@ -151,6 +157,8 @@ export interface Painted {
 	run: string | null;
 	step: number;
 	final: boolean;
+	/** The frame is an edit's input picture (no step preview yet). */
+	input?: boolean;
 	aspect: number;
 	items: ShownImage[];
 }

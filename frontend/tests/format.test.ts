@@ -161,10 +161,16 @@ describe("names and settings", () => {
 			value({ images, infotexts: ["info a"], seeds: [5], params: { ...params, seed: 9 } })
 		);
 		expect(shown).toEqual([
-			{ src: "/file=a.png", download: "a.png", infotext: "info a", params: { ...params, seed: 9 }, seed: 5, index: 0, count: 2 },
-			{ src: "", download: "image-2.png", infotext: "", params: { ...params, seed: 9 }, seed: 9, index: 1, count: 2 }
+			{ src: "/file=a.png", download: "a.png", infotext: "info a", params: { ...params, seed: 9 }, seed: 5, index: 0, count: 2, input: null },
+			{ src: "", download: "image-2.png", infotext: "", params: { ...params, seed: 9 }, seed: 9, index: 1, count: 2, input: null }
 		]);
 		expect(shown_images(null)).toEqual([]);
+	});
+	it("gives an edit's images the input they were made from", () => {
+		const images = [{ url: "/file=r.png", orig_name: "r.png" }] as never[];
+		const input_image = { url: "/file=input.png", path: "input.png" } as never;
+		const shown = shown_images(value({ images, input_image }));
+		expect(shown[0].input).toBe("/file=input.png");
 	});
 	it("has words for every failure reason", () => {
 		expect(Object.keys(REASON_TEXT).sort()).toEqual(

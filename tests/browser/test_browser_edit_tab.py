@@ -1,6 +1,6 @@
 """The demo's Edit tab in Chromium (issue 27): a visitor uploads a picture, the edit forms step by
 step (previews), Stop ends a run, and a finished edit's PNG records its `Denoising strength`.
-(The before/after view in the viewer is not built yet.)"""
+(The input as the first frame and the before/after view: test_browser_edit_view.py.)"""
 
 from __future__ import annotations
 
