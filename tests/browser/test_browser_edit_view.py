@@ -12,7 +12,10 @@ import PIL.Image
 import pytest
 from browser_helpers import TIMEOUT_MS
 from playwright.sync_api import expect
+from step_counter import StepHold
 from test_browser_edit_tab import edit_tab, view_is
+
+from gradio_diffusion_preview.plugins import get_backend
 
 pytestmark = pytest.mark.browser
 
@@ -64,17 +67,25 @@ def test_an_edit_forms_over_its_input_and_is_compared_with_it(open_page, demo_ur
     tab.locator("input[type=file]").set_input_files(str(picture))
     tab.get_by_role("button", name="Advanced settings").click()
     steps = tab.get_by_role("spinbutton", name="number input for Steps", exact=True)
-    steps.fill("150")  # long enough to stop mid-way
+    steps.fill("150")
     steps.press("Tab")
     tab.get_by_label("Prompt", exact=True).fill("a blue star on a white background")
     tab.get_by_test_id("diffusion-preview").evaluate(WATCH_FRAMES)
-    tab.get_by_role("button", name="Generate", exact=True).click()
-
-    # the input first, then the edit forming over it
-    tab.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
-    stop = tab.get_by_role("button", name="Stop generating", exact=True)
-    stop.click()
-    view_is(tab, "cancelled")
+    # the run is held before its first preview until the input frame shows, then at its second
+    # step until Stop has reached the server: on a busy machine neither is left to chance
+    backend = get_backend("diffusers")
+    with StepHold(backend, at=1) as first, StepHold(backend, at=2) as second:
+        tab.get_by_role("button", name="Generate", exact=True).click()
+        # the input first, then the edit forming over it
+        tab.get_by_test_id("input-frame").first.wait_for(timeout=TIMEOUT_MS)
+        first.release()
+        tab.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
+        stop = tab.get_by_role("button", name="Stop generating", exact=True)
+        with page.expect_response(lambda response: response.url.endswith("/run/predict")):
+            stop.click()
+        second.release()
+        view_is(tab, "cancelled")
+    assert first.reached.is_set() and second.reached.is_set(), "the run was never held"
     frames = page.evaluate("window.__edit_frames")
     assert frames["order"][:2] == ["input-frame", "preview-image"], frames["order"]
     assert "/gradio_api/file=" in frames["input_src"]  # a file the app serves

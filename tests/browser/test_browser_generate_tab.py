@@ -101,6 +101,7 @@ def test_enter_runs_shift_enter_adds_a_line_and_generate_becomes_stop(open_page,
             stop.click()  # the second click stops the run, it is not dropped
         hold.release()
         wait_view(page, "cancelled")
+    assert hold.reached.is_set(), "the run was never held"
     expect(page.get_by_role("button", name="Generate", exact=True)).to_be_visible()
     expect(stop).to_be_hidden()
     assert not page.errors

@@ -47,9 +47,10 @@ class StepHold:
         self._released = threading.Event()
 
     def __call__(self, iteration: int, total: int) -> None:
-        if iteration >= self.at and not self._released.is_set():
-            self.reached.set()
-            self._released.wait(self.ceiling)
+        if iteration >= self.at:
+            self.reached.set()  # the run got there (held, or let through once released)
+            if not self._released.is_set():
+                self._released.wait(self.ceiling)
 
     def release(self) -> None:
         self._released.set()
