@@ -256,10 +256,14 @@ def _label(policy: Policy, chosen: list[str], index: int) -> str | None:
 
 
 def _panel_value(policy: Policy, chosen: list[str], index: int) -> RunState | None:
-    """Nothing, or, for a model that cannot run here, why (before anyone waits)."""
+    """Nothing for an unused panel; for a model, an empty panel ready for it (with, for a
+    model that cannot run here, why, before anyone waits). Ready for a model, not empty: if
+    this answer reaches the page after a run of that model began (a busy server answers the
+    change of models late), the widget keeps that run instead of wiping it."""
     entry = _entry(policy, chosen, index)
-    note = entry and unavailable_note(entry)
-    return RunState(status="idle", model=entry.id, message=note) if note else None
+    if entry is None:
+        return None
+    return RunState(status="idle", model=entry.id, message=unavailable_note(entry))
 
 
 def unavailable_note(entry: CatalogueEntry) -> str | None:

@@ -35,6 +35,22 @@ export function run_status(
 }
 
 /** A new submission is waiting while the value still shows the previous run. */
+/** Whether `incoming` only readies the widget for the model whose run `shown` holds: an idle
+ * value naming that model, with no run and no message (Compare's panels after the choice of
+ * models changes). Such a value, arriving after a run of that model began (its event was
+ * answered late on a busy server), must not wipe that run or its images. */
+export function keeps_run(shown: PreviewData | null, incoming: PreviewData | null): boolean {
+	return (
+		!!shown?.run_id &&
+		shown.status !== "idle" &&
+		incoming?.status === "idle" &&
+		!incoming.run_id &&
+		!incoming.message &&
+		!!incoming.model &&
+		incoming.model === shown.model
+	);
+}
+
 export function is_stale(value: PreviewData | null, status: string | null): boolean {
 	return status === "pending" && finished(value);
 }

@@ -10,6 +10,7 @@ import {
 	is_active,
 	frame_shown,
 	is_stale,
+	keeps_run,
 	queue_place,
 	queue_text,
 	run_offers,
@@ -299,5 +300,26 @@ describe("a Stop passed on to the service (cancel_confirms)", () => {
 		expect(announcement("cancelled", refused, "", "")).toBe(
 			"Cancel was refused by the service: the job may still run."
 		);
+	});
+});
+
+describe("keeps_run", () => {
+	const ready = (model: string | null, fields: Partial<PreviewData> = {}) =>
+		value({ run_id: null, status: "idle", model, ...fields });
+
+	it("keeps a run of the model a late 'ready for that model' names", () => {
+		for (const status of ["queued", "running", "done", "cancelled", "error"] as const)
+			expect(keeps_run(value({ status }), ready("toy-1"))).toBe(true);
+	});
+
+	it("lets through a value for another model, a note, a run, a clear, or a first value", () => {
+		const done = value({ status: "done" });
+		expect(keeps_run(done, ready("toy-2"))).toBe(false);
+		expect(keeps_run(done, ready("toy-1", { message: "Not available here." }))).toBe(false);
+		expect(keeps_run(done, value({ run_id: "run-2", status: "queued" }))).toBe(false);
+		expect(keeps_run(done, null)).toBe(false);
+		expect(keeps_run(done, ready(null))).toBe(false);
+		expect(keeps_run(null, ready("toy-1"))).toBe(false);
+		expect(keeps_run(ready("toy-1"), ready("toy-1"))).toBe(false);
 	});
 });

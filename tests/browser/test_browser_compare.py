@@ -1,6 +1,7 @@
 """The demo's Compare tab in Chromium: previews stream in every chosen panel, each ends with its
 time and steps per second; one Stop stops all (every panel Cancelled, no frame after); a compare
-after that still works. Also /compare called with gradio_client."""
+after that still works, and choosing one more model keeps the others' results. Also /compare
+called with gradio_client."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import re
 import pytest
 from browser_helpers import TIMEOUT_MS, probe
 from playwright.sync_api import expect
+from step_counter import StepHold
+
+from gradio_diffusion_preview.plugins import get_backend
 
 pytestmark = pytest.mark.browser
 
@@ -63,11 +67,16 @@ def test_compare_streams_every_panel_then_one_stop_stops_all(open_page, demo_url
     # One Stop stops all: the first panel mid-run, the second waiting in line.
     set_slider(root, "Steps", 50)
     page.evaluate("window.__panels_reset()")
-    root.get_by_role("button", name="Compare", exact=True).click()
-    panels.nth(0).get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
-    expect(panels.nth(1)).to_have_attribute("data-view", "queued")
-    root.get_by_role("button", name="Stop all", exact=True).click()
-    expect_views(panels, "cancelled", timeout=TIMEOUT_MS)
+    # the first run is held at its second step until Stop all has reached the server
+    with StepHold(get_backend("diffusers"), at=2) as hold:
+        root.get_by_role("button", name="Compare", exact=True).click()
+        panels.nth(0).get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
+        expect(panels.nth(1)).to_have_attribute("data-view", "queued")
+        with page.expect_response(lambda response: response.url.endswith("/run/predict")):
+            root.get_by_role("button", name="Stop all", exact=True).click()
+        hold.release()
+        expect_views(panels, "cancelled", timeout=TIMEOUT_MS)
+    assert hold.reached.is_set(), "the run was never held"
     page.screenshot(path=output_dir / "cancelled.png", full_page=True)
     at_stop = [(len(p["previews"]), p["finals"]) for p in page.evaluate("window.__panels")]
     page.wait_for_timeout(1_500)
@@ -78,6 +87,18 @@ def test_compare_streams_every_panel_then_one_stop_stops_all(open_page, demo_url
     set_slider(root, "Steps", 4)
     root.get_by_role("button", name="Compare", exact=True).click()
     expect_views(panels, "done")
+
+    # choosing one more model readies its panel and keeps the others' results (the same answer,
+    # arriving late on a busy server after a run began, keeps that run)
+    finals = [panels.nth(index).get_by_test_id("final-image").count() for index in (0, 1)]
+    root.get_by_label("Bundled shapes · UniPC", exact=True).check()
+    third = panels.nth(2)
+    block = third.locator("xpath=ancestor::*[contains(@class, 'block')][1]")
+    expect(block).to_contain_text("Bundled shapes · UniPC")
+    expect(third).to_have_attribute("data-view", "idle")
+    expect_views(panels, "done")
+    assert [panels.nth(i).get_by_test_id("final-image").count() for i in (0, 1)] == finals
+    assert min(finals) >= 1, finals
     assert not page.errors
     page.close()
 

@@ -261,7 +261,9 @@ def test_a_chosen_model_that_cannot_run_here_says_why_in_its_panel_at_once():
     columns, panels = columns_and_panels[:4], columns_and_panels[4:]
     assert [c["visible"] for c in columns] == [True, True, False, False]
     assert [p["label"] for p in panels[:2]] == ["Local", "Remote"]
-    assert panels[0]["value"] is None
+    ready = panels[0]["value"]  # empty, ready for its model (a late answer keeps its run)
+    assert ready.status == "idle" and ready.model == "local" and ready.message is None
+    assert panels[2]["value"] is None  # unused
     note = panels[1]["value"]
     assert note.status == "idle" and note.model == "remote"
     assert note.message == "Not available here: this server is offline."  # fix: in the log
