@@ -60,6 +60,12 @@ def test_the_editing_classes_are_those_of_the_installed_diffusers():
 def test_kontext_says_it_edits_by_instruction(backend, kontext):
     caps = backend.capabilities_for(kontext)
     assert caps.instruction_editing and not caps.image_to_image and not caps.inpainting
+    # Kontext's own steps; the size of the input; no strength filled in
+    request = validate_request(
+        build_request(backend, {"prompt": "make it blue", "model": kontext, "init_image": red()}),
+        backend,
+    )
+    assert (request.steps, request.width, request.height, request.strength) == (28, 96, 64, None)
 
 
 def test_kontext_edits_the_input_at_the_size_asked_previewing_every_step(backend, kontext):
@@ -140,3 +146,16 @@ def test_an_editing_pipeline_not_run_here_is_refused_with_the_reason(backend, tm
         fields = {"prompt": "a", "model": str(tmp_path), "init_image": red()}
         validate_request(build_request(backend, fields), backend)
     assert "does not take an input image" in str(caught.value)
+
+
+def test_an_apps_own_kontext_pipeline_edits_by_instruction(kontext):
+    """stream(pipe, ...) on a Kontext pipeline the app loaded: it says instruction editing and
+    runs the edit as the backend does."""
+    from diffusers import FluxKontextPipeline
+
+    pipe = FluxKontextPipeline.from_pretrained(kontext)
+    final, seen = run(pipe, prompt="make it blue", init_image=red(), steps=2)
+    assert final.status == "done", final.message
+    assert [s.step for s in seen][-1] == 2 and final.images[0].size == (96, 64)
+    refused, _ = run(pipe, prompt="make it blue", init_image=red(), strength=0.5, steps=2)
+    assert refused.status == "error" and "takes no strength" in refused.message

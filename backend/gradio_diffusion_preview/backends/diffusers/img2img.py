@@ -90,6 +90,7 @@ def _built(base: Any, kind: str) -> Any:
                 f"of one of these classes: {takes}"
             )
         built[kind] = auto.from_pipe(base)
+        built[kind].set_progress_bar_config(disable=True)  # as the loaded pipeline's
         log.info("built %s from %s", type(built[kind]).__name__, name)
     return built[kind]
 
