@@ -159,3 +159,13 @@ def test_an_apps_own_kontext_pipeline_edits_by_instruction(kontext):
     assert [s.step for s in seen][-1] == 2 and final.images[0].size == (96, 64)
     refused, _ = run(pipe, prompt="make it blue", init_image=red(), strength=0.5, steps=2)
     assert refused.status == "error" and "takes no strength" in refused.message
+
+
+def test_the_edit_tabs_strength_is_not_sent_to_kontext(kontext, tiny_sd15):
+    """The Edit tab's hidden strength slider always has a value: the fields a run sends keep it
+    for an image-to-image model and drop it for an instruction-editing one, which refuses it."""
+    from gradio_diffusion_preview.model_fields import accepted_fields
+
+    fields = {"prompt": "make it blue", "init_image": red(), "strength": 0.75}
+    assert "strength" not in accepted_fields("diffusers", {**fields, "model": kontext})
+    assert accepted_fields("diffusers", {**fields, "model": tiny_sd15})["strength"] == 0.75
