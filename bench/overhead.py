@@ -7,6 +7,10 @@ straight from the backend (``previewer=none`` and the default ``latent_rgb``) an
 each alike. Compared: the median time of a step (step callback to step callback, which includes
 the previous step's preview work) over all runs of each mode, which a hiccup from other work on
 the machine moves far less than it moves a whole run's time. Target: under 2%.
+
+Image-to-image runs beside them, with the same pipeline, size and target: the same request with
+an input picture and ``strength`` 0.75 (its img2img pipeline, built from the loaded one, runs
+the last ``int(steps * 0.75)`` steps), with and without previews, interleaved with the rest.
 """
 
 from __future__ import annotations
@@ -25,7 +29,18 @@ NAMES = {
     "latent_rgb": "`previewer=latent_rgb` (the CPU default), a preview every step",
     "stream_every": "`stream(..., min_interval=0)`: every preview also JPEG-encoded",
     "stream_default": "`stream(...)` with the default `min_interval=0.05`",
+    "img2img_none": "image-to-image, `previewer=none`",
+    "img2img_latent_rgb": "image-to-image, `previewer=latent_rgb`, a preview every step",
 }
+EDIT_STRENGTH = 0.75
+
+
+def input_picture(size: int):
+    """The image-to-image input: a diagonal gradient in three colours, the same every run."""
+    import PIL.Image
+
+    ramp = PIL.Image.linear_gradient("L").resize((size, size))
+    return PIL.Image.merge("RGB", (ramp, ramp.rotate(90), ramp.rotate(180)))
 
 
 def bench_generation(results: dict[str, list[float]], tiny: bool = False) -> None:
@@ -51,9 +66,9 @@ def bench_generation(results: dict[str, list[float]], tiny: bool = False) -> Non
         "height": size,
     }
 
-    def direct(previewer: str) -> Callable[[], None]:
+    def direct(previewer: str, **edit) -> Callable[[], None]:
         request = validate_request(
-            GenerationRequest(**fields, options={"previewer": previewer}), backend
+            GenerationRequest(**fields, **edit, options={"previewer": previewer}), backend
         )
 
         def go() -> None:
@@ -74,9 +89,16 @@ def bench_generation(results: dict[str, list[float]], tiny: bool = False) -> Non
         "latent_rgb": direct("latent_rgb"),
         "stream_every": through_stream(0.0),
         "stream_default": through_stream(0.05),
+        **{
+            f"img2img_{previewer}": direct(
+                previewer, init_image=input_picture(size), strength=EDIT_STRENGTH
+            )
+            for previewer in ("none", "latent_rgb")
+        },
     }
     print("generation: warm-up", flush=True)
     direct("none")()
+    modes["img2img_none"]()  # builds the img2img pipeline once, outside the measured runs
     stamps: list[float] = []
     backend.step_listeners.append(lambda iteration, total: stamps.append(time.perf_counter()))
     direct("none")()
@@ -145,8 +167,6 @@ def section(generation: dict[str, list[float]], callback_ms: str, tiny: bool = F
     size, steps, repeats = (
         (TINY_SIZE, TINY_STEPS, TINY_REPEATS) if tiny else (GEN_SIZE, GEN_STEPS, GEN_REPEATS)
     )
-    none = min(generation["none"])  # the fastest run is the least disturbed by other load
-    none_step = statistics.median(generation.get("none_steps") or [float("nan")])
     lines = [
         "## Generation with and without previews",
         "",
@@ -162,13 +182,29 @@ def section(generation: dict[str, list[float]], callback_ms: str, tiny: bool = F
         "|---|---|---|---|---|---|---|",
     ]
     for key, name in NAMES.items():
+        if key not in generation:  # results from before image-to-image was measured
+            continue
         runs = generation[key]
+        # image-to-image against image-to-image without previews
+        base = "img2img_none" if key.startswith("img2img") else "none"
+        base_run = min(generation[base])  # the fastest run is the least disturbed by load
+        base_step = statistics.median(generation.get(f"{base}_steps") or [float("nan")])
         step = statistics.median(generation.get(f"{key}_steps") or [float("nan")])
         lines.append(
-            f"| {name} | {step:.1f} | {100 * (step - none_step) / none_step:+.1f}% | "
+            f"| {name} | {step:.1f} | {100 * (step - base_step) / base_step:+.1f}% | "
             f"{min(runs):.0f} | {statistics.median(runs):.0f} | {max(runs):.0f} | "
-            f"{100 * (min(runs) - none) / none:+.1f}% |"
+            f"{100 * (min(runs) - base_run) / base_run:+.1f}% |"
         )
+    if "img2img_none" in generation:
+        edit_steps = int(steps * EDIT_STRENGTH)
+        lines += [
+            "",
+            f"Image-to-image: the same request with a {size}x{size} input picture and strength "
+            f"{EDIT_STRENGTH:g}, so {edit_steps} of the {steps} steps run (the input is encoded "
+            "by the VAE first); its two rows are compared with image-to-image without previews. "
+            "Its previews cost what text-to-image's do: the same x0 estimate and projection per "
+            "step, over fewer steps.",
+        ]
     lines += [
         "",
         f"The step callback adds about {callback_ms} ms to a step "
@@ -218,4 +254,43 @@ def measure(pool=None, tiny: bool = False) -> tuple[list[Row], dict]:
         f"differ by up to {spread:.0f}% in median step here, so this comparison cannot resolve "
         "2%: the row above measures the previews' share directly",
     )
-    return [in_run, a_b], {"generation": generation}
+    return [in_run, a_b, *edit_rows(generation)], {"generation": generation}
+
+
+def edit_rows(generation: dict[str, list[float]]) -> list[Row]:
+    """The image-to-image rows, beside text-to-image's and with the same target: the previews'
+    share of each run's time, and the step time with previews against without."""
+    share = statistics.median(generation["img2img_latent_rgb_preview_share"])
+    share_none = statistics.median(generation["img2img_none_preview_share"])
+    none = statistics.median(generation["img2img_none_steps"])
+    every = statistics.median(generation["img2img_latent_rgb_steps"])
+    runs = len(generation["img2img_none"])
+    return [
+        Row(
+            "overhead",
+            "Image-to-image overhead of previews every step, measured in the runs: the "
+            "generation thread's time in preview work (x0 estimate, step callback) / "
+            "generation time",
+            "%",
+            share,
+            {"no previews (the callback's bookkeeping)": share_none},
+            f"{share:.2f}% of each run's time",
+            "< 2%",
+            share < 2,
+            f"the same pipeline, an input picture at strength {EDIT_STRENGTH:g}; median over "
+            f"{runs} runs",
+        ),
+        Row(
+            "overhead",
+            "Image-to-image step time, previews every step vs none (median step of "
+            "interleaved runs)",
+            "ms",
+            every,
+            {"no previews": none},
+            f"{100 * (every - none) / none:+.1f}%",
+            "",
+            None,
+            f"{len(generation['img2img_none_steps'])} steps of each mode; as for text-to-image, "
+            "the share above is the measure that resolves 2%",
+        ),
+    ]

@@ -4,6 +4,7 @@ and writes docs/benchmarks.md and bench/results.json (the same rows, each with `
     .venv/bin/python bench/run.py                 # `make bench`; a few minutes on a 2-core CPU
     .venv/bin/python bench/run.py --tiny --out D  # every piece in a tiny mode, output in D
     BENCH_FULL=1 .venv/bin/python bench/run.py    # also the SDXL-size full VAE decode (slow)
+    .venv/bin/python bench/run.py --only overhead # that question again, spliced in (partial.py)
 
 One script per question (each has ``measure(pool, tiny) -> (rows, data)``):
 ``wire_bytes`` (1, bytes per frame), ``server_cost`` (2), ``paint`` (3, Chromium),
@@ -63,7 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the benchmarks; write the report.")
     parser.add_argument("--tiny", action="store_true", help="every piece, tiny and fast")
     parser.add_argument("--out", type=Path, help="folder for the report (default: the repo's)")
+    parser.add_argument(
+        "--only", help="measure only this question (overhead) and splice it into the last report"
+    )
     args = parser.parse_args(argv)
+    if args.only:
+        from partial import refresh
+
+        print(refresh(args.only, args.out or ROOT, args.tiny))
+        return 0
     started = time.monotonic()
     load_before = os.getloadavg()
     rows: list[Row] = []

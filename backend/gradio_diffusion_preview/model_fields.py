@@ -25,6 +25,7 @@ _TAKES = {
     "guidance": "guidance",
     "seed": "seed",
     "steps": "steps",
+    "strength": "image_to_image",  # an instruction-editing model takes the image, no strength
 }
 """Each optional request field and the capability that says whether a model takes it."""
 

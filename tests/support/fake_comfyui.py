@@ -28,6 +28,12 @@ What it reproduces, and the tests rely on:
   makes its latent, and a ``KSampler`` with ``denoise`` below 1 starts from that latent noised to
   ``denoise`` and runs its ``steps`` steps (``KSampler``: the last ``steps`` of a schedule of
   ``int(steps / denoise)``), so every preview and the result show the input.
+- Inpainting (nodes.py at comfyanonymous/ComfyUI@01094316268cab9ed5cd53b825b359a7becb9d6c):
+  ``LoadImageMask(image, channel)`` reads one channel of an uploaded file as the mask (``alpha``
+  inverted, as ComfyUI does; a channel not in alpha/red/green/blue is refused by validation),
+  ``SetLatentNoiseMask(samples, mask)`` puts it on the latent, and the sampler then remakes only
+  where the mask is 1 and keeps the input's latent elsewhere, at every step and in the result
+  (ComfyUI's ``KSamplerX0Inpaint`` blends ``x0 * mask + latent * (1 - mask)``).
 
 Knobs for failures (set them on the instance): ``fail_next`` (an exception in the next sampler),
 ``stall`` (samplers hang until interrupted), ``drop_socket_at_step``, ``refuse_sockets``,
@@ -130,6 +136,16 @@ def node_classes(checkpoints: list[str]) -> dict[str, NodeClass]:
         "VAEDecode": NodeClass({"samples": ("LATENT", {}), "vae": ("VAE", {})}, ("IMAGE",)),
         "LoadImage": NodeClass({"image": ("STRING", {"image_upload": True})}, ("IMAGE", "MASK")),
         "VAEEncode": NodeClass({"pixels": ("IMAGE", {}), "vae": ("VAE", {})}, ("LATENT",)),
+        "LoadImageMask": NodeClass(
+            {
+                "image": ("STRING", {"image_upload": True}),
+                "channel": (["alpha", "red", "green", "blue"], {}),
+            },
+            ("MASK",),
+        ),
+        "SetLatentNoiseMask": NodeClass(
+            {"samples": ("LATENT", {}), "mask": ("MASK", {})}, ("LATENT",)
+        ),
         "SaveImage": NodeClass(
             {"images": ("IMAGE", {}), "filename_prefix": ("STRING", {"default": "ComfyUI"})},
             (),
@@ -818,6 +834,24 @@ class FakeComfyUI:
             with PIL.Image.open(io.BytesIO(data)) as image:
                 pixels = np.asarray(image.convert("RGB"), np.float32) / 255
             return (pixels, None), None
+        if class_type == "LoadImageMask":
+            name = inputs["image"]
+            subfolder, _, filename = name.rpartition("/")
+            data = self.files.get(("input", subfolder, filename))
+            if data is None:
+                raise NodeFailure("FileNotFoundError", f"Invalid image file: {name}")
+            with PIL.Image.open(io.BytesIO(data)) as image:
+                band = image.convert("RGBA").getchannel(inputs["channel"][0].upper())
+                mask = np.asarray(band, np.float32) / 255
+            return ((1.0 - mask) if inputs["channel"] == "alpha" else mask,), None
+        if class_type == "SetLatentNoiseMask":
+            samples, mask = inputs["samples"], inputs["mask"]
+            height, width = samples[3].shape[:2]
+            small = PIL.Image.fromarray((mask * 255).astype(np.uint8)).resize(
+                (width, height), PIL.Image.Resampling.BILINEAR
+            )
+            noise_mask = (np.asarray(small, np.float64) / 255)[..., None]
+            return ((*samples[:4], noise_mask),), None
         if class_type == "VAEEncode":
             pixels = inputs["pixels"]
             height, width = pixels.shape[0] // 8 * 8, pixels.shape[1] // 8 * 8
@@ -842,6 +876,7 @@ class FakeComfyUI:
                 "denoise": inputs["denoise"],
                 "steps": inputs["steps"],
                 **{"size": (width, height), "from_image": latent_image[0] == "encoded"},
+                **({"masked": True} if len(latent_image) > 4 else {}),
             }
         )
         rng = np.random.default_rng(
@@ -871,10 +906,16 @@ class FakeComfyUI:
                 start = init * (1 - denoise) + noise * denoise
                 end = init * (1 - denoise) + target * denoise
                 estimate = start * (1 - mix) + end * mix
+                if len(latent_image) > 4:  # a noise mask: the input kept where it is 0
+                    keep = latent_image[4]
+                    estimate = estimate * keep + init * (1 - keep)
             self._progress(step + 1, steps, estimate, prompt_id, node_id, method)
         if latent_image[0] == "encoded":
             init, denoise = latent_image[3], float(inputs["denoise"])
-            return ("sampled", init * (1 - denoise) + target * denoise)
+            result = init * (1 - denoise) + target * denoise
+            if len(latent_image) > 4:
+                result = result * latent_image[4] + init * (1 - latent_image[4])
+            return ("sampled", result)
         return ("sampled", target)
 
     def _progress(self, value, total, estimate, prompt_id, node_id, method) -> None:

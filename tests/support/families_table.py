@@ -177,7 +177,10 @@ NOT_RUN: dict[str, str] = {
     "stable-diffusion-xl-controlnet-pag": _CONTROL,
     "flux-control": _CONTROL,
     "flux-controlnet": _CONTROL,
-    "flux-kontext": "edits an input image (Kontext): not a plain text-to-image run",
+    "flux-kontext": (
+        "an instruction-editing pipeline (FLUX.1 Kontext): run with an input image, see the "
+        "editing table below"
+    ),
     "cogview4-control": _CONTROL,
     "qwenimage-controlnet": _CONTROL,
     "z-image-controlnet": _CONTROL,
@@ -317,8 +320,36 @@ def render_table() -> str:
         "| --- | --- |",
     ]
     lines += [f"| {name} | {why} |" for name, why in NOT_RUN.items()]
+    lines += editing_table()
     lines += ["", END]
     return "\n".join(lines)
+
+
+def editing_table() -> list[str]:
+    """The instruction-editing pipelines: those run (and tested by
+    tests/backends/diffusers/test_instruction_editing.py), and those refused, with the reason."""
+    from tiny_families import EDITING_FAMILIES
+
+    from gradio_diffusion_preview.backends.diffusers.edit_capabilities import (
+        INSTRUCTION_EDITING,
+        NOT_RUN_EDITING,
+    )
+
+    lines = [
+        "",
+        "Instruction editing (`instruction_editing`: an input image and an instruction, no "
+        "strength, every step run and previewed):",
+        "",
+        "| pipeline | here | tiny config |",
+        "| --- | --- | --- |",
+    ]
+    for family in EDITING_FAMILIES.values():
+        assert family.pipeline in INSTRUCTION_EDITING
+        lines.append(
+            f"| `{family.pipeline}` | run | `{family.test_file}` (diffusers@{family.commit[:7]}) |"
+        )
+    lines += [f"| `{name}` | refused: {why} | |" for name, why in NOT_RUN_EDITING.items()]
+    return lines
 
 
 def table_in(text: str) -> str | None:

@@ -242,6 +242,14 @@ def _flux(tmp: Path):
     )
 
 
+def _flux_kontext(tmp: Path):
+    """FluxKontextPipeline from test_pipeline_flux_kontext.py: the Flux test's components (the
+    same transformer, encoders and one-block VAE), no image encoder."""
+    from diffusers import FluxKontextPipeline
+
+    return FluxKontextPipeline(**_flux(tmp).components)
+
+
 def _chroma(tmp: Path):
     import torch
     from diffusers import ChromaPipeline, ChromaTransformer2DModel, FlowMatchEulerDiscreteScheduler
@@ -1915,6 +1923,19 @@ SLOW_FAMILIES: dict[str, Family] = {
 says how much); ``build_family`` builds them for a run by hand."""
 
 
+EDITING_FAMILIES: dict[str, Family] = {
+    "flux-kontext": Family(
+        "flux-kontext",
+        "FluxKontextPipeline",
+        "tests/pipelines/flux/test_pipeline_flux_kontext.py",
+        _flux_kontext,
+        "21166da8cd1dc41f037760f9a76f74393045773e",
+    ),
+}
+"""Instruction-editing pipelines (an input image and an instruction): run by
+tests/backends/diffusers/test_instruction_editing.py, not as text-to-image families."""
+
+
 def is_built(folder: Path) -> bool:
     stamp = folder / "tiny_family.json"
     try:
@@ -1933,6 +1954,7 @@ def build_family(name: str, folder: Path) -> Path:
         or VIDEO_FAMILIES.get(name)
         or REFUSED_FAMILIES.get(name)
         or UNLOADABLE_FAMILIES.get(name)
+        or EDITING_FAMILIES.get(name)
         or SLOW_FAMILIES[name]
     )
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -202,6 +202,7 @@ def _capabilities(settings: Settings) -> Capabilities:
             default_steps=20,
             max_batch=4,
             image_to_image=True,
+            inpainting=True,
             options=ComfyUIOptions,
         )
     marks = workflow.marks
@@ -222,6 +223,10 @@ def _capabilities(settings: Settings) -> Capabilities:
         steps_range=(1, max(150, steps)),
         default_steps=max(1, steps),
         max_batch=1,
+        # an image input: with a denoise, image-to-image; without, editing by the prompt
+        image_to_image="image" in marks and "denoise" in marks,
+        instruction_editing="image" in marks and "denoise" not in marks,
+        inpainting="image" in marks and "mask" in marks,
         options=ComfyUIOptions.subset(
             *(name for name in ComfyUIOptions.model_fields if name in marks)
         ),

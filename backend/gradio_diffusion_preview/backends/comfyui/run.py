@@ -100,7 +100,7 @@ class ComfyRun:
 
     def _run(self) -> Iterator[GenerationEvent]:
         request = self.request
-        plan = self._plan(self._upload_input())
+        plan = self._plan(self._upload_input(), self._upload_mask())
         self.socket.open(min(self.endpoint.connect_timeout, self._left()))
         self.client.submit(
             plan.graph,
@@ -182,7 +182,22 @@ class ComfyRun:
         name = f"{self.settings.filename_prefix}_input_{self.prompt_id}.png"
         return self.client.upload_image(buffer.getvalue(), name, timeout=self._left())
 
-    def _plan(self, input_image: str | None = None) -> Plan:
+    def _upload_mask(self) -> str | None:
+        """Upload the request's mask (white: remade) at the request's size, as a greyscale PNG;
+        the name ``LoadImageMask`` takes, or None without a mask."""
+        mask = self.request.mask_image
+        if mask is None:
+            return None
+        size = (self.request.width, self.request.height)
+        picture = mask.convert("L")
+        if picture.size != size:  # as the input: nearest, so the mask stays two-valued
+            picture = picture.resize(size, PIL.Image.Resampling.NEAREST)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        name = f"{self.settings.filename_prefix}_mask_{self.prompt_id}.png"
+        return self.client.upload_image(buffer.getvalue(), name, timeout=self._left())
+
+    def _plan(self, input_image: str | None = None, mask_image: str | None = None) -> Plan:
         sampler = self._choice("sampler", "KSampler", "sampler_name")
         scheduler = self._choice("scheduler", "KSampler", "scheduler")
         workflow = self.settings.workflow
@@ -193,8 +208,9 @@ class ComfyRun:
                 scheduler or self.settings.scheduler,
                 self.settings.filename_prefix,
                 input_image,
+                mask_image,
             )
-        return workflow.plan(self.request, sampler, scheduler)
+        return workflow.plan(self.request, sampler, scheduler, input_image, mask_image)
 
     def _choice(self, option: str, class_type: str, input_name: str) -> str | None:
         """A request's sampler or scheduler, checked against the server's list when it can be

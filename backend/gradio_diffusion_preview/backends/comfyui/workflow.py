@@ -6,14 +6,24 @@ input is a value or a link ``[other_node_id, output_index]``.
 The built-in workflow is the classic one (CheckpointLoaderSimple, two CLIPTextEncode,
 EmptyLatentImage, KSampler, VAEDecode, SaveImage). For image-to-image, LoadImage (the input,
 uploaded first) and VAEEncode replace EmptyLatentImage, and the KSampler's ``denoise`` is the
-request's strength. A batch of N images is N sampler branches
-seeded ``seed, seed+1, ...`` that share the model, the prompts and the empty latent, so every
-image can be made again alone from its own seed (one KSampler over a batch would tie all images
-to one seed).
+request's strength. For inpainting the mask is uploaded too, read by ``LoadImageMask`` (its red
+channel: white is 1, the part to remake) and set on the encoded latent with
+``SetLatentNoiseMask``, so the sampler remakes only the white part, at the request's strength, on
+any checkpoint (``VAEEncodeForInpaint`` would grey the masked pixels first, which suits
+inpainting checkpoints at denoise 1 but not a strength). Node inputs as in ComfyUI's nodes.py
+(comfyanonymous/ComfyUI@01094316268cab9ed5cd53b825b359a7becb9d6c: ``LoadImageMask(image,
+channel)`` -> MASK, ``SetLatentNoiseMask(samples, mask)`` -> LATENT). A batch of N images is N
+sampler branches seeded ``seed, seed+1, ...`` that share the model, the prompts and the empty
+latent, so every image can be made again alone from its own seed (one KSampler over a batch would
+tie all images to one seed).
 
 A user's workflow is a file exported with ComfyUI's "Export (API)", plus marks that say which
 node input is the prompt, the steps, the size and so on, each written ``"node_id.input_name"``.
-The values the file holds at the marked inputs are the defaults.
+The values the file holds at the marked inputs are the defaults. A workflow that marks
+``image`` (a ``LoadImage`` node's ``image``) takes an input image: it is uploaded and its name
+replaces the file's; with ``denoise`` marked too the request's strength goes there
+(image-to-image), without it the workflow edits by the prompt (instruction editing, e.g. a
+Kontext workflow); ``mask`` (a ``LoadImageMask`` node's ``image``) takes a mask (inpainting).
 """
 
 from __future__ import annotations
@@ -40,6 +50,9 @@ ROLES = {
     "checkpoint": "the model file (a CheckpointLoaderSimple's ckpt_name)",
     "sampler": "the sampler name",
     "scheduler": "the scheduler name",
+    "image": "the input image's file name (a LoadImage's image): the upload's name goes there",
+    "mask": "the mask's file name (a LoadImageMask's image), for inpainting",
+    "denoise": "the sampler's denoise: the request's strength",
 }
 """The inputs a user's workflow can mark, and what each is."""
 REQUIRED_ROLES = ("prompt", "steps", "width", "height")
@@ -95,9 +108,11 @@ def builtin_plan(
     scheduler: str,
     filename_prefix: str,
     input_image: str | None = None,
+    mask_image: str | None = None,
 ) -> Plan:
     """The built-in graph for a validated request: text-to-image, or with ``input_image`` (the
-    name ``/upload/image`` gave the request's input) image-to-image from that picture."""
+    name ``/upload/image`` gave the request's input) image-to-image from that picture, and with
+    ``mask_image`` (the uploaded mask's name) inpainting its white part."""
     graph: dict[str, Any] = {
         "1": _node("CheckpointLoaderSimple", ckpt_name=request.model),
         "2": _node("CLIPTextEncode", text=request.prompt, clip=["1", 1]),
@@ -108,6 +123,10 @@ def builtin_plan(
     if input_image is not None:
         graph["0"] = _node("LoadImage", image=input_image)
         graph["4"] = _node("VAEEncode", pixels=["0", 0], vae=["1", 2])
+        if mask_image is not None:
+            graph["40"] = graph.pop("4")
+            graph["41"] = _node("LoadImageMask", image=mask_image, channel="red")
+            graph["4"] = _node("SetLatentNoiseMask", samples=["40", 0], mask=["41", 0])
         denoise = request.strength if request.strength is not None else 1.0
     samplers, saves = [], []
     first = int(request.seed or 0)
@@ -196,8 +215,16 @@ class UserWorkflow:
         ref = self.marks.get(role)
         return None if ref is None else self.graph[ref.node]["inputs"][ref.name]
 
-    def plan(self, request: GenerationRequest, sampler: str | None, scheduler: str | None) -> Plan:
-        """The workflow with a validated request's values at the marked inputs."""
+    def plan(
+        self,
+        request: GenerationRequest,
+        sampler: str | None,
+        scheduler: str | None,
+        input_image: str | None = None,
+        mask_image: str | None = None,
+    ) -> Plan:
+        """The workflow with a validated request's values at the marked inputs (the uploaded
+        input's and mask's names at ``image`` and ``mask``)."""
         graph = copy.deepcopy(self.graph)
         values = {
             "prompt": request.prompt,
@@ -210,6 +237,9 @@ class UserWorkflow:
             "checkpoint": request.model,
             "sampler": sampler,
             "scheduler": scheduler,
+            "image": input_image,
+            "mask": mask_image,
+            "denoise": request.strength,
         }
         for role, ref in self.marks.items():
             if values[role] is not None:
@@ -270,7 +300,14 @@ def _check_mark(name: str, graph: dict[str, Any], role: str, ref: InputRef) -> N
             f"The mark {role} = \"{ref}\" names an input linked to node '{value[0]}', not a "
             "value. Fix: mark the input of the node that holds the value."
         )
-    numeric = {"seed": int, "steps": int, "width": int, "height": int, "cfg": float}
+    numeric = {
+        "seed": int,
+        "steps": int,
+        "width": int,
+        "height": int,
+        "cfg": float,
+        "denoise": float,
+    }
     wanted = numeric.get(role, str)
     kinds = (int, float) if wanted is float else wanted
     if isinstance(value, bool) or not isinstance(value, kinds):

@@ -100,6 +100,7 @@ class DiffusersBackend(Backend):
         options=DiffusersOptions,
         image_to_image=True,
         inpainting=True,
+        instruction_editing=True,
     )
 
     def __init__(
@@ -266,7 +267,7 @@ class DiffusersBackend(Backend):
         runnable = scheduler_choices(model)
         model_options = caps.options_model or DiffusersOptions
         caps = caps.with_options(model_options.narrowed(scheduler=runnable))
-        flags = model_edit_flags(model)  # img2img and inpainting where the class has them
+        flags = model_edit_flags(model)  # img2img, inpainting, instruction editing: by class
         return caps.model_copy(update=flags) if flags else caps
 
     def generate(

@@ -44,6 +44,8 @@ CALL_DEFAULTS: dict[str, CallDefaults] = {
     "StableDiffusion3Pipeline": CallDefaults(28, 7.0, size_multiple=16),
     # true_cfg_scale 1.0 by default: a negative prompt is ignored unless it is raised
     "FluxPipeline": CallDefaults(28, 3.5, negative_prompt=False, size_multiple=16),
+    # FLUX.1 Kontext (instruction editing): Flux's defaults; an edit's size is its input's
+    "FluxKontextPipeline": CallDefaults(28, 3.5, negative_prompt=False, size_multiple=16),
     "ChromaPipeline": CallDefaults(35, 5.0, size_multiple=16),
     "Lumina2Pipeline": CallDefaults(30, 4.0),
     "LuminaPipeline": CallDefaults(30, 4.0),

@@ -13,6 +13,12 @@ exact count is the pipeline's own ``get_timesteps``, asked here before the run s
 says it); the x0 estimate at the first of them is the input, barely changed at a low strength,
 so the first preview shows the input rather than noise. The input (and the mask) are resized to
 the request's size first, so the result has that size (by default the input's own).
+
+An instruction-editing pipeline (FLUX.1 Kontext, ``edit_capabilities.INSTRUCTION_EDITING``) is
+run as loaded: the input image (resized to the request's size) is its ``image``, the prompt the
+instruction, and every step of the schedule runs (no strength). Its step callback sees only the
+latents being made (the input's latents are a separate, fixed context), so previews, cancel and
+finish early are those of text-to-image.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import types
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .edit_capabilities import IMAGE_TO_IMAGE, INPAINTING
+from .edit_capabilities import IMAGE_TO_IMAGE, INPAINTING, edits_by_instruction
 from .loading import LoadedPipeline, OptionValueError
 from .schedulers import count_steps
 
@@ -43,7 +49,15 @@ def is_edit(request: GenerationRequest) -> bool:
 
 def edit_entry(entry: LoadedPipeline, request: GenerationRequest) -> LoadedPipeline:
     """``entry`` with the img2img (or, with a mask, inpainting) pipeline built from its
-    components in place of its text-to-image one: same key, lock, device and previews."""
+    components in place of its text-to-image one: same key, lock, device and previews. An
+    instruction-editing pipeline is its own: ``entry`` as it is."""
+    if edits_by_instruction(entry.pipe):
+        if request.mask_image is not None:
+            raise OptionValueError(
+                f"{type(entry.pipe).__name__} edits by instruction and takes no mask; "
+                "leave mask_image unset"
+            )
+        return entry
     kind = "inpaint" if request.mask_image is not None else "img2img"
     pipe = _built(entry.pipe, kind)
     import inspect
@@ -76,6 +90,7 @@ def _built(base: Any, kind: str) -> Any:
                 f"of one of these classes: {takes}"
             )
         built[kind] = auto.from_pipe(base)
+        built[kind].set_progress_bar_config(disable=True)  # as the loaded pipeline's
         log.info("built %s from %s", type(built[kind]).__name__, name)
     return built[kind]
 
@@ -110,13 +125,15 @@ def denoising_steps(entry: LoadedPipeline, scheduler: Any, steps: int, strength:
 
 def edit_arguments(request: GenerationRequest, width: int, height: int) -> dict[str, Any]:
     """The pipeline call's input image (RGB), mask (L, white = remade) and strength, resized
-    to the size asked for."""
+    to the size asked for (an instruction edit's strength is None, and is left out)."""
     from PIL import Image
 
     image = request.init_image.convert("RGB")
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
-    arguments: dict[str, Any] = {"image": image, "strength": request.strength}
+    arguments: dict[str, Any] = {"image": image}
+    if request.strength is not None:
+        arguments["strength"] = request.strength
     if request.mask_image is not None:
         mask = request.mask_image.convert("L")
         if mask.size != (width, height):
@@ -131,4 +148,5 @@ def edit_metadata(request: GenerationRequest) -> dict[str, Any]:
         "strength": request.strength,
         "init_size": list(request.init_image.size),
         "inpainting": request.mask_image is not None,
+        "instruction_editing": request.strength is None,
     }

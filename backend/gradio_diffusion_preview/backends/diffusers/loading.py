@@ -345,6 +345,16 @@ def load_pipeline(source: ModelSource, device: torch.device, dtype: torch.dtype)
     import diffusers
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    from .edit_capabilities import NOT_RUN_EDITING
+
+    class_name = model_class_name(source)
+    if class_name in NOT_RUN_EDITING:  # refused before loading gigabytes
+        raise UnsupportedModelError(
+            f"Model '{source.model}' is a {class_name}, an editing pipeline this backend does "
+            f"not run: {NOT_RUN_EDITING[class_name]}. Use FLUX.1 Kontext for instruction "
+            "editing, or an image-to-image model"
+        )
+
     kwargs: dict[str, Any] = dtype_argument(dtype)
     if source.local_only:
         kwargs["local_files_only"] = True

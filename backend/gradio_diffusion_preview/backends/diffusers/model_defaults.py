@@ -107,7 +107,7 @@ def _class_defaults(class_name: str, read) -> dict:
     if call.guidance is None:
         if not distilled:  # the guidance_scale goes nowhere
             fields["guidance"] = False
-    elif class_name == "FluxPipeline" and distilled is False:
+    elif class_name in ("FluxPipeline", "FluxKontextPipeline") and distilled is False:
         fields["guidance"] = False  # FLUX.1-schnell: no guidance embedding, no CFG
     elif step_distilled(read):
         fields["guidance"] = False  # FLUX.2 [klein] distilled: guidance ignored

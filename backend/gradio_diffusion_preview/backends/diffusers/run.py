@@ -34,6 +34,7 @@ import torch
 from ...channel import EventChannel
 from ...events import Failed, Finished, GenerationEvent, Started, Step
 from .cpu_threads import apply_for
+from .edit_capabilities import edits_by_instruction
 from .finishing import decode_latents, honours_interrupt
 from .img2img import denoising_steps, edit_arguments, edit_entry, edit_metadata, is_edit
 from .latent_preview import (
@@ -236,7 +237,8 @@ class PipelineRun:
         self._honours_interrupt = honours_interrupt(pipe, legacy)
         scheduler = make_scheduler(entry.base_scheduler, self.options.scheduler)
         self.iterations = count_steps(scheduler, self.total_steps)
-        if is_edit(request):  # the last int(steps * strength) steps of the schedule
+        if is_edit(request) and not edits_by_instruction(pipe):
+            # the last int(steps * strength) steps of the schedule
             self.total_steps, self.iterations = denoising_steps(
                 entry, scheduler, request.steps or 1, request.strength or 0.0
             )
@@ -323,6 +325,10 @@ class PipelineRun:
             ),
             # Sana, PixArt, HunyuanDiT: make the size asked for, not the nearest trained one
             "use_resolution_binning": False,
+            # FLUX.1 Kontext: make the size asked for (not one of a million pixels) from the
+            # input as given (already resized to it), not one of its preferred sizes
+            "max_area": width * height,
+            "_auto_resize": False,
             **(edit_arguments(request, width, height) if is_edit(request) else {}),
         }
         arguments = {
