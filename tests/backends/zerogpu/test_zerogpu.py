@@ -4,7 +4,7 @@ with only its scheduler client stubbed (``support/zerogpu_space.py``); the run's
 policy and fair queue stay in the app's process. The scenarios (``support/zerogpu_scenarios.py``)
 run outside the test process, since ``spaces`` patches the process it is imported in: those on
 the toy backend one after another in one process (each with its own backend, twin and forked
-workers), the two that load the bundled model in a process each. The backend waits at a gate
+workers), the two that load the bundled model in another. The backend waits at a gate
 before each step, so each check counts steps, never time."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ TOY_SCENARIOS = (
     "refused",
     "async_handler",
 )
+MODEL_SCENARIOS = ("preload", "demo")  # the bundled model: torch and diffusers imported
 
 
 def run_scenarios(*names: str) -> dict[str, dict]:
@@ -59,18 +60,21 @@ def run_scenarios(*names: str) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def toy_scenarios() -> dict[str, dict]:
-    """The toy backend's scenarios, run once for the module in one process."""
-    return run_scenarios(*TOY_SCENARIOS)
+def shared_runs() -> dict[tuple[str, ...], dict[str, dict]]:
+    """Each group of scenarios, run once for the module (when a test first asks for one)."""
+    return {}
 
 
 @pytest.fixture
-def scenario(toy_scenarios):
-    """``scenario(name)``: what it saw, from the shared run (toy scenarios) or a process of its
-    own (the others); a scenario that raised fails its test with the traceback."""
+def scenario(shared_runs):
+    """``scenario(name)``: what it saw, from its group's one run; a scenario that raised fails
+    its test with the traceback."""
 
     def seen(name: str) -> dict:
-        found = toy_scenarios if name in TOY_SCENARIOS else run_scenarios(name)
+        group = TOY_SCENARIOS if name in TOY_SCENARIOS else MODEL_SCENARIOS
+        if group not in shared_runs:
+            shared_runs[group] = run_scenarios(*group)
+        found = shared_runs[group]
         assert name in found, f"the scenario {name} printed nothing"
         assert "failed" not in found[name], found[name].get("failed")
         return found[name]
