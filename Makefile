@@ -57,9 +57,12 @@ test-py313: .venv-py313/.installed
 	.venv-py$*/bin/pip install -q --no-deps --no-build-isolation -e examples/gdp-example-plugin
 	touch $@
 
-# Builds the sdist and the wheel into dist/release/ as the release workflow does, runs
+# Builds the sdist and the wheel into dist/release/ as the release workflow does (`gradio cc
+# build` in a clean copy of the checkout: the frontend from its sources, then both), runs
 # `twine check`, and installs each into a fresh virtual environment (pip's cache reused, no
 # torch: not a base dependency) that imports the package and renders the component in Chromium.
+# Its stamp (dist/release/clean-build.json, a digest of the sources) lets `make test`'s
+# tests/project/test_packaging.py check this wheel instead of building it again.
 release-check: setup frontend chromium
 	$(PY) release/check.py
 

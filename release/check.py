@@ -1,8 +1,13 @@
 """``make release-check``: build the sdist and the wheel as a release does, then install each into
 a fresh virtual environment and check that it works there.
 
-1. ``python -m build``: the sdist, then the wheel built from the sdist (so a file missing from the
-   sdist shows up as a broken wheel), into ``dist/release/``; both must carry the built frontend.
+1. In a clean copy of this checkout (no built frontend, no ``dist/``, no environments):
+   ``gradio cc build --no-generate-docs``, as the release workflow runs it: the frontend built
+   from its sources, then ``python -m build``: the sdist, then the wheel built from the sdist
+   (so a file missing from the sdist shows up as a broken wheel). Both go to ``dist/release/``
+   and must carry the built frontend; ``dist/release/clean-build.json`` records a digest of the
+   sources they were built from, so tests/project/test_packaging.py checks this wheel rather
+   than build its own again (``make test`` runs this first).
 2. ``twine check --strict`` (twine lives in a tools environment under ``build/``, made once).
 3. For each of the two: a fresh virtual environment, ``pip install <artifact>`` with its declared
    dependencies (pip's cache is reused; bytecode is not compiled, which halves the time; torch is
@@ -16,6 +21,8 @@ Run it with the development environment's Python (Playwright drives Debian's Chr
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -36,6 +43,24 @@ OUT = ROOT / "dist" / "release"
 TOOLS = ROOT / "build" / "release-tools"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FRONTEND = ("templates/component/index.js", "templates/component/style.css")
+STAMP = "clean-build.json"
+# What a clean checkout does not have: build outputs, environments, caches. Every name starting
+# with ".venv" is left out too: `make test`'s other environments (.venv-py310, .venv-py313,
+# .venv-gradio5, ...) are about 2 GB, and copying them took most of the time.
+NOT_IN_CHECKOUT = {
+    ".git",
+    ".venv",
+    ".hypothesis",
+    "node_modules",
+    "dist",
+    "build",
+    "templates",
+    "test-output",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".gradio",
+}
 PAGE = """
 import sys
 import gradio as gr
@@ -63,14 +88,66 @@ def run(command: list[str], **kwargs) -> str:
     return done.stdout
 
 
+def left_out(_folder: str, names: list[str]) -> list[str]:
+    """The names a clean checkout lacks (``shutil.copytree``'s ``ignore``)."""
+    return [
+        name
+        for name in names
+        if name in NOT_IN_CHECKOUT or name.startswith(".venv") or name.endswith(".egg-info")
+    ]
+
+
+def copy_checkout(dest: Path, root: Path = ROOT) -> None:
+    """A clean copy of ``root`` at ``dest``, its frontend's ``node_modules`` linked, not copied."""
+    node_modules = root / "frontend" / "node_modules"
+    if not (node_modules / "@gradio" / "preview").is_dir():
+        raise SystemExit(
+            "release-check: frontend/node_modules is missing: run `cd frontend && npm ci` "
+            "(make frontend)"
+        )
+    shutil.copytree(root, dest, ignore=left_out)
+    (dest / "frontend" / "node_modules").symlink_to(node_modules, target_is_directory=True)
+
+
+def sources_digest(root: Path = ROOT) -> str:
+    """A digest of every file a clean copy of ``root`` holds (path and content): a build
+    stamped with it was made from these very sources."""
+    digest = hashlib.sha256()
+    for folder, folders, files in os.walk(root):
+        folders[:] = sorted(set(folders) - set(left_out(folder, folders)))
+        for name in sorted(set(files) - set(left_out(folder, files))):
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def build(out: Path) -> tuple[Path, Path]:
-    """The sdist and the wheel (made from the sdist), checked to carry the built frontend."""
-    if not (ROOT / "backend" / PACKAGE / FRONTEND[0]).is_file():
-        raise SystemExit("release-check: the frontend is not built; run `make frontend` first.")
+    """The sdist and the wheel (made from the sdist) of a clean copy of this checkout, its
+    frontend built there from its sources; checked to carry it, and stamped (``STAMP``)."""
+    digest = sources_digest()
     shutil.rmtree(out, ignore_errors=True)
-    run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], timeout=600)
+    out.mkdir(parents=True)
     stem = f"{PACKAGE}-{version()}"
     sdist, wheel = out / f"{stem}.tar.gz", out / f"{stem}-py3-none-any.whl"
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="release-checkout-") as temporary:
+        checkout = Path(temporary) / "checkout"
+        copy_checkout(checkout)
+        env = {
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            # The package imported from the copy, not from an editable install, so that the
+            # frontend build writes its templates into the copy.
+            "PYTHONPATH": str(checkout / "backend"),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+        }
+        run([str(bin_dir / "gradio"), "cc", "build", "--no-generate-docs"], cwd=checkout,
+            env=env, timeout=900)  # fmt: skip
+        for artifact in (sdist, wheel):
+            shutil.move(checkout / "dist" / artifact.name, artifact)
     with tarfile.open(sdist) as tar, zipfile.ZipFile(wheel) as zipped:
         in_sdist, in_wheel = set(tar.getnames()), set(zipped.namelist())
     for name in FRONTEND:
@@ -78,7 +155,21 @@ def build(out: Path) -> tuple[Path, Path]:
             raise SystemExit(f"release-check: {sdist.name} lacks {name}")
         if f"{PACKAGE}/{name}" not in in_wheel:
             raise SystemExit(f"release-check: {wheel.name} lacks {name}")
+    stamp = {"sources": digest, "sdist": sdist.name, "wheel": wheel.name}
+    (out / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
     return sdist, wheel
+
+
+def stamped_wheel(out: Path = OUT) -> Path | None:
+    """The wheel in ``out`` when its stamp says it was built from the sources here now."""
+    try:
+        stamp = json.loads((out / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    wheel = out / stamp.get("wheel", "")
+    if stamp.get("sources") != sources_digest() or not wheel.is_file():
+        return None
+    return wheel
 
 
 def twine_check(paths: list[Path]) -> None:

@@ -1,6 +1,11 @@
 """The wheel we ship: built from a clean copy of the repository the way the Makefile builds it,
 installed into a fresh virtual environment, and mounted by Chromium from that environment.
 
+The build is ``make release-check``'s (``release/check.py``: ``gradio cc build`` in a clean copy),
+which ``make test`` runs before pytest: its wheel in ``dist/release/`` is checked here when its
+stamp says it was built from the sources as they are now; otherwise this test builds one the
+same way (so the wheel is built once per ``make test``, and a test run alone still builds).
+
 The development venv has this package installed editable, so the fresh environment borrows the
 development venv's third-party packages (gradio, numpy, ...) through a folder of links that
 leaves out every editable install: the only ``gradio_diffusion_preview`` it can import is the
@@ -9,9 +14,9 @@ wheel's.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -56,23 +61,6 @@ REQUIRED_IN_WHEEL = [
         )
     ),
 ]
-# What a clean checkout does not have: build outputs, environments, caches. Every name
-# starting with ".venv" is left out too: `make test`'s other environments (.venv-py310,
-# .venv-py313, .venv-gradio5, ...) are about 2 GB, and copying them took most of this test.
-NOT_IN_CHECKOUT = {
-    ".git",
-    ".venv",
-    ".hypothesis",
-    "node_modules",
-    "dist",
-    "build",
-    "templates",
-    "test-output",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".gradio",
-}
 SERVE_APP = """
 import sys
 import gradio as gr
@@ -95,42 +83,26 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def copy_checkout(dest: Path) -> None:
-    shutil.copytree(
-        ROOT,
-        dest,
-        ignore=lambda _dir, names: [
-            name
-            for name in names
-            if name in NOT_IN_CHECKOUT or name.startswith(".venv") or name.endswith(".egg-info")
-        ],
-    )
-    node_modules = ROOT / "frontend" / "node_modules"
-    if not (node_modules / "@gradio" / "preview").is_dir():
-        pytest.fail("frontend/node_modules is missing: run `cd frontend && npm ci` (make frontend)")
-    (dest / "frontend" / "node_modules").symlink_to(node_modules, target_is_directory=True)
+def release_check():
+    """``release/check.py`` as a module (its clean-copy build and the build's stamp)."""
+    spec = importlib.util.spec_from_file_location("release_check", ROOT / "release" / "check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def build_wheel(checkout: Path) -> Path:
-    """``gradio cc build --no-generate-docs`` in ``checkout``, as the Makefile runs it."""
-    bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        # Import the package from the copy, not from the editable install, so that the
-        # frontend build writes its templates into the copy.
-        "PYTHONPATH": str(checkout / "backend"),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    run(
-        [str(bin_dir / "gradio"), "cc", "build", "--no-generate-docs"],
-        cwd=checkout,
-        env=env,
-        timeout=300,
-    )
-    wheels = sorted((checkout / "dist").glob("*.whl"))
-    assert len(wheels) == 1, wheels
-    return wheels[0]
+def clean_wheel(tmp_path: Path) -> Path:
+    """The wheel built from a clean copy of this checkout: ``make release-check``'s when it was
+    built from these very sources, else one built here the same way."""
+    check = release_check()
+    stamped = check.stamped_wheel()
+    if stamped is not None:
+        return stamped
+    try:
+        _, wheel = check.build(tmp_path / "dist")
+    except SystemExit as failed:
+        pytest.fail(str(failed))
+    return wheel
 
 
 def borrowed_site_packages(dest: Path) -> Path:
@@ -197,9 +169,7 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 def test_wheel_built_from_clean_checkout_installs_and_mounts(tmp_path, browser, output_dir):
-    checkout = tmp_path / "checkout"
-    copy_checkout(checkout)
-    wheel = build_wheel(checkout)
+    wheel = clean_wheel(tmp_path)
 
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [name for name in REQUIRED_IN_WHEEL if name not in names]

@@ -1,12 +1,16 @@
-"""Scenarios on a ZeroGPU Space (``zerogpu_space``), each run in a fresh process by
-``tests/backends/zerogpu``: ``python zerogpu_scenarios.py NAME`` prints one JSON line of what it
-saw. Visitors are Gradio requests with their own session (``gradio.Request``)."""
+"""Scenarios on a ZeroGPU Space (``zerogpu_space``), run in a process of their own by
+``tests/backends/zerogpu``: ``python zerogpu_scenarios.py NAME...`` prints one JSON line per
+scenario, ``{NAME: what it saw}`` (or ``{NAME: {"failed": traceback}}``). Each scenario starts
+afresh (``fresh``: a new gated backend and ZeroGPU twin, whose GPU workers are forked anew, and
+no leases recorded), so several share one process and its imports. Visitors are Gradio
+requests with their own session (``gradio.Request``)."""
 
 from __future__ import annotations
 
 import json
 import sys
 import threading
+import traceback
 
 import gradio as gr  # noqa: E402
 import support.zerogpu_space as space  # first: imports spaces as on a Space
@@ -24,9 +28,18 @@ from gradio_diffusion_preview.compare import compare  # noqa: E402
 from gradio_diffusion_preview.policy import CatalogueEntry, Policy  # noqa: E402
 from gradio_diffusion_preview.run_handles import runs_of_session  # noqa: E402
 
-BACKEND, GATE = space.gated_backend()
-REGISTRY = registry_with(BACKEND)
-ZERO = on_zerogpu(BACKEND, registry=REGISTRY, duration=7)
+
+def fresh() -> None:
+    """A scenario's own gated backend, registry and ZeroGPU twin (a new ``@spaces.GPU``
+    function: its workers are forked after its gate is made), and no leases recorded yet."""
+    global BACKEND, GATE, REGISTRY, ZERO
+    BACKEND, GATE = space.gated_backend()
+    REGISTRY = registry_with(BACKEND)
+    ZERO = on_zerogpu(BACKEND, registry=REGISTRY, duration=7)
+    space.SCHEDULED.clear()
+
+
+fresh()
 
 
 class Visit:
@@ -217,6 +230,16 @@ def demo() -> dict:
             "images": len(states[-1].images), "scheduled": space.SCHEDULED}  # fmt: skip
 
 
+def main(names: list[str]) -> None:
+    for index, name in enumerate(names):
+        if index:
+            fresh()
+        try:
+            seen = globals()[name]()
+        except Exception:  # noqa: BLE001 - this scenario's test fails with it; the rest run
+            seen = {"failed": traceback.format_exc()}
+        print(json.dumps({name: seen}), flush=True)
+
+
 if __name__ == "__main__":
-    print(json.dumps(globals()[sys.argv[1]]()))
-    sys.stdout.flush()
+    main(sys.argv[1:])

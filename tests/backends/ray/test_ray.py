@@ -1,5 +1,5 @@
-"""The ray backend against a real local Ray Serve: one Ray instance on loopback for the module,
-two Serve applications reused by every test.
+"""The ray backend against a real local Ray Serve: the session's Ray on loopback (``conftest.py``,
+shared with the other Ray modules), two Serve applications reused by every test here.
 
 - ``tiny``: the diffusers backend with the tiny random-weight pipeline, one replica, deployed by
   Ray's own ``serve run`` from the config file that ``python -m gradio_diffusion_preview serve
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -26,7 +25,6 @@ import pytest
 import ray
 from browser_helpers import TIMEOUT_MS, generate, probe, progress_steps
 from ray import serve as ray_serve
-from ray_toys import NAMESPACE, STEP_LOG, StepLog
 
 from gradio_diffusion_preview import DiffusionPreview, cancel_run, stream
 from gradio_diffusion_preview.backends.ray.backend import RayBackend
@@ -76,49 +74,18 @@ def tiny_config(model_dir: Path) -> str:
     return done.stdout
 
 
-def start_ray(**options) -> None:
-    """``ray.init``, tried twice: Ray gives a new node a fixed 30 s to register, which a
-    machine this loaded (2 cores, many test runs at once) can miss."""
-    for attempt in (1, 2):
-        try:
-            ray.init(**options)
-            return
-        except Exception as error:
-            if attempt == 2 or "timed out during startup" not in str(error):
-                raise
-            ray.shutdown()
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, tiny_sd15):
+def cluster(ray_cluster, tmp_path_factory, tiny_sd15):
+    """This module's two Serve applications on the session's Ray (``conftest.py``)."""
     model_dir = Path(tiny_sd15)
-    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
-    # Replicas import the test plugin module from here; no usage reports leave the machine.
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), saved["PYTHONPATH"]]))
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     started = time.monotonic()
-    try:
-        start_ray(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            namespace=NAMESPACE,
-            _node_ip_address="127.0.0.1",
-        )
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     ray_serve.start(proxy_location="Disabled")
-    log = ray.remote(StepLog).options(name=STEP_LOG, num_cpus=0).remote()
     config = tmp_path_factory.mktemp("serve") / "tiny.yaml"
     config.write_text(tiny_config(model_dir))
     # Ray's own `serve run` deploys the printed config, as an operator would.
     deploy = subprocess.Popen(
         [str(Path(sys.executable).parent / "serve"), "run", str(config), "--non-blocking"]
-        + ["--address", ray.get_runtime_context().gcs_address],
+        + ["--address", ray_cluster.gcs],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -135,11 +102,10 @@ def cluster(tmp_path_factory, tiny_sd15):
         retry_after=3,
     )
     run(toy_settings)
-    print(f"\nRay and the toy app up in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    yield SimpleNamespace(log=log, deploy=deploy, model_dir=model_dir, config=config)
+    print(f"\nServe and the toy app up in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    yield SimpleNamespace(log=ray_cluster.log, deploy=deploy, model_dir=model_dir, config=config)
     deploy.kill()
-    ray_serve.shutdown()
-    ray.shutdown()
+    ray_serve.shutdown()  # every application this module deployed; Ray stays for the next
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""The ray backend and ``serve run`` as an operator uses them (issue #30), on a local Ray of its
-own (the tests here remove Serve from the cluster): the app keeps serving across ``serve
-shutdown`` and a redeploy, the command a missing application's message prints starts it,
-``serve run`` fails fast on a cluster without GPUs, says whether it joined a cluster, and
-Ctrl-C removes what it deployed."""
+"""The ray backend and ``serve run`` as an operator uses them (issue #30), on the session's local
+Ray (``conftest.py``), with a Serve of this module's own (the tests here remove Serve from the
+cluster): the app keeps serving across ``serve shutdown`` and a redeploy, the command a missing
+application's message prints starts it, ``serve run`` fails fast on a cluster without GPUs,
+says whether it joined a cluster, and Ctrl-C removes what it deployed."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ import sys
 import threading
 
 import pytest
-import ray
 import yaml
 from ray import serve as ray_serve
-from ray_toys import NAMESPACE, STEP_LOG, StepLog
-from test_ray import DEPLOY_TIMEOUT, TESTS, start_ray
+from test_ray import DEPLOY_TIMEOUT
 from test_ray_serving import assert_plain
 from testenv import ROOT, free_port
 
@@ -31,40 +29,22 @@ from gradio_diffusion_preview.serving.settings import DEFAULT_APP
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster at a time
 
 APP = "ops"
-DASHBOARD_PORT = free_port()
 TOY = ["ray-counting", "--plugin", "ray_toys", "--num-cpus", "0"]
 
 
 @pytest.fixture(scope="module")
-def gcs():
-    """A local Ray with the toy backend as the application ``ops``; its GCS address."""
-    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), saved["PYTHONPATH"]]))
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+def gcs(ray_cluster):
+    """Serve on the session's Ray (``conftest.py``) with the toy backend as the application
+    ``ops``; the GCS address."""
     try:
-        start_ray(
-            num_cpus=2,
-            include_dashboard=True,  # Ray's `serve status/deploy/shutdown` talk to it
-            dashboard_port=DASHBOARD_PORT,
-            log_to_driver=False,
-            namespace=NAMESPACE,
-            _node_ip_address="127.0.0.1",
-        )
         ray_serve.start(proxy_location="Disabled")
-        ray.remote(StepLog).options(name=STEP_LOG, num_cpus=0).remote()
         toy = ServeSettings(
             app=APP, backend="ray-counting", plugins=["ray_toys"], num_gpus=0, num_cpus=0
         )
         run(toy)
-        yield ray.get_runtime_context().gcs_address
+        yield ray_cluster.gcs
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        ray_serve.shutdown()
-        ray.shutdown()
+        ray_serve.shutdown()  # what is left of this module's applications; Ray stays
 
 
 def cli(*argv: str, **options) -> subprocess.CompletedProcess:
@@ -184,8 +164,8 @@ def test_every_shell_command_of_the_scaling_page_is_run_here():
     assert len(docs_commands()) >= 9
 
 
-def test_the_scaling_page_runs_as_shown(gcs, tmp_path):
-    """Each command of the page's sessions in bash, in order, on this module's cluster: it
+def test_the_scaling_page_runs_as_shown(gcs, ray_cluster, tmp_path):
+    """Each command of the page's sessions in bash, in order, on the session's cluster: it
     stands in for `ray start --head` (RAY_ADDRESS and the dashboard's address are where that
     command would have put them), and has token authentication on, as a `ray start --head` on
     a machine with a token does. Runs last here: `serve deploy` and `serve shutdown` replace
@@ -198,7 +178,7 @@ def test_the_scaling_page_runs_as_shown(gcs, tmp_path):
     env.update(
         PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}",
         RAY_ADDRESS=gcs,
-        RAY_DASHBOARD_ADDRESS=f"http://127.0.0.1:{DASHBOARD_PORT}",
+        RAY_DASHBOARD_ADDRESS=f"http://127.0.0.1:{ray_cluster.dashboard_port}",
         GRADIO_SERVER_PORT=str(free_port()),
     )
     shown_config = yaml.safe_load(
@@ -212,7 +192,7 @@ def test_the_scaling_page_runs_as_shown(gcs, tmp_path):
         for command, shown in docs_commands():
             where = f"docs/scaling.md: $ {command}"
             if command == "ray start --head":
-                continue  # this module's cluster
+                continue  # the session's cluster
             if command.startswith("export "):
                 name, value = command[len("export ") :].split("=", 1)
                 env[name] = value
