@@ -164,6 +164,13 @@ def test_a_text_to_image_model_refuses_an_input_image_before_any_call(served):
     assert served.provider_calls() == []
 
 
+def test_an_editing_model_without_an_input_image_says_to_give_one(served):
+    last = edit("fal-ai", KONTEXT, init_image=None)[-1]
+    assert last.status == "error" and last.reason == "invalid_request", last
+    assert "init_image" in last.message and "Fix:" in last.message
+    assert served.provider_calls() == []
+
+
 def test_an_editing_model_refuses_a_strength(served):
     last = edit("fal-ai", KONTEXT, strength=0.5)[-1]
     assert last.status == "error" and "strength" in last.message, last

@@ -210,6 +210,15 @@ class HfInferenceBackend(Backend):
         if importlib.util.find_spec("huggingface_hub") is None:
             yield Failed(f"Hugging Face Inference needs huggingface_hub: {INSTALL_HINT}")
             return
+        caps = self.capabilities_for(request.model)
+        if request.init_image is None and (caps.image_to_image or caps.instruction_editing):
+            yield Failed(
+                f"Model '{request.model}' edits a picture (Inference serves it for "
+                "image-to-image only). Fix: give init_image (the Edit tab), or choose a "
+                "text-to-image model.",
+                "invalid_request",
+            )
+            return
         from .run import InferenceRun
 
         yield from InferenceRun(self, request, control).events()
