@@ -2,11 +2,11 @@
 
 A UI sends every control's value, the hidden ones too: a guidance slider hidden for FLUX.1
 [schnell] still sends 3.5, and the model refuses any guidance; the Edit tab's strength slider
-sends its value for FLUX.1 Kontext, which edits by instruction and takes no strength. ``accepted_fields`` drops what the
-chosen model does not take, judged by the model's own capabilities
-(``backend.capabilities_for(model)``), not the backend's, so a form never trips over a control it
-does not show. Everything else is left to the request's validation, which refuses a value out of
-range naming the field and the fix.
+sends its value for FLUX.1 Kontext, which edits by instruction and takes no strength.
+``accepted_fields`` drops what the chosen model does not take, judged by the model's own
+capabilities (``backend.capabilities_for(model)``), not the backend's, so a form never trips over
+a control it does not show. Everything else is left to the request's validation, which refuses
+a value out of range naming the field and the fix.
 """
 
 from __future__ import annotations
