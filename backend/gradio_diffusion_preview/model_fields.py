@@ -1,12 +1,11 @@
 """The request a backend *and its model* accept, from the fields a form or app sends.
 
 A UI sends every control's value, the hidden ones too: a guidance slider hidden for FLUX.1
-[schnell] still sends 3.5, and the model refuses any guidance; the Edit tab's strength slider
-sends its value for FLUX.1 Kontext, which edits by instruction and takes no strength.
-``accepted_fields`` drops what the chosen model does not take, judged by the model's own
-capabilities (``backend.capabilities_for(model)``), not the backend's, so a form never trips over
-a control it does not show. Everything else is left to the request's validation, which refuses
-a value out of range naming the field and the fix.
+[schnell] still sends 3.5, and the model refuses any guidance. ``accepted_fields`` drops what the
+chosen model does not take, judged by the model's own capabilities
+(``backend.capabilities_for(model)``), not the backend's, so a form never trips over a control it
+does not show. Everything else is left to the request's validation, which refuses a value out of
+range naming the field and the fix.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ _TAKES = {
     "guidance": "guidance",
     "seed": "seed",
     "steps": "steps",
-    "strength": "image_to_image",
+    "strength": "image_to_image",  # an instruction-editing model takes the image, no strength
 }
 """Each optional request field and the capability that says whether a model takes it."""
 
