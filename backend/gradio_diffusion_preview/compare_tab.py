@@ -11,6 +11,10 @@ only when chosen. A chosen model that cannot run here says why in its panel at o
 event is on the API as ``/compare`` (its outputs: the four panels, ``None`` for unused ones).
 "Stop all" stops every run of the caller's compare within a step (each panel: Cancelled); each
 panel's own Stop stops only its run. Closing the tab or an API client's cancel stop them all too.
+
+``compare_tab(policy, edit=True)`` compares edits: one input image and strength sent to 2 to 4
+of the catalogue's models that take an image (``/compare_edit``; each result has the picture's
+size, and a model that edits by instruction gets no strength).
 """
 
 from __future__ import annotations
@@ -32,6 +36,13 @@ from .compare import (
 )
 from .component import DiffusionPreview, _run_id_of
 from .controls import entry_title, request_seed, unavailable_reason
+from .generate_tab import (
+    API_EXAMPLE_FILE,
+    DEFAULT_STRENGTH,
+    api_example_file,
+    image_entries,
+    uploaded_image,
+)
 from .ownership import session_of
 from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
@@ -43,6 +54,14 @@ COMPARE_DESCRIPTION = (
     f"Run one prompt and seed on {MIN_MODELS} to {MAX_MODELS} of this app's models side by "
     "side, streaming each run's steps. `models` are catalogue ids; seed -1 draws one random "
     f"seed for all. Returns {MAX_MODELS} run states, None for the unused places."
+)
+
+
+COMPARE_EDIT_DESCRIPTION = (
+    f"Edit one picture on {MIN_MODELS} to {MAX_MODELS} of this app's models that take an image, "
+    "side by side, with one prompt, seed and strength (models that edit by instruction take no "
+    f"strength); each result has the picture's size. Returns {MAX_MODELS} run states, None for "
+    "the unused places."
 )
 
 
@@ -63,21 +82,57 @@ def compare_tab(
     prompt: str = "",
     models: list[str] | None = None,
     panel_height: int = 256,
+    edit: bool = False,
+    image: Any = None,
 ) -> CompareTab:
     """Build the compare UI under ``policy`` in the current Blocks; ``models`` are the ids
-    chosen at first (default: the first catalogue entries that can run here, up to three)."""
+    chosen at first (default: the first catalogue entries that can run here, up to three).
+
+    With ``edit=True`` it compares edits: one input image (``image``: its first picture) and
+    one strength for every model, only the catalogue's entries whose model takes an image
+    offered, no size (each result has the input's size), on the API as ``/compare_edit``. A
+    model that edits by instruction gets no strength."""
     use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
-    chosen = models or _first_usable(policy)
+    offered = image_entries(policy) if edit else list(policy.catalogue)
+    if edit and len(offered) < MIN_MODELS:
+        raise ValueError(
+            f"compare_tab(edit=True) needs {MIN_MODELS} catalogue entries whose model takes an "
+            f"input image (capabilities image_to_image or instruction_editing), found "
+            f"{len(offered)}; add them to the policy's catalogue."
+        )
+    chosen = models or _first_usable(policy, offered)
     with gr.Column(elem_classes=["diffusion-compare", page_style.SCOPE]):
         page_style.page_style()
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
                 prompt_box = gr.Textbox(label="Prompt", value=prompt, lines=1, max_lines=6)
+                image_box = strength = None
+                if edit:
+                    image_box = gr.Image(
+                        value=image,
+                        label="Input image",
+                        type="filepath",
+                        sources=["upload", "clipboard"],
+                        height=192,
+                        elem_classes=["diffusion-input-image"],
+                    )
+                    strength = gr.Slider(
+                        0.0,
+                        1.0,
+                        value=DEFAULT_STRENGTH,
+                        step=0.05,
+                        label="Strength",
+                        info="How much of the picture is remade (models that edit by "
+                        "instruction take none).",
+                    )
+                    image_box.example_payload = api_example_file
+                    image_box.example_value = lambda: API_EXAMPLE_FILE
+                    strength.example_payload = strength.example_value = lambda: DEFAULT_STRENGTH
                 with gr.Row():
                     button = gr.Button("Compare", variant="primary")
                     stop = gr.Button("Stop all", variant="stop")
                 choice = gr.CheckboxGroup(
-                    [(entry_title(entry), entry.id) for entry in policy.catalogue],
+                    [(entry_title(entry), entry.id) for entry in offered],
                     value=chosen,
                     label=f"Models ({MIN_MODELS} to {MAX_MODELS})",
                     info="Models marked (off) cannot run on this server.",
@@ -86,7 +141,7 @@ def compare_tab(
                 negative = gr.Textbox(label="Negative prompt", value="")
                 shared = shared_ranges(policy, chosen)
                 steps = gr.Slider(label="Steps", **shared["steps"])
-                with gr.Row():
+                with gr.Row(visible=not edit):  # an edit's results have the input's size
                     width = gr.Slider(label="Width", min_width=140, **shared["width"])
                     height = gr.Slider(label="Height", min_width=140, **shared["height"])
                 seed = gr.Number(value=-1, precision=0, label="Seed", info="-1: one random seed")
@@ -111,12 +166,16 @@ def compare_tab(
                     )
                 columns.append(column)
                 panels.append(panel)
+    if edit:
+        fn, inputs = partial(run_compare_edit, policy), [image_box, strength]
+    else:
+        fn, inputs = partial(run_compare, policy), [width, height]
     run = button.click(
-        partial(run_compare, policy),
-        [choice, prompt_box, negative, steps, seed, width, height],
+        fn,
+        [choice, prompt_box, negative, steps, seed, *inputs],
         panels,
-        api_name="compare",
-        api_description=COMPARE_DESCRIPTION,
+        api_name="compare_edit" if edit else "compare",
+        api_description=COMPARE_EDIT_DESCRIPTION if edit else COMPARE_DESCRIPTION,
         preprocess=False,
         concurrency_limit=policy.concurrency_limit,
         concurrency_id="compare",
@@ -144,9 +203,11 @@ def run_compare(
     seed: Any,
     width: Any,
     height: Any,
+    **edit: Any,
 ):
     """The compare event: the chosen models' states, ``None`` for the unused panels. A bad
-    choice of models is refused with a notice naming the fix."""
+    choice of models is refused with a notice naming the fix. ``edit`` (``init_image``,
+    ``strength``) makes every run an edit of one picture."""
     fields = {
         "prompt": prompt,
         "negative_prompt": negative_prompt or "",
@@ -154,6 +215,7 @@ def run_compare(
         "seed": request_seed(seed),
         "width": width,
         "height": height,
+        **edit,
     }
     try:
         entries = chosen_entries(policy, models)
@@ -166,6 +228,36 @@ def run_compare(
             yield (*states, *padding)
     finally:
         runs.close()
+
+
+def run_compare_edit(
+    policy: Policy,
+    models: Any,
+    prompt: Any,
+    negative_prompt: Any,
+    steps: Any,
+    seed: Any,
+    image: Any,
+    strength: Any,
+):
+    """The compare-edits event: one uploaded picture and strength on every chosen model (the
+    results have the picture's size); no picture is refused with a notice naming the fix."""
+    try:
+        picture = uploaded_image(image, policy.limits.max_input_bytes)
+    except ValueError as error:
+        raise gr.Error(str(error)) from None
+    yield from run_compare(
+        policy,
+        models,
+        prompt,
+        negative_prompt,
+        steps,
+        seed,
+        None,
+        None,
+        init_image=picture,
+        strength=strength,
+    )
 
 
 def show_panels(policy: Policy, models: Any):
@@ -272,9 +364,10 @@ def unavailable_note(entry: CatalogueEntry) -> str | None:
     return f"Not available here: {reason}." if reason else None
 
 
-def _first_usable(policy: Policy) -> list[str]:
-    usable = [entry.id for entry in policy.catalogue if unavailable_note(entry) is None]
-    return (usable or [entry.id for entry in policy.catalogue])[:3]
+def _first_usable(policy: Policy, entries: list[CatalogueEntry] | None = None) -> list[str]:
+    entries = list(policy.catalogue) if entries is None else entries
+    usable = [entry.id for entry in entries if unavailable_note(entry) is None]
+    return (usable or [entry.id for entry in entries])[:3]
 
 
 def _stop_all(request: gr.Request) -> None:

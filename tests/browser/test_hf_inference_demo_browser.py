@@ -70,6 +70,11 @@ def test_flux_schnell_finishes_in_a_compare_panel_beside_the_bundled_model(
     # after the run, would clear the panels again (two visible panels come with the first one)
     block = flux.locator("xpath=ancestor::*[contains(@class, 'block')][1]")
     expect(block).to_contain_text(LABELS["flux-schnell"], timeout=TIMEOUT_MS)
+    # and the size sliders follow it too (their answer is another event's): FLUX.1 [schnell]
+    # takes no less than 256 px, and the bundled model's 64 would fail its panel
+    root.get_by_text("Advanced settings").click()  # the sliders are drawn once it opens
+    width = root.locator('input[aria-label="number input for Width"]')
+    expect(width).to_have_value("256", timeout=TIMEOUT_MS)
     root.get_by_role("button", name="Compare", exact=True).click()
     expect(flux).to_have_attribute("data-view", "done", timeout=TIMEOUT_MS)
     flux.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)

@@ -58,14 +58,18 @@ class Replay:
     mappings: dict[str, list[dict]] = field(default_factory=dict)
     routes: dict[tuple[str, str], Answer] = field(default_factory=dict)
     requests: list[tuple[str, str, bool]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    """Each request's body, in the same order as ``requests``."""
     timeouts: list[dict[str, float | None]] = field(default_factory=list)
     hub_calls: int = 0
 
-    def serve(self, model: str, *providers: tuple[str, str, str]) -> None:
+    def serve(
+        self, model: str, *providers: tuple[str, str, str], task: str = "text-to-image"
+    ) -> None:
         """The Hub's provider mapping for ``model``: (provider, provider_id, status), in the
-        order the Hub lists them."""
+        order the Hub lists them, each serving ``task``."""
         self.mappings[model] = [
-            {"provider": p, "providerId": pid, "status": status, "task": "text-to-image"}
+            {"provider": p, "providerId": pid, "status": status, "task": task}
             for p, pid, status in providers
         ]
 
@@ -79,6 +83,7 @@ class Replay:
         url = str(request.url).split("?", 1)[0]
         authorized = request.headers.get("authorization") == f"Bearer {TOKEN}"
         self.requests.append((request.method, url, authorized))
+        self.bodies.append(request.read())
         self.timeouts.append(dict(request.extensions.get("timeout") or {}))
         if url.startswith(f"{HUB}/api/models/"):
             self.hub_calls += 1
@@ -93,7 +98,9 @@ class Replay:
                 200,
                 json={
                     "id": model,
-                    "pipeline_tag": "text-to-image",
+                    "pipeline_tag": next(
+                        (m["task"] for m in self.mappings[model]), "text-to-image"
+                    ),
                     "inferenceProviderMapping": mapping,
                 },
             )
@@ -203,6 +210,66 @@ def default_replay() -> Replay:
     return replay
 
 
+KONTEXT = "black-forest-labs/FLUX.1-Kontext-dev"
+EDITS = RECORDED / "image_to_image.json"
+
+
+def edited_png(request: Any) -> Any:
+    """hf-inference's image-to-image answer: the image's bytes. Its diffusers server returns a
+    picture of ``parameters.target_size`` (else the input's size) made from the input; here
+    the input itself, inverted (an "edit" a test can tell from the input)."""
+    import io
+
+    import httpx2
+    import PIL.Image
+    import PIL.ImageOps
+
+    body = json.loads(request.read())
+    image = PIL.Image.open(io.BytesIO(base64.b64decode(body["inputs"]))).convert("RGB")
+    size = body.get("parameters", {}).get("target_size")
+    if size:
+        image = image.resize((size["width"], size["height"]))
+    out = io.BytesIO()
+    PIL.ImageOps.invert(image).save(out, format="PNG")
+    return httpx2.Response(200, content=out.getvalue(), headers={"content-type": "image/png"})
+
+
+def edit_replay(served: Replay | None = None) -> Replay:
+    """``served`` (the text-to-image replay by default) with FLUX.1 Kontext [dev] served for
+    image-to-image by the five providers huggingface_hub 2.4 calls for it, each answering as
+    ``recorded/image_to_image.json`` records (fal-ai polls once IN_PROGRESS, then COMPLETED)."""
+    served = served or default_replay()
+    recorded = json.loads(EDITS.read_text())
+    model = recorded["model"]
+    providers = [tuple(entry) for entry in recorded["mapping"]["providers"]]
+    served.serve(model, *providers, task="image-to-image")
+    image_b64 = base64.b64encode(recorded_png()).decode()
+    for provider, item in recorded["interactions"].items():
+        by_route: dict[tuple[str, str], list[dict]] = {}
+        for answer in item["answers"]:
+            url = answer["url"].replace("<model>", model)
+            by_route.setdefault((answer["method"], url), []).append(answer)
+        for (method, url), answers in by_route.items():
+            served.answer(method, url, _in_turn(answers, image_b64, provider))
+    return served
+
+
+def _in_turn(answers: list[dict], image_b64: str, provider: str) -> Answer:
+    """A route's recorded answers, one per request, the last repeated."""
+    import httpx2
+
+    given = iter(range(len(answers)))
+
+    def answer(request: Any) -> Any:
+        recorded = answers[min(next(given, len(answers) - 1), len(answers) - 1)]
+        if recorded.get("image"):
+            return edited_png(request) if provider == "hf-inference" else png(request)
+        body = json.loads(json.dumps(recorded["json"]).replace("<the recorded PNG>", image_b64))
+        return httpx2.Response(recorded["status"], json=body)
+
+    return answer
+
+
 def replay(monkeypatch, served: Replay | None = None) -> Iterator[Replay]:
     """For a fixture: huggingface_hub's HTTP answered by ``served`` (the recorded answers by
     default), online mode for the test only, HF_TOKEN the replay's token, the provider mapping
@@ -249,7 +316,7 @@ def replay(monkeypatch, served: Replay | None = None) -> Iterator[Replay]:
 
 PRIVATE = re.compile(
     r"router\.huggingface\.co|fal\.media|replicate\.delivery|example\.invalid|wavespeed\.ai|"
-    r"api/v3|async-result|X-Amz"
+    r"api/v3|async-result|X-Amz|cloudfront\.net|queue\.fal\.run|/requests/"
 )
 
 

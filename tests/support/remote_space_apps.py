@@ -13,6 +13,7 @@ One Blocks holds every app, each under its own API name, as the Spaces write the
   yielding an image per step.
 - ``/refuse``: an app that raises ``gr.Error`` for a prompt.
 - ``/seeded``: ``infer(prompt, seed)`` with a seed slider capped at 2**31 - 1, nothing more.
+- ``/kontext``, ``/qwen_edit``, ``/img2img``: edit Spaces (remote_edit_apps.py).
 
 Images are flat colours a test can read back: red is 20 times the step (250 for the final
 image), green and blue the seed's two low bytes. What each run did goes to ``--state``: the
@@ -37,6 +38,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import PIL.Image
+from remote_edit_apps import edit_tabs
 
 MAX_SEED = int(np.iinfo(np.int32).max)
 STATE = Path(os.environ.get("SPACE_APPS_STATE", "."))
@@ -202,6 +204,8 @@ def build() -> gr.Blocks:
         with gr.Tab("Seeded"):
             inputs = [gr.Text(label="Prompt"), gr.Slider(0, MAX_SEED, step=1, label="Seed")]
             gr.Button("Run").click(seeded, inputs, gr.Image(), api_name="seeded")
+        # /kontext, /qwen_edit, /img2img: remote_edit_apps.py
+        edit_tabs(log=log, tag_of=tag_of, wait_at_gate=wait_at_gate)
     return demo
 
 

@@ -302,7 +302,8 @@ def test_the_demo_offers_inference_models_and_says_why_they_cannot_run_before_a_
     policy, monkeypatch, caplog
 ):
     """A visitor reads one plain line; the owner's fix (the environment variable) is logged."""
-    assert [e.id for e in policy.entries_for("hf-inference")] == ["flux-schnell", "sdxl"]
+    offered = [e.id for e in policy.entries_for("hf-inference")]
+    assert offered == ["flux-schnell", "sdxl", "flux-kontext", "qwen-image-edit"]
     assert controls.unavailable_reason("diffusers") is None
     with caplog.at_level(logging.INFO, logger="gradio_diffusion_preview.controls"):
         reason = controls.unavailable_reason("hf-inference")  # the tests run offline

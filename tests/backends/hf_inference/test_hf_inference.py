@@ -38,7 +38,11 @@ from gradio_diffusion_preview import (
     validate_request,
 )
 from gradio_diffusion_preview.backends.hf_inference.backend import HfInferenceBackend
-from gradio_diffusion_preview.backends.hf_inference.catalogue import CATALOGUE, catalogue_entry
+from gradio_diffusion_preview.backends.hf_inference.catalogue import (
+    CATALOGUE,
+    EDITING,
+    catalogue_entry,
+)
 from gradio_diffusion_preview.backends.hf_inference.settings import (
     TEXT_TO_IMAGE_PROVIDERS,
     HfModel,
@@ -362,7 +366,8 @@ def test_the_live_listing_of_any_provider_adds_models_the_catalogue_lacks(router
     monkeypatch.setenv("HF_TOKEN", router.token)
     backend = HfInferenceBackend(hub_url=router.url)  # Hugging Face's routing, any provider
     ids = [m.id for m in backend.list_models()]
-    assert ids == [SCHNELL, SDXL, "acme/new-model"]
+    editing = [m.id for m in EDITING]  # served for image-to-image: not in this listing, kept
+    assert ids == [SCHNELL, SDXL, *editing, "acme/new-model"]
     new = backend.model_info("acme/new-model")
     assert new.name == "new-model" and new.defaults is None
     assert new.description == "Served by fal-ai."
@@ -483,7 +488,7 @@ def test_the_conformance_kit_passes(router, monkeypatch):
     assert report.skipped == {
         "cancel": "capabilities.step_events is False: check_cancel_at_start checks its cancel",
         "finish_early": "capabilities.finish_early is False",
-        # image_to_image through huggingface_hub is not built yet (issue #27)
+        # FLUX.1 [schnell] is text-to-image only (test_hf_inference_edit.py runs the checks)
         "image_to_image": "capabilities.image_to_image is False",
         "image_to_image_preview": "capabilities.image_to_image is False",
     }, report

@@ -53,10 +53,22 @@ RESERVED_PARAMETERS = frozenset(
         "num_outputs",
         "n",
         "batch_size",
+        "image",
+        "images",
+        "image_url",
+        "image_urls",
+        "input_image",
+        "input_images",
+        "reference_images",
+        "strength",
+        "prompt_strength",
+        "target_size",
+        "mask",
+        "mask_url",
     }
 )
 """Names a request may not send as provider parameters: they would bypass validation (the size,
-the steps, the number of images billed) or the seed."""
+the steps, the number of images billed, the input image and its strength) or the seed."""
 MAX_PARAMETERS = 16
 MAX_PARAMETER_TEXT = 1000
 
@@ -85,6 +97,8 @@ class HfInferenceBackend(Backend):
         cancel=True,
         finish_early=False,
         any_model=False,
+        image_to_image=True,
+        instruction_editing=True,
         options={
             "parameters": "provider-specific parameters sent with the request: a JSON object "
             'of names to strings, numbers or booleans, e.g. {"scheduler": '
@@ -165,6 +179,22 @@ class HfInferenceBackend(Backend):
     def models(self) -> Sequence[ModelInfo]:
         return self.listing.models()
 
+    def capabilities_for(self, model: str | None) -> Capabilities:
+        """The backend's capabilities with the model's own; only a model whose entry says so
+        takes an input image (the editing models of the catalogue, or ``defaults`` with
+        ``image_to_image``/``instruction_editing``): Inference serves most models for one
+        task, text-to-image or image-to-image."""
+        caps = super().capabilities_for(model)
+        info = self.model_info(model) if model else None
+        defaults = info.defaults if info else None
+        return caps.model_copy(
+            update={
+                "image_to_image": bool(defaults and defaults.image_to_image),
+                "inpainting": False,
+                "instruction_editing": bool(defaults and defaults.instruction_editing),
+            }
+        )
+
     def generate(
         self, request: GenerationRequest, control: RunControl
     ) -> Iterator[GenerationEvent]:
@@ -179,6 +209,15 @@ class HfInferenceBackend(Backend):
             return
         if importlib.util.find_spec("huggingface_hub") is None:
             yield Failed(f"Hugging Face Inference needs huggingface_hub: {INSTALL_HINT}")
+            return
+        caps = self.capabilities_for(request.model)
+        if request.init_image is None and (caps.image_to_image or caps.instruction_editing):
+            yield Failed(
+                f"Model '{request.model}' edits a picture (Inference serves it for "
+                "image-to-image only). Fix: give init_image (the Edit tab), or choose a "
+                "text-to-image model.",
+                "invalid_request",
+            )
             return
         from .run import InferenceRun
 

@@ -31,7 +31,7 @@ from typing import Any
 import PIL.Image
 from pydantic import SecretStr
 
-from . import routing
+from . import editing, routing
 from .tokens import resolve_token
 
 _numbers = itertools.count(1)
@@ -44,7 +44,9 @@ class MissingToken(RuntimeError):
 @dataclass(frozen=True)
 class CallSpec:
     """What to ask for: ``model`` is a repo id (routed by ``provider``) or an http(s) URL
-    (POSTed as is by the hf-inference protocol); ``arguments`` are ``text_to_image``'s."""
+    (POSTed as is by the hf-inference protocol); ``arguments`` are ``text_to_image``'s, or with
+    ``image`` (an edit: the input's PNG bytes) ``editing.edit_arguments``', sent by
+    ``image_to_image`` once the provider is known."""
 
     model: str
     provider: str | None
@@ -52,6 +54,11 @@ class CallSpec:
     bill_to: str | None = None
     needs_token: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    image: bytes | None = None
+
+    @property
+    def task(self) -> str:
+        return routing.TASK if self.image is None else editing.TASK
 
 
 class InferenceCall:
@@ -142,12 +149,13 @@ class InferenceCall:
         self.image = image if image.mode == "RGB" else image.convert("RGB")
 
     async def _routed(self, token: str | None, by_mapping: bool) -> PIL.Image.Image:
-        """One ``text_to_image`` call, "auto" resolved to a provider this client can call."""
+        """One ``text_to_image`` (or, with an input image, ``image_to_image``) call, "auto"
+        resolved to a provider this client can call for the task."""
         from huggingface_hub import AsyncInferenceClient
 
         provider = self.spec.provider
         if provider is None and by_mapping:
-            route = routing.choose(self.spec.model)
+            route = routing.choose(self.spec.model, self.spec.task)
             provider, self.skipped = route.provider, route.skipped
         self.provider_used = provider
         async with AsyncInferenceClient(
@@ -157,6 +165,11 @@ class InferenceCall:
             bill_to=self.spec.bill_to,
             headers=self.spec.headers or None,
         ) as client:
+            if self.spec.image is not None:
+                arguments = editing.for_provider(self.spec.arguments, provider)
+                return await client.image_to_image(
+                    self.spec.image, model=self.spec.model, **arguments
+                )
             return await client.text_to_image(model=self.spec.model, **self.spec.arguments)
 
 

@@ -1,5 +1,6 @@
-"""The curated catalogue: current text-to-image models served by Inference Providers, with the
-defaults and limits their model cards give.
+"""The curated catalogue: current text-to-image models served by Inference Providers, and the
+editing models they serve for image-to-image, with the defaults and limits their model cards
+give.
 
 It is what the backend offers when no models are configured and the Hub cannot be asked (offline,
 or the live listing failed), and it gives live-listed models their names and defaults. Sources:
@@ -93,6 +94,44 @@ CATALOGUE: tuple[HfModel, ...] = (
         ),
     ),
 )
+
+
+EDITING: tuple[HfModel, ...] = (
+    HfModel(
+        id="black-forest-labs/FLUX.1-Kontext-dev",
+        name="FLUX.1 Kontext [dev] (edit)",
+        description="Black Forest Labs' instruction editing model: give a picture and say what "
+        'to change ("make the circle a blue star"); 28 steps, guidance 2.5, no strength. '
+        "Non-commercial licence.",
+        defaults=ModelDefaults(
+            default_steps=28,
+            steps_range=(1, 50),
+            default_guidance=2.5,
+            guidance_range=(1.0, 10.0),
+            negative_prompt=False,
+            instruction_editing=True,
+            **_FLOW,
+        ),
+    ),
+    HfModel(
+        id="Qwen/Qwen-Image-Edit",
+        name="Qwen-Image-Edit (edit)",
+        description="Qwen's 20B instruction editing model (text in pictures too): give a "
+        "picture and say what to change; 50 steps, guidance 4, no strength. Apache-2.0.",
+        defaults=ModelDefaults(
+            default_steps=50,
+            steps_range=(1, 100),
+            default_guidance=4.0,
+            guidance_range=(1.0, 10.0),
+            instruction_editing=True,
+            **_FLOW,
+        ),
+    ),
+)
+"""Models Inference Providers serve for image-to-image that edit by instruction (the Hub's
+``image-to-image`` task): an input image and the prompt's instruction, no strength."""
+
+CATALOGUE = CATALOGUE + EDITING
 
 
 def catalogue_entry(model_id: str) -> HfModel | None:

@@ -316,7 +316,7 @@ def _not_found(asked: str, detail: str, where: Where) -> Failed:
     return Failed(
         f"Model {asked} is not available from Hugging Face Inference ({detail}). Fix: choose "
         f"another model (`python -m gradio_diffusion_preview plugins` lists what backend "
-        f"'{where.backend}' offers; https://huggingface.co/models?pipeline_tag=text-to-image&"
+        f"'{where.backend}' offers; https://huggingface.co/models?"
         "inference_provider=all lists every served one).",
         "model_not_found",
     )

@@ -1,5 +1,6 @@
 """The models the backend offers: the configured list (the curated catalogue by default), or,
-when online, the Hub's live list of text-to-image models served by Inference Providers.
+when online, the Hub's live list of text-to-image models served by Inference Providers (with
+the configured editing models, which the Hub serves for image-to-image).
 
 The live list comes from ``HfApi.list_models(pipeline_tag="text-to-image", inference_provider=
 ..., expand=["inferenceProviderMapping"])`` on a daemon thread, so a slow Hub never holds a
@@ -129,7 +130,7 @@ class ModelListing:
             with self._lock:
                 self._failed = (time.monotonic(), reason)
             return
-        offered = merge(self._configured, live)
+        offered = merge(self._configured, live, editing=self.settings.router_url is None)
         with self._lock:
             self._live, self._failed = (time.monotonic(), offered), None
             self._source = f"live (the Hub lists {len(offered)} served models)"
@@ -163,18 +164,27 @@ def fetch_live(settings: InferenceSettings, token: str | None) -> list[LiveModel
     return found
 
 
-def merge(configured: list[HfModel], live: list[LiveModel]) -> list[HfModel]:
+def merge(configured: list[HfModel], live: list[LiveModel], editing: bool = True) -> list[HfModel]:
     """Configured entries that are served (or have their own endpoint URL), in their order,
-    then the other live models; each says who serves it."""
+    then the other live models; each says who serves it. The live list is of text-to-image
+    models: configured editing models (image-to-image) are kept as configured."""
     served = {model.id: model.providers for model in live}
     offered = []
     for entry in configured:
         providers = served.get(entry.id, ())
         if entry.url or (providers and entry.provider in (None, "auto", *providers)):
             offered.append(_served_by(entry, providers))
+        elif editing and takes_image(entry):  # served for image-to-image: not listed here
+            offered.append(entry)
     known = {entry.id for entry in configured}
     offered += [_served_by(HfModel(id=m.id), m.providers) for m in live if m.id not in known]
     return offered
+
+
+def takes_image(entry: HfModel) -> bool:
+    """True for an editing entry (its defaults say image_to_image or instruction_editing)."""
+    defaults = entry.defaults
+    return bool(defaults and (defaults.image_to_image or defaults.instruction_editing))
 
 
 def _served_by(entry: HfModel, providers: tuple[str, ...]) -> HfModel:

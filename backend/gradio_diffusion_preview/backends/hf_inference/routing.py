@@ -5,7 +5,8 @@ one it cannot call (SDXL base's mapping has started with nebius, which huggingfa
 not support), one in ``staging`` (for the provider's tests) or one whose health check failed:
 the run then ends as "model not found" while another listed provider serves the model. Here the
 mapping is read in the Hub's order (the token owner's preference order when the token is sent),
-and the first entry that is live, for text-to-image and callable by this huggingface_hub is
+and the first entry that is live, for the run's task (text-to-image, or image-to-image for an
+edit) and callable by this huggingface_hub is
 chosen; the others before it are reported with why they were skipped.
 
 The mapping comes from huggingface_hub's own cached look-up (``_fetch_inference_provider_mapping``,
@@ -37,9 +38,10 @@ class Route:
     skipped: tuple[str, ...] = ()
 
 
-def choose(model: str) -> Route:
-    """The first live text-to-image provider of ``model``'s mapping that huggingface_hub can
-    call (a network call, once per model while cached); raises ``NoProvider``."""
+def choose(model: str, task: str = TASK) -> Route:
+    """The first live provider of ``model``'s mapping that huggingface_hub can call for
+    ``task`` (``text-to-image`` or ``image-to-image``; a network call, once per model while
+    cached); raises ``NoProvider``."""
     import huggingface_hub
     from huggingface_hub.inference._providers import PROVIDERS
     from huggingface_hub.inference._providers._common import _fetch_inference_provider_mapping
@@ -47,9 +49,9 @@ def choose(model: str) -> Route:
     skipped = []
     for mapping in _fetch_inference_provider_mapping(model):
         name = mapping.provider
-        if TASK not in PROVIDERS.get(name, {}):
-            why = f"huggingface_hub {huggingface_hub.__version__} cannot call it"
-        elif mapping.task != TASK:
+        if task not in PROVIDERS.get(name, {}):
+            why = f"huggingface_hub {huggingface_hub.__version__} cannot call it for {task}"
+        elif mapping.task != task:
             why = f"it serves the model for {mapping.task}"
         elif mapping.status != "live":
             why = (

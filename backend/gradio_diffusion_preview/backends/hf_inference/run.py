@@ -20,6 +20,7 @@ import PIL.Image
 
 from ...events import Failed, Finished, GenerationEvent, Started, Status
 from .call import CallSpec, InferenceCall
+from .editing import edit_arguments, input_bytes
 from .failures import Retry, Where, classify
 from .settings import HF_ROUTE, HfModel
 
@@ -143,6 +144,12 @@ class InferenceRun:
                 "rephrase the prompt, or try another seed or model.",
                 "content_filtered",
             )
+        size = (self.request.width, self.request.height)
+        if self.request.init_image is not None and None not in size and image.size != size:
+            # An edit's result has the input's size (validation set it), as the widget's
+            # before/after view and the other backends have it; some providers make their
+            # model's nearest size (FLUX.1 Kontext snaps to its preferred resolutions).
+            image = image.resize(size, PIL.Image.Resampling.LANCZOS)
         return image
 
     def _timed_out(self) -> Failed:
@@ -175,31 +182,31 @@ class InferenceRun:
             model, provider = f"{settings.router_url}/{HF_ROUTE}/models/{entry.id}", None
         else:
             model = entry.id
-        arguments: dict[str, Any] = {
-            "prompt": request.prompt,
-            "negative_prompt": request.negative_prompt or None,
-            "width": request.width,
-            "height": request.height,
-            "num_inference_steps": request.steps,
-            "guidance_scale": request.guidance,
-        }
         extra = {**request.options.get("parameters", {}), **entry.parameters}
-        if extra:
-            arguments["extra_body"] = extra
+        image = None
+        if request.init_image is not None:  # an edit: image_to_image takes extras as keywords
+            image = input_bytes(request.init_image)
+            arguments: dict[str, Any] = {**edit_arguments(request), **extra}
+        else:
+            arguments = {
+                "prompt": request.prompt,
+                "negative_prompt": request.negative_prompt or None,
+                "width": request.width,
+                "height": request.height,
+                "num_inference_steps": request.steps,
+                "guidance_scale": request.guidance,
+            }
+            if extra:
+                arguments["extra_body"] = extra
         return CallSpec(
             model=model,
             provider=None if provider == "auto" else provider,
             arguments=arguments,
             bill_to=settings.bill_to,
             needs_token=not (entry.url or settings.router_url),
+            image=image,
         )
 
     def _with_seed(self, seed: int) -> CallSpec:
         spec = self.spec
-        return CallSpec(
-            spec.model,
-            spec.provider,
-            {**spec.arguments, "seed": seed},
-            spec.bill_to,
-            spec.needs_token,
-        )
+        return dataclasses.replace(spec, arguments={**spec.arguments, "seed": seed})

@@ -33,6 +33,11 @@ TEXT_TO_IMAGE_PROVIDERS = (
 )
 """The providers huggingface_hub 2.4 can call for text-to-image (a test keeps this in step
 with the installed library); ``auto`` lets Hugging Face pick among them."""
+IMAGE_TO_IMAGE_PROVIDERS = ("hf-inference", "fal-ai", "replicate", "together", "wavespeed")
+"""The providers huggingface_hub 2.4 can call for image-to-image (``InferenceClient.
+image_to_image``; a test keeps this in step with the installed library)."""
+PROVIDERS = (*TEXT_TO_IMAGE_PROVIDERS,)
+"""Every provider a setting may name: those of text-to-image (image-to-image's are among them)."""
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 Scalar = str | int | float | bool
@@ -43,11 +48,11 @@ class SettingsError(ValueError):
 
 
 def _check_provider(value: str | None) -> str | None:
-    if value is None or value == "auto" or value in TEXT_TO_IMAGE_PROVIDERS:
+    if value is None or value == "auto" or value in PROVIDERS:
         return value
     raise ValueError(
         f"unknown provider {value!r}; use 'auto' (Hugging Face picks) or one of: "
-        f"{', '.join(TEXT_TO_IMAGE_PROVIDERS)}"
+        f"{', '.join(PROVIDERS)}"
     )
 
 

@@ -34,8 +34,24 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "width": ("width",),
     "height": ("height",),
     "num_images": ("num_images", "num_images_per_prompt", "batch_size", "num_outputs", "images"),
+    "init_image": (
+        "init_image",
+        "input_image",
+        "image",
+        "source_image",
+        "image_input",
+        "input_img",
+        "init_img",
+        "img",
+        "upload_the_image_for_editing",
+        "input",
+    ),
+    "strength": ("strength", "denoising_strength", "denoise", "image_strength", "prompt_strength"),
 }
-"""Parameter names (or labels) recognised as each request field, in snake case."""
+"""Parameter names (or labels) recognised as each request field, in snake case. The input image
+goes only to an image input (``gr.Image``), sent as a file (``gradio_client.handle_file``)."""
+IMAGE_INPUT = "image"
+"""The component of an input that takes the request's ``init_image``."""
 _RANGE = re.compile(r"between\s+(-?[\d.]+)\s+and\s+(-?[\d.]+)")
 
 
@@ -117,9 +133,12 @@ class RemoteApi:
     randomize: str | None = None
     """The app's "randomize seed" switch, turned off when a request gives a seed."""
 
-    def arguments(self, request: GenerationRequest) -> list[Any]:
-        """The positional arguments of one call, in the endpoint's parameter order."""
+    def arguments(self, request: GenerationRequest, image_file: Any = None) -> list[Any]:
+        """The positional arguments of one call, in the endpoint's parameter order;
+        ``image_file`` is the request's input image as ``gradio_client.handle_file`` gives it."""
         values: dict[str, Any] = {
+            "init_image": image_file,
+            "strength": request.strength,
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt,
             "model": request.model,
@@ -162,6 +181,10 @@ class RemoteApi:
     @property
     def takes_prompt(self) -> bool:
         return "prompt" in self.inputs
+
+    @property
+    def takes_image(self) -> bool:
+        return "init_image" in self.inputs
 
 
 def detect(
@@ -416,6 +439,8 @@ def _map_inputs(
         for parameter in parameters:
             if parameter.name in taken:
                 continue
+            if (field == "init_image") != (parameter.component.lower() == IMAGE_INPUT):
+                continue  # the picture goes to an image input, and only the picture does
             if (
                 _snake(parameter.name) in SYNONYMS[field]
                 or _snake(parameter.label) in (SYNONYMS[field])
@@ -428,6 +453,13 @@ def _map_inputs(
         if len(texts) == 1:
             inputs["prompt"] = texts[0].name
             taken.add(texts[0].name)
+    if "init_image" not in inputs and "init_image" not in settings.inputs:
+        images = [p for p in parameters if p.component.lower() == IMAGE_INPUT]
+        if len(images) == 1 and images[0].name not in taken:
+            inputs["init_image"] = images[0].name  # an edit Space's one picture input
+            taken.add(images[0].name)
+    if "strength" in inputs and "init_image" not in inputs:
+        del inputs["strength"]  # a strength without a picture to apply it to is sent nowhere
     missing = [p for p in parameters if p.name not in taken and not p.has_default]
     if missing:
         raise _config(
@@ -465,6 +497,10 @@ def _capabilities(
         "cancel": True,
         "finish_early": finish_api is not None,
         "any_model": False,
+        # An image input with a strength is image-to-image; without one, the app edits the
+        # picture as the prompt says (FLUX.1 Kontext and Qwen-Image-Edit Spaces).
+        "image_to_image": "init_image" in param and "strength" in param,
+        "instruction_editing": "init_image" in param and "strength" not in param,
     }
     if "steps" in param:
         low, high = _int_range(param["steps"], base.steps_range)

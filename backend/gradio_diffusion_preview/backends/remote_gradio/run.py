@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -78,11 +80,16 @@ class RemoteRun:
         except RemoteFailure as failure:
             yield failure.as_failed()
             return
+        upload = _input_file(self.request, session.api)
         try:
-            job = client.submit(*session.api.arguments(self.request), api_name=session.api.api_name)
+            image_file = None if upload is None else _handle_file(upload)
+            job = client.submit(
+                *session.api.arguments(self.request, image_file), api_name=session.api.api_name
+            )
         except Exception as error:
             session.release(client, reusable=False)
             self.backend.forget_session(session)
+            _remove(upload)
             yield self._failure(error).as_failed()
             return
         self.session, self.client, self.job = session, client, job
@@ -103,6 +110,7 @@ class RemoteRun:
                 lost = failure.reason in ("unavailable", "unauthorized")
                 yield failure.as_failed()
         finally:
+            _remove(upload)
             if lost:
                 session.release(client, reusable=False)
                 self.backend.forget_session(session)
@@ -209,6 +217,11 @@ class RemoteRun:
             return
         yield Status("fetching", "Fetching the image from the remote app…")
         images = self._images(api.pick(result))
+        size = (self.request.width, self.request.height)
+        if self.request.init_image is not None and None not in size:
+            # An edit's result has the input's size (validation set it), for the before/after
+            # view; edit Spaces often make their model's own size (FLUX.1 Kontext: ~1 MP).
+            images = [i if i.size == size else resized(i, size) for i in images]
         used = api.seed_used(result)
         if used is not None:  # the seed the app says it used wins over the one sent
             seeds = [used] * len(images)
@@ -429,6 +442,29 @@ def _check_state(value: Any, where: str) -> None:
             "options.output at its DiffusionPreview output.",
             "remote_error",
         )
+
+
+def _input_file(request: GenerationRequest, api: Any) -> str | None:
+    """The request's input image written to a PNG file of its own, for gradio_client to upload
+    (it sends files by path); None when there is none or the endpoint takes no image."""
+    if request.init_image is None or not api.takes_image:
+        return None
+    handle, path = tempfile.mkstemp(prefix="gdp-edit-", suffix=".png")
+    with os.fdopen(handle, "wb") as file:
+        request.init_image.convert("RGB").save(file, format="PNG")
+    return path
+
+
+def _handle_file(path: str) -> Any:
+    from gradio_client import handle_file
+
+    return handle_file(path)
+
+
+def _remove(path: str | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def _positive(value: Any) -> int | None:

@@ -39,6 +39,8 @@ RequestField = Literal[
     "width",
     "height",
     "num_images",
+    "init_image",
+    "strength",
 ]
 FIELDS: tuple[str, ...] = get_args(RequestField)
 """The request fields that can be sent to a remote parameter."""
