@@ -8,7 +8,7 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes train-shapes-continue shapes-phrasings-eval release-check space \
+.PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes train-shapes-continue train-shapes-attention16 shapes-phrasings-eval release-check space \
 	gradio5 test-gradio4
 
 demo: setup frontend
@@ -115,6 +115,26 @@ train-shapes-continue: setup
 		--out $(SHAPES_RUNS)/shapes-26 --steps 500 --resume-images 4000 --lr 0.0003 --batch 32 \
 		--eval-every 250 --skip-final-eval
 	rm -rf $(SHAPES_MODEL) && cp -r $(SHAPES_RUNS)/shapes-26 $(SHAPES_MODEL)
+	$(PY) training/train_shapes.py --finish --out $(SHAPES_MODEL)
+	$(MAKE) shapes-phrasings-eval
+
+# Issue #26, more capacity where a shape's outline and place are decided: the weights shipped
+# by train-shapes-continue (commit fc9a61e, taken from git), their UNet grown by self- and
+# cross-attention at the 16 x 16 level (every trained weight kept, the new layers starting as
+# no change), then UNet and text encoder trained 1,500 batches on 12,000 fresh drawings
+# (about 50 minutes of a shared core; the checkpoint kept is batch 1,000). Measured on the 50
+# held-out phrasings: position 61% -> 83%, shape 66% -> 72%, colour and background 98% -> 100%;
+# on the held-out combinations position 63% -> 81%, shape 77.5% (unchanged). About 1.35 times
+# the time per image of the weights before (0.37 s -> 0.50 s side by side, quiet machine).
+SHAPES_BASE_COMMIT := fc9a61e
+train-shapes-attention16: setup
+	rm -rf $(SHAPES_RUNS)/shapes-26-base && mkdir -p $(SHAPES_RUNS)/shapes-26-base
+	git archive $(SHAPES_BASE_COMMIT) $(SHAPES_MODEL) \
+		| tar -x --strip-components=5 -C $(SHAPES_RUNS)/shapes-26-base
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --resume $(SHAPES_RUNS)/shapes-26-base \
+		--out $(SHAPES_RUNS)/shapes-a16 --attention-16 --steps 1500 --resume-images 12000 \
+		--lr 0.0003 --batch 32 --eval-every 250 --skip-final-eval
+	rm -rf $(SHAPES_MODEL) && cp -r $(SHAPES_RUNS)/shapes-a16 $(SHAPES_MODEL)
 	$(PY) training/train_shapes.py --finish --out $(SHAPES_MODEL)
 	$(MAKE) shapes-phrasings-eval
 

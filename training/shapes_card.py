@@ -125,6 +125,18 @@ def _parameters(folder: Path) -> dict[str, float]:
     return counts
 
 
+def _attention_levels(folder: Path) -> str:
+    """Where the UNet attends (to itself and to the prompt), read from its config."""
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    side = config["sample_size"]
+    levels = []
+    for block in config["down_block_types"]:
+        if block.startswith("CrossAttn"):
+            levels.append(f"{side} x {side}")
+        side //= 2
+    return "attention at " + ", ".join(levels) if levels else "no attention"
+
+
 def _limits(t: dict) -> str:
     """What limited this run and what would close the gap, when the trainer recorded it."""
     return f"\n**What limited it.** {t['limits']}\n" if t.get("limits") else ""
@@ -146,7 +158,13 @@ def _shipped(t: dict, rows: list[dict]) -> str:
         continued += (
             f"Continued (`--resume`) from batch {part['from_steps']} for {part['steps']} more "
             f"batches, with a fresh optimiser, warm-up and cosine decay from peak lr "
-            f"{part['lr']}. "
+            f"{part['lr']}"
+            + (
+                f"; {part['added']} added (the new layers starting as no change)"
+                if part.get("added")
+                else ""
+            )
+            + ". "
         )
     return continued + (
         f"{trained} batches were trained{stopped}; what ships is the weight average (EMA) at "
@@ -306,7 +324,7 @@ real pictures forming, offline.
   reconstruction + KL + a linear latent-to-colour read-out; then the decoder alone (the
   encoder, so the latent space, frozen) for {t.get("decoder_steps", 0)} batches
   ({t.get("decoder_minutes", 0)} min{_decoder_note(t)}). {vae_note}
-- **Denoiser**: UNet ({params["unet"]:.2f} M) and CLIP text encoder
+- **Denoiser**: UNet ({params["unet"]:.2f} M; {_attention_levels(folder)}) and CLIP text encoder
   ({params["text_encoder"]:.2f} M) trained together on {t["images"]} encoded drawings, batches
   of {t["batch"]}: v-prediction, cosine noise schedule, Min-SNR-5 loss weighting, AdamW
   (warm-up, cosine decay, peak lr {t["lr"]}). {_shipped(t, rows)}

@@ -43,6 +43,7 @@ from shapes_parts import (  # noqa: E402
     make_unet,
     make_vae,
     mark_fast_tokenizer,
+    widen_unet,
 )
 from shapes_vae import encode, finetune_decoder, fit_latent_rgb, train_vae  # noqa: E402
 
@@ -96,6 +97,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--resume-images",
         type=int,
         help="with --resume: draw this many training pictures (default: as many as the source)",
+    )
+    parser.add_argument(
+        "--attention-16",
+        action="store_true",
+        help="with --resume: add attention at the 16 x 16 level of the UNet (issue #26), every "
+        "trained weight kept and the new layers starting as no change",
     )
     parser.add_argument("--skip-final-eval", action="store_true")
     parser.add_argument(
@@ -334,6 +341,8 @@ def resume(args) -> int:
     tokenizer = load_tokenizer(source / "tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(source / "text_encoder", torch_dtype=torch.float32)
     unet = UNet2DConditionModel.from_pretrained(source / "unet", torch_dtype=torch.float32)
+    if args.attention_16 and "DownBlock2D" in unet.config.down_block_types:
+        unet = widen_unet(unet)
     vae = AutoencoderKL.from_pretrained(source / "vae", torch_dtype=torch.float32).eval()
     scheduler = make_scheduler()
     began = time.monotonic()
@@ -360,7 +369,12 @@ def resume(args) -> int:
         + " ".join(sys.argv[1:]),
         "continued": [
             *earlier,
-            {"from_steps": offset, "steps": args.steps, "lr": args.lr},
+            {
+                "from_steps": offset,
+                "steps": args.steps,
+                "lr": args.lr,
+                **({"added": "attention at 16 x 16"} if args.attention_16 else {}),
+            },
         ],
         "planned_steps": offset + args.steps,
     }
