@@ -107,11 +107,15 @@ shapes-phrasings-eval: setup
 		> $(SHAPES_MODEL)/evaluation_phrasings.json
 	$(PY) training/train_shapes.py --card-only --out $(SHAPES_MODEL)
 
-# What shipped for issue #26 when there was no time for the full run: the weights trained by
-# train-shapes before the new phrasings (commit 4d66d7b), continued 500 batches on the new
-# training text (about 25 minutes of a busy core).
+# The step before train-shapes-attention16 (what it starts from, commit fc9a61e): the weights
+# trained by train-shapes before the new phrasings (commit 4d66d7b, taken from git), continued
+# 500 batches on the new training text (about 25 minutes of a busy core).
+SHAPES_PHRASINGS_BASE_COMMIT := 4d66d7b
 train-shapes-continue: setup
-	nice -n 10 $(PY) training/train_shapes.py --seed 0 --resume $(SHAPES_MODEL) \
+	rm -rf $(SHAPES_RUNS)/shapes-25-base && mkdir -p $(SHAPES_RUNS)/shapes-25-base
+	git archive $(SHAPES_PHRASINGS_BASE_COMMIT) $(SHAPES_MODEL) \
+		| tar -x --strip-components=5 -C $(SHAPES_RUNS)/shapes-25-base
+	nice -n 10 $(PY) training/train_shapes.py --seed 0 --resume $(SHAPES_RUNS)/shapes-25-base \
 		--out $(SHAPES_RUNS)/shapes-26 --steps 500 --resume-images 4000 --lr 0.0003 --batch 32 \
 		--eval-every 250 --skip-final-eval
 	rm -rf $(SHAPES_MODEL) && cp -r $(SHAPES_RUNS)/shapes-26 $(SHAPES_MODEL)
