@@ -37,8 +37,9 @@ EXAMPLES = [
     "a green circle on a purple background",
     "a white heart on a yellow background",
 ]
-# The bundled model remakes a picture described by the prompt (not by an instruction).
-EDIT_PROMPT = "a blue star on a white background"
+# The bundled model remakes a picture described by the prompt (not by an instruction); a heart
+# is a shape it draws over the sample's red circle at any seed (its stars are its weakest).
+EDIT_PROMPT = "a blue heart on a white background"
 CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TINY_PREFIX = "tiny:"
 

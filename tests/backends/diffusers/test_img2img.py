@@ -1,5 +1,5 @@
 """Image-to-image and inpainting on the diffusers backend, offline: the bundled shapes model (a red
-circle turned into a blue star), tiny SD 1.x and Flux pipelines built from diffusers' own test
+circle turned into a blue heart), tiny SD 1.x and Flux pipelines built from diffusers' own test
 configs. The run does the last int(steps * strength) steps, previews every one (the first close
 to the input at a low strength, not noise), cancels and finishes early within a step, and makes
 the image at the input's size."""
@@ -98,12 +98,13 @@ def test_the_classes_taken_are_those_the_installed_diffusers_maps():
             assert mapping[by_class[text_class]].__name__ == edit_class
 
 
-def test_the_bundled_model_turns_a_red_circle_into_a_blue_star(backend, red_circle):
+def test_the_bundled_model_turns_a_red_circle_into_a_blue_heart(backend, red_circle):
+    """The demo's Edit example (its EDIT_PROMPT), at two seeds."""
     for seed in (0, 1):
         final, steps = run(
             backend,
             model=SHAPES,
-            prompt="a blue star on a white background",
+            prompt="a blue heart on a white background",
             init_image=red_circle,
             strength=0.6,
             steps=10,
@@ -113,7 +114,7 @@ def test_the_bundled_model_turns_a_red_circle_into_a_blue_star(backend, red_circ
         expect_steps(final, steps, 6)  # int(10 * 0.6)
         assert final.images[0].size == red_circle.size
         seen = judge(final.images[0])
-        assert (seen.background, seen.colour, seen.shape) == ("white", "blue", "star"), seen
+        assert (seen.background, seen.colour, seen.shape) == ("white", "blue", "heart"), seen
         assert final.params.strength == 0.6
         assert "Denoising strength: 0.6" in infotext(final.params)  # PNG info, as A1111's
 
