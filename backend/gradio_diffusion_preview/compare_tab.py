@@ -41,6 +41,7 @@ from .generate_tab import (
     DEFAULT_STRENGTH,
     api_example_file,
     image_entries,
+    input_image_box,
     uploaded_image,
 )
 from .ownership import session_of
@@ -108,14 +109,7 @@ def compare_tab(
                 prompt_box = gr.Textbox(label="Prompt", value=prompt, lines=1, max_lines=6)
                 image_box = strength = None
                 if edit:
-                    image_box = gr.Image(
-                        value=image,
-                        label="Input image",
-                        type="filepath",
-                        sources=["upload", "clipboard"],
-                        height=192,
-                        elem_classes=["diffusion-input-image"],
-                    )
+                    image_box = input_image_box(image, height=192)
                     strength = gr.Slider(
                         0.0,
                         1.0,

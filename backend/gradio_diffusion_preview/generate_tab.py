@@ -122,14 +122,7 @@ def generate_tab(
             )
             image_box = strength = None
             if edit:
-                image_box = gr.Image(
-                    value=image,
-                    label="Input image",
-                    type="filepath",
-                    sources=["upload", "clipboard"],
-                    height=256,
-                    elem_classes=["diffusion-input-image"],
-                )
+                image_box = input_image_box(image, height=256)
                 strength = gr.Slider(
                     0.0,
                     1.0,
@@ -551,6 +544,19 @@ def _is_shapes(entry: CatalogueEntry) -> bool:
     from .bundled.shapes import model_dir
 
     return str(entry.model) == str(model_dir())
+
+
+def input_image_box(image: Any, height: int) -> gr.Image:
+    """The picture an edit starts from (the Edit and Compare-edits tabs): an upload or a paste,
+    handed to the event as a file path the upload guard bounded (see ``uploaded_image``)."""
+    return gr.Image(
+        value=image,
+        label="Input image",
+        type="filepath",
+        sources=["upload", "clipboard"],
+        height=height,
+        elem_classes=["diffusion-input-image"],
+    )
 
 
 def image_entries(policy: Policy) -> list[CatalogueEntry]:
