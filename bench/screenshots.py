@@ -91,7 +91,7 @@ def take(out: Path, quick: bool = False) -> None:
             page = browser.new_page(viewport={"width": 1366, "height": 900})
             page.set_default_timeout(120_000)
             page.goto(url)
-            page.get_by_role("tab", name="Compare").click()
+            page.get_by_role("tab", name="Compare", exact=True).click()
             page.get_by_label("Bundled shapes · DDIM").check()
             page.get_by_role("button", name="Compare", exact=True).click()
             page.locator(".diffusion-compare-panels [data-testid='final-image']").nth(3).wait_for()

@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from gradio_diffusion_preview import get_registry
+from gradio_diffusion_preview.compare import MIN_MODELS
 from gradio_diffusion_preview.compare_tab import compare_tab
 from gradio_diffusion_preview.generate_tab import generate_tab, image_entries
 from gradio_diffusion_preview.policy import Policy
@@ -24,8 +25,8 @@ from gradio_diffusion_preview.policy import Policy
 INTRO = """# gradio-diffusion-preview
 Watch text-to-image generation happen: a preview of **every denoising step**, progress, ETA,
 Stop, and the final images to download. **Generate** with one model, **Edit** a picture (image
-to image), or **Compare** one prompt and seed on 2 to 4 models side by side. Backends are
-plugins; pick one below.
+to image), **Compare** one prompt and seed on 2 to 4 models side by side, or **Compare edits**
+of one picture. Backends are plugins; pick one below.
 """
 DEFAULT_PROMPT = "an orange heart on a green background"
 # Prompts the bundled model draws right (colour, background and shape) for four seeds out of
@@ -124,8 +125,8 @@ def edit_sample():
 
 def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blocks:
     """The demo Blocks under ``policy`` (by default the demo's catalogue; ``model`` replaces
-    its tiny model): the library's Generate, Edit (where a model takes an image) and Compare
-    tabs."""
+    its tiny model): the library's Generate, Edit (where a model takes an image), Compare and
+    Compare edits (where two or more do) tabs."""
     policy = policy or demo_policy(model)
     with gr.Blocks(title="gradio-diffusion-preview") as demo:
         gr.Markdown(INTRO)
@@ -136,6 +137,9 @@ def build_demo(model: str | None = None, policy: Policy | None = None) -> gr.Blo
                 generate_tab(policy, prompt=EDIT_PROMPT, edit=True, image=edit_sample())
         with gr.Tab("Compare"):  # one prompt and seed, 2 to 4 models side by side
             compare_tab(policy, prompt=DEFAULT_PROMPT)
+        if len(image_entries(policy)) >= MIN_MODELS:  # one picture edited by 2 to 4 models
+            with gr.Tab("Compare edits"):
+                compare_tab(policy, prompt=EDIT_PROMPT, edit=True, image=edit_sample())
     return demo
 
 

@@ -102,7 +102,8 @@ def compare_tab(
             f"{len(offered)}; add them to the policy's catalogue."
         )
     chosen = models or _first_usable(policy, offered)
-    with gr.Column(elem_classes=["diffusion-compare", page_style.SCOPE]):
+    kind = "diffusion-compare-edit" if edit else "diffusion-compare"
+    with gr.Column(elem_classes=[kind, page_style.SCOPE]):
         page_style.page_style()
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
@@ -144,7 +145,7 @@ def compare_tab(
             "turns; remote ones run at once. Each panel shows its place in line, its time and "
             "steps per second."
         )
-        with gr.Row(equal_height=True, elem_classes=["diffusion-compare-panels"]):
+        with gr.Row(equal_height=True, elem_classes=[f"{kind}-panels"]):
             # each panel in a column of its own, all in one row below the settings: columns
             # share the row's width equally (four fit side by side at 1366 px)
             columns, panels = [], []

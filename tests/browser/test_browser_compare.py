@@ -32,7 +32,7 @@ def set_slider(root, label: str, value: int) -> None:
 
 def compare_page(open_page, url):
     page = open_page(url, width=1200)
-    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     root = page.locator(".diffusion-compare")
     root.get_by_role("button", name="Compare", exact=True).wait_for(timeout=TIMEOUT_MS)
     root.get_by_label("Bundled shapes · UniPC", exact=True).uncheck()  # two of the samplers

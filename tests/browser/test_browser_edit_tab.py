@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 def edit_tab(page):
     """The Edit tab's own parts (the Generate tab has a prompt, a button and a preview too)."""
-    page.get_by_role("tab", name="Edit").click()
+    page.get_by_role("tab", name="Edit", exact=True).click()
     tab = page.locator(".diffusion-generate").filter(has=page.locator(".diffusion-input-image"))
     expect(tab).to_be_visible()
     return tab

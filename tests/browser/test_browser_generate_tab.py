@@ -109,7 +109,7 @@ def test_enter_runs_shift_enter_adds_a_line_and_generate_becomes_stop(open_page,
 
 def test_compare_panels_are_equal_and_side_by_side_at_1366(open_page, demo_url):
     page = open_page(demo_url, width=1366, height=900)
-    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     page.get_by_label("Bundled shapes · DDIM").check()  # a fourth model
     panels = page.locator(".diffusion-compare-panels [data-testid='diffusion-preview']")
     expect(panels).to_have_count(4)

@@ -35,7 +35,7 @@ def test_every_text_of_the_generate_and_compare_tabs_meets_wcag_aa(open_page, de
     page = open_page(demo_url, dark=dark, width=1366)
     open_advanced(page)
     seen = {"generate": low_contrast(page)}
-    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     open_advanced(page, ".diffusion-compare")
     seen["compare"] = low_contrast(page)
     assert seen == {"generate": [], "compare": []}, seen

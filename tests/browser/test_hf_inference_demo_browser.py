@@ -57,7 +57,7 @@ def test_flux_schnell_finishes_in_a_compare_panel_beside_the_bundled_model(
 ):
     url, served = demo_with_replay
     page = open_page(url, width=1200)
-    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     root = page.locator(".diffusion-compare")
     root.get_by_role("button", name="Compare", exact=True).wait_for(timeout=TIMEOUT_MS)
     for label in ("Bundled shapes · DPM-Solver++", "Bundled shapes · UniPC"):
