@@ -57,6 +57,7 @@ class ModelDefaults(BaseModel):
     image_to_image: bool | None = None
     inpainting: bool | None = None
     instruction_editing: bool | None = None
+    text_to_image: bool | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The fields this model sets, by name."""
@@ -155,6 +156,10 @@ class Capabilities(BaseModel):
     instruction_editing: bool = False
     """True when it edits an input image by the prompt's instruction (FLUX.1 Kontext,
     Qwen-Image-Edit): an ``init_image`` and no ``strength``."""
+    text_to_image: bool = True
+    """False for a model that only edits: it needs an ``init_image`` (a service that serves
+    it for image-to-image only). A request without one is refused before the run, and the
+    Generate and Compare tabs do not offer it (the Edit tabs do)."""
     options: dict[str, str] = Field(default_factory=dict)
     """Backend-specific request options this backend understands: name -> description.
     Declare them as a typed ``Options`` class (``Capabilities(options=MyOptions)``): this

@@ -42,6 +42,7 @@ from .generate_tab import (
     api_example_file,
     image_entries,
     input_image_box,
+    text_entries,
     uploaded_image,
 )
 from .ownership import session_of
@@ -94,7 +95,7 @@ def compare_tab(
     offered, no size (each result has the input's size), on the API as ``/compare_edit``. A
     model that edits by instruction gets no strength."""
     use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
-    offered = image_entries(policy) if edit else list(policy.catalogue)
+    offered = image_entries(policy) if edit else text_entries(policy)
     if edit and len(offered) < MIN_MODELS:
         raise ValueError(
             f"compare_tab(edit=True) needs {MIN_MODELS} catalogue entries whose model takes an "

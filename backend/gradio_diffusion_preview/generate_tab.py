@@ -23,6 +23,7 @@ import gradio as gr
 from gradio.events import Dependency
 
 from . import controls, page_style
+from .backend import Capabilities
 from .component import DiffusionPreview
 from .model_fields import accepted_fields
 from .ownership import session_of
@@ -100,12 +101,18 @@ def generate_tab(
     policy's ``max_file_size`` and ``Limits.max_input_bytes``."""
     use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
     backends = get_registry().backends()
-    catalogue = image_entries(policy) if edit else list(policy.catalogue)
-    if not catalogue:
+    catalogue = image_entries(policy) if edit else text_entries(policy)
+    if not catalogue and edit:
         raise ValueError(
             "generate_tab(edit=True) needs a catalogue entry whose model takes an input image "
             "(capabilities image_to_image or instruction_editing); add one to the policy's "
             "catalogue, e.g. the bundled shapes model on the diffusers backend."
+        )
+    if not catalogue:
+        raise ValueError(
+            "generate_tab needs a catalogue entry whose model makes an image from a prompt; "
+            "the policy's catalogue holds only models that edit pictures (use "
+            "generate_tab(edit=True) for them, or add a text-to-image entry)."
         )
     first = _first_usable(policy, catalogue)
     initial = controls.control_settings(policy, first.backend, first.id) or {}
@@ -561,25 +568,38 @@ def input_image_box(image: Any, height: int) -> gr.Image:
 
 def image_entries(policy: Policy) -> list[CatalogueEntry]:
     """The catalogue's entries whose model takes an input image (image-to-image or
-    instruction editing), judged by the model's capabilities. A backend whose own
-    capabilities take no image is not asked about its models (a remote listing, perhaps
-    offline, is not read to build a page); an entry whose capabilities cannot be read now (its
-    backend missing, a failed listing) is left out."""
-    registry = get_registry()
+    instruction editing), judged by the model's capabilities. An entry whose capabilities
+    cannot be read now (its backend missing, a failed listing) is left out."""
     taken = []
     for entry in policy.catalogue:
-        try:
-            backend = registry.get(entry.backend)
-            if not (
-                backend.capabilities.image_to_image or backend.capabilities.instruction_editing
-            ):
-                continue
-            caps = backend.capabilities_for(entry.model)
-        except Exception:
-            continue
-        if caps.image_to_image or caps.instruction_editing:
+        caps = _edit_capabilities(entry)
+        if caps is not None and (caps.image_to_image or caps.instruction_editing):
             taken.append(entry)
     return taken
+
+
+def text_entries(policy: Policy) -> list[CatalogueEntry]:
+    """The catalogue's entries that make an image from a prompt alone: all but the models
+    that only edit (``text_to_image=False``, such as Inference's editing models), which the
+    Generate and Compare tabs do not offer."""
+    return [
+        entry
+        for entry in policy.catalogue
+        if (caps := _edit_capabilities(entry)) is None or caps.text_to_image
+    ]
+
+
+def _edit_capabilities(entry: CatalogueEntry) -> Capabilities | None:
+    """The entry's model's capabilities, where its backend takes an input image at all; None
+    for a backend that takes none (a remote listing, perhaps offline, is not read to build a
+    page) or whose model's capabilities cannot be read now."""
+    try:
+        backend = get_registry().get(entry.backend)
+        if not (backend.capabilities.image_to_image or backend.capabilities.instruction_editing):
+            return None
+        return backend.capabilities_for(entry.model)
+    except Exception:
+        return None
 
 
 def _first_usable(policy: Policy, catalogue: list[CatalogueEntry] | None = None) -> CatalogueEntry:

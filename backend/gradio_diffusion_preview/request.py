@@ -389,11 +389,18 @@ def _checked_edit(
     flags differ from the backend's (its ``ModelDefaults``, or the backend's per-model
     ``capabilities_for``)."""
     image, mask, strength = request.init_image, request.mask_image, request.strength
-    flags = ("image_to_image", "inpainting", "instruction_editing")
+    flags = ("image_to_image", "inpainting", "instruction_editing", "text_to_image")
     own = own_fields & set(flags) or any(
         getattr(caps, flag) != getattr(backend_caps, flag) for flag in flags
     )
     who = f"model '{model}'" if own else "this backend"
+    if image is None and not caps.text_to_image:
+        fail(
+            "init_image",
+            None,
+            f"{who} only edits pictures: it needs an input image",
+            "give init_image (an Edit tab's picture), or choose a text-to-image model.",
+        )
     if image is None:
         if mask is not None:
             fail(

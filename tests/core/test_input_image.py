@@ -43,7 +43,8 @@ def data_url(image, fmt: str = "PNG") -> str:
 
 class Editor(Backend):
     """Takes input images: 'img2img' does image-to-image, 'inpaint' also masks, 'text' (its
-    own ModelDefaults) takes no input image, 'kontext' edits by instruction only."""
+    own ModelDefaults) takes no input image, 'kontext' edits by instruction only (and draws from a
+    prompt alone too), 'edit-only' edits by instruction and draws nothing without a picture."""
 
     id = "editor"
     display_name = "Editor"
@@ -61,6 +62,15 @@ class Editor(Backend):
                     image_to_image=False, inpainting=False, instruction_editing=True
                 ),
             ),
+            ModelInfo(
+                "edit-only",
+                defaults=ModelDefaults(
+                    image_to_image=False,
+                    inpainting=False,
+                    instruction_editing=True,
+                    text_to_image=False,
+                ),
+            ),  # fmt: skip
         ]
 
     def generate(self, request, control):
@@ -138,6 +148,19 @@ def test_an_instruction_editing_model_takes_an_image_but_no_strength():
     assert request.strength is None
     error = refusal(Editor(), model="kontext", init_image=picture(), strength=0.5)
     assert "edits by instruction and takes no strength" in str(error)
+
+
+def test_a_model_that_only_edits_refuses_a_prompt_alone_naming_the_fix():
+    error = refusal(Editor(), model="edit-only")
+    assert error.field == "init_image"
+    assert "model 'edit-only' only edits pictures: it needs an input image" in str(error)
+    assert "give init_image" in str(error)
+    request = validate_request(
+        GenerationRequest(prompt="make it blue", model="edit-only", init_image=picture()), Editor()
+    )
+    assert request.init_image is not None
+    # a model that edits by instruction but may also draw from a prompt alone takes one
+    assert validate_request(GenerationRequest(prompt="a star", model="kontext"), Editor())
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The demo's Edit tab with a Hugging Face token: the catalogue's Inference editing models (FLUX.1
 Kontext [dev], Qwen-Image-Edit) are offered and usable, and an edit through ``/edit`` runs
 huggingface_hub's own image-to-image provider code over the replayed answers
-(tests/support/hf_replay.py)."""
+(tests/support/hf_replay.py); the Generate and Compare tabs do not offer them."""
 
 from __future__ import annotations
 
@@ -57,3 +57,22 @@ def test_an_edit_on_flux_kontext_runs_through_the_edit_endpoint(
     assert served.provider_calls() == ["fal-ai"]  # the first provider the Hub lists
     with PIL.Image.open(final["images"][0]) as image:
         assert image.size == (320, 256)  # the input's size
+
+
+def test_the_generate_and_compare_tabs_do_not_offer_models_that_only_edit(served, demo_module):
+    """Inference serves its editing models for image-to-image only: a prompt alone is refused
+    for them (naming the fix), and the tabs that take no picture do not offer them."""
+    from gradio_diffusion_preview import stream
+    from gradio_diffusion_preview.compare_tab import compare_tab
+
+    policy = demo_module.demo_policy()
+    with gr.Blocks():
+        generate = generate_tab(policy)
+        compare = compare_tab(policy)
+    for offered in (generate.model.choices, compare.models.choices):
+        ids = [value for _, value in offered]
+        assert "flux-schnell" in ids and not set(EDITORS) & set(ids), ids
+    last = list(stream("hf-inference", policy=policy, model="flux-kontext", prompt="a fox"))[-1]
+    assert last.status == "error" and last.reason == "invalid_request", last
+    assert "only edits pictures" in last.message and "give init_image" in last.message
+    assert served.provider_calls() == []

@@ -187,11 +187,13 @@ class HfInferenceBackend(Backend):
         caps = super().capabilities_for(model)
         info = self.model_info(model) if model else None
         defaults = info.defaults if info else None
+        edits = bool(defaults and (defaults.image_to_image or defaults.instruction_editing))
         return caps.model_copy(
             update={
                 "image_to_image": bool(defaults and defaults.image_to_image),
                 "inpainting": False,
                 "instruction_editing": bool(defaults and defaults.instruction_editing),
+                "text_to_image": not edits,  # served for one task: an editor edits only
             }
         )
 
@@ -209,15 +211,6 @@ class HfInferenceBackend(Backend):
             return
         if importlib.util.find_spec("huggingface_hub") is None:
             yield Failed(f"Hugging Face Inference needs huggingface_hub: {INSTALL_HINT}")
-            return
-        caps = self.capabilities_for(request.model)
-        if request.init_image is None and (caps.image_to_image or caps.instruction_editing):
-            yield Failed(
-                f"Model '{request.model}' edits a picture (Inference serves it for "
-                "image-to-image only). Fix: give init_image (the Edit tab), or choose a "
-                "text-to-image model.",
-                "invalid_request",
-            )
             return
         from .run import InferenceRun
 
