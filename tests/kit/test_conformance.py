@@ -65,6 +65,10 @@ HTTP_EXAMPLE = ROOT / "backend" / "gradio_diffusion_preview" / "examples" / "htt
 FAILING = {"options": {"explode": True}}
 
 
+LATE = {"two-steps-late": 2, "three-steps-late": 3}
+"""Faults of a backend acting on a signal that many steps after it came."""
+
+
 class Toy(Backend):
     """A backend that keeps the contract, unless told to break it in the named ways."""
 
@@ -128,6 +132,10 @@ class Toy(Backend):
                 signal_seen_at = step
             if broken("one-step-late") and signal_seen_at == step:
                 pass  # acts on a signal one step after it came: one more Step
+            elif signal_seen_at and step < signal_seen_at + max(
+                [late for fault, late in LATE.items() if broken(fault)], default=0
+            ):
+                pass  # as a backend a step ahead of its reader (its own thread), or later
             elif control.cancelled and not broken("ignores-cancel"):
                 if broken("slow-cancel"):  # a cleanup that takes a while on a busy machine
                     time.sleep(SLOW_STOP_SECONDS)
@@ -434,6 +442,19 @@ def test_the_kit_sees_an_img2img_backend_that_ignores_the_input():
     assert "32x48" in str(caught.value)  # the input's size, which the request asked for
 
 
+def test_a_backend_a_step_ahead_of_the_kit_passes_and_one_further_behind_fails():
+    """A backend whose steps run on a thread of their own may have finished a step while the
+    signal was on its way (the kit read the step before, then sent it): two Steps after the
+    signal keep the contract (seen on the diffusers backend with both cores busy: steps
+    [3, 4] after a finish_early sent after Step 2); three do not."""
+    assert check_cancel(Toy("two-steps-late")) is None
+    assert check_finish_early(Toy("two-steps-late")) is None
+    for check in (check_cancel, check_finish_early):
+        with pytest.raises(ConformanceError) as error:
+            check(Toy("three-steps-late"), steps=10)
+        assert "at most two more Steps" in str(error.value) and "[3, 4, 5]" in str(error.value)
+
+
 @pytest.mark.parametrize("fault", ["slow-cancel", "slow-finish", "one-step-late"])
 def test_signals_are_judged_by_the_steps_run_after_them_not_by_seconds(fault):
     """A backend that runs one more step after a signal, or takes longer than a step time to
@@ -669,7 +690,7 @@ BROKEN = [
            fix="yield Started before any Step or Status", id="status-before-started"),
     # cancel and finish early, judged by the steps run after the signal
     broken(check_cancel, Toy("ignores-cancel"),
-           "at most one more Step after cancel() (sent after Step 2)",
+           "at most two more Steps after cancel() (sent after Step 2",
            "at least 5 more: steps [3, 4, 5, 6, 7]", shown=["<cancel()>"], steps=10,
            fix="control.wait_cancelled(seconds)", id="ignores-cancel"),
     broken(check_cancel, Toy("finishes-after-cancel"), "a cancelled run to simply stop yielding",
@@ -679,11 +700,11 @@ BROKEN = [
            "counts as hung)", "no return 0.2s after it", cancel_timeout=0.2,
            fix="control.wait_cancelled(seconds)", id="hangs-after-cancel"),
     broken(check_finish_early, Toy("ignores-finish"),
-           "at most one more Step after finish_early() (sent after Step 2)",
+           "at most two more Steps after finish_early() (sent after Step 2",
            "at least 5 more: steps [3, 4, 5, 6, 7]", fix="control.finish_requested",
            shown=["Step 7/20"], id="ignores-finish"),  # the 5-step run ran to its end: again
     broken(check_finish_early, RunsAhead("ignores-finish"),
-           "at most one more Step after finish_early() (sent after Step 2)",
+           "at most two more Steps after finish_early() (sent after Step 2",
            "at least 5 more: steps [10, 15, 20, 25, 30]", shown=["Started(total_steps=50"],
            id="runs-ahead-ignores-finish"),
     broken(check_cancel_at_start, Waiter("blocks"),

@@ -40,8 +40,9 @@ def seed_colour(image) -> tuple[int, int]:
 
 
 def near(a: int, b: int) -> bool:
-    """Equal up to lossy compression (Gradio sends gr.Image values as WebP)."""
-    return abs(a - b) <= 4
+    """Equal up to lossy compression (Gradio sends gr.Image values as WebP, whose colour
+    conversion moved a flat colour by 5 levels in one run)."""
+    return abs(a - b) <= 10
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:
