@@ -90,6 +90,8 @@ def test_compare_streams_every_panel_then_one_stop_stops_all(open_page, demo_url
 
     # choosing one more model readies its panel and keeps the others' results (the same answer,
     # arriving late on a busy server after a run began, keeps that run)
+    for index in (0, 1):  # "done" comes with the state; its image is painted just after
+        panels.nth(index).get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     finals = [panels.nth(index).get_by_test_id("final-image").count() for index in (0, 1)]
     root.get_by_label("Bundled shapes · UniPC", exact=True).check()
     third = panels.nth(2)
