@@ -324,7 +324,10 @@ def test_progress_is_announced_and_exposed_as_a_progressbar(open_page, counting)
     live = page.get_by_test_id("live-status")
     set_number(page, "Steps", 40)
     generate(page)
-    expect(live).to_contain_text("Generating, 25%", timeout=TIMEOUT_MS)
+    # announced by quarters; on a busy machine steps coalesce (latest wins), so a quarter may
+    # be passed over: any quarter, with its step, is the announcement
+    quarter = re.compile(r"Generating, (25|50|75)% \(step (10|20|30) of 40\)")
+    expect(live).to_contain_text(quarter, timeout=TIMEOUT_MS)
     bar = page.get_by_role("progressbar", name="Denoising progress")
     assert int(bar.get_attribute("aria-valuemax")) == 40
     assert 0 < int(bar.get_attribute("aria-valuenow")) <= 40
