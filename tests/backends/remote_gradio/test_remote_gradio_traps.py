@@ -50,8 +50,14 @@ def thread_errors(monkeypatch) -> list[BaseException]:
 def hanging_url(serve):
     """An image app whose handler blocks until released, deaf to any cancel."""
     release = threading.Event()
-    yield serve(hanging_app(release))
+    app = hanging_app(release)
+    yield serve(app)
     release.set()
+    # Closed while the released job is still winding up, the server waited 5 s for it to
+    # end (uvicorn's graceful shutdown under Gradio's 5 s join); once it has, it closes at once.
+    deadline = time.monotonic() + 10
+    while any(app._queue.active_jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_a_cancel_returns_at_once_even_when_the_remote_ignores_it(
