@@ -201,11 +201,14 @@ def test_a_full_queue_fails_busy_with_retry_after(cluster, toy):
     two_replicas()
     running = []
     for _ in range(2):
-        running.append(Run(toy))
+        running.append(Run(toy, steps=150))  # 30 s unless cancelled: busy until cancelled below
         assert running[-1].first_step.wait(30)
-    # Both replicas are at their one run; one more may wait, the other is refused.
+    # Both replicas are at their one run; one more may wait, the other is refused. The one
+    # that waits cannot end before a running run is cancelled, so the first to end is looked
+    # at (it was: each given 10 s in turn, the waiting one taking them all).
     extra = [Run(toy, steps=2), Run(toy, steps=2)]
-    busy = [r for r in extra if r.ended.wait(10) and r.last.reason == "busy"]
+    wait_until(lambda: any(r.ended.is_set() for r in extra), 30, "a refused run")
+    busy = [r for r in extra if r.ended.is_set() and r.last.reason == "busy"]
     assert busy, [r.states[-1:] for r in extra]
     failed = busy[0].last
     assert failed.status == "error" and failed.retry_after == 3.0

@@ -42,10 +42,12 @@ def remote_steps():
     listeners.remove(listener)
 
 
-@pytest.fixture
-def demo_backend(serve, demo_module):
+@pytest.fixture(scope="module")
+def demo_backend(serve_module, demo_module):
+    """The demo served once for this module's tests (it was built and served for each, ~5 s
+    a time); each test's steps are its own (``remote_steps``)."""
     # generous: the first run loads the pipeline, on a machine shared with others
-    backend = gradio_backend(serve(demo_module.build_demo()), timeout=300)
+    backend = gradio_backend(serve_module(demo_module.build_demo()), timeout=300)
     # the demo offers its catalogue's ids, never a server path (docs/reliability.md)
     models = [m.id for m in backend.list_models()]
     # (every catalogue entry is listed, those that cannot run here after the bundled ones)

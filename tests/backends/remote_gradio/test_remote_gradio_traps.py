@@ -50,8 +50,14 @@ def thread_errors(monkeypatch) -> list[BaseException]:
 def hanging_url(serve):
     """An image app whose handler blocks until released, deaf to any cancel."""
     release = threading.Event()
-    yield serve(hanging_app(release))
+    app = hanging_app(release)
+    yield serve(app)
     release.set()
+    # Closed while the released job is still winding up, the server waited 5 s for it to
+    # end (uvicorn's graceful shutdown under Gradio's 5 s join); once it has, it closes at once.
+    deadline = time.monotonic() + 10
+    while any(app._queue.active_jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_a_cancel_returns_at_once_even_when_the_remote_ignores_it(
@@ -115,15 +121,32 @@ def test_the_client_reads_with_a_timeout_above_the_heartbeat(serve):
 
 
 @pytest.mark.slow
-def test_a_remote_silent_for_longer_than_the_read_timeout_is_kept_alive_by_its_heartbeat(serve):
-    # The handler says nothing for 17 s; Gradio writes a heartbeat to the idle event stream
-    # every 15 s, so a read timeout of 16 s (just above the heartbeat) never fires.
+def test_a_remote_silent_for_longer_than_the_read_timeout_is_kept_alive_by_its_heartbeat(
+    serve, monkeypatch
+):
+    """Gradio writes a heartbeat to an idle event stream every 15 s (HEARTBEAT_SECONDS, its
+    default, checked here), so a read timeout above it never fires on a silent remote. The
+    run is the same on a shorter clock (at 15 s it took 17 s): the remote's heartbeat every
+    0.5 s (Gradio's GRADIO_HEARTBEAT_INTERVAL, read by the app served in this process), the
+    client's read timeout 2 s, the handler silent for 4 s. Were the heartbeat not reaching
+    the stream, the read would time out and the run fail."""
+    from gradio.utils import get_heartbeat_rate
+
+    monkeypatch.delenv("GRADIO_IS_E2E_TEST", raising=False)
+    monkeypatch.delenv("GRADIO_HEARTBEAT_INTERVAL", raising=False)
+    assert get_heartbeat_rate() == HEARTBEAT_SECONDS
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.5")
+
     def quiet(prompt: str):
-        time.sleep(17)
+        time.sleep(4)
         return red_image()
 
     with gr.Blocks() as app:
         gr.Button().click(quiet, gr.Textbox(label="Prompt"), gr.Image(), api_name="quiet")
     backend = gradio_backend(serve(app), read_timeout=16)
+    (client,) = backend.session()._idle
+    # The settings refuse a read timeout under 15 s (test above): the client's is set here.
+    timeout = client.httpx_kwargs["timeout"]
+    client.httpx_kwargs["timeout"] = httpx.Timeout(timeout.connect, read=2.0)
     rec = run_backend(backend, timeout=60)
     assert rec.finished is not None, rec.trace()
