@@ -13,7 +13,10 @@ import numpy as np
 
 from gradio_diffusion_preview.bundled.shapes.draw import draw_array
 from gradio_diffusion_preview.bundled.shapes.grammar import (
+    POSITIONS,
+    SIZES,
     Scene,
+    make_scene,
     prompt_for,
     random_scene,
     training_combinations,
@@ -28,11 +31,27 @@ P_EMPTY = 0.1  # the empty prompt, for classifier-free guidance
 P_STRAY_WORD = 0.1  # an unknown word somewhere in the prompt, to be ignored
 
 
-def draw_batch(rng: random.Random, count: int) -> tuple[np.ndarray, list[Scene]]:
-    """``count`` training scenes and their pictures as ``(N, 64, 64, 3)`` uint8."""
+def draw_batch(
+    rng: random.Random, count: int, favour: dict[str, float] | None = None
+) -> tuple[np.ndarray, list[Scene]]:
+    """``count`` training scenes and their pictures as ``(N, 64, 64, 3)`` uint8. ``favour``
+    (shape -> weight, e.g. ``{"star": 3}``) draws those shapes' training combinations that many
+    times as often as the others (the model's worst shapes); held-out combinations are never
+    drawn either way."""
     combinations = training_combinations()
-    scenes = [random_scene(rng, combinations, P_SIZE, P_POSITION) for _ in range(count)]
+    if not favour:
+        scenes = [random_scene(rng, combinations, P_SIZE, P_POSITION) for _ in range(count)]
+    else:
+        weights = [favour.get(shape, 1.0) for shape, _, _ in combinations]
+        scenes = [favoured_scene(rng, combinations, weights) for _ in range(count)]
     return np.stack([draw_array(scene) for scene in scenes]), scenes
+
+
+def favoured_scene(rng: random.Random, combinations: list, weights: list[float]) -> Scene:
+    """A scene like ``random_scene``'s, its combination chosen by ``weights``."""
+    size_word = rng.choice(SIZES) if rng.random() < P_SIZE else None
+    position = rng.choice(list(POSITIONS)) if rng.random() < P_POSITION else None
+    return make_scene(rng, rng.choices(combinations, weights)[0], size_word, position)
 
 
 def images_to_tensor(images: np.ndarray):

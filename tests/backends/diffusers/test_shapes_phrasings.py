@@ -152,6 +152,33 @@ def test_training_text_covers_the_new_phrasings_in_grammar_words():
         assert set(canonical_words(prompt_for(scene, template))) <= set(WORDS)
 
 
+def test_favoured_shapes_are_drawn_more_often_and_held_out_combinations_never():
+    sys.path.insert(0, str(TRAINING))
+    from shapes_data import draw_batch
+
+    plain = draw_batch(random.Random(3), 400)[1]
+    favoured = draw_batch(random.Random(3), 400, {"star": 3, "triangle": 2})[1]
+    stars = [sum(scene.shape == "star" for scene in scenes) for scenes in (plain, favoured)]
+    assert stars[1] > 1.4 * stars[0]  # weights: 3/8 of the draws expected, against 1/5
+    held = set(heldout_combinations())
+    assert not {(s.shape, s.colour, s.background) for s in favoured} & held
+    # without favour the drawings are random_scene's, as before the option existed
+    rng = random.Random(3)
+    assert plain == [random_scene(rng, training_combinations(), 0.5, 0.5) for _ in range(400)]
+
+
+def test_the_checkpoint_choice_counts_position_and_favour_names_a_bad_shape():
+    sys.path.insert(0, str(TRAINING))
+    from train_shapes import parse_favour, quality
+
+    centred = {"colour": 1.0, "background": 1.0, "shape": 0.85, "size": 1.0, "position": 0.5}
+    placed = {**centred, "shape": 0.8, "position": 0.82}
+    assert quality(placed) > quality(centred)
+    assert parse_favour("star=3, triangle") == {"star": 3.0, "triangle": 2.0}
+    with pytest.raises(Exception, match="'hexagon' is not a shape"):
+        parse_favour("hexagon=2")
+
+
 def test_heldout_phrasings_are_many_varied_and_never_training_text():
     sys.path.insert(0, str(TRAINING))
     from shapes_data import training_prompt
