@@ -183,32 +183,53 @@ def test_reuse_fills_the_demos_inputs_with_the_seed_and_settings(open_page, demo
 # --- the stage is never blank -----------------------------------------------------------------
 
 
+def wait_frames(page, more: int) -> None:
+    """Wait until the ``no_blank`` probe has sampled ``more`` frames beyond those it has now."""
+    seen = page.evaluate("window.__stage.frames")
+    page.wait_for_function(f"window.__stage.frames >= {seen + more}", timeout=TIMEOUT_MS)
+
+
 def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(open_page, serve):
-    page = open_page(
-        serve(
-            backend_app(
-                ToyBackend(), width=128, height=96, options={"start_delay": 1.0, "delay": 0.25}
-            )
-        ),
-    )
+    """Each window the stage could go blank in is held open while the probe samples it: the
+    final image's download is held at the network, a new run at its gate before step 1."""
+    backend = CountingBackend(gate=Gate())
+    page = open_page(serve(backend_app(backend, width=128, height=96)))
+    held: list = []
 
-    def slow_final(route):  # a slow link: the final PNG takes 1.5 s to arrive
-        time.sleep(1.5)
-        route.continue_()
+    def hold_final(route):  # a slow link: the final image arrives when the test lets it
+        if held is None:
+            route.continue_()
+        else:
+            held.append(route)
 
-    page.route(FINAL_FILES, slow_final)
+    page.route(FINAL_FILES, hold_final)
     set_number(page, "Steps", 6)
+    backend.gate.release(1)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     page.evaluate(probe("no_blank"))
+    backend.gate.open()  # the other steps, then the final image, held on its way
+    for _ in range(TIMEOUT_MS // 20):
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the page never asked for the final image"
+    wait_frames(page, 10)  # the stage sampled while the final image is still coming
+    routes, held = held, None
+    for route in routes:
+        route.continue_()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     swap = page.evaluate("window.__stage.stop()")
     assert swap["frames"] >= 10, swap
     assert swap["blank"] == 0, f"blank frames before the final image: {swap}"
 
     # A new run: the previous result stays up until the new run's first preview.
+    backend.gate = Gate()  # the new run waits before its first step
     page.evaluate(probe("no_blank"))
     generate(page, "a second lighthouse")
+    expect(page.get_by_test_id("diffusion-preview")).not_to_have_attribute("data-view", "done")
+    wait_frames(page, 10)  # the stage sampled while the new run has no preview yet
+    backend.gate.open()
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     start = page.evaluate("window.__stage.stop()")
     assert start["frames"] >= 10, start
