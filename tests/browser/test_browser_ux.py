@@ -366,6 +366,17 @@ def seconds_in(text: str) -> float:
     return float(match[1])
 
 
+def next_tick(locator, before: str) -> str | None:
+    """Wait for a countdown's next tick: ``locator``'s text once it is no longer ``before``,
+    or None once the element has gone. A countdown that never moves fails on the timeout."""
+    for _ in range(TIMEOUT_MS // 50):
+        texts = locator.all_inner_texts()
+        if not texts or texts[0] != before:
+            return texts[0] if texts else None
+        locator.page.wait_for_timeout(50)
+    raise AssertionError(f"{before!r} did not change")
+
+
 def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(open_page, serve):
     gate = Gate()  # the test moves the backend from one status to the next
     backend = WaitingBackend(
@@ -378,12 +389,11 @@ def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(
     status.wait_for(timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("phase-text")).to_have_text("Queued at the service…")
     expect(page.get_by_test_id("service-position")).to_have_text("Position 3 of 5 at the service")
-    eta = page.get_by_test_id("eta-text")
-    first = seconds_in(eta.inner_text())
-    elapsed = seconds_in(page.get_by_test_id("elapsed-text").inner_text())
-    page.wait_for_timeout(1_300)
-    assert seconds_in(eta.inner_text()) < first, "the ETA counts down between updates"
-    assert seconds_in(page.get_by_test_id("elapsed-text").inner_text()) > elapsed
+    eta, elapsed = page.get_by_test_id("eta-text"), page.get_by_test_id("elapsed-text")
+    eta_before, elapsed_before = eta.inner_text(), elapsed.inner_text()
+    eta_after, elapsed_after = next_tick(eta, eta_before), next_tick(elapsed, elapsed_before)
+    assert eta_after and seconds_in(eta_after) < seconds_in(eta_before), "the ETA counts down"
+    assert elapsed_after and seconds_in(elapsed_after) > seconds_in(elapsed_before)
     gate.release(1)
     expect(page.get_by_test_id("phase-text")).to_have_text("Loading the model…")
     gate.release(1)
@@ -414,10 +424,10 @@ def test_an_error_shows_its_reason_and_when_to_try_again_in_place(open_page, ser
     expect(alert).to_contain_text("Rate limited")
     expect(alert).to_contain_text("Too many requests. Fix: wait a little.")
     retry = page.get_by_test_id("retry-text")
-    first = seconds_in(retry.inner_text())
-    assert 10 <= first <= 12
-    page.wait_for_timeout(1_300)
-    assert seconds_in(retry.inner_text()) < first
+    before = retry.inner_text()
+    assert 10 <= seconds_in(before) <= 12
+    after = next_tick(retry, before)
+    assert after and seconds_in(after) < seconds_in(before), (before, after)
     # the previous run's image does not sit under the new run's error as if it were its result
     assert page.get_by_test_id("tile").count() == 0
     expect_value(page.get_by_label("Prompt", exact=True), "a second try")
@@ -505,14 +515,19 @@ def test_gradio_queue_eta_counts_down(open_page, serve):
     set_number(first, "Steps", 60)
     generate(first)
     first.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    set_number(second, "Steps", 2)  # its run need only finish
     generate(second, "wait your turn")
     eta = second.get_by_test_id("queue-eta")
     eta.wait_for(timeout=TIMEOUT_MS)
     before = eta.inner_text()
-    second.wait_for_timeout(2_200)
-    if eta.count():  # still queued: the time left shrinks, down to "starting soon" at most
-        after = eta.inner_text()
-        if "starting soon" in before:  # a busy machine: the estimate had run out already
+    if "starting soon" in before:  # a busy machine: the estimate had run out already
+        second.wait_for_timeout(2_200)
+        texts = eta.all_inner_texts()
+        after = texts[0] if texts else None
+    else:
+        after = next_tick(eta, before)
+    if after is not None:  # still queued: the time left shrinks, down to "starting soon" at most
+        if "starting soon" in before:
             assert "starting soon" in after, (before, after)
         elif "starting soon" not in after:
             assert seconds_in(after) < seconds_in(before), "the queue ETA counts down"
