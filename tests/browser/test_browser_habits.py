@@ -17,6 +17,7 @@ from browser_helpers import (
     wait_view,
 )
 from playwright.sync_api import expect
+from toy_backends import CountingBackend, Gate
 
 from gradio_diffusion_preview import DiffusionPreview
 
@@ -107,15 +108,18 @@ def test_no_clear_button_by_default(open_page, serve):
 
 
 def test_interactive_false_is_display_only(open_page, serve):
-    app = backend_app(ToyBackend(), options={"delay": 0.2}, interactive=False)
+    gate = Gate()  # the run waits after its first step until the running page is checked
+    app = backend_app(CountingBackend(gate=gate), interactive=False)  # it can stop and finish early
     with app:
         preview_of(app).clear(lambda: None, None, None)
     page = open_page(serve(app))
+    gate.release(1)
     generate(page, "a red square")
     wait_view(page, "running")
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
     assert page.get_by_role("button", name="Use this preview").count() == 0
+    gate.open()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     wait_view(page, "done")
     assert page.get_by_test_id("clear-button").count() == 0
