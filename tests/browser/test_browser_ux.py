@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 
 import PIL.Image
 import pytest
@@ -271,24 +272,41 @@ def low_contrast(page) -> list[dict]:
     return [item for item in page.evaluate(probe("contrast")) if item["ratio"] < item["required"]]
 
 
-@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_all_text_meets_wcag_aa_contrast(open_page, serve, output_dir, dark):
+@pytest.fixture(scope="module")
+def contrast_app(serve_module) -> tuple[str, CountingBackend]:
+    """One app for the contrast tests: a counting backend (the default; each test gives it its
+    own gate), one that waits at the service and one that fails, saying when to come back."""
+    counting = CountingBackend()
     waiting = WaitingBackend(waits=[(Status("queued", position=2, queue_size=4, eta=30), 60)])
     failing = WaitingBackend(
         waits=[(Status("generating"), 0.05)],
         failure=Failed("Too many requests. Fix: wait a little.", "rate_limited", retry_after=30),
     )
     failing.id = "failing-later"
-    app = backend_app(ToyBackend(), waiting, failing)
-    page = open_page(serve(app), dark=dark)
+    return serve_module(backend_app(counting, waiting, failing)), counting
+
+
+@pytest.fixture
+def held(contrast_app) -> Iterator[Gate]:
+    """The contrast app's counting backend waits at this test's gate (opened after it)."""
+    gate = contrast_app[1].gate = Gate()
+    yield gate
+    gate.open()
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_all_text_meets_wcag_aa_contrast(open_page, contrast_app, held, output_dir, dark):
+    page = open_page(contrast_app[0], dark=dark)
     seen: dict[str, list[dict]] = {"idle": low_contrast(page)}
 
     page.get_by_label("Negative prompt", exact=True).fill("blurry")
     set_number(page, "Steps", 30)
+    held.release(1)  # the run is held after its first step while it is checked
     generate(page)
     page.get_by_role("button", name="Stop", exact=True).wait_for(timeout=TIMEOUT_MS)
     page.get_by_test_id("progress-text").wait_for(timeout=TIMEOUT_MS)
     seen["running"] = low_contrast(page)
+    held.open()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     seen["done"] = low_contrast(page)
     page.screenshot(path=output_dir / f"{'dark' if dark else 'light'}.png", full_page=True)
