@@ -562,14 +562,26 @@ def test_gradio_queue_eta_counts_down(open_page, serve):
 def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
     open_page, serve, output_dir, scroll
 ):
-    app = backend_app(ToyBackend(), spacer=1400, scroll_into_view=scroll)
+    gate = Gate()  # the run is held after its first step while the page is checked
+    app = backend_app(CountingBackend(gate=gate), spacer=1400, scroll_into_view=scroll)
     page = open_page(serve(app), width=390, height=844)
+    try:
+        start_a_run_and_check_the_scroll(page, gate, output_dir, scroll)
+    finally:
+        gate.open()
+    page.close()
+
+
+def start_a_run_and_check_the_scroll(page, gate: Gate, output_dir, scroll: bool) -> None:
+    """Start a run held after its first step; the stage comes into view, or, with
+    scroll_into_view=False, stays below the fold."""
     root = page.get_by_test_id("diffusion-preview")
     # the spacer above it may be laid out after the component mounts (a loaded machine)
     page.wait_for_function(
         "el => el.getBoundingClientRect().top > 844", arg=root.element_handle()
     )  # the component starts below the fold
     set_number(page, "Steps", 30)
+    gate.release(1)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS, state="attached")
     if scroll:
@@ -579,12 +591,12 @@ def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
             arg=page.get_by_test_id("stage").element_handle(),
             timeout=TIMEOUT_MS,
         )
+        gate.open()
         page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
         page.screenshot(path=output_dir / "phone.png")
     else:
         page.wait_for_timeout(1_000)
         assert box(root)["y"] > 844
-    page.close()
 
 
 def test_recent_results_stay_in_a_strip_and_open_full_size(open_page, toy_url):
