@@ -47,10 +47,20 @@ def toy_url(serve_module) -> str:
 
 
 @pytest.fixture(scope="module")
-def counting(serve_module) -> tuple[str, CountingBackend]:
-    """One app, shared: a counting backend, 0.05 s a step (and the backend, to count steps)."""
-    backend = CountingBackend(step_seconds=0.05)
+def counting_app(serve_module) -> tuple[str, CountingBackend]:
+    """One app, shared: a counting backend (and the backend, to count steps)."""
+    backend = CountingBackend()
     return serve_module(backend_app(backend)), backend
+
+
+@pytest.fixture
+def counting(counting_app) -> Iterator[tuple[str, CountingBackend]]:
+    """The shared counting app, its backend's steps waiting at this test's gate (``.gate``;
+    opened after the test)."""
+    backend = counting_app[1]
+    gate = backend.gate = Gate()
+    yield counting_app
+    gate.open()
 
 
 RECTS_JS = """els => els.map(el => {
@@ -335,8 +345,9 @@ def test_all_text_meets_wcag_aa_contrast(open_page, contrast_app, held, output_d
 def test_escape_stops_a_run_while_the_component_has_focus(open_page, counting):
     url, backend = counting
     page = open_page(url)
-    set_number(page, "Steps", 400)  # 20 s of steps: a run that is not stopped runs them all
+    set_number(page, "Steps", 400)
     ended, steps = backend.runs_ended, backend.steps_run
+    backend.gate.release(1)  # then held: a run that is not stopped never ends
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     page.keyboard.press("Escape")  # focus is on the Generate button: nothing happens
@@ -347,21 +358,22 @@ def test_escape_stops_a_run_while_the_component_has_focus(open_page, counting):
     page.keyboard.press("Escape")
     wait_view(page, "cancelled", timeout=TIMEOUT_MS)
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
-    # the backend's run ends (however busy the machine, by steps, not by a time) before its
-    # 400 steps: the cancel reached it
+    # the backend's run, held at its gate, ends: the cancel reached it
     for _ in range(TIMEOUT_MS // 50):
         if backend.runs_ended > ended:
             break
         page.wait_for_timeout(50)
     assert backend.runs_ended == ended + 1, "the backend's run did not end"
-    assert backend.steps_run - steps < 400, "the backend ran every step: it was not stopped"
+    assert backend.steps_run - steps == 1, "the backend ran on after the step let through"
     page.close()
 
 
 def test_progress_is_announced_and_exposed_as_a_progressbar(open_page, counting):
-    page = open_page(counting[0])
+    url, backend = counting
+    page = open_page(url)
     live = page.get_by_test_id("live-status")
     set_number(page, "Steps", 40)
+    backend.gate.release(10)  # then held at a quarter until it is announced
     generate(page)
     # announced by quarters; on a busy machine steps coalesce (latest wins), so a quarter may
     # be passed over: any quarter, with its step, is the announcement
@@ -370,6 +382,7 @@ def test_progress_is_announced_and_exposed_as_a_progressbar(open_page, counting)
     bar = page.get_by_role("progressbar", name="Denoising progress")
     assert int(bar.get_attribute("aria-valuemax")) == 40
     assert 0 < int(bar.get_attribute("aria-valuenow")) <= 40
+    backend.gate.open()
     expect(live).to_have_text("Done: 1 image", timeout=TIMEOUT_MS)
     assert live.get_attribute("aria-live") == "polite"
     page.close()
@@ -507,9 +520,11 @@ def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cance
 
 
 def test_use_this_preview_never_shows_cancelled(open_page, counting):
-    page = open_page(counting[0])
+    url, backend = counting
+    page = open_page(url)
     set_number(page, "Steps", 120)
     page.evaluate(probe("view_log"))
+    backend.gate.release(1)  # then held: the run goes on until "Use this preview"
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Use this preview", exact=True).click()
