@@ -240,9 +240,10 @@ def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(open_pag
     generate(page, "a second lighthouse")
     expect(page.get_by_test_id("diffusion-preview")).not_to_have_attribute("data-view", "done")
     wait_frames(page, 10)  # the stage sampled while the new run has no preview yet
-    backend.gate.open()
+    backend.gate.release(1)  # its first step only: held after it, its preview stays up
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     start = page.evaluate("window.__stage.stop()")
+    backend.gate.open()
     assert start["frames"] >= 10, start
     assert start["blank"] == 0, f"blank frames before the new run's first preview: {start}"
     assert not page.errors
