@@ -119,19 +119,45 @@ def serve_session() -> Iterator[Callable]:
     yield from _serving()
 
 
+_chromium: dict = {}
+"""This worker's Playwright and Chromium while tests that use them follow one another."""
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright (Playwright's own browser download fails here).
-    One per module: Playwright's sync API keeps an asyncio loop running in this thread while it
-    is started, and a test worker moves on to modules whose tests call ``asyncio.run``."""
+    One for the browser tests that a test worker runs one after another: launched for the
+    first, closed after the last (``pytest_runtest_teardown``), as Playwright's sync API keeps
+    an asyncio loop running in this thread while it is started, and a test worker moves on to
+    modules whose tests call ``asyncio.run``. A Chromium that went away is launched again."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: `make test` installs Debian's chromium package.")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    if "browser" not in _chromium or not _chromium["browser"].is_connected():
+        _close_chromium()
+        _chromium["playwright"] = playwright = sync_playwright().start()
+        _chromium["browser"] = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+    return _chromium["browser"]
+
+
+def _close_chromium() -> None:
+    browser, playwright = _chromium.pop("browser", None), _chromium.pop("playwright", None)
+    try:
+        if browser is not None and browser.is_connected():
+            browser.close()
+    finally:
+        if playwright is not None:
+            playwright.stop()
+
+
+@pytest.hookimpl(trylast=True)  # after the test's own fixtures (its pages) are torn down
+def pytest_runtest_teardown(item, nextitem) -> None:
+    """Chromium is closed once the next test does not use it, or none follows."""
+    if _chromium and (nextitem is None or "browser" not in nextitem.fixturenames):
+        _close_chromium()
 
 
 @pytest.fixture

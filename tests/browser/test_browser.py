@@ -30,9 +30,11 @@ from browser_helpers import (
     wait_view,
 )
 from playwright.sync_api import expect
+from step_counter import StepHold
 from toy_backends import CountingBackend, Gate
 
 from gradio_diffusion_preview import DiffusionPreview
+from gradio_diffusion_preview.plugins import get_backend
 
 pytestmark = pytest.mark.browser
 
@@ -49,13 +51,26 @@ def set_demo_size(page, side: int = 128) -> None:
 def test_demo_paints_previews_then_final_image_with_download(open_page, demo_url, output_dir):
     page = open_page(demo_url)
     set_demo_size(page)
-    set_number(page, "Steps", 24)
+    set_number(page, "Steps", 6)
     page.evaluate(probe("watch_previews"))
-    generate(page)
-
-    page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
-    page.screenshot(path=output_dir / "running.png", full_page=True)
-    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    # iterations 2, 3 and 4 are each held until the page has painted the step before: three
+    # distinct previews however busy the machine, then the rest of the run at once
+    backend = get_backend("diffusers")
+    with (
+        StepHold(backend, at=2) as second,
+        StepHold(backend, at=3) as third,
+        StepHold(backend, at=4) as fourth,
+    ):
+        generate(page)
+        page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
+        page.screenshot(path=output_dir / "running.png", full_page=True)
+        for painted, hold in enumerate((second, third, fourth), start=1):
+            page.wait_for_function(
+                f"window.__preview_watch.previews.length >= {painted}", timeout=TIMEOUT_MS
+            )
+            hold.release()
+        page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    assert fourth.reached.is_set(), "the run was never held"
     page.screenshot(path=output_dir / "done.png", full_page=True)
 
     seen = page.evaluate("window.__preview_watch")
@@ -65,7 +80,7 @@ def test_demo_paints_previews_then_final_image_with_download(open_page, demo_url
     assert seen["elements"] == 1, "previews replace the src of one <img>, in place"
     steps = [int(m[1]) for m in map(STEPS_RE.search, seen["steps"]) if m]
     assert steps == sorted(steps), steps
-    assert progress_steps(page) == (24, 24)
+    assert progress_steps(page) == (6, 6)
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
     check_download(page)
     assert not page.errors

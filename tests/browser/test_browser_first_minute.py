@@ -9,6 +9,7 @@ the order of states, never by how long something took.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import gradio as gr
 import pytest
@@ -63,16 +64,53 @@ def button(page, name: str):
     return page.get_by_role("button", name=name, exact=True)
 
 
+@pytest.fixture(scope="module")
+def held_backends() -> tuple[CountingBackend, ...]:
+    """The backends whose steps wait at a gate (each test gives them its own, ``gate``)."""
+    return GatedCounting(), NoFinishEarly(), NoCancel()
+
+
+@pytest.fixture(scope="module")
+def shared_url(serve_module, held_backends) -> str:
+    """One app for the module's tests of a plain app: the toy backend first (the default), a
+    backend that fails with "busy", and the held ones."""
+    failing = WaitingBackend(
+        waits=[(Status("generating"), 0.05)],
+        failure=Failed("The service is busy. Try again in a minute.", "busy"),
+    )
+    return serve_module(backend_app(ToyBackend(), failing, *held_backends))
+
+
+@pytest.fixture(scope="module")
+def line_app(serve_module) -> tuple[str, CountingBackend]:
+    """One public app's setup (``fair_line_app``) for the tests of the app's line, and its
+    held backend (each test gives it its own gate)."""
+    backend = GatedCounting()
+    return serve_module(fair_line_app(backend)), backend
+
+
+@pytest.fixture
+def gate(held_backends, line_app) -> Iterator[Gate]:
+    """This test's gate, for every held backend of the module's apps; opened after the test,
+    so that a run a failed test left held ends before the next test."""
+    gate = Gate()
+    for backend in (*held_backends, line_app[1]):
+        backend.gate = gate
+    yield gate
+    for backend in (*held_backends, line_app[1]):
+        backend.gate.open()
+
+
 # --- item 7: nothing of the previous run stays -----------------------------------------------
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_a_new_run_shows_none_of_the_previous_runs_picture_or_details(open_page, serve, dark):
+def test_a_new_run_shows_none_of_the_previous_runs_picture_or_details(
+    open_page, shared_url, gate, dark
+):
     """While a new run waits to start, the details do not show the previous prompt and seed;
     stopped before its first preview, the previous picture and its download button go."""
-    gate = Gate()
-    held = GatedCounting(gate=gate)
-    url = serve(backend_app(ToyBackend(), held))
+    url = shared_url
     page, other = open_page(url, dark=dark), open_page(url)
     set_number(page, "Steps", 3)
     generate(page, "the first lighthouse")
@@ -112,11 +150,9 @@ def test_a_new_run_shows_none_of_the_previous_runs_picture_or_details(open_page,
     [("gated", True, True), ("no-finish", False, True), ("no-cancel", False, False)],
 )
 def test_the_run_buttons_are_those_the_running_backend_can_honour(
-    open_page, serve, backend_id, finish, stop
+    open_page, shared_url, gate, backend_id, finish, stop
 ):
-    gate = Gate()
-    backends = [GatedCounting(gate=gate), NoFinishEarly(gate=gate), NoCancel(gate=gate)]
-    page = open_page(serve(backend_app(*backends)))
+    page = open_page(shared_url)
     choose_backend(page, backend_id)
     set_number(page, "Steps", 20)
     generate(page)
@@ -166,10 +202,10 @@ def fair_line_app(backend: CountingBackend) -> gr.Blocks:
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_a_run_waiting_in_the_apps_line_shows_its_place_and_expected_wait(open_page, serve, size):
-    gate = Gate()
-    backend = GatedCounting(gate=gate)
-    url = serve(fair_line_app(backend))
+def test_a_run_waiting_in_the_apps_line_shows_its_place_and_expected_wait(
+    open_page, line_app, gate, size
+):
+    url = line_app[0]
     viewport = PHONE if size == "phone" else {}
     first, second = open_page(url), open_page(url, **viewport)
     gate.release(2)  # one short run first: the line then knows how long a run takes
@@ -202,9 +238,9 @@ def test_a_run_waiting_in_the_apps_line_shows_its_place_and_expected_wait(open_p
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_on_a_phone_the_viewer_covers_the_page_and_its_toolbar_keeps_one_row(
-    open_page, serve, output_dir, dark
+    open_page, shared_url, output_dir, dark
 ):
-    page = open_page(serve(backend_app(ToyBackend())), dark=dark, **PHONE)
+    page = open_page(shared_url, dark=dark, **PHONE)
     set_number(page, "Images", 2)
     set_number(page, "Steps", 2)
     generate(page)
@@ -235,14 +271,11 @@ def test_on_a_phone_the_viewer_covers_the_page_and_its_toolbar_keeps_one_row(
 
 
 @pytest.mark.parametrize("size", ["desktop", "phone"])
-def test_an_error_is_a_short_block_that_clears_when_a_new_run_starts(open_page, serve, size):
-    gate = Gate()
-    failing = WaitingBackend(
-        waits=[(Status("generating"), 0.05)],
-        failure=Failed("The service is busy. Try again in a minute.", "busy"),
-    )
-    app = backend_app(failing, GatedCounting(gate=gate))
-    page = open_page(serve(app), **(PHONE if size == "phone" else {}))
+def test_an_error_is_a_short_block_that_clears_when_a_new_run_starts(
+    open_page, shared_url, gate, size
+):
+    page = open_page(shared_url, **(PHONE if size == "phone" else {}))
+    choose_backend(page, "waiting")  # fails with "busy"
     generate(page)
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("The service is busy.")
@@ -284,9 +317,11 @@ def low_contrast(page) -> list[dict]:
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_queued_finishing_and_phone_viewer_texts_meet_wcag_aa_contrast(open_page, serve, dark):
-    gate = StubbornGate()
-    url = serve(fair_line_app(GatedCounting(gate=gate)))
+def test_queued_finishing_and_phone_viewer_texts_meet_wcag_aa_contrast(
+    open_page, line_app, gate, dark
+):
+    url, backend = line_app
+    gate = backend.gate = StubbornGate()  # in place of this test's plain gate
     first, second = open_page(url, dark=dark), open_page(url, dark=dark, **PHONE)
     gate.release(2)
     set_number(first, "Steps", 2)
@@ -313,3 +348,4 @@ def test_queued_finishing_and_phone_viewer_texts_meet_wcag_aa_contrast(open_page
 
     failures = {state: items for state, items in seen.items() if items}
     assert not failures, failures
+    gate.open()

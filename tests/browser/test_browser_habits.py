@@ -17,6 +17,7 @@ from browser_helpers import (
     wait_view,
 )
 from playwright.sync_api import expect
+from toy_backends import CountingBackend, Gate
 
 from gradio_diffusion_preview import DiffusionPreview
 
@@ -27,6 +28,12 @@ def preview_of(app: gr.Blocks) -> DiffusionPreview:
     return next(b for b in app.blocks.values() if isinstance(b, DiffusionPreview))
 
 
+def toy_app(**component) -> gr.Blocks:
+    """A small app around the toy backend, its steps not slowed: these tests judge finished
+    runs only (what a run in progress shows is checked on a held run)."""
+    return backend_app(ToyBackend(), options={"delay": 0}, **component)
+
+
 def finish_a_run(page, prompt: str = "a red square") -> None:
     generate(page, prompt)
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
@@ -34,7 +41,7 @@ def finish_a_run(page, prompt: str = "a red square") -> None:
 
 
 def test_placeholder_shows_on_the_empty_stage_until_a_run(open_page, serve):
-    app = backend_app(ToyBackend(), placeholder="# Your image\nappears here, step by step")
+    app = toy_app(placeholder="# Your image\nappears here, step by step")
     page = open_page(serve(app))
     placeholder = page.get_by_test_id("placeholder")
     expect(placeholder.get_by_role("heading", name="Your image")).to_be_visible()
@@ -45,7 +52,7 @@ def test_placeholder_shows_on_the_empty_stage_until_a_run(open_page, serve):
 
 
 def test_without_buttons_a_final_image_offers_no_download_and_no_viewer(open_page, serve):
-    page = open_page(serve(backend_app(ToyBackend(), buttons=[])))
+    page = open_page(serve(toy_app(buttons=[])))
     finish_a_run(page)
     assert page.get_by_test_id("final-image").count() == 1
     assert page.get_by_test_id("download-link").count() == 0
@@ -56,7 +63,7 @@ def test_without_buttons_a_final_image_offers_no_download_and_no_viewer(open_pag
 
 
 def test_select_reports_the_clicked_image_and_fullscreen_is_off(open_page, serve):
-    app = backend_app(ToyBackend(), buttons=["download"])
+    app = toy_app(buttons=["download"])
     with app:
         chosen = gr.Textbox(label="Chosen")
 
@@ -75,7 +82,7 @@ def test_select_reports_the_clicked_image_and_fullscreen_is_off(open_page, serve
 
 
 def test_clear_empties_the_component_and_fires_clear_once(open_page, serve):
-    app = backend_app(ToyBackend())
+    app = toy_app()
     with app:
         cleared = gr.Number(0, label="cleared")
         preview_of(app).clear(lambda n: n + 1, cleared, cleared)
@@ -100,22 +107,25 @@ def test_clear_empties_the_component_and_fires_clear_once(open_page, serve):
 
 
 def test_no_clear_button_by_default(open_page, serve):
-    page = open_page(serve(backend_app(ToyBackend())))
+    page = open_page(serve(toy_app()))
     finish_a_run(page)
     assert page.get_by_test_id("clear-button").count() == 0
     assert not page.errors
 
 
 def test_interactive_false_is_display_only(open_page, serve):
-    app = backend_app(ToyBackend(), options={"delay": 0.2}, interactive=False)
+    gate = Gate()  # the run waits after its first step until the running page is checked
+    app = backend_app(CountingBackend(gate=gate), interactive=False)  # it can stop and finish early
     with app:
         preview_of(app).clear(lambda: None, None, None)
     page = open_page(serve(app))
+    gate.release(1)
     generate(page, "a red square")
     wait_view(page, "running")
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
     assert page.get_by_role("button", name="Use this preview").count() == 0
+    gate.open()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     wait_view(page, "done")
     assert page.get_by_test_id("clear-button").count() == 0

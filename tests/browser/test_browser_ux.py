@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 
 import PIL.Image
 import pytest
@@ -46,10 +47,20 @@ def toy_url(serve_module) -> str:
 
 
 @pytest.fixture(scope="module")
-def counting(serve_module) -> tuple[str, CountingBackend]:
-    """One app, shared: a counting backend, 0.05 s a step (and the backend, to count steps)."""
-    backend = CountingBackend(step_seconds=0.05)
+def counting_app(serve_module) -> tuple[str, CountingBackend]:
+    """One app, shared: a counting backend (and the backend, to count steps)."""
+    backend = CountingBackend()
     return serve_module(backend_app(backend)), backend
+
+
+@pytest.fixture
+def counting(counting_app) -> Iterator[tuple[str, CountingBackend]]:
+    """The shared counting app, its backend's steps waiting at this test's gate (``.gate``;
+    opened after the test)."""
+    backend = counting_app[1]
+    gate = backend.gate = Gate()
+    yield counting_app
+    gate.open()
 
 
 RECTS_JS = """els => els.map(el => {
@@ -183,34 +194,56 @@ def test_reuse_fills_the_demos_inputs_with_the_seed_and_settings(open_page, demo
 # --- the stage is never blank -----------------------------------------------------------------
 
 
+def wait_frames(page, more: int) -> None:
+    """Wait until the ``no_blank`` probe has sampled ``more`` frames beyond those it has now."""
+    seen = page.evaluate("window.__stage.frames")
+    page.wait_for_function(f"window.__stage.frames >= {seen + more}", timeout=TIMEOUT_MS)
+
+
 def test_stage_is_never_blank_during_the_final_swap_or_a_new_runs_start(open_page, serve):
-    page = open_page(
-        serve(
-            backend_app(
-                ToyBackend(), width=128, height=96, options={"start_delay": 1.0, "delay": 0.25}
-            )
-        ),
-    )
+    """Each window the stage could go blank in is held open while the probe samples it: the
+    final image's download is held at the network, a new run at its gate before step 1."""
+    backend = CountingBackend(gate=Gate())
+    page = open_page(serve(backend_app(backend, width=128, height=96)))
+    held: list = []
 
-    def slow_final(route):  # a slow link: the final PNG takes 1.5 s to arrive
-        time.sleep(1.5)
-        route.continue_()
+    def hold_final(route):  # a slow link: the final image arrives when the test lets it
+        if held is None:
+            route.continue_()
+        else:
+            held.append(route)
 
-    page.route(FINAL_FILES, slow_final)
+    page.route(FINAL_FILES, hold_final)
     set_number(page, "Steps", 6)
+    backend.gate.release(1)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     page.evaluate(probe("no_blank"))
+    backend.gate.open()  # the other steps, then the final image, held on its way
+    for _ in range(TIMEOUT_MS // 20):
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the page never asked for the final image"
+    wait_frames(page, 10)  # the stage sampled while the final image is still coming
+    routes, held = held, None
+    for route in routes:
+        route.continue_()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     swap = page.evaluate("window.__stage.stop()")
     assert swap["frames"] >= 10, swap
     assert swap["blank"] == 0, f"blank frames before the final image: {swap}"
 
     # A new run: the previous result stays up until the new run's first preview.
+    backend.gate = Gate()  # the new run waits before its first step
     page.evaluate(probe("no_blank"))
     generate(page, "a second lighthouse")
+    expect(page.get_by_test_id("diffusion-preview")).not_to_have_attribute("data-view", "done")
+    wait_frames(page, 10)  # the stage sampled while the new run has no preview yet
+    backend.gate.release(1)  # its first step only: held after it, its preview stays up
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     start = page.evaluate("window.__stage.stop()")
+    backend.gate.open()
     assert start["frames"] >= 10, start
     assert start["blank"] == 0, f"blank frames before the new run's first preview: {start}"
     assert not page.errors
@@ -250,24 +283,41 @@ def low_contrast(page) -> list[dict]:
     return [item for item in page.evaluate(probe("contrast")) if item["ratio"] < item["required"]]
 
 
-@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
-def test_all_text_meets_wcag_aa_contrast(open_page, serve, output_dir, dark):
+@pytest.fixture(scope="module")
+def contrast_app(serve_module) -> tuple[str, CountingBackend]:
+    """One app for the contrast tests: a counting backend (the default; each test gives it its
+    own gate), one that waits at the service and one that fails, saying when to come back."""
+    counting = CountingBackend()
     waiting = WaitingBackend(waits=[(Status("queued", position=2, queue_size=4, eta=30), 60)])
     failing = WaitingBackend(
         waits=[(Status("generating"), 0.05)],
         failure=Failed("Too many requests. Fix: wait a little.", "rate_limited", retry_after=30),
     )
     failing.id = "failing-later"
-    app = backend_app(ToyBackend(), waiting, failing)
-    page = open_page(serve(app), dark=dark)
+    return serve_module(backend_app(counting, waiting, failing)), counting
+
+
+@pytest.fixture
+def held(contrast_app) -> Iterator[Gate]:
+    """The contrast app's counting backend waits at this test's gate (opened after it)."""
+    gate = contrast_app[1].gate = Gate()
+    yield gate
+    gate.open()
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_all_text_meets_wcag_aa_contrast(open_page, contrast_app, held, output_dir, dark):
+    page = open_page(contrast_app[0], dark=dark)
     seen: dict[str, list[dict]] = {"idle": low_contrast(page)}
 
     page.get_by_label("Negative prompt", exact=True).fill("blurry")
     set_number(page, "Steps", 30)
+    held.release(1)  # the run is held after its first step while it is checked
     generate(page)
     page.get_by_role("button", name="Stop", exact=True).wait_for(timeout=TIMEOUT_MS)
     page.get_by_test_id("progress-text").wait_for(timeout=TIMEOUT_MS)
     seen["running"] = low_contrast(page)
+    held.open()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     seen["done"] = low_contrast(page)
     page.screenshot(path=output_dir / f"{'dark' if dark else 'light'}.png", full_page=True)
@@ -296,8 +346,9 @@ def test_all_text_meets_wcag_aa_contrast(open_page, serve, output_dir, dark):
 def test_escape_stops_a_run_while_the_component_has_focus(open_page, counting):
     url, backend = counting
     page = open_page(url)
-    set_number(page, "Steps", 400)  # 20 s of steps: a run that is not stopped runs them all
+    set_number(page, "Steps", 400)
     ended, steps = backend.runs_ended, backend.steps_run
+    backend.gate.release(1)  # then held: a run that is not stopped never ends
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     page.keyboard.press("Escape")  # focus is on the Generate button: nothing happens
@@ -308,21 +359,22 @@ def test_escape_stops_a_run_while_the_component_has_focus(open_page, counting):
     page.keyboard.press("Escape")
     wait_view(page, "cancelled", timeout=TIMEOUT_MS)
     assert page.get_by_role("button", name="Stop", exact=True).count() == 0
-    # the backend's run ends (however busy the machine, by steps, not by a time) before its
-    # 400 steps: the cancel reached it
+    # the backend's run, held at its gate, ends: the cancel reached it
     for _ in range(TIMEOUT_MS // 50):
         if backend.runs_ended > ended:
             break
         page.wait_for_timeout(50)
     assert backend.runs_ended == ended + 1, "the backend's run did not end"
-    assert backend.steps_run - steps < 400, "the backend ran every step: it was not stopped"
+    assert backend.steps_run - steps == 1, "the backend ran on after the step let through"
     page.close()
 
 
 def test_progress_is_announced_and_exposed_as_a_progressbar(open_page, counting):
-    page = open_page(counting[0])
+    url, backend = counting
+    page = open_page(url)
     live = page.get_by_test_id("live-status")
     set_number(page, "Steps", 40)
+    backend.gate.release(10)  # then held at a quarter until it is announced
     generate(page)
     # announced by quarters; on a busy machine steps coalesce (latest wins), so a quarter may
     # be passed over: any quarter, with its step, is the announcement
@@ -331,6 +383,7 @@ def test_progress_is_announced_and_exposed_as_a_progressbar(open_page, counting)
     bar = page.get_by_role("progressbar", name="Denoising progress")
     assert int(bar.get_attribute("aria-valuemax")) == 40
     assert 0 < int(bar.get_attribute("aria-valuenow")) <= 40
+    backend.gate.open()
     expect(live).to_have_text("Done: 1 image", timeout=TIMEOUT_MS)
     assert live.get_attribute("aria-live") == "polite"
     page.close()
@@ -345,6 +398,17 @@ def seconds_in(text: str) -> float:
     return float(match[1])
 
 
+def next_tick(locator, before: str) -> str | None:
+    """Wait for a countdown's next tick: ``locator``'s text once it is no longer ``before``,
+    or None once the element has gone. A countdown that never moves fails on the timeout."""
+    for _ in range(TIMEOUT_MS // 50):
+        texts = locator.all_inner_texts()
+        if not texts or texts[0] != before:
+            return texts[0] if texts else None
+        locator.page.wait_for_timeout(50)
+    raise AssertionError(f"{before!r} did not change")
+
+
 def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(open_page, serve):
     gate = Gate()  # the test moves the backend from one status to the next
     backend = WaitingBackend(
@@ -357,12 +421,11 @@ def test_a_waiting_backend_shows_its_phase_elapsed_time_and_a_counting_down_eta(
     status.wait_for(timeout=TIMEOUT_MS)
     expect(page.get_by_test_id("phase-text")).to_have_text("Queued at the service…")
     expect(page.get_by_test_id("service-position")).to_have_text("Position 3 of 5 at the service")
-    eta = page.get_by_test_id("eta-text")
-    first = seconds_in(eta.inner_text())
-    elapsed = seconds_in(page.get_by_test_id("elapsed-text").inner_text())
-    page.wait_for_timeout(1_300)
-    assert seconds_in(eta.inner_text()) < first, "the ETA counts down between updates"
-    assert seconds_in(page.get_by_test_id("elapsed-text").inner_text()) > elapsed
+    eta, elapsed = page.get_by_test_id("eta-text"), page.get_by_test_id("elapsed-text")
+    eta_before, elapsed_before = eta.inner_text(), elapsed.inner_text()
+    eta_after, elapsed_after = next_tick(eta, eta_before), next_tick(elapsed, elapsed_before)
+    assert eta_after and seconds_in(eta_after) < seconds_in(eta_before), "the ETA counts down"
+    assert elapsed_after and seconds_in(elapsed_after) > seconds_in(elapsed_before)
     gate.release(1)
     expect(page.get_by_test_id("phase-text")).to_have_text("Loading the model…")
     gate.release(1)
@@ -393,10 +456,10 @@ def test_an_error_shows_its_reason_and_when_to_try_again_in_place(open_page, ser
     expect(alert).to_contain_text("Rate limited")
     expect(alert).to_contain_text("Too many requests. Fix: wait a little.")
     retry = page.get_by_test_id("retry-text")
-    first = seconds_in(retry.inner_text())
-    assert 10 <= first <= 12
-    page.wait_for_timeout(1_300)
-    assert seconds_in(retry.inner_text()) < first
+    before = retry.inner_text()
+    assert 10 <= seconds_in(before) <= 12
+    after = next_tick(retry, before)
+    assert after and seconds_in(after) < seconds_in(before), (before, after)
     # the previous run's image does not sit under the new run's error as if it were its result
     assert page.get_by_test_id("tile").count() == 0
     expect_value(page.get_by_label("Prompt", exact=True), "a second try")
@@ -458,9 +521,11 @@ def test_a_run_waiting_in_the_apps_queue_shows_cancelled_when_its_event_is_cance
 
 
 def test_use_this_preview_never_shows_cancelled(open_page, counting):
-    page = open_page(counting[0])
+    url, backend = counting
+    page = open_page(url)
     set_number(page, "Steps", 120)
     page.evaluate(probe("view_log"))
+    backend.gate.release(1)  # then held: the run goes on until "Use this preview"
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     page.get_by_role("button", name="Use this preview", exact=True).click()
@@ -484,14 +549,19 @@ def test_gradio_queue_eta_counts_down(open_page, serve):
     set_number(first, "Steps", 60)
     generate(first)
     first.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
+    set_number(second, "Steps", 2)  # its run need only finish
     generate(second, "wait your turn")
     eta = second.get_by_test_id("queue-eta")
     eta.wait_for(timeout=TIMEOUT_MS)
     before = eta.inner_text()
-    second.wait_for_timeout(2_200)
-    if eta.count():  # still queued: the time left shrinks, down to "starting soon" at most
-        after = eta.inner_text()
-        if "starting soon" in before:  # a busy machine: the estimate had run out already
+    if "starting soon" in before:  # a busy machine: the estimate had run out already
+        second.wait_for_timeout(2_200)
+        texts = eta.all_inner_texts()
+        after = texts[0] if texts else None
+    else:
+        after = next_tick(eta, before)
+    if after is not None:  # still queued: the time left shrinks, down to "starting soon" at most
+        if "starting soon" in before:
             assert "starting soon" in after, (before, after)
         elif "starting soon" not in after:
             assert seconds_in(after) < seconds_in(before), "the queue ETA counts down"
@@ -508,14 +578,26 @@ def test_gradio_queue_eta_counts_down(open_page, serve):
 def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
     open_page, serve, output_dir, scroll
 ):
-    app = backend_app(ToyBackend(), spacer=1400, scroll_into_view=scroll)
+    gate = Gate()  # the run is held after its first step while the page is checked
+    app = backend_app(CountingBackend(gate=gate), spacer=1400, scroll_into_view=scroll)
     page = open_page(serve(app), width=390, height=844)
+    try:
+        start_a_run_and_check_the_scroll(page, gate, output_dir, scroll)
+    finally:
+        gate.open()
+    page.close()
+
+
+def start_a_run_and_check_the_scroll(page, gate: Gate, output_dir, scroll: bool) -> None:
+    """Start a run held after its first step; the stage comes into view, or, with
+    scroll_into_view=False, stays below the fold."""
     root = page.get_by_test_id("diffusion-preview")
     # the spacer above it may be laid out after the component mounts (a loaded machine)
     page.wait_for_function(
         "el => el.getBoundingClientRect().top > 844", arg=root.element_handle()
     )  # the component starts below the fold
     set_number(page, "Steps", 30)
+    gate.release(1)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS, state="attached")
     if scroll:
@@ -525,12 +607,12 @@ def test_on_a_phone_the_component_scrolls_into_view_when_a_run_starts(
             arg=page.get_by_test_id("stage").element_handle(),
             timeout=TIMEOUT_MS,
         )
+        gate.open()
         page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
         page.screenshot(path=output_dir / "phone.png")
     else:
         page.wait_for_timeout(1_000)
         assert box(root)["y"] > 844
-    page.close()
 
 
 def test_recent_results_stay_in_a_strip_and_open_full_size(open_page, toy_url):

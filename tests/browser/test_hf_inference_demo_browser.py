@@ -22,17 +22,31 @@ LABELS = {
 }
 
 
-@pytest.fixture
-def demo_with_replay(monkeypatch, serve):
+@pytest.fixture(scope="module")
+def demo_served(serve_module):
     """The demo with the registry's own hf-inference backend (HF_TOKEN only, provider auto)
-    and huggingface_hub's HTTP answered by the replay."""
-    for served in replay(monkeypatch):
-        monkeypatch.setenv("DIFFUSION_PREVIEW_HF_MODELS", f"{SCHNELL},{SDXL}")
-        reset_registry()
-        try:
-            yield serve(load_demo_module().build_demo()), served
-        finally:
+    and huggingface_hub's HTTP answered by the replay: served once for the module's tests."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for served in replay(monkeypatch):
+            monkeypatch.setenv("DIFFUSION_PREVIEW_HF_MODELS", f"{SCHNELL},{SDXL}")
             reset_registry()
+            try:
+                yield serve_module(load_demo_module().build_demo()), served
+            finally:
+                reset_registry()
+
+
+@pytest.fixture
+def demo_with_replay(demo_served):
+    """The module's demo and replay, as new for each test: no request recorded yet, and
+    huggingface_hub's provider-mapping cache empty."""
+    from huggingface_hub.inference._providers._common import _fetch_inference_provider_mapping
+
+    url, served = demo_served
+    for recorded in (served.requests, served.bodies, served.timeouts):
+        recorded.clear()
+    _fetch_inference_provider_mapping.cache_clear()
+    return url, served
 
 
 def choose_model(page, label: str) -> None:

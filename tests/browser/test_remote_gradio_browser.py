@@ -32,13 +32,23 @@ def local_app(backend) -> gr.Blocks:
 
 
 def test_the_remote_runs_previews_form_in_the_local_widget(open_page, serve, output_dir):
-    counting = CountingBackend(step_seconds=0.15)
+    # The remote's steps wait at a gate: the first three are let through one at a time, each
+    # once the widget has painted the one before, then the rest at once.
+    gate = Gate()
+    counting = CountingBackend(gate=gate)
     backend = gradio_backend(serve(preview_app(counting)))
     page = open_page(serve(local_app(backend)))
     page.evaluate(probe("watch_previews"))
+    gate.release(1)
     generate(page, "a red fox")
     page.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)
     page.screenshot(path=output_dir / "running.png", full_page=True)
+    for step in (2, 3):
+        gate.release(1)
+        page.wait_for_function(
+            f"window.__preview_watch.previews.length >= {step}", timeout=TIMEOUT_MS
+        )
+    gate.open()
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
 
     seen = page.evaluate("window.__preview_watch")
