@@ -157,7 +157,7 @@ train-shapes-stars: setup
 	git archive $(SHAPES_STARS_BASE_COMMIT) $(SHAPES_MODEL) \
 		| tar -x --strip-components=5 -C $(SHAPES_RUNS)/shapes-a16-base
 	nice -n 19 $(PY) training/train_shapes.py --seed 0 --resume $(SHAPES_RUNS)/shapes-a16-base \
-		--out $(SHAPES_RUNS)/shapes-stars --favour star=3,triangle=2 --steps 200 \
+		--out $(SHAPES_RUNS)/shapes-stars --favour star=3,triangle=2 --count-position --steps 200 \
 		--resume-images 6000 --lr 0.0003 --batch 32 --eval-every 100 --skip-final-eval
 	$(PY) -m gradio_diffusion_preview.bundled.shapes.evaluate --phrasings \
 		--model $(SHAPES_RUNS)/shapes-stars

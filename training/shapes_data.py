@@ -13,10 +13,7 @@ import numpy as np
 
 from gradio_diffusion_preview.bundled.shapes.draw import draw_array
 from gradio_diffusion_preview.bundled.shapes.grammar import (
-    POSITIONS,
-    SIZES,
     Scene,
-    make_scene,
     prompt_for,
     random_scene,
     training_combinations,
@@ -39,19 +36,9 @@ def draw_batch(
     times as often as the others (the model's worst shapes); held-out combinations are never
     drawn either way."""
     combinations = training_combinations()
-    if not favour:
-        scenes = [random_scene(rng, combinations, P_SIZE, P_POSITION) for _ in range(count)]
-    else:
-        weights = [favour.get(shape, 1.0) for shape, _, _ in combinations]
-        scenes = [favoured_scene(rng, combinations, weights) for _ in range(count)]
+    weights = [favour.get(shape, 1.0) for shape, _, _ in combinations] if favour else None
+    scenes = [random_scene(rng, combinations, P_SIZE, P_POSITION, weights) for _ in range(count)]
     return np.stack([draw_array(scene) for scene in scenes]), scenes
-
-
-def favoured_scene(rng: random.Random, combinations: list, weights: list[float]) -> Scene:
-    """A scene like ``random_scene``'s, its combination chosen by ``weights``."""
-    size_word = rng.choice(SIZES) if rng.random() < P_SIZE else None
-    position = rng.choice(list(POSITIONS)) if rng.random() < P_POSITION else None
-    return make_scene(rng, rng.choices(combinations, weights)[0], size_word, position)
 
 
 def images_to_tensor(images: np.ndarray):

@@ -110,6 +110,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="with --resume: draw some shapes' training combinations more often, e.g. "
         "'star=3,triangle=2' (the shapes the model draws worst; held-out combinations never)",
     )
+    parser.add_argument(
+        "--count-position",
+        action="store_true",
+        help="with --resume: the checkpoint kept is the best by position too (its 80%% bar, "
+        "issue #26), not only by the evaluation's bars",
+    )
     parser.add_argument("--skip-final-eval", action="store_true")
     parser.add_argument(
         "--limits",
@@ -152,15 +158,16 @@ def log_to(path: Path):
     return log
 
 
-# What the checkpoint choice weighs: the evaluation's bars and issue #26's position target
-# (without it a checkpoint with better shapes but centred positions could win).
-CHECKPOINT_BARS = {**shapes_eval.REQUIRED, "position": 0.8}
+# What the checkpoint choice weighs with --count-position: the evaluation's bars and issue #26's
+# position target (without it a checkpoint with better shapes but centred positions could win).
+# Without the option the choice weighs the evaluation's bars only, as for the shipped weights.
+POSITION_BARS = {**shapes_eval.REQUIRED, "position": 0.8}
 
 
-def quality(row: dict) -> float:
-    """How close a learning-curve row comes to the bar: its worst attribute, relative to the bar
+def quality(row: dict, bars: dict[str, float] = shapes_eval.REQUIRED) -> float:
+    """How close a learning-curve row comes to ``bars``: its worst attribute, relative to the bar
     for it (1.0 = exactly at the bar), plus a little of the mean to break ties."""
-    relative = [row[name] / bar for name, bar in CHECKPOINT_BARS.items()]
+    relative = [row[name] / bar for name, bar in bars.items()]
     return min(relative) + 0.01 * sum(relative) / len(relative)
 
 
@@ -313,6 +320,7 @@ def best_checkpoint(
     steps_before: int = 0,
     minutes_before: float = 0.0,
     total_before: float = 0.0,
+    bars: dict[str, float] = shapes_eval.REQUIRED,
 ):
     """The learning curve's ``checkpoint`` callback: save the weight average (with ``parts``:
     the tokenizer, autoencoder and scheduler) over ``out``'s model when it is the best so far,
@@ -323,9 +331,9 @@ def best_checkpoint(
     denoiser_began = time.monotonic()
 
     def checkpoint(averaged, step: int, row: dict) -> dict:
-        if quality(row) <= best["quality"]:
+        if quality(row, bars) <= best["quality"]:
             return {"saved": False}
-        best["quality"] = quality(row)
+        best["quality"] = quality(row, bars)
         unet_copy, text_copy, vae_copy = (copy.deepcopy(m) for m in (*averaged, vae))
         pipe = assemble(tokenizer, text_copy, vae_copy, unet_copy, scheduler)
         pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
@@ -399,6 +407,7 @@ def resume(args) -> int:
                 "lr": args.lr,
                 **({"added": "attention at 16 x 16"} if args.attention_16 else {}),
                 **({"favoured": args.favour} if args.favour else {}),
+                **({"chosen_by": sorted(POSITION_BARS)} if args.count_position else {}),
             },
         ],
         "planned_steps": offset + args.steps,
@@ -411,6 +420,7 @@ def resume(args) -> int:
         steps_before=offset,
         minutes_before=minutes_before,
         total_before=total_before,
+        bars=POSITION_BARS if args.count_position else shapes_eval.REQUIRED,
     )
 
     train_denoiser(

@@ -456,6 +456,16 @@ def generate_run(
     }
     if init_image is not None:  # an edit: the input picture and how much of it is remade
         fields.update(init_image=init_image, strength=strength)
+    chosen = controls.entry_by_id(policy, model) if isinstance(model, str) else None
+    overtaken = backend_id in policy.backends() and backend_id != getattr(chosen, "backend", None)
+    if chosen is not None and overtaken and chosen.id == model:
+        # The model names its entry, and so its backend: the page's hidden backend box and
+        # settings follow the model list by a round trip, which a quick click on Generate can
+        # overtake. The settings sent are then the previous model's: this model's own apply,
+        # as the page would have shown them. A backend this app does not offer is refused.
+        backend_id = chosen.backend
+        kept = ("prompt", "model", "seed", "init_image", "strength")
+        fields = {name: value for name, value in fields.items() if name in kept}
     if isinstance(backend_id, str):  # the chosen model's own: hidden controls send values too
         fields = accepted_fields(backend_id, fields, policy=policy, registry=get_registry())
     last = None

@@ -66,6 +66,36 @@ def test_the_generate_tab_finishes_a_hugging_face_entry(open_page, demo_with_rep
     assert not page.errors
 
 
+def test_a_model_chosen_just_before_generate_is_the_one_that_runs(open_page, demo_with_replay):
+    """The model list tells the page's hidden backend box by a round trip to the server; a
+    click on Generate before its answer arrives (a busy server, a slow connection) still runs
+    the chosen model. Its answers are held here until the run has finished."""
+    url, served = demo_with_replay
+    page = open_page(url)
+    held = []
+
+    def hold_the_models_answer(route):
+        if "flux-schnell" in (route.request.post_data or ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/run/**", hold_the_models_answer)
+    choose_model(page, LABELS["flux-schnell"])
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held  # the model list's answers (its settings, the hint under the prompt)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert served.provider_calls() == ["fal-ai"]
+    for route in held:
+        route.continue_()
+    assert not page.errors
+
+
 def test_flux_schnell_finishes_in_a_compare_panel_beside_the_bundled_model(
     open_page, demo_with_replay
 ):

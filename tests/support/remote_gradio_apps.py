@@ -143,13 +143,24 @@ def image_app(
     return demo
 
 
-def hanging_app(release: threading.Event) -> gr.Blocks:
+def hanging_app(
+    release: threading.Event,
+    entered: threading.Event | None = None,
+    answered: threading.Event | None = None,
+) -> gr.Blocks:
     """An image app whose /hang blocks until ``release`` is set (at most 30 s), deaf to any
-    cancel, as a handler stuck in native code is."""
+    cancel, as a handler stuck in native code is. ``entered`` is set when the handler holds a
+    job, ``answered`` once it has returned."""
 
     def hang(prompt: str):
-        release.wait(30)
-        return red_image()
+        if entered is not None:
+            entered.set()
+        try:
+            release.wait(30)
+            return red_image()
+        finally:
+            if answered is not None:
+                answered.set()
 
     with gr.Blocks() as demo:
         gr.Button().click(hang, gr.Textbox(label="Prompt"), gr.Image(), api_name="hang")

@@ -311,6 +311,8 @@ def PIL_red():
         ({"capabilities": {"max_sise": 4}}, "unknown capability 'max_sise'"),
         ({"capabilities": {"default_steps": 500}}, "default_steps 500 is outside"),
         ({"read_timeout": 5}, "options.read_timeout"),
+        ({"heartbeat_seconds": 30, "read_timeout": 20}, "not above the remote's 30-second"),
+        ({"heartbeat_seconds": 0}, "options.heartbeat_seconds"),
         ({"inputs": {"colour": "c"}}, "options.inputs.colour"),
     ],
 )

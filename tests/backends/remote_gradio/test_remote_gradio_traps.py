@@ -46,36 +46,29 @@ def thread_errors(monkeypatch) -> list[BaseException]:
     return errors
 
 
-@pytest.fixture
-def hanging_url(serve):
-    """An image app whose handler blocks until released, deaf to any cancel."""
-    release = threading.Event()
-    app = hanging_app(release)
-    yield serve(app)
-    release.set()
-    # Closed while the released job is still winding up, the server waited 5 s for it to
-    # end (uvicorn's graceful shutdown under Gradio's 5 s join); once it has, it closes at once.
-    deadline = time.monotonic() + 10
-    while any(app._queue.active_jobs) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def test_a_cancel_returns_at_once_even_when_the_remote_ignores_it(
-    hanging_url, monkeypatch, thread_errors
+    serve, monkeypatch, thread_errors
 ):
+    """The run returns before the remote answers: cancelled once the remote holds the job,
+    which it holds until released, and it is released only after the run returned."""
     monkeypatch.setattr(run_module, "STOP_WAIT_SECONDS", 1.0)
-    backend = gradio_backend(hanging_url, timeout=60)
+    release, entered, answered = threading.Event(), threading.Event(), threading.Event()
+    backend = gradio_backend(serve(hanging_app(release, entered, answered)), timeout=60)
     request = validate_request(build_request(backend, {"prompt": "fox"}), backend)
     control = RunControl()
     events = []
     for event in backend.generate(request, control):
         events.append(event)
         if isinstance(event, Started):
-            cancelled_at = time.monotonic()
+            assert entered.wait(30)
             control.cancel()
-    returned_after = time.monotonic() - cancelled_at
+    answered_before_return = answered.is_set()
+    release.set()
     assert [type(e) for e in events] == [Started], events
-    assert returned_after < 2, returned_after  # not the endpoint's 60 s, not forever
+    assert not answered_before_return  # it did not wait for the remote's answer
+    # Closed while the released job is still winding up, the server waited 5 s for it
+    # (uvicorn's graceful shutdown under Gradio's 5 s join); once answered, it closes at once.
+    assert answered.wait(30)
     # the stopping thread waits for the remote's answer no longer than STOP_WAIT_SECONDS
     assert stop_threads_end(within=10)
     assert thread_errors == []
@@ -143,10 +136,6 @@ def test_a_remote_silent_for_longer_than_the_read_timeout_is_kept_alive_by_its_h
 
     with gr.Blocks() as app:
         gr.Button().click(quiet, gr.Textbox(label="Prompt"), gr.Image(), api_name="quiet")
-    backend = gradio_backend(serve(app), read_timeout=16)
-    (client,) = backend.session()._idle
-    # The settings refuse a read timeout under 15 s (test above): the client's is set here.
-    timeout = client.httpx_kwargs["timeout"]
-    client.httpx_kwargs["timeout"] = httpx.Timeout(timeout.connect, read=2.0)
+    backend = gradio_backend(serve(app), heartbeat_seconds=0.5, read_timeout=2.0)
     rec = run_backend(backend, timeout=60)
     assert rec.finished is not None, rec.trace()

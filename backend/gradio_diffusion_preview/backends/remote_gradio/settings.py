@@ -16,15 +16,24 @@ Every setting is optional; what is left out is detected from the remote app's AP
 - ``capabilities``: overrides of the detected ``Capabilities`` (limits, defaults), e.g.
   ``{"max_size": 1024, "default_steps": 4}``.
 - ``preview_max_side``: the longest side of a relayed preview, in pixels (default 512).
+- ``heartbeat_seconds``: how often the remote app writes to an idle event stream (Gradio's
+  ``GRADIO_HEARTBEAT_INTERVAL``, default 15); set it only for an app that changed it.
 - ``read_timeout``: seconds without a byte from the remote before the connection counts as dead;
-  above Gradio's 15-second heartbeat (default 60).
+  above the remote's heartbeat (default 60).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ...backend import Capabilities
 from ...endpoints import Endpoint, EndpointConfigError
@@ -60,7 +69,8 @@ class GradioSettings(BaseModel):
     output: int | str | None = None
     capabilities: dict[str, Any] = Field(default_factory=dict)
     preview_max_side: int = Field(512, ge=16, le=4096)
-    read_timeout: float = Field(60.0, gt=HEARTBEAT_SECONDS)
+    heartbeat_seconds: float = Field(HEARTBEAT_SECONDS, gt=0)
+    read_timeout: float = 60.0
 
     @field_validator("api_name")
     @classmethod
@@ -68,6 +78,17 @@ class GradioSettings(BaseModel):
         if value is None or not value.strip():
             return None
         return "/" + value.strip().lstrip("/")
+
+    @field_validator("read_timeout")
+    @classmethod
+    def _above_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("heartbeat_seconds", HEARTBEAT_SECONDS)
+        if value <= heartbeat:
+            raise ValueError(
+                f"{value:g} s is not above the remote's {heartbeat:g}-second heartbeat, so a "
+                "silent wait in its queue would count as a dead connection; give more seconds"
+            )
+        return value
 
     @field_validator("capabilities")
     @classmethod

@@ -18,6 +18,7 @@ learned rather than recall a picture.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # sRGB values chosen far apart (the closest pair, orange and yellow, differ by 70 levels).
@@ -167,8 +168,12 @@ def random_scene(
     combinations: list[tuple[str, str, str]],
     p_size: float = 0.5,
     p_position: float = 0.5,
+    weights: Sequence[float] | None = None,
 ) -> Scene:
-    """A scene of a random combination, sometimes with a size or a position word."""
+    """A scene of a random combination, sometimes with a size or a position word.
+    ``weights`` (one per combination) makes some combinations likelier; without it every
+    combination is as likely, drawn exactly as before the option existed."""
     size_word = rng.choice(SIZES) if rng.random() < p_size else None
     position = rng.choice(list(POSITIONS)) if rng.random() < p_position else None
-    return make_scene(rng, rng.choice(combinations), size_word, position)
+    combination = rng.choices(combinations, weights)[0] if weights else rng.choice(combinations)
+    return make_scene(rng, combination, size_word, position)
