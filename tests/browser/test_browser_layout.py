@@ -38,6 +38,8 @@ def test_in_a_row_the_preview_takes_the_widths_gr_image_takes(browser, layout_ur
         boxes = {}
         for kind in ("image", "preview"):
             ids = [f"{name}-{kind}-gallery", f"{name}-{kind}", f"{name}-{kind}-column"]
+            for element_id in ids:  # the page renders its components one by one
+                page.locator(f"#{element_id}").wait_for()
             boxes[kind] = page.evaluate(BOXES, ids)
         image, preview = boxes["image"], boxes["preview"]
         # x and width of the gallery, the image or preview, and the column: equal
