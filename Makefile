@@ -8,7 +8,7 @@ FRONTEND_SRC := $(wildcard frontend/*.svelte frontend/*.ts frontend/*.js fronten
 export HF_HUB_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes train-shapes-continue train-shapes-attention16 train-shapes-stars shapes-phrasings-eval release-check space \
+.PHONY: demo test test-py310 test-py313 bench soak setup frontend chromium lint clean train-shapes train-shapes-continue train-shapes-attention16 train-shapes-stars train-shapes-stars-hearts shapes-phrasings-eval release-check space \
 	gradio5 test-gradio4
 
 demo: setup frontend
@@ -158,6 +158,23 @@ train-shapes-stars: setup
 		--out $(SHAPES_RUNS)/shapes-stars --favour star=3,triangle=2 --count-position --steps 1500 \
 		--resume-images 12000 --lr 0.0003 --batch 32 --eval-every 250 --skip-final-eval
 	rm -rf $(SHAPES_MODEL) && cp -r $(SHAPES_RUNS)/shapes-stars $(SHAPES_MODEL)
+	$(PY) training/train_shapes.py --finish --out $(SHAPES_MODEL)
+	$(MAKE) shapes-phrasings-eval
+
+# Issue #26, then hearts as well: the weights of train-shapes-stars (commit bdc9a3d, taken from
+# git) trained 1,500 more batches (seed 1, lr 0.0002) on 12,000 fresh drawings favouring stars 3
+# times and hearts twice, the checkpoint chosen with position counted (batch 1,250). On the 50
+# held-out phrasings shape 82% -> 88%, position 100%; on the held-out combinations shape
+# 81% -> 86%, position 96% -> 100%.
+SHAPES_HEARTS_BASE_COMMIT := bdc9a3d
+train-shapes-stars-hearts: setup
+	rm -rf $(SHAPES_RUNS)/shapes-stars-base && mkdir -p $(SHAPES_RUNS)/shapes-stars-base
+	git archive $(SHAPES_HEARTS_BASE_COMMIT) $(SHAPES_MODEL) \
+		| tar -x --strip-components=5 -C $(SHAPES_RUNS)/shapes-stars-base
+	nice -n 19 $(PY) training/train_shapes.py --seed 1 --resume $(SHAPES_RUNS)/shapes-stars-base \
+		--out $(SHAPES_RUNS)/shapes-stars-hearts --favour star=3,heart=2 --count-position \
+		--steps 1500 --resume-images 12000 --lr 0.0002 --batch 32 --eval-every 250 --skip-final-eval
+	rm -rf $(SHAPES_MODEL) && cp -r $(SHAPES_RUNS)/shapes-stars-hearts $(SHAPES_MODEL)
 	$(PY) training/train_shapes.py --finish --out $(SHAPES_MODEL)
 	$(MAKE) shapes-phrasings-eval
 
