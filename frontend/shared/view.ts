@@ -99,10 +99,15 @@ export function current_view(
 }
 
 /** An error status Gradio's page set itself (no message: nothing was raised) while the run
- * shown had not finished: the event was cancelled from elsewhere. */
+ * shown had not finished, or had just sent its "cancelled" state: the event was cancelled.
+ * Which of the run's last state and the cancel's completion reaches the page first depends
+ * on the server's load. */
 function ended_by_a_cancel(value: PreviewData | null, loading: Loading): boolean {
 	return (
-		loading?.status === "error" && !loading.message && value != null && !finished(value)
+		loading?.status === "error" &&
+		!loading.message &&
+		value != null &&
+		(!finished(value) || value.status === "cancelled")
 	);
 }
 

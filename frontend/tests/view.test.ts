@@ -131,6 +131,10 @@ describe("current_view", () => {
 		const silent = loading({ status: "error" });
 		expect(current_view(value({ status: "queued" }), silent, "error", false)).toBe("cancelled");
 		expect(current_view(value({ step: 4 }), silent, "error", false)).toBe("cancelled");
+		// the run's "cancelled" state arrived before the cancel's completion (a busy server)
+		const stopped = value({ status: "cancelled", step: 41 });
+		expect(current_view(stopped, silent, "error", false)).toBe("cancelled");
+		expect(current_view(stopped, silent, "error", true)).toBe("cancelled");
 		const raised = loading({ status: "error", message: "CUDA out of memory" });
 		expect(current_view(value({ step: 4 }), raised, "error", false)).toBe("error");
 		expect(current_view(value({ status: "done" }), silent, "error", false)).toBe("error");

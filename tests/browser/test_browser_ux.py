@@ -538,15 +538,19 @@ def test_use_this_preview_never_shows_cancelled(open_page, counting):
 
 
 def test_gradio_queue_eta_counts_down(open_page, serve):
-    app = backend_app(CountingBackend(step_seconds=0.1))
+    gate = Gate()  # the second run of the first page holds the slot until it is stopped
+    backend = CountingBackend(step_seconds=0.1, gate=gate)
+    app = backend_app(backend)
     url = serve(app)
     first, second = open_page(url), open_page(url)
-    # One short run first, so Gradio knows how long a run takes and sends an ETA.
-    set_number(first, "Steps", 5)
+    # One run of 2 s first, so Gradio knows how long a run takes and sends an ETA.
+    set_number(first, "Steps", 20)
+    gate.release(20)
     generate(first)
     first.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
 
     set_number(first, "Steps", 60)
+    gate.release(2)
     generate(first)
     first.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
     set_number(second, "Steps", 2)  # its run need only finish
@@ -566,6 +570,12 @@ def test_gradio_queue_eta_counts_down(open_page, serve):
         elif "starting soon" not in after:
             assert seconds_in(after) < seconds_in(before), "the queue ETA counts down"
     first.get_by_role("button", name="Stop", exact=True).click()
+    for _ in range(TIMEOUT_MS // 50):  # the stopped run must not take the second run's steps
+        if backend.runs_ended == 2:
+            break
+        first.wait_for_timeout(50)
+    assert backend.runs_ended == 2, "the stopped run did not end"
+    gate.release(2)
     second.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     first.close()
     second.close()
