@@ -100,11 +100,11 @@ train-shapes: setup
 	$(MAKE) shapes-phrasings-eval
 
 # The held-out phrasings of issue #26 evaluated on the model in the package
-# (evaluation_phrasings.json),
+# (evaluation_phrasings.json, keeping the earlier weights' figures it records),
 # and its card rewritten with them.
 shapes-phrasings-eval: setup
-	$(PY) -m gradio_diffusion_preview.bundled.shapes.evaluate --phrasings --json \
-		> $(SHAPES_MODEL)/evaluation_phrasings.json
+	$(PY) -m gradio_diffusion_preview.bundled.shapes.evaluate --phrasings \
+		--out $(SHAPES_MODEL)/evaluation_phrasings.json
 	$(PY) training/train_shapes.py --card-only --out $(SHAPES_MODEL)
 
 # The step before train-shapes-attention16 (what it starts from, commit fc9a61e): the weights

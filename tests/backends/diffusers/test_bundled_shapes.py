@@ -294,6 +294,26 @@ def test_heldout_phrasings_regenerate_as_the_card_recorded_them():
 
 
 @pytest.mark.slow
+def test_a_new_phrasings_evaluation_keeps_the_earlier_weights_figures(tmp_path):
+    """``make shapes-phrasings-eval`` rewrites ``evaluation_phrasings.json`` with ``--out``: the
+    figures of earlier weights recorded there ("before", the card's comparison) stay; the
+    measured ones are this run's."""
+    from gradio_diffusion_preview.bundled.shapes.evaluate import main
+
+    before = {"The weights before": {"colour": 0.5, "shape": 0.25}}
+    out = tmp_path / "evaluation_phrasings.json"
+    out.write_text(json.dumps({"prompts": 50, "verdicts": [], "before": before}))
+    assert main(["--phrasings", "--limit", "2", "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert written["prompts"] == 2 and len(written["verdicts"]) == 2
+    assert written["set"] == "held-out phrasings" and written["before"] == before
+
+    fresh = tmp_path / "fresh.json"  # nothing recorded yet: no "before"
+    assert main(["--phrasings", "--limit", "1", "--out", str(fresh)]) == 0
+    assert "before" not in json.loads(fresh.read_text())
+
+
+@pytest.mark.slow
 def test_step_previews_converge_on_the_final_picture():
     from gradio_diffusion_preview import Finished, RunControl, Step, validate_request
     from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend

@@ -2,9 +2,11 @@
 backend exactly as the demo runs them, and judged from the pixels by ``judge``.
 
 ``python -m gradio_diffusion_preview.bundled.shapes.evaluate`` prints the figures (add
-``--json`` for machine-readable output, ``--limit N`` for a quick look, ``--model`` for another
-folder). Each held-out (shape, colour, background) combination gets two prompts: the plain one
-("a red circle on a blue background") and one that also names a size and/or a position.
+``--json`` for machine-readable output, ``--out FILE`` to write it to a file keeping the
+earlier weights' figures recorded there, ``--limit N`` for a quick look, ``--model`` for
+another folder). Each held-out (shape, colour, background) combination gets two prompts: the
+plain one ("a red circle on a blue background") and one that also names a size and/or a
+position.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from . import MODEL_SIZE, model_dir
 from .grammar import POSITIONS, SIZES, Scene, heldout_combinations, make_scene, prompt_for
@@ -136,6 +139,16 @@ def generate(
     return images, seconds
 
 
+def with_recorded_before(report: dict, path: Path) -> dict:
+    """``report`` with the "before" figures (earlier weights on the same prompts) that the
+    evaluation already at ``path`` records: they cannot be measured again from these weights,
+    so a new evaluation keeps them."""
+    if not path.is_file():
+        return report
+    before = json.loads(path.read_text()).get("before")
+    return {**report, "before": before} if before else report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a diffusers folder (default: the bundled model)")
@@ -143,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, help="guidance scale (default: the backend's)")
     parser.add_argument("--limit", type=int, help="only the first N prompts")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the JSON object to this file instead, keeping the earlier weights' figures "
+        'it records ("before", added by hand for the card)',
+    )
     parser.add_argument(
         "--phrasings",
         action="store_true",
@@ -176,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "passes": result.passes() and per_image < MAX_SECONDS_PER_IMAGE,
         "verdicts": [{"prompt": p, **v} for p, v in zip(prompts, judged, strict=True)],
     }
+    if args.out is not None:
+        args.out.write_text(json.dumps(with_recorded_before(report, args.out)))
+        return 0
     if args.json:
         print(json.dumps(report))
         return 0
