@@ -10,6 +10,9 @@ import PIL.Image
 import pytest
 from browser_helpers import TIMEOUT_MS
 from playwright.sync_api import expect
+from step_counter import StepHold
+
+from gradio_diffusion_preview.plugins import get_backend
 
 pytestmark = pytest.mark.browser
 
@@ -45,15 +48,23 @@ def test_an_uploaded_picture_is_edited_step_by_step_stopped_and_finished(
     expect(strength).to_be_visible()
     tab.get_by_role("button", name="Advanced settings").click()
     steps = tab.get_by_role("spinbutton", name="number input for Steps", exact=True)
-    steps.fill("150")  # long enough to stop mid-way
+    steps.fill("50")  # the demo's most: 30 steps at strength 0.6
     steps.press("Tab")
+    expect(steps).to_have_value("50")
     tab.get_by_label("Prompt", exact=True).fill("a blue star on a white background")
-    tab.get_by_role("button", name="Generate", exact=True).click()
-    stop = tab.get_by_role("button", name="Stop generating", exact=True)
-    expect(stop).to_be_visible()
-    tab.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)  # the edit forming
-    stop.click()
-    view_is(tab, "cancelled")
+    # held at its second step until Stop has reached the server: a quiet machine finishes
+    # 30 steps before a click, so the stop is not left to chance
+    with StepHold(get_backend("diffusers"), at=2) as held:
+        tab.get_by_role("button", name="Generate", exact=True).click()
+        stop = tab.get_by_role("button", name="Stop generating", exact=True)
+        expect(stop).to_be_visible()
+        tab.get_by_test_id("preview-image").wait_for(timeout=TIMEOUT_MS)  # the edit forming
+        expect(tab.get_by_test_id("progress-text")).to_contain_text(" / 30")
+        with page.expect_response(lambda response: response.url.endswith("/run/predict")):
+            stop.click()
+        held.release()
+        view_is(tab, "cancelled")
+    assert held.reached.is_set(), "the run was never held"
     expect(tab.get_by_role("button", name="Generate", exact=True)).to_be_visible()
 
     steps.fill("10")

@@ -76,8 +76,19 @@ def set_number(page, label: str, value: float) -> None:
         page.get_by_role("spinbutton", name=label, exact=True)
     )
     show_advanced(page, box)
+    # Waited for: a box filled while Gradio still mounts the accordion's controls can
+    # lose the value to the control's initial one on a busy machine.
+    expect(box.first).to_be_visible()
     box.first.fill(str(value))
-    box.press("Tab")
+    box.first.press("Tab")
+    expect(box.first).to_have_value(re.compile(_number_pattern(value)))
+
+
+def _number_pattern(value: float) -> str:
+    """A pattern for how a number box may show ``value`` ("7", "7.0"; "0.5", "0.50")."""
+    if float(value).is_integer():
+        return rf"^{int(value)}(\.0*)?$"
+    return rf"^{re.escape(str(value))}0*$"
 
 
 def generate(page, prompt: str | None = "a lighthouse at dusk") -> None:
