@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pytest
 from gradio.context import LocalContext
-from toy_backends import CountingBackend, FailingBackend, registry_with
+from toy_backends import CountingBackend, FailingBackend, Gate, registry_with
 
 from gradio_diffusion_preview.compare import (
     CompareRefused,
@@ -100,8 +100,30 @@ def test_a_bad_choice_of_models_is_refused_naming_the_fix(models, problem):
 
 
 def test_one_slot_runs_take_turns_in_the_order_given_showing_their_place():
-    backend = CountingBackend(step_seconds=0.01)
-    ticks = run_all(make_policy(slots=1), ["a", "b", "c"], registry_with(backend))
+    # Each step waits at a gate until a tick has shown the run at the step before: a run that
+    # went by between two ticks on a busy machine would otherwise never be seen running.
+    gate = Gate()
+    backend = CountingBackend(gate=gate)
+    ticks, let_through = [], set()
+    hang_guard = threading.Timer(120, gate.open)  # only so that a broken test cannot hang
+    hang_guard.start()
+    try:
+        for tick in compare(
+            make_policy(slots=1),
+            ["a", "b", "c"],
+            registry=registry_with(backend),
+            prompt="p",
+            steps=4,
+            min_interval=0,
+        ):
+            ticks.append(tick)
+            for index, state in enumerate(tick):
+                seen = (index, state.step)
+                if state.status == "running" and state.step < 4 and seen not in let_through:
+                    let_through.add(seen)
+                    gate.release()
+    finally:
+        hang_guard.cancel()
     assert all(s.status == "done" for s in ticks[-1])
     running = [tuple(i for i, s in enumerate(t) if s.status == "running") for t in ticks]
     assert max(len(r) for r in running) == 1, "never two runs on a one-slot backend at once"
