@@ -475,11 +475,13 @@ def painted_step(page) -> int:
 
 
 def test_a_cancelled_run_keeps_its_last_frame_and_that_frames_step(open_page, serve):
-    page = open_page(serve(backend_app(StepCodeBackend(), options={"delay": 0.02})))
+    gate = Gate()  # the run is held at its 31st step: it cannot end before Stop on a busy machine
+    page = open_page(serve(backend_app(StepCodeBackend(gate=gate))))
     set_number(page, "Steps", 250)
+    gate.release(30)
     generate(page)
     page.get_by_test_id("preview-image").first.wait_for(timeout=TIMEOUT_MS)
-    expect(page.get_by_test_id("progress-text")).to_contain_text(re.compile(r"step [2-9]\d"))
+    expect(page.get_by_test_id("progress-text")).to_contain_text(re.compile(r"step 30\b"))
     page.get_by_role("button", name="Stop", exact=True).click()
     wait_view(page, "cancelled", timeout=TIMEOUT_MS)
     page.wait_for_timeout(1_000)  # steps that were already on their way arrive meanwhile

@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 import PIL.Image
 from playwright.sync_api import expect
-from toy_backends import registry_with
+from toy_backends import Gate, registry_with
 
 from gradio_diffusion_preview import (
     Backend,
@@ -206,6 +206,9 @@ class StepCodeBackend(Backend):
         any_model=True, steps_range=(1, 255), options={"delay": "seconds per step"}
     )
 
+    def __init__(self, gate: Gate | None = None) -> None:
+        self.gate = gate  # each step waits there instead of the request's delay
+
     def models(self):
         return [ModelInfo(id="code")]
 
@@ -214,7 +217,10 @@ class StepCodeBackend(Backend):
         for step in range(1, request.steps + 1):
             if control.cancelled:
                 return
-            time.sleep(request.options.get("delay", 0.03))
+            if self.gate is None:
+                time.sleep(request.options.get("delay", 0.03))
+            elif not self.gate.wait(control):
+                return
             colour = ((step % 16) * 16, (step // 16) * 16, 128)
             yield Step(step, request.steps, np.full((16, 16, 3), colour, np.uint8))
         yield Finished([PIL.Image.new("RGB", (64, 64), "white")], [request.seed])

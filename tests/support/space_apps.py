@@ -18,7 +18,7 @@ import sys
 import sysconfig
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -46,36 +46,57 @@ def served_space(
     of this environment (``isolated``: less PYTHONPATH, so that the package comes from
     ``python``'s own environment); yields its address. Its output goes to ``log``, shown when
     it exits or does not serve."""
-    port = free_port()
     environ = {k: v for k, v in os.environ.items() if not (isolated and k == "PYTHONPATH")}
-    environ.update(GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    environ.update(GRADIO_ANALYTICS_ENABLED="False")
     environ.update(env or {})
     command = [str(python), "-c", NO_TORCH] if without_torch else [str(python), "app.py"]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=folder,
-            env=environ,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + seconds
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        yield url
-    finally:
+    for launch in range(2):
+        port = free_port()
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                command,
+                cwd=folder,
+                env={**environ, "GRADIO_SERVER_PORT": str(port)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            if _serves(url, process, log, seconds):
+                yield url
+                return
+            if launch or SELF_CHECK not in log.read_text():
+                raise AssertionError(log.read_text()[-3000:])
+        finally:
+            _stop(process)
+
+
+# Gradio's launch asks its own page once with a 3-second timeout and gives up at the first
+# timeout (gradio/networking.py, url_ok), which a loaded machine can exceed: the app then
+# exits with this message instead of serving. Such a launch is tried once more.
+SELF_CHECK = "When localhost is not accessible"
+
+
+def _serves(url: str, process: subprocess.Popen, log: Path, seconds: float) -> bool:
+    """True once the app at ``url`` serves; False when its process exited first."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None:
+        try:
+            if httpx.get(f"{url}/config", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.5)
+    return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stops the app's whole process group (nothing to do when it has already exited)."""
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+    process.wait(timeout=30)
 
 
 def space_module():
