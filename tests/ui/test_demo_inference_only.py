@@ -52,6 +52,9 @@ def secrets(router) -> dict[str, str]:
     return {
         "HF_TOKEN": router.token,  # the Space's secret
         "DIFFUSION_PREVIEW_HF_ROUTER_URL": router.url,
+        # The catalogue's live listing asks the loopback router's Hub API too: huggingface.co
+        # cannot be reached here, and its retries held a loaded machine's start-up for 15 s.
+        "DIFFUSION_PREVIEW_HF_HUB_URL": router.hub_url,
         "HF_HUB_OFFLINE": "0",  # only the loopback router can be reached
     }
 
