@@ -40,7 +40,7 @@ from rows import Row, median  # noqa: E402
 
 HERE = Path(__file__).resolve()
 STEPS, ROUNDS = 20, 5
-TINY_STEPS, TINY_ROUNDS = 4, 1
+TINY_STEPS, TINY_ROUNDS = 2, 1
 CLICKS, TINY_CLICKS = 8, 2  # after the fresh page's first click
 SETTINGS = {"ours": "auto", "torch": "keep"}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "DIFFUSION_PREVIEW_TORCH_THREADS")
