@@ -146,11 +146,11 @@ def test_a_family_finishes_early_within_a_step(backend, model):
             if (state.step or 0) >= 2 and iterations.at_signal is None:
                 assert finish_run(state.run_id)
                 iterations.mark()
-                signalled_at = state.step
     final = states[-1]
     assert final.status == "done", final.message
     assert iterations.after_signal <= 1
-    assert final.params.steps_done <= signalled_at + 1
+    # the backend's own count at the signal: the state seen may be behind it (latest wins)
+    assert final.params.steps_done <= iterations.at_signal + 1
     assert final.images[0].size == EXPECTED[name].size_made
 
 

@@ -182,7 +182,6 @@ def test_an_edit_cancels_and_finishes_early_within_a_step(backend, tiny_sd15):
                 if (state.step or 0) >= 2 and iterations.at_signal is None:
                     assert signal(state.run_id)
                     iterations.mark()
-                    signalled_at = state.step
         final = states[-1]
         assert iterations.after_signal <= 1
         if signal is cancel_run:
@@ -190,7 +189,8 @@ def test_an_edit_cancels_and_finishes_early_within_a_step(backend, tiny_sd15):
             assert backend.active_runs == 0
         else:
             assert final.status == "done", final.message
-            assert final.params.steps_done <= signalled_at + 1
+            # the backend's own count at the signal: the state seen may be behind it (latest wins)
+            assert final.params.steps_done <= iterations.at_signal + 1
             assert final.images[0].size == (64, 64)
 
 
