@@ -114,10 +114,17 @@ def worker(setting: str, steps: int) -> None:
 
 
 class Worker:
-    """A ``worker`` process; ``run()`` is one timed run in it."""
+    """A ``worker`` process; ``run()`` is one timed run in it.
 
-    def __init__(self, setting: str, steps: int) -> None:
+    ``tiny``: its OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``) instead of
+    spinning. The tiny mode's figures are not measurements, and in the test suite, beside the
+    other tests, torch's default threads spun on both cores: the tiny driver took 181 s instead
+    of about 60, and slowed the Chromium tests beside it threefold."""
+
+    def __init__(self, setting: str, steps: int, tiny: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
+        if tiny:
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by close()
         self.process = subprocess.Popen(
             [sys.executable, str(HERE), "--worker", setting, "--steps", str(steps)],
@@ -199,7 +206,7 @@ def contention(tiny: bool) -> dict:
     from gradio_diffusion_preview.backends.diffusers.cpu_threads import usable_cores
 
     load_before = os.getloadavg()[0]
-    workers = {name: Worker(setting, steps) for name, setting in SETTINGS.items()}
+    workers = {name: Worker(setting, steps, tiny) for name, setting in SETTINGS.items()}
     times: dict[str, list[float]] = {
         f"{name} {when}": [] for name in workers for when in ("quiet", "busy")
     }
