@@ -60,6 +60,8 @@ def test_a_cancel_the_service_refuses_says_stopping_then_that_the_job_may_still_
 ):
     service.refuse_cancels = True
     service.cancel_gate.clear()  # the service holds its answer until the page said Stopping…
+    service.hold_at = 3  # and the job at its third line: a loaded machine could finish 52 polls
+    # before the click on Stop
     backend = PredictionBackend(service.url, poll=0.05)
     page = open_page(serve(prediction_app(backend, steps=50)))
     generate(page, "a red fox")

@@ -304,7 +304,9 @@ class PredictionHandler(JsonHandler):
                 prediction["status"] = "failed"
             else:
                 prediction["status"] = "processing"
-                prediction["done"] += 1
+                held = self.server.hold_at  # type: ignore[attr-defined]
+                if held is None or prediction["done"] < held:
+                    prediction["done"] += 1
                 if prediction["done"] > prediction["total"]:
                     prediction["status"] = "succeeded"
         self.answer(200, self.view(parts[-1]))
@@ -340,6 +342,7 @@ def prediction_server() -> LoopbackServer:
     server.refuse_cancels = False  # type: ignore[attr-defined]
     server.cancel_gate = threading.Event()  # type: ignore[attr-defined]
     server.cancel_gate.set()  # a test clears it to hold the answer to a cancel
+    server.hold_at = None  # type: ignore[attr-defined]  # a test sets a line to hold jobs at
     return server
 
 
