@@ -57,18 +57,17 @@ def open_app(
     pages, url: str, dark: bool = False, width: int = 1000, height: int = 900, test: str = ""
 ):
     """A new page showing the app at ``url``, once its DiffusionPreview has mounted (the page is
-    closed if it never does). ``pages``: the browser context the page opens in (or a Browser,
-    for a context of its own). Tests take pages from the ``open_page`` fixture, which closes
-    them after the test; ``test`` names it, so that the first page a test opens at an address
-    starts with that address's storage empty, as a new visitor's would (the context is kept
-    from test to test for its disk cache: a repeated page load compiles Gradio's scripts once)."""
-    if hasattr(pages, "new_context"):
-        page = pages.new_page(viewport={"width": width, "height": height})
-    else:
-        page = pages.new_page()
-        page.set_viewport_size({"width": width, "height": height})
+    closed if it never does). ``pages``: the browser context the page opens in. Tests take
+    pages from the ``open_page`` fixture, which closes them after the test; ``test`` names it,
+    so that the first page a test opens at an address starts with that address's storage
+    empty, as a new visitor's would (the context is kept from test to test for its disk cache:
+    a repeated page load compiles Gradio's scripts once)."""
+    page = pages.new_page()
+    page.set_viewport_size({"width": width, "height": height})
     if test:
         page.add_init_script(FRESH_STORAGE_JS % {"test": json.dumps(test)})
+    # Clicks, fills and navigation wait for the page as long as any wait here: on a busy
+    # machine Playwright's own 30 s default is not a bound on the app, only on the machine.
     page.set_default_timeout(TIMEOUT_MS)
     page.set_default_navigation_timeout(TIMEOUT_MS)
     errors: list[str] = []

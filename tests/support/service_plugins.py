@@ -342,7 +342,8 @@ def prediction_server() -> LoopbackServer:
     server.refuse_cancels = False  # type: ignore[attr-defined]
     server.cancel_gate = threading.Event()  # type: ignore[attr-defined]
     server.cancel_gate.set()  # a test clears it to hold the answer to a cancel
-    server.hold_at = None  # type: ignore[attr-defined]  # a test sets a line to hold jobs at
+    # a test sets a line to hold every prediction at (None: they run to the end)
+    server.hold_at = None  # type: ignore[attr-defined]
     return server
 
 
