@@ -53,6 +53,26 @@ def probe(name: str) -> str:
 # --- driving a page ------------------------------------------------------------------------
 
 
+def new_page(pages):
+    """A new page in ``pages``; a test's second page in a window of its own, as a second
+    visitor's browser would be. The context's ``new_page`` opens a tab, and Chromium draws
+    only a window's front tab: a page behind another got its animation frames once a second,
+    so each click there (Playwright waits two frames for the element to be still) took about
+    2 s (a two-page test: 14 s, 4 s with a window each). A window costs more than a tab to
+    open, so a test's first page is a tab (the front one). Chromium's way to open a window is
+    asked of the context's first page (the blank one it starts with)."""
+    launcher, *open_pages = pages.pages or [pages.new_page()]
+    if not open_pages:
+        return pages.new_page()
+    session = pages.new_cdp_session(launcher)
+    try:
+        with pages.expect_page() as opened:
+            session.send("Target.createTarget", {"url": "about:blank", "newWindow": True})
+    finally:
+        session.detach()
+    return opened.value
+
+
 def open_app(
     pages, url: str, dark: bool = False, width: int = 1000, height: int = 900, test: str = ""
 ):
@@ -62,7 +82,7 @@ def open_app(
     so that the first page a test opens at an address starts with that address's storage
     empty, as a new visitor's would (the context is kept from test to test for its disk cache:
     a repeated page load compiles Gradio's scripts once)."""
-    page = pages.new_page()
+    page = new_page(pages)
     page.set_viewport_size({"width": width, "height": height})
     if test:
         page.add_init_script(FRESH_STORAGE_JS % {"test": json.dumps(test)})
