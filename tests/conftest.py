@@ -68,18 +68,37 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 LAUNCH_ATTEMPTS = 3
+_test_ports: list[int] = []
+"""The ports this worker's per-test servers launch on, reused from test to test (one for each
+per-test server open at once): a page loaded again from the same address reuses Chromium's
+disk cache of Gradio's scripts (about 0.5 s a load on this machine, half a new address's)."""
+_open_ports: set[int] = set()
+"""The ports of this worker's servers that are open now."""
 
 
-def _serving() -> Iterator[Callable]:
+def _port(reuse: bool) -> int:
+    """A port for a server: a per-test server's reused one when one is not open now."""
+    if reuse:
+        for port in _test_ports:
+            if port not in _open_ports:
+                return port
+    port = free_port()
+    if reuse:
+        _test_ports.append(port)
+    return port
+
+
+def _serving(reuse_port: bool = False) -> Iterator[Callable]:
     launched = []
 
     def _serve(blocks) -> str:
         blocks.queue()
         for attempt in range(LAUNCH_ATTEMPTS):
+            port = _port(reuse_port)
             try:
                 _, url, _ = blocks.launch(
                     server_name="127.0.0.1",
-                    server_port=free_port(),
+                    server_port=port,
                     prevent_thread_lock=True,
                     quiet=True,
                     show_error=True,
@@ -88,23 +107,29 @@ def _serving() -> Iterator[Callable]:
             except (ValueError, OSError) as error:
                 # Gradio's launch checks its own URL with a 3 s HEAD request and gives up with
                 # "localhost is not accessible" when a loaded machine answers late; and another
-                # test worker may take the free port before this launch binds it: try again.
+                # process (a test worker, a client's connection) may take the port before this
+                # launch binds it: try again, on a new port.
                 blocks.close()
+                if port in _test_ports:
+                    _test_ports.remove(port)
                 retry = "localhost is not accessible" in str(error) or "empty port" in str(error)
                 if not retry or attempt == LAUNCH_ATTEMPTS - 1:
                     raise
-        launched.append(blocks)
+        launched.append((blocks, port))
+        _open_ports.add(port)
         return url
 
     yield _serve
-    for blocks in launched:
+    for blocks, port in launched:
         blocks.close()
+        _open_ports.discard(port)
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable]:
-    """``serve(blocks) -> url``: launch a Blocks on loopback; closed after the test."""
-    yield from _serving()
+    """``serve(blocks) -> url``: launch a Blocks on loopback; closed after the test. The next
+    test's servers reuse its ports."""
+    yield from _serving(reuse_port=True)
 
 
 @pytest.fixture(scope="module")
