@@ -223,6 +223,13 @@ def configure_environment(monkeypatch, router: FakeRouter, models: str) -> None:
     monkeypatch.setenv("DIFFUSION_PREVIEW_HF_MODELS", models)
 
 
+LAST_STATE_JS = """(v) => {
+  const state = v ? `${v.status} ${v.phase} ${v.reason} ${v.retry_after}` : "";
+  (window.gdpStates ||= []).push(state);
+  return state;
+}"""
+
+
 def inference_app(backend):
     """A small Gradio app streaming ``backend`` into a DiffusionPreview (API name
     ``/generate``: prompt, model, width, height, seed); the "Last state" box shows the value's
@@ -259,13 +266,10 @@ def inference_app(backend):
         preview.attach_run(run)
         last_state = gr.Textbox(label="Last state")
         # In the browser only (no server event, which would touch the preview's loading
-        # status): the value's status, phase, reason and retry_after as the page has them.
-        preview.change(
-            None,
-            preview,
-            last_state,
-            js="(v) => v ? `${v.status} ${v.phase} ${v.reason} ${v.retry_after}` : ''",
-        )
+        # status): the value's status, phase, reason and retry_after as the page has them,
+        # each also kept in the page's ``gdpStates`` (a state that lasts a few seconds can be
+        # over before a test on a loaded machine looks at the box).
+        preview.change(None, preview, last_state, js=LAST_STATE_JS)
     return app
 
 
