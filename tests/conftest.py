@@ -38,6 +38,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from testenv import EXAMPLE_PLUGIN, ROOT, free_port, shared_tmp  # noqa: E402
 
+pytest_plugins = ["xdist_groups"]  # pytest-xdist's groups under pytest 9.2
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
