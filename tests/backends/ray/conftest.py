@@ -1,7 +1,8 @@
 """One local Ray for every Ray module of a test run (they share the ``ray`` xdist group, so one
-worker runs them all): starting Ray took about a quarter of their time, once per module. Each
-module starts Serve on it and removes what it deployed when it ends; Ray itself ends with the
-session."""
+worker runs them all, one after another): starting Ray took about a quarter of their time, once
+per module. Each module starts Serve on it and removes what it deployed when it ends; Ray itself
+ends after the last test that uses it (idle, its processes took about 5% of a core, for the rest
+of the worker's run)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,22 @@ def start_ray(**options) -> None:
             ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def ray_cluster():
+_cluster: dict[str, SimpleNamespace] = {}
+"""The running Ray's addresses and step log, while tests that use it follow one another."""
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> SimpleNamespace:
     """Ray on loopback with its dashboard (Ray's own ``serve status/deploy/shutdown`` talk to
     it), the test plugins importable by its workers, and the ``StepLog`` actor the toy
-    replicas report their steps to. Yields its GCS address, dashboard port and the log."""
+    replicas report their steps to: its GCS address, dashboard port and the log. Started for
+    the first test that uses it, ended after the last (``pytest_runtest_teardown``)."""
+    if "ray" not in _cluster:
+        _cluster["ray"] = _start_cluster()
+    return _cluster["ray"]
+
+
+def _start_cluster() -> SimpleNamespace:
     import ray
 
     saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "RAY_USAGE_STATS_ENABLED")}
@@ -60,8 +72,28 @@ def ray_cluster():
                 os.environ[name] = value
     try:
         log = ray.remote(StepLog).options(name=STEP_LOG, num_cpus=0).remote()
-        yield SimpleNamespace(
+        return SimpleNamespace(
             gcs=ray.get_runtime_context().gcs_address, dashboard_port=dashboard_port, log=log
         )
-    finally:
+    except BaseException:
         ray.shutdown()
+        raise
+
+
+@pytest.hookimpl(trylast=True)  # after the test's module fixtures (Serve) are torn down
+def pytest_runtest_teardown(item, nextitem) -> None:
+    """Ray ends once the next test's module has no test that uses it, or no test follows (a
+    module's tests keep the cluster its fixtures were given, whichever test is next)."""
+    if _cluster and (nextitem is None or not _module_uses_ray(nextitem)):
+        import ray
+
+        _cluster.clear()
+        ray.shutdown()
+
+
+def _module_uses_ray(item) -> bool:
+    return any(
+        "ray_cluster" in other.fixturenames
+        for other in item.session.items
+        if other.path == item.path
+    )

@@ -1,4 +1,4 @@
-"""The ray backend against a real local Ray Serve: the session's Ray on loopback (``conftest.py``,
+"""The ray backend against a real local Ray Serve: the Ray tests' Ray on loopback (``conftest.py``,
 shared with the other Ray modules), two Serve applications reused by every test here.
 
 - ``tiny``: the diffusers backend with the tiny random-weight pipeline, one replica, deployed by
@@ -76,7 +76,7 @@ def tiny_config(model_dir: Path) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(ray_cluster, tmp_path_factory, tiny_sd15):
-    """This module's two Serve applications on the session's Ray (``conftest.py``)."""
+    """This module's two Serve applications on the Ray tests' Ray (``conftest.py``)."""
     model_dir = Path(tiny_sd15)
     started = time.monotonic()
     ray_serve.start(proxy_location="Disabled")

@@ -34,7 +34,7 @@ TOY = ["ray-counting", "--plugin", "ray_toys", "--num-cpus", "0"]
 
 @pytest.fixture(scope="module")
 def gcs(ray_cluster):
-    """Serve on the session's Ray (``conftest.py``) with the toy backend as the application
+    """Serve on the Ray of the Ray tests (``conftest.py``) with the toy backend as the application
     ``ops``; the GCS address."""
     try:
         ray_serve.start(proxy_location="Disabled")
