@@ -28,7 +28,7 @@ from families_table import (
     render_table,
     table_in,
 )
-from step_counter import StepCounter
+from step_counter import StepCounter, StepHold
 from tiny_families import FAMILIES, build_family
 
 from gradio_diffusion_preview import stream
@@ -104,9 +104,12 @@ def test_a_family_previews_every_step_and_makes_the_size_it_reports(backend, mod
     assert made == expected.size_made, f"{name}: asked {SIZE}x{SIZE}, made {made}"
 
 
-@pytest.mark.parametrize("model", families_param(), indirect=True)
-def test_a_family_cancels_within_a_step(backend, model):
-    with StepCounter(backend) as iterations:
+def signalled_run(backend, model, signal) -> tuple[list, StepCounter]:
+    """The states of an 8-step run given ``signal`` (``cancel_run``, ``finish_run``) at its
+    first state with a step, and its iterations counted. The run waits at its second
+    iteration until the signal is given: with its pipeline already loaded, a tiny family's
+    run can end before the test sees a state of it (seen: flux's step 8 of 8)."""
+    with StepCounter(backend) as iterations, StepHold(backend, at=2) as hold:
         states = []
         for state in stream(
             backend,
@@ -118,10 +121,16 @@ def test_a_family_cancels_within_a_step(backend, model):
             min_interval=0.0,
         ):
             states.append(state)
-            # step 2, or the first after it where a busy machine let the newer state win
-            if (state.step or 0) >= 2 and iterations.at_signal is None:
-                assert cancel_run(state.run_id)
+            if state.step and iterations.at_signal is None:
+                assert signal(state.run_id), state
                 iterations.mark()
+                hold.release()
+    return states, iterations
+
+
+@pytest.mark.parametrize("model", families_param(), indirect=True)
+def test_a_family_cancels_within_a_step(backend, model):
+    states, iterations = signalled_run(backend, model, cancel_run)
     assert states[-1].status == "cancelled", states[-1].message
     assert iterations.after_signal <= 1
     assert backend.active_runs == 0
@@ -130,27 +139,13 @@ def test_a_family_cancels_within_a_step(backend, model):
 @pytest.mark.parametrize("model", families_param(), indirect=True)
 def test_a_family_finishes_early_within_a_step(backend, model):
     name = family_of_folder(model)
-    with StepCounter(backend) as iterations:
-        states = []
-        for state in stream(
-            backend,
-            model=model,
-            prompt="a fox",
-            steps=8,
-            width=SIZE,
-            height=SIZE,
-            min_interval=0.0,
-        ):
-            states.append(state)
-            # step 2, or the first after it where a busy machine let the newer state win
-            if (state.step or 0) >= 2 and iterations.at_signal is None:
-                assert finish_run(state.run_id)
-                iterations.mark()
+    states, iterations = signalled_run(backend, model, finish_run)
     final = states[-1]
     assert final.status == "done", final.message
     assert iterations.after_signal <= 1
     # the backend's own count at the signal: the state seen may be behind it (latest wins)
     assert final.params.steps_done <= iterations.at_signal + 1
+    assert final.params.steps_done < 8, "finished early"
     assert final.images[0].size == EXPECTED[name].size_made
 
 
