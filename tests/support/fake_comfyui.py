@@ -215,6 +215,7 @@ class FakeComfyUI:
         self.queue: list[tuple] = []
         self.running: dict[int, tuple] = {}
         self.history: dict[str, dict] = {}
+        self.history_written = threading.Condition(self.mutex)
         self.task_counter = 0
         self.interrupt_flag = False
         self.cache: dict[Any, tuple[Any, Any]] = {}  # signature -> (outputs, ui)
@@ -689,6 +690,7 @@ class FakeComfyUI:
                     },
                     "meta": {},
                 }
+                self.history_written.notify_all()
                 self.queue_updated()
             if self.client_id is not None:
                 self.send_sync("executing", {"node": None, "prompt_id": item[1]}, self.client_id)
@@ -1014,6 +1016,16 @@ class FakeComfyUI:
                     return
             time.sleep(0.01)
         raise TimeoutError("the fake ComfyUI is still busy")
+
+    def recorded(self, prompt_id: str, ceiling: float = 30.0) -> dict:
+        """The prompt's history entry, once written. As ComfyUI's worker, the fake writes it
+        after the run's last message, which the backend may already have finished on: a test
+        reading ``history`` right after a run could find no entry (seen under full load).
+        ``ceiling`` only keeps a broken test from hanging."""
+        with self.history_written:
+            if not self.history_written.wait_for(lambda: prompt_id in self.history, ceiling):
+                raise TimeoutError(f"the fake ComfyUI recorded no history of {prompt_id}")
+            return self.history[prompt_id]
 
     def outcome(self, prompt_id: str) -> str | None:
         """'success' or 'error' once the prompt has ended, else None."""

@@ -42,7 +42,7 @@ def other(fake):
 
 
 def our_client_id(fake: FakeComfyUI, prompt_id: str) -> str:
-    return fake.history[prompt_id]["prompt"][3]["client_id"]
+    return fake.recorded(prompt_id)["prompt"][3]["client_id"]
 
 
 def test_every_step_comes_with_its_preview_and_the_final_image_is_fetched(fake):
@@ -69,7 +69,7 @@ def test_previews_are_asked_for_per_prompt_and_can_be_turned_off(fake):
     assert not any(
         kind.startswith("binary") for kind, _ in fake.sent[our_client_id(fake, prompt_id)]
     )
-    assert fake.history[prompt_id]["prompt"][3]["preview_method"] == "none"
+    assert fake.recorded(prompt_id)["prompt"][3]["preview_method"] == "none"
 
 
 def test_plain_preview_frames_from_a_server_without_feature_flags(fake):
@@ -159,9 +159,9 @@ def test_an_identical_graph_comes_from_the_cache_and_still_finishes(fake):
     assert again.metadata["cached"] is True
     prompt_id = again.metadata["prompt_id"]
     cached = [
-        m for m in fake.history[prompt_id]["status"]["messages"] if m[0] == "execution_cached"
+        m for m in fake.recorded(prompt_id)["status"]["messages"] if m[0] == "execution_cached"
     ]
-    assert sorted(cached[0][1]["nodes"]) == sorted(fake.history[prompt_id]["prompt"][2])
+    assert sorted(cached[0][1]["nodes"]) == sorted(fake.recorded(prompt_id)["prompt"][2])
     assert np.array_equal(np.asarray(first.images[0]), np.asarray(again.images[0]))
 
 
@@ -187,7 +187,7 @@ def test_loading_is_said_while_the_checkpoint_loads(fake):
 def test_sampler_and_scheduler_are_options_checked_against_the_server(fake):
     backend = fake.backend()
     done = finished(run(backend, options={"sampler": "dpmpp_2m", "scheduler": "karras"}))
-    sampler = fake.history[done.metadata["prompt_id"]]["prompt"][2]["5"]["inputs"]
+    sampler = fake.recorded(done.metadata["prompt_id"])["prompt"][2]["5"]["inputs"]
     assert (sampler["sampler_name"], sampler["scheduler"]) == ("dpmpp_2m", "karras")
     refused = run(backend, options={"sampler": "warp_drive"})[-1]
     assert refused.reason == "invalid_request" and "euler_ancestral" in refused.message
@@ -257,12 +257,12 @@ def test_a_users_workflow_runs_with_the_request_at_its_marked_inputs(fake, tmp_p
     done = finished(events)
     assert [s.step for s in steps(events)] == [1, 2, 3]
     assert done.images[0].size == (96, 64) and done.seeds == [9]
-    sent = fake.history[done.metadata["prompt_id"]]["prompt"][2]
+    sent = fake.recorded(done.metadata["prompt_id"])["prompt"][2]
     assert sent["11"]["inputs"]["text"] == "a lighthouse" and sent["14"]["inputs"]["seed"] == 9
     assert sent["12"]["inputs"]["text"] == "blurry" and sent["14"]["inputs"]["cfg"] == 4.5
     assert USER_WORKFLOW["11"]["inputs"]["text"] == "PROMPT"  # the template is left alone
     # the saved image, not the temporary preview, is the result
-    saved = fake.history[done.metadata["prompt_id"]]["outputs"]["17"]["images"][0]
+    saved = fake.recorded(done.metadata["prompt_id"])["outputs"]["17"]["images"][0]
     on_server = PIL.Image.open(io.BytesIO(fake.files[("output", "", saved["filename"])]))
     assert np.array_equal(np.asarray(done.images[0]), np.asarray(on_server))
 

@@ -138,7 +138,7 @@ def test_a_dropped_socket_is_reopened_with_the_same_client_id(fake):
     done = finished(events)
     numbers = [s.step for s in steps(events)]
     assert numbers[:2] == [1, 2] and numbers[-1] == 8 and len(numbers) > 3  # steps after it
-    client_id = fake.history[done.metadata["prompt_id"]]["prompt"][3]["client_id"]
+    client_id = fake.recorded(done.metadata["prompt_id"])["prompt"][3]["client_id"]
     assert [kind for kind, _ in fake.sent[client_id]].count("status") >= 2  # two sockets
 
 

@@ -128,7 +128,7 @@ def test_inpainting_uploads_the_mask_and_remakes_only_its_white_part(fake):
     run = record(backend, request)
     finished = run.last
     assert isinstance(finished, Finished), finished
-    sent = fake.history[finished.metadata["prompt_id"]]["prompt"][2]
+    sent = fake.recorded(finished.metadata["prompt_id"])["prompt"][2]
     by_class = {node["class_type"]: node["inputs"] for node in sent.values()}
     mask_name = by_class["LoadImageMask"]["image"]
     assert by_class["LoadImageMask"]["channel"] == "red"
@@ -217,7 +217,7 @@ def test_a_users_workflow_takes_the_input_at_its_marked_load_image(fake, tmp_pat
     run = record(backend, request)
     finished = run.last
     assert isinstance(finished, Finished), finished
-    sent = fake.history[finished.metadata["prompt_id"]]["prompt"][2]
+    sent = fake.recorded(finished.metadata["prompt_id"])["prompt"][2]
     name = sent["4"]["inputs"]["image"]
     assert name != "example.png" and ("input", "", name) in fake.files  # the upload's name
     assert sent["6"]["inputs"]["denoise"] == 0.3
@@ -241,7 +241,7 @@ def test_a_users_workflow_with_an_image_but_no_denoise_edits_by_the_prompt(fake,
     )
     finished = record(backend, request).last
     assert isinstance(finished, Finished), finished
-    sent = fake.history[finished.metadata["prompt_id"]]["prompt"][2]
+    sent = fake.recorded(finished.metadata["prompt_id"])["prompt"][2]
     assert ("input", "", sent["4"]["inputs"]["image"]) in fake.files
     assert sent["6"]["inputs"]["denoise"] == 0.6  # the file's own
 
@@ -269,7 +269,7 @@ def test_a_users_workflow_takes_a_mask_at_its_marked_load_image_mask(fake, tmp_p
     )  # fmt: skip
     finished = record(backend, request).last
     assert isinstance(finished, Finished), finished
-    sent = fake.history[finished.metadata["prompt_id"]]["prompt"][2]
+    sent = fake.recorded(finished.metadata["prompt_id"])["prompt"][2]
     assert "_mask_" in sent["10"]["inputs"]["image"] and fake.sampled[0]["masked"]
     _, kept = halves(finished.images[0])
     assert difference(kept, halves(picture)[1]) < 6
