@@ -980,12 +980,3 @@ def make_request(backend: Any, **fields: Any) -> Any:
 
     defaults = {"prompt": "a red fox in the snow", "steps": 8, "width": 64, "height": 64}
     return validate_request(GenerationRequest(**{**defaults, "seed": 7, **fields}), backend)
-
-
-def wait_for(condition: Any, timeout: float = 10.0, what: str = "the condition") -> None:
-    """Wait until ``condition()`` is true (polling every 10 ms)."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)

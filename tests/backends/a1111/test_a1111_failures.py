@@ -8,8 +8,9 @@ import threading
 import time
 
 import pytest
-from fake_a1111 import FakeA1111, make_backend, make_request, post_txt2img, record, wait_for
+from fake_a1111 import FakeA1111, make_backend, make_request, post_txt2img, record
 from testenv import free_port
+from waiting import wait_for
 
 from gradio_diffusion_preview import Failed, Finished, InvalidRequest, Started, Step, stream
 from gradio_diffusion_preview.backend import ModelListingError

@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import PIL.Image
 import pytest
-from fake_a1111 import FakeA1111, make_backend, make_request, post_txt2img, record, render, wait_for
+from fake_a1111 import FakeA1111, make_backend, make_request, post_txt2img, record, render
+from waiting import wait_for
 
 from gradio_diffusion_preview import Failed, Finished, Started, Status, Step, stream
 

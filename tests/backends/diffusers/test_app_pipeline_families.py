@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from step_counter import StepCounter
 from tiny_families import build_family
+from waiting import wait_for_runs_to_end
 
 from gradio_diffusion_preview import stream
 from gradio_diffusion_preview.backends.diffusers.app_pipeline import PipelineBackend
@@ -94,7 +95,7 @@ def test_an_app_pipeline_finishes_early_within_a_step(app_pipe, name):
     assert iterations.after_signal <= 1
     assert final.params.steps_done <= iterations.signalled_at + 1
     assert final.images[0].size == (SIZE, SIZE)
-    assert backend.active_runs == 0
+    wait_for_runs_to_end(backend)
 
 
 @pytest.mark.parametrize("name", ["lcm", "pixart-alpha"])
@@ -103,7 +104,7 @@ def test_an_app_pipeline_cancels_within_a_step(app_pipe, name):
     states, iterations = signalled(backend, cancel_run)
     assert states[-1].status == "cancelled", states[-1].message
     assert iterations.after_signal <= 1
-    assert backend.active_runs == 0
+    wait_for_runs_to_end(backend)
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,12 @@ import time
 import gradio as gr
 import pytest
 from gradio_client import Client
+from waiting import wait_for
 
 import gradio_diffusion_preview as gdp
 
 pytestmark = pytest.mark.slow
 STEPS = 150  # the most the backend allows
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_cancelling_the_client_job_stops_the_pipeline(serve, tiny_sd15):
