@@ -22,8 +22,9 @@ from gradio_diffusion_preview.backends.comfyui.messages import (
     parse_frame,
 )
 from gradio_diffusion_preview.backends.comfyui.settings import Settings, SettingsError
-from gradio_diffusion_preview.backends.comfyui.steps import StepTracker, preview_size
+from gradio_diffusion_preview.backends.comfyui.steps import StepTracker
 from gradio_diffusion_preview.backends.comfyui.workflow import UserWorkflow, builtin_plan
+from gradio_diffusion_preview.backends.relayed_previews import fit
 from gradio_diffusion_preview.endpoints import Endpoint
 from gradio_diffusion_preview.request import GenerationRequest
 
@@ -127,8 +128,8 @@ def test_batch_samplers_share_the_steps_which_only_go_up():
 
 
 def test_previews_keep_the_aspect_ratio_within_the_longest_side():
-    assert preview_size(1024, 768, 512) == (512, 384)
-    assert preview_size(64, 64, 512) == (64, 64)
+    assert fit(1024, 768, 512) == (512, 384)
+    assert fit(64, 64, 512) == (64, 64)
 
 
 # -- graphs ----------------------------------------------------------------------------------

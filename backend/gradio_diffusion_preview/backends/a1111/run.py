@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import PIL.Image
 
 from ...events import Failed, Finished, GenerationEvent, Started, Status, Step
+from ..relayed_previews import fit, resize
 from ..remote_failure import RemoteFailure
 from .protocol import (
     ProgressReport,
@@ -418,19 +419,6 @@ class _Poller:
                         preview = None  # one broken preview is skipped, the next one may do
                 self.reports.put((report, preview))
             self._stop.wait(interval)
-
-
-def fit(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """(width, height) scaled to fit ``max_side``, keeping the aspect ratio."""
-    scale = min(1.0, max_side / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def resize(image: PIL.Image.Image, size: tuple[int, int] | None) -> PIL.Image.Image:
-    """``image`` at ``size`` (previews come at the server's size, e.g. 1/8 with Approx cheap)."""
-    if size is None or image.size == tuple(size):
-        return image
-    return image.resize(size, PIL.Image.Resampling.BILINEAR)
 
 
 def _text(entry: dict[str, Any] | None, key: str) -> str | None:

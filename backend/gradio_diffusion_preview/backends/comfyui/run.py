@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 import PIL.Image
 
 from ...events import Finished, GenerationEvent, Started, Status
+from ..relayed_previews import fit
 from ..remote_failure import RemoteFailure
 from .connection import EventSocket, SocketClosed
 from .messages import Ignored, Message, PreviewFrame, Unreadable
-from .steps import StepTracker, preview_size
+from .steps import StepTracker
 from .workflow import Plan, builtin_plan
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class ComfyRun:
         )
         self.submitted = True
         size = (
-            preview_size(request.width, request.height, self.settings.preview_max_side)
+            fit(request.width, request.height, self.settings.preview_max_side)
             if self.settings.previews
             else None
         )

@@ -110,9 +110,3 @@ class StepTracker:
         if self.preview_size is not None and image.size != self.preview_size:
             image = image.resize(self.preview_size, PIL.Image.Resampling.BILINEAR)
         return Step(step, self.total_steps, image)
-
-
-def preview_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """The size every preview is given: the image's, shrunk to fit ``max_side``."""
-    scale = min(1.0, max_side / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -36,9 +36,10 @@ from ...events import (
     Status,
     Step,
 )
+from ..relayed_previews import fit, resize
 from ..remote_failure import RemoteFailure
 from .failures import classify, describe, scrubbed, where_of
-from .values import decode_data_url, final_images, fit, resized
+from .values import decode_data_url, final_images
 
 if TYPE_CHECKING:
     from gradio_client import Client
@@ -145,7 +146,7 @@ class RemoteRun:
             width=request.width or 0,
             height=request.height or 0,
             num_images=request.num_images,
-            preview_size=fit((request.width, request.height), side) if preview else None,
+            preview_size=fit(request.width, request.height, side) if preview else None,
         )
 
     def _follow(self) -> Iterator[GenerationEvent]:
@@ -221,7 +222,7 @@ class RemoteRun:
         if self.request.init_image is not None and None not in size:
             # An edit's result has the input's size (validation set it), for the before/after
             # view; edit Spaces often make their model's own size (FLUX.1 Kontext: ~1 MP).
-            images = [i if i.size == size else resized(i, size) for i in images]
+            images = [i if i.size == size else resize(i, size) for i in images]
         used = api.seed_used(result)
         if used is not None:  # the seed the app says it used wins over the one sent
             seeds = [used] * len(images)
@@ -249,10 +250,8 @@ class RemoteRun:
             step, total = units[-1].index, units[-1].length
         self.last_step = step
         side = self.backend.settings.preview_max_side
-        size = fit((self.request.width, self.request.height), side)
-        preview = (
-            resized(images[0], size) if len(images) == 1 else [resized(i, size) for i in images]
-        )
+        size = fit(self.request.width, self.request.height, side)
+        preview = resize(images[0], size) if len(images) == 1 else [resize(i, size) for i in images]
         return Step(step, max(total, step), preview)
 
     def _images(self, value: Any) -> list:
@@ -315,12 +314,12 @@ class RemoteRun:
     def _preview(self, value: dict[str, Any]):
         where = self.session.where
         side = self.backend.settings.preview_max_side
-        size = fit((self.request.width, self.request.height), side)
+        size = fit(self.request.width, self.request.height, side)
         previews = value.get("previews")
         if isinstance(previews, list) and previews:
-            return [resized(decode_data_url(url, where), size) for url in previews]
+            return [resize(decode_data_url(url, where), size) for url in previews]
         if value.get("preview"):
-            return resized(decode_data_url(value["preview"], where), size)
+            return resize(decode_data_url(value["preview"], where), size)
         return None
 
     def _end(self, value: dict[str, Any]) -> Finished | Failed:

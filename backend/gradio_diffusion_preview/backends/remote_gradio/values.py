@@ -35,20 +35,6 @@ def decode_data_url(url: Any, where: str) -> PIL.Image.Image:
         raise _not_an_image(where, "a preview", url) from None
 
 
-def fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """``size`` scaled down, keeping its shape, so neither side exceeds ``max_side``."""
-    width, height = size
-    if max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def resized(image: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Image:
-    """``image`` at ``size`` (previews are relayed at the size the run announced)."""
-    return image if image.size == size else image.resize(size, PIL.Image.Resampling.BILINEAR)
-
-
 def final_images(
     value: Any, fetch: FileFetcher, where: str, downloads: str | None = None
 ) -> list[PIL.Image.Image]:
