@@ -26,11 +26,13 @@ import ray
 from browser_helpers import TIMEOUT_MS, generate, probe, progress_steps
 from ray import serve as ray_serve
 
-from gradio_diffusion_preview import DiffusionPreview, cancel_run, stream
+from gradio_diffusion_preview import DiffusionPreview, RunControl, Status, cancel_run, stream
 from gradio_diffusion_preview.backends.ray.backend import RayBackend
 from gradio_diffusion_preview.cli import main
 from gradio_diffusion_preview.serving import ServeSettings, run
 from gradio_diffusion_preview.testing import check_backend
+from gradio_diffusion_preview.testing.checks_previews import expect_previews
+from gradio_diffusion_preview.testing.recording import Recording, resolve_request
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]  # one Ray cluster
 
@@ -243,6 +245,36 @@ def test_a_queued_run_shows_its_place_until_a_replica_takes_it(cluster):
         phases
     )  # a replica took it
     running[1].cancel()
+    assert running[1].result().status == "cancelled"
+
+
+def test_a_run_that_waited_for_a_replica_sends_previews_of_the_size_it_announced(cluster):
+    """While no replica has the run, the backend announces ``Started`` itself, before the
+    replica's backend has said what size its previews will be; they are brought to the size
+    announced (found by the kit under load: a queued run announced none and sent 8x8 ones)."""
+    backend = RayBackend.for_app("toy", id="ray-toy-queued-previews")
+    two_replicas()
+    running = [Run(backend), Run(backend)]
+    for run_ in running:
+        assert run_.first_step.wait(30)
+    request = resolve_request(
+        backend, {"prompt": "flat", "steps": 3, "width": 96, "height": 64, "options": {"delay": 0}}
+    )
+    rec = Recording(backend.id, request, backend.capabilities_for(request.model))
+    waiting = threading.Thread(
+        target=lambda: rec.events.extend(backend.generate(request, RunControl())), daemon=True
+    )
+    waiting.start()
+    wait_until(lambda: any(isinstance(e, Status) for e in rec.events), 30, "the run to wait")
+    running[0].cancel()
+    waiting.join(60)
+    running[1].cancel()
+    statuses = [event.phase for event in rec.statuses]
+    assert statuses == ["queued", "generating"], rec.events
+    assert rec.started.preview_size == (96, 64), rec.started
+    # the toy's are 16x16; the replica's steps are coalesced on their way (latest wins)
+    assert rec.steps and {step.preview.size for step in rec.steps} == {(96, 64)}, rec.steps
+    expect_previews(rec)
     assert running[1].result().status == "cancelled"
 
 

@@ -40,7 +40,7 @@ from ...backend import (
     split_fix,
 )
 from ...endpoints import Endpoint
-from ...events import Failed
+from ...events import Failed, Started
 from ...progress import RUN_DURATIONS
 from ...serving.settings import DEFAULT_APP
 from .connection import RayConnection, RayUnreachable
@@ -225,7 +225,8 @@ class RayBackend(Backend):
         if self._connection is None or self.endpoint is None:
             yield Failed(self.problem or NOT_CONFIGURED, "unavailable")
             return
-        shown_started = False
+        shown_started: Started | None = None
+        previews = self.capabilities_for(request.model).step_previews
         for attempt in (1, 2):
             try:
                 handle = self._connection.handle()
@@ -243,6 +244,7 @@ class RayBackend(Backend):
                 self._connection.admission,
                 self._connection.limits(),
                 shown_started,
+                previews,
             )
             try:
                 yield from run.events()

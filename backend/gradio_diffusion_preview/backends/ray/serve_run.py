@@ -7,7 +7,10 @@ the deadline on, and reads the stream: the replica's first message (which replic
 backend's description), then the run's events. While no replica has taken the run it shows
 ``Started`` and ``Status("queued")`` with its place among this process's waiting runs, as the
 remote backends do, then ``Status("generating")`` when a replica takes it: its wait ends there,
-not at its first step. A run that Serve refuses while this process's own count says there is room
+not at its first step. The ``Started`` shown while it waited cannot know the size of the replica's
+previews (the replica's backend chooses it, e.g. 1/8 of the image on the CPU), so it announces
+the image's size fitted to ``PREVIEW_MAX_SIDE`` and the replica's previews are resized to it. A
+run that Serve refuses while this process's own count says there is room
 is tried again after a moment: Serve's router may refuse runs that arrive together even when one
 of them could have waited (its own comment in ``router.py``).
 """
@@ -26,6 +29,7 @@ from ...control import RunControl
 from ...events import Failed, Finished, GenerationEvent, Started, Status, Step
 from ...request import GenerationRequest
 from ...serving.wire import from_wire
+from ..relayed_previews import fit, resize
 from .admission import Admission, Limits
 from .watch import RunWatch
 
@@ -38,6 +42,8 @@ QUEUE_GRACE = 0.5
 "queued" for a run on its way to a free replica)."""
 LOOK_SECONDS = 0.1
 """How often a queued run looks at its place."""
+PREVIEW_MAX_SIDE = 512
+"""The longest side of the previews of a run that waited for a replica (see the module doc)."""
 
 
 _END = object()
@@ -63,8 +69,11 @@ class ServeRun:
         learn: Callable[[dict[str, Any] | None], None],
         admission: Admission | None = None,
         limits: Limits | None = None,
-        shown_started: bool = False,
+        shown_started: Started | None = None,
+        previews: bool = True,
     ) -> None:
+        """``shown_started``: the ``Started`` an earlier try showed while the run waited;
+        ``previews``: whether the replicas' backend sends step previews."""
         self.handle, self.signals, self.request, self.control = handle, signals, request, control
         self.deadline = time.monotonic() + timeout
         self.learn = learn
@@ -74,7 +83,9 @@ class ServeRun:
         self.replica: str | None = None
         self.reached_replica = False
         self.shown_started = shown_started
-        """``Started`` was shown while the run waited (by this try or an earlier one)."""
+        """The ``Started`` shown while the run waited (by this try or an earlier one): the
+        replica's own is not shown, and its previews are brought to this one's size."""
+        self.previews = previews
         self.shown_queued = False
         """A queued ``Status`` was shown: the replica that takes the run says it has begun."""
         self.watch: RunWatch | None = None
@@ -103,9 +114,9 @@ class ServeRun:
                     if self.control.cancelled:
                         return  # the watch cancels the call; the thread ends with it
                     place = self.admission.place(self.run_id) or (1, 1)
-                    if not self.shown_started:
-                        self.shown_started = True
-                        yield self._started()
+                    if self.shown_started is None:
+                        self.shown_started = self._started()
+                        yield self.shown_started
                     if place != said:
                         said = place
                         self.shown_queued = True
@@ -124,13 +135,16 @@ class ServeRun:
 
     def _started(self) -> Started:
         request = self.request
+        width, height = request.width or 0, request.height or 0
+        size = fit(width, height, PREVIEW_MAX_SIDE) if self.previews and width and height else None
         return Started(
             request.steps,
             request.model or "",
             request.image_seeds(),
-            request.width or 0,
-            request.height or 0,
+            width,
+            height,
             request.num_images,
+            preview_size=size,
         )
 
     def _submit(self) -> Iterator[GenerationEvent | tuple[Any]]:
@@ -181,12 +195,14 @@ class ServeRun:
                 event = from_wire(item)
                 if self.control.cancelled:
                     return
-                if isinstance(event, Started) and self.shown_started:
+                if isinstance(event, Started) and self.shown_started is not None:
                     continue  # shown while the run waited
                 if isinstance(event, Step) and self.control.finish_requested:
                     # Asked to finish: the replica hears it a moment later; show no previews
                     # past the one the person chose, only the final image.
                     continue
+                if isinstance(event, Step) and self.shown_started is not None:
+                    event = _at_size(event, self.shown_started.preview_size)
                 if isinstance(event, Finished):
                     event = replace(event, metadata={**event.metadata, "ray_replica": self.replica})
                 ended = isinstance(event, Finished | Failed)
@@ -205,3 +221,14 @@ class ServeRun:
     @property
     def timed_out(self) -> bool:
         return self.watch is not None and self.watch.timed_out
+
+
+def _at_size(step: Step, size: tuple[int, int] | None) -> Step:
+    """``step`` with its previews at ``size``, or none when ``size`` is ``None``."""
+    if step.preview is None:
+        return step
+    if size is None:
+        return replace(step, preview=None)
+    if isinstance(step.preview, list | tuple):
+        return replace(step, preview=[resize(image, size) for image in step.preview])
+    return replace(step, preview=resize(step.preview, size))
