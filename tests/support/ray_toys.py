@@ -3,7 +3,8 @@
 ``ray-counting`` makes a flat-colour image over its steps, like ``toy_backends.CountingBackend``,
 and, given ``options.tag``, reports every step it makes, the replica it ran on and when it
 ended to the ``StepLog`` actor, so the tests count steps on the replica side. ``options.delay``
-is the seconds per step; ``options.crash_at`` makes the replica's process exit at that step.
+is the seconds per step; ``options.crash_at`` makes the replica's process exit at that step,
+``options.crash_after`` (a tag) at its first step after the run so tagged has made one.
 ``steps_run`` counts the steps of every run, for tests that host it without Serve.
 """
 
@@ -76,6 +77,7 @@ class ReplicaCountingBackend(Backend):
             "tag": "report steps to the StepLog actor under this tag",
             "delay": "seconds per step",
             "crash_at": "exit the replica's process at this step",
+            "crash_after": "exit the replica's process once the run of this tag has a step",
         },
     )
 
@@ -105,6 +107,9 @@ class ReplicaCountingBackend(Backend):
                 if control.cancelled or control.wait_cancelled(delay):
                     return
                 if options.get("crash_at") == step:
+                    os._exit(1)
+                after = options.get("crash_after")
+                if after and log is not None and ray.get(log.steps_of.remote(after)):
                     os._exit(1)
                 self.steps_run += 1
                 if log is not None:
