@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -148,9 +149,11 @@ def ours_app(log: StepLog, asynchronous: bool = False) -> gr.Blocks:
 
 def bundled_app(log: StepLog) -> gr.Blocks:
     """The bundled shapes model through ``stream()`` and the diffusers backend, 64 px; the
-    text's rate is ignored (the model sets the pace). Step times come from the backend's step
-    listener, on the generation thread, the moment each step's callback runs; step 0 is when
-    the event's handler started."""
+    text's rate is ignored (the model sets the pace), and the seed is the token's: each click
+    makes a picture of its own, so its paint shows even when a busy machine coalesces the run's
+    previews away (the same seed gave the same final image at the same file URL: no change in
+    the page to see). Step times come from the backend's step listener, on the generation
+    thread, the moment each step's callback runs; step 0 is when the event's handler started."""
     from gradio_diffusion_preview import DiffusionPreview, stream
     from gradio_diffusion_preview.backends.diffusers.backend import DiffusersBackend
     from gradio_diffusion_preview.bundled.shapes import model_dir
@@ -165,9 +168,9 @@ def bundled_app(log: StepLog) -> gr.Blocks:
 
     backend.step_listeners.append(record)
 
-    def run(steps: int):
+    def run(steps: int, seed: int = 1):
         return stream(
-            backend, prompt=BUNDLED_PROMPT, model=model, steps=steps, seed=1, width=64, height=64
+            backend, prompt=BUNDLED_PROMPT, model=model, steps=steps, seed=seed, width=64, height=64
         )
 
     *_, last = run(2)  # loads the pipeline before the first visitor
@@ -178,7 +181,7 @@ def bundled_app(log: StepLog) -> gr.Blocks:
         token, _, steps = parse(text)
         running[token] = stamps = [(0, time.time())]  # "step 0": the handler starts
         try:
-            yield from run(steps)
+            yield from run(steps, zlib.crc32(token.encode()))
         finally:
             running.pop(token, None)
             log.write(token, stamps)

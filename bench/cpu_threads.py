@@ -201,6 +201,17 @@ class Hog:
         time.sleep(0.3)  # the cores quiet again
 
 
+PAINT_GRACE = 20.0
+"""Seconds after a click's run has ended that its first paint is awaited (then it counts as a
+failed click, named in the results)."""
+_BEGAN = time.monotonic()
+
+
+def say(what: str) -> None:
+    """A progress line, with the seconds since this script's start (where the time goes)."""
+    print(f"cpu_threads: {what} (at {time.monotonic() - _BEGAN:.1f} s)", flush=True)
+
+
 def contention(tiny: bool) -> dict:
     steps, rounds = (TINY_STEPS, TINY_ROUNDS) if tiny else (STEPS, ROUNDS)
     from gradio_diffusion_preview.backends.diffusers.cpu_threads import usable_cores
@@ -213,12 +224,13 @@ def contention(tiny: bool) -> dict:
     try:
         for found in workers.values():
             found.ready()
+        say("workers ready")
         for round_ in range(rounds):
             order = list(workers) if round_ % 2 == 0 else list(reversed(workers))
-            print(f"cpu_threads: round {round_ + 1} of {rounds}, quiet", flush=True)
+            say(f"round {round_ + 1} of {rounds}, quiet")
             for name in order:
                 times[f"{name} quiet"].append(workers[name].run())
-            print(f"cpu_threads: round {round_ + 1} of {rounds}, every core busy", flush=True)
+            say(f"round {round_ + 1} of {rounds}, every core busy")
             with Hog(nice=19 if tiny else 0):
                 for name in order:
                     times[f"{name} busy"].append(workers[name].run())
@@ -257,8 +269,9 @@ def first_paint(tiny: bool) -> dict:
             page.add_init_script(f"({CLICK_JS})()")
             page.goto(server.url)
             page.get_by_role("button", name="Generate", exact=True).wait_for(timeout=120_000)
+            say("page ready")
             for click in range(clicks + 1):
-                print(f"cpu_threads: click {click + 1} of {clicks + 1}", flush=True)
+                say(f"click {click + 1} of {clicks + 1}")
                 token = f"first-paint-{click}"
                 page.evaluate("() => { window.__paints = []; window.__clicked = null; }")
                 page.get_by_label("Prompt", exact=True).fill(f"{token} 0 {steps}")
@@ -266,12 +279,15 @@ def first_paint(tiny: bool) -> dict:
                 deadline = time.monotonic() + 120
                 while token not in server.steps() and time.monotonic() < deadline:
                     page.wait_for_timeout(100)
-                # and a paint: on a busy machine the page may paint only after the run's end
+                # and a paint: on a busy machine the page may paint only after the run's end,
+                # and it has had the run's last state by a while after it
+                deadline = min(deadline, time.monotonic() + PAINT_GRACE)
                 while not page.evaluate("() => window.__paints.length") and (
                     time.monotonic() < deadline
                 ):
                     page.wait_for_timeout(100)
                 page.wait_for_timeout(300)  # the last paints recorded
+                say(f"click {click + 1} painted")
                 stamps = server.steps().get(token, {})
                 clicked = page.evaluate("() => window.__clicked")
                 paints = [at for _, at in page.evaluate("() => window.__paints")]

@@ -160,8 +160,10 @@ def ray_hop_section() -> list[str]:
 def attempt(name: str, measure, data: dict[str, dict]) -> list[Row]:
     """One question's rows; a failure becomes a row saying so (the other questions still run)."""
     print(f"== {name}", flush=True)
+    began = time.monotonic()
     try:
         rows, data[name] = measure()
+        print(f"== {name}: {time.monotonic() - began:.1f} s", flush=True)
         return rows
     except Exception as error:  # noqa: BLE001 - reported in the results, never hidden
         traceback.print_exc()
