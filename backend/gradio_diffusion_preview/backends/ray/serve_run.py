@@ -9,10 +9,11 @@ backend's description), then the run's events. While no replica has taken the ru
 remote backends do, then ``Status("generating")`` when a replica takes it: its wait ends there,
 not at its first step. The ``Started`` shown while it waited cannot know the size of the replica's
 previews (the replica's backend chooses it, e.g. 1/8 of the image on the CPU), so it announces
-the image's size fitted to ``PREVIEW_MAX_SIDE`` and the replica's previews are resized to it. A
-run that Serve refuses while this process's own count says there is room
-is tried again after a moment: Serve's router may refuse runs that arrive together even when one
-of them could have waited (its own comment in ``router.py``).
+the image's size fitted to ``PREVIEW_MAX_SIDE`` and the replica's previews are resized to it.
+
+A run that Serve refuses while this process's own count says there is room is tried again after
+a moment: Serve's router may refuse runs that arrive together even when one of them could have
+waited (its own comment in ``router.py``).
 """
 
 from __future__ import annotations
