@@ -235,8 +235,12 @@ def test_a_gallery_space_gives_its_images(serve):
 
 
 def test_an_image_endpoint_can_be_read_from_a_diffusion_preview_app(counting_url):
+    """The widget's running states hold no image: they are no steps (and no events: the
+    backend yielded ``None`` for each); its last state is the final image even when it comes
+    as an update before the job's completion (seen as "Step 2/3" under two busy loops)."""
     backend = gradio_backend(counting_url, mode="image")
     rec = run_backend(backend, steps=3)
+    assert None not in rec.events, rec.trace()
     assert not rec.steps and rec.finished is not None, rec.trace()
     assert colour(rec.finished.images[0])[1:] == (90, 200)
 

@@ -39,7 +39,7 @@ from ...events import (
 from ..relayed_previews import fit, resize
 from ..remote_failure import RemoteFailure
 from .failures import classify, describe, scrubbed, where_of
-from .values import decode_data_url, final_images
+from .values import decode_data_url, ends_run, final_images
 
 if TYPE_CHECKING:
     from gradio_client import Client
@@ -173,16 +173,25 @@ class RemoteRun:
                 # a generator's values before its last are step images; once done, the last
                 # value is the final one (gradio_client does not append the final again)
                 intermediate = fresh[:-1] if done and seen == len(outputs) else fresh
-                if not done and intermediate and self._may_be_final(len(intermediate)):
-                    # The newest value reaches the run's last step: it may be the final one,
-                    # sent as an update before the completion (Gradio 5 does). Hold it until a
-                    # newer value shows it was a step, or the completion shows it was the end.
+                if (
+                    not done
+                    and intermediate
+                    and (
+                        self._may_be_final(len(intermediate))
+                        or ends_run(api.pick(intermediate[-1]))
+                    )
+                ):
+                    # The newest value reaches the run's last step, or is a widget's last
+                    # state: it may be the final one, sent as an update before the completion
+                    # (Gradio 5 does). Hold it until a newer value shows it was a step, or the
+                    # completion shows it was the end.
                     seen -= 1
                     intermediate = intermediate[:-1]
                 # a value without an image (None, as some apps yield while they work) is no step
                 intermediate = [v for v in intermediate if api.pick(v) not in (None, [])]
-                if intermediate:
-                    yield self._stream_step(intermediate, job.status())
+                step = self._stream_step(intermediate, job.status()) if intermediate else None
+                if step is not None:
+                    yield step
             if done:
                 self.remote_over = True
                 yield from self._result()

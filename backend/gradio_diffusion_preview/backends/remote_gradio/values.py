@@ -35,13 +35,28 @@ def decode_data_url(url: Any, where: str) -> PIL.Image.Image:
         raise _not_an_image(where, "a preview", url) from None
 
 
+ENDED = ("done", "error", "cancelled")
+"""The statuses of a DiffusionPreview state that ends its run."""
+
+
+def is_preview_state(value: Any) -> bool:
+    """Whether ``value`` is a DiffusionPreview state (a remote that streams into the widget)."""
+    return isinstance(value, dict) and isinstance(value.get("status"), str) and "images" in value
+
+
+def ends_run(value: Any) -> bool:
+    """Whether ``value`` is a DiffusionPreview state that ends its run: its images are the
+    final ones, never a step's, whenever it arrives."""
+    return is_preview_state(value) and value["status"] in ENDED
+
+
 def final_images(
     value: Any, fetch: FileFetcher, where: str, downloads: str | None = None
 ) -> list[PIL.Image.Image]:
     """The images in one output value: a FileData dict, a local path under ``downloads`` (the
     client's download folder, when it downloads), a data URL, a list (a gallery) of those, or
     a DiffusionPreview state (its ``images``)."""
-    if isinstance(value, dict) and isinstance(value.get("status"), str) and "images" in value:
+    if is_preview_state(value):
         value = value["images"]
     items = value if isinstance(value, list | tuple) else [value]
     if not items:
