@@ -22,5 +22,5 @@ def wait_for(
 def wait_for_runs_to_end(backend: Any, timeout: float = 30.0) -> None:
     """Wait until ``backend.active_runs`` is 0. A stream's end waits only ``STOP_SECONDS`` (1 s)
     for the backend's thread to wind down, and after a cancel or an early finish that thread
-    still collects garbage (``release_memory``), which takes longer on a busy machine."""
+    still releases the run's memory, which takes longer on a busy machine."""
     wait_for(lambda: backend.active_runs == 0, timeout, "the backend's run thread to end")

@@ -267,7 +267,7 @@ class PipelineRun:
                 images = decode_latents(pipe, finish.latents)
         finally:
             pipe.scheduler = entry.base_scheduler
-            self._tracker.clear()
+            self._tracker.release()
         self.channel.put(
             Finished(
                 images=list(images),
@@ -447,15 +447,17 @@ class PipelineRun:
         )
 
     def _release(self, entry: LoadedPipeline | None, thoroughly: bool, oom: bool) -> None:
-        """Drop this run's tensors; after a cancel, failure or early finish also collect garbage
-        and return cached device memory; after running out of memory also unload the other
-        cached pipelines, so the next request has room."""
+        """Drop this run's tensors; after a cancel, failure or early finish on a GPU also collect
+        garbage and return cached device memory; after running out of memory also unload the
+        other cached pipelines, so the next request has room. On the CPU a run leaves no
+        reference cycle to collect, and a full collection holds the GIL (about 0.3 s with
+        torch, diffusers and Gradio loaded) while the app's other requests wait."""
         if self._tracker is not None:
-            self._tracker.clear()
+            self._tracker.release()
         self._plan = self._tracker = None
         if oom:
             self.backend._cache.evict(keep=entry.key if entry is not None else None)
-        elif thoroughly:
+        elif thoroughly and (entry is None or entry.device.type != "cpu"):
             release_memory(entry.device if entry is not None else None)
 
 

@@ -84,7 +84,8 @@ class X0Tracker:
         self._alphas: dict[torch.device, torch.Tensor] = {}
         self._failed = False
         self._step = scheduler.step
-        scheduler.step = functools.wraps(self._step)(self._tracked_step_function())
+        self._wrapper = functools.wraps(self._step)(self._tracked_step_function())
+        scheduler.step = self._wrapper
 
     def take(self) -> torch.Tensor | None:
         """The estimate from the most recent step (then forgotten, so memory is not held)."""
@@ -94,6 +95,15 @@ class X0Tracker:
     def clear(self) -> None:
         self._latest = None
         self._alphas.clear()
+
+    def release(self) -> None:
+        """Forget the estimates and give the scheduler its own ``step`` back, once its run has
+        ended. The wrapper and the scheduler refer to each other: left so, a run's scheduler,
+        its tensors and this tracker wait for Python's cycle collector."""
+        self.clear()
+        if self._wrapper is not None and vars(self.scheduler).get("step") is self._wrapper:
+            del self.scheduler.step
+        self._wrapper = None  # it refers to this tracker too
 
     def _tracked_step_function(self):
         """A plain function calling ``_tracked_step`` (a bound method cannot take the real
