@@ -10,7 +10,11 @@ Each client is made with:
   are fetched, into memory (``Session.fetch_file``);
 - a read timeout above Gradio's 15-second heartbeat, and the endpoint's connect timeout;
 - no telemetry: ``analytics_enabled=False`` alone does not stop it (the environment can turn it
-  back on), so the client's telemetry thread is replaced by one that does nothing.
+  back on), so the client's telemetry thread is replaced by one that does nothing;
+- the process's one TLS context (``tls_context``) as its ``ssl_verify``: gradio_client passes it
+  to every request it makes, each of which opens an httpx client, and an httpx client given
+  ``True`` builds a context of its own (about 25 ms of CPU loading the CA bundle), several for
+  every run, even over plain HTTP.
 
 Making a client costs two or three blocking requests (``/config``, ``/gradio_api/info``, a
 login), so clients are made on first use and kept (``Session.lease``/``release``): one run at a
@@ -24,6 +28,8 @@ made and reused; concurrent runs make more, and up to ``MAX_IDLE_CLIENTS`` are k
 from __future__ import annotations
 
 import contextlib
+import functools
+import ssl
 import threading
 from typing import Any
 
@@ -134,6 +140,13 @@ def connect(endpoint: Endpoint, settings: GradioSettings) -> Session:
     return Session(endpoint, settings, client, api)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context of every remote Gradio client of this process: the one httpx would build
+    for each request (its CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), built once."""
+    return httpx.create_ssl_context()
+
+
 def open_client(endpoint: Endpoint, settings: GradioSettings) -> Client:
     """A new client of the endpoint's app (see the module docstring); raises
     ``RemoteFailure`` when it cannot connect or speaks a protocol the client cannot."""
@@ -149,6 +162,7 @@ def open_client(endpoint: Endpoint, settings: GradioSettings) -> Client:
             verbose=False,
             auth=auth,
             httpx_kwargs={"timeout": timeout},
+            ssl_verify=tls_context(),  # type: ignore[arg-type]  # passed on as httpx's verify
             download_files=False,
             analytics_enabled=False,
         )
