@@ -16,9 +16,8 @@ from __future__ import annotations
 import math
 import time
 
-import PIL.Image
-
 from ...events import Step
+from ..relayed_previews import resize
 from .messages import PreviewFrame
 
 PREVIEW_GRACE = 0.5
@@ -107,6 +106,4 @@ class StepTracker:
         if image is None:
             self.unreadable_previews += 1
             return Step(step, self.total_steps)
-        if self.preview_size is not None and image.size != self.preview_size:
-            image = image.resize(self.preview_size, PIL.Image.Resampling.BILINEAR)
-        return Step(step, self.total_steps, image)
+        return Step(step, self.total_steps, resize(image, self.preview_size))
