@@ -92,15 +92,12 @@ class X0Tracker:
         latest, self._latest = self._latest, None
         return latest
 
-    def clear(self) -> None:
-        self._latest = None
-        self._alphas.clear()
-
     def release(self) -> None:
         """Forget the estimates and give the scheduler its own ``step`` back, once its run has
         ended. The wrapper and the scheduler refer to each other: left so, a run's scheduler,
         its tensors and this tracker wait for Python's cycle collector."""
-        self.clear()
+        self._latest = None
+        self._alphas.clear()
         if self._wrapper is not None and vars(self.scheduler).get("step") is self._wrapper:
             del self.scheduler.step
         self._wrapper = None  # it refers to this tracker too
