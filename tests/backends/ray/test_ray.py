@@ -26,9 +26,18 @@ import ray
 from browser_helpers import TIMEOUT_MS, generate, probe, progress_steps
 from ray import serve as ray_serve
 
-from gradio_diffusion_preview import DiffusionPreview, RunControl, Status, cancel_run, stream
+from gradio_diffusion_preview import (
+    DiffusionPreview,
+    Failed,
+    Finished,
+    RunControl,
+    Status,
+    cancel_run,
+    stream,
+)
 from gradio_diffusion_preview.backends.ray.backend import RayBackend
 from gradio_diffusion_preview.cli import main
+from gradio_diffusion_preview.request import GenerationRequest
 from gradio_diffusion_preview.serving import ServeSettings, run
 from gradio_diffusion_preview.testing import check_backend
 from gradio_diffusion_preview.testing.checks_previews import expect_previews
@@ -291,12 +300,27 @@ def burst(backend: RayBackend, runs: int = 4) -> list:
     return [run_.result() for run_ in started]
 
 
+def replicas_idle(app: str) -> bool:
+    """Whether every replica of ``app`` has no request: a run's stream ends here a moment
+    before its replica counts its request done, longer on a loaded machine."""
+    names = [
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["namespace"] == "serve" and actor["name"].startswith(f"SERVE_REPLICA::{app}#")
+    ]
+    replicas = [ray.get_actor(name, namespace="serve") for name in names]
+    return bool(replicas) and not any(
+        ray.get([r.get_num_ongoing_requests.remote() for r in replicas])
+    )
+
+
 def test_the_queue_bound_answers_busy_the_same_way_cold_and_warm(cluster):
     """Two one-run replicas and a queue of one: of four runs at once, three run (one after
     waiting) and one is refused, on a backend's first burst as on its later ones."""
     two_replicas()
     backend = RayBackend.for_app("toy", id="ray-toy-burst")  # its own handle: cold
     for which in ("cold", "warm", "warm again"):
+        wait_until(lambda: replicas_idle("toy"), 60, "the toy replicas to be idle")
         ends = burst(backend)
         refused = [end for end in ends if end.status == "error"]
         assert len(refused) == 1 and sum(e.status == "done" for e in ends) == 3, (which, ends)
@@ -305,6 +329,23 @@ def test_the_queue_bound_answers_busy_the_same_way_cold_and_warm(cluster):
             "Every replica of the Ray Serve application 'toy' is busy and its queue is full; "
             "try again in about 3 s."
         )
+
+
+def test_a_run_frees_its_place_before_its_last_event(cluster, toy):
+    """The runner passes a run's last event on and only then closes the backend's generator;
+    a visitor who starts the next run on seeing it end must find its place free, not "busy"
+    (under load, a burst right after another had two refused where one was due)."""
+    two_replicas()
+    request = GenerationRequest(
+        prompt="flat", model="flat", steps=3, seed=1, options={"tag": uuid.uuid4().hex}
+    )
+    events = toy.generate(request, RunControl())
+    try:
+        last = next(event for event in events if isinstance(event, Finished | Failed))
+        assert isinstance(last, Finished), last
+        assert toy._connection.admission.held() == 0  # the generator is still open here
+    finally:
+        events.close()
 
 
 @pytest.mark.parametrize("how", ["ray.kill", "os._exit"])

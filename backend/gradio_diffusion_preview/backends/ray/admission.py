@@ -58,6 +58,11 @@ class Admission:
                 self._waiting.remove(run_id)
                 self._running.add(run_id)
 
+    def held(self) -> int:
+        """How many of this process's runs wait or are at a replica now."""
+        with self._lock:
+            return len(self._waiting) + len(self._running)
+
     def leave(self, run_id: str) -> None:
         with self._lock:
             if run_id in self._waiting:

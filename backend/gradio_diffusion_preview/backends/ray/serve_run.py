@@ -207,6 +207,11 @@ class ServeRun:
                 if isinstance(event, Finished):
                     event = replace(event, metadata={**event.metadata, "ray_replica": self.replica})
                 ended = isinstance(event, Finished | Failed)
+                if ended:
+                    # Free the place before the last event goes out: whoever reads it may
+                    # start the next run before this generator is closed (the runner closes
+                    # it after passing the event on), and must not find the place taken.
+                    self.admission.leave(self.run_id)
                 yield event
                 if ended:
                     return
