@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from testenv import EXAMPLE_PLUGIN, ROOT, free_port, shared_tmp  # noqa: E402
+from testenv import EXAMPLE_PLUGIN, ROOT, free_port, launch_loopback, shared_tmp  # noqa: E402
 
 pytest_plugins = ["xdist_groups"]  # pytest-xdist's groups under pytest 9.2
 
@@ -103,24 +103,15 @@ def _serving(reuse_port: bool = False) -> Iterator[Callable]:
         for attempt in range(LAUNCH_ATTEMPTS):
             port = _port(reuse_port)
             try:
-                _, url, _ = blocks.launch(
-                    server_name="127.0.0.1",
-                    server_port=port,
-                    prevent_thread_lock=True,
-                    quiet=True,
-                    show_error=True,
-                )
+                url = launch_loopback(blocks, port, show_error=True)
                 break
             except (ValueError, OSError) as error:
-                # Gradio's launch checks its own URL with a 3 s HEAD request and gives up with
-                # "localhost is not accessible" when a loaded machine answers late; and another
-                # process (a test worker, a client's connection) may take the port before this
-                # launch binds it: try again, on a new port.
+                # another process (a test worker, a client's connection) may take the port
+                # before this launch binds it: try again, on a new port.
                 blocks.close()
                 if port in _test_ports:
                     _test_ports.remove(port)
-                retry = "localhost is not accessible" in str(error) or "empty port" in str(error)
-                if not retry or attempt == LAUNCH_ATTEMPTS - 1:
+                if "empty port" not in str(error) or attempt == LAUNCH_ATTEMPTS - 1:
                     raise
         launched.append((blocks, port))
         _open_ports.add(port)

@@ -12,16 +12,11 @@ import time
 import gradio as gr
 import httpx
 import pytest
+from testenv import launch_loopback
 from toy_backends import CountingBackend, Gate
 
 from gradio_diffusion_preview import DiffusionPreview, astream, stream
 from gradio_diffusion_preview.run_handles import RUNS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition, what: str, timeout: float = 30.0) -> None:
@@ -107,9 +102,7 @@ def test_a_server_closed_mid_run_stops_the_run_and_leaves_nothing_registered(kin
         preview = DiffusionPreview()
         gr.Button().click(generate, None, preview, api_name="generate")
     app.queue()
-    _, url, _ = app.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
+    url = launch_loopback(app)
     before = RUNS.ids()
     closing = threading.Thread(target=app.close)
     seen, hang_up, leave = threading.Event(), threading.Event(), threading.Event()

@@ -10,7 +10,7 @@ import time
 
 import psutil
 import pytest
-from testenv import ROOT
+from testenv import ROOT, launch_loopback
 
 
 def load_soak():
@@ -54,9 +54,7 @@ def test_100_disconnects_leave_no_run_thread_or_memory_behind(soak):
     policy, registry = soak.soak_policy(), soak.soak_registry()
     app = soak.build_app(policy, registry)
     app.queue()
-    _, url, _ = app.launch(
-        server_name="127.0.0.1", server_port=soak.free_port(), prevent_thread_lock=True, quiet=True
-    )
+    url = launch_loopback(app)
     from gradio_diffusion_preview.run_handles import RUNS
 
     # what the process had before (earlier tests' leftovers) is not this test's to judge

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import gradio as gr
 import httpx
-from testenv import free_port
+from testenv import launch_loopback
 
 from gradio_diffusion_preview import DiffusionPreview, Registry, stream
 from gradio_diffusion_preview.policy import Policy
@@ -42,9 +42,7 @@ def build_app(policy: Policy, registry: Registry, backend: str) -> gr.Blocks:
 @contextmanager
 def launched(app: gr.Blocks) -> Iterator[str]:
     app.queue(max_size=64)
-    _, url, _ = app.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
+    url = launch_loopback(app)
     try:
         yield url
     finally:

@@ -22,7 +22,7 @@ from fake_hf_router import (
     stall,
 )
 from gradio_client import Client
-from testenv import free_port
+from testenv import launch_loopback
 
 from gradio_diffusion_preview.backends.hf_inference.backend import HfInferenceBackend
 from gradio_diffusion_preview.backends.hf_inference.catalogue import catalogue_entry
@@ -39,10 +39,7 @@ STALL_TIMEOUT = 2.0
 
 def launch(app) -> str:
     app.queue()
-    _, url, _ = app.launch(
-        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
-    )
-    return url
+    return launch_loopback(app)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from api_results import final_state
 from gradio_client import Client
 from remote_gradio_apps import hanging_app, image_app, preview_app
 from remote_gradio_client import gradio_backend
-from testenv import free_port
+from testenv import free_port, launch_loopback
 from toy_backends import CountingBackend, WaitingBackend
 
 from gradio_diffusion_preview import (
@@ -83,13 +83,7 @@ def test_an_unreachable_app_fails_fast_as_unavailable():
 def login_app():
     """A remote app behind a login (user ann, password s3cret)."""
     app = preview_app(CountingBackend()).queue()
-    _, url, _ = app.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        auth=("ann", "s3cret"),
-    )
+    url = launch_loopback(app, auth=("ann", "s3cret"))
     yield url
     app.close()
 
@@ -165,7 +159,7 @@ def test_the_app_killed_mid_run_fails_the_run_and_the_next_run_reconnects(
     assert "dropped during the run" in failed.message and "Fix:" in failed.message
     assert time.monotonic() - killed_at < 5
     back = preview_app(CountingBackend()).queue()  # the app is back, on the same address
-    back.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    launch_loopback(back, port)
     try:
         again = list(backend.generate(request.model_copy(update={"steps": 3}), RunControl()))
         assert isinstance(again[-1], Finished), again[-1]
