@@ -10,7 +10,7 @@ import re
 import pytest
 from browser_helpers import TIMEOUT_MS, probe
 from playwright.sync_api import expect
-from step_counter import StepHold
+from step_counter import StepHold, StepHolds
 
 from gradio_diffusion_preview.plugins import get_backend
 
@@ -51,9 +51,20 @@ def expect_views(panels, view: str, timeout: float = TIMEOUT_MS) -> None:
 
 def test_compare_streams_every_panel_then_one_stop_stops_all(open_page, demo_url, output_dir):
     page, root, panels = compare_page(open_page, demo_url)
-    set_slider(root, "Steps", 24)  # a frame painted late is dropped: room for two on a busy box
+    set_slider(root, "Steps", 24)
     page.evaluate(probe("watch_panels"))
-    root.get_by_role("button", name="Compare", exact=True).click()
+    # Each panel's run (one after the other on the CPU) is held at two steps until its panel
+    # has painted a preview there: a busy page paints only the newest of several previews.
+    with StepHolds(get_backend("diffusers"), at=(2, 20)) as holds:
+        root.get_by_role("button", name="Compare", exact=True).click()
+        for index in range(len(CHOSEN)):
+            for painted in (1, 2):
+                holds.next()
+                page.wait_for_function(
+                    f"() => window.__panels[{index}].previews.length >= {painted}",
+                    timeout=TIMEOUT_MS,
+                )
+                holds.release()
     expect_views(panels, "done")
     page.screenshot(path=output_dir / "done.png", full_page=True)
     seen = page.evaluate("window.__panels")

@@ -3,6 +3,7 @@ cancel and finish early by steps, never by time."""
 
 from __future__ import annotations
 
+import queue
 import threading
 
 
@@ -61,4 +62,49 @@ class StepHold:
 
     def __exit__(self, *exc) -> None:
         self.release()
+        self.backend.step_listeners.remove(self)
+
+
+class StepHolds:
+    """``with StepHolds(backend, at=(2, 20)) as holds:`` holds each run of a diffusers backend
+    at the end of each iteration in ``at``, in the order the runs get there: ``holds.next()``
+    waits until a run is held, ``holds.release()`` lets it go on. A test that must see a page
+    paint two of a run's previews holds the run at two steps until each is painted, instead of
+    hoping the page keeps up (latest wins: a busy page may paint only the newest of several).
+    The waits are bounded (``ceiling`` seconds) only so that a broken test cannot hang."""
+
+    def __init__(self, backend, at: tuple[int, ...], ceiling: float = 120.0) -> None:
+        self.backend, self.at, self.ceiling = backend, set(at), ceiling
+        self._held: queue.Queue[threading.Event] = queue.Queue()
+        self._current: threading.Event | None = None
+        self._closed = threading.Event()
+
+    def __call__(self, iteration: int, total: int) -> None:
+        if iteration in self.at and not self._closed.is_set():
+            released = threading.Event()
+            self._held.put(released)
+            released.wait(self.ceiling)
+
+    def next(self) -> None:
+        """Wait until the next run is held."""
+        try:
+            self._current = self._held.get(timeout=self.ceiling)
+        except queue.Empty:
+            raise AssertionError(f"no run reached a hold in {self.ceiling:g} s") from None
+
+    def release(self) -> None:
+        """Let the run that ``next()`` found held go on."""
+        assert self._current is not None, "next() first"
+        self._current.set()
+
+    def __enter__(self) -> StepHolds:
+        self.backend.step_listeners.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closed.set()
+        if self._current is not None:
+            self._current.set()
+        while not self._held.empty():
+            self._held.get().set()
         self.backend.step_listeners.remove(self)
