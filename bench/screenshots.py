@@ -16,11 +16,46 @@ import importlib.util
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 STEP = re.compile(r"step (\d+) / (\d+)")
+HELD_AT = 13
+"""The iteration at whose end each run waits for its picture: its first 12 steps have been
+sent to the page by then."""
+HOLD_CEILING = 300.0
+"""Seconds a held run waits at most (only so that a broken page cannot hang the script)."""
+
+
+class MidRunHold:
+    """Holds each run of the demo's diffusers backend at ``HELD_AT`` until ``release()``.
+
+    The page is pictured while the run waits, so every picture shows the same step. Without
+    it a fast run (a quiet machine) or a slow page (a busy one) can reach its final image
+    before the page paints a preview: the page paints only the newest state it has."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.held = threading.Event()
+        self._go_on = threading.Event()
+
+    def __call__(self, iteration: int, total: int) -> None:
+        if iteration == HELD_AT:
+            self.held.set()
+            self._go_on.wait(HOLD_CEILING)
+
+    def release(self) -> None:
+        self._go_on.set()
+
+    def __enter__(self) -> MidRunHold:
+        self.backend.step_listeners.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+        self.backend.step_listeners.remove(self)
 
 
 def _demo():
@@ -30,21 +65,28 @@ def _demo():
     return module.demo
 
 
-def _mid_run(page, prompt: str) -> None:
-    """Start a 50-step run and return once it has painted a preview a few steps in."""
+def _mid_run(page, prompt: str, path: Path, full_page: bool) -> None:
+    """Start a 50-step run, picture the page into ``path`` while the run is held after its
+    12th step (its preview and progress painted), then stop the run."""
+    from gradio_diffusion_preview.plugins import get_backend
+
     page.get_by_label("Prompt", exact=True).first.fill(prompt)
     page.get_by_role("button", name="Advanced settings").first.click()
     steps = page.get_by_role("spinbutton", name="number input for Steps", exact=True).first
     steps.fill("50")
     steps.press("Tab")
-    page.get_by_role("button", name="Generate", exact=True).click()
-    page.get_by_test_id("preview-image").first.wait_for()
-    page.wait_for_function(
-        """() => { const t = document.querySelector('[data-testid="progress-text"]');
-                   const m = t && t.innerText.match(/step (\\d+) \\/ (\\d+)/);
-                   return m && Number(m[1]) >= 12; }"""
-    )
-    page.keyboard.press("Escape")
+    with MidRunHold(get_backend("diffusers")) as hold:
+        page.get_by_role("button", name="Generate", exact=True).click()
+        if not hold.held.wait(HOLD_CEILING):
+            raise RuntimeError(f"the run did not reach step {HELD_AT} in {HOLD_CEILING:g} s")
+        page.get_by_test_id("preview-image").first.wait_for()
+        page.wait_for_function(
+            f"""() => {{ const t = document.querySelector('[data-testid="progress-text"]');
+                       const m = t && t.innerText.match(/step (\\d+) \\/ (\\d+)/);
+                       return m && Number(m[1]) >= {HELD_AT - 1}; }}"""
+        )
+        page.screenshot(path=path, full_page=full_page)
+        page.keyboard.press("Escape")  # reaches the run before it goes on
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,8 +124,7 @@ def take(out: Path, quick: bool = False) -> None:
                 page.set_default_timeout(120_000)
                 page.goto(url + query)
                 page.get_by_test_id("diffusion-preview").first.wait_for()
-                _mid_run(page, "a yellow triangle on a red background")
-                page.screenshot(path=out / name, full_page=full)
+                _mid_run(page, "a yellow triangle on a red background", out / name, full)
                 page.close()
             if quick:
                 return
