@@ -17,10 +17,12 @@ demo: setup frontend
 # release-check first: the sdist and wheel install and work in fresh environments (about a
 # minute); the suite then includes the Space folder's check (tests/project/test_space_folder.py).
 # Then vitest on the frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts), and
-# pytest on one pytest-xdist worker per core (PYTEST_WORKERS=0: in this process); tests that must
+# pytest on one pytest-xdist worker per core and one more (PYTEST_WORKERS=0: in this process): a
+# worker spends about a third of its time waiting on the servers, scripts and Chromium its tests
+# start (2 workers left 31% of 2 cores idle; 3 took 385 s to 2's 454); tests that must
 # share a worker (the Ray cluster, a Chromium module's servers) carry an xdist_group mark.
 # The 30 slowest tests are listed at the end, to see where the suite spends its time.
-PYTEST_WORKERS ?= $(shell nproc)
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: setup frontend chromium lint release-check test-py310 test-py313 gradio5 \
 		frontend/node_modules/.package-lock.json
 	cd frontend && npm test --silent

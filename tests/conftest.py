@@ -13,7 +13,8 @@ def _torch_threads_as_the_backend_chooses() -> None:
     backend's automatic choice (one core left free), so a busy CI machine slows the suite by
     its share instead of stalling every torch operation. Through ``OMP_NUM_THREADS`` it also
     reaches the apps and scripts the tests start; a value already set is kept. Under
-    pytest-xdist (one worker per core) each worker takes at most its share of the cores."""
+    pytest-xdist (a worker per core and one more) each worker takes at most its share of the
+    cores."""
     from gradio_diffusion_preview.backends.diffusers.cpu_threads import automatic_threads
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
