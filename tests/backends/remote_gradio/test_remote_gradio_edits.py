@@ -15,6 +15,10 @@ from remote_space_server import SpaceServer
 from gradio_diffusion_preview import stream
 from gradio_diffusion_preview.testing import check_image_to_image, check_image_to_image_preview
 
+# One worker runs the modules served by the Space-shaped apps: each worker that ran one started
+# its own Gradio 6 and Gradio 5 servers (conftest.py's session fixture).
+pytestmark = pytest.mark.xdist_group("space-apps")
+
 
 def picture(size=(96, 64)) -> PIL.Image.Image:
     """Red over blue."""

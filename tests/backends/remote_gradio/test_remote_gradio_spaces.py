@@ -25,6 +25,10 @@ from gradio_diffusion_preview.component import DiffusionPreview
 from gradio_diffusion_preview.request import InvalidRequest, build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
 
+# One worker runs the modules served by the Space-shaped apps: each worker that ran one started
+# its own Gradio 6 and Gradio 5 servers (conftest.py's session fixture).
+pytestmark = pytest.mark.xdist_group("space-apps")
+
 SPACE_CAP = 2**31 - 1
 RUNS = 20
 FINAL_RED = 250
