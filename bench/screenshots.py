@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-STEP = re.compile(r"step (\d+) / (\d+)")
 HELD_AT = 13
 """The iteration at whose end each run waits for its picture: its first 12 steps have been
 sent to the page by then."""
