@@ -4,10 +4,12 @@ a fresh virtual environment and check that it works there.
 1. In a clean copy of this checkout (no built frontend, no ``dist/``, no environments):
    ``gradio cc build --no-generate-docs``, as the release workflow runs it: the frontend built
    from its sources, then ``python -m build``: the sdist, then the wheel built from the sdist
-   (so a file missing from the sdist shows up as a broken wheel). Both go to ``dist/release/``
-   and must carry the built frontend; ``dist/release/clean-build.json`` records a digest of the
-   sources they were built from, so tests/project/test_packaging.py checks this wheel rather
-   than build its own again (``make test`` runs this first).
+   (so a file missing from the sdist shows up as a broken wheel). Both go to ``dist/release/``;
+   both must carry the built frontend, and the wheel everything an install needs
+   (``IN_WHEEL``). ``dist/release/clean-build.json`` records a digest of the sources they
+   were built from, and then that step 3 passed: the test suite (``make test`` runs this
+   first) installs this wheel in its Space folders rather than build its own, and
+   tests/project/test_packaging.py does not install and render it a second time.
 2. ``twine check --strict`` (twine lives in a tools environment under ``build/``, made once).
 3. For each of the two: a fresh virtual environment, ``pip install <artifact>`` with its declared
    dependencies (pip's cache is reused; bytecode is not compiled, which halves the time; torch is
@@ -35,8 +37,6 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import tomllib
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "gradio_diffusion_preview"
 OUT = ROOT / "dist" / "release"
@@ -44,6 +44,37 @@ TOOLS = ROOT / "build" / "release-tools"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FRONTEND = ("templates/component/index.js", "templates/component/style.css")
 STAMP = "clean-build.json"
+IN_WHEEL = (
+    *FRONTEND,
+    "templates/example/index.js",
+    "py.typed",
+    # the plugin guide's example without previews, for pip users to copy (issue #24)
+    *(
+        f"examples/http-image-service/{name}"
+        for name in ("image_service.py", "http_image_backend.py", "test_http_image_backend.py")
+    ),
+    # the bundled shapes model (issue #9): weights, configs, tokenizer, preview factors, card
+    *(
+        f"bundled/shapes/model/{name}"
+        for name in (
+            "model_index.json",
+            "diffusion_preview.json",
+            "latent_rgb.json",
+            "README.md",
+            "scheduler/scheduler_config.json",
+            "text_encoder/config.json",
+            "text_encoder/model.safetensors",
+            "tokenizer/tokenizer.json",
+            "tokenizer/tokenizer_config.json",
+            "unet/config.json",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors",
+        )
+    ),
+)
+"""What an install needs, under the package's folder in the wheel (``FRONTEND`` also in the
+sdist): the built frontend, the type marker, the plugin guide's example, the bundled model."""
 # What a clean checkout does not have: build outputs, environments, caches. Every name starting
 # with ".venv" is left out too: `make test`'s other environments (.venv-py310, .venv-py313,
 # .venv-gradio5, ...) are about 2 GB, and copying them took most of the time.
@@ -75,6 +106,8 @@ demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]))
 
 
 def version() -> str:
+    import tomllib  # Python 3.11+: the tests' 3.10 tier reads the stamp, never the version
+
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
@@ -153,15 +186,17 @@ def build(out: Path) -> tuple[Path, Path]:
     for name in FRONTEND:
         if f"{stem}/backend/{PACKAGE}/{name}" not in in_sdist:
             raise SystemExit(f"release-check: {sdist.name} lacks {name}")
-        if f"{PACKAGE}/{name}" not in in_wheel:
-            raise SystemExit(f"release-check: {wheel.name} lacks {name}")
+    missing = [name for name in IN_WHEEL if f"{PACKAGE}/{name}" not in in_wheel]
+    if missing:
+        raise SystemExit(f"release-check: {wheel.name} lacks {', '.join(missing)}")
     stamp = {"sources": digest, "sdist": sdist.name, "wheel": wheel.name}
     (out / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
     return sdist, wheel
 
 
-def stamped_wheel(out: Path = OUT) -> Path | None:
-    """The wheel in ``out`` when its stamp says it was built from the sources here now."""
+def stamped_wheel(out: Path = OUT, checked: bool = False) -> Path | None:
+    """The wheel in ``out`` when its stamp says it was built from the sources here now (and,
+    with ``checked``, that both artifacts then installed, imported and rendered: ``main``)."""
     try:
         stamp = json.loads((out / STAMP).read_text())
     except (OSError, ValueError):
@@ -169,7 +204,16 @@ def stamped_wheel(out: Path = OUT) -> Path | None:
     wheel = out / stamp.get("wheel", "")
     if stamp.get("sources") != sources_digest() or not wheel.is_file():
         return None
+    if checked and stamp.get("installed_and_rendered") != [wheel.name, stamp.get("sdist")]:
+        return None
     return wheel
+
+
+def stamp_checked(out: Path, artifacts: list[Path]) -> None:
+    """Records in the build's stamp that ``artifacts`` installed, imported and rendered."""
+    stamp = json.loads((out / STAMP).read_text())
+    stamp["installed_and_rendered"] = [artifact.name for artifact in artifacts]
+    (out / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
 
 
 def twine_check(paths: list[Path]) -> None:
@@ -246,10 +290,14 @@ def check_renders(python: Path, workdir: Path, screenshot: Path) -> None:
             image = page.get_by_test_id("final-image")
             image.wait_for(timeout=60_000)
             width = image.evaluate("img => img.naturalWidth")
+            loading = page.get_by_text("Loading...").count()
             page.screenshot(path=str(screenshot))
             browser.close()
-        if width != 64 or errors:
-            raise SystemExit(f"release-check: the component did not render ({width}, {errors})")
+        if width != 64 or loading or errors:
+            raise SystemExit(
+                f"release-check: the component did not render (image width {width}, "
+                f"{loading} 'Loading...', script errors {errors})"
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -287,6 +335,7 @@ def main() -> None:
             check_imports(python, venv)
             check_renders(python, work, args.out / f"{artifact.name}.png")
             print(f"{artifact.name}: installs, imports, renders ({time.monotonic() - began:.0f} s)")
+    stamp_checked(args.out, [wheel, sdist])
     print(f"release-check passed in {time.monotonic() - started:.0f} s")
 
 

@@ -253,6 +253,15 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def package_wheel(tmp_path_factory) -> Path:
+    """The package's wheel for the tests that install it (``space_apps.package_wheel``):
+    release-check's, or one built once for the run."""
+    from space_apps import package_wheel as wheel_for_the_run
+
+    return wheel_for_the_run(shared_tmp(tmp_path_factory))
+
+
+@pytest.fixture(scope="session")
 def tiny_sd15(tiny_models) -> str:
     """The tiny SD 1.x pipeline's folder (see ``tiny_models``)."""
     return tiny_models["sd15"]

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from space_apps import space_module
 from testenv import ROOT
 
 from gradio_diffusion_preview import get_registry
@@ -85,9 +84,9 @@ def test_every_command_is_a_make_space_or_an_hf_upload_and_make_space_runs_relea
 
 @pytest.mark.slow
 def test_the_commands_make_the_folders_the_page_describes_and_hf_upload_takes_them(
-    tmp_path: Path,
+    tmp_path: Path, package_wheel: Path
 ):
-    wheel = space_module().build_wheel(tmp_path / "wheel")
+    wheel = package_wheel
     made = 0
     for line in commands():
         words = shlex.split(line)

@@ -3,8 +3,11 @@ installed into a fresh virtual environment, and mounted by Chromium from that en
 
 The build is ``make release-check``'s (``release/check.py``: ``gradio cc build`` in a clean copy),
 which ``make test`` runs before pytest: its wheel in ``dist/release/`` is checked here when its
-stamp says it was built from the sources as they are now; otherwise this test builds one the
+stamp says it was built from the sources as they are now; otherwise this module builds one the
 same way (so the wheel is built once per ``make test``, and a test run alone still builds).
+release-check also installs that wheel and its sdist into fresh environments and renders them
+in Chromium, and records it in the stamp: the install-and-mount test then says so and skips
+rather than do it a third time (about 15 s of two busy cores in the suite).
 
 The development venv has this package installed editable, so the fresh environment borrows the
 development venv's third-party packages (gradio, numpy, ...) through a folder of links that
@@ -14,7 +17,6 @@ wheel's.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,41 +28,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from testenv import ROOT, free_port
+from space_apps import release_module
+from testenv import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 PACKAGE = "gradio_diffusion_preview"
-REQUIRED_IN_WHEEL = [
-    f"{PACKAGE}/templates/component/index.js",
-    f"{PACKAGE}/templates/component/style.css",
-    f"{PACKAGE}/templates/example/index.js",
-    f"{PACKAGE}/py.typed",
-    # the plugin guide's example without previews, for pip users to copy (issue #24)
-    *(
-        f"{PACKAGE}/examples/http-image-service/{name}"
-        for name in ("image_service.py", "http_image_backend.py", "test_http_image_backend.py")
-    ),
-    # the bundled shapes model (issue #9): weights, configs, tokenizer, preview factors, card
-    *(
-        f"{PACKAGE}/bundled/shapes/model/{name}"
-        for name in (
-            "model_index.json",
-            "diffusion_preview.json",
-            "latent_rgb.json",
-            "README.md",
-            "scheduler/scheduler_config.json",
-            "text_encoder/config.json",
-            "text_encoder/model.safetensors",
-            "tokenizer/tokenizer.json",
-            "tokenizer/tokenizer_config.json",
-            "unet/config.json",
-            "unet/diffusion_pytorch_model.safetensors",
-            "vae/config.json",
-            "vae/diffusion_pytorch_model.safetensors",
-        )
-    ),
-]
 SERVE_APP = """
 import sys
 import gradio as gr
@@ -83,26 +56,20 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-def release_check():
-    """``release/check.py`` as a module (its clean-copy build and the build's stamp)."""
-    spec = importlib.util.spec_from_file_location("release_check", ROOT / "release" / "check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def clean_wheel(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def clean_wheel(tmp_path_factory) -> tuple[Path, bool]:
     """The wheel built from a clean copy of this checkout: ``make release-check``'s when it was
-    built from these very sources, else one built here the same way."""
-    check = release_check()
+    built from these very sources, else one built here the same way; and whether release-check
+    then installed it into a fresh environment and rendered it in Chromium."""
+    check = release_module("check")
     stamped = check.stamped_wheel()
     if stamped is not None:
-        return stamped
+        return stamped, check.stamped_wheel(checked=True) is not None
     try:
-        _, wheel = check.build(tmp_path / "dist")
+        _, wheel = check.build(tmp_path_factory.mktemp("dist"))
     except SystemExit as failed:
         pytest.fail(str(failed))
-    return wheel
+    return wheel, False
 
 
 def borrowed_site_packages(dest: Path) -> Path:
@@ -168,12 +135,25 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
     pytest.fail(f"the app did not answer at {url}:\n{log.read_text()[-4000:]}")
 
 
-def test_wheel_built_from_clean_checkout_installs_and_mounts(tmp_path, browser, output_dir):
-    wheel = clean_wheel(tmp_path)
-
+def test_the_clean_wheel_carries_what_an_install_needs(clean_wheel):
+    wheel, _ = clean_wheel
     names = set(zipfile.ZipFile(wheel).namelist())
-    missing = [name for name in REQUIRED_IN_WHEEL if name not in names]
+    required = [f"{PACKAGE}/{name}" for name in release_module("check").IN_WHEEL]
+    assert len(required) > 15
+    missing = [name for name in required if name not in names]
     assert not missing, f"{wheel.name} lacks {missing}"
+
+
+def test_wheel_built_from_clean_checkout_installs_and_mounts(
+    clean_wheel, tmp_path, browser, output_dir
+):
+    wheel, checked = clean_wheel
+    if checked:
+        pytest.skip(
+            "make release-check installed this very wheel (built from these sources) into a "
+            "fresh environment with its dependencies and rendered it in Chromium "
+            "(dist/release/clean-build.json)"
+        )
 
     venv = tmp_path / "venv"
     python = fresh_venv(venv, wheel, tmp_path)

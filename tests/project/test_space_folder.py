@@ -43,11 +43,6 @@ TORCH = "2.13.0"
 """The torch the Spaces' requirements pin: this machine's CPU file (Makefile's setup)."""
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    return space_module().build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
 def test_the_requirement_is_the_wheel_beside_or_its_address_in_the_space():
     space = space_module()
     name = f"{PACKAGE}-0.1.0-py3-none-any.whl"
@@ -95,19 +90,19 @@ def front_matter(readme: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("hardware", ["cpu", "gpu", "inference"])
 def test_each_spaces_requirements_resolve_to_the_wheel_and_the_right_torch(
-    tmp_path: Path, wheel: Path, hardware: str
+    tmp_path: Path, package_wheel: Path, hardware: str
 ):
     """The assembled folder's requirements resolved by pip (a dry run, each line alone: the
     folder's full resolution is the next test's) with only PyPI and, on CPU hardware, PyTorch's
     CPU index, here a local folder holding its torch file (the machine's configured indexes
     and files ignored): the CPU Space gets the CPU build, the GPU Space PyPI's CUDA build."""
-    folder = space_module().assemble(tmp_path / "space", wheel, hardware=hardware)
+    folder = space_module().assemble(tmp_path / "space", package_wheel, hardware=hardware)
     suggested = {"cpu": "cpu-basic", "gpu": "t4-small", "inference": "cpu-basic"}[hardware]
     assert front_matter(folder / "README.md")["suggested_hardware"] == suggested
     catalogue = "catalogue-inference.toml" if hardware == "inference" else "catalogue.toml"
     assert (folder / "catalogue.toml").read_text() == (ROOT / "demo" / catalogue).read_text()
     requirements = (folder / "requirements.txt").read_text()
-    assert requirements.count(wheel.name) == 1
+    assert requirements.count(package_wheel.name) == 1
     cpu_index = "--extra-index-url https://download.pytorch.org/whl/cpu"
     assert (cpu_index in requirements) == (hardware == "cpu")
     if hardware == "cpu":
@@ -133,7 +128,8 @@ def test_each_spaces_requirements_resolve_to_the_wheel_and_the_right_torch(
     planned = {
         item["metadata"]["name"].lower(): item for item in json.loads(report.read_text())["install"]
     }
-    assert planned[PACKAGE]["download_info"]["url"] == (folder / wheel.name).resolve().as_uri()
+    wheel_in_folder = (folder / package_wheel.name).resolve()
+    assert planned[PACKAGE]["download_info"]["url"] == wheel_in_folder.as_uri()
     torch = planned.get("torch")
     if hardware == "inference":
         assert torch is None and sorted(planned) == [PACKAGE]
@@ -147,11 +143,11 @@ def test_each_spaces_requirements_resolve_to_the_wheel_and_the_right_torch(
         assert any(need.startswith("nvidia-") for need in torch["metadata"]["requires_dist"])
 
 
-def test_the_assembled_space_starts_and_generates(tmp_path: Path, wheel: Path):
-    folder = space_module().assemble(tmp_path / "space", wheel)
+def test_the_assembled_space_starts_and_generates(tmp_path: Path, package_wheel: Path):
+    folder = space_module().assemble(tmp_path / "space", package_wheel)
     names = sorted(path.name for path in folder.iterdir())
     assert names == sorted(
-        ["README.md", "app.py", "catalogue.toml", "requirements.txt", wheel.name]
+        ["README.md", "app.py", "catalogue.toml", "requirements.txt", package_wheel.name]
     )
     fields = front_matter(folder / "README.md")
     assert fields["sdk"] == "gradio" and fields["app_file"] == "app.py"
@@ -176,12 +172,13 @@ def test_the_assembled_space_starts_and_generates(tmp_path: Path, wheel: Path):
     planned = {
         item["metadata"]["name"].lower(): item for item in json.loads(report.read_text())["install"]
     }
-    assert planned[PACKAGE]["download_info"]["url"] == (folder / wheel.name).resolve().as_uri()
+    wheel_in_folder = (folder / package_wheel.name).resolve()
+    assert planned[PACKAGE]["download_info"]["url"] == wheel_in_folder.as_uri()
     assert {"gradio", "diffusers", "torch", "huggingface_hub"} <= set(planned), sorted(planned)
 
     # the folder's app starts from an environment holding the wheel, and draws
     python = fresh_venv(tmp_path / "venv")
-    pip(python, "install", "--no-deps", "--no-index", "--quiet", str(folder / wheel.name))
+    pip(python, "install", "--no-deps", "--no-index", "--quiet", str(folder / package_wheel.name))
     borrow_site_packages(python, tmp_path / "borrowed")
     log = tmp_path / "space.log"
     with served_space(folder, python, {"HF_HUB_OFFLINE": "1"}, log=log, isolated=True) as url:

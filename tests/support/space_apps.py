@@ -9,6 +9,7 @@ installed), so an app that needs torch fails its test even where the environment
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -99,11 +101,38 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-def space_module():
-    spec = importlib.util.spec_from_file_location("release_space", ROOT / "release" / "space.py")
+def release_module(name: str):
+    """``release/<name>.py`` as a module (the release scripts are not part of the package)."""
+    path = ROOT / "release" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"release_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def space_module():
+    return release_module("space")
+
+
+def package_wheel(shared: Path) -> Path:
+    """The package's wheel for the tests that install it (the Space folders): ``make
+    release-check``'s when its stamp says it was built from these very sources (``make test``
+    runs it first: built from a clean copy, installed and rendered), else one built in
+    ``shared`` as ``make space`` builds it, once for the run: the first test worker that asks
+    builds it (a lock file), the others take it."""
+    stamped = release_module("check").stamped_wheel()
+    if stamped is not None:
+        return stamped
+    folder = shared / "package-wheel"
+    with (shared / "package-wheel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        built = sorted(folder.glob("*.whl"))
+        if built:
+            return built[0]
+        staging = Path(tempfile.mkdtemp(prefix=".package-wheel-", dir=shared))
+        wheel = space_module().build_wheel(staging)
+        os.replace(staging, folder)
+        return folder / wheel.name
 
 
 def run(command: list[str], **kwargs) -> str:

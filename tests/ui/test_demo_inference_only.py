@@ -29,11 +29,6 @@ def router(monkeypatch):
     yield from serve_router(monkeypatch, {SCHNELL: ("hf-inference",)})
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    return space_module().build_wheel(tmp_path_factory.mktemp("wheel"))
-
-
 def draws_with_flux_schnell(url: str, router) -> None:
     client = Client(url, verbose=False)
     job = client.submit(
@@ -60,11 +55,11 @@ def secrets(router) -> dict[str, str]:
 
 
 def test_the_inference_only_space_serves_and_draws_without_torch(
-    tmp_path: Path, wheel: Path, router
+    tmp_path: Path, package_wheel: Path, router
 ):
-    folder = space_module().assemble(tmp_path / "space", wheel, hardware="inference")
+    folder = space_module().assemble(tmp_path / "space", package_wheel, hardware="inference")
     python = fresh_venv(tmp_path / "venv")  # this Python's version: 3.10 in make test-py310
-    pip(python, "install", "--no-deps", "--no-index", "--quiet", str(folder / wheel.name))
+    pip(python, "install", "--no-deps", "--no-index", "--quiet", str(folder / package_wheel.name))
     borrow_site_packages(python, tmp_path / "borrowed")
     log = tmp_path / "space.log"
     with served_space(
