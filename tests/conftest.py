@@ -61,7 +61,15 @@ CHROMIUM_ARGS = [
 def pytest_collection_modifyitems(config, items) -> None:
     """Under pytest-xdist, the tests marked slow (wheel builds, subprocesses, real pipelines)
     first, each group keeping its order: a long test handed out last leaves the other worker
-    idle while it runs. (xdist hands out multi-test groups first, largest first.)
+    idle while it runs. (xdist hands out multi-test groups first, largest first, then single
+    tests in the order its workers collected them: this hook runs there, where pytest-xdist
+    has set ``dist`` to "no", so a check of ``dist`` left this order unapplied until now.)
+
+    The modules marked paced (their tests mostly wait on timed steps: a fake A1111's or
+    Gradio app's queue and steps, a hung run's timeout) form one group, which one worker runs
+    while the others keep the cores busy. Handed out test by test, they ran on every worker at
+    once: a quiet run's two cores were 45-60% busy for two minutes (about a quarter of its
+    time), and a module's servers started once per worker.
 
     Where torch is not installed (`make test`'s Python 3.10 and 3.13 tiers, whose selection
     is the parts of the suite that need no torch), the tests marked torch are skipped, saying
@@ -71,7 +79,10 @@ def pytest_collection_modifyitems(config, items) -> None:
         for item in items:
             if item.get_closest_marker("torch"):
                 item.add_marker(skip)
-    if getattr(config.option, "dist", "no") != "no":
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: its order is the run's
+        for item in items:
+            if item.get_closest_marker("paced") and not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group("paced"))
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

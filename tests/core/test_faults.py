@@ -20,6 +20,8 @@ from gradio_diffusion_preview import Backend, Capabilities, Finished, Started, S
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
 from gradio_diffusion_preview.run_handles import RUNS
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 TIME_LIMIT = 1.5
 
 

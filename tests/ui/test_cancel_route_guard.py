@@ -27,6 +27,8 @@ from toy_backends import CountingBackend, Gate
 from gradio_diffusion_preview import DiffusionPreview
 from gradio_diffusion_preview.app_guards import guard_app
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 40
 

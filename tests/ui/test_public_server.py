@@ -15,6 +15,8 @@ from toy_backends import CountingBackend, registry_with
 
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 STEP_SECONDS = 0.05
 
 

@@ -7,6 +7,8 @@ from fake_a1111 import FakeA1111, make_backend
 
 from gradio_diffusion_preview.testing import BackendConformanceTests, check_image_to_image_preview
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 # Steps long enough that a run stopped after step 2 still has well over the backend's safety
 # margin to go, so that cancel and finish early interrupt it (see reaper.interrupt_if_running).
 FAKE = FakeA1111(step_time=0.05)

@@ -15,6 +15,8 @@ from waiting import wait_for
 from gradio_diffusion_preview import Failed, Finished, InvalidRequest, Started, Step, stream
 from gradio_diffusion_preview.backend import ModelListingError
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 @pytest.fixture
 def fake():

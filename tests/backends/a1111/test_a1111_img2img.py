@@ -12,6 +12,8 @@ from fake_a1111 import FakeA1111, make_backend, make_request, record, render
 from gradio_diffusion_preview import Failed, Finished, InvalidRequest, Started, Step
 from gradio_diffusion_preview.request import DEFAULT_STRENGTH
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 @pytest.fixture
 def fake():

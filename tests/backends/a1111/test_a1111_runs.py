@@ -13,6 +13,8 @@ from waiting import wait_for
 
 from gradio_diffusion_preview import Failed, Finished, Started, Status, Step, stream
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 @pytest.fixture
 def fake():

@@ -9,6 +9,8 @@ from fake_a1111 import FakeA1111, make_backend, make_request, record
 
 from gradio_diffusion_preview import Finished, Started, Status, Step
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 @pytest.fixture
 def fake():

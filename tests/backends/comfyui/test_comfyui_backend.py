@@ -27,6 +27,8 @@ from fake_comfyui import (
 
 from gradio_diffusion_preview import Started
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 @pytest.fixture
 def fake():

@@ -25,6 +25,8 @@ from fake_comfyui import (
 from gradio_diffusion_preview import ModelListingError, Started
 from gradio_diffusion_preview.request import BackendUnavailable, build_request, validate_request
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 @pytest.fixture
 def fake():

@@ -28,6 +28,8 @@ from gradio_diffusion_preview.backends.hf_inference.backend import HfInferenceBa
 from gradio_diffusion_preview.backends.hf_inference.catalogue import catalogue_entry
 from gradio_diffusion_preview.backends.hf_inference.settings import HfModel
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 SCHNELL = "black-forest-labs/FLUX.1-schnell"
 FLAKY = "acme/flaky"
 SERVED = {SCHNELL: ("hf-inference",), FLAKY: ("hf-inference",)}

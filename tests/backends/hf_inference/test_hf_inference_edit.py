@@ -27,6 +27,8 @@ from gradio_diffusion_preview.backends.hf_inference.settings import (
 )
 from gradio_diffusion_preview.testing import check_image_to_image, check_image_to_image_preview
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 IMG2IMG = "acme/flux-img2img"
 """A configured image-to-image model (strength); served at Kontext's provider routes, whose
 wire shapes are the task's, whatever the model."""

@@ -34,6 +34,8 @@ from gradio_diffusion_preview.testing import check_backend, run_backend
 from gradio_diffusion_preview.testing.file_writes import forbidden_writes
 from gradio_diffusion_preview.testing.suite import CHECKS
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parents[3]
 CANARY = "hf_canaryTOKENthatMustNeverLeave0000"
 

@@ -17,7 +17,7 @@ from gradio_diffusion_preview import RunControl, Step, get_registry
 from gradio_diffusion_preview.request import build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.paced]  # paced: see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

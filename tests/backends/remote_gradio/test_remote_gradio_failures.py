@@ -38,6 +38,8 @@ from gradio_diffusion_preview.endpoints import Endpoint
 from gradio_diffusion_preview.request import build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 def last_state(backend, **fields) -> RunState:
     """The last state of a run through ``stream()``, as the component would show it."""

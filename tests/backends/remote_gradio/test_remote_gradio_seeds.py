@@ -26,6 +26,8 @@ from gradio_diffusion_preview.request import (
     validate_request,
 )
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 SPACE_CAP = 2**31 - 1
 RUNS = 20
 

@@ -27,6 +27,8 @@ from gradio_diffusion_preview.backends.remote_gradio.settings import HEARTBEAT_S
 from gradio_diffusion_preview.request import build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
 
+pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
+
 
 def stop_threads_end(within: float) -> bool:
     """Whether every thread stopping a remote run has ended within ``within`` seconds."""
