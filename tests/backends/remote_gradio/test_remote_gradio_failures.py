@@ -6,6 +6,7 @@ Gradio 7 app speaking a protocol this gradio_client cannot.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gradio as gr
 import httpx
+import PIL.Image
 import pytest
 from api_results import final_state
 from gradio_client import Client
@@ -34,6 +36,7 @@ from gradio_diffusion_preview import (
 from gradio_diffusion_preview.backends.remote_failure import RemoteFailure
 from gradio_diffusion_preview.backends.remote_gradio.backend import RemoteGradioBackend
 from gradio_diffusion_preview.backends.remote_gradio.failures import classify, scrubbed
+from gradio_diffusion_preview.backends.remote_gradio.values import final_images
 from gradio_diffusion_preview.endpoints import Endpoint
 from gradio_diffusion_preview.request import build_request, validate_request
 from gradio_diffusion_preview.testing import run_backend
@@ -222,6 +225,32 @@ def test_a_file_that_is_not_an_image_fails_the_run(serve, tmp_path):
     rec = run_backend(backend)
     assert rec.failed.reason == "remote_error", rec.trace()
     assert "not an image" in rec.failed.message and "options.output" in rec.failed.message
+
+
+def test_a_file_sent_empty_while_the_app_rewrites_it_is_fetched_again():
+    """Gradio writes a cached file again, truncated first, each time the same image is saved:
+    an app making one image twice at once can send it empty (seen here in a suite run, two
+    test apps making the same picture). The file is fetched once more."""
+    png = io.BytesIO()
+    PIL.Image.new("RGB", (8, 8), (200, 30, 7)).save(png, "PNG")
+    answers = iter([b"", png.getvalue()])
+    asked: list[str] = []
+
+    def fetch(file: dict) -> bytes:
+        asked.append(file["path"])
+        return next(answers)
+
+    [image] = final_images({"path": "/tmp/gradio/c0ffee/image.png"}, fetch, "of backend 'space'")
+    assert image.size == (8, 8) and image.getpixel((0, 0)) == (200, 30, 7)
+    assert asked == ["/tmp/gradio/c0ffee/image.png"] * 2
+
+
+def test_a_file_that_reads_as_no_image_twice_is_named_with_its_size():
+    with pytest.raises(RemoteFailure) as failed:
+        final_images({"path": "/tmp/gradio/c0ffee/image.png"}, lambda file: b"", "of 'space'")
+    assert failed.value.reason == "remote_error"
+    assert "sent a file that is not an image, twice: 'image.png' (0 bytes)" in str(failed.value)
+    assert "options.output" in str(failed.value)
 
 
 def test_a_value_that_is_not_a_diffusion_preview_state_fails_the_run(serve):

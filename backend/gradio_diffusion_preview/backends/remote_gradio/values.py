@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,9 @@ def final_images(
 def _image(item: Any, fetch: FileFetcher, where: str, downloads: str | None) -> PIL.Image.Image:
     if isinstance(item, dict) and "image" in item and "path" not in item:
         item = item["image"]  # a gallery entry: {"image": FileData, "caption": ...}
+    if isinstance(item, dict) and isinstance(item.get("path"), str):
+        return _fetched_image(item, fetch, where)
     try:
-        if isinstance(item, dict) and isinstance(item.get("path"), str):
-            return _open(fetch(item))
         if isinstance(item, str) and item.startswith("data:image/"):
             return decode_data_url(item, where)
         if isinstance(item, str) and downloads and _inside(item, downloads):
@@ -77,6 +78,32 @@ def _image(item: Any, fetch: FileFetcher, where: str, downloads: str | None) -> 
     except (ValueError, OSError, PIL.Image.DecompressionBombError):
         pass
     raise _not_an_image(where, "the final value", item)
+
+
+REFETCH_AFTER = 0.2
+"""Seconds before a file that did not read as an image is fetched once more."""
+
+
+def _fetched_image(file: dict[str, Any], fetch: FileFetcher, where: str) -> PIL.Image.Image:
+    """The image in a file the app returned, fetched again once if it does not read as one.
+
+    Gradio names a cached file by its content and writes it again on every save, truncating
+    it first: while two runs that made the same image (the same seed and prompt) save it,
+    the app can send the file empty or cut short. The second fetch gets it whole."""
+    for attempt in (1, 2):
+        data = fetch(file)
+        try:
+            return _open(data)
+        except (ValueError, OSError, PIL.Image.DecompressionBombError):
+            if attempt == 1:
+                time.sleep(REFETCH_AFTER)
+    name = Path(file["path"]).name
+    raise RemoteFailure(
+        f"The Gradio app {where} sent a file that is not an image, twice: {name!r} "
+        f"({len(data):,} bytes). Fix: point options.output at the output holding the image "
+        "(see docs/backends/remote-gradio.md).",
+        "remote_error",
+    )
 
 
 def _inside(path: str, folder: str) -> bool:
