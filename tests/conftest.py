@@ -69,7 +69,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     slow to the front, meant to keep a long test from running last, never applied: it checked
     ``config.option.dist``, which pytest-xdist sets to "no" in its workers. Applied, it put the
     heavy subprocess tests side by side, and two quiet clean-clone runs took 398.6 and 401.3 s
-    against 374.6 s without it.)
+    against 385.4 s without it.)
 
     Where torch is not installed (`make test`'s Python 3.10 and 3.13 tiers, whose selection
     is the parts of the suite that need no torch), the tests marked torch are skipped, saying
