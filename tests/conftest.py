@@ -39,7 +39,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from testenv import EXAMPLE_PLUGIN, ROOT, free_port, launch_loopback, shared_tmp  # noqa: E402
 
-pytest_plugins = ["xdist_groups"]  # pytest-xdist's groups under pytest 9.2
+pytest_plugins = ["xdist_groups", "frozen_heap"]  # xdist groups under pytest 9.2; the GC
 
 CHROMIUM = (
     shutil.which("chromium-headless-shell") or shutil.which("chromium") or "/usr/bin/chromium"
