@@ -122,17 +122,28 @@ def test_finish_early_reaches_only_a_running_run():
     assert not handle.finish_early() and engine.handles.get(handle.id) is None
 
 
-def test_the_engine_runs_without_importing_gradio():
+def test_the_engine_and_its_adapters_run_without_importing_gradio():
+    """The engine, and ``stream``/``astream`` as a script, a worker or a Ray replica use them:
+    Gradio is imported only by an app (``stream`` looking for the Gradio event it might run in
+    imported it, about 2 s of CPU in each such process)."""
     script = textwrap.dedent(
         """
-        import sys
+        import asyncio, sys
         sys.path.insert(0, "tests/support")
         from toy_backends import CountingBackend, registry_with
+        from gradio_diffusion_preview import astream, stream
         from gradio_diffusion_preview.run_engine import ENGINE, RunSpec
         spec = RunSpec("counting", {"prompt": "p", "steps": 3},
                        plugins=registry_with(CountingBackend()))
         states = list(ENGINE.states(spec, ENGINE.open()))
         assert states[-1].status == "done", states[-1]
+        states = list(stream(CountingBackend(), prompt="p", steps=3))
+        assert states[-1].status == "done", states[-1]
+
+        async def last():
+            return [state async for state in astream(CountingBackend(), prompt="p", steps=3)][-1]
+
+        assert asyncio.run(last()).status == "done"
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("gradio", "gradio_client"))
         print(loaded)
         assert not loaded, loaded
