@@ -24,6 +24,10 @@ def _torch_threads_as_the_backend_chooses() -> None:
 
 _torch_threads_as_the_backend_chooses()
 
+from offline_tls import use_one_ca_certificate  # noqa: E402
+
+use_one_ca_certificate()
+
 import fcntl  # noqa: E402
 import importlib  # noqa: E402
 import importlib.metadata  # noqa: E402
