@@ -24,9 +24,9 @@ def _torch_threads_as_the_backend_chooses() -> None:
 
 _torch_threads_as_the_backend_chooses()
 
-from offline_tls import use_one_ca_certificate  # noqa: E402
+from offline_tls import share_tls_contexts  # noqa: E402
 
-use_one_ca_certificate()
+share_tls_contexts()
 
 import fcntl  # noqa: E402
 import importlib  # noqa: E402

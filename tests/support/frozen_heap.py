@@ -6,15 +6,17 @@ With torch, diffusers, transformers and Gradio imported, a worker's heap holds o
 objects, and each full collection walked them all: about 0.3 s quiet, 0.6 s in a busy run.
 The diffusers backend collects on purpose when it evicts a pipeline (a Flux or Qwen-Image
 transformer is kept alive by reference cycles until then), the leak tests collect before they
-measure, and Python collects by itself as the heap grows. A quiet `make test` spent 72 of its
-workers' 290 CPU seconds in the collector.
+measure, and Python collects by itself as the heap grows: a quiet run's workers spent 72 of
+their 290 CPU seconds in the collector.
 
 At the end of each test module (its module fixtures torn down) the plugin collects once and then
 freezes what is left (``gc.freeze``): what survives a module's end lives as long as the worker.
 Garbage tests make afterwards is still collected as before; a cycle that reaches into the
-frozen objects is not, and a frozen object that a later test drops is not freed: a few
-megabytes a worker at most, and the leak tests measure growth within one test, after a
-collection, as before.
+frozen objects is not, and a frozen object that a later test drops stays allocated until the
+worker ends (the workers' peak resident memory was 1.1 to 1.4 GB in a quiet run). The leak
+tests measure growth within one test, after a collection, as before. Measured on `-n 3`: 80
+CPU seconds of full collections a run before, 20.5 s with this plugin and the families module
+keeping its pipelines.
 """
 
 from __future__ import annotations

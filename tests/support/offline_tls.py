@@ -1,37 +1,40 @@
-"""The suite's TLS trust store: one CA certificate instead of certifi's bundle.
+"""The suite's TLS contexts: the test processes' httpx clients share the context httpx builds,
+one per setting, instead of building a new one for every client.
 
 No test makes a TLS connection (the machine is offline and every server the tests start is
-plain HTTP on loopback), yet httpx builds a TLS context for every client it opens, and
-gradio_client opens one for each request: loading certifi's 140-odd CA certificates took 13 ms
-of CPU each time, thousands of times a run (a tenth of a serial profile's samples). With
-``SSL_CERT_FILE`` naming a file of one of those certificates (httpx, and OpenSSL's default
-paths, read it) a context takes 0.25 ms. The test processes set it before anything else, so
-the apps, scripts and clients they start inherit it; a value already set is kept.
+plain HTTP on loopback), yet httpx builds a TLS context for every client it opens, loading the
+whole CA bundle (13 ms of CPU with certifi's 140-odd certificates), and gradio_client opens a
+client for each request: a tenth of a serial profile's samples. The shared context is the one
+httpx itself builds for the same ``verify``, ``trust_env`` and ``SSL_CERT_FILE``/``SSL_CERT_DIR``
+(an ``SSLContext`` may be shared by any number of connections). Apps and scripts the tests start
+are unchanged, as is any client given a context of its own. The remote Gradio backend's test
+that its clients share one context (``test_a_run_builds_no_tls_context``) turns this off.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
+import ssl
+from typing import Any
 
-BEGIN, END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+import httpx._transports.default as transports
+from httpx._config import create_ssl_context
+
+BUILD = create_ssl_context
+"""httpx's own builder, which the transports call again where this is off."""
 
 
-def use_one_ca_certificate() -> None:
-    """Point ``SSL_CERT_FILE`` at a file holding certifi's first certificate (written once per
-    machine user, atomically), unless it is set already or certifi is missing."""
-    if os.environ.get("SSL_CERT_FILE"):
-        return
-    try:
-        import certifi
-    except ImportError:
-        return
-    bundle = Path(certifi.where()).read_text()
-    first = bundle[bundle.index(BEGIN) : bundle.index(END) + len(END)] + "\n"
-    target = Path(tempfile.gettempdir()) / f"gdp-tests-one-ca-{os.getuid()}.pem"
-    if not target.exists() or target.read_text() != first:
-        partial = target.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(first)
-        os.replace(partial, target)
-    os.environ["SSL_CERT_FILE"] = str(target)
+def share_tls_contexts() -> None:
+    """Make httpx's transports (every ``httpx.Client`` and ``httpx.get``) share contexts."""
+    built: dict[tuple, ssl.SSLContext] = {}
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if not isinstance(verify, bool) or cert is not None:
+            return BUILD(verify=verify, cert=cert, trust_env=trust_env)
+        where = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        key = (verify, trust_env, where if trust_env else None)
+        if key not in built:
+            built[key] = BUILD(verify=verify, trust_env=trust_env)
+        return built[key]
+
+    transports.create_ssl_context = shared

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import offline_tls
 import pytest
 from gradio_client import Client
 from remote_gradio_apps import image_app, preview_app
@@ -497,7 +498,9 @@ def test_runs_one_after_another_reuse_one_client(counting_url):
 
 def test_a_run_builds_no_tls_context(counting_url, monkeypatch):
     """gradio_client opens an httpx client for each request of a run, and each built its own
-    TLS context (about 25 ms of CPU, even over plain HTTP): the backend's clients share one."""
+    TLS context (about 25 ms of CPU, even over plain HTTP): the backend's clients share one.
+    (With httpx building every context again, as outside the suite: see offline_tls.py.)"""
+    monkeypatch.setattr(offline_tls.transports, "create_ssl_context", offline_tls.BUILD)
     backend = gradio_backend(counting_url)
     assert run_backend(backend, steps=2).finished is not None  # connected, the context made
     built = []
