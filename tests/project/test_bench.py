@@ -24,6 +24,12 @@ from frames import DISPLAY_SIDE, preview_frame, step_of_mark, upscaled  # noqa: 
 from loopback import apply_edits  # noqa: E402
 
 QUESTIONS = {"bytes", "server_cost", "paint", "load", "footprint", "overhead", "cpu_threads"}
+SCRIPTS = pytest.mark.xdist_group("bench-scripts")
+"""The two tests that run benchmark scripts, one pytest-xdist group: pytest-xdist hands out
+groups of two or more tests before single ones, so the tiny driver, the suite's longest test
+(about 77 s quiet, with apps, workers and Chromium of its own), starts while the other workers
+still run the Chromium and families groups, when the cores had idle time, instead of among the
+last single tests (258 s into a quiet 348 s run, the cores busy already)."""
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])
@@ -72,6 +78,7 @@ def test_gradio_streaming_diffs_are_applied():
 
 @pytest.mark.slow
 @pytest.mark.browser
+@SCRIPTS
 def test_driver_runs_every_piece_in_tiny_mode(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--tiny", "--out", str(tmp_path)],
@@ -91,6 +98,7 @@ def test_driver_runs_every_piece_in_tiny_mode(tmp_path):
 
 
 @pytest.mark.slow
+@SCRIPTS
 def test_gpu_script_runs_tiny_on_this_machine(tmp_path):
     out = tmp_path / "gpu.json"
     done = subprocess.run(
