@@ -43,7 +43,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from testenv import EXAMPLE_PLUGIN, ROOT, free_port, launch_loopback, shared_tmp  # noqa: E402
 
-pytest_plugins = ["xdist_groups", "frozen_heap"]  # xdist groups under pytest 9.2; the GC
+pytest_plugins = ["xdist_groups", "frozen_heap"]  # xdist groups on pytest 9.2; frozen heap
 
 CHROMIUM = (
     shutil.which("chromium-headless-shell") or shutil.which("chromium") or "/usr/bin/chromium"

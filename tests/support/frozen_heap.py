@@ -37,8 +37,9 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 def freeze_survivors() -> None:
-    """Collect, then freeze every object still alive (a no-op where ``gc.freeze`` is missing)."""
-    if hasattr(gc, "freeze") and gc.isenabled():
+    """Collect, then freeze every object still alive (not where a test run turned the
+    collector off)."""
+    if gc.isenabled():
         gc.collect()
         gc.freeze()
 
