@@ -145,6 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     try:
         from .serving.app import connect, run
+        from .serving.ctrl_c import wait_for_ctrl_c
     except ImportError as error:
         print(
             f"error: `serve run` needs Ray Serve ({error}). Fix: pip install "
@@ -195,7 +196,7 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            run_until_interrupted()
+            wait_for_ctrl_c()
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             from ray import serve
@@ -204,14 +205,6 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Removed the application '{settings.app}'.", file=sys.stderr)
         return 130
     return 0
-
-
-def run_until_interrupted() -> None:
-    """Sleep until Ctrl-C (``KeyboardInterrupt``)."""
-    import time
-
-    while True:
-        time.sleep(3600)
 
 
 def _plugins(args: argparse.Namespace) -> int:

@@ -2,10 +2,11 @@
 
 ``settings`` (what to serve and how; the Serve config file), ``app`` (the application, from
 Python or a config file), ``deployment`` (the replica side), ``wire`` (the events' compact form
-between the two sides) and ``signals`` (finish-early for a run on another process). The caller's
-side is the ``ray`` backend, ``backends/ray``. Only ``app`` and ``deployment`` need Ray; names
-load on first use so that ``from gradio_diffusion_preview.serving import ServeSettings`` does not
-import it. See docs/scaling.md.
+between the two sides), ``signals`` (finish-early for a run on another process) and ``ctrl_c``
+(a blocking run's wait for Ctrl-C). The caller's side is the ``ray`` backend, ``backends/ray``.
+Only ``app`` and ``deployment`` need Ray; names load on first use so that
+``from gradio_diffusion_preview.serving import ServeSettings`` does not import it. See
+docs/scaling.md.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +18,7 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
+from .ctrl_c import wait_for_ctrl_c
 from .deployment import BackendServer
 from .settings import DEPLOYMENT_NAME, HostedBackend, ServeSettings
 
@@ -86,8 +86,7 @@ def run(
             application(settings), name=settings.app, route_prefix=None, blocking=False
         )
         if blocking:
-            while True:
-                time.sleep(3600)
+            wait_for_ctrl_c()
     except KeyboardInterrupt:
         serve.delete(settings.app)
         raise
