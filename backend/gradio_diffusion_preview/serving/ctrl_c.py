@@ -1,10 +1,11 @@
 """``wait_for_ctrl_c()``: block the main thread until Ctrl-C, also in a process Ray has joined.
 
-A blocking ``serve run`` waited in ``time.sleep(3600)``, and Ctrl-C sometimes did nothing: the
-command kept running and its application stayed deployed. Once Ray is connected, the process has
-gRPC threads that leave SIGINT unblocked, and the kernel may hand the signal to one of them.
-Python's C-level handler then only notes the signal (Python handlers run in the main thread);
-the main thread's sleep is not interrupted, so ``KeyboardInterrupt`` came an hour later.
+A blocking ``serve run`` waited for Ctrl-C in ``time.sleep(3600)``. Once Ray is connected, the
+process has gRPC threads that leave SIGINT unblocked, and a signal that one of them takes (the
+kernel hands a process its signal on another thread when the main one already has one pending;
+``pthread_kill`` aims at one) only gets noted by Python's C-level handler, since Python
+handlers run in the main thread. The main thread's sleep goes on, and ``KeyboardInterrupt``
+came up to an hour later, the application deployed all that time.
 
 Python also writes every signal it catches to its wakeup file descriptor, whichever thread
 caught it. Waiting on that descriptor wakes the main thread, which then runs the handler.
