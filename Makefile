@@ -22,16 +22,20 @@ demo: setup frontend
 # release-check first: the sdist and wheel install and work in fresh environments (about a
 # minute); the suite then includes the Space folder's check (tests/project/test_space_folder.py).
 # Then vitest on the frontend's pure logic (frontend/shared/view.ts, format.ts, frames.ts), and
-# pytest on one pytest-xdist worker per core and one more (PYTEST_WORKERS=0: in this process): a
-# worker spends about a third of its time waiting on the servers, scripts and Chromium its tests
-# start (2 workers left 31% of 2 cores idle; 3 took 385 s to 2's 454); tests that must
-# share a worker (the Ray cluster, a Chromium module's servers) carry an xdist_group mark.
+# pytest on one pytest-xdist worker per core and two more (PYTEST_WORKERS=0: in this process):
+# the paced tests and the Ray cluster's mostly wait (on timed steps, on Ray), each on a worker of
+# its own from the start, and the others keep the cores busy; tests that must share a worker
+# (the Ray cluster, a Chromium module's servers) carry an xdist_group mark, and
+# tests/support/work_order.py sorts the work, which --no-loadscope-reorder keeps in that order.
+# (Quiet, on 2 cores: one more worker took 385 s before the order, with the cores 75% busy
+# while the two waiting groups ran beside one working worker.)
 # The 30 slowest tests are listed at the end, to see where the suite spends its time.
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 test: setup frontend chromium lint release-check test-py310 test-py313 gradio5 \
 		frontend/node_modules/.package-lock.json
 	cd frontend && npm test --silent
-	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup --durations=30 $(PYTEST_ARGS)
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30 \
+		$(PYTEST_ARGS)
 
 # The suite's parts that need no torch, under the lowest and the highest supported Python (the
 # torch tier stays on .venv's 3.11, the Python of the CPU torch file on this machine's disk):
@@ -44,6 +48,7 @@ PY310 ?= $(PYENV_VERSIONS)/3.10.13/bin/python
 PY313 ?= $(PYENV_VERSIONS)/3.13.0/bin/python
 NO_TORCH_TESTS := tests/core tests/kit/test_file_writes.py tests/ui/test_demo_inference_only.py
 NO_TORCH_PYTEST = -m pytest -ra -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadgroup \
+	--no-loadscope-reorder \
 	$(NO_TORCH_TESTS)
 
 test-py310: .venv-py310/.installed

@@ -13,7 +13,7 @@ def _torch_threads_as_the_backend_chooses() -> None:
     backend's automatic choice (one core left free), so a busy CI machine slows the suite by
     its share instead of stalling every torch operation. Through ``OMP_NUM_THREADS`` it also
     reaches the apps and scripts the tests start; a value already set is kept. Under
-    pytest-xdist (a worker per core and one more) each worker takes at most its share of the
+    pytest-xdist (a worker per core and two more) each worker takes at most its share of the
     cores."""
     from gradio_diffusion_preview.backends.diffusers.cpu_threads import automatic_threads
 
@@ -27,6 +27,21 @@ _torch_threads_as_the_backend_chooses()
 from offline_tls import share_tls_contexts  # noqa: E402
 
 share_tls_contexts()
+
+
+def _ctrl_c_reaches_the_commands_tests_start() -> None:
+    """SIGINT at its default in the test processes, so the commands the tests start and stop
+    with Ctrl-C (``serve run``) get it as from a terminal. A shell starts a background job
+    (``make test &`` in a script) with SIGINT ignored, which every process started from it
+    inherits: there, ``test_ctrl_c_removes_what_a_blocking_serve_run_deployed`` waited 120 s
+    for a command that could not see its Ctrl-C, then failed."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_ctrl_c_reaches_the_commands_tests_start()
 
 import fcntl  # noqa: E402
 import importlib  # noqa: E402
@@ -43,7 +58,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from testenv import EXAMPLE_PLUGIN, ROOT, free_port, launch_loopback, shared_tmp  # noqa: E402
 
-pytest_plugins = ["xdist_groups", "frozen_heap"]  # xdist groups on pytest 9.2; frozen heap
+pytest_plugins = ["xdist_groups", "work_order", "frozen_heap"]  # support/: see each docstring
 
 CHROMIUM = (
     shutil.which("chromium-headless-shell") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -66,14 +81,9 @@ def pytest_collection_modifyitems(config, items) -> None:
     """Under pytest-xdist (this hook runs in its workers, whose collection order is the run's),
     the modules marked paced (their tests mostly wait on timed steps: a fake A1111's or
     Gradio app's queue and steps, a hung run's timeout) form one group, which one worker runs
-    while the others keep the cores busy. Handed out test by test, they ran on every worker at
-    once: a quiet run's two cores were 45-60% busy for two minutes (about a quarter of its
-    time), and a module's servers started once per worker. (xdist hands out multi-test groups
-    first, largest first, then single tests in collection order. A sort of the tests marked
-    slow to the front, meant to keep a long test from running last, never applied: it checked
-    ``config.option.dist``, which pytest-xdist sets to "no" in its workers. Applied, it put the
-    heavy subprocess tests side by side, and two quiet clean-clone runs took 398.6 and 401.3 s
-    against 385.4 s without it.)
+    while the others keep the cores busy (``work_order`` starts it first). Handed out test by
+    test, they ran on every worker at once: a quiet run's two cores were 45-60% busy for two
+    minutes (about a quarter of its time), and a module's servers started once per worker.
 
     Where torch is not installed (`make test`'s Python 3.10 and 3.13 tiers, whose selection
     is the parts of the suite that need no torch), the tests marked torch are skipped, saying

@@ -25,11 +25,10 @@ from loopback import apply_edits  # noqa: E402
 
 QUESTIONS = {"bytes", "server_cost", "paint", "load", "footprint", "overhead", "cpu_threads"}
 SCRIPTS = pytest.mark.xdist_group("bench-scripts")
-"""The two tests that run benchmark scripts, one pytest-xdist group: pytest-xdist hands out
-groups of two or more tests before single ones, so the tiny driver, the suite's longest test
-(about 77 s quiet, with apps, workers and Chromium of its own), starts while the other workers
-still run the Chromium and families groups, when the cores had idle time, instead of among the
-last single tests (258 s into a quiet 348 s run, the cores busy already)."""
+"""The two tests that run benchmark scripts, one pytest-xdist group: a group with a slow test
+is handed out right after the waiting groups (tests/support/work_order.py), so the tiny
+driver, the suite's longest test (about 50-70 s, with apps, workers and Chromium of its own),
+starts at once instead of among the last single tests (258 s into a quiet 348 s run)."""
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP", "PNG"])

@@ -1,14 +1,20 @@
 """The suite's own plugins (tests/support): the frozen heap and the shared TLS contexts are in
-force in every test process."""
+force in every test process, the work is handed out in work_order's order, and the commands
+tests start get Ctrl-C as from a terminal (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import gc
 import ssl
+import subprocess
+import sys
 import weakref
+from types import SimpleNamespace
 
 import httpx
 import offline_tls
+import pytest
+import work_order
 
 
 class Cycle:
@@ -36,3 +42,57 @@ def test_httpx_clients_share_the_context_httpx_builds_for_their_setting():
     assert build(verify=True).get_ca_certs() == expected.get_ca_certs()
     with httpx.Client() as client:  # a client's transport got it
         assert client._transport._pool._ssl_context is build(verify=True)
+
+
+class Item:
+    """What work_order reads of a test: its name, xdist group and slow mark."""
+
+    def __init__(self, name: str, group: str | None = None, slow: bool = False) -> None:
+        self.name, self.group, self.slow = name, group, slow
+
+    def get_closest_marker(self, name: str):
+        if name == "xdist_group" and self.group:
+            return pytest.mark.xdist_group(self.group).mark
+        if name == "slow" and self.slow:
+            return pytest.mark.slow.mark
+        return None
+
+
+def test_the_waiting_groups_come_first_then_the_longest_work():
+    items = [
+        Item("single"),
+        Item("ui-1", "chromium-ux"),
+        Item("slow-single", slow=True),
+        Item("paced-1", "paced"),
+        Item("ray-1", "ray", slow=True),
+        Item("ui-2", "chromium-ux"),
+        Item("bench-1", "bench-scripts", slow=True),
+        Item("page-1", "chromium-page"),
+        Item("paced-2", "paced"),
+        Item("bench-2", "bench-scripts"),
+        Item("ui-3", "chromium-ux"),
+        Item("other-single"),
+    ]
+    work_order.pytest_collection_modifyitems(SimpleNamespace(workerinput={}), items)
+    assert [item.name for item in items] == [
+        *("paced-1", "paced-2", "ray-1"),  # the waiting groups, each to a worker of its own
+        *("bench-1", "bench-2"),  # a group with a slow test
+        *("ui-1", "ui-2", "ui-3", "page-1"),  # the other groups, largest first
+        *("slow-single", "single", "other-single"),  # slow single tests, then the rest
+    ]
+
+
+def test_without_workers_the_order_is_the_collections():
+    items = [Item("single"), Item("paced-1", "paced")]
+    work_order.pytest_collection_modifyitems(SimpleNamespace(), items)
+    assert [item.name for item in items] == ["single", "paced-1"]
+
+
+def test_commands_the_tests_start_get_ctrl_c_as_from_a_terminal():
+    said = subprocess.run(
+        [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert said.strip() == "<built-in function default_int_handler>"

@@ -21,6 +21,9 @@ import gradio_diffusion_preview
 
 TESTS = Path(__file__).resolve().parents[2]
 PACKAGE_ROOT = Path(gradio_diffusion_preview.__file__).resolve().parents[1]
+pytestmark = pytest.mark.xdist_group("zerogpu")
+"""One worker runs the module: its scenario processes (about 11 s of CPU) run once per worker
+that runs any of its tests."""
 
 
 TOY_SCENARIOS = (
