@@ -3,8 +3,11 @@
 ``ray-counting`` makes a flat-colour image over its steps, like ``toy_backends.CountingBackend``,
 and, given ``options.tag``, reports every step it makes, the replica it ran on and when it
 ended to the ``StepLog`` actor, so the tests count steps on the replica side. ``options.delay``
-is the seconds per step; ``options.crash_at`` makes the replica's process exit at that step,
-``options.crash_after`` (a tag) at its first step after the run so tagged has made one.
+is the seconds per step; ``options.hold`` (with a tag) holds the run before each of its steps 2 to
+``hold + 1`` until the test lets it on (``StepLog.let_on``), so a test that must see a page paint
+several previews does not depend on the page keeping up; ``options.crash_at`` makes the
+replica's process exit at that step, ``options.crash_after`` (a tag) at its first step after the
+run so tagged has made one.
 ``steps_run`` counts the steps of every run, for tests that host it without Serve.
 """
 
@@ -28,6 +31,8 @@ from gradio_diffusion_preview import (
 
 NAMESPACE = "gdp-tests"
 STEP_LOG = "gdp-step-log"
+HOLD_CEILING = 120.0
+"""Seconds a held run waits to be let on (a bound only so that a broken test cannot hang)."""
 
 
 class StepLog:
@@ -37,6 +42,21 @@ class StepLog:
         self.steps: dict[str, int] = {}
         self.replicas: dict[str, str] = {}
         self.ends: dict[str, asyncio.Event] = {}
+        self.let: dict[str, asyncio.Semaphore] = {}
+
+    def _let(self, tag: str) -> asyncio.Semaphore:
+        return self.let.setdefault(tag, asyncio.Semaphore(0))
+
+    async def let_on(self, tag: str) -> None:
+        """Let the run so tagged make its next held step."""
+        self._let(tag).release()
+
+    async def wait_let_on(self, tag: str, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._let(tag).acquire(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     def _end(self, tag: str) -> asyncio.Event:
         return self.ends.setdefault(tag, asyncio.Event())
@@ -76,6 +96,7 @@ class ReplicaCountingBackend(Backend):
         options={
             "tag": "report steps to the StepLog actor under this tag",
             "delay": "seconds per step",
+            "hold": "hold the run before steps 2 to hold + 1 until the test lets it on",
             "crash_at": "exit the replica's process at this step",
             "crash_after": "exit the replica's process once the run of this tag has a step",
         },
@@ -106,6 +127,9 @@ class ReplicaCountingBackend(Backend):
             for step in range(1, request.steps + 1):
                 if control.cancelled or control.wait_cancelled(delay):
                     return
+                held = log is not None and 1 < step <= 1 + int(options.get("hold", 0))
+                if held and not ray.get(log.wait_let_on.remote(tag, HOLD_CEILING)):
+                    raise RuntimeError(f"the test never let run {tag} on to step {step}")
                 if options.get("crash_at") == step:
                     os._exit(1)
                 after = options.get("crash_after")

@@ -455,14 +455,18 @@ def test_conformance_kit_passes_for_the_ray_backend(tiny):
 
 
 @pytest.mark.browser
-def test_previews_stream_through_ray_into_the_widget(open_page, serve, toy, output_dir):
+def test_previews_stream_through_ray_into_the_widget(open_page, serve, toy, cluster, output_dir):
     import gradio as gr
 
     two_replicas()
+    tag = uuid.uuid4().hex
 
     def generate_run(prompt):
-        # Paced steps: a loaded machine still paints several of them (a fast run may not).
-        yield from stream(toy, prompt=prompt, steps=16, seed=5, options={"delay": 0.15})
+        # The replica holds the run before steps 2, 3 and 4 until the page has painted the step
+        # before: three distinct previews however busy the machine (paced steps alone left a
+        # loaded page time to paint two of 16), then the rest of the run at once.
+        options = {"tag": tag, "hold": 3}
+        yield from stream(toy, prompt=prompt, steps=16, seed=5, options=options)
 
     with gr.Blocks() as app:
         prompt = gr.Textbox(label="Prompt")
@@ -472,6 +476,11 @@ def test_previews_stream_through_ray_into_the_widget(open_page, serve, toy, outp
     page = open_page(serve(app))
     page.evaluate(probe("watch_previews"))
     generate(page, "a lighthouse on Ray")
+    for painted in (1, 2, 3):
+        page.wait_for_function(
+            f"window.__preview_watch.previews.length >= {painted}", timeout=TIMEOUT_MS
+        )
+        cluster.log.let_on.remote(tag)
     page.get_by_test_id("final-image").first.wait_for(timeout=TIMEOUT_MS)
     page.screenshot(path=output_dir / "done.png", full_page=True)
     seen = page.evaluate("window.__preview_watch")
