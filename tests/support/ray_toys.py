@@ -35,6 +35,15 @@ HOLD_CEILING = 120.0
 """Seconds a held run waits to be let on (a bound only so that a broken test cannot hang)."""
 
 
+async def within(awaitable, timeout: float) -> bool:
+    """Whether ``awaitable`` finished within ``timeout`` seconds."""
+    try:
+        await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 class StepLog:
     """An async actor, named ``STEP_LOG`` in ``NAMESPACE``: steps, replica and end per tag."""
 
@@ -52,11 +61,7 @@ class StepLog:
         self._let(tag).release()
 
     async def wait_let_on(self, tag: str, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._let(tag).acquire(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await within(self._let(tag).acquire(), timeout)
 
     def _end(self, tag: str) -> asyncio.Event:
         return self.ends.setdefault(tag, asyncio.Event())
@@ -72,11 +77,7 @@ class StepLog:
         self._end(tag).set()
 
     async def wait_ended(self, tag: str, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._end(tag).wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await within(self._end(tag).wait(), timeout)
 
     async def steps_of(self, tag: str) -> int:
         return self.steps.get(tag, 0)
