@@ -18,16 +18,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from xdist_groups import group_of
 
 WAITING_GROUPS = ("paced", "ray")
 """The groups that spend most of their time waiting, each started first on its own worker."""
-
-
-def group_of(item: pytest.Item) -> str | None:
-    mark = item.get_closest_marker("xdist_group")
-    if mark is None:
-        return None
-    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
 @pytest.hookimpl(trylast=True)  # after the hooks that add the group marks (tests/conftest.py)

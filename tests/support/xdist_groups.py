@@ -16,11 +16,19 @@ def pytest_collection_modifyitems(config, items) -> None:
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
-        groups = {
-            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-            for mark in item.iter_markers("xdist_group")
-        }
+        groups = {group_name(mark) for mark in item.iter_markers("xdist_group")}
         if groups and "@" not in item.nodeid:
             from _pytest.nodeid import coerce_node_id  # pytest 9.2's node ids
 
             item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(groups))}")
+
+
+def group_name(mark: pytest.Mark) -> str:
+    """An ``xdist_group`` mark's group, as pytest-xdist reads it."""
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+def group_of(item: pytest.Item) -> str | None:
+    """The test's xdist group (its closest mark's), or None."""
+    mark = item.get_closest_marker("xdist_group")
+    return None if mark is None else group_name(mark)

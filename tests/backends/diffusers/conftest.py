@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from xdist_groups import group_of
 
 FAMILY_TESTS = "test_diffusers_families.py"
 
@@ -21,5 +22,4 @@ def pytest_collection_modifyitems(items) -> None:
 
 def _family(item) -> str:
     """A test's family: its xdist group (``family-<name>``); "" for the module's other tests."""
-    group = item.get_closest_marker("xdist_group")
-    return group.args[0] if group and group.args else ""
+    return group_of(item) or ""
