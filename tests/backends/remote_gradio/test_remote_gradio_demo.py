@@ -83,10 +83,13 @@ def test_stop_reaches_the_demos_pipeline_within_one_step(demo_backend, remote_st
     )
     control = RunControl()
     at_stop = None
+    events = []
     for event in demo_backend.generate(request, control):
+        events.append(event)
         if isinstance(event, Step) and event.step >= 2 and at_stop is None:
             at_stop = len(seen)
             control.cancel()
+    assert at_stop is not None, f"the run ended before its second step: {events!r:.2000}"
     time.sleep(2.5)  # three remote steps: a pipeline still running would have moved on
     # the public demo's Stop handler is private (issue #10), so Stop reaches its pipeline by
     # Gradio cancelling the run, which closes the generator at its next yield (up to a
