@@ -26,7 +26,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .ownership import current_session
+from .ownership import current_event, current_session
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .run_engine import DEFAULT_MIN_INTERVAL, ENGINE
 from .streaming import raise_failed, run_spec
@@ -53,7 +53,9 @@ async def astream(
     as ``stream`` does, from an async generator (see the module's docstring)."""
     inbox = _NewestState(asyncio.get_running_loop())
     spec = run_spec(backend, request, fields, registry, policy, min_interval, preview_max_side)
-    handle = ENGINE.open(current_session())  # the Gradio request's session owns the run
+    handle = ENGINE.open(
+        current_session(), current_event()
+    )  # the Gradio request's session owns the run
     states = ENGINE.states(spec, handle)
     context = contextvars.copy_context()  # the pump runs in the caller's (its Gradio request)
     threading.Thread(

@@ -10,6 +10,13 @@ sent), so the guard lets a cancel through only when ``event_id`` is an event of 
 ``session_hash``; anything else does nothing and answers as Gradio does for an event already
 over (``{"success": true}``), so the answer says nothing about other people's events.
 
+A cancel let through also stops the event's runs itself (``run_handles.stop_event_runs``)
+before Gradio sees it. Gradio stops a generator by closing it, which waits for its current
+``next()`` to return and cannot happen at all during its first one: the iterator is registered
+for the event only once that returns (``route_utils.call_process_api``). A cancel that came then
+left the backend running, held by nothing but the garbage collector (seen on a busy machine:
+the owner's ``job.cancel()`` ended the job, and the backend ran on).
+
 ``app_guards`` installs it on the app a ``DiffusionPreview`` is part of.
 """
 
@@ -19,6 +26,7 @@ import json
 from typing import Any
 
 from .request_guard import json_object, replaying
+from .run_handles import stop_event_runs
 
 CANCEL_PATH = "/gradio_api/cancel"
 """Gradio's cancel route, under the app's own path (``gradio.route_utils.API_PREFIX``)."""
@@ -26,7 +34,8 @@ CANCEL_PATH = "/gradio_api/cancel"
 
 class CancelGuard:
     """An ASGI wrapper passing a ``POST .../gradio_api/cancel`` on only when its ``event_id``
-    is an event of its ``session_hash``; every other request goes straight through."""
+    is an event of its ``session_hash``, after stopping that event's runs; every other request
+    goes straight through."""
 
     def __init__(self, inner: Any, app: Any) -> None:
         self.inner, self.app = inner, app
@@ -47,9 +56,11 @@ class CancelGuard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         fields = _cancel_fields(body)
-        if fields is not None and not is_own_event(self.app, *fields):
-            await _answer(send, {"success": True})  # nothing done, nothing told
-            return
+        if fields is not None:
+            if not is_own_event(self.app, *fields):
+                await _answer(send, {"success": True})  # nothing done, nothing told
+                return
+            stop_event_runs(*fields)  # at once, whatever state Gradio's generator is in
         await self.inner(scope, replaying(body, receive), send)
 
 

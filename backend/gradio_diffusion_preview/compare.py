@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .model_fields import accepted_fields
-from .ownership import current_client, current_session
+from .ownership import current_client, current_event, current_session
 from .plugins import Registry, get_registry
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .request import SEED_RANGE, RunRefused, random_seed
@@ -132,6 +132,7 @@ def stream_together(
     """
     registry = registry or get_registry()
     owner = current_session()  # the Gradio session owns every run of the compare
+    event = current_event()  # ... and its event started them: a cancel of it stops them all
     latest = [
         RunState(status="queued", backend=run.backend, message="Waiting to start…") for run in runs
     ]
@@ -161,7 +162,7 @@ def stream_together(
             spec = RunSpec(
                 run.backend, run.fields, policy, registry, group, min_interval, preview_max_side
             )
-            worker = _Worker(index, spec, ENGINE.open(owner), updates, stop)
+            worker = _Worker(index, spec, ENGINE.open(owner, event), updates, stop)
             workers.append(worker)
             worker.thread.start()
             # in the order given: each run takes its place in line before the next one starts

@@ -19,6 +19,14 @@ def current_session() -> str | None:
     return session_of(_gradio_request())
 
 
+def current_event() -> str | None:
+    """The id of the Gradio event running this code (the ``event_id`` its client holds, and
+    posts to Gradio's cancel route), or None outside one."""
+    context = sys.modules.get("gradio.context")
+    event = None if context is None else context.LocalContext.event_id.get(None)
+    return event if isinstance(event, str) and event else None
+
+
 def _gradio_request() -> Any:
     """The ``gr.Request`` of the Gradio event running this code, or None. Gradio is not
     imported for it: where nothing has imported Gradio's context no Gradio event can be running,

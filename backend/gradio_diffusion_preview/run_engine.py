@@ -111,9 +111,10 @@ class RunEngine:
         self.clock = clock
         self.heartbeat, self.wait_tick, self.stop_seconds = heartbeat, wait_tick, stop_seconds
 
-    def open(self, owner: str | None = None) -> RunHandle:
-        """A new run of ``owner`` (a Gradio session), registered until its states end."""
-        return self.handles.open(owner)
+    def open(self, owner: str | None = None, event: str | None = None) -> RunHandle:
+        """A new run of ``owner`` (a Gradio session), started by its event ``event``,
+        registered until its states end."""
+        return self.handles.open(owner, event)
 
     def states(self, spec: RunSpec, handle: RunHandle) -> Iterator[RunState]:
         """The run's states, from its first (queued, running or a refusal) to its last (done,

@@ -1,7 +1,8 @@
 """Run handles: one object per run from the moment it is asked for until it ends, and the one
 registry of them that Stop, "Use this preview" and "stop all of my runs" act on.
 
-A ``RunHandle`` has an id, the Gradio session that owns it (if any), its ``RunControl``, its
+A ``RunHandle`` has an id, the Gradio session that owns it (if any) and the Gradio event that
+started it, its ``RunControl``, its
 phase (``pending`` until it is admitted, ``waiting`` in its backend's line, ``running``,
 ``ended``) and, while it waits, its place in line. Like ``concurrent.futures.Future.cancel()``,
 ``cancel()`` works in every phase and answers False once the run has ended: a waiting run leaves
@@ -29,9 +30,11 @@ RunPhase = Literal["pending", "waiting", "running", "ended"]
 class RunHandle:
     """One run: its id, owner, control, phase and place in line (see the module docstring)."""
 
-    def __init__(self, owner: str | None = None) -> None:
+    def __init__(self, owner: str | None = None, event: str | None = None) -> None:
         self.id = uuid.uuid4().hex
         self.owner = owner
+        self.event = event
+        """The Gradio event (its ``event_id``) whose handler started the run, if any."""
         self.client: str | None = None
         """The client's network address (``ownership.client_of``), counted by the fair queue."""
         self.control = RunControl()
@@ -84,9 +87,10 @@ class RunRegistry:
         self._handles: dict[str, RunHandle] = {}
         self._lock = threading.Lock()
 
-    def open(self, owner: str | None = None) -> RunHandle:
-        """A new pending run of ``owner``, registered until ``close``."""
-        handle = RunHandle(owner)
+    def open(self, owner: str | None = None, event: str | None = None) -> RunHandle:
+        """A new pending run of ``owner``, started by Gradio event ``event``, registered until
+        ``close``."""
+        handle = RunHandle(owner, event)
         with self._lock:
             self._handles[handle.id] = handle
         return handle
@@ -109,6 +113,11 @@ class RunRegistry:
         """The runs that Gradio session owns and that have not ended, in any phase."""
         with self._lock:
             return [handle for handle in self._handles.values() if handle.owner == session]
+
+    def of_event(self, session: str, event: str) -> list[RunHandle]:
+        """The runs that Gradio session's event ``event`` started and that have not ended."""
+        with self._lock:
+            return [h for h in self._handles.values() if (h.owner, h.event) == (session, event)]
 
     def __len__(self) -> int:
         with self._lock:
@@ -148,3 +157,9 @@ def stop_session_runs(session: str) -> int:
     """Stop every run of that Gradio session, waiting or running: each ends with a
     ``cancelled`` state (the Compare tab's "Stop all"). Returns how many were stopped."""
     return sum(handle.cancel() for handle in RUNS.of_session(session))
+
+
+def stop_event_runs(session: str, event: str) -> int:
+    """Stop every run that Gradio event ``event`` of ``session`` started (what Gradio's cancel
+    route is asked to cancel, see ``cancel_guard``). Returns how many were stopped."""
+    return sum(handle.cancel() for handle in RUNS.of_event(session, event))

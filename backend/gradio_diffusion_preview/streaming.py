@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .backend import Backend
-from .ownership import current_client, current_session
+from .ownership import current_client, current_event, current_session
 from .plugins import Registry
 from .preview_encoding import DEFAULT_MAX_SIDE
 from .request import GenerationRequest
@@ -51,7 +51,7 @@ def stream(
     queue and time limit apply (see ``policy``); without one, anything goes.
     """
     spec = run_spec(backend, request, fields, registry, policy, min_interval, preview_max_side)
-    handle = ENGINE.open(current_session())
+    handle = ENGINE.open(current_session(), current_event())
     handle.client = current_client(policy.trusted_proxies) if policy is not None else None
     states = ENGINE.states(spec, handle)
     try:

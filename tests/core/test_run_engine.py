@@ -122,6 +122,16 @@ def test_finish_early_reaches_only_a_running_run():
     assert not handle.finish_early() and engine.handles.get(handle.id) is None
 
 
+def test_stopping_an_events_runs_stops_only_that_sessions_runs_of_that_event():
+    registry = RunRegistry()
+    mine = [registry.open("s", "e1"), registry.open("s", "e1")]  # a compare: one event, 2 runs
+    others = [registry.open("s", "e2"), registry.open("t", "e1"), registry.open(None, None)]
+    assert sum(handle.cancel() for handle in registry.of_event("s", "e1")) == 2
+    assert all(handle.control.cancelled for handle in mine)
+    assert not any(handle.control.cancelled for handle in others)
+    assert registry.of_event("t", "e2") == []
+
+
 def test_the_engine_and_its_adapters_run_without_importing_gradio():
     """The engine, and ``stream``/``astream`` as a script, a worker or a Ray replica use them:
     Gradio is imported only by an app (``stream`` looking for the Gradio event it might run in

@@ -24,7 +24,7 @@ from remote_gradio_apps import preview_app
 from testenv import free_port
 from toy_backends import CountingBackend, Gate
 
-from gradio_diffusion_preview import DiffusionPreview
+from gradio_diffusion_preview import DiffusionPreview, stream
 from gradio_diffusion_preview.app_guards import guard_app
 
 pytestmark = pytest.mark.paced  # mostly waits on timed steps (tests/conftest.py)
@@ -103,6 +103,41 @@ def test_the_guard_holds_for_a_preview_rendered_into_a_bigger_blocks(serve):
     with gr.Blocks() as outer, gr.Tab("Generate"):
         inner.render()
     check_stolen_id_fails_and_owner_succeeds(serve(outer), counting)
+
+
+def test_a_cancel_during_the_handlers_first_iteration_stops_the_run(serve):
+    """Gradio closes a generator only once its iterator is registered for the event, after its
+    first ``next()`` returns; a first iteration still going (here held, as a busy machine can
+    hold it) when the owner's cancel comes is not closed, and its run went on, held by nothing.
+    The guard stops the event's runs itself."""
+    counting = CountingBackend(gate=Gate())
+    first_held = threading.Event()
+
+    def generate(prompt: str):
+        states = stream(counting, prompt=prompt, steps=STEPS, width=64, height=64, seed=1)
+        first = next(states)  # the run has started
+        first_held.wait(120)
+        yield first
+        yield from states
+
+    with gr.Blocks() as app:
+        prompt, preview = gr.Textbox(), DiffusionPreview()
+        gr.Button().click(generate, prompt, preview, api_name="generate")
+    client = Client(serve(app), verbose=False, download_files=False)
+    try:
+        job = client.submit("fox", api_name="/generate")
+        counting.gate.release(2)
+        wait_for(lambda: counting.steps_run >= 2, "the run's second step")
+        wait_for(lambda: job.communicator.event_id is not None, "the event id")
+        job.cancel()
+        wait_for(job.done, "the cancelled job to end")
+        at_cancel = counting.steps_run
+        counting.gate.release(5)  # a run going on would take these
+        wait_for(lambda: counting.runs_ended == 1, "the cancelled run's backend to return")
+        assert counting.steps_run - at_cancel <= 1
+    finally:
+        first_held.set()
+        client.close()
 
 
 @pytest.fixture
