@@ -53,9 +53,8 @@ async def astream(
     as ``stream`` does, from an async generator (see the module's docstring)."""
     inbox = _NewestState(asyncio.get_running_loop())
     spec = run_spec(backend, request, fields, registry, policy, min_interval, preview_max_side)
-    handle = ENGINE.open(
-        current_session(), current_event()
-    )  # the Gradio request's session owns the run
+    # the Gradio request's session owns the run, and its event started it
+    handle = ENGINE.open(current_session(), current_event())
     states = ENGINE.states(spec, handle)
     context = contextvars.copy_context()  # the pump runs in the caller's (its Gradio request)
     threading.Thread(

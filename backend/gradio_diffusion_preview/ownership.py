@@ -22,18 +22,22 @@ def current_session() -> str | None:
 def current_event() -> str | None:
     """The id of the Gradio event running this code (the ``event_id`` its client holds, and
     posts to Gradio's cancel route), or None outside one."""
-    context = sys.modules.get("gradio.context")
-    event = None if context is None else context.LocalContext.event_id.get(None)
+    event = _gradio_local("event_id")
     return event if isinstance(event, str) and event else None
 
 
 def _gradio_request() -> Any:
-    """The ``gr.Request`` of the Gradio event running this code, or None. Gradio is not
+    """The ``gr.Request`` of the Gradio event running this code, or None."""
+    return _gradio_local("request")
+
+
+def _gradio_local(name: str) -> Any:
+    """The value of Gradio's per-event context variable ``name`` here, or None. Gradio is not
     imported for it: where nothing has imported Gradio's context no Gradio event can be running,
     and importing Gradio took about 2 s of CPU in every script, worker and Ray replica that
     streams a run outside an app."""
     context = sys.modules.get("gradio.context")
-    return None if context is None else context.LocalContext.request.get(None)
+    return None if context is None else getattr(context.LocalContext, name).get(None)
 
 
 def session_of(request: Any) -> str | None:

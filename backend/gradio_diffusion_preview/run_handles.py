@@ -2,11 +2,10 @@
 registry of them that Stop, "Use this preview" and "stop all of my runs" act on.
 
 A ``RunHandle`` has an id, the Gradio session that owns it (if any) and the Gradio event that
-started it, its ``RunControl``, its
-phase (``pending`` until it is admitted, ``waiting`` in its backend's line, ``running``,
-``ended``) and, while it waits, its place in line. Like ``concurrent.futures.Future.cancel()``,
-``cancel()`` works in every phase and answers False once the run has ended: a waiting run leaves
-its line at once, a running one stops within a step.
+started it, its ``RunControl``, its phase (``pending`` until it is admitted, ``waiting`` in its
+backend's line, ``running``, ``ended``) and, while it waits, its place in line. Like
+``concurrent.futures.Future.cancel()``, ``cancel()`` works in every phase and answers False once
+the run has ended: a waiting run leaves its line at once, a running one stops within a step.
 
 The registry answers by id, and with a ``session`` only for that session's own runs: for anyone
 else's run id (or one that does not exist) it does nothing and says nothing, so it cannot be used
