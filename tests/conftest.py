@@ -58,7 +58,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 from testenv import EXAMPLE_PLUGIN, ROOT, free_port, launch_loopback, shared_tmp  # noqa: E402
 
-pytest_plugins = ["xdist_groups", "work_order", "frozen_heap"]  # support/: see each docstring
+# support/: see each docstring
+pytest_plugins = ["xdist_groups", "work_order", "frozen_heap", "idle_queues"]
 
 CHROMIUM = (
     shutil.which("chromium-headless-shell") or shutil.which("chromium") or "/usr/bin/chromium"

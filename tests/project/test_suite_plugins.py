@@ -1,6 +1,7 @@
-"""The suite's own plugins (tests/support): the frozen heap and the shared TLS contexts are in
-force in every test process, the work is handed out in work_order's order, and the commands
-tests start get Ctrl-C as from a terminal (tests/conftest.py)."""
+"""The suite's own plugins (tests/support): the frozen heap, the shared TLS contexts and the
+idle queues' polling are in force in every test process, the work is handed out in
+work_order's order, and the commands tests start get Ctrl-C as from a terminal
+(tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import weakref
 from types import SimpleNamespace
 
 import httpx
+import idle_queues
 import offline_tls
 import pytest
 import work_order
@@ -56,6 +58,16 @@ class Item:
         if name == "slow" and self.slow:
             return pytest.mark.slow.mark
         return None
+
+
+def test_an_app_the_tests_serve_polls_its_idle_queue_every_10_ms():
+    import gradio as gr
+
+    # Gradio's own intervals are shorter (6.x: 1 ms and 10 ms); a Gradio that renamed them
+    # fails here instead of polling at its own pace again unnoticed
+    queue = gr.Blocks().queue()._queue
+    assert queue.sleep_when_free == idle_queues.IDLE_SECONDS == 0.01
+    assert queue.progress_update_sleep_when_free == idle_queues.PROGRESS_SECONDS
 
 
 def test_the_waiting_groups_come_first_then_the_longest_work():

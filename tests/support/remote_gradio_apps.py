@@ -23,6 +23,8 @@ import PIL.Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # toy_backends, when run as a script
 
+from idle_queues import relax_idle_polling  # noqa: E402
+
 from gradio_diffusion_preview import Backend, DiffusionPreview, stream  # noqa: E402
 
 
@@ -202,6 +204,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    relax_idle_polling()
     backend = seeded_counting_backend(args.step_seconds)
     choices = [m for m in args.models.split(",") if m] or None
     demo = preview_app(backend, model_choices=choices)

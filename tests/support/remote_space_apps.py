@@ -38,6 +38,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import PIL.Image
+from idle_queues import relax_idle_polling
 from remote_edit_apps import edit_tabs
 
 MAX_SEED = int(np.iinfo(np.int32).max)
@@ -237,6 +238,7 @@ def main() -> None:
     STATE = args.state
     STATE.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    relax_idle_polling()
     log_cancels()
     build().queue(default_concurrency_limit=4).launch(
         server_name="127.0.0.1", server_port=args.port, quiet=True
