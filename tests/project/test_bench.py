@@ -137,6 +137,30 @@ def test_every_missed_target_is_explained_once_with_this_runs_figures():
     assert shortfalls([Row("bytes", "f", "B", 1.0, met=False)], {})  # no data: still a line
 
 
+def test_the_tiny_modes_niced_hog_stays_in_this_session_and_its_loops_end_with_it():
+    """Niceness counts only within a session where the kernel groups processes by session
+    (sched autogroup): a niced hog in a session of its own took CPU from the whole suite."""
+    import os
+
+    from cpu_threads import Hog
+
+    with Hog(nice=19) as hog:
+        pid = hog.process.pid
+        assert os.getsid(pid) == os.getsid(0)
+        group = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pid]
+        assert len(group) == hog.cores, group  # one loop per usable core
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pid]
+
+
+def _pgid(proc: Path) -> int | None:
+    """A live process's group (None for a zombie: killed, not yet reaped by its new parent)."""
+    try:
+        state, _, group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        return None if state == "Z" else int(group)
+    except (OSError, ValueError):
+        return None
+
+
 def test_cpu_thread_rows_put_each_run_beside_its_baseline_and_judge_the_targets():
     import cpu_threads
     from rows import median
