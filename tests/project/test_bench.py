@@ -8,8 +8,10 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -140,25 +142,30 @@ def test_every_missed_target_is_explained_once_with_this_runs_figures():
 def test_the_tiny_modes_niced_hog_stays_in_this_session_and_its_loops_end_with_it():
     """Niceness counts only within a session where the kernel groups processes by session
     (sched autogroup): a niced hog in a session of its own took CPU from the whole suite."""
-    import os
-
     from cpu_threads import Hog
 
     with Hog(nice=19) as hog:
         pid = hog.process.pid
         assert os.getsid(pid) == os.getsid(0)
-        group = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pid]
-        assert len(group) == hog.cores, group  # one loop per usable core
-    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == pid]
+        deadline = time.monotonic() + 60  # a ceiling for a hang: the loops fork at once
+        while len(_live_group(pid)) < hog.cores and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_live_group(pid)) == hog.cores, _live_group(pid)  # a loop per usable core
+    assert not _live_group(pid)
 
 
-def _pgid(proc: Path) -> int | None:
-    """A live process's group (None for a zombie: killed, not yet reaped by its new parent)."""
-    try:
-        state, _, group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-        return None if state == "Z" else int(group)
-    except (OSError, ValueError):
-        return None
+def _live_group(group: int) -> list[Path]:
+    """The live processes of a process group (a zombie, killed but not yet reaped by its new
+    parent, is not)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            state, _, pgid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if state != "Z" and int(pgid) == group:
+            found.append(proc)
+    return found
 
 
 def test_cpu_thread_rows_put_each_run_beside_its_baseline_and_judge_the_targets():
