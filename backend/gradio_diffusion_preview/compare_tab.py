@@ -48,7 +48,7 @@ from .generate_tab import (
 from .ownership import session_of
 from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
-from .request_guard import use_policy
+from .request_guard import expire_uploads, use_policy
 from .run_handles import cancel_run, stop_session_runs
 from .run_state import RunState
 
@@ -95,6 +95,8 @@ def compare_tab(
     offered, no size (each result has the input's size), on the API as ``/compare_edit``. A
     model that edits by instruction gets no strength."""
     use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
+    if edit:  # its input image box takes uploads, which then leave the cache in time
+        expire_uploads(policy.image_max_age)
     offered = image_entries(policy) if edit else text_entries(policy)
     if edit and len(offered) < MIN_MODELS:
         raise ValueError(

@@ -31,7 +31,7 @@ from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
 from .request import MAX_SEED
 from .request import random_seed as draw_seed
-from .request_guard import use_policy
+from .request_guard import expire_uploads, use_policy
 from .run_handles import runs_of_session, stop_session_runs
 from .run_state import RunState
 from .streaming import raise_failed, stream
@@ -100,6 +100,8 @@ def generate_tab(
     has the input's size. The app's request guard then takes uploads, each held to the
     policy's ``max_file_size`` and ``Limits.max_input_bytes``."""
     use_policy(policy)  # the app's request guard holds bodies and uploads to its bounds
+    if edit:  # its input image box takes uploads, which then leave the cache in time
+        expire_uploads(policy.image_max_age)
     backends = get_registry().backends()
     catalogue = image_entries(policy) if edit else text_entries(policy)
     if not catalogue and edit:
