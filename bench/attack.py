@@ -1,17 +1,20 @@
 """Attack the demo as a hostile visitor would (issue #25) and print what got through.
 
-    .venv/bin/python bench/attack.py          # about a minute on 2 cores
+    PYTHONPATH=backend .venv/bin/python bench/attack.py         # about a minute on 2 cores
+    PYTHONPATH=backend .venv/bin/python bench/attack.py --tiny  # a burst of 3: the tests' run
 
 The demo (its catalogue, the bundled shapes model) is served by Gradio on loopback in this
 process. The attack, over raw HTTP: bad inputs of many kinds (each must end in a clear refusal,
 with no traceback in the log); one client opening 20 sessions (it must hold at most
 ``runs_per_client`` places); a 50 MB body (refused without the server's memory growing); uploads
-(refused, the demo has no upload control); and a burst of 8 clients from 8 addresses (each
-waiting run's first ETA against its real wait). It prints the figures as JSON.
+(one over the bound, refused; an HTML page, served back only as a download); and a burst of 8
+clients (3 with ``--tiny``) from as many addresses (each waiting run's first ETA against its real
+wait). It prints the figures as JSON.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import io
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,7 +37,23 @@ import psutil  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = ["diffusers", "shapes", "a red circle on a blue background", "", 4, 7.5, 1, 64, 64, 1, "{}"]
 BIG_BODY = 50_000_000
-BURST_STEPS = 40  # runs of about 1-2 s here: waits long enough to compare with the ETA
+
+
+@dataclass(frozen=True)
+class Burst:
+    """The ETA burst's size: ``clients`` visitors join ``gap`` seconds apart, each for a run of
+    ``steps`` steps; the served demo first warms its model with runs of ``warm_steps``."""
+
+    clients: int
+    steps: int
+    gap: float
+    warm_steps: tuple[int, ...]
+
+
+FULL = Burst(clients=8, steps=40, gap=0.3, warm_steps=(4, 40, 4, 40, 40))
+"""Runs of about 1-2 s here: waits long enough to compare with the ETA."""
+TINY = Burst(clients=3, steps=40, gap=0.05, warm_steps=(4, 40))
+"""Every piece of the attack, with a burst of three: the runs after the first wait in line."""
 
 
 def load_demo():
@@ -87,7 +107,7 @@ def refused(http: httpx.Client, path: str, body: dict | bytes) -> tuple[bool, st
     return bool(message), str(message)[:120]
 
 
-def main() -> None:
+def main(burst: Burst) -> None:
     log = io.StringIO()
     handler = logging.StreamHandler(log)
     logging.getLogger().addHandler(handler)
@@ -119,23 +139,22 @@ def main() -> None:
                 "answers": answers,
                 "memory_growth_mb": round((process.memory_info().rss - before) / 1e6, 1),
             }
-            upload = http.post("/gradio_api/upload", files={"files": ("evil.html", b"x" * 10**7)})
-            figures["upload_10MB"] = [upload.status_code, upload.text[:60]]
+            figures["uploads"] = uploads(http, policy.max_file_size)
         figures["one_client_20_sessions"] = one_client_many_sessions(url, policy)
     finally:
         demo.close()
         sys.stderr = stderr
-    with demo_in_another_process() as burst_url:
-        figures["eta_burst"] = eta_burst(burst_url)
+    with demo_in_another_process(burst) as burst_url:
+        figures["eta_burst"] = eta_burst(burst_url, burst)
     print(json.dumps(figures, indent=2))
 
 
 @contextlib.contextmanager
-def demo_in_another_process():
+def demo_in_another_process(burst: Burst):
     """The demo served by a child process, so the burst's clients measure the waits from
     outside it: clients in the server's own process share its GIL and lag behind its states."""
     child = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
+        [sys.executable, __file__, "--serve", *(["--tiny"] if burst == TINY else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -151,7 +170,7 @@ def demo_in_another_process():
         child.wait(30)
 
 
-def serve() -> None:
+def serve(burst: Burst) -> None:
     """The child of ``demo_in_another_process``: serve the demo, warm the model at two step
     counts, a few times (so the ETA knows a run's overhead and its time per step), print the
     address."""
@@ -160,12 +179,26 @@ def serve() -> None:
     demo.queue(max_size=64)
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     with httpx.Client(base_url=url, timeout=120) as http:
-        for steps in (4, BURST_STEPS, 4, BURST_STEPS, BURST_STEPS):
+        for steps in burst.warm_steps:
             warm = list(GOOD)
             warm[4] = steps
             refused(http, "/gradio_api/call/generate", {"data": warm})
     print(url, flush=True)
     threading.Event().wait()
+
+
+def uploads(http: httpx.Client, bound: int) -> dict:
+    """An upload 1 MB over the bound (the demo's Edit tabs take uploads, each held to it), and
+    an HTML page uploaded, then asked for back: it must come back as a download, never as a
+    page on the app's own address."""
+    over = http.post("/gradio_api/upload", files={"files": ("big.png", b"x" * (bound + 10**6))})
+    page = b"<script>alert(document.cookie)</script>"
+    taken = http.post("/gradio_api/upload", files={"files": ("evil.html", page)})
+    html_page = [taken.status_code]
+    if taken.status_code == 200:
+        served = http.get(f"/gradio_api/file={taken.json()[0]}")
+        html_page += [served.headers.get("content-type"), served.headers.get("content-disposition")]
+    return {"over_the_bound": [over.status_code, over.text[:80]], "html_page": html_page}
 
 
 def one_client_many_sessions(url: str, policy) -> dict:
@@ -192,18 +225,20 @@ def one_client_many_sessions(url: str, policy) -> dict:
     return {"most_places_held": most, "runs_per_client": policy.runs_per_client}
 
 
-def eta_burst(url: str, clients: int = 8) -> list[dict]:
-    """``clients`` visitors from as many addresses start a ``BURST_STEPS``-step run each: every
-    waiting run's first ETA against the time it really waited for its start, and their ratio."""
+def eta_burst(url: str, burst: Burst) -> list[dict]:
+    """``burst.clients`` visitors from as many addresses start a ``burst.steps``-step run each:
+    every waiting run's first ETA against the time it really waited for its start, and their
+    ratio."""
     from gradio_client import Client
 
-    burst = list(GOOD)
-    burst[4] = BURST_STEPS
+    clients = burst.clients
+    data = list(GOOD)
+    data[4] = burst.steps
 
     rows: list[dict] = []
     lock = threading.Lock()
 
-    # connected before the burst: eight clients reading the app's API description at once would
+    # connected before the burst: clients reading the app's API description at once would
     # slow the server's first runs, and the waits, by as much as the runs themselves
     clients_ready = [
         Client(url, verbose=False, headers={"x-forwarded-for": f"198.51.100.{index + 1}"})
@@ -211,7 +246,7 @@ def eta_burst(url: str, clients: int = 8) -> list[dict]:
     ]
 
     def visitor(index: int) -> None:
-        job = clients_ready[index].submit(*burst, api_name="/generate")
+        job = clients_ready[index].submit(*data, api_name="/generate")
         first = None
         while not job.done():
             for state in job.outputs():
@@ -237,7 +272,7 @@ def eta_burst(url: str, clients: int = 8) -> list[dict]:
     for index in range(clients):
         threads.append(threading.Thread(target=visitor, args=(index,)))
         threads[-1].start()
-        time.sleep(0.3)  # in order: each joins the line before the next
+        time.sleep(burst.gap)  # in order: each joins the line before the next
     for thread in threads:
         thread.join(600)
     return sorted(rows, key=lambda row: row["place"])
@@ -261,4 +296,8 @@ class _Tee(io.TextIOBase):
 
 
 if __name__ == "__main__":
-    serve() if sys.argv[1:] == ["--serve"] else main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="a smaller burst, as the tests run")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    (serve if args.serve else main)(TINY if args.tiny else FULL)

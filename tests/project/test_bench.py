@@ -1,6 +1,7 @@
-"""The benchmark driver's pieces run (tiny mode) and write the report and results they promise.
+"""The benchmark driver's pieces run (tiny mode) and write the report and results they promise;
+the attack script (bench/attack.py) runs as docs/reliability.md shows it.
 
-No figure is asserted here: speed targets are checked by `make bench`, never by tests.
+No speed figure is asserted here: speed targets are checked by `make bench`, never by tests.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from loopback import apply_edits  # noqa: E402
 
 QUESTIONS = {"bytes", "server_cost", "paint", "load", "footprint", "overhead", "cpu_threads"}
 SCRIPTS = pytest.mark.xdist_group("bench-scripts")
-"""The two tests that run benchmark scripts, one pytest-xdist group: a group with a slow test
+"""The tests that run benchmark scripts, one pytest-xdist group: a group with a slow test
 is handed out right after the waiting groups (tests/support/work_order.py), so the tiny
 driver, the suite's longest test (about 50-70 s, with apps, workers and Chromium of its own),
 starts at once instead of among the last single tests (258 s into a quiet 348 s run)."""
@@ -96,6 +97,33 @@ def test_driver_runs_every_piece_in_tiny_mode(tmp_path):
     for heading in ("## Summary", "## On a GPU", "## Cost of one preview frame", "## Method"):
         assert heading in report
     assert not (ROOT / "bench" / "gpu_results.json").exists() or "Measured" in report
+
+
+ATTACK = "PYTHONPATH=backend .venv/bin/python bench/attack.py --tiny"
+"""The attack script's tiny run, as docs/reliability.md gives it."""
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+@SCRIPTS
+def test_the_attack_script_runs_as_documented_and_every_attack_is_refused():
+    assert f"`{ATTACK}`" in (ROOT / "docs" / "reliability.md").read_text()
+    done = subprocess.run(
+        ["bash", "-c", ATTACK], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    figures = json.loads("\n".join(lines[lines.index("{") :]))  # the JSON it prints last
+    assert figures["clear_refusals"] == figures["bad_inputs"] == 30, figures["not_refused"]
+    assert figures["tracebacks_in_log"] == 0
+    assert figures["50MB_body"]["answers"] == [413] * 4
+    assert figures["uploads"]["over_the_bound"][0] == 413
+    assert figures["uploads"]["html_page"][0] == 200
+    assert figures["uploads"]["html_page"][2].startswith("attachment")
+    sessions = figures["one_client_20_sessions"]
+    assert 1 <= sessions["most_places_held"] <= sessions["runs_per_client"]
+    burst = figures["eta_burst"]  # the burst's runs that waited: place, ETA and real wait
+    assert 1 <= len(burst) <= 3 and all(row["place"] >= 1 and row["eta"] > 0 for row in burst)
 
 
 @pytest.mark.slow
