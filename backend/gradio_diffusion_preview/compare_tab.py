@@ -48,9 +48,10 @@ from .generate_tab import (
 from .ownership import session_of
 from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
-from .request_guard import expire_uploads, use_policy
+from .request_guard import use_policy
 from .run_handles import cancel_run, stop_session_runs
 from .run_state import RunState
+from .upload_expiry import expire_uploads
 
 COMPARE_DESCRIPTION = (
     f"Run one prompt and seed on {MIN_MODELS} to {MAX_MODELS} of this app's models side by "

@@ -31,10 +31,11 @@ from .plugins import get_registry
 from .policy import CatalogueEntry, Policy
 from .request import MAX_SEED
 from .request import random_seed as draw_seed
-from .request_guard import expire_uploads, use_policy
+from .request_guard import use_policy
 from .run_handles import runs_of_session, stop_session_runs
 from .run_state import RunState
 from .streaming import raise_failed, stream
+from .upload_expiry import expire_uploads
 
 GENERATE_DESCRIPTION = (
     "Make an image from a prompt with one of this app's models, streaming every denoising "

@@ -106,7 +106,7 @@ class Policy:
     """Runs each backend may do at once (backend id -> count; others: ``DEFAULT_SLOTS``)."""
     image_max_age: float = 3600.0
     """Seconds a final image file stays in the cache before it is removed; in an app with the
-    library's Edit tabs, uploads too (``request_guard.expire_uploads``)."""
+    library's Edit tabs, uploads too (``upload_expiry``)."""
     runs_per_client: int = 2
     """Runs one client (its network address) may have waiting or running, whatever session
     hashes it sends: a script opening 20 sessions holds no more of the line than this."""

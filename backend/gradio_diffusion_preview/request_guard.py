@@ -8,9 +8,8 @@ An ASGI wrapper (installed by ``app_guards`` with the cancel guard) in front of 
   checks it, and the process keeps the memory.)
 - **Uploads**: ``POST .../gradio_api/upload`` is refused (403) in an app with no upload control;
   in one with an upload control the body is held to ``max_file_size`` (and Gradio's own
-  ``max_file_size`` is set to it, for each file). Gradio keeps every upload in its cache until
-  the server stops; the library's tabs that take uploads (the Edit tabs) have the app's files
-  expire after the policy's ``image_max_age`` (``expire_uploads``).
+  ``max_file_size`` is set to it, for each file), and where the app's uploads expire
+  (``upload_expiry``, the library's Edit tabs) the expired ones are removed first.
 - **Calls**: a call to an endpoint or ``fn_index`` the app does not have gets 404 (Gradio: 500
   and a ``KeyError`` traceback); one with fewer inputs than the endpoint takes gets 422 naming
   them (Gradio: an error event with ``{"error": null}``); a session hash longer than
@@ -26,6 +25,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+
+import anyio.to_thread
+
+from .upload_expiry import upload_expiry_of
 
 MAX_SESSION_HASH = 128
 """Characters of a session hash (Gradio's page makes 11, gradio_client a 36-character uuid)."""
@@ -106,26 +109,6 @@ def use_policy(policy: Any, blocks: Any = None) -> None:
         blocks._gdp_policy = policy
 
 
-UPLOAD_SWEEP_SECONDS = 600
-"""How often, at most, the cache is swept for expired uploads (``expire_uploads``)."""
-
-
-def expire_uploads(max_age: float, blocks: Any = None) -> None:
-    """Have the app of ``blocks`` (default: the Blocks being built) remove its uploads, and its
-    components' other cached files, once they are ``max_age`` seconds old: Gradio's own sweep
-    (``Blocks(delete_cache=...)``), every ``UPLOAD_SWEEP_SECONDS`` or ``max_age`` if shorter.
-    Without it every upload stays on disk until the server stops, and a visitor can fill the
-    disk 10 MB at a time. An app that set its own ``delete_cache`` keeps it. (The final images
-    of a ``DiffusionPreview`` are not Gradio's to sweep: ``keep_images_for`` removes them.)"""
-    if blocks is None:
-        from gradio.context import Context
-
-        blocks = Context.root_block
-    if blocks is not None and getattr(blocks, "delete_cache", None) is None:
-        age = max(1, round(max_age))
-        blocks.delete_cache = (min(UPLOAD_SWEEP_SECONDS, age), age)
-
-
 def has_upload_control(blocks: Any) -> bool:
     """Whether a visitor can upload a file in ``blocks``: one of its events takes an input
     from a component that uploads (``UPLOAD_CONTROLS``) and is not read-only."""
@@ -170,6 +153,9 @@ class RequestGuard:
             limit = bounds.max_file_size + MULTIPART_SLACK
             if blocks.max_file_size is None or blocks.max_file_size > bounds.max_file_size:
                 blocks.max_file_size = bounds.max_file_size
+            expiry = upload_expiry_of(blocks)
+            if expiry is not None:
+                await anyio.to_thread.run_sync(expiry.sweep, blocks)
         length = _content_length(scope)
         if length is not None and length > limit:
             await plain(send, 413, too_large(limit))

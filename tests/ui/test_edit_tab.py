@@ -1,12 +1,13 @@
 """The Edit tab (issue 27): the library's Generate tab with an input image, on the demo's bundled
 model offline. An uploaded picture runs image-to-image through ``/edit`` (the result has the
 input's size, its strength recorded); uploads are taken, held to the policy's bounds, and leave
-the cache after its ``image_max_age``; only the catalogue's entries that take an image are
+the cache once its ``image_max_age`` has passed; only the catalogue's entries that take an image are
 offered."""
 
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -15,11 +16,11 @@ import PIL.Image
 import pytest
 from gradio_client import Client, handle_file
 from testenv import load_demo_module
-from waiting import wait_for
 
 from gradio_diffusion_preview.generate_tab import generate_tab, image_entries
 from gradio_diffusion_preview.policy import CatalogueEntry, Limits, Policy
-from gradio_diffusion_preview.request_guard import UPLOAD_SWEEP_SECONDS, has_upload_control
+from gradio_diffusion_preview.request_guard import has_upload_control
+from gradio_diffusion_preview.upload_expiry import upload_expiry_of
 
 STEPS = 10
 
@@ -116,23 +117,28 @@ def test_uploads_are_taken_with_the_edit_tab_and_held_to_the_policy(serve, demo_
     assert small.result(timeout=300)["status"] == "done"
 
 
-def test_uploads_leave_the_cache_once_the_policys_image_age_has_passed(serve, demo_module):
-    policy = demo_module.demo_policy()
-    assert demo_module.build_demo().delete_cache == (UPLOAD_SWEEP_SECONDS, 3600)
-    with gr.Blocks(delete_cache=(86400, 86400)) as own:  # an app's own choice is kept
-        generate_tab(policy, edit=True)
-    assert own.delete_cache == (86400, 86400)
-    policy.image_max_age = 1
+def test_an_upload_leaves_the_cache_at_the_first_upload_after_the_policys_image_age(
+    serve, demo_module
+):
     with gr.Blocks() as app:
-        generate_tab(policy, edit=True)
-    assert app.delete_cache == (1, 1)
+        generate_tab(demo_module.demo_policy(), edit=True)
+    expiry = upload_expiry_of(app)
+    assert expiry.max_age == 3600 and app.delete_cache is None  # Gradio's sweep is not used
     url = serve(app)
-    with httpx.Client(base_url=url, timeout=60) as http:
-        answer = http.post("/gradio_api/upload", files={"files": ("a.png", b"x" * 1000)})
-    assert answer.status_code == 200, answer.text
-    uploaded = Path(answer.json()[0])
-    assert uploaded.is_file()
-    wait_for(lambda: not uploaded.exists(), what="the sweep to remove the upload", timeout=60)
+
+    def upload(name: str) -> Path:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            answer = http.post("/gradio_api/upload", files={"files": (name, name.encode() * 100)})
+        assert answer.status_code == 200, answer.text
+        return Path(answer.json()[0])
+
+    first = upload("first.png")
+    second = upload("second.png")  # within the hour: both kept
+    assert first.is_file() and second.is_file()
+    expiry.clock = lambda: time.time() + 3600  # an hour on, as the uploads' ctimes count it
+    third = upload("third.png")
+    assert not first.exists() and not first.parent.exists() and not second.exists()
+    assert third.is_file() and app.upload_file_set == {str(third)}
 
 
 def test_an_edit_without_a_picture_says_to_upload_one(serve, demo_module):
