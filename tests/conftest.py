@@ -24,9 +24,11 @@ def _torch_threads_as_the_backend_chooses() -> None:
 
 _torch_threads_as_the_backend_chooses()
 
+from gradio_stubs import start_processes_without_stubs  # noqa: E402
 from offline_tls import share_tls_contexts  # noqa: E402
 
 share_tls_contexts()
+start_processes_without_stubs()  # Gradio's .pyi stub writer: half of each `import gradio`
 
 
 def _ctrl_c_reaches_the_commands_tests_start() -> None:

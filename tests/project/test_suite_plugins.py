@@ -1,22 +1,27 @@
-"""The suite's own plugins (tests/support): the frozen heap, the shared TLS contexts and the
-idle queues' polling are in force in every test process, the work is handed out in
-work_order's order, and the commands tests start get Ctrl-C as from a terminal
-(tests/conftest.py)."""
+"""The suite's own plugins (tests/support): the frozen heap, the shared TLS contexts, the idle
+queues' polling and Gradio's skipped stub writer are in force in every test process (the last
+also in the processes the tests start), the work is handed out in work_order's order, and the
+commands tests start get Ctrl-C as from a terminal (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import gc
+import os
 import ssl
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 from types import SimpleNamespace
 
+import gradio_stubs
 import httpx
 import idle_queues
 import offline_tls
 import pytest
 import work_order
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Cycle:
@@ -68,6 +73,31 @@ def test_an_app_the_tests_serve_polls_its_idle_queue_every_10_ms():
     queue = gr.Blocks().queue()._queue
     assert queue.sleep_when_free == idle_queues.IDLE_SECONDS == 0.01
     assert queue.progress_update_sleep_when_free == idle_queues.PROGRESS_SECONDS
+
+
+SHOW_STUB_WRITER = "import gradio.component_meta as m; print(m.create_or_modify_pyi.__name__)"
+
+
+def test_gradio_writes_no_stubs_here_nor_in_the_processes_the_tests_start():
+    from gradio import component_meta
+
+    # a Gradio that renamed its stub writer fails here instead of writing stubs again unnoticed
+    assert component_meta.create_or_modify_pyi is gradio_stubs._no_stubs
+    started = subprocess.run(
+        [sys.executable, "-c", SHOW_STUB_WRITER], capture_output=True, text=True, check=True
+    )
+    assert (started.stdout, started.stderr) == ("_no_stubs\n", "")
+
+
+def test_a_process_started_with_a_path_of_its_own_writes_the_stubs_as_gradio_does():
+    started = subprocess.run(
+        [sys.executable, "-c", SHOW_STUB_WRITER],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "backend")},
+    )
+    assert started.stdout == "create_or_modify_pyi\n"
 
 
 def test_the_waiting_groups_come_first_then_the_longest_work():
