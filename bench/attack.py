@@ -49,13 +49,13 @@ class Burst:
     clients: int
     steps: int
     gap: float
-    warm_steps: tuple[int, ...]
+    warm_steps: tuple[int, ...] = ()
     own_process: bool = True
 
 
 FULL = Burst(clients=8, steps=40, gap=0.3, warm_steps=(4, 40, 4, 40, 40))
 """Runs of about 1-2 s here: waits long enough to compare with the ETA."""
-TINY = Burst(clients=3, steps=40, gap=0.05, warm_steps=(), own_process=False)
+TINY = Burst(clients=3, steps=40, gap=0.05, own_process=False)
 """Every piece of the attack, with a burst of three at the attacked demo (no second process to
 start and warm): the runs after the first wait in line."""
 
@@ -151,13 +151,13 @@ def main(burst: Burst) -> None:
         demo.close()
         sys.stderr = stderr
     if burst.own_process:
-        with demo_in_another_process(burst) as burst_url:
+        with demo_in_another_process() as burst_url:
             figures["eta_burst"] = eta_burst(burst_url, burst)
     print(json.dumps(figures, indent=2))
 
 
 @contextlib.contextmanager
-def demo_in_another_process(burst: Burst):
+def demo_in_another_process():
     """The demo served by a child process, so the burst's clients measure the waits from
     outside it: clients in the server's own process share its GIL and lag behind its states."""
     child = subprocess.Popen(
@@ -177,16 +177,16 @@ def demo_in_another_process(burst: Burst):
         child.wait(30)
 
 
-def serve(burst: Burst) -> None:
-    """The child of ``demo_in_another_process``: serve the demo, warm the model at two step
-    counts, a few times (so the ETA knows a run's overhead and its time per step), print the
-    address."""
+def serve() -> None:
+    """The child of ``demo_in_another_process`` (the full run's burst): serve the demo, warm the
+    model at two step counts, a few times (so the ETA knows a run's overhead and its time per
+    step), print the address."""
     demo_module = load_demo()
     demo = demo_module.build_demo(policy=demo_module.demo_policy())
     demo.queue(max_size=64)
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     with httpx.Client(base_url=url, timeout=120) as http:
-        for steps in burst.warm_steps:
+        for steps in FULL.warm_steps:
             warm = list(GOOD)
             warm[4] = steps
             refused(http, "/gradio_api/call/generate", {"data": warm})
@@ -307,7 +307,4 @@ if __name__ == "__main__":
     parser.add_argument("--tiny", action="store_true", help="a smaller burst, as the tests run")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(FULL)
-    else:
-        main(TINY if args.tiny else FULL)
+    serve() if args.serve else main(TINY if args.tiny else FULL)
